@@ -1,0 +1,178 @@
+//! Shard blocks and transaction outcomes.
+
+use crate::codec::{self, MAX_BLOCK_BYTES, MAX_BLOCK_TRANSACTIONS};
+use crate::error::DecodeError;
+use crate::hash::{domain, Hash};
+use crate::merkle;
+use crate::shard::ShardId;
+use crate::transaction::{ChainId, SignedTransaction};
+use borsh::{BorshDeserialize, BorshSerialize};
+
+/// The header of a shard block: what the beacon chain records and what
+/// receipts are proven against.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ShardBlockHeader {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// The shard this block belongs to.
+    pub shard: ShardId,
+    /// Height; the genesis state is height 0 and the first block is height 1.
+    pub height: u64,
+    /// Hash of the parent header ([`Hash::ZERO`] for the first block).
+    pub parent: Hash,
+    /// Milliseconds since the Unix epoch, set by the producer.
+    pub timestamp_ms: u64,
+    /// Root of the shard's state tree after this block.
+    pub state_root: Hash,
+    /// Merkle root over the hashes of the block's transactions, in order.
+    pub tx_root: Hash,
+    /// Merkle root over the hashes of the transactions' outcomes, in order.
+    pub outcome_root: Hash,
+    /// For each destination shard this block sent receipts to (sorted by
+    /// shard, no duplicates), the Merkle root over those receipts' hashes.
+    pub receipt_roots: Vec<(ShardId, Hash)>,
+    /// Number of transactions in the body.
+    pub tx_count: u32,
+    /// Fees burnt by this block's transactions.
+    pub burnt_fees: u128,
+}
+
+impl ShardBlockHeader {
+    /// The block hash: the domain-separated hash of the header's encoding.
+    pub fn hash(&self) -> Hash {
+        Hash::domain(domain::SHARD_HEADER, &[&codec::encode(self)])
+    }
+}
+
+/// The body of a shard block: its transactions, in execution order.
+#[derive(Clone, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
+pub struct ShardBlockBody {
+    /// The transactions, executed in this order.
+    pub transactions: Vec<SignedTransaction>,
+}
+
+impl ShardBlockBody {
+    /// The Merkle root over the transaction hashes.
+    pub fn tx_root(&self) -> Hash {
+        let hashes: Vec<Hash> = self
+            .transactions
+            .iter()
+            .map(SignedTransaction::hash)
+            .collect();
+        merkle::root(&hashes)
+    }
+}
+
+/// A shard block: header and body.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ShardBlock {
+    /// The header.
+    pub header: ShardBlockHeader,
+    /// The body.
+    pub body: ShardBlockBody,
+}
+
+impl ShardBlock {
+    /// The block hash (the header's hash).
+    pub fn hash(&self) -> Hash {
+        self.header.hash()
+    }
+
+    /// Decodes a block from untrusted bytes and checks that the body matches
+    /// the header (transaction count and root) and is within limits.
+    pub fn decode(bytes: &[u8]) -> Result<ShardBlock, DecodeError> {
+        let block: ShardBlock = codec::decode("shard block", bytes, MAX_BLOCK_BYTES)?;
+        let invalid = |reason: String| DecodeError::Invalid {
+            what: "shard block",
+            reason,
+        };
+        let n = block.body.transactions.len();
+        if n > MAX_BLOCK_TRANSACTIONS {
+            return Err(invalid(format!(
+                "{n} transactions, more than the limit of {MAX_BLOCK_TRANSACTIONS}"
+            )));
+        }
+        if block.header.tx_count as usize != n {
+            return Err(invalid(format!(
+                "header says {} transactions, body has {n}",
+                block.header.tx_count
+            )));
+        }
+        if !block
+            .header
+            .receipt_roots
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0)
+        {
+            return Err(invalid(
+                "receipt roots are not sorted by destination shard".into(),
+            ));
+        }
+        if block.body.tx_root() != block.header.tx_root {
+            return Err(invalid("transaction root does not match the body".into()));
+        }
+        Ok(block)
+    }
+
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+}
+
+/// Why a transaction failed. A failed transaction is still part of its block.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub enum TxFailure {
+    /// Signed for another chain. Nothing was charged.
+    WrongChainId {
+        /// This chain's id.
+        expected: u64,
+        /// The transaction's chain id.
+        got: u64,
+    },
+    /// The nonce is not the sender's next nonce. Nothing was charged.
+    BadNonce {
+        /// The sender account's nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The sender cannot pay the fee. Nothing was charged.
+    CannotPayFee {
+        /// The sender's balance.
+        balance: u128,
+        /// The fee.
+        fee: u128,
+    },
+    /// The sender can pay the fee but not the amount: the fee was charged and
+    /// the nonce advanced, nothing else changed.
+    InsufficientBalance {
+        /// The sender's balance before the fee.
+        balance: u128,
+        /// Amount plus fee.
+        needed: u128,
+    },
+    /// The recipient's balance would overflow. The fee was charged.
+    BalanceOverflow,
+}
+
+/// The result of executing one transaction.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub enum TxOutcome {
+    /// The action took effect.
+    Success,
+    /// The action failed; see [`TxFailure`] for what was charged.
+    Failure(TxFailure),
+}
+
+impl TxOutcome {
+    /// The domain-separated hash of the outcome of transaction `tx`.
+    pub fn hash(&self, tx: &Hash) -> Hash {
+        Hash::domain(domain::OUTCOME, &[&tx.0, &codec::encode(self)])
+    }
+
+    /// Whether the action took effect.
+    pub fn is_success(&self) -> bool {
+        matches!(self, TxOutcome::Success)
+    }
+}

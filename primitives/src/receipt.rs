@@ -1,0 +1,55 @@
+//! Receipts: the messages a shard sends to another shard.
+
+use crate::codec::{self, MAX_RECEIPT_BYTES};
+use crate::crypto::Address;
+use crate::error::DecodeError;
+use crate::hash::{domain, Hash};
+use crate::shard::ShardId;
+use borsh::{BorshDeserialize, BorshSerialize};
+
+/// What a receipt does on its destination shard.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub enum ReceiptAction {
+    /// Credit `amount` to `to` (the second half of a cross-shard transfer).
+    Transfer {
+        /// The recipient on the destination shard.
+        to: Address,
+        /// The amount credited.
+        amount: u128,
+    },
+}
+
+/// A message from one shard to another, emitted by a transaction.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Receipt {
+    /// The shard that emitted the receipt.
+    pub source: ShardId,
+    /// The shard that must apply it.
+    pub destination: ShardId,
+    /// Position in the stream of receipts from `source` to `destination`,
+    /// starting at 0 and without gaps; the destination applies them in order.
+    pub sequence: u64,
+    /// The hash of the transaction that emitted the receipt.
+    pub origin: Hash,
+    /// What the destination does.
+    pub action: ReceiptAction,
+}
+
+impl Receipt {
+    /// The domain-separated hash of the receipt's encoding.
+    pub fn hash(&self) -> Hash {
+        Hash::domain(domain::RECEIPT, &[&codec::encode(self)])
+    }
+
+    /// The value the receipt carries (counted as "in flight" until applied).
+    pub fn value(&self) -> u128 {
+        match self.action {
+            ReceiptAction::Transfer { amount, .. } => amount,
+        }
+    }
+
+    /// Decodes a receipt from untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Receipt, DecodeError> {
+        codec::decode("receipt", bytes, MAX_RECEIPT_BYTES)
+    }
+}
