@@ -1,1 +1,4 @@
-//! placeholder
+//! RocksDB stores for atoll (being written).
+
+pub mod error;
+pub use error::StorageError;

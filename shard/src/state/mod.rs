@@ -1,0 +1,24 @@
+//! Shard state: the read interface the executor uses, and the authenticated
+//! state tree that commits to every account.
+
+pub mod proof;
+pub mod tree;
+
+use crate::error::ShardError;
+use atoll_primitives::{Account, StateKey};
+use std::collections::HashMap;
+
+pub use proof::StateProof;
+pub use tree::StateTree;
+
+/// Read access to a shard's committed state, shared by all executor threads.
+pub trait StateView: Sync {
+    /// The value stored under `key`, or `None` if the key has never been written.
+    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError>;
+}
+
+impl StateView for HashMap<StateKey, Account> {
+    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
+        Ok(HashMap::get(self, key).copied())
+    }
+}

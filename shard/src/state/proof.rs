@@ -1,0 +1,1 @@
+//! Inclusion and exclusion proofs for the state tree (being written).

@@ -1,0 +1,1 @@
+//! The sparse Merkle state tree (being written).
