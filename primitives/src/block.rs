@@ -154,6 +154,11 @@ pub enum TxFailure {
     },
     /// The recipient's balance would overflow. The fee was charged.
     BalanceOverflow,
+    /// The sender's account lives on another shard. Nothing was charged.
+    SenderOnOtherShard {
+        /// The shard that holds the sender.
+        shard: u16,
+    },
 }
 
 /// The result of executing one transaction.

@@ -8,6 +8,16 @@ pub enum ShardError {
     /// Reading or writing the shard's store failed.
     #[error(transparent)]
     Storage(#[from] atoll_storage::StorageError),
+    /// The stored state does not hash to the head's state root.
+    #[error("the stored state at height {height} hashes to {stored}, but the header says {header}: the data directory is corrupt; restore it from a backup or resync")]
+    StateRootMismatch {
+        /// Head height.
+        height: u64,
+        /// Root in the head header.
+        header: atoll_primitives::Hash,
+        /// Root of the stored state.
+        stored: atoll_primitives::Hash,
+    },
     /// The executor's worker pool could not be created.
     #[error("cannot start {threads} executor threads: {reason}")]
     ThreadPool {

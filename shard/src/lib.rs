@@ -1,7 +1,21 @@
 //! A shard: its state and state tree, batch signature verification, and the
 //! Block-STM parallel executor with its sequential reference.
+//!
+//! - [`state`]: the [`state::StateView`] executors read, and the sparse Merkle
+//!   [`state::StateTree`] whose root goes into every block header.
+//! - [`signatures`]: batched ed25519 verification spread over threads, which
+//!   finds exactly the bad signatures when a batch fails.
+//! - [`execution`]: transaction semantics, the sequential reference executor
+//!   and the Block-STM parallel executor.
 
+pub mod block;
+pub mod chain;
 pub mod error;
+pub mod execution;
+pub mod signatures;
 pub mod state;
+pub mod workload;
 
+pub use chain::{ProducedBlock, ShardChain};
 pub use error::ShardError;
+pub use execution::{BlockContext, BlockOutput, ExecutionPath, ExecutionStats, Executor, PreparedTx};

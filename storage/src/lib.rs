@@ -1,4 +1,57 @@
-//! RocksDB stores for atoll (being written).
+//! RocksDB stores for atoll: one store per shard, each block committed with
+//! one atomic, synced write batch.
+//!
+//! Main types:
+//! - [`ShardStore`]: the store of one shard. [`ShardStore::open`] creates it in
+//!   a missing or empty directory and refuses (without touching the directory)
+//!   anything that is not a store of [`SCHEMA_VERSION`] for the expected
+//!   [`StoreIdentity`] (chain id and shard).
+//! - [`BlockCommit`]: a block with its outcomes, state changes and outgoing
+//!   receipts; [`ShardStore::commit_block`] validates it (chain, shard,
+//!   height, parent, body, receipt numbering, transaction uniqueness) and
+//!   writes it all or not at all, so a node killed at any moment restarts at
+//!   its last committed block.
+//! - [`TxLocation`]: where a transaction was included and its outcome.
+//! - [`StorageError`]: every failure, with a message that says what to do.
+//!
+//! # Column families and key layout
+//!
+//! Values are borsh ([`atoll_primitives::codec`]); numbers in keys are
+//! big-endian so that byte order is numeric order.
+//!
+//! | column family | key | value |
+//! | --- | --- | --- |
+//! | `headers` | `0x00` ‖ height (u64) | `ShardBlockHeader` |
+//! | `headers` | `0x01` ‖ block hash (32 bytes) | height (u64) |
+//! | `blocks` | height (u64) | `ShardBlockBody` |
+//! | `state` | `StateKey` (its borsh encoding) | `Account` |
+//! | `receipts` | destination shard (u16) ‖ sequence (u64) | `Receipt` |
+//! | `tx_index` | transaction hash (32 bytes) | [`TxLocation`] |
+//! | `meta` | `"schema_version"` | u32 ([`SCHEMA_VERSION`]) |
+//! | `meta` | `"identity"` | [`StoreIdentity`] |
+//! | `meta` | `"head"` | height of the newest block (absent before genesis) |
+//! | `meta` | `"outbox_cursor/"` ‖ destination shard (u16) | next receipt sequence (u64) |
+//!
+//! Height 0 is the genesis block; its state changes are the genesis accounts.
+//!
+//! ```no_run
+//! use atoll_primitives::{ChainId, ShardId};
+//! use atoll_storage::{ShardStore, StoreIdentity};
+//!
+//! let identity = StoreIdentity { chain_id: ChainId(1), shard: ShardId(0) };
+//! let store = ShardStore::open("data/shard-0".as_ref(), identity)?;
+//! let next_height = store.head()?.map_or(0, |head| head.height + 1);
+//! # let _ = next_height;
+//! # Ok::<(), atoll_storage::StorageError>(())
+//! ```
 
+mod commit;
 pub mod error;
+mod keys;
+mod schema;
+mod shard_store;
+
+pub use commit::BlockCommit;
 pub use error::StorageError;
+pub use schema::{StoreIdentity, SCHEMA_VERSION};
+pub use shard_store::{ShardStore, TxLocation};

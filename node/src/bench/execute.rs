@@ -1,0 +1,237 @@
+//! `atoll bench execute`: the block pipeline on one generated block.
+//!
+//! The genesis accounts live in a real RocksDB shard store (in a temporary
+//! directory), which both executors read, as the node does. Each stage is run
+//! `--rounds` times and the median is reported.
+
+use anyhow::{bail, Context};
+use atoll_primitives::{Account, ChainId, ShardId, ShardLayout, StateKey};
+use atoll_shard::execution::{sequential, BlockContext, BlockOutput, ExecutionPath, Executor, PreparedTx};
+use atoll_shard::signatures::{find_bad_signatures, find_bad_signatures_one_by_one};
+use atoll_shard::state::StateTree;
+use atoll_shard::workload::{dev_keys, genesis_accounts, transfer_block};
+use atoll_shard::ShardChain;
+use atoll_storage::StoreIdentity;
+use clap::Args;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::time::{Duration, Instant};
+
+/// Options of `atoll bench execute`.
+#[derive(Args)]
+pub struct ExecuteArgs {
+    /// Transactions in the block.
+    #[arg(long, default_value_t = 20_000)]
+    txs: usize,
+    /// Accounts the transfers move value between (2 means every transaction
+    /// conflicts with the one before it).
+    #[arg(long, default_value_t = 10_000)]
+    accounts: usize,
+    /// Worker threads for the parallel stages.
+    #[arg(long, default_value_t = NonZeroUsize::new(2).expect("2 is not zero"))]
+    threads: NonZeroUsize,
+    /// Times each stage is measured; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The figures printed by `--json` (transactions per second unless noted).
+#[derive(Serialize)]
+struct Report {
+    txs: usize,
+    accounts: usize,
+    threads: usize,
+    verify_single_tps: f64,
+    verify_batch_tps: f64,
+    verify_speedup: f64,
+    sequential_tps: f64,
+    parallel_tps: f64,
+    exec_speedup: f64,
+    /// The path the executor chose for this block ("parallel" or "sequential").
+    parallel_path: &'static str,
+    /// Block-STM forced on, whatever the executor would choose.
+    blockstm_tps: f64,
+    blockstm_executions: u64,
+    /// Changed keys folded into the state tree per second, with `threads`.
+    state_root_keys_per_s: f64,
+    state_root_ms: f64,
+    pipeline_1_tps: f64,
+    pipeline_n_tps: f64,
+    pipeline_speedup: f64,
+}
+
+const CHAIN: ChainId = ChainId(1);
+
+pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
+    if args.accounts < 2 {
+        bail!("--accounts must be at least 2 (a transfer needs a sender and a recipient)");
+    }
+    if args.txs == 0 || args.rounds == 0 {
+        bail!("--txs and --rounds must be at least 1");
+    }
+    let threads = args.threads;
+    let progress = |msg: &str| {
+        if !args.json {
+            eprintln!("{msg}");
+        }
+    };
+    progress(&format!("generating {} accounts and signing {} transfers…", args.accounts, args.txs));
+    let keys = dev_keys(1, args.accounts);
+    let genesis = genesis_accounts(&keys, 1_000_000_000_000);
+    let mut nonces = vec![0; keys.len()];
+    let txs = transfer_block(CHAIN, &keys, &mut nonces, args.txs, 2);
+
+    let dir = tempfile::tempdir().context("creating a temporary directory for the bench store")?;
+    let identity = StoreIdentity { chain_id: CHAIN, shard: ShardId(0) };
+    let chain = ShardChain::open(dir.path(), identity, ShardLayout::single(), &genesis, threads)
+        .context("opening the bench shard store")?;
+    let store = chain.store();
+    let ctx = BlockContext { chain_id: CHAIN, shard: ShardId(0), layout: ShardLayout::single(), outbox: BTreeMap::new() };
+    let tree = StateTree::from_entries(genesis.iter().copied());
+    let pool_1 = pool(1)?;
+    let pool_n = pool(threads.get())?;
+    let one = NonZeroUsize::MIN;
+    let rounds = args.rounds;
+
+    progress("measuring signature checks…");
+    let verify_single = median(rounds, || {
+        let bad = find_bad_signatures_one_by_one(&txs);
+        assert!(bad.is_empty());
+    });
+    let verify_batch = median(rounds, || {
+        let bad = find_bad_signatures(&txs, &pool_n);
+        assert!(bad.is_empty());
+    });
+
+    progress("measuring execution…");
+    let expected = sequential::execute(&ctx, &txs, store)?;
+    let sequential_time = median_checked(rounds, || sequential::execute(&ctx, &txs, store), &expected)?;
+    let executor = Executor::new(threads);
+    let mut path = ExecutionPath::Parallel;
+    let parallel_time = median_checked(
+        rounds,
+        || {
+            executor.execute(&ctx, &txs, store).map(|(out, stats)| {
+                path = stats.path;
+                out
+            })
+        },
+        &expected,
+    )?;
+    let mut blockstm_executions = 0;
+    let blockstm_time = median_checked(
+        rounds,
+        || {
+            executor.execute_parallel(&ctx, &txs, store).map(|(out, stats)| {
+                blockstm_executions = stats.executions;
+                out
+            })
+        },
+        &expected,
+    )?;
+
+    progress("measuring the state-root update…");
+    let changes: Vec<(StateKey, Option<Account>)> = expected.state_changes.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    let root_time = median(rounds, || {
+        let mut t = tree.clone();
+        pool_n.install(|| t.update_parallel(&changes));
+        std::hint::black_box(t.root());
+    });
+
+    progress("measuring the whole pipeline…");
+    let pipeline = |pool: &rayon::ThreadPool, executor: &Executor| -> anyhow::Result<BlockOutput> {
+        let bad = find_bad_signatures(&txs, pool);
+        anyhow::ensure!(bad.is_empty(), "generated block has bad signatures");
+        let (output, _) = executor.execute(&ctx, &txs, store)?;
+        let changes: Vec<(StateKey, Option<Account>)> =
+            output.state_changes.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        let mut t = tree.clone();
+        pool.install(|| t.update_parallel(&changes));
+        std::hint::black_box(t.root());
+        Ok(output)
+    };
+    let executor_1 = Executor::new(one);
+    let pipeline_1 = median_checked(rounds, || pipeline(&pool_1, &executor_1), &expected)?;
+    let pipeline_n = median_checked(rounds, || pipeline(&pool_n, &executor), &expected)?;
+
+    let tps = |d: Duration| args.txs as f64 / d.as_secs_f64();
+    let report = Report {
+        txs: args.txs,
+        accounts: args.accounts,
+        threads: threads.get(),
+        verify_single_tps: tps(verify_single),
+        verify_batch_tps: tps(verify_batch),
+        verify_speedup: tps(verify_batch) / tps(verify_single),
+        sequential_tps: tps(sequential_time),
+        parallel_tps: tps(parallel_time),
+        exec_speedup: tps(parallel_time) / tps(sequential_time),
+        parallel_path: match path {
+            ExecutionPath::Parallel => "parallel",
+            ExecutionPath::Sequential => "sequential",
+        },
+        blockstm_tps: tps(blockstm_time),
+        blockstm_executions,
+        state_root_keys_per_s: changes.len() as f64 / root_time.as_secs_f64(),
+        state_root_ms: root_time.as_secs_f64() * 1e3,
+        pipeline_1_tps: tps(pipeline_1),
+        pipeline_n_tps: tps(pipeline_n),
+        pipeline_speedup: tps(pipeline_n) / tps(pipeline_1),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn pool(threads: usize) -> anyhow::Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("starting the bench thread pool")
+}
+
+/// The median time of `rounds` runs of `f`.
+fn median(rounds: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+/// Like [`median`], and checks that every run gives the reference output.
+fn median_checked<E: Into<anyhow::Error>>(
+    rounds: usize,
+    mut f: impl FnMut() -> Result<BlockOutput, E>,
+    expected: &BlockOutput,
+) -> anyhow::Result<Duration> {
+    let mut failure = None;
+    let time = median(rounds, || match f() {
+        Ok(output) if output == *expected => {}
+        Ok(_) => failure = Some(anyhow::anyhow!("an executor disagreed with the sequential reference")),
+        Err(e) => failure = Some(e.into()),
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(time),
+    }
+}
+
+fn print_table(r: &Report) {
+    println!("block: {} transfers over {} accounts, {} threads", r.txs, r.accounts, r.threads);
+    println!("  verify one by one    {:>12.0} tx/s", r.verify_single_tps);
+    println!("  verify batched       {:>12.0} tx/s   x{:.2}", r.verify_batch_tps, r.verify_speedup);
+    println!("  execute sequential   {:>12.0} tx/s", r.sequential_tps);
+    println!("  execute parallel     {:>12.0} tx/s   x{:.2}  (path: {})", r.parallel_tps, r.exec_speedup, r.parallel_path);
+    println!("  Block-STM forced     {:>12.0} tx/s   ({} executions)", r.blockstm_tps, r.blockstm_executions);
+    println!("  state root update    {:>12.0} keys/s ({:.1} ms)", r.state_root_keys_per_s, r.state_root_ms);
+    println!("  pipeline, 1 thread   {:>12.0} tx/s", r.pipeline_1_tps);
+    println!("  pipeline, {} threads  {:>12.0} tx/s   x{:.2}", r.threads, r.pipeline_n_tps, r.pipeline_speedup);
+}

@@ -1,0 +1,21 @@
+//! `atoll bench …`: benchmarks that print figures (and ratios measured in the
+//! same run), never pass/fail verdicts.
+
+mod execute;
+
+use clap::Subcommand;
+
+/// The benchmarks.
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Signature checks, sequential vs Block-STM execution, state-root update
+    /// and the whole pipeline, on one pre-signed block of transfers.
+    Execute(execute::ExecuteArgs),
+}
+
+/// Runs a benchmark.
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Execute(args) => execute::run(&args),
+    }
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command of README.md: formatting, lints, and every test of the
+# workspace, all in the one `release` profile (so RocksDB is compiled once).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+cargo test --release --workspace --locked

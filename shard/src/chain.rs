@@ -1,0 +1,143 @@
+//! One shard's chain on one node: its store, its state tree and its executor,
+//! and the life of a block from transactions to an atomic commit.
+
+use crate::block::{genesis_block, seal_block};
+use crate::error::ShardError;
+use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
+use crate::signatures::find_bad_signatures;
+use crate::state::{StateProof, StateTree, StateView};
+use atoll_primitives::{Account, ShardBlock, ShardBlockHeader, ShardLayout, StateKey};
+use atoll_storage::{BlockCommit, ShardStore, StoreIdentity};
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::Path;
+
+impl StateView for ShardStore {
+    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
+        Ok(self.account(key)?)
+    }
+}
+
+/// What producing a block did.
+#[derive(Debug)]
+pub struct ProducedBlock {
+    /// The committed block.
+    pub block: ShardBlock,
+    /// Its execution result.
+    pub output: BlockOutput,
+    /// Executor counters.
+    pub stats: ExecutionStats,
+    /// Transactions left out because their signature is invalid.
+    pub rejected: usize,
+}
+
+/// A shard's store, state tree and executor.
+pub struct ShardChain {
+    store: ShardStore,
+    tree: StateTree,
+    head: ShardBlockHeader,
+    layout: ShardLayout,
+    executor: Executor,
+    pool: rayon::ThreadPool,
+}
+
+impl ShardChain {
+    /// Opens the shard at `path`. A new store gets the genesis block with
+    /// `genesis` accounts; an existing one is reopened at its head, and its
+    /// state tree is rebuilt from the stored state and checked against the
+    /// head's state root.
+    pub fn open(
+        path: &Path,
+        identity: StoreIdentity,
+        layout: ShardLayout,
+        genesis: &[(StateKey, Account)],
+        threads: NonZeroUsize,
+    ) -> Result<ShardChain, ShardError> {
+        let store = ShardStore::open(path, identity)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.get())
+            .thread_name(|i| format!("shard-pool-{i}"))
+            .build()
+            .map_err(|e| ShardError::ThreadPool { threads: threads.get(), reason: e.to_string() })?;
+        let (tree, head) = match store.head()? {
+            Some(head) => {
+                let entries = store.state_entries().collect::<Result<Vec<_>, _>>()?;
+                let tree = StateTree::from_entries(entries);
+                if tree.root() != head.state_root {
+                    return Err(ShardError::StateRootMismatch {
+                        height: head.height,
+                        header: head.state_root,
+                        stored: tree.root(),
+                    });
+                }
+                (tree, head)
+            }
+            None => {
+                let tree = StateTree::from_entries(genesis.iter().copied());
+                let block = genesis_block(identity.chain_id, identity.shard, tree.root());
+                store.commit_block(&BlockCommit { block: &block, outcomes: &[], state_changes: genesis, receipts: &[] })?;
+                (tree, block.header)
+            }
+        };
+        Ok(ShardChain { store, tree, head, layout, executor: Executor::new(threads), pool })
+    }
+
+    /// The newest committed header.
+    pub fn head(&self) -> &ShardBlockHeader {
+        &self.head
+    }
+
+    /// The shard's store.
+    pub fn store(&self) -> &ShardStore {
+        &self.store
+    }
+
+    /// The current state of `key` with a proof against the head's state root.
+    pub fn prove(&self, key: &StateKey) -> Result<(Option<Account>, StateProof), ShardError> {
+        Ok((self.store.account(key)?, self.tree.prove(key)))
+    }
+
+    /// Verifies signatures (dropping bad ones), executes `txs` on top of the
+    /// head, and commits the resulting block atomically.
+    pub fn produce_block(&mut self, txs: Vec<PreparedTx>, timestamp_ms: u64) -> Result<ProducedBlock, ShardError> {
+        let bad = find_bad_signatures(&txs, &self.pool);
+        let rejected = bad.len();
+        let txs: Vec<PreparedTx> = if bad.is_empty() {
+            txs
+        } else {
+            let mut bad = bad.into_iter().peekable();
+            txs.into_iter()
+                .enumerate()
+                .filter(|(i, _)| bad.next_if_eq(i).is_none())
+                .map(|(_, tx)| tx)
+                .collect()
+        };
+        let ctx = self.context()?;
+        let (output, stats) = self.executor.execute(&ctx, &txs, &self.store)?;
+        let changes: Vec<(StateKey, Option<Account>)> =
+            output.state_changes.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        let mut tree = self.tree.clone();
+        self.pool.install(|| tree.update_parallel(&changes));
+        let block = seal_block(&self.head, &txs, &output, tree.root(), timestamp_ms);
+        self.store.commit_block(&BlockCommit {
+            block: &block,
+            outcomes: &output.outcomes,
+            state_changes: &output.state_changes,
+            receipts: &output.receipts,
+        })?;
+        self.tree = tree;
+        self.head = block.header.clone();
+        Ok(ProducedBlock { block, output, stats, rejected })
+    }
+
+    fn context(&self) -> Result<BlockContext, ShardError> {
+        let mut outbox = BTreeMap::new();
+        for shard in 0..self.layout.shard_count() {
+            let shard = atoll_primitives::ShardId(shard);
+            if shard != self.head.shard {
+                outbox.insert(shard, self.store.outbox_cursor(shard)?);
+            }
+        }
+        Ok(BlockContext { chain_id: self.head.chain_id, shard: self.head.shard, layout: self.layout, outbox })
+    }
+}

@@ -1,0 +1,196 @@
+//! Block execution: the transaction semantics, the sequential reference
+//! executor, and the Block-STM parallel executor that must agree with it.
+//!
+//! Both executors run the same per-transaction function
+//! ([`transfer::execute_transaction`]) and differ only in where reads come from
+//! and how writes become visible, so the differential tests exercise exactly
+//! the concurrency machinery. Values every transaction would otherwise touch
+//! (burnt fees, the per-destination receipt sequence numbers) are not state
+//! keys: they are accumulated in block order after execution
+//! ([`BlockOutput::assemble`]), so they never make two transactions conflict.
+
+pub mod parallel;
+pub mod sequential;
+pub mod transfer;
+
+use crate::error::ShardError;
+use crate::state::StateView;
+use atoll_primitives::{
+    Account, Address, ChainId, Hash, Receipt, ReceiptAction, ShardId, ShardLayout, SignedTransaction,
+    StateKey, TxOutcome,
+};
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+
+/// A transaction with the values execution needs precomputed once: its hash
+/// and the sender's address (both cost a blake3 hash).
+#[derive(Clone, Debug)]
+pub struct PreparedTx {
+    /// The signed transaction.
+    pub signed: SignedTransaction,
+    /// Its hash.
+    pub hash: Hash,
+    /// The sender's address.
+    pub sender: Address,
+}
+
+impl PreparedTx {
+    /// Computes the hash and the sender address of `signed`.
+    pub fn new(signed: SignedTransaction) -> PreparedTx {
+        let hash = signed.hash();
+        let sender = signed.sender();
+        PreparedTx { signed, hash, sender }
+    }
+}
+
+/// What a block executes against besides its state.
+#[derive(Clone, Debug)]
+pub struct BlockContext {
+    /// The chain id transactions must carry.
+    pub chain_id: ChainId,
+    /// The shard executing the block.
+    pub shard: ShardId,
+    /// Which shard holds which address.
+    pub layout: ShardLayout,
+    /// Next receipt sequence number per destination shard (missing: 0).
+    pub outbox: BTreeMap<ShardId, u64>,
+}
+
+/// Everything a block's execution produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockOutput {
+    /// One outcome per transaction, in block order.
+    pub outcomes: Vec<TxOutcome>,
+    /// The final value of every key the block wrote, sorted by key.
+    pub state_changes: Vec<(StateKey, Account)>,
+    /// Receipts to other shards, in block order, with sequence numbers.
+    pub receipts: Vec<Receipt>,
+    /// Fees burnt by the block.
+    pub burnt_fees: u128,
+}
+
+impl BlockOutput {
+    /// Builds the output from per-transaction effects in block order and the
+    /// final write set, numbering receipts per destination from `ctx.outbox`.
+    pub(crate) fn assemble(
+        ctx: &BlockContext,
+        txs: &[PreparedTx],
+        effects: impl IntoIterator<Item = transfer::TxEffect>,
+        mut state_changes: Vec<(StateKey, Account)>,
+    ) -> BlockOutput {
+        let mut next_sequence = ctx.outbox.clone();
+        let mut outcomes = Vec::with_capacity(txs.len());
+        let mut receipts = Vec::new();
+        let mut burnt_fees: u128 = 0;
+        for (tx, effect) in txs.iter().zip(effects) {
+            burnt_fees = burnt_fees
+                .checked_add(effect.fee_burnt)
+                .expect("burnt fees are bounded by the total supply, which fits in u128");
+            if let Some((destination, action)) = effect.receipt {
+                let sequence = next_sequence.entry(destination).or_insert(0);
+                receipts.push(Receipt { source: ctx.shard, destination, sequence: *sequence, origin: tx.hash, action });
+                *sequence += 1;
+            }
+            outcomes.push(effect.outcome);
+        }
+        state_changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        BlockOutput { outcomes, state_changes, receipts, burnt_fees }
+    }
+
+    /// The value carried by this block's receipts.
+    pub fn receipt_value(&self) -> u128 {
+        self.receipts.iter().map(Receipt::value).sum()
+    }
+}
+
+/// Which path executed a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutionPath {
+    /// The sequential executor (one thread, a small block, or a block whose
+    /// transactions mostly depend on each other).
+    Sequential,
+    /// Block-STM on several threads.
+    Parallel,
+}
+
+/// Counters from one block's execution (for logs and metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecutionStats {
+    /// The path taken.
+    pub path: ExecutionPath,
+    /// Transaction executions (incarnations) run; equals the block size when
+    /// nothing was re-executed.
+    pub executions: u64,
+    /// Validations that failed and aborted an incarnation.
+    pub aborts: u64,
+}
+
+/// Runs blocks on a fixed number of threads, choosing the path per block.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    threads: NonZeroUsize,
+    /// Blocks with fewer transactions than this run sequentially.
+    min_parallel_block: usize,
+    /// Whether Block-STM enters declared keys as ESTIMATE markers up front.
+    use_declared_keys: bool,
+}
+
+impl Executor {
+    /// An executor with `threads` worker threads.
+    pub fn new(threads: NonZeroUsize) -> Executor {
+        Executor { threads, min_parallel_block: 64, use_declared_keys: true }
+    }
+
+    /// Whether Block-STM uses the keys transactions declare (default: yes).
+    /// Without them every transaction takes the purely optimistic path
+    /// (execute, validate, abort and re-execute on conflict); tests and the
+    /// benchmark use this to exercise and measure that path.
+    pub fn with_declared_keys(mut self, use_declared_keys: bool) -> Executor {
+        self.use_declared_keys = use_declared_keys;
+        self
+    }
+
+    /// Sets the smallest block that runs in parallel (tests use 0 to force it).
+    pub fn with_min_parallel_block(mut self, min: usize) -> Executor {
+        self.min_parallel_block = min;
+        self
+    }
+
+    /// The number of worker threads.
+    pub fn threads(&self) -> NonZeroUsize {
+        self.threads
+    }
+
+    /// Executes `txs` in order against `state`.
+    pub fn execute(
+        &self,
+        ctx: &BlockContext,
+        txs: &[PreparedTx],
+        state: &dyn StateView,
+    ) -> Result<(BlockOutput, ExecutionStats), ShardError> {
+        let sequential = self.threads.get() == 1
+            || txs.len() < self.min_parallel_block.max(2)
+            || parallel::mostly_serial(ctx, txs);
+        if sequential {
+            let output = sequential::execute(ctx, txs, state)?;
+            let stats = ExecutionStats { path: ExecutionPath::Sequential, executions: txs.len() as u64, aborts: 0 };
+            return Ok((output, stats));
+        }
+        self.execute_parallel(ctx, txs, state)
+    }
+
+    /// Executes `txs` with Block-STM whatever the block looks like.
+    pub fn execute_parallel(
+        &self,
+        ctx: &BlockContext,
+        txs: &[PreparedTx],
+        state: &dyn StateView,
+    ) -> Result<(BlockOutput, ExecutionStats), ShardError> {
+        parallel::execute(ctx, txs, state, self.threads, self.use_declared_keys)
+    }
+}
+
+/// The receipt a transfer to `to` on `destination` emits.
+pub(crate) fn transfer_receipt(destination: ShardId, to: Address, amount: u128) -> (ShardId, ReceiptAction) {
+    (destination, ReceiptAction::Transfer { to, amount })
+}

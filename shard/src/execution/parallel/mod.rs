@@ -1,0 +1,211 @@
+//! The Block-STM parallel executor (Gelashvili et al., "Block-STM: Scaling
+//! Blockchain Execution by Turning Ordering Curse to a Performance Blessing",
+//! PPoPP 2023).
+//!
+//! Transactions run optimistically, in the block's order, on several threads
+//! over a multi-version memory ([`mvmemory`]); each run records what it read,
+//! validation re-reads and aborts an incarnation whose reads changed, and the
+//! collaborative [`scheduler`] hands out execution and validation tasks. The
+//! result is the state the transactions produce one after another, which the
+//! differential tests check against [`super::sequential`].
+//!
+//! Native transfers declare their keys, which are entered as ESTIMATE markers
+//! before the threads start, so a transfer waits for the earlier transfer it
+//! depends on instead of being executed, aborted and executed again.
+//! Transactions that declare nothing would take the purely optimistic path of
+//! the paper through the same code.
+
+mod mvmemory;
+mod scheduler;
+
+use super::transfer::{declared_keys, execute_transaction, TxEffect, TxReader};
+use super::{BlockContext, BlockOutput, ExecutionPath, ExecutionStats, PreparedTx};
+use crate::error::ShardError;
+use crate::state::StateView;
+use ahash::RandomState;
+use atoll_primitives::{Account, StateKey};
+use mvmemory::{Incarnation, MvMemory, MvRead, ReadOrigin, ReadSet, TxnIndex};
+use parking_lot::Mutex;
+use scheduler::{Scheduler, Task};
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How many leading transactions [`mostly_serial`] looks at.
+const SERIAL_SAMPLE: usize = 512;
+
+/// Whether the block's leading transactions form mostly one chain of
+/// dependencies (e.g. everyone pays the same account), judged from their
+/// declared keys. Block-STM could only run such a block one transaction at a
+/// time, with its bookkeeping on top, so it goes to the sequential executor.
+pub(crate) fn mostly_serial(ctx: &BlockContext, txs: &[PreparedTx]) -> bool {
+    let sample = &txs[..txs.len().min(SERIAL_SAMPLE)];
+    let mut depth_of: HashMap<StateKey, usize, RandomState> =
+        HashMap::with_capacity_and_hasher(sample.len() * 2, RandomState::new());
+    let mut longest_chain = 0;
+    for tx in sample {
+        let keys = declared_keys(ctx, tx);
+        let depth = 1 + keys.iter().map(|k| depth_of.get(k).copied().unwrap_or(0)).max().unwrap_or(0);
+        for key in keys {
+            depth_of.insert(key, depth);
+        }
+        longest_chain = longest_chain.max(depth);
+    }
+    // Fewer than two transactions could run at once on average.
+    longest_chain * 2 > sample.len()
+}
+
+/// Why a transaction stopped before finishing.
+enum Stop {
+    /// It read an ESTIMATE of this lower transaction.
+    Dependency(TxnIndex),
+    /// The committed state could not be read.
+    Storage(ShardError),
+}
+
+struct MvReader<'a> {
+    memory: &'a MvMemory,
+    state: &'a dyn StateView,
+    txn: TxnIndex,
+    reads: ReadSet,
+}
+
+impl TxReader for MvReader<'_> {
+    type Stop = Stop;
+
+    fn read(&mut self, key: &StateKey) -> Result<Option<Account>, Stop> {
+        match self.memory.read(key, self.txn) {
+            MvRead::Value(writer, incarnation, value) => {
+                self.reads.push((*key, ReadOrigin::Version(writer, incarnation)));
+                Ok(Some(value))
+            }
+            MvRead::NotFound => {
+                self.reads.push((*key, ReadOrigin::Storage));
+                self.state.get(key).map_err(Stop::Storage)
+            }
+            MvRead::Dependency(blocking) => Err(Stop::Dependency(blocking)),
+        }
+    }
+}
+
+struct Worker<'a> {
+    ctx: &'a BlockContext,
+    txs: &'a [PreparedTx],
+    state: &'a dyn StateView,
+    memory: MvMemory,
+    scheduler: Scheduler,
+    effects: Vec<Mutex<Option<TxEffect>>>,
+    error: Mutex<Option<ShardError>>,
+    executions: AtomicU64,
+    aborts: AtomicU64,
+}
+
+impl Worker<'_> {
+    /// The thread loop of the paper's Algorithm 1.
+    fn run(&self) {
+        let mut task = None;
+        while !self.scheduler.done() {
+            task = match task {
+                Some(Task::Execute(txn, incarnation)) => self.try_execute(txn, incarnation),
+                Some(Task::Validate(txn, incarnation)) => self.needs_reexecution(txn, incarnation),
+                None => {
+                    let next = self.scheduler.next_task();
+                    if next.is_none() {
+                        std::thread::yield_now();
+                    }
+                    next
+                }
+            };
+        }
+    }
+
+    /// Algorithm 3, `try_execute`.
+    fn try_execute(&self, txn: TxnIndex, incarnation: Incarnation) -> Option<Task> {
+        loop {
+            let mut reader = MvReader { memory: &self.memory, state: self.state, txn, reads: ReadSet::new() };
+            match execute_transaction(self.ctx, &self.txs[txn as usize], &mut reader) {
+                Ok(effect) => {
+                    let wrote_new_key = self.memory.record(txn, incarnation, reader.reads, &effect.writes);
+                    *self.effects[txn as usize].lock() = Some(effect);
+                    self.executions.fetch_add(1, Ordering::Relaxed);
+                    return self.scheduler.finish_execution(txn, incarnation, wrote_new_key);
+                }
+                Err(Stop::Dependency(blocking)) => {
+                    if self.scheduler.add_dependency(txn, blocking) {
+                        return None;
+                    }
+                    // The blocking transaction finished meanwhile: run again now.
+                }
+                Err(Stop::Storage(error)) => {
+                    self.error.lock().get_or_insert(error);
+                    self.scheduler.halt();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Algorithm 3, `needs_reexecution`.
+    fn needs_reexecution(&self, txn: TxnIndex, incarnation: Incarnation) -> Option<Task> {
+        let valid = self.memory.validate_read_set(txn);
+        let aborted = !valid && self.scheduler.try_validation_abort(txn, incarnation);
+        if aborted {
+            self.memory.convert_writes_to_estimates(txn);
+            self.aborts.fetch_add(1, Ordering::Relaxed);
+        }
+        self.scheduler.finish_validation(txn, aborted)
+    }
+}
+
+/// Executes `txs` with Block-STM on `threads` threads (the calling thread is one).
+pub(crate) fn execute(
+    ctx: &BlockContext,
+    txs: &[PreparedTx],
+    state: &dyn StateView,
+    threads: NonZeroUsize,
+    use_declared_keys: bool,
+) -> Result<(BlockOutput, ExecutionStats), ShardError> {
+    let declared = if use_declared_keys {
+        txs.iter().map(|tx| declared_keys(ctx, tx)).collect()
+    } else {
+        vec![Default::default(); txs.len()]
+    };
+    let worker = Worker {
+        ctx,
+        txs,
+        state,
+        memory: MvMemory::with_estimates(declared),
+        scheduler: Scheduler::new(txs.len()),
+        effects: (0..txs.len()).map(|_| Mutex::new(None)).collect(),
+        error: Mutex::new(None),
+        executions: AtomicU64::new(0),
+        aborts: AtomicU64::new(0),
+    };
+    std::thread::scope(|scope| {
+        for i in 1..threads.get() {
+            let spawned = std::thread::Builder::new()
+                .name(format!("block-stm-{i}"))
+                .spawn_scoped(scope, || worker.run());
+            if let Err(error) = spawned {
+                // Fewer threads only make the block slower, never wrong.
+                tracing::warn!(target: "shard", %error, "cannot start an executor thread; continuing with fewer");
+                break;
+            }
+        }
+        worker.run();
+    });
+    if let Some(error) = worker.error.into_inner() {
+        return Err(error);
+    }
+    let stats = ExecutionStats {
+        path: ExecutionPath::Parallel,
+        executions: worker.executions.into_inner(),
+        aborts: worker.aborts.into_inner(),
+    };
+    let effects = worker
+        .effects
+        .into_iter()
+        .map(|e| e.into_inner().expect("every transaction has executed once the scheduler is done"));
+    let output = BlockOutput::assemble(ctx, txs, effects, worker.memory.into_final_writes());
+    Ok((output, stats))
+}

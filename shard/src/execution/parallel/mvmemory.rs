@@ -1,0 +1,176 @@
+//! The multi-version memory of Block-STM (Gelashvili et al., "Block-STM:
+//! Scaling Blockchain Execution by Turning Ordering Curse to a Performance
+//! Blessing", PPoPP 2023, Algorithm 2).
+//!
+//! For every state key it keeps the value written by each transaction index
+//! (with the incarnation that wrote it) or an ESTIMATE marker where an aborted
+//! incarnation wrote and its re-execution probably will again. A read by
+//! transaction `j` returns the entry of the highest index below `j`.
+//!
+//! Keys a transaction declares up front (a native transfer's sender and
+//! recipient) are entered as ESTIMATE markers before execution starts, the
+//! pre-estimation the paper suggests: a later reader then waits for the writer
+//! instead of reading a stale value and being aborted.
+
+use super::super::transfer::WriteSet;
+use ahash::RandomState;
+use atoll_primitives::{Account, StateKey};
+use parking_lot::{Mutex, RwLock};
+use smallvec::SmallVec;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A transaction's position in the block.
+pub(crate) type TxnIndex = u32;
+/// How many times a transaction has been (re-)started.
+pub(crate) type Incarnation = u32;
+
+/// Where a read value came from; validation compares it with a re-read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadOrigin {
+    /// The committed state below the block (no lower transaction wrote the key).
+    Storage,
+    /// The write of this transaction incarnation.
+    Version(TxnIndex, Incarnation),
+}
+
+/// The result of reading a key from the multi-version memory.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum MvRead {
+    /// A lower transaction wrote this value.
+    Value(TxnIndex, Incarnation, Account),
+    /// No lower transaction wrote the key: read the committed state.
+    NotFound,
+    /// The highest lower writer is being re-executed: wait for it.
+    Dependency(TxnIndex),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    Written(Incarnation, Account),
+    Estimate,
+}
+
+#[derive(Default)]
+struct KeyVersions(Mutex<BTreeMap<TxnIndex, Entry>>);
+
+impl KeyVersions {
+    fn read(&self, txn: TxnIndex) -> MvRead {
+        match self.0.lock().range(..txn).next_back() {
+            None => MvRead::NotFound,
+            Some((&writer, Entry::Estimate)) => MvRead::Dependency(writer),
+            Some((&writer, &Entry::Written(incarnation, value))) => MvRead::Value(writer, incarnation, value),
+        }
+    }
+}
+
+/// The keys a transaction read, with where each value came from.
+pub(crate) type ReadSet = SmallVec<[(StateKey, ReadOrigin); 2]>;
+type KeyList = SmallVec<[StateKey; 2]>;
+
+pub(crate) struct MvMemory {
+    /// Keys declared before execution; the map itself is never resized, so
+    /// lookups take no lock.
+    declared: HashMap<StateKey, KeyVersions, RandomState>,
+    /// Keys first written without having been declared.
+    undeclared: RwLock<HashMap<StateKey, Arc<KeyVersions>, RandomState>>,
+    last_written: Vec<Mutex<KeyList>>,
+    last_read: Vec<Mutex<ReadSet>>,
+}
+
+impl MvMemory {
+    /// A memory for a block whose transaction `i` declares `declared[i]`,
+    /// with an ESTIMATE for each declared write.
+    pub(crate) fn with_estimates(declared_keys: Vec<KeyList>) -> MvMemory {
+        let mut declared: HashMap<StateKey, KeyVersions, RandomState> =
+            HashMap::with_capacity_and_hasher(declared_keys.len() * 2, RandomState::new());
+        for (txn, keys) in declared_keys.iter().enumerate() {
+            for key in keys {
+                declared.entry(*key).or_default().0.get_mut().insert(txn as TxnIndex, Entry::Estimate);
+            }
+        }
+        let last_read = (0..declared_keys.len()).map(|_| Mutex::new(ReadSet::new())).collect();
+        let last_written = declared_keys.into_iter().map(Mutex::new).collect();
+        MvMemory { declared, undeclared: RwLock::new(HashMap::default()), last_written, last_read }
+    }
+
+    fn with_versions<R>(&self, key: &StateKey, f: impl FnOnce(&KeyVersions) -> R) -> Option<R> {
+        if let Some(versions) = self.declared.get(key) {
+            return Some(f(versions));
+        }
+        let versions = self.undeclared.read().get(key).cloned();
+        versions.map(|v| f(&v))
+    }
+
+    fn with_versions_or_insert<R>(&self, key: &StateKey, f: impl FnOnce(&KeyVersions) -> R) -> R {
+        if let Some(versions) = self.declared.get(key) {
+            return f(versions);
+        }
+        let existing = self.undeclared.read().get(key).cloned();
+        let versions = match existing {
+            Some(v) => v,
+            None => self.undeclared.write().entry(*key).or_default().clone(),
+        };
+        f(&versions)
+    }
+
+    /// Reads `key` as transaction `txn` sees it.
+    pub(crate) fn read(&self, key: &StateKey, txn: TxnIndex) -> MvRead {
+        self.with_versions(key, |v| v.read(txn)).unwrap_or(MvRead::NotFound)
+    }
+
+    /// Records the reads and writes of incarnation `incarnation` of `txn`.
+    /// Returns whether it wrote a key its previous incarnation did not (then
+    /// higher transactions must be validated again).
+    pub(crate) fn record(&self, txn: TxnIndex, incarnation: Incarnation, reads: ReadSet, writes: &WriteSet) -> bool {
+        for (key, value) in writes {
+            self.with_versions_or_insert(key, |v| v.0.lock().insert(txn, Entry::Written(incarnation, *value)));
+        }
+        let new_keys: KeyList = writes.iter().map(|(k, _)| *k).collect();
+        let mut last_written = self.last_written[txn as usize].lock();
+        for old in last_written.iter().filter(|k| !new_keys.contains(k)) {
+            self.with_versions(old, |v| v.0.lock().remove(&txn));
+        }
+        let wrote_new_key = new_keys.iter().any(|k| !last_written.contains(k));
+        *last_written = new_keys;
+        drop(last_written);
+        *self.last_read[txn as usize].lock() = reads;
+        wrote_new_key
+    }
+
+    /// Replaces the writes of `txn`'s aborted incarnation with ESTIMATE markers.
+    pub(crate) fn convert_writes_to_estimates(&self, txn: TxnIndex) {
+        for key in self.last_written[txn as usize].lock().iter() {
+            self.with_versions(key, |v| v.0.lock().insert(txn, Entry::Estimate));
+        }
+    }
+
+    /// Whether every read of `txn`'s last incarnation would still return the
+    /// same version.
+    pub(crate) fn validate_read_set(&self, txn: TxnIndex) -> bool {
+        let reads = self.last_read[txn as usize].lock();
+        reads.iter().all(|(key, origin)| match (self.read(key, txn), origin) {
+            (MvRead::NotFound, ReadOrigin::Storage) => true,
+            (MvRead::Value(writer, incarnation, _), ReadOrigin::Version(w, i)) => writer == *w && incarnation == *i,
+            _ => false,
+        })
+    }
+
+    /// The final value of every written key once all transactions are done.
+    pub(crate) fn into_final_writes(self) -> Vec<(StateKey, Account)> {
+        let declared = self.declared.into_iter().map(|(k, v)| (k, v.0.into_inner()));
+        let undeclared = self.undeclared.into_inner().into_iter().map(|(k, v)| {
+            let versions = Arc::try_unwrap(v).map(|v| v.0.into_inner()).unwrap_or_else(|v| v.0.lock().clone());
+            (k, versions)
+        });
+        declared
+            .chain(undeclared)
+            .filter_map(|(key, versions)| match versions.into_iter().next_back() {
+                Some((_, Entry::Written(_, value))) => Some((key, value)),
+                // A declared key no transaction wrote has no entries left.
+                None => None,
+                Some((_, Entry::Estimate)) => unreachable!("no ESTIMATE survives a completed block"),
+            })
+            .collect()
+    }
+}

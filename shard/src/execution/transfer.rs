@@ -1,0 +1,112 @@
+//! What one transaction does to the state: the single definition of the
+//! transaction semantics, shared by every executor.
+
+use super::{transfer_receipt, BlockContext, PreparedTx};
+use atoll_primitives::{Account, Action, ReceiptAction, ShardId, StateKey, TxFailure, TxOutcome};
+use smallvec::SmallVec;
+
+/// Where a transaction's reads come from. The sequential executor reads its
+/// own overlay then the store; Block-STM reads the multi-version memory and
+/// may stop the transaction when it meets an unfinished write.
+pub(crate) trait TxReader {
+    /// Why a read could not return a value.
+    type Stop;
+    /// The current value of `key` as seen by this transaction.
+    fn read(&mut self, key: &StateKey) -> Result<Option<Account>, Self::Stop>;
+}
+
+/// The writes a transaction makes (at most the sender and the recipient).
+pub(crate) type WriteSet = SmallVec<[(StateKey, Account); 2]>;
+
+/// The effect of one transaction.
+#[derive(Clone, Debug)]
+pub(crate) struct TxEffect {
+    pub outcome: TxOutcome,
+    pub writes: WriteSet,
+    pub receipt: Option<(ShardId, ReceiptAction)>,
+    pub fee_burnt: u128,
+}
+
+impl TxEffect {
+    fn failed(failure: TxFailure) -> TxEffect {
+        TxEffect { outcome: TxOutcome::Failure(failure), writes: WriteSet::new(), receipt: None, fee_burnt: 0 }
+    }
+}
+
+/// The keys a transaction may read or write, known before it runs. For a
+/// native transfer this is exact up to failures (a failed transfer writes a
+/// subset), which is what lets Block-STM schedule it without aborts.
+pub(crate) fn declared_keys(ctx: &BlockContext, tx: &PreparedTx) -> SmallVec<[StateKey; 2]> {
+    let mut keys = SmallVec::new();
+    keys.push(StateKey::Account(tx.sender));
+    match &tx.signed.tx.action {
+        Action::Transfer { to, .. } => {
+            if *to != tx.sender && ctx.layout.shard_of(to) == ctx.shard {
+                keys.push(StateKey::Account(*to));
+            }
+        }
+    }
+    keys
+}
+
+/// Executes `tx`: checks chain id, sender shard, nonce and fee; charges the
+/// fee; applies the action or records why it failed.
+pub(crate) fn execute_transaction<R: TxReader>(
+    ctx: &BlockContext,
+    tx: &PreparedTx,
+    reader: &mut R,
+) -> Result<TxEffect, R::Stop> {
+    let body = &tx.signed.tx;
+    if body.chain_id != ctx.chain_id {
+        return Ok(TxEffect::failed(TxFailure::WrongChainId { expected: ctx.chain_id.0, got: body.chain_id.0 }));
+    }
+    let sender_shard = ctx.layout.shard_of(&tx.sender);
+    if sender_shard != ctx.shard {
+        return Ok(TxEffect::failed(TxFailure::SenderOnOtherShard { shard: sender_shard.0 }));
+    }
+    let sender_key = StateKey::Account(tx.sender);
+    let sender = reader.read(&sender_key)?.unwrap_or_default();
+    if body.nonce != sender.nonce {
+        return Ok(TxEffect::failed(TxFailure::BadNonce { expected: sender.nonce, got: body.nonce }));
+    }
+    let Some(after_fee) = sender.balance.checked_sub(body.fee) else {
+        return Ok(TxEffect::failed(TxFailure::CannotPayFee { balance: sender.balance, fee: body.fee }));
+    };
+    let charged = Account {
+        balance: after_fee,
+        nonce: sender.nonce.checked_add(1).expect("a nonce cannot reach u64::MAX: each step costs a transaction"),
+    };
+    // From here on the fee is burnt and the nonce advances, whatever the action does.
+    let mut effect = TxEffect { outcome: TxOutcome::Success, writes: WriteSet::new(), receipt: None, fee_burnt: body.fee };
+    match &body.action {
+        Action::Transfer { to, amount } => {
+            let Some(after_amount) = after_fee.checked_sub(*amount) else {
+                let needed = amount.saturating_add(body.fee);
+                effect.outcome = TxOutcome::Failure(TxFailure::InsufficientBalance { balance: sender.balance, needed });
+                effect.writes.push((sender_key, charged));
+                return Ok(effect);
+            };
+            let destination = ctx.layout.shard_of(to);
+            if destination != ctx.shard {
+                effect.writes.push((sender_key, Account { balance: after_amount, ..charged }));
+                effect.receipt = Some(transfer_receipt(destination, *to, *amount));
+            } else if *to == tx.sender {
+                effect.writes.push((sender_key, charged));
+            } else {
+                let recipient_key = StateKey::Account(*to);
+                let recipient = reader.read(&recipient_key)?.unwrap_or_default();
+                match recipient.balance.checked_add(*amount) {
+                    Some(balance) => {
+                        effect.writes.push((sender_key, Account { balance: after_amount, ..charged }));
+                        effect.writes.push((recipient_key, Account { balance, ..recipient }));
+                    }
+                    None => {
+                        effect.outcome = TxOutcome::Failure(TxFailure::BalanceOverflow);
+                        effect.writes.push((sender_key, charged));
+                    }
+                }
+            }
+        }
+    }
+    Ok(effect)
+}

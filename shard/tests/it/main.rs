@@ -1,0 +1,6 @@
+//! Integration tests of the shard crate (one binary, one module per area).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod differential;
+mod scenario;
+mod signatures;

@@ -1,0 +1,265 @@
+//! Committing a block: validation, then one atomic, synced write batch.
+
+use crate::error::StorageError;
+use crate::keys::{self, cf};
+use crate::shard_store::{sync_write, ShardStore, TxLocation, MAX_SMALL_VALUE_BYTES};
+use atoll_primitives::{
+    codec, merkle, Account, Hash, Receipt, ShardBlock, ShardBlockHeader, ShardId, StateKey,
+    TxOutcome,
+};
+use rocksdb::WriteBatch;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::PoisonError;
+
+/// Everything one block changes in the store, committed atomically by
+/// [`ShardStore::commit_block`].
+#[derive(Clone, Copy, Debug)]
+pub struct BlockCommit<'a> {
+    /// The block; its height must be the head's plus one (0 for genesis).
+    pub block: &'a ShardBlock,
+    /// One outcome per transaction, in the same order.
+    pub outcomes: &'a [TxOutcome],
+    /// Final values of every key the block wrote (genesis: the genesis accounts).
+    pub state_changes: &'a [(StateKey, Account)],
+    /// Outgoing receipts emitted by this block, numbered on from each
+    /// destination's outbox cursor.
+    pub receipts: &'a [Receipt],
+}
+
+impl ShardStore {
+    /// Writes everything a block changes in one atomic, synced RocksDB write
+    /// batch: header (by height, and hash to height), body, state changes,
+    /// outgoing receipts (keyed by destination and sequence), the outbox cursor
+    /// per destination (last receipt sequence + 1), the transaction index and
+    /// the head pointer.
+    ///
+    /// The commit is checked first and a rejected commit writes nothing: the
+    /// block must be for this store's chain and shard, extend the head by one
+    /// height with the head's hash as parent, have a header that matches its
+    /// body and one outcome per transaction, emit receipts only from this
+    /// shard and numbered without gaps, and include no transaction already
+    /// in the chain.
+    pub fn commit_block(&self, commit: &BlockCommit<'_>) -> Result<(), StorageError> {
+        // The lock guards no data (that lives in RocksDB), so a poisoned lock is still usable.
+        let _guard = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let header = &commit.block.header;
+        self.check_identity(header)?;
+        self.check_extends_head(header)?;
+        let tx_hashes: Vec<Hash> = commit
+            .block
+            .body
+            .transactions
+            .iter()
+            .map(|tx| tx.hash())
+            .collect();
+        check_body(commit, &tx_hashes)?;
+        let cursors = self.check_receipts(commit.receipts)?;
+        self.check_transactions_are_new(header.height, &tx_hashes)?;
+        let batch = self.commit_batch(commit, &tx_hashes, &cursors);
+        self.db.write_opt(batch, &sync_write())?;
+        Ok(())
+    }
+
+    fn check_identity(&self, header: &ShardBlockHeader) -> Result<(), StorageError> {
+        let identity = self.identity();
+        if header.chain_id != identity.chain_id {
+            return Err(StorageError::WrongChain {
+                height: header.height,
+                expected: identity.chain_id,
+                found: header.chain_id,
+            });
+        }
+        if header.shard != identity.shard {
+            return Err(StorageError::WrongShard {
+                height: header.height,
+                expected: identity.shard,
+                found: header.shard,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_extends_head(&self, header: &ShardBlockHeader) -> Result<(), StorageError> {
+        let (expected_height, expected_parent) = match self.head()? {
+            None => (0, Hash::ZERO),
+            Some(head) => {
+                let next = head
+                    .height
+                    .checked_add(1)
+                    .ok_or_else(|| StorageError::Corrupt {
+                        what: "head height",
+                        key: hex::encode(keys::META_HEAD),
+                        reason: "the head is at height u64::MAX, which no chain reaches".into(),
+                    })?;
+                (next, head.hash())
+            }
+        };
+        if header.height != expected_height {
+            return Err(StorageError::UnexpectedHeight {
+                expected: expected_height,
+                found: header.height,
+            });
+        }
+        if header.parent != expected_parent {
+            return Err(StorageError::ParentMismatch {
+                height: header.height,
+                expected: expected_parent,
+                found: header.parent,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the receipts' sources and sequence numbers and returns, for each
+    /// destination they go to, the outbox cursor after them.
+    fn check_receipts(&self, receipts: &[Receipt]) -> Result<BTreeMap<ShardId, u64>, StorageError> {
+        let shard = self.identity().shard;
+        let mut cursors: BTreeMap<ShardId, u64> = BTreeMap::new();
+        for (index, receipt) in receipts.iter().enumerate() {
+            if receipt.source != shard {
+                return Err(StorageError::ReceiptSource {
+                    index,
+                    expected: shard,
+                    found: receipt.source,
+                });
+            }
+            let next = match cursors.get(&receipt.destination) {
+                Some(next) => *next,
+                None => self.outbox_cursor(receipt.destination)?,
+            };
+            if receipt.sequence != next {
+                return Err(StorageError::ReceiptSequence {
+                    destination: receipt.destination,
+                    expected: next,
+                    found: receipt.sequence,
+                });
+            }
+            let after = next.checked_add(1).ok_or_else(|| StorageError::Corrupt {
+                what: "outbox cursor",
+                key: hex::encode(keys::outbox_cursor(receipt.destination)),
+                reason: "the cursor is at u64::MAX, which no receipt stream reaches".into(),
+            })?;
+            cursors.insert(receipt.destination, after);
+        }
+        Ok(cursors)
+    }
+
+    /// Rejects a transaction that is already indexed, or that appears twice in the block.
+    fn check_transactions_are_new(
+        &self,
+        height: u64,
+        tx_hashes: &[Hash],
+    ) -> Result<(), StorageError> {
+        let mut seen = HashSet::with_capacity(tx_hashes.len());
+        if let Some(hash) = tx_hashes.iter().find(|hash| !seen.insert(**hash)) {
+            return Err(StorageError::DuplicateTransaction {
+                hash: *hash,
+                height,
+            });
+        }
+        let keys: Vec<[u8; 32]> = tx_hashes.iter().map(keys::transaction).collect();
+        let found = self
+            .db
+            .batched_multi_get_cf(self.cf(cf::TX_INDEX), &keys, false);
+        for ((hash, key), value) in tx_hashes.iter().zip(&keys).zip(found) {
+            if let Some(bytes) = value? {
+                let location: TxLocation =
+                    keys::decode("transaction location", key, &bytes, MAX_SMALL_VALUE_BYTES)?;
+                return Err(StorageError::DuplicateTransaction {
+                    hash: *hash,
+                    height: location.height,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The write batch of a validated commit.
+    fn commit_batch(
+        &self,
+        commit: &BlockCommit<'_>,
+        tx_hashes: &[Hash],
+        cursors: &BTreeMap<ShardId, u64>,
+    ) -> WriteBatch {
+        let block = commit.block;
+        let height = block.header.height;
+        let mut batch = WriteBatch::default();
+
+        let headers = self.cf(cf::HEADERS);
+        batch.put_cf(headers, keys::header(height), codec::encode(&block.header));
+        batch.put_cf(
+            headers,
+            keys::height_by_hash(&block.hash()),
+            codec::encode(&height),
+        );
+        batch.put_cf(
+            self.cf(cf::BLOCKS),
+            keys::body(height),
+            codec::encode(&block.body),
+        );
+
+        let state = self.cf(cf::STATE);
+        for (key, account) in commit.state_changes {
+            batch.put_cf(state, keys::state(key), account.to_bytes());
+        }
+
+        let receipts = self.cf(cf::RECEIPTS);
+        for receipt in commit.receipts {
+            let key = keys::receipt(receipt.destination, receipt.sequence);
+            batch.put_cf(receipts, key, codec::encode(receipt));
+        }
+        let meta = self.cf(cf::META);
+        for (destination, cursor) in cursors {
+            batch.put_cf(
+                meta,
+                keys::outbox_cursor(*destination),
+                codec::encode(cursor),
+            );
+        }
+
+        let tx_index = self.cf(cf::TX_INDEX);
+        for (index, (hash, outcome)) in tx_hashes.iter().zip(commit.outcomes).enumerate() {
+            let location = TxLocation {
+                height,
+                index: u32::try_from(index)
+                    .expect("check_body: the transaction count equals the u32 tx_count"),
+                outcome: outcome.clone(),
+            };
+            batch.put_cf(tx_index, keys::transaction(hash), codec::encode(&location));
+        }
+
+        batch.put_cf(meta, keys::META_HEAD, codec::encode(&height));
+        batch
+    }
+}
+
+/// Checks that the header describes the body and that there is one outcome per transaction.
+fn check_body(commit: &BlockCommit<'_>, tx_hashes: &[Hash]) -> Result<(), StorageError> {
+    let header = &commit.block.header;
+    let transactions = tx_hashes.len();
+    if commit.outcomes.len() != transactions {
+        return Err(StorageError::OutcomeCount {
+            transactions,
+            outcomes: commit.outcomes.len(),
+        });
+    }
+    if usize::try_from(header.tx_count).ok() != Some(transactions) {
+        return Err(StorageError::BodyMismatch {
+            height: header.height,
+            reason: format!(
+                "the header says {} transactions, the body has {transactions}",
+                header.tx_count
+            ),
+        });
+    }
+    if merkle::root(tx_hashes) != header.tx_root {
+        return Err(StorageError::BodyMismatch {
+            height: header.height,
+            reason: "the header's tx_root is not the root of the body's transactions".into(),
+        });
+    }
+    Ok(())
+}

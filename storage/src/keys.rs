@@ -1,0 +1,155 @@
+//! Column family names and the byte layout of every key.
+//!
+//! Numbers in keys are big-endian so that RocksDB's bytewise order is numeric
+//! order (iterating `headers` walks the chain from genesis upwards).
+
+use crate::error::StorageError;
+use atoll_primitives::{codec, Hash, ShardId, StateKey};
+use borsh::BorshDeserialize;
+
+/// Column family names.
+pub(crate) mod cf {
+    /// Headers by height, and block hash to height.
+    pub const HEADERS: &str = "headers";
+    /// Block bodies by height.
+    pub const BLOCKS: &str = "blocks";
+    /// The current state: state key to value.
+    pub const STATE: &str = "state";
+    /// Outgoing receipts by (destination, sequence).
+    pub const RECEIPTS: &str = "receipts";
+    /// Transaction hash to where it was included and its outcome.
+    pub const TX_INDEX: &str = "tx_index";
+    /// Schema version, identity, head height and outbox cursors.
+    pub const META: &str = "meta";
+    /// Every column family of a shard store.
+    pub const ALL: [&str; 6] = [HEADERS, BLOCKS, STATE, RECEIPTS, TX_INDEX, META];
+}
+
+/// `headers` key prefix of a header, followed by the big-endian height.
+const HEADER_BY_HEIGHT: u8 = 0;
+/// `headers` key prefix of a block hash, whose value is the block's height.
+const HEIGHT_BY_HASH: u8 = 1;
+
+/// `meta` key of the schema version (a borsh `u32`).
+pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+/// `meta` key of the store identity (a borsh [`crate::StoreIdentity`]).
+pub(crate) const META_IDENTITY: &[u8] = b"identity";
+/// `meta` key of the head height (a borsh `u64`); absent before genesis.
+pub(crate) const META_HEAD: &[u8] = b"head";
+/// `meta` key prefix of an outbox cursor, followed by the big-endian destination.
+const META_OUTBOX_CURSOR: &[u8] = b"outbox_cursor/";
+
+/// `headers` key of the header at `height`.
+pub(crate) fn header(height: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = HEADER_BY_HEIGHT;
+    key[1..].copy_from_slice(&height.to_be_bytes());
+    key
+}
+
+/// `headers` key of the height of the block `hash`.
+pub(crate) fn height_by_hash(hash: &Hash) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[0] = HEIGHT_BY_HASH;
+    key[1..].copy_from_slice(&hash.0);
+    key
+}
+
+/// `blocks` key of the body at `height`.
+pub(crate) fn body(height: u64) -> [u8; 8] {
+    height.to_be_bytes()
+}
+
+/// `state` key of `key`: its canonical encoding.
+pub(crate) fn state(key: &StateKey) -> Vec<u8> {
+    key.to_bytes()
+}
+
+/// `receipts` key of the receipt `sequence` to `destination`.
+pub(crate) fn receipt(destination: ShardId, sequence: u64) -> [u8; 10] {
+    let mut key = [0u8; 10];
+    key[..2].copy_from_slice(&destination.0.to_be_bytes());
+    key[2..].copy_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// `tx_index` key of the transaction `hash`.
+pub(crate) fn transaction(hash: &Hash) -> [u8; 32] {
+    hash.0
+}
+
+/// `meta` key of the outbox cursor to `destination`.
+pub(crate) fn outbox_cursor(destination: ShardId) -> Vec<u8> {
+    let mut key = META_OUTBOX_CURSOR.to_vec();
+    key.extend_from_slice(&destination.0.to_be_bytes());
+    key
+}
+
+/// Decodes a value read from the store at `key`; failure means the store is corrupt.
+pub(crate) fn decode<T: BorshDeserialize>(
+    what: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, StorageError> {
+    codec::decode(what, bytes, limit).map_err(|e| StorageError::Corrupt {
+        what,
+        key: hex::encode(key),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_primitives::Address;
+
+    #[test]
+    fn height_keys_sort_numerically() {
+        let heights = [0u64, 1, 255, 256, 65_536, u64::MAX];
+        for pair in heights.windows(2) {
+            assert!(header(pair[0]) < header(pair[1]));
+            assert!(body(pair[0]) < body(pair[1]));
+        }
+        // Headers and hash entries never share a key.
+        assert_ne!(header(0)[0], height_by_hash(&Hash::ZERO)[0]);
+    }
+
+    #[test]
+    fn receipt_keys_sort_by_destination_then_sequence() {
+        let keys = [
+            receipt(ShardId(0), u64::MAX),
+            receipt(ShardId(1), 0),
+            receipt(ShardId(1), 1),
+            receipt(ShardId(1), 256),
+            receipt(ShardId(256), 0),
+        ];
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn state_key_order_matches_byte_order() {
+        let mut low = [0u8; 20];
+        low[19] = 0xff;
+        let mut high = [0u8; 20];
+        high[0] = 1;
+        let (a, b) = (
+            StateKey::Account(Address(low)),
+            StateKey::Account(Address(high)),
+        );
+        assert!(a < b);
+        assert!(state(&a) < state(&b));
+    }
+
+    #[test]
+    fn undecodable_bytes_are_reported_as_corruption() {
+        let err = decode::<u64>("head", META_HEAD, &[1, 2, 3], 8).expect_err("3 bytes are no u64");
+        match err {
+            StorageError::Corrupt { what, key, .. } => {
+                assert_eq!(what, "head");
+                assert_eq!(key, hex::encode(META_HEAD));
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The shard store: opening it and reading from it. Writing is in `commit.rs`.
+
+use crate::error::StorageError;
+use crate::keys::{self, cf};
+use crate::schema::{self, Found, StoreIdentity, SCHEMA_VERSION};
+use atoll_primitives::codec::{self, MAX_BLOCK_BYTES, MAX_RECEIPT_BYTES};
+use atoll_primitives::{
+    Account, Hash, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader, ShardId, StateKey,
+    TxOutcome,
+};
+use borsh::{BorshDeserialize, BorshSerialize};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode,
+    IteratorMode, Options, SingleThreaded, WriteBatch, WriteOptions,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Largest encoded state key, account, height or cursor accepted from the store.
+pub(crate) const MAX_SMALL_VALUE_BYTES: usize = 256;
+/// Largest encoded [`TxLocation`] accepted (a failure outcome holds a few numbers).
+const MAX_TX_LOCATION_BYTES: usize = 256;
+
+/// Where a transaction was included, and what it did.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TxLocation {
+    /// Height of the block that includes the transaction.
+    pub height: u64,
+    /// Position of the transaction in that block's body.
+    pub index: u32,
+    /// The transaction's outcome.
+    pub outcome: TxOutcome,
+}
+
+/// The RocksDB store of one shard: blocks, state, outgoing receipts and the
+/// transaction index, all advanced together by [`ShardStore::commit_block`].
+///
+/// Reads may run from any thread; commits are serialised by an internal lock.
+pub struct ShardStore {
+    pub(crate) db: DBWithThreadMode<SingleThreaded>,
+    identity: StoreIdentity,
+    path: PathBuf,
+    /// Held from a commit's validation to its write, so two commits cannot
+    /// both validate against the same head.
+    pub(crate) commit_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for ShardStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardStore")
+            .field("path", &self.path)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The options every column family is opened with.
+fn column_family_options(name: &str) -> Options {
+    let mut options = Options::default();
+    options.set_compression_type(DBCompressionType::Lz4);
+    if name == cf::TX_INDEX || name == cf::HEADERS {
+        // Most tx index lookups are for transactions that are not there yet
+        // (the duplicate check of every commit): a bloom filter answers them
+        // without reading a block.
+        let mut table = BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        options.set_block_based_table_factory(&table);
+    }
+    options
+}
+
+impl ShardStore {
+    /// Opens (creating if the directory is missing or empty) the store at `path` for `identity`.
+    ///
+    /// Refuses, without modifying the directory, a path that holds something
+    /// other than an atoll shard store, a store of another schema version, or
+    /// the store of another chain or shard.
+    pub fn open(path: &Path, identity: StoreIdentity) -> Result<ShardStore, StorageError> {
+        let found = schema::inspect(path, identity)?;
+        let mut names: Vec<String> = cf::ALL.iter().map(|name| name.to_string()).collect();
+        if let Found::Store { column_families } = &found {
+            // RocksDB opens a database only with all of its column families.
+            for name in column_families {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_keep_log_file_num(4);
+        let descriptors = names
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, column_family_options(name)));
+        let db =
+            DBWithThreadMode::<SingleThreaded>::open_cf_descriptors(&options, path, descriptors)
+                .map_err(|source| StorageError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+        let store = ShardStore {
+            db,
+            identity,
+            path: path.to_path_buf(),
+            commit_lock: Mutex::new(()),
+        };
+        if !matches!(found, Found::Store { .. }) {
+            store.write_meta()?;
+        }
+        Ok(store)
+    }
+
+    /// Records the schema version and identity of a new store.
+    fn write_meta(&self) -> Result<(), StorageError> {
+        let meta = self.cf(cf::META);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            meta,
+            keys::META_SCHEMA_VERSION,
+            codec::encode(&SCHEMA_VERSION),
+        );
+        batch.put_cf(meta, keys::META_IDENTITY, codec::encode(&self.identity));
+        self.db.write_opt(batch, &sync_write())?;
+        Ok(())
+    }
+
+    /// The chain and shard this store holds.
+    pub fn identity(&self) -> StoreIdentity {
+        self.identity
+    }
+
+    /// The data directory of this store.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The handle of column family `name`.
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("open() opens every column family of cf::ALL")
+    }
+
+    /// Reads and decodes the value at `key` of column family `family`.
+    fn get<T: BorshDeserialize>(
+        &self,
+        family: &str,
+        what: &'static str,
+        key: &[u8],
+        limit: usize,
+    ) -> Result<Option<T>, StorageError> {
+        match self.db.get_pinned_cf(self.cf(family), key)? {
+            Some(bytes) => keys::decode(what, key, &bytes, limit).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest committed header, None for a store with no block yet.
+    pub fn head(&self) -> Result<Option<ShardBlockHeader>, StorageError> {
+        let Some(height) = self.get::<u64>(
+            cf::META,
+            "head height",
+            keys::META_HEAD,
+            MAX_SMALL_VALUE_BYTES,
+        )?
+        else {
+            return Ok(None);
+        };
+        match self.header(height)? {
+            Some(header) => Ok(Some(header)),
+            None => Err(StorageError::Corrupt {
+                what: "head height",
+                key: hex::encode(keys::META_HEAD),
+                reason: format!("the head is at height {height}, which has no header"),
+            }),
+        }
+    }
+
+    /// The header at `height`, if a block was committed there.
+    pub fn header(&self, height: u64) -> Result<Option<ShardBlockHeader>, StorageError> {
+        self.get(
+            cf::HEADERS,
+            "block header",
+            &keys::header(height),
+            MAX_BLOCK_BYTES,
+        )
+    }
+
+    /// The height of the committed block whose hash is `hash`.
+    pub fn height_of(&self, hash: &Hash) -> Result<Option<u64>, StorageError> {
+        self.get(
+            cf::HEADERS,
+            "block height",
+            &keys::height_by_hash(hash),
+            MAX_SMALL_VALUE_BYTES,
+        )
+    }
+
+    /// The block (header and body) at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<ShardBlock>, StorageError> {
+        let Some(header) = self.header(height)? else {
+            return Ok(None);
+        };
+        let key = keys::body(height);
+        match self.get::<ShardBlockBody>(cf::BLOCKS, "block body", &key, MAX_BLOCK_BYTES)? {
+            Some(body) => Ok(Some(ShardBlock { header, body })),
+            None => Err(StorageError::Corrupt {
+                what: "block body",
+                key: hex::encode(key),
+                reason: format!("height {height} has a header but no body"),
+            }),
+        }
+    }
+
+    /// The current value of `key`, None if the state does not hold it.
+    pub fn account(&self, key: &StateKey) -> Result<Option<Account>, StorageError> {
+        self.get(
+            cf::STATE,
+            "account",
+            &keys::state(key),
+            MAX_SMALL_VALUE_BYTES,
+        )
+    }
+
+    /// Every (key, value) of the state, in key order (used to rebuild the state tree at start-up).
+    ///
+    /// The iteration reads one consistent snapshot of the state.
+    pub fn state_entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(StateKey, Account), StorageError>> + '_ {
+        self.db
+            .iterator_cf(self.cf(cf::STATE), IteratorMode::Start)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let state_key = keys::decode("state key", &key, &key, MAX_SMALL_VALUE_BYTES)?;
+                let account = keys::decode("account", &key, &value, MAX_SMALL_VALUE_BYTES)?;
+                Ok((state_key, account))
+            })
+    }
+
+    /// Where the transaction `hash` was included, and its outcome.
+    pub fn transaction(&self, hash: &Hash) -> Result<Option<TxLocation>, StorageError> {
+        self.get(
+            cf::TX_INDEX,
+            "transaction location",
+            &keys::transaction(hash),
+            MAX_TX_LOCATION_BYTES,
+        )
+    }
+
+    /// Next outgoing receipt sequence number to `destination` (0 if none sent yet).
+    pub fn outbox_cursor(&self, destination: ShardId) -> Result<u64, StorageError> {
+        let key = keys::outbox_cursor(destination);
+        let cursor = self.get(cf::META, "outbox cursor", &key, MAX_SMALL_VALUE_BYTES)?;
+        Ok(cursor.unwrap_or(0))
+    }
+
+    /// The outgoing receipt `sequence` to `destination`, if it was emitted.
+    pub fn outgoing_receipt(
+        &self,
+        destination: ShardId,
+        sequence: u64,
+    ) -> Result<Option<Receipt>, StorageError> {
+        self.get(
+            cf::RECEIPTS,
+            "receipt",
+            &keys::receipt(destination, sequence),
+            MAX_RECEIPT_BYTES,
+        )
+    }
+}
+
+/// Write options that make a commit durable before it returns.
+pub(crate) fn sync_write() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_primitives::{Address, ChainId};
+
+    fn identity() -> StoreIdentity {
+        StoreIdentity {
+            chain_id: ChainId(9),
+            shard: ShardId(2),
+        }
+    }
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ShardStore>();
+    }
+
+    #[test]
+    fn new_store_is_empty() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ShardStore::open(dir.path(), identity()).expect("open empty dir");
+        assert_eq!(store.identity(), identity());
+        assert_eq!(store.head().ok(), Some(None));
+        assert_eq!(store.header(0).ok(), Some(None));
+        assert_eq!(store.outbox_cursor(ShardId(0)).ok(), Some(0));
+        assert_eq!(store.state_entries().count(), 0);
+    }
+
+    #[test]
+    fn garbage_in_the_store_is_reported_as_corruption() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ShardStore::open(dir.path(), identity()).expect("open empty dir");
+        let key = StateKey::Account(Address([4; 20]));
+        store
+            .db
+            .put_cf(store.cf(cf::STATE), keys::state(&key), [1, 2, 3])
+            .expect("raw write");
+        assert!(matches!(
+            store.account(&key),
+            Err(StorageError::Corrupt {
+                what: "account",
+                ..
+            })
+        ));
+        let entries: Vec<_> = store.state_entries().collect();
+        assert!(matches!(
+            entries.as_slice(),
+            [Err(StorageError::Corrupt { .. })]
+        ));
+        store
+            .db
+            .put_cf(store.cf(cf::META), keys::META_HEAD, codec::encode(&5u64))
+            .expect("raw write");
+        assert!(matches!(
+            store.head(),
+            Err(StorageError::Corrupt {
+                what: "head height",
+                ..
+            })
+        ));
+    }
+}

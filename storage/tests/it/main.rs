@@ -1,0 +1,9 @@
+//! Integration tests of the shard store (one binary, one module per topic).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod crash;
+mod open_checks;
+mod reopen;
+mod validation;
