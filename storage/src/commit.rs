@@ -160,11 +160,11 @@ impl ShardStore {
                 height,
             });
         }
-        let keys: Vec<[u8; 32]> = tx_hashes.iter().map(keys::transaction).collect();
+        let index_keys: Vec<[u8; 32]> = tx_hashes.iter().map(keys::transaction).collect();
         let found = self
             .db
-            .batched_multi_get_cf(self.cf(cf::TX_INDEX), &keys, false);
-        for ((hash, key), value) in tx_hashes.iter().zip(&keys).zip(found) {
+            .batched_multi_get_cf(self.cf(cf::TX_INDEX), &index_keys, false);
+        for ((hash, key), value) in tx_hashes.iter().zip(&index_keys).zip(found) {
             if let Some(bytes) = value? {
                 let location: TxLocation =
                     keys::decode("transaction location", key, &bytes, MAX_SMALL_VALUE_BYTES)?;

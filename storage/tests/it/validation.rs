@@ -1,7 +1,7 @@
 //! Every rejected commit returns its own error and changes nothing.
 
 use crate::common::*;
-use atoll_primitives::{ChainId, Hash, ShardBlock, ShardId, TxOutcome};
+use atoll_primitives::{ChainId, Hash, Receipt, ShardBlock, ShardId, TxOutcome};
 use atoll_storage::{BlockCommit, ShardStore, StorageError};
 
 /// A store with genesis and block 1 (one receipt to shard 0, sequence 0).
@@ -54,6 +54,19 @@ fn commit<'a>(block: &'a ShardBlock, outcomes: &'a [TxOutcome]) -> BlockCommit<'
         outcomes,
         state_changes: &[],
         receipts: &[],
+    }
+}
+
+fn with_receipts<'a>(
+    block: &'a ShardBlock,
+    outcomes: &'a [TxOutcome],
+    receipts: &'a [Receipt],
+) -> BlockCommit<'a> {
+    BlockCommit {
+        block,
+        outcomes,
+        state_changes: &[],
+        receipts,
     }
 }
 
@@ -196,16 +209,10 @@ fn receipts_must_come_from_this_shard_without_gaps() {
     let block = next(&first, 0);
     let ok = outcomes(1);
     let origin = block.body.transactions[0].hash();
-    let with = |receipts| BlockCommit {
-        block: &block,
-        outcomes: &ok,
-        state_changes: &[],
-        receipts,
-    };
 
     let mut foreign = receipt(ShardId(0), 1, origin);
     foreign.source = ShardId(3);
-    let err = assert_rejected(&store, with(&[foreign]));
+    let err = assert_rejected(&store, with_receipts(&block, &ok, &[foreign]));
     assert!(
         matches!(
             err,
@@ -220,7 +227,10 @@ fn receipts_must_come_from_this_shard_without_gaps() {
 
     // Shard 0's cursor is 1: sequence 0 again is a replay, 2 is a gap.
     for bad in [0, 2] {
-        let err = assert_rejected(&store, with(&[receipt(ShardId(0), bad, origin)]));
+        let err = assert_rejected(
+            &store,
+            with_receipts(&block, &ok, &[receipt(ShardId(0), bad, origin)]),
+        );
         assert!(
             matches!(err, StorageError::ReceiptSequence { expected: 1, found, .. } if found == bad),
             "{err}"
@@ -229,10 +239,14 @@ fn receipts_must_come_from_this_shard_without_gaps() {
     // A gap within the commit: 1 then 3 (the receipt of 1 must not be written).
     let err = assert_rejected(
         &store,
-        with(&[
-            receipt(ShardId(0), 1, origin),
-            receipt(ShardId(0), 3, origin),
-        ]),
+        with_receipts(
+            &block,
+            &ok,
+            &[
+                receipt(ShardId(0), 1, origin),
+                receipt(ShardId(0), 3, origin),
+            ],
+        ),
     );
     assert!(
         matches!(
@@ -247,7 +261,10 @@ fn receipts_must_come_from_this_shard_without_gaps() {
     );
     assert_eq!(store.outgoing_receipt(ShardId(0), 1).unwrap(), None);
     // A new destination starts at 0.
-    let err = assert_rejected(&store, with(&[receipt(ShardId(2), 1, origin)]));
+    let err = assert_rejected(
+        &store,
+        with_receipts(&block, &ok, &[receipt(ShardId(2), 1, origin)]),
+    );
     assert!(
         matches!(
             err,
@@ -262,11 +279,15 @@ fn receipts_must_come_from_this_shard_without_gaps() {
 
     // And the valid numbering is accepted.
     store
-        .commit_block(&with(&[
-            receipt(ShardId(0), 1, origin),
-            receipt(ShardId(2), 0, origin),
-            receipt(ShardId(0), 2, origin),
-        ]))
+        .commit_block(&with_receipts(
+            &block,
+            &ok,
+            &[
+                receipt(ShardId(0), 1, origin),
+                receipt(ShardId(2), 0, origin),
+                receipt(ShardId(0), 2, origin),
+            ],
+        ))
         .unwrap();
     assert_eq!(store.outbox_cursor(ShardId(0)).unwrap(), 3);
     assert_eq!(store.outbox_cursor(ShardId(2)).unwrap(), 1);
