@@ -40,7 +40,10 @@ impl Default for ExecutionConfig {
 impl ExecutionConfig {
     /// Parses the `[execution]` table's contents; missing fields take defaults.
     pub fn from_toml(text: &str) -> Result<ExecutionConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Invalid { section: "execution", reason: e.to_string() })
+        toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            section: "execution",
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -56,9 +59,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let err = ExecutionConfig::from_toml("threads = 0").expect_err("zero threads is invalid").to_string();
+        let err = ExecutionConfig::from_toml("threads = 0")
+            .expect_err("zero threads is invalid")
+            .to_string();
         assert!(err.contains("threads"), "{err}");
-        let err = ExecutionConfig::from_toml("treads = 2").expect_err("unknown field").to_string();
+        let err = ExecutionConfig::from_toml("treads = 2")
+            .expect_err("unknown field")
+            .to_string();
         assert!(err.contains("treads"), "{err}");
     }
 }

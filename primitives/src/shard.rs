@@ -59,7 +59,7 @@ impl ShardLayout {
     /// The shard that holds `address`.
     pub fn shard_of(&self, address: &Address) -> ShardId {
         let prefix = u32::from(u16::from_be_bytes([address.0[0], address.0[1]]));
-        ShardId((prefix * u32::from(self.shard_count) >> 16) as u16)
+        ShardId(((prefix * u32::from(self.shard_count)) >> 16) as u16)
     }
 }
 

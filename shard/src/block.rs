@@ -2,7 +2,8 @@
 
 use crate::execution::{BlockOutput, PreparedTx};
 use atoll_primitives::{
-    merkle, ChainId, Hash, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader, ShardId, TxOutcome,
+    merkle, ChainId, Hash, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader, ShardId,
+    TxOutcome,
 };
 use std::collections::BTreeMap;
 
@@ -28,7 +29,11 @@ pub fn genesis_block(chain_id: ChainId, shard: ShardId, state_root: Hash) -> Sha
 
 /// The Merkle root over the outcomes of `txs`, in order.
 pub fn outcome_root(txs: &[PreparedTx], outcomes: &[TxOutcome]) -> Hash {
-    let leaves: Vec<Hash> = txs.iter().zip(outcomes).map(|(tx, outcome)| outcome.hash(&tx.hash)).collect();
+    let leaves: Vec<Hash> = txs
+        .iter()
+        .zip(outcomes)
+        .map(|(tx, outcome)| outcome.hash(&tx.hash))
+        .collect();
     merkle::root(&leaves)
 }
 
@@ -37,9 +42,15 @@ pub fn outcome_root(txs: &[PreparedTx], outcomes: &[TxOutcome]) -> Hash {
 pub fn receipt_roots(receipts: &[Receipt]) -> Vec<(ShardId, Hash)> {
     let mut by_destination: BTreeMap<ShardId, Vec<Hash>> = BTreeMap::new();
     for receipt in receipts {
-        by_destination.entry(receipt.destination).or_default().push(receipt.hash());
+        by_destination
+            .entry(receipt.destination)
+            .or_default()
+            .push(receipt.hash());
     }
-    by_destination.into_iter().map(|(shard, hashes)| (shard, merkle::root(&hashes))).collect()
+    by_destination
+        .into_iter()
+        .map(|(shard, hashes)| (shard, merkle::root(&hashes)))
+        .collect()
 }
 
 /// The child of `parent` holding `txs`, whose execution gave `output` and
@@ -51,7 +62,9 @@ pub fn seal_block(
     state_root: Hash,
     timestamp_ms: u64,
 ) -> ShardBlock {
-    let body = ShardBlockBody { transactions: txs.iter().map(|tx| tx.signed.clone()).collect() };
+    let body = ShardBlockBody {
+        transactions: txs.iter().map(|tx| tx.signed.clone()).collect(),
+    };
     let tx_hashes: Vec<Hash> = txs.iter().map(|tx| tx.hash).collect();
     let header = ShardBlockHeader {
         chain_id: parent.chain_id,

@@ -58,7 +58,10 @@ impl ShardChain {
             .num_threads(threads.get())
             .thread_name(|i| format!("shard-pool-{i}"))
             .build()
-            .map_err(|e| ShardError::ThreadPool { threads: threads.get(), reason: e.to_string() })?;
+            .map_err(|e| ShardError::ThreadPool {
+                threads: threads.get(),
+                reason: e.to_string(),
+            })?;
         let (tree, head) = match store.head()? {
             Some(head) => {
                 let entries = store.state_entries().collect::<Result<Vec<_>, _>>()?;
@@ -75,11 +78,23 @@ impl ShardChain {
             None => {
                 let tree = StateTree::from_entries(genesis.iter().copied());
                 let block = genesis_block(identity.chain_id, identity.shard, tree.root());
-                store.commit_block(&BlockCommit { block: &block, outcomes: &[], state_changes: genesis, receipts: &[] })?;
+                store.commit_block(&BlockCommit {
+                    block: &block,
+                    outcomes: &[],
+                    state_changes: genesis,
+                    receipts: &[],
+                })?;
                 (tree, block.header)
             }
         };
-        Ok(ShardChain { store, tree, head, layout, executor: Executor::new(threads), pool })
+        Ok(ShardChain {
+            store,
+            tree,
+            head,
+            layout,
+            executor: Executor::new(threads),
+            pool,
+        })
     }
 
     /// The newest committed header.
@@ -99,7 +114,11 @@ impl ShardChain {
 
     /// Verifies signatures (dropping bad ones), executes `txs` on top of the
     /// head, and commits the resulting block atomically.
-    pub fn produce_block(&mut self, txs: Vec<PreparedTx>, timestamp_ms: u64) -> Result<ProducedBlock, ShardError> {
+    pub fn produce_block(
+        &mut self,
+        txs: Vec<PreparedTx>,
+        timestamp_ms: u64,
+    ) -> Result<ProducedBlock, ShardError> {
         let bad = find_bad_signatures(&txs, &self.pool);
         let rejected = bad.len();
         let txs: Vec<PreparedTx> = if bad.is_empty() {
@@ -114,8 +133,11 @@ impl ShardChain {
         };
         let ctx = self.context()?;
         let (output, stats) = self.executor.execute(&ctx, &txs, &self.store)?;
-        let changes: Vec<(StateKey, Option<Account>)> =
-            output.state_changes.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        let changes: Vec<(StateKey, Option<Account>)> = output
+            .state_changes
+            .iter()
+            .map(|(k, v)| (*k, Some(*v)))
+            .collect();
         let mut tree = self.tree.clone();
         self.pool.install(|| tree.update_parallel(&changes));
         let block = seal_block(&self.head, &txs, &output, tree.root(), timestamp_ms);
@@ -127,7 +149,12 @@ impl ShardChain {
         })?;
         self.tree = tree;
         self.head = block.header.clone();
-        Ok(ProducedBlock { block, output, stats, rejected })
+        Ok(ProducedBlock {
+            block,
+            output,
+            stats,
+            rejected,
+        })
     }
 
     fn context(&self) -> Result<BlockContext, ShardError> {
@@ -138,6 +165,11 @@ impl ShardChain {
                 outbox.insert(shard, self.store.outbox_cursor(shard)?);
             }
         }
-        Ok(BlockContext { chain_id: self.head.chain_id, shard: self.head.shard, layout: self.layout, outbox })
+        Ok(BlockContext {
+            chain_id: self.head.chain_id,
+            shard: self.head.shard,
+            layout: self.layout,
+            outbox,
+        })
     }
 }

@@ -18,4 +18,6 @@ pub mod workload;
 
 pub use chain::{ProducedBlock, ShardChain};
 pub use error::ShardError;
-pub use execution::{BlockContext, BlockOutput, ExecutionPath, ExecutionStats, Executor, PreparedTx};
+pub use execution::{
+    BlockContext, BlockOutput, ExecutionPath, ExecutionStats, Executor, PreparedTx,
+};

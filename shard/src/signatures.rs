@@ -40,11 +40,19 @@ pub fn find_bad_signatures(txs: &[PreparedTx], pool: &rayon::ThreadPool) -> Vec<
 /// Indices (sorted) of the transactions whose signature is invalid, checked
 /// one at a time on the calling thread (the baseline the benchmark compares with).
 pub fn find_bad_signatures_one_by_one(txs: &[PreparedTx]) -> Vec<usize> {
-    txs.iter().enumerate().filter(|(_, tx)| !verify_single(tx)).map(|(i, _)| i).collect()
+    txs.iter()
+        .enumerate()
+        .filter(|(_, tx)| !verify_single(tx))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn verify_single(tx: &PreparedTx) -> bool {
-    tx.signed.tx.sender.verify(tx.hash.as_bytes(), &tx.signed.signature).is_ok()
+    tx.signed
+        .tx
+        .sender
+        .verify(tx.hash.as_bytes(), &tx.signed.signature)
+        .is_ok()
 }
 
 /// Checks `batch` (whose first element is at `offset` in the block) and pushes
@@ -71,7 +79,13 @@ fn check_batch(batch: &[PreparedTx], offset: usize, bad: &mut Vec<usize>) {
     }
 }
 
-fn bisect(batch: &[PreparedTx], members: &[usize], keys: &[VerifyingKey], offset: usize, bad: &mut Vec<usize>) {
+fn bisect(
+    batch: &[PreparedTx],
+    members: &[usize],
+    keys: &[VerifyingKey],
+    offset: usize,
+    bad: &mut Vec<usize>,
+) {
     match members.len() {
         0 => {}
         1 => {
@@ -80,9 +94,14 @@ fn bisect(batch: &[PreparedTx], members: &[usize], keys: &[VerifyingKey], offset
             }
         }
         _ => {
-            let messages: Vec<&[u8]> = members.iter().map(|&i| batch[i].hash.as_bytes().as_slice()).collect();
-            let signatures: Vec<ed25519_dalek::Signature> =
-                members.iter().map(|&i| batch[i].signed.signature.to_dalek()).collect();
+            let messages: Vec<&[u8]> = members
+                .iter()
+                .map(|&i| batch[i].hash.as_bytes().as_slice())
+                .collect();
+            let signatures: Vec<ed25519_dalek::Signature> = members
+                .iter()
+                .map(|&i| batch[i].signed.signature.to_dalek())
+                .collect();
             if ed25519_dalek::verify_batch(&messages, &signatures, keys).is_ok() {
                 return;
             }

@@ -10,13 +10,24 @@ use rand::{Rng, SeedableRng};
 /// Key pairs derived from `seed`: key `i` has secret `blake3(seed, i)`.
 pub fn dev_keys(seed: u64, count: usize) -> Vec<KeyPair> {
     (0..count as u64)
-        .map(|i| KeyPair::from_seed(Hash::domain("atoll dev key v1", &[&seed.to_le_bytes(), &i.to_le_bytes()]).0))
+        .map(|i| {
+            KeyPair::from_seed(
+                Hash::domain("atoll dev key v1", &[&seed.to_le_bytes(), &i.to_le_bytes()]).0,
+            )
+        })
         .collect()
 }
 
 /// Genesis entries giving every key `balance`.
 pub fn genesis_accounts(keys: &[KeyPair], balance: u128) -> Vec<(StateKey, Account)> {
-    keys.iter().map(|k| (StateKey::Account(k.address()), Account { balance, nonce: 0 })).collect()
+    keys.iter()
+        .map(|k| {
+            (
+                StateKey::Account(k.address()),
+                Account { balance, nonce: 0 },
+            )
+        })
+        .collect()
 }
 
 /// A block of `count` valid transfers among `keys` (whose nonces start at
@@ -29,7 +40,10 @@ pub fn transfer_block(
     count: usize,
     seed: u64,
 ) -> Vec<PreparedTx> {
-    assert!(keys.len() >= 2, "a transfer block needs at least two accounts");
+    assert!(
+        keys.len() >= 2,
+        "a transfer block needs at least two accounts"
+    );
     let addresses: Vec<Address> = keys.iter().map(KeyPair::address).collect();
     let mut rng = StdRng::seed_from_u64(seed);
     (0..count)
@@ -46,7 +60,10 @@ pub fn transfer_block(
                 sender: keys[from].public(),
                 nonce,
                 fee: 1,
-                action: Action::Transfer { to: addresses[to], amount: rng.gen_range(1..=100) },
+                action: Action::Transfer {
+                    to: addresses[to],
+                    amount: rng.gen_range(1..=100),
+                },
             };
             PreparedTx::new(tx.sign(&keys[from]))
         })

@@ -1,9 +1,11 @@
 //! The store's identity and schema version, and the checks `open` runs on a
 //! data directory before it writes anything there.
 //!
-//! Every check reads only: the directory listing, RocksDB's column family list
-//! and a read-only handle with a silenced info log (a read-write or logging
-//! open would create or rotate files in a directory that may not be ours).
+//! Every check only reads: the directory listing, RocksDB's column family list
+//! and a read-only handle whose info log goes nowhere. A read-write open would
+//! create files (and column families) in a directory that may not be ours, so
+//! it comes only after the checks pass; `tests/it/open_checks.rs` checks that a
+//! refused open leaves every file of the directory unchanged.
 
 use crate::error::StorageError;
 use crate::keys::{self, cf};

@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Context};
 use atoll_primitives::{Account, ChainId, ShardId, ShardLayout, StateKey};
-use atoll_shard::execution::{sequential, BlockContext, BlockOutput, ExecutionPath, Executor, PreparedTx};
+use atoll_shard::execution::{sequential, BlockContext, BlockOutput, ExecutionPath, Executor};
 use atoll_shard::signatures::{find_bad_signatures, find_bad_signatures_one_by_one};
 use atoll_shard::state::StateTree;
 use atoll_shard::workload::{dev_keys, genesis_accounts, transfer_block};
@@ -51,7 +51,8 @@ struct Report {
     sequential_tps: f64,
     parallel_tps: f64,
     exec_speedup: f64,
-    /// The path the executor chose for this block ("parallel" or "sequential").
+    /// The path the executor chose for this block: "declared-dependencies",
+    /// "block-stm" or "sequential".
     parallel_path: &'static str,
     /// Block-STM forced on, whatever the executor would choose.
     blockstm_tps: f64,
@@ -79,18 +80,35 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
             eprintln!("{msg}");
         }
     };
-    progress(&format!("generating {} accounts and signing {} transfers…", args.accounts, args.txs));
+    progress(&format!(
+        "generating {} accounts and signing {} transfers…",
+        args.accounts, args.txs
+    ));
     let keys = dev_keys(1, args.accounts);
     let genesis = genesis_accounts(&keys, 1_000_000_000_000);
     let mut nonces = vec![0; keys.len()];
     let txs = transfer_block(CHAIN, &keys, &mut nonces, args.txs, 2);
 
     let dir = tempfile::tempdir().context("creating a temporary directory for the bench store")?;
-    let identity = StoreIdentity { chain_id: CHAIN, shard: ShardId(0) };
-    let chain = ShardChain::open(dir.path(), identity, ShardLayout::single(), &genesis, threads)
-        .context("opening the bench shard store")?;
+    let identity = StoreIdentity {
+        chain_id: CHAIN,
+        shard: ShardId(0),
+    };
+    let chain = ShardChain::open(
+        dir.path(),
+        identity,
+        ShardLayout::single(),
+        &genesis,
+        threads,
+    )
+    .context("opening the bench shard store")?;
     let store = chain.store();
-    let ctx = BlockContext { chain_id: CHAIN, shard: ShardId(0), layout: ShardLayout::single(), outbox: BTreeMap::new() };
+    let ctx = BlockContext {
+        chain_id: CHAIN,
+        shard: ShardId(0),
+        layout: ShardLayout::single(),
+        outbox: BTreeMap::new(),
+    };
     let tree = StateTree::from_entries(genesis.iter().copied());
     let pool_1 = pool(1)?;
     let pool_n = pool(threads.get())?;
@@ -109,7 +127,8 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
 
     progress("measuring execution…");
     let expected = sequential::execute(&ctx, &txs, store)?;
-    let sequential_time = median_checked(rounds, || sequential::execute(&ctx, &txs, store), &expected)?;
+    let sequential_time =
+        median_checked(rounds, || sequential::execute(&ctx, &txs, store), &expected)?;
     let executor = Executor::new(threads);
     let mut path = ExecutionPath::Parallel;
     let parallel_time = median_checked(
@@ -126,16 +145,22 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     let blockstm_time = median_checked(
         rounds,
         || {
-            executor.execute_parallel(&ctx, &txs, store).map(|(out, stats)| {
-                blockstm_executions = stats.executions;
-                out
-            })
+            executor
+                .execute_parallel(&ctx, &txs, store)
+                .map(|(out, stats)| {
+                    blockstm_executions = stats.executions;
+                    out
+                })
         },
         &expected,
     )?;
 
     progress("measuring the state-root update…");
-    let changes: Vec<(StateKey, Option<Account>)> = expected.state_changes.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    let changes: Vec<(StateKey, Option<Account>)> = expected
+        .state_changes
+        .iter()
+        .map(|(k, v)| (*k, Some(*v)))
+        .collect();
     let root_time = median(rounds, || {
         let mut t = tree.clone();
         pool_n.install(|| t.update_parallel(&changes));
@@ -147,8 +172,11 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         let bad = find_bad_signatures(&txs, pool);
         anyhow::ensure!(bad.is_empty(), "generated block has bad signatures");
         let (output, _) = executor.execute(&ctx, &txs, store)?;
-        let changes: Vec<(StateKey, Option<Account>)> =
-            output.state_changes.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        let changes: Vec<(StateKey, Option<Account>)> = output
+            .state_changes
+            .iter()
+            .map(|(k, v)| (*k, Some(*v)))
+            .collect();
         let mut t = tree.clone();
         pool.install(|| t.update_parallel(&changes));
         std::hint::black_box(t.root());
@@ -169,10 +197,7 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         sequential_tps: tps(sequential_time),
         parallel_tps: tps(parallel_time),
         exec_speedup: tps(parallel_time) / tps(sequential_time),
-        parallel_path: match path {
-            ExecutionPath::Parallel => "parallel",
-            ExecutionPath::Sequential => "sequential",
-        },
+        parallel_path: path.name(),
         blockstm_tps: tps(blockstm_time),
         blockstm_executions,
         state_root_keys_per_s: changes.len() as f64 / root_time.as_secs_f64(),
@@ -190,7 +215,10 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
 }
 
 fn pool(threads: usize) -> anyhow::Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("starting the bench thread pool")
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the bench thread pool")
 }
 
 /// The median time of `rounds` runs of `f`.
@@ -215,7 +243,11 @@ fn median_checked<E: Into<anyhow::Error>>(
     let mut failure = None;
     let time = median(rounds, || match f() {
         Ok(output) if output == *expected => {}
-        Ok(_) => failure = Some(anyhow::anyhow!("an executor disagreed with the sequential reference")),
+        Ok(_) => {
+            failure = Some(anyhow::anyhow!(
+                "an executor disagreed with the sequential reference"
+            ))
+        }
         Err(e) => failure = Some(e.into()),
     });
     match failure {
@@ -225,13 +257,31 @@ fn median_checked<E: Into<anyhow::Error>>(
 }
 
 fn print_table(r: &Report) {
-    println!("block: {} transfers over {} accounts, {} threads", r.txs, r.accounts, r.threads);
+    println!(
+        "block: {} transfers over {} accounts, {} threads",
+        r.txs, r.accounts, r.threads
+    );
     println!("  verify one by one    {:>12.0} tx/s", r.verify_single_tps);
-    println!("  verify batched       {:>12.0} tx/s   x{:.2}", r.verify_batch_tps, r.verify_speedup);
+    println!(
+        "  verify batched       {:>12.0} tx/s   x{:.2}",
+        r.verify_batch_tps, r.verify_speedup
+    );
     println!("  execute sequential   {:>12.0} tx/s", r.sequential_tps);
-    println!("  execute parallel     {:>12.0} tx/s   x{:.2}  (path: {})", r.parallel_tps, r.exec_speedup, r.parallel_path);
-    println!("  Block-STM forced     {:>12.0} tx/s   ({} executions)", r.blockstm_tps, r.blockstm_executions);
-    println!("  state root update    {:>12.0} keys/s ({:.1} ms)", r.state_root_keys_per_s, r.state_root_ms);
+    println!(
+        "  execute parallel     {:>12.0} tx/s   x{:.2}  (path: {})",
+        r.parallel_tps, r.exec_speedup, r.parallel_path
+    );
+    println!(
+        "  Block-STM forced     {:>12.0} tx/s   ({} executions)",
+        r.blockstm_tps, r.blockstm_executions
+    );
+    println!(
+        "  state root update    {:>12.0} keys/s ({:.1} ms)",
+        r.state_root_keys_per_s, r.state_root_ms
+    );
     println!("  pipeline, 1 thread   {:>12.0} tx/s", r.pipeline_1_tps);
-    println!("  pipeline, {} threads  {:>12.0} tx/s   x{:.2}", r.threads, r.pipeline_n_tps, r.pipeline_speedup);
+    println!(
+        "  pipeline, {} threads  {:>12.0} tx/s   x{:.2}",
+        r.threads, r.pipeline_n_tps, r.pipeline_speedup
+    );
 }

@@ -1,7 +1,10 @@
 //! Block execution: the transaction semantics, the sequential reference
 //! executor, and the Block-STM parallel executor that must agree with it.
 //!
-//! Both executors run the same per-transaction function
+//! Three executors produce a block's result: [`sequential`] (the reference),
+//! [`declared`] (transactions that declare their keys, run in dependency
+//! order on several threads) and [`parallel`] (Block-STM, for everything).
+//! All run the same per-transaction function
 //! ([`transfer::execute_transaction`]) and differ only in where reads come from
 //! and how writes become visible, so the differential tests exercise exactly
 //! the concurrency machinery. Values every transaction would otherwise touch
@@ -9,6 +12,7 @@
 //! keys: they are accumulated in block order after execution
 //! ([`BlockOutput::assemble`]), so they never make two transactions conflict.
 
+pub mod declared;
 pub mod parallel;
 pub mod sequential;
 pub mod transfer;
@@ -16,8 +20,8 @@ pub mod transfer;
 use crate::error::ShardError;
 use crate::state::StateView;
 use atoll_primitives::{
-    Account, Address, ChainId, Hash, Receipt, ReceiptAction, ShardId, ShardLayout, SignedTransaction,
-    StateKey, TxOutcome,
+    Account, Address, ChainId, Hash, Receipt, ReceiptAction, ShardId, ShardLayout,
+    SignedTransaction, StateKey, TxOutcome,
 };
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -39,7 +43,11 @@ impl PreparedTx {
     pub fn new(signed: SignedTransaction) -> PreparedTx {
         let hash = signed.hash();
         let sender = signed.sender();
-        PreparedTx { signed, hash, sender }
+        PreparedTx {
+            signed,
+            hash,
+            sender,
+        }
     }
 }
 
@@ -88,13 +96,24 @@ impl BlockOutput {
                 .expect("burnt fees are bounded by the total supply, which fits in u128");
             if let Some((destination, action)) = effect.receipt {
                 let sequence = next_sequence.entry(destination).or_insert(0);
-                receipts.push(Receipt { source: ctx.shard, destination, sequence: *sequence, origin: tx.hash, action });
+                receipts.push(Receipt {
+                    source: ctx.shard,
+                    destination,
+                    sequence: *sequence,
+                    origin: tx.hash,
+                    action,
+                });
                 *sequence += 1;
             }
             outcomes.push(effect.outcome);
         }
-        state_changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        BlockOutput { outcomes, state_changes, receipts, burnt_fees }
+        state_changes.sort_unstable_by_key(|(key, _)| *key);
+        BlockOutput {
+            outcomes,
+            state_changes,
+            receipts,
+            burnt_fees,
+        }
     }
 
     /// The value carried by this block's receipts.
@@ -109,8 +128,22 @@ pub enum ExecutionPath {
     /// The sequential executor (one thread, a small block, or a block whose
     /// transactions mostly depend on each other).
     Sequential,
+    /// Several threads in the order of declared dependencies (every
+    /// transaction declared its keys; nothing speculative).
+    Declared,
     /// Block-STM on several threads.
     Parallel,
+}
+
+impl ExecutionPath {
+    /// A short name for logs and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutionPath::Sequential => "sequential",
+            ExecutionPath::Declared => "declared-dependencies",
+            ExecutionPath::Parallel => "block-stm",
+        }
+    }
 }
 
 /// Counters from one block's execution (for logs and metrics).
@@ -125,7 +158,10 @@ pub struct ExecutionStats {
     pub aborts: u64,
 }
 
-/// Runs blocks on a fixed number of threads, choosing the path per block.
+/// Runs blocks on a fixed number of threads, choosing the path per block:
+/// sequential for one thread, small blocks and mostly serial blocks; in
+/// declared-dependency order when every transaction declares its keys;
+/// Block-STM otherwise.
 #[derive(Clone, Debug)]
 pub struct Executor {
     threads: NonZeroUsize,
@@ -138,7 +174,11 @@ pub struct Executor {
 impl Executor {
     /// An executor with `threads` worker threads.
     pub fn new(threads: NonZeroUsize) -> Executor {
-        Executor { threads, min_parallel_block: 64, use_declared_keys: true }
+        Executor {
+            threads,
+            min_parallel_block: 64,
+            use_declared_keys: true,
+        }
     }
 
     /// Whether Block-STM uses the keys transactions declare (default: yes).
@@ -173,10 +213,41 @@ impl Executor {
             || parallel::mostly_serial(ctx, txs);
         if sequential {
             let output = sequential::execute(ctx, txs, state)?;
-            let stats = ExecutionStats { path: ExecutionPath::Sequential, executions: txs.len() as u64, aborts: 0 };
+            let stats = ExecutionStats {
+                path: ExecutionPath::Sequential,
+                executions: txs.len() as u64,
+                aborts: 0,
+            };
             return Ok((output, stats));
         }
+        if self.use_declared_keys {
+            if let Some(result) = self.execute_declared(ctx, txs, state)? {
+                return Ok(result);
+            }
+        }
         self.execute_parallel(ctx, txs, state)
+    }
+
+    /// Executes `txs` in declared-dependency order whatever the block looks
+    /// like; `None` if some transaction reads a key it did not declare.
+    pub fn execute_declared(
+        &self,
+        ctx: &BlockContext,
+        txs: &[PreparedTx],
+        state: &dyn StateView,
+    ) -> Result<Option<(BlockOutput, ExecutionStats)>, ShardError> {
+        let output = declared::execute(ctx, txs, state, self.threads)?;
+        let executions = txs.len() as u64;
+        Ok(output.map(|o| {
+            (
+                o,
+                ExecutionStats {
+                    path: ExecutionPath::Declared,
+                    executions,
+                    aborts: 0,
+                },
+            )
+        }))
     }
 
     /// Executes `txs` with Block-STM whatever the block looks like.
@@ -191,6 +262,10 @@ impl Executor {
 }
 
 /// The receipt a transfer to `to` on `destination` emits.
-pub(crate) fn transfer_receipt(destination: ShardId, to: Address, amount: u128) -> (ShardId, ReceiptAction) {
+pub(crate) fn transfer_receipt(
+    destination: ShardId,
+    to: Address,
+    amount: u128,
+) -> (ShardId, ReceiptAction) {
     (destination, ReceiptAction::Transfer { to, amount })
 }

@@ -26,8 +26,15 @@ impl TxReader for Overlay<'_> {
 }
 
 /// Executes `txs` in order against `state`.
-pub fn execute(ctx: &BlockContext, txs: &[PreparedTx], state: &dyn StateView) -> Result<BlockOutput, ShardError> {
-    let mut overlay = Overlay { writes: HashMap::with_capacity(txs.len()), state };
+pub fn execute(
+    ctx: &BlockContext,
+    txs: &[PreparedTx],
+    state: &dyn StateView,
+) -> Result<BlockOutput, ShardError> {
+    let mut overlay = Overlay {
+        writes: HashMap::with_capacity(txs.len()),
+        state,
+    };
     let mut effects = Vec::with_capacity(txs.len());
     for tx in txs {
         let effect = execute_transaction(ctx, tx, &mut overlay)?;

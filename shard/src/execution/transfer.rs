@@ -29,7 +29,12 @@ pub(crate) struct TxEffect {
 
 impl TxEffect {
     fn failed(failure: TxFailure) -> TxEffect {
-        TxEffect { outcome: TxOutcome::Failure(failure), writes: WriteSet::new(), receipt: None, fee_burnt: 0 }
+        TxEffect {
+            outcome: TxOutcome::Failure(failure),
+            writes: WriteSet::new(),
+            receipt: None,
+            fee_burnt: 0,
+        }
     }
 }
 
@@ -58,37 +63,65 @@ pub(crate) fn execute_transaction<R: TxReader>(
 ) -> Result<TxEffect, R::Stop> {
     let body = &tx.signed.tx;
     if body.chain_id != ctx.chain_id {
-        return Ok(TxEffect::failed(TxFailure::WrongChainId { expected: ctx.chain_id.0, got: body.chain_id.0 }));
+        return Ok(TxEffect::failed(TxFailure::WrongChainId {
+            expected: ctx.chain_id.0,
+            got: body.chain_id.0,
+        }));
     }
     let sender_shard = ctx.layout.shard_of(&tx.sender);
     if sender_shard != ctx.shard {
-        return Ok(TxEffect::failed(TxFailure::SenderOnOtherShard { shard: sender_shard.0 }));
+        return Ok(TxEffect::failed(TxFailure::SenderOnOtherShard {
+            shard: sender_shard.0,
+        }));
     }
     let sender_key = StateKey::Account(tx.sender);
     let sender = reader.read(&sender_key)?.unwrap_or_default();
     if body.nonce != sender.nonce {
-        return Ok(TxEffect::failed(TxFailure::BadNonce { expected: sender.nonce, got: body.nonce }));
+        return Ok(TxEffect::failed(TxFailure::BadNonce {
+            expected: sender.nonce,
+            got: body.nonce,
+        }));
     }
     let Some(after_fee) = sender.balance.checked_sub(body.fee) else {
-        return Ok(TxEffect::failed(TxFailure::CannotPayFee { balance: sender.balance, fee: body.fee }));
+        return Ok(TxEffect::failed(TxFailure::CannotPayFee {
+            balance: sender.balance,
+            fee: body.fee,
+        }));
     };
     let charged = Account {
         balance: after_fee,
-        nonce: sender.nonce.checked_add(1).expect("a nonce cannot reach u64::MAX: each step costs a transaction"),
+        nonce: sender
+            .nonce
+            .checked_add(1)
+            .expect("a nonce cannot reach u64::MAX: each step costs a transaction"),
     };
     // From here on the fee is burnt and the nonce advances, whatever the action does.
-    let mut effect = TxEffect { outcome: TxOutcome::Success, writes: WriteSet::new(), receipt: None, fee_burnt: body.fee };
+    let mut effect = TxEffect {
+        outcome: TxOutcome::Success,
+        writes: WriteSet::new(),
+        receipt: None,
+        fee_burnt: body.fee,
+    };
     match &body.action {
         Action::Transfer { to, amount } => {
             let Some(after_amount) = after_fee.checked_sub(*amount) else {
                 let needed = amount.saturating_add(body.fee);
-                effect.outcome = TxOutcome::Failure(TxFailure::InsufficientBalance { balance: sender.balance, needed });
+                effect.outcome = TxOutcome::Failure(TxFailure::InsufficientBalance {
+                    balance: sender.balance,
+                    needed,
+                });
                 effect.writes.push((sender_key, charged));
                 return Ok(effect);
             };
             let destination = ctx.layout.shard_of(to);
             if destination != ctx.shard {
-                effect.writes.push((sender_key, Account { balance: after_amount, ..charged }));
+                effect.writes.push((
+                    sender_key,
+                    Account {
+                        balance: after_amount,
+                        ..charged
+                    },
+                ));
                 effect.receipt = Some(transfer_receipt(destination, *to, *amount));
             } else if *to == tx.sender {
                 effect.writes.push((sender_key, charged));
@@ -97,8 +130,20 @@ pub(crate) fn execute_transaction<R: TxReader>(
                 let recipient = reader.read(&recipient_key)?.unwrap_or_default();
                 match recipient.balance.checked_add(*amount) {
                     Some(balance) => {
-                        effect.writes.push((sender_key, Account { balance: after_amount, ..charged }));
-                        effect.writes.push((recipient_key, Account { balance, ..recipient }));
+                        effect.writes.push((
+                            sender_key,
+                            Account {
+                                balance: after_amount,
+                                ..charged
+                            },
+                        ));
+                        effect.writes.push((
+                            recipient_key,
+                            Account {
+                                balance,
+                                ..recipient
+                            },
+                        ));
                     }
                     None => {
                         effect.outcome = TxOutcome::Failure(TxFailure::BalanceOverflow);

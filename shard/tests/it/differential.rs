@@ -1,4 +1,5 @@
-//! Invariant 3 (determinism): Block-STM gives exactly the sequential result.
+//! Invariant 3 (determinism): Block-STM (with and without declared keys) and
+//! the declared-dependency executor give exactly the sequential result.
 
 use crate::scenario::{generate, Scenario};
 use atoll_primitives::{Account, StateKey};
@@ -8,9 +9,16 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
-fn post_state_root(genesis: &HashMap<StateKey, Account>, output: &BlockOutput) -> atoll_primitives::Hash {
+fn post_state_root(
+    genesis: &HashMap<StateKey, Account>,
+    output: &BlockOutput,
+) -> atoll_primitives::Hash {
     let mut tree = StateTree::from_entries(genesis.iter().map(|(k, v)| (*k, *v)));
-    let changes: Vec<(StateKey, Option<Account>)> = output.state_changes.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    let changes: Vec<(StateKey, Option<Account>)> = output
+        .state_changes
+        .iter()
+        .map(|(k, v)| (*k, Some(*v)))
+        .collect();
     tree.update(&changes);
     tree.root()
 }
@@ -25,7 +33,11 @@ fn assert_conserved(scenario: &Scenario, output: &BlockOutput) {
         .fold(0u128, |s, a| s.wrapping_add(a.balance))
         .wrapping_add(output.receipt_value())
         .wrapping_add(output.burnt_fees);
-    assert_eq!(total, scenario.genesis_supply(), "value was created or destroyed");
+    assert_eq!(
+        total,
+        scenario.genesis_supply(),
+        "value was created or destroyed"
+    );
 }
 
 fn check_scenario(seed: u64, accounts: usize, txs: usize) {
@@ -36,13 +48,34 @@ fn check_scenario(seed: u64, accounts: usize, txs: usize) {
     let expected_root = post_state_root(&scenario.genesis, &expected);
     for threads in [1usize, 2, 4, 8] {
         for declared in [true, false] {
-            let executor = Executor::new(NonZeroUsize::new(threads).unwrap()).with_declared_keys(declared);
-            let (output, stats) = executor.execute_parallel(&scenario.ctx, &scenario.txs, &scenario.genesis).unwrap();
-            assert_eq!(output, expected, "seed {seed}: {threads} threads, declared keys {declared}, {stats:?}");
+            let executor =
+                Executor::new(NonZeroUsize::new(threads).unwrap()).with_declared_keys(declared);
+            let (output, stats) = executor
+                .execute_parallel(&scenario.ctx, &scenario.txs, &scenario.genesis)
+                .unwrap();
+            assert_eq!(
+                output, expected,
+                "seed {seed}: {threads} threads, declared keys {declared}, {stats:?}"
+            );
             assert_eq!(post_state_root(&scenario.genesis, &output), expected_root);
             // The automatic choice of path must agree as well.
-            let (auto, _) = executor.execute(&scenario.ctx, &scenario.txs, &scenario.genesis).unwrap();
-            assert_eq!(auto, expected, "seed {seed}: automatic path, {threads} threads");
+            let (auto, _) = executor
+                .execute(&scenario.ctx, &scenario.txs, &scenario.genesis)
+                .unwrap();
+            assert_eq!(
+                auto, expected,
+                "seed {seed}: automatic path, {threads} threads"
+            );
+            if declared {
+                let (output, _) = executor
+                    .execute_declared(&scenario.ctx, &scenario.txs, &scenario.genesis)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    output, expected,
+                    "seed {seed}: declared-dependency path, {threads} threads"
+                );
+            }
         }
     }
 }
@@ -91,7 +124,9 @@ fn outcomes_cover_every_failure_kind() {
             seen.insert("receipt");
         }
     }
-    let all = ["success", "chain", "nonce", "fee", "balance", "overflow", "shard", "receipt"];
+    let all = [
+        "success", "chain", "nonce", "fee", "balance", "overflow", "shard", "receipt",
+    ];
     for kind in all {
         assert!(seen.contains(kind), "no {kind} outcome generated");
     }

@@ -26,7 +26,9 @@ impl Scenario {
     /// (whales make the true sum overflow; equality mod 2^128 still checks
     /// conservation).
     pub fn genesis_supply(&self) -> u128 {
-        self.genesis.values().fold(0u128, |s, a| s.wrapping_add(a.balance))
+        self.genesis
+            .values()
+            .fold(0u128, |s, a| s.wrapping_add(a.balance))
     }
 }
 
@@ -50,9 +52,15 @@ pub fn generate(seed: u64, account_count: usize, tx_count: usize) -> Scenario {
         .filter(|k| layout.shard_of(&k.address()) == SHARD)
         .take(account_count)
         .collect();
-    assert_eq!(keys.len(), account_count, "not enough keys on the home shard");
+    assert_eq!(
+        keys.len(),
+        account_count,
+        "not enough keys on the home shard"
+    );
     if shard_count > 1 {
-        let foreign = dev_keys(seed ^ 0xf0f0, 64).into_iter().find(|k| layout.shard_of(&k.address()) != SHARD);
+        let foreign = dev_keys(seed ^ 0xf0f0, 64)
+            .into_iter()
+            .find(|k| layout.shard_of(&k.address()) != SHARD);
         keys.extend(foreign);
     }
     let mut genesis = HashMap::new();
@@ -64,14 +72,33 @@ pub fn generate(seed: u64, account_count: usize, tx_count: usize) -> Scenario {
             (_, 1) => rng.gen_range(0..5),
             _ => rng.gen_range(0..10_000),
         };
-        genesis.insert(StateKey::Account(key.address()), Account { balance, nonce: rng.gen_range(0..3) });
+        genesis.insert(
+            StateKey::Account(key.address()),
+            Account {
+                balance,
+                nonce: rng.gen_range(0..3),
+            },
+        );
     }
-    let mut nonces: Vec<u64> = keys.iter().map(|k| genesis[&StateKey::Account(k.address())].nonce).collect();
+    let mut nonces: Vec<u64> = keys
+        .iter()
+        .map(|k| genesis[&StateKey::Account(k.address())].nonce)
+        .collect();
     let mut txs = Vec::with_capacity(tx_count);
     for _ in 0..tx_count {
         // Skew senders towards the first accounts to create contention.
-        let from = if rng.gen_bool(0.3) { rng.gen_range(0..keys.len().min(3)) } else { rng.gen_range(0..keys.len()) };
+        let mut from = if rng.gen_bool(0.3) {
+            rng.gen_range(0..keys.len().min(3))
+        } else {
+            rng.gen_range(0..keys.len())
+        };
+        let whales = account_count >= 4 && rng.gen_bool(0.03);
+        if whales {
+            from = rng.gen_range(0..2);
+        }
         let to = match rng.gen_range(0..20) {
+            // One whale pays the other half the u128 range: the credit overflows.
+            _ if whales => keys[1 - from].address(),
             0..=11 => keys[rng.gen_range(0..keys.len())].address(),
             12..=13 => keys[from].address(),
             14..=16 => address_on(&layout, &mut rng, true),
@@ -79,6 +106,7 @@ pub fn generate(seed: u64, account_count: usize, tx_count: usize) -> Scenario {
             _ => Address(rng.gen()),
         };
         let amount = match rng.gen_range(0..10) {
+            _ if whales => u128::MAX / 2,
             0..=6 => rng.gen_range(0..200),
             7..=8 => rng.gen_range(0..20_000),
             _ => u128::MAX / 2,
@@ -86,14 +114,20 @@ pub fn generate(seed: u64, account_count: usize, tx_count: usize) -> Scenario {
         let nonce = if rng.gen_bool(0.85) {
             nonces[from]
         } else {
-            nonces[from].wrapping_add(rng.gen_range(1..3)).wrapping_sub(if rng.gen() { 2 } else { 0 })
+            nonces[from]
+                .wrapping_add(rng.gen_range(1..3))
+                .wrapping_sub(if rng.gen() { 2 } else { 0 })
         };
         if nonce == nonces[from] {
             // A transaction with the right nonce usually advances it (not
             // when it cannot pay its fee, which the executor decides).
             nonces[from] += 1;
         }
-        let chain_id = if rng.gen_bool(0.03) { ChainId(CHAIN.0 + 1) } else { CHAIN };
+        let chain_id = if rng.gen_bool(0.03) {
+            ChainId(CHAIN.0 + 1)
+        } else {
+            CHAIN
+        };
         let tx = Transaction {
             chain_id,
             sender: keys[from].public(),
@@ -107,6 +141,11 @@ pub fn generate(seed: u64, account_count: usize, tx_count: usize) -> Scenario {
     for shard in 1..shard_count {
         outbox.insert(ShardId(shard), rng.gen_range(0..100));
     }
-    let ctx = BlockContext { chain_id: CHAIN, shard: SHARD, layout, outbox };
+    let ctx = BlockContext {
+        chain_id: CHAIN,
+        shard: SHARD,
+        layout,
+        outbox,
+    };
     Scenario { ctx, genesis, txs }
 }

@@ -7,7 +7,10 @@ use atoll_shard::workload::{dev_keys, transfer_block};
 use proptest::prelude::*;
 
 fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
 }
 
 fn block(n: usize) -> Vec<PreparedTx> {
@@ -25,11 +28,13 @@ fn corrupt(txs: &mut [PreparedTx], i: usize, how: u8) {
         // Another valid key, so the signature does not match.
         2 => signed.tx.sender = dev_keys(99, 1)[0].public(),
         // Not a curve point.
-        _ => signed.tx.sender = PublicKey({
-            let mut b = [0u8; 32];
-            b[0] = 2;
-            b
-        }),
+        _ => {
+            signed.tx.sender = PublicKey({
+                let mut b = [0u8; 32];
+                b[0] = 2;
+                b
+            })
+        }
     }
     // Keep the precomputed hash consistent with the (possibly changed) body.
     txs[i] = PreparedTx::new(txs[i].signed.clone());

@@ -45,7 +45,11 @@ pub(crate) fn mostly_serial(ctx: &BlockContext, txs: &[PreparedTx]) -> bool {
     let mut longest_chain = 0;
     for tx in sample {
         let keys = declared_keys(ctx, tx);
-        let depth = 1 + keys.iter().map(|k| depth_of.get(k).copied().unwrap_or(0)).max().unwrap_or(0);
+        let depth = 1 + keys
+            .iter()
+            .map(|k| depth_of.get(k).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
         for key in keys {
             depth_of.insert(key, depth);
         }
@@ -76,7 +80,8 @@ impl TxReader for MvReader<'_> {
     fn read(&mut self, key: &StateKey) -> Result<Option<Account>, Stop> {
         match self.memory.read(key, self.txn) {
             MvRead::Value(writer, incarnation, value) => {
-                self.reads.push((*key, ReadOrigin::Version(writer, incarnation)));
+                self.reads
+                    .push((*key, ReadOrigin::Version(writer, incarnation)));
                 Ok(Some(value))
             }
             MvRead::NotFound => {
@@ -122,13 +127,22 @@ impl Worker<'_> {
     /// Algorithm 3, `try_execute`.
     fn try_execute(&self, txn: TxnIndex, incarnation: Incarnation) -> Option<Task> {
         loop {
-            let mut reader = MvReader { memory: &self.memory, state: self.state, txn, reads: ReadSet::new() };
+            let mut reader = MvReader {
+                memory: &self.memory,
+                state: self.state,
+                txn,
+                reads: ReadSet::new(),
+            };
             match execute_transaction(self.ctx, &self.txs[txn as usize], &mut reader) {
                 Ok(effect) => {
-                    let wrote_new_key = self.memory.record(txn, incarnation, reader.reads, &effect.writes);
+                    let wrote_new_key =
+                        self.memory
+                            .record(txn, incarnation, reader.reads, &effect.writes);
                     *self.effects[txn as usize].lock() = Some(effect);
                     self.executions.fetch_add(1, Ordering::Relaxed);
-                    return self.scheduler.finish_execution(txn, incarnation, wrote_new_key);
+                    return self
+                        .scheduler
+                        .finish_execution(txn, incarnation, wrote_new_key);
                 }
                 Err(Stop::Dependency(blocking)) => {
                     if self.scheduler.add_dependency(txn, blocking) {
@@ -202,10 +216,10 @@ pub(crate) fn execute(
         executions: worker.executions.into_inner(),
         aborts: worker.aborts.into_inner(),
     };
-    let effects = worker
-        .effects
-        .into_iter()
-        .map(|e| e.into_inner().expect("every transaction has executed once the scheduler is done"));
+    let effects = worker.effects.into_iter().map(|e| {
+        e.into_inner()
+            .expect("every transaction has executed once the scheduler is done")
+    });
     let output = BlockOutput::assemble(ctx, txs, effects, worker.memory.into_final_writes());
     Ok((output, stats))
 }

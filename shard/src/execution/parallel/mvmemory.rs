@@ -2,7 +2,7 @@
 //! Scaling Blockchain Execution by Turning Ordering Curse to a Performance
 //! Blessing", PPoPP 2023, Algorithm 2).
 //!
-//! For every state key it keeps the value written by each transaction index
+//! For every state key it keeps, sorted by transaction index, the value written by each transaction index
 //! (with the incarnation that wrote it) or an ESTIMATE marker where an aborted
 //! incarnation wrote and its re-execution probably will again. A read by
 //! transaction `j` returns the entry of the highest index below `j`.
@@ -17,7 +17,7 @@ use ahash::RandomState;
 use atoll_primitives::{Account, StateKey};
 use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A transaction's position in the block.
@@ -51,15 +51,40 @@ enum Entry {
     Estimate,
 }
 
+/// The entries of one key, sorted by transaction index. Most keys have a
+/// few writers in a block, so they live inline, without a heap allocation.
 #[derive(Default)]
-struct KeyVersions(Mutex<BTreeMap<TxnIndex, Entry>>);
+struct KeyVersions(Mutex<SmallVec<[(TxnIndex, Entry); 2]>>);
 
 impl KeyVersions {
     fn read(&self, txn: TxnIndex) -> MvRead {
-        match self.0.lock().range(..txn).next_back() {
+        let entries = self.0.lock();
+        let below = entries.partition_point(|(writer, _)| *writer < txn);
+        match below.checked_sub(1).map(|i| entries[i]) {
             None => MvRead::NotFound,
-            Some((&writer, Entry::Estimate)) => MvRead::Dependency(writer),
-            Some((&writer, &Entry::Written(incarnation, value))) => MvRead::Value(writer, incarnation, value),
+            Some((writer, Entry::Estimate)) => MvRead::Dependency(writer),
+            Some((writer, Entry::Written(incarnation, value))) => {
+                MvRead::Value(writer, incarnation, value)
+            }
+        }
+    }
+
+    fn insert(entries: &mut SmallVec<[(TxnIndex, Entry); 2]>, txn: TxnIndex, entry: Entry) {
+        let at = entries.partition_point(|(writer, _)| *writer < txn);
+        match entries.get_mut(at) {
+            Some(slot) if slot.0 == txn => slot.1 = entry,
+            _ => entries.insert(at, (txn, entry)),
+        }
+    }
+
+    fn set(&self, txn: TxnIndex, entry: Entry) {
+        KeyVersions::insert(&mut self.0.lock(), txn, entry);
+    }
+
+    fn remove(&self, txn: TxnIndex) {
+        let mut entries = self.0.lock();
+        if let Ok(at) = entries.binary_search_by_key(&txn, |(writer, _)| *writer) {
+            entries.remove(at);
         }
     }
 }
@@ -86,12 +111,23 @@ impl MvMemory {
             HashMap::with_capacity_and_hasher(declared_keys.len() * 2, RandomState::new());
         for (txn, keys) in declared_keys.iter().enumerate() {
             for key in keys {
-                declared.entry(*key).or_default().0.get_mut().insert(txn as TxnIndex, Entry::Estimate);
+                KeyVersions::insert(
+                    declared.entry(*key).or_default().0.get_mut(),
+                    txn as TxnIndex,
+                    Entry::Estimate,
+                );
             }
         }
-        let last_read = (0..declared_keys.len()).map(|_| Mutex::new(ReadSet::new())).collect();
+        let last_read = (0..declared_keys.len())
+            .map(|_| Mutex::new(ReadSet::new()))
+            .collect();
         let last_written = declared_keys.into_iter().map(Mutex::new).collect();
-        MvMemory { declared, undeclared: RwLock::new(HashMap::default()), last_written, last_read }
+        MvMemory {
+            declared,
+            undeclared: RwLock::new(HashMap::default()),
+            last_written,
+            last_read,
+        }
     }
 
     fn with_versions<R>(&self, key: &StateKey, f: impl FnOnce(&KeyVersions) -> R) -> Option<R> {
@@ -116,20 +152,27 @@ impl MvMemory {
 
     /// Reads `key` as transaction `txn` sees it.
     pub(crate) fn read(&self, key: &StateKey, txn: TxnIndex) -> MvRead {
-        self.with_versions(key, |v| v.read(txn)).unwrap_or(MvRead::NotFound)
+        self.with_versions(key, |v| v.read(txn))
+            .unwrap_or(MvRead::NotFound)
     }
 
     /// Records the reads and writes of incarnation `incarnation` of `txn`.
     /// Returns whether it wrote a key its previous incarnation did not (then
     /// higher transactions must be validated again).
-    pub(crate) fn record(&self, txn: TxnIndex, incarnation: Incarnation, reads: ReadSet, writes: &WriteSet) -> bool {
+    pub(crate) fn record(
+        &self,
+        txn: TxnIndex,
+        incarnation: Incarnation,
+        reads: ReadSet,
+        writes: &WriteSet,
+    ) -> bool {
         for (key, value) in writes {
-            self.with_versions_or_insert(key, |v| v.0.lock().insert(txn, Entry::Written(incarnation, *value)));
+            self.with_versions_or_insert(key, |v| v.set(txn, Entry::Written(incarnation, *value)));
         }
         let new_keys: KeyList = writes.iter().map(|(k, _)| *k).collect();
         let mut last_written = self.last_written[txn as usize].lock();
         for old in last_written.iter().filter(|k| !new_keys.contains(k)) {
-            self.with_versions(old, |v| v.0.lock().remove(&txn));
+            self.with_versions(old, |v| v.remove(txn));
         }
         let wrote_new_key = new_keys.iter().any(|k| !last_written.contains(k));
         *last_written = new_keys;
@@ -141,7 +184,7 @@ impl MvMemory {
     /// Replaces the writes of `txn`'s aborted incarnation with ESTIMATE markers.
     pub(crate) fn convert_writes_to_estimates(&self, txn: TxnIndex) {
         for key in self.last_written[txn as usize].lock().iter() {
-            self.with_versions(key, |v| v.0.lock().insert(txn, Entry::Estimate));
+            self.with_versions(key, |v| v.set(txn, Entry::Estimate));
         }
     }
 
@@ -149,27 +192,38 @@ impl MvMemory {
     /// same version.
     pub(crate) fn validate_read_set(&self, txn: TxnIndex) -> bool {
         let reads = self.last_read[txn as usize].lock();
-        reads.iter().all(|(key, origin)| match (self.read(key, txn), origin) {
-            (MvRead::NotFound, ReadOrigin::Storage) => true,
-            (MvRead::Value(writer, incarnation, _), ReadOrigin::Version(w, i)) => writer == *w && incarnation == *i,
-            _ => false,
-        })
+        reads
+            .iter()
+            .all(|(key, origin)| match (self.read(key, txn), origin) {
+                (MvRead::NotFound, ReadOrigin::Storage) => true,
+                (MvRead::Value(writer, incarnation, _), ReadOrigin::Version(w, i)) => {
+                    writer == *w && incarnation == *i
+                }
+                _ => false,
+            })
     }
 
     /// The final value of every written key once all transactions are done.
     pub(crate) fn into_final_writes(self) -> Vec<(StateKey, Account)> {
-        let declared = self.declared.into_iter().map(|(k, v)| (k, v.0.into_inner()));
+        let declared = self
+            .declared
+            .into_iter()
+            .map(|(k, v)| (k, v.0.into_inner()));
         let undeclared = self.undeclared.into_inner().into_iter().map(|(k, v)| {
-            let versions = Arc::try_unwrap(v).map(|v| v.0.into_inner()).unwrap_or_else(|v| v.0.lock().clone());
+            let versions = Arc::try_unwrap(v)
+                .map(|v| v.0.into_inner())
+                .unwrap_or_else(|v| v.0.lock().clone());
             (k, versions)
         });
         declared
             .chain(undeclared)
-            .filter_map(|(key, versions)| match versions.into_iter().next_back() {
+            .filter_map(|(key, versions)| match versions.last().copied() {
                 Some((_, Entry::Written(_, value))) => Some((key, value)),
                 // A declared key no transaction wrote has no entries left.
                 None => None,
-                Some((_, Entry::Estimate)) => unreachable!("no ESTIMATE survives a completed block"),
+                Some((_, Entry::Estimate)) => {
+                    unreachable!("no ESTIMATE survives a completed block")
+                }
             })
             .collect()
     }

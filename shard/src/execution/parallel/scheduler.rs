@@ -45,7 +45,9 @@ impl Scheduler {
             decrease_cnt: AtomicUsize::new(0),
             num_active_tasks: AtomicUsize::new(0),
             done_marker: AtomicBool::new(false),
-            status: (0..block_size).map(|_| Mutex::new((0, Status::ReadyToExecute))).collect(),
+            status: (0..block_size)
+                .map(|_| Mutex::new((0, Status::ReadyToExecute)))
+                .collect(),
             dependencies: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
         }
     }
@@ -151,7 +153,12 @@ impl Scheduler {
     }
 
     /// Records that an incarnation finished; may hand back its validation.
-    pub(crate) fn finish_execution(&self, txn: TxnIndex, incarnation: Incarnation, wrote_new_key: bool) -> Option<Task> {
+    pub(crate) fn finish_execution(
+        &self,
+        txn: TxnIndex,
+        incarnation: Incarnation,
+        wrote_new_key: bool,
+    ) -> Option<Task> {
         self.status[txn as usize].lock().1 = Status::Executed;
         let waiting = std::mem::take(&mut *self.dependencies[txn as usize].lock());
         if let Some(&lowest) = waiting.iter().min() {

@@ -1,0 +1,251 @@
+//! The dependency-ordered executor, for blocks in which every transaction
+//! declares the keys it may touch (native transfers do).
+//!
+//! With the keys known in advance there is nothing to speculate about: each
+//! transaction runs once, after the earlier transactions that declared any of
+//! its keys, and reads their results straight from their slots. There is no
+//! multi-version map, no validation and no re-execution — the work Block-STM
+//! would spend discovering dependencies the transactions already state.
+//!
+//! The calling thread works out the dependencies chunk by chunk (a map from
+//! key to its latest declarer) and publishes each chunk; the other threads
+//! start executing as soon as the first chunk is out, and the calling thread
+//! joins them when the map is done, so this serial step overlaps execution.
+//! Threads take transactions in block order from a shared counter; a thread
+//! whose transaction must wait spins (then yields) on the earlier one, which
+//! another thread has already taken, so the block always makes progress. A
+//! declared key a transaction did not write after all (a failed transfer does
+//! not touch its recipient) is looked up further back along the chain of
+//! declarers.
+
+use super::transfer::{declared_keys, execute_transaction, TxEffect, TxReader};
+use super::{BlockContext, BlockOutput, PreparedTx};
+use crate::error::ShardError;
+use crate::state::StateView;
+use ahash::RandomState;
+use atoll_primitives::{Account, StateKey};
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// For one transaction: each declared key with the previous transaction that
+/// declared it (`None`: no earlier transaction in the block did).
+type Dependencies = SmallVec<[(StateKey, Option<u32>); 2]>;
+
+/// Transactions per published chunk of dependencies.
+const CHUNK: usize = 256;
+
+/// Why a transaction stopped.
+enum Stop {
+    /// It read a key it did not declare: this path cannot run the block.
+    Undeclared,
+    /// The committed state could not be read.
+    Storage(ShardError),
+}
+
+struct Block<'a> {
+    ctx: &'a BlockContext,
+    txs: &'a [PreparedTx],
+    state: &'a dyn StateView,
+    /// Dependencies of transactions `c * CHUNK ..`, published chunk by chunk.
+    dependencies: Vec<OnceLock<Vec<Dependencies>>>,
+    effects: Vec<OnceLock<TxEffect>>,
+    next: AtomicUsize,
+    halted: AtomicBool,
+    stop: Mutex<Option<Stop>>,
+}
+
+impl Block<'_> {
+    /// The dependencies of `txn`, once its chunk is published.
+    fn dependencies(&self, txn: usize) -> Option<&Dependencies> {
+        self.dependencies[txn / CHUNK]
+            .get()
+            .map(|chunk| &chunk[txn % CHUNK])
+    }
+
+    /// Works out and publishes every chunk of dependencies; returns the map
+    /// from each declared key to its last declarer.
+    fn publish_dependencies(&self) -> HashMap<StateKey, u32, RandomState> {
+        let mut last_declarer: HashMap<StateKey, u32, RandomState> =
+            HashMap::with_capacity_and_hasher(self.txs.len() * 2, RandomState::new());
+        for (c, chunk) in self.txs.chunks(CHUNK).enumerate() {
+            let deps = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, tx)| {
+                    let txn = (c * CHUNK + i) as u32;
+                    declared_keys(self.ctx, tx)
+                        .into_iter()
+                        .map(|key| (key, last_declarer.insert(key, txn)))
+                        .collect()
+                })
+                .collect();
+            if self.dependencies[c].set(deps).is_err() {
+                unreachable!("only the calling thread publishes dependencies");
+            }
+        }
+        last_declarer
+    }
+
+    /// Spins, then yields, until `ready` holds; false if the block halted.
+    fn spin_until(&self, ready: impl Fn() -> bool) -> bool {
+        let mut spins = 0u32;
+        while !ready() {
+            if self.halted.load(Ordering::Acquire) {
+                return false;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        true
+    }
+    /// The value of `key` left by transaction `writer` or, if it did not
+    /// write it, by the declarers before it; `None` means the committed state.
+    /// Every transaction on the chain has finished (see `wait_for`).
+    fn written_before(&self, key: &StateKey, mut writer: Option<u32>) -> Option<Account> {
+        while let Some(j) = writer {
+            let effect = self.effects[j as usize]
+                .get()
+                .expect("a transaction runs after its dependencies finish");
+            if let Some((_, value)) = effect.writes.iter().find(|(k, _)| k == key) {
+                return Some(*value);
+            }
+            let deps = self
+                .dependencies(j as usize)
+                .expect("a finished transaction's dependencies are published");
+            writer = deps
+                .iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, prev)| *prev);
+        }
+        None
+    }
+
+    /// Waits until `txn`'s dependencies are published and every earlier
+    /// declarer of its keys has finished. Their own dependencies finished
+    /// before them, so the whole chain has.
+    fn wait_for(&self, txn: usize) -> Option<&Dependencies> {
+        if !self.spin_until(|| self.dependencies(txn).is_some()) {
+            return None;
+        }
+        let deps = self.dependencies(txn)?;
+        for (_, prev) in deps {
+            if let Some(j) = *prev {
+                if !self.spin_until(|| self.effects[j as usize].get().is_some()) {
+                    return None;
+                }
+            }
+        }
+        Some(deps)
+    }
+
+    fn halt(&self, stop: Stop) {
+        self.stop.lock().get_or_insert(stop);
+        self.halted.store(true, Ordering::Release);
+    }
+
+    fn run(&self) {
+        loop {
+            let txn = self.next.fetch_add(1, Ordering::Relaxed);
+            if txn >= self.txs.len() {
+                return;
+            }
+            let Some(dependencies) = self.wait_for(txn) else {
+                return;
+            };
+            let mut reader = Reader {
+                block: self,
+                dependencies,
+            };
+            match execute_transaction(self.ctx, &self.txs[txn], &mut reader) {
+                Ok(effect) => {
+                    if self.effects[txn].set(effect).is_err() {
+                        unreachable!("each transaction index is taken by exactly one thread");
+                    }
+                }
+                Err(stop) => return self.halt(stop),
+            }
+        }
+    }
+}
+
+struct Reader<'a, 'b> {
+    block: &'a Block<'b>,
+    dependencies: &'a Dependencies,
+}
+
+impl TxReader for Reader<'_, '_> {
+    type Stop = Stop;
+
+    fn read(&mut self, key: &StateKey) -> Result<Option<Account>, Stop> {
+        let Some((_, prev)) = self.dependencies.iter().find(|(k, _)| k == key) else {
+            return Err(Stop::Undeclared);
+        };
+        match self.block.written_before(key, *prev) {
+            Some(value) => Ok(Some(value)),
+            None => self.block.state.get(key).map_err(Stop::Storage),
+        }
+    }
+}
+
+/// Runs `txs` in dependency order on `threads` threads. Returns `Ok(None)` if
+/// a transaction read a key it had not declared (the caller then uses
+/// Block-STM).
+pub(crate) fn execute(
+    ctx: &BlockContext,
+    txs: &[PreparedTx],
+    state: &dyn StateView,
+    threads: NonZeroUsize,
+) -> Result<Option<BlockOutput>, ShardError> {
+    let block = Block {
+        ctx,
+        txs,
+        state,
+        dependencies: (0..txs.len().div_ceil(CHUNK))
+            .map(|_| OnceLock::new())
+            .collect(),
+        effects: (0..txs.len()).map(|_| OnceLock::new()).collect(),
+        next: AtomicUsize::new(0),
+        halted: AtomicBool::new(false),
+        stop: Mutex::new(None),
+    };
+    let last_declarer = std::thread::scope(|scope| {
+        for i in 1..threads.get() {
+            let spawned = std::thread::Builder::new()
+                .name(format!("executor-{i}"))
+                .spawn_scoped(scope, || block.run());
+            if let Err(error) = spawned {
+                tracing::warn!(target: "shard", %error, "cannot start an executor thread; continuing with fewer");
+                break;
+            }
+        }
+        let last_declarer = block.publish_dependencies();
+        block.run();
+        last_declarer
+    });
+    match block.stop.lock().take() {
+        Some(Stop::Storage(error)) => return Err(error),
+        Some(Stop::Undeclared) => return Ok(None),
+        None => {}
+    }
+    let writes: Vec<(StateKey, Account)> = last_declarer
+        .into_iter()
+        .filter_map(|(key, last)| {
+            block
+                .written_before(&key, Some(last))
+                .map(|value| (key, value))
+        })
+        .collect();
+    let effects = block.effects.into_iter().map(|e| {
+        e.into_inner()
+            .expect("every transaction ran once the threads are done")
+    });
+    Ok(Some(BlockOutput::assemble(ctx, txs, effects, writes)))
+}
