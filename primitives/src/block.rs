@@ -40,7 +40,7 @@ pub struct ShardBlockHeader {
 impl ShardBlockHeader {
     /// The block hash: the domain-separated hash of the header's encoding.
     pub fn hash(&self) -> Hash {
-        Hash::domain(domain::SHARD_HEADER, &[&codec::encode(self)])
+        Hash::domain(&domain::SHARD_HEADER, &[&codec::encode(self)])
     }
 }
 
@@ -173,7 +173,7 @@ pub enum TxOutcome {
 impl TxOutcome {
     /// The domain-separated hash of the outcome of transaction `tx`.
     pub fn hash(&self, tx: &Hash) -> Hash {
-        Hash::domain(domain::OUTCOME, &[&tx.0, &codec::encode(self)])
+        Hash::domain(&domain::OUTCOME, &[&tx.0, &codec::encode(self)])
     }
 
     /// Whether the action took effect.

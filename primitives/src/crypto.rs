@@ -21,7 +21,7 @@ pub struct Address(pub [u8; 20]);
 impl Address {
     /// The address of the account controlled by `key`.
     pub fn from_public_key(key: &PublicKey) -> Address {
-        let full = Hash::domain(domain::ADDRESS, &[&key.0]);
+        let full = Hash::domain(&domain::ADDRESS, &[&key.0]);
         let mut out = [0u8; 20];
         out.copy_from_slice(&full.0[..20]);
         Address(out)

@@ -6,34 +6,65 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// Domain-separation contexts (blake3 `derive_key` contexts). Never change one:
 /// it changes every hash of that kind.
 pub mod domain {
+    use super::Domain;
+
     /// Address derivation from an ed25519 public key.
-    pub const ADDRESS: &str = "atoll 2026-11 address v1";
+    pub static ADDRESS: Domain = Domain::new("atoll 2026-11 address v1");
     /// The hash of a transaction body, which is what a sender signs.
-    pub const TRANSACTION: &str = "atoll 2026-11 transaction v1";
+    pub static TRANSACTION: Domain = Domain::new("atoll 2026-11 transaction v1");
     /// The hash of a shard block header (the block hash).
-    pub const SHARD_HEADER: &str = "atoll 2026-11 shard header v1";
+    pub static SHARD_HEADER: Domain = Domain::new("atoll 2026-11 shard header v1");
     /// The hash of a receipt.
-    pub const RECEIPT: &str = "atoll 2026-11 receipt v1";
+    pub static RECEIPT: Domain = Domain::new("atoll 2026-11 receipt v1");
     /// A leaf of a binary Merkle tree.
-    pub const MERKLE_LEAF: &str = "atoll 2026-11 merkle leaf v1";
+    pub static MERKLE_LEAF: Domain = Domain::new("atoll 2026-11 merkle leaf v1");
     /// An inner node of a binary Merkle tree.
-    pub const MERKLE_NODE: &str = "atoll 2026-11 merkle node v1";
+    pub static MERKLE_NODE: Domain = Domain::new("atoll 2026-11 merkle node v1");
     /// The root of an empty binary Merkle tree.
-    pub const MERKLE_EMPTY: &str = "atoll 2026-11 merkle empty v1";
+    pub static MERKLE_EMPTY: Domain = Domain::new("atoll 2026-11 merkle empty v1");
     /// A transaction outcome (leaf of the outcome root).
-    pub const OUTCOME: &str = "atoll 2026-11 outcome v1";
+    pub static OUTCOME: Domain = Domain::new("atoll 2026-11 outcome v1");
     /// A leaf of the sparse state tree.
-    pub const STATE_LEAF: &str = "atoll 2026-11 state leaf v1";
+    pub static STATE_LEAF: Domain = Domain::new("atoll 2026-11 state leaf v1");
     /// An inner node of the sparse state tree.
-    pub const STATE_NODE: &str = "atoll 2026-11 state node v1";
+    pub static STATE_NODE: Domain = Domain::new("atoll 2026-11 state node v1");
     /// The key path of a state key in the sparse state tree.
-    pub const STATE_KEY: &str = "atoll 2026-11 state key v1";
+    pub static STATE_KEY: Domain = Domain::new("atoll 2026-11 state key v1");
     /// The hash of a state value stored in a sparse state tree leaf.
-    pub const STATE_VALUE: &str = "atoll 2026-11 state value v1";
+    pub static STATE_VALUE: Domain = Domain::new("atoll 2026-11 state value v1");
+}
+
+/// A blake3 `derive_key` context. The key derived from the context string is
+/// computed once and reused, which halves the work of hashing short inputs.
+pub struct Domain {
+    context: &'static str,
+    base: OnceLock<blake3::Hasher>,
+}
+
+impl Domain {
+    /// The domain of `context`.
+    pub const fn new(context: &'static str) -> Domain {
+        Domain {
+            context,
+            base: OnceLock::new(),
+        }
+    }
+
+    /// The context string.
+    pub fn context(&self) -> &'static str {
+        self.context
+    }
+
+    fn hasher(&self) -> blake3::Hasher {
+        self.base
+            .get_or_init(|| blake3::Hasher::new_derive_key(self.context))
+            .clone()
+    }
 }
 
 /// A 32-byte blake3 hash.
@@ -46,9 +77,10 @@ impl Hash {
     /// The all-zero hash (used as "no parent" and as the empty-subtree hash).
     pub const ZERO: Hash = Hash([0; 32]);
 
-    /// Hashes `parts` (concatenated) under the domain `context`.
-    pub fn domain(context: &str, parts: &[&[u8]]) -> Hash {
-        let mut hasher = blake3::Hasher::new_derive_key(context);
+    /// Hashes `parts` (concatenated) under `domain`: blake3 in `derive_key`
+    /// mode with the domain's context string.
+    pub fn domain(domain: &Domain, parts: &[&[u8]]) -> Hash {
+        let mut hasher = domain.hasher();
         for part in parts {
             hasher.update(part);
         }
@@ -86,14 +118,28 @@ mod tests {
 
     #[test]
     fn domains_separate_identical_input() {
-        let a = Hash::domain(domain::TRANSACTION, &[b"x"]);
-        let b = Hash::domain(domain::SHARD_HEADER, &[b"x"]);
+        let a = Hash::domain(&domain::TRANSACTION, &[b"x"]);
+        let b = Hash::domain(&domain::SHARD_HEADER, &[b"x"]);
         assert_ne!(a, b);
     }
 
     #[test]
+    fn cached_context_matches_blake3_derive_key() {
+        let expected = blake3::Hasher::new_derive_key(domain::RECEIPT.context())
+            .update(b"abc")
+            .finalize();
+        // Twice: the first call derives the key, the second reuses it.
+        for _ in 0..2 {
+            assert_eq!(
+                Hash::domain(&domain::RECEIPT, &[b"a", b"bc"]).0,
+                *expected.as_bytes()
+            );
+        }
+    }
+
+    #[test]
     fn hex_round_trip() {
-        let h = Hash::domain(domain::RECEIPT, &[b"r"]);
+        let h = Hash::domain(&domain::RECEIPT, &[b"r"]);
         assert_eq!(Hash::from_hex(&h.to_string()), Ok(h));
         assert_eq!(Hash::from_hex(&format!("0x{h}")), Ok(h));
         assert!(Hash::from_hex("abcd").is_err());

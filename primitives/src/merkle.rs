@@ -11,17 +11,17 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 /// The hash of a leaf whose item hashes to `item`.
 pub fn leaf_hash(item: &Hash) -> Hash {
-    Hash::domain(domain::MERKLE_LEAF, &[&item.0])
+    Hash::domain(&domain::MERKLE_LEAF, &[&item.0])
 }
 
 /// The hash of an inner node with children `left` and `right`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    Hash::domain(domain::MERKLE_NODE, &[&left.0, &right.0])
+    Hash::domain(&domain::MERKLE_NODE, &[&left.0, &right.0])
 }
 
 /// The root of an empty list.
 pub fn empty_root() -> Hash {
-    Hash::domain(domain::MERKLE_EMPTY, &[])
+    Hash::domain(&domain::MERKLE_EMPTY, &[])
 }
 
 /// The root over `items` (each item given by its hash), in order.
@@ -117,11 +117,14 @@ fn collect_path(items: &[Hash], index: usize, out: &mut Vec<Hash>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::Domain;
     use proptest::prelude::*;
+
+    static TEST_ITEM: Domain = Domain::new("atoll test item");
 
     fn items(n: usize) -> Vec<Hash> {
         (0..n as u64)
-            .map(|i| Hash::domain("test item", &[&i.to_le_bytes()]))
+            .map(|i| Hash::domain(&TEST_ITEM, &[&i.to_le_bytes()]))
             .collect()
     }
 
@@ -150,7 +153,7 @@ mod tests {
         let r = root(&list);
         // A one-leaf "tree" whose leaf is the concatenation is a different root.
         let fake = Hash::domain(
-            domain::MERKLE_NODE,
+            &domain::MERKLE_NODE,
             &[&leaf_hash(&list[0]).0, &leaf_hash(&list[1]).0],
         );
         assert_eq!(r, fake);

@@ -38,7 +38,7 @@ pub struct Receipt {
 impl Receipt {
     /// The domain-separated hash of the receipt's encoding.
     pub fn hash(&self) -> Hash {
-        Hash::domain(domain::RECEIPT, &[&codec::encode(self)])
+        Hash::domain(&domain::RECEIPT, &[&codec::encode(self)])
     }
 
     /// The value the receipt carries (counted as "in flight" until applied).

@@ -66,7 +66,7 @@ impl Transaction {
     /// The domain-separated hash of the canonical encoding of the body: the
     /// transaction's identity, and the message its signature covers.
     pub fn hash(&self) -> Hash {
-        Hash::domain(domain::TRANSACTION, &[&codec::encode(self)])
+        Hash::domain(&domain::TRANSACTION, &[&codec::encode(self)])
     }
 
     /// Signs the body with `key` (which should be the sender's key).

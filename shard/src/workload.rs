@@ -3,17 +3,19 @@
 //! repeated exactly.
 
 use crate::execution::PreparedTx;
+use atoll_primitives::hash::Domain;
 use atoll_primitives::{Account, Action, Address, ChainId, Hash, KeyPair, StateKey, Transaction};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+/// The domain of dev key seeds.
+static DEV_KEY: Domain = Domain::new("atoll dev key v1");
 
 /// Key pairs derived from `seed`: key `i` has secret `blake3(seed, i)`.
 pub fn dev_keys(seed: u64, count: usize) -> Vec<KeyPair> {
     (0..count as u64)
         .map(|i| {
-            KeyPair::from_seed(
-                Hash::domain("atoll dev key v1", &[&seed.to_le_bytes(), &i.to_le_bytes()]).0,
-            )
+            KeyPair::from_seed(Hash::domain(&DEV_KEY, &[&seed.to_le_bytes(), &i.to_le_bytes()]).0)
         })
         .collect()
 }

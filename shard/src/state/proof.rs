@@ -18,22 +18,22 @@ pub const MAX_DEPTH: usize = 256;
 
 /// The 256-bit path of `key` in the tree (hashed, so paths spread evenly).
 pub fn key_path(key: &StateKey) -> Hash {
-    Hash::domain(domain::STATE_KEY, &[&key.to_bytes()])
+    Hash::domain(&domain::STATE_KEY, &[&key.to_bytes()])
 }
 
 /// The hash of `account` as stored in a leaf.
 pub fn value_hash(account: &Account) -> Hash {
-    Hash::domain(domain::STATE_VALUE, &[&account.to_bytes()])
+    Hash::domain(&domain::STATE_VALUE, &[&account.to_bytes()])
 }
 
 /// The hash of a leaf; it does not depend on the depth the leaf sits at.
 pub fn leaf_hash(key_path: &Hash, value_hash: &Hash) -> Hash {
-    Hash::domain(domain::STATE_LEAF, &[&key_path.0, &value_hash.0])
+    Hash::domain(&domain::STATE_LEAF, &[&key_path.0, &value_hash.0])
 }
 
 /// The hash of an inner node with children `left` and `right`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    Hash::domain(domain::STATE_NODE, &[&left.0, &right.0])
+    Hash::domain(&domain::STATE_NODE, &[&left.0, &right.0])
 }
 
 /// Bit `depth` of `path`, most significant bit first (`true`: go right), so
@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(proof.end, ProofEnd::Empty);
         assert!(proof.verify(&Hash::ZERO, &key(1), None));
         assert!(!proof.verify(&Hash::ZERO, &key(1), Some(&account(1))));
-        assert!(!proof.verify(&Hash::domain(domain::STATE_NODE, &[]), &key(1), None));
+        assert!(!proof.verify(&Hash::domain(&domain::STATE_NODE, &[]), &key(1), None));
     }
 
     #[test]
