@@ -8,6 +8,13 @@ mod bench;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc keeps freed memory for reuse instead of returning it to the OS at
+/// once: a block allocates megabytes of short-lived buffers from several
+/// threads, and with glibc's allocator each block paid for page faults that
+/// serialise on the process's memory map.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// atoll: a sharded blockchain validator with a parallel (Block-STM) executor.
 #[derive(Parser)]
 #[command(name = "atoll", version, about, long_about = None)]

@@ -38,7 +38,6 @@ pub struct ShardChain {
     head: ShardBlockHeader,
     layout: ShardLayout,
     executor: Executor,
-    pool: rayon::ThreadPool,
 }
 
 impl ShardChain {
@@ -54,14 +53,7 @@ impl ShardChain {
         threads: NonZeroUsize,
     ) -> Result<ShardChain, ShardError> {
         let store = ShardStore::open(path, identity)?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.get())
-            .thread_name(|i| format!("shard-pool-{i}"))
-            .build()
-            .map_err(|e| ShardError::ThreadPool {
-                threads: threads.get(),
-                reason: e.to_string(),
-            })?;
+        let executor = Executor::new(threads)?;
         let (tree, head) = match store.head()? {
             Some(head) => {
                 let entries = store.state_entries().collect::<Result<Vec<_>, _>>()?;
@@ -92,8 +84,7 @@ impl ShardChain {
             tree,
             head,
             layout,
-            executor: Executor::new(threads),
-            pool,
+            executor,
         })
     }
 
@@ -119,7 +110,7 @@ impl ShardChain {
         txs: Vec<PreparedTx>,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
-        let bad = find_bad_signatures(&txs, &self.pool);
+        let bad = find_bad_signatures(&txs, self.executor.pool());
         let rejected = bad.len();
         let txs: Vec<PreparedTx> = if bad.is_empty() {
             txs
@@ -139,7 +130,9 @@ impl ShardChain {
             .map(|(k, v)| (*k, Some(*v)))
             .collect();
         let mut tree = self.tree.clone();
-        self.pool.install(|| tree.update_parallel(&changes));
+        self.executor
+            .pool()
+            .install(|| tree.update_parallel(&changes));
         let block = seal_block(&self.head, &txs, &output, tree.root(), timestamp_ms);
         self.store.commit_block(&BlockCommit {
             block: &block,

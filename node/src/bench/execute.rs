@@ -1,8 +1,9 @@
 //! `atoll bench execute`: the block pipeline on one generated block.
 //!
 //! The genesis accounts live in a real RocksDB shard store (in a temporary
-//! directory), which both executors read, as the node does. Each stage is run
-//! `--rounds` times and the median is reported.
+//! directory), which the executors read, as the node does. Stages that are
+//! compared are run in turn, round after round, and each one's median is
+//! reported, so the ratios come from the same conditions.
 
 use anyhow::{bail, Context};
 use atoll_primitives::{Account, ChainId, ShardId, ShardLayout, StateKey};
@@ -31,7 +32,8 @@ pub struct ExecuteArgs {
     /// Worker threads for the parallel stages.
     #[arg(long, default_value_t = NonZeroUsize::new(2).expect("2 is not zero"))]
     threads: NonZeroUsize,
-    /// Times each stage is measured; the median is reported.
+    /// Rounds of measurement (execution stages run four times as many);
+    /// stages are interleaved and the median is reported.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Print one JSON object instead of a table.
@@ -110,49 +112,49 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         outbox: BTreeMap::new(),
     };
     let tree = StateTree::from_entries(genesis.iter().copied());
-    let pool_1 = pool(1)?;
-    let pool_n = pool(threads.get())?;
-    let one = NonZeroUsize::MIN;
+    // Every parallel stage runs on the executor's pool, as in the node.
+    let executor = Executor::new(threads)?;
+    let executor_1 = Executor::new(NonZeroUsize::MIN)?;
+    let pool_n = executor.pool();
     let rounds = args.rounds;
 
     progress("measuring signature checks…");
-    let verify_single = median(rounds, || {
-        let bad = find_bad_signatures_one_by_one(&txs);
-        assert!(bad.is_empty());
-    });
-    let verify_batch = median(rounds, || {
-        let bad = find_bad_signatures(&txs, &pool_n);
-        assert!(bad.is_empty());
-    });
+    let [verify_single, verify_batch] = interleaved(
+        rounds,
+        [
+            &mut || expect_valid(find_bad_signatures_one_by_one(&txs)),
+            &mut || expect_valid(find_bad_signatures(&txs, pool_n)),
+        ],
+    )?;
 
     progress("measuring execution…");
     let expected = sequential::execute(&ctx, &txs, store)?;
-    let sequential_time =
-        median_checked(rounds, || sequential::execute(&ctx, &txs, store), &expected)?;
-    let executor = Executor::new(threads);
+    let check = |output: BlockOutput| -> anyhow::Result<()> {
+        anyhow::ensure!(
+            output == expected,
+            "an executor disagreed with the sequential reference"
+        );
+        Ok(())
+    };
     let mut path = ExecutionPath::Parallel;
-    let parallel_time = median_checked(
-        rounds,
-        || {
-            executor.execute(&ctx, &txs, store).map(|(out, stats)| {
-                path = stats.path;
-                out
-            })
-        },
-        &expected,
-    )?;
     let mut blockstm_executions = 0;
-    let blockstm_time = median_checked(
-        rounds,
-        || {
-            executor
-                .execute_parallel(&ctx, &txs, store)
-                .map(|(out, stats)| {
-                    blockstm_executions = stats.executions;
-                    out
-                })
-        },
-        &expected,
+    // Execution takes milliseconds: more rounds, interleaved, keep the ratio
+    // clear of drift (RocksDB, caches, frequency).
+    let [sequential_time, parallel_time, blockstm_time] = interleaved(
+        rounds * 4,
+        [
+            &mut || check(sequential::execute(&ctx, &txs, store)?),
+            &mut || {
+                let (output, stats) = executor.execute(&ctx, &txs, store)?;
+                path = stats.path;
+                check(output)
+            },
+            &mut || {
+                let (output, stats) = executor.execute_parallel(&ctx, &txs, store)?;
+                blockstm_executions = stats.executions;
+                check(output)
+            },
+        ],
     )?;
 
     progress("measuring the state-root update…");
@@ -161,16 +163,20 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(k, v)| (*k, Some(*v)))
         .collect();
-    let root_time = median(rounds, || {
-        let mut t = tree.clone();
-        pool_n.install(|| t.update_parallel(&changes));
-        std::hint::black_box(t.root());
-    });
+    let [root_time] = interleaved(
+        rounds * 4,
+        [&mut || {
+            let mut t = tree.clone();
+            pool_n.install(|| t.update_parallel(&changes));
+            std::hint::black_box(t.root());
+            Ok(())
+        }],
+    )?;
 
     progress("measuring the whole pipeline…");
-    let pipeline = |pool: &rayon::ThreadPool, executor: &Executor| -> anyhow::Result<BlockOutput> {
-        let bad = find_bad_signatures(&txs, pool);
-        anyhow::ensure!(bad.is_empty(), "generated block has bad signatures");
+    let pipeline = |executor: &Executor| -> anyhow::Result<()> {
+        let pool = executor.pool();
+        expect_valid(find_bad_signatures(&txs, pool))?;
         let (output, _) = executor.execute(&ctx, &txs, store)?;
         let changes: Vec<(StateKey, Option<Account>)> = output
             .state_changes
@@ -180,11 +186,12 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         let mut t = tree.clone();
         pool.install(|| t.update_parallel(&changes));
         std::hint::black_box(t.root());
-        Ok(output)
+        check(output)
     };
-    let executor_1 = Executor::new(one);
-    let pipeline_1 = median_checked(rounds, || pipeline(&pool_1, &executor_1), &expected)?;
-    let pipeline_n = median_checked(rounds, || pipeline(&pool_n, &executor), &expected)?;
+    let [pipeline_1, pipeline_n] = interleaved(
+        rounds,
+        [&mut || pipeline(&executor_1), &mut || pipeline(&executor)],
+    )?;
 
     let tps = |d: Duration| args.txs as f64 / d.as_secs_f64();
     let report = Report {
@@ -214,46 +221,35 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pool(threads: usize) -> anyhow::Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("starting the bench thread pool")
-}
-
-/// The median time of `rounds` runs of `f`.
-fn median(rounds: usize, mut f: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..rounds)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    times.sort_unstable();
-    times[times.len() / 2]
-}
-
-/// Like [`median`], and checks that every run gives the reference output.
-fn median_checked<E: Into<anyhow::Error>>(
+/// Runs each stage once per round, in turn, and returns each stage's median
+/// time. Interleaving puts every stage under the same conditions, so the
+/// ratios between them are not skewed by drift during the run.
+fn interleaved<const N: usize>(
     rounds: usize,
-    mut f: impl FnMut() -> Result<BlockOutput, E>,
-    expected: &BlockOutput,
-) -> anyhow::Result<Duration> {
-    let mut failure = None;
-    let time = median(rounds, || match f() {
-        Ok(output) if output == *expected => {}
-        Ok(_) => {
-            failure = Some(anyhow::anyhow!(
-                "an executor disagreed with the sequential reference"
-            ))
+    mut stages: [&mut dyn FnMut() -> anyhow::Result<()>; N],
+) -> anyhow::Result<[Duration; N]> {
+    let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        for (stage, times) in stages.iter_mut().zip(times.iter_mut()) {
+            let start = Instant::now();
+            stage()?;
+            times.push(start.elapsed());
         }
-        Err(e) => failure = Some(e.into()),
-    });
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(time),
     }
+    Ok(times.map(|mut t| {
+        t.sort_unstable();
+        t[t.len() / 2]
+    }))
+}
+
+/// Fails unless the signature check found no bad signature.
+fn expect_valid(bad: Vec<usize>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        bad.is_empty(),
+        "the generated block has {} bad signatures",
+        bad.len()
+    );
+    Ok(())
 }
 
 fn print_table(r: &Report) {

@@ -7,13 +7,14 @@
 //! multi-version map, no validation and no re-execution — the work Block-STM
 //! would spend discovering dependencies the transactions already state.
 //!
-//! The calling thread works out the dependencies chunk by chunk (a map from
-//! key to its latest declarer) and publishes each chunk; the other threads
-//! start executing as soon as the first chunk is out, and the calling thread
-//! joins them when the map is done, so this serial step overlaps execution.
-//! Threads take transactions in block order from a shared counter; a thread
-//! whose transaction must wait spins (then yields) on the earlier one, which
-//! another thread has already taken, so the block always makes progress. A
+//! One worker works out the dependencies chunk by chunk (a map from key to
+//! its latest declarer) and publishes each chunk; the other workers start
+//! executing as soon as the first chunk is out, and the first joins them when
+//! the map is done, so this serial step overlaps execution.
+//! Workers claim short runs of transactions in block order from a shared
+//! counter; a worker whose transaction must wait spins (then yields) on the
+//! earlier one, which another worker has already claimed and is running, so
+//! the block always makes progress. A
 //! declared key a transaction did not write after all (a failed transfer does
 //! not touch its recipient) is looked up further back along the chain of
 //! declarers.
@@ -25,9 +26,9 @@ use crate::state::StateView;
 use ahash::RandomState;
 use atoll_primitives::{Account, StateKey};
 use parking_lot::Mutex;
+use rayon::prelude::*;
 use smallvec::SmallVec;
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -37,6 +38,8 @@ type Dependencies = SmallVec<[(StateKey, Option<u32>); 2]>;
 
 /// Transactions per published chunk of dependencies.
 const CHUNK: usize = 256;
+/// Transactions a worker claims at a time.
+const CLAIM: usize = 16;
 
 /// Why a transaction stopped.
 enum Stop {
@@ -84,7 +87,7 @@ impl Block<'_> {
                 })
                 .collect();
             if self.dependencies[c].set(deps).is_err() {
-                unreachable!("only the calling thread publishes dependencies");
+                unreachable!("only worker 0 publishes dependencies");
             }
         }
         last_declarer
@@ -153,24 +156,30 @@ impl Block<'_> {
 
     fn run(&self) {
         loop {
-            let txn = self.next.fetch_add(1, Ordering::Relaxed);
-            if txn >= self.txs.len() {
+            // Claim a run of transactions: one contended counter update per
+            // run instead of per transaction. Dependencies point backwards,
+            // to transactions a running worker has already claimed, so
+            // claiming ahead cannot deadlock.
+            let first = self.next.fetch_add(CLAIM, Ordering::Relaxed);
+            if first >= self.txs.len() {
                 return;
             }
-            let Some(dependencies) = self.wait_for(txn) else {
-                return;
-            };
-            let mut reader = Reader {
-                block: self,
-                dependencies,
-            };
-            match execute_transaction(self.ctx, &self.txs[txn], &mut reader) {
-                Ok(effect) => {
-                    if self.effects[txn].set(effect).is_err() {
-                        unreachable!("each transaction index is taken by exactly one thread");
+            for txn in first..(first + CLAIM).min(self.txs.len()) {
+                let Some(dependencies) = self.wait_for(txn) else {
+                    return;
+                };
+                let mut reader = Reader {
+                    block: self,
+                    dependencies,
+                };
+                match execute_transaction(self.ctx, &self.txs[txn], &mut reader) {
+                    Ok(effect) => {
+                        if self.effects[txn].set(effect).is_err() {
+                            unreachable!("each transaction index is claimed by exactly one worker");
+                        }
                     }
+                    Err(stop) => return self.halt(stop),
                 }
-                Err(stop) => return self.halt(stop),
             }
         }
     }
@@ -195,14 +204,14 @@ impl TxReader for Reader<'_, '_> {
     }
 }
 
-/// Runs `txs` in dependency order on `threads` threads. Returns `Ok(None)` if
+/// Runs `txs` in dependency order on the threads of `pool`. Returns `Ok(None)` if
 /// a transaction read a key it had not declared (the caller then uses
 /// Block-STM).
 pub(crate) fn execute(
     ctx: &BlockContext,
     txs: &[PreparedTx],
     state: &dyn StateView,
-    threads: NonZeroUsize,
+    pool: &rayon::ThreadPool,
 ) -> Result<Option<BlockOutput>, ShardError> {
     let block = Block {
         ctx,
@@ -216,36 +225,45 @@ pub(crate) fn execute(
         halted: AtomicBool::new(false),
         stop: Mutex::new(None),
     };
-    let last_declarer = std::thread::scope(|scope| {
-        for i in 1..threads.get() {
-            let spawned = std::thread::Builder::new()
-                .name(format!("executor-{i}"))
-                .spawn_scoped(scope, || block.run());
-            if let Err(error) = spawned {
-                tracing::warn!(target: "shard", %error, "cannot start an executor thread; continuing with fewer");
-                break;
-            }
-        }
-        let last_declarer = block.publish_dependencies();
-        block.run();
-        last_declarer
-    });
+    // Every worker of the pool runs the block; the first also publishes the
+    // dependencies, which the others wait for chunk by chunk.
+    let last_declarer = pool
+        .broadcast(|worker| {
+            let published = (worker.index() == 0).then(|| block.publish_dependencies());
+            block.run();
+            published
+        })
+        .into_iter()
+        .flatten()
+        .next()
+        .expect("worker 0 of the pool publishes the dependencies");
     match block.stop.lock().take() {
         Some(Stop::Storage(error)) => return Err(error),
         Some(Stop::Undeclared) => return Ok(None),
         None => {}
     }
-    let writes: Vec<(StateKey, Account)> = last_declarer
-        .into_iter()
-        .filter_map(|(key, last)| {
-            block
-                .written_before(&key, Some(last))
-                .map(|value| (key, value))
-        })
-        .collect();
+    // The final value of each declared key: its last declarer's write, or an
+    // earlier one's when the last did not write it after all.
+    let last_declarers: Vec<(StateKey, u32)> = last_declarer.into_iter().collect();
+    let writes: Vec<(StateKey, Account)> = pool.install(|| {
+        last_declarers
+            .par_iter()
+            .filter_map(|(key, last)| {
+                block
+                    .written_before(key, Some(*last))
+                    .map(|value| (*key, value))
+            })
+            .collect()
+    });
     let effects = block.effects.into_iter().map(|e| {
         e.into_inner()
             .expect("every transaction ran once the threads are done")
     });
-    Ok(Some(BlockOutput::assemble(ctx, txs, effects, writes)))
+    Ok(Some(BlockOutput::assemble(
+        ctx,
+        txs,
+        effects,
+        writes,
+        Some(pool),
+    )))
 }

@@ -23,8 +23,11 @@ use atoll_primitives::{
     Account, Address, ChainId, Hash, Receipt, ReceiptAction, ShardId, ShardLayout,
     SignedTransaction, StateKey, TxOutcome,
 };
+use rayon::slice::ParallelSliceMut;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 /// A transaction with the values execution needs precomputed once: its hash
 /// and the sender's address (both cost a blake3 hash).
@@ -80,11 +83,13 @@ pub struct BlockOutput {
 impl BlockOutput {
     /// Builds the output from per-transaction effects in block order and the
     /// final write set, numbering receipts per destination from `ctx.outbox`.
+    /// The write set is sorted on `pool` when one is given.
     pub(crate) fn assemble(
         ctx: &BlockContext,
         txs: &[PreparedTx],
         effects: impl IntoIterator<Item = transfer::TxEffect>,
         mut state_changes: Vec<(StateKey, Account)>,
+        pool: Option<&rayon::ThreadPool>,
     ) -> BlockOutput {
         let mut next_sequence = ctx.outbox.clone();
         let mut outcomes = Vec::with_capacity(txs.len());
@@ -107,7 +112,10 @@ impl BlockOutput {
             }
             outcomes.push(effect.outcome);
         }
-        state_changes.sort_unstable_by_key(|(key, _)| *key);
+        match pool {
+            Some(pool) => pool.install(|| state_changes.par_sort_unstable_by_key(|(key, _)| *key)),
+            None => state_changes.sort_unstable_by_key(|(key, _)| *key),
+        }
         BlockOutput {
             outcomes,
             state_changes,
@@ -162,8 +170,11 @@ pub struct ExecutionStats {
 /// sequential for one thread, small blocks and mostly serial blocks; in
 /// declared-dependency order when every transaction declares its keys;
 /// Block-STM otherwise.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Executor {
+    /// The shard's worker threads: the signature stage and the state-tree
+    /// update run on the same pool, so no two stages compete for cores.
+    pool: Arc<rayon::ThreadPool>,
     threads: NonZeroUsize,
     /// Blocks with fewer transactions than this run sequentially.
     min_parallel_block: usize,
@@ -172,13 +183,27 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An executor with `threads` worker threads.
-    pub fn new(threads: NonZeroUsize) -> Executor {
-        Executor {
+    /// An executor with a pool of `threads` worker threads.
+    pub fn new(threads: NonZeroUsize) -> Result<Executor, ShardError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.get())
+            .thread_name(|i| format!("shard-worker-{i}"))
+            .build()
+            .map_err(|e| ShardError::ThreadPool {
+                threads: threads.get(),
+                reason: e.to_string(),
+            })?;
+        Ok(Executor {
+            pool: Arc::new(pool),
             threads,
             min_parallel_block: 64,
             use_declared_keys: true,
-        }
+        })
+    }
+
+    /// The worker pool, for the other parallel stages of a block.
+    pub fn pool(&self) -> &rayon::ThreadPool {
+        &self.pool
     }
 
     /// Whether Block-STM uses the keys transactions declare (default: yes).
@@ -236,7 +261,7 @@ impl Executor {
         txs: &[PreparedTx],
         state: &dyn StateView,
     ) -> Result<Option<(BlockOutput, ExecutionStats)>, ShardError> {
-        let output = declared::execute(ctx, txs, state, self.threads)?;
+        let output = declared::execute(ctx, txs, state, &self.pool)?;
         let executions = txs.len() as u64;
         Ok(output.map(|o| {
             (
@@ -257,7 +282,17 @@ impl Executor {
         txs: &[PreparedTx],
         state: &dyn StateView,
     ) -> Result<(BlockOutput, ExecutionStats), ShardError> {
-        parallel::execute(ctx, txs, state, self.threads, self.use_declared_keys)
+        parallel::execute(ctx, txs, state, &self.pool, self.use_declared_keys)
+    }
+}
+
+impl fmt::Debug for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field("threads", &self.threads)
+            .field("min_parallel_block", &self.min_parallel_block)
+            .field("use_declared_keys", &self.use_declared_keys)
+            .finish()
     }
 }
 

@@ -42,5 +42,5 @@ pub fn execute(
         effects.push(effect);
     }
     let changes = overlay.writes.into_iter().collect();
-    Ok(BlockOutput::assemble(ctx, txs, effects, changes))
+    Ok(BlockOutput::assemble(ctx, txs, effects, changes, None))
 }

@@ -48,8 +48,9 @@ fn check_scenario(seed: u64, accounts: usize, txs: usize) {
     let expected_root = post_state_root(&scenario.genesis, &expected);
     for threads in [1usize, 2, 4, 8] {
         for declared in [true, false] {
-            let executor =
-                Executor::new(NonZeroUsize::new(threads).unwrap()).with_declared_keys(declared);
+            let executor = Executor::new(NonZeroUsize::new(threads).unwrap())
+                .unwrap()
+                .with_declared_keys(declared);
             let (output, stats) = executor
                 .execute_parallel(&scenario.ctx, &scenario.txs, &scenario.genesis)
                 .unwrap();

@@ -28,7 +28,6 @@ use mvmemory::{Incarnation, MvMemory, MvRead, ReadOrigin, ReadSet, TxnIndex};
 use parking_lot::Mutex;
 use scheduler::{Scheduler, Task};
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How many leading transactions [`mostly_serial`] looks at.
@@ -171,12 +170,12 @@ impl Worker<'_> {
     }
 }
 
-/// Executes `txs` with Block-STM on `threads` threads (the calling thread is one).
+/// Executes `txs` with Block-STM on the threads of `pool`.
 pub(crate) fn execute(
     ctx: &BlockContext,
     txs: &[PreparedTx],
     state: &dyn StateView,
-    threads: NonZeroUsize,
+    pool: &rayon::ThreadPool,
     use_declared_keys: bool,
 ) -> Result<(BlockOutput, ExecutionStats), ShardError> {
     let declared = if use_declared_keys {
@@ -195,19 +194,7 @@ pub(crate) fn execute(
         executions: AtomicU64::new(0),
         aborts: AtomicU64::new(0),
     };
-    std::thread::scope(|scope| {
-        for i in 1..threads.get() {
-            let spawned = std::thread::Builder::new()
-                .name(format!("block-stm-{i}"))
-                .spawn_scoped(scope, || worker.run());
-            if let Err(error) = spawned {
-                // Fewer threads only make the block slower, never wrong.
-                tracing::warn!(target: "shard", %error, "cannot start an executor thread; continuing with fewer");
-                break;
-            }
-        }
-        worker.run();
-    });
+    pool.broadcast(|_| worker.run());
     if let Some(error) = worker.error.into_inner() {
         return Err(error);
     }
@@ -220,6 +207,12 @@ pub(crate) fn execute(
         e.into_inner()
             .expect("every transaction has executed once the scheduler is done")
     });
-    let output = BlockOutput::assemble(ctx, txs, effects, worker.memory.into_final_writes());
+    let output = BlockOutput::assemble(
+        ctx,
+        txs,
+        effects,
+        worker.memory.into_final_writes(),
+        Some(pool),
+    );
     Ok((output, stats))
 }
