@@ -34,7 +34,7 @@ pub struct ExecuteArgs {
     threads: NonZeroUsize,
     /// Rounds of measurement (execution stages run four times as many);
     /// stages are interleaved and the median is reported.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 7)]
     rounds: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
