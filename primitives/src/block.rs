@@ -159,6 +159,9 @@ pub enum TxFailure {
         /// The shard that holds the sender.
         shard: u16,
     },
+    /// The sender's nonce is at its maximum and cannot advance. Nothing was
+    /// charged.
+    NonceExhausted,
 }
 
 /// The result of executing one transaction.

@@ -8,7 +8,7 @@ use crate::signatures::find_bad_signatures;
 use crate::state::{StateProof, StateTree, StateView};
 use atoll_primitives::{Account, ShardBlock, ShardBlockHeader, ShardLayout, StateKey};
 use atoll_storage::{BlockCommit, ShardStore, StoreIdentity};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
 use std::path::Path;
 
@@ -27,7 +27,7 @@ pub struct ProducedBlock {
     pub output: BlockOutput,
     /// Executor counters.
     pub stats: ExecutionStats,
-    /// Transactions left out because their signature is invalid.
+    /// Transactions left out: bad signature, repeated, or already in the chain.
     pub rejected: usize,
 }
 
@@ -103,25 +103,30 @@ impl ShardChain {
         Ok((self.store.account(key)?, self.tree.prove(key)))
     }
 
-    /// Verifies signatures (dropping bad ones), executes `txs` on top of the
+    /// Drops transactions with a bad signature, repeats within `txs` and
+    /// transactions already in the chain, executes the rest on top of the
     /// head, and commits the resulting block atomically.
     pub fn produce_block(
         &mut self,
         txs: Vec<PreparedTx>,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
+        let offered = txs.len();
         let bad = find_bad_signatures(&txs, self.executor.pool());
-        let rejected = bad.len();
-        let txs: Vec<PreparedTx> = if bad.is_empty() {
-            txs
-        } else {
-            let mut bad = bad.into_iter().peekable();
-            txs.into_iter()
-                .enumerate()
-                .filter(|(i, _)| bad.next_if_eq(i).is_none())
-                .map(|(_, tx)| tx)
-                .collect()
-        };
+        let mut bad = bad.into_iter().peekable();
+        let mut seen = HashSet::with_capacity(txs.len());
+        let mut kept = Vec::with_capacity(txs.len());
+        for (i, tx) in txs.into_iter().enumerate() {
+            if bad.next_if_eq(&i).is_some()
+                || !seen.insert(tx.hash)
+                || self.store.transaction(&tx.hash)?.is_some()
+            {
+                continue;
+            }
+            kept.push(tx);
+        }
+        let rejected = offered - kept.len();
+        let txs = kept;
         let ctx = self.context()?;
         let (output, stats) = self.executor.execute(&ctx, &txs, &self.store)?;
         let changes: Vec<(StateKey, Option<Account>)> = output

@@ -14,10 +14,12 @@
 //! Workers claim short runs of transactions in block order from a shared
 //! counter; a worker whose transaction must wait spins (then yields) on the
 //! earlier one, which another worker has already claimed and is running, so
-//! the block always makes progress. A
-//! declared key a transaction did not write after all (a failed transfer does
-//! not touch its recipient) is looked up further back along the chain of
-//! declarers.
+//! the block always makes progress.
+//!
+//! A declared key a transaction did not write after all (a failed transfer
+//! does not touch its recipient) is read from the last transaction that did
+//! write it, which each finished transaction records for its keys, so a read
+//! costs one lookup however many failed declarers lie in between.
 
 use super::transfer::{declared_keys, execute_transaction, TxEffect, TxReader};
 use super::{BlockContext, BlockOutput, PreparedTx};
@@ -49,13 +51,22 @@ enum Stop {
     Storage(ShardError),
 }
 
+/// A transaction that has run.
+struct Finished {
+    effect: TxEffect,
+    /// For each declared key, the last transaction up to and including this
+    /// one that actually wrote it (`None`: none in this block).
+    last_writers: SmallVec<[(StateKey, Option<u32>); 2]>,
+}
+
 struct Block<'a> {
     ctx: &'a BlockContext,
     txs: &'a [PreparedTx],
     state: &'a dyn StateView,
     /// Dependencies of transactions `c * CHUNK ..`, published chunk by chunk.
     dependencies: Vec<OnceLock<Vec<Dependencies>>>,
-    effects: Vec<OnceLock<TxEffect>>,
+    /// One slot per transaction, filled when it has run.
+    slots: Vec<OnceLock<Finished>>,
     next: AtomicUsize,
     halted: AtomicBool,
     stop: Mutex<Option<Stop>>,
@@ -109,26 +120,34 @@ impl Block<'_> {
         }
         true
     }
-    /// The value of `key` left by transaction `writer` or, if it did not
-    /// write it, by the declarers before it; `None` means the committed state.
-    /// Every transaction on the chain has finished (see `wait_for`).
-    fn written_before(&self, key: &StateKey, mut writer: Option<u32>) -> Option<Account> {
-        while let Some(j) = writer {
-            let effect = self.effects[j as usize]
-                .get()
-                .expect("a transaction runs after its dependencies finish");
-            if let Some((_, value)) = effect.writes.iter().find(|(k, _)| k == key) {
-                return Some(*value);
-            }
-            let deps = self
-                .dependencies(j as usize)
-                .expect("a finished transaction's dependencies are published");
-            writer = deps
-                .iter()
-                .find(|(k, _)| k == key)
-                .and_then(|(_, prev)| *prev);
-        }
-        None
+    /// The value of `key` after transaction `declarer` (which declared it)
+    /// and everything before it; `None` means the committed state. The
+    /// declarer has finished (see `wait_for`), and its slot names the last
+    /// transaction that actually wrote the key, so this is one lookup however
+    /// many declarers in between failed without writing.
+    fn written_before(&self, key: &StateKey, declarer: Option<u32>) -> Option<Account> {
+        let writer = self.last_writer(key, declarer)?;
+        let written = self.slots[writer as usize]
+            .get()
+            .expect("a recorded writer has finished");
+        written
+            .effect
+            .writes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| *value)
+    }
+
+    /// The last transaction up to `declarer` (which declared `key`) that
+    /// wrote `key`.
+    fn last_writer(&self, key: &StateKey, declarer: Option<u32>) -> Option<u32> {
+        let slot = self.slots[declarer? as usize]
+            .get()
+            .expect("a transaction runs after its dependencies finish");
+        slot.last_writers
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, w)| *w)
     }
 
     /// Waits until `txn`'s dependencies are published and every earlier
@@ -141,7 +160,7 @@ impl Block<'_> {
         let deps = self.dependencies(txn)?;
         for (_, prev) in deps {
             if let Some(j) = *prev {
-                if !self.spin_until(|| self.effects[j as usize].get().is_some()) {
+                if !self.spin_until(|| self.slots[j as usize].get().is_some()) {
                     return None;
                 }
             }
@@ -155,6 +174,7 @@ impl Block<'_> {
     }
 
     fn run(&self) {
+        let _halt_on_panic = HaltOnPanic(&self.halted);
         loop {
             // Claim a run of transactions: one contended counter update per
             // run instead of per transaction. Dependencies point backwards,
@@ -174,13 +194,46 @@ impl Block<'_> {
                 };
                 match execute_transaction(self.ctx, &self.txs[txn], &mut reader) {
                     Ok(effect) => {
-                        if self.effects[txn].set(effect).is_err() {
+                        let last_writers = dependencies
+                            .iter()
+                            .map(|(key, prev)| {
+                                let wrote = effect.writes.iter().any(|(k, _)| k == key);
+                                (
+                                    *key,
+                                    if wrote {
+                                        Some(txn as u32)
+                                    } else {
+                                        self.last_writer(key, *prev)
+                                    },
+                                )
+                            })
+                            .collect();
+                        if self.slots[txn]
+                            .set(Finished {
+                                effect,
+                                last_writers,
+                            })
+                            .is_err()
+                        {
                             unreachable!("each transaction index is claimed by exactly one worker");
                         }
                     }
                     Err(stop) => return self.halt(stop),
                 }
             }
+        }
+    }
+}
+
+/// Stops the other workers if this one panics, so they do not wait forever
+/// on a transaction that will never finish; rayon re-raises the panic once
+/// every worker has returned.
+pub(crate) struct HaltOnPanic<'a>(pub(crate) &'a AtomicBool);
+
+impl Drop for HaltOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Release);
         }
     }
 }
@@ -220,7 +273,7 @@ pub(crate) fn execute(
         dependencies: (0..txs.len().div_ceil(CHUNK))
             .map(|_| OnceLock::new())
             .collect(),
-        effects: (0..txs.len()).map(|_| OnceLock::new()).collect(),
+        slots: (0..txs.len()).map(|_| OnceLock::new()).collect(),
         next: AtomicUsize::new(0),
         halted: AtomicBool::new(false),
         stop: Mutex::new(None),
@@ -255,9 +308,10 @@ pub(crate) fn execute(
             })
             .collect()
     });
-    let effects = block.effects.into_iter().map(|e| {
-        e.into_inner()
+    let effects = block.slots.into_iter().map(|slot| {
+        slot.into_inner()
             .expect("every transaction ran once the threads are done")
+            .effect
     });
     Ok(Some(BlockOutput::assemble(
         ctx,

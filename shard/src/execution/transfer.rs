@@ -88,12 +88,12 @@ pub(crate) fn execute_transaction<R: TxReader>(
             fee: body.fee,
         }));
     };
+    let Some(next_nonce) = sender.nonce.checked_add(1) else {
+        return Ok(TxEffect::failed(TxFailure::NonceExhausted));
+    };
     let charged = Account {
         balance: after_fee,
-        nonce: sender
-            .nonce
-            .checked_add(1)
-            .expect("a nonce cannot reach u64::MAX: each step costs a transaction"),
+        nonce: next_nonce,
     };
     // From here on the fee is burnt and the nonce advances, whatever the action does.
     let mut effect = TxEffect {

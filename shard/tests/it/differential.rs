@@ -119,6 +119,8 @@ fn outcomes_cover_every_failure_kind() {
                 TxOutcome::Failure(TxFailure::InsufficientBalance { .. }) => "balance",
                 TxOutcome::Failure(TxFailure::BalanceOverflow) => "overflow",
                 TxOutcome::Failure(TxFailure::SenderOnOtherShard { .. }) => "shard",
+                // Needs a nonce of u64::MAX: covered by a unit test, not generated.
+                TxOutcome::Failure(TxFailure::NonceExhausted) => "nonce exhausted",
             });
         }
         if !out.receipts.is_empty() {

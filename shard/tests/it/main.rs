@@ -4,4 +4,5 @@
 mod crash;
 mod differential;
 mod scenario;
+mod semantics;
 mod signatures;

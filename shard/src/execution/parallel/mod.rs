@@ -18,6 +18,7 @@
 mod mvmemory;
 mod scheduler;
 
+use super::declared::HaltOnPanic;
 use super::transfer::{declared_keys, execute_transaction, TxEffect, TxReader};
 use super::{BlockContext, BlockOutput, ExecutionPath, ExecutionStats, PreparedTx};
 use crate::error::ShardError;
@@ -107,6 +108,8 @@ struct Worker<'a> {
 impl Worker<'_> {
     /// The thread loop of the paper's Algorithm 1.
     fn run(&self) {
+        // A panicking thread would leave its task counted as active forever.
+        let _halt_on_panic = HaltOnPanic(self.scheduler.done_flag());
         let mut task = None;
         while !self.scheduler.done() {
             task = match task {

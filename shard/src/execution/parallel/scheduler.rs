@@ -62,6 +62,11 @@ impl Scheduler {
         self.done_marker.store(true, Ordering::Release);
     }
 
+    /// The flag `halt` sets, for a guard that halts when a thread panics.
+    pub(crate) fn done_flag(&self) -> &AtomicBool {
+        &self.done_marker
+    }
+
     fn decrease_execution_idx(&self, target: usize) {
         self.execution_idx.fetch_min(target, Ordering::SeqCst);
         self.decrease_cnt.fetch_add(1, Ordering::SeqCst);

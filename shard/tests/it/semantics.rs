@@ -1,0 +1,175 @@
+//! Transaction semantics at the edges, and how the executors behave when a
+//! transaction cannot finish.
+
+use crate::scenario::{CHAIN, SHARD};
+use atoll_primitives::{
+    Account, Action, ChainId, ShardLayout, StateKey, Transaction, TxFailure, TxOutcome,
+};
+use atoll_shard::execution::{sequential, BlockContext, Executor, PreparedTx};
+use atoll_shard::state::StateView;
+use atoll_shard::workload::{dev_keys, genesis_accounts};
+use atoll_shard::{ShardChain, ShardError};
+use atoll_storage::StoreIdentity;
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroUsize;
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn ctx() -> BlockContext {
+    BlockContext {
+        chain_id: CHAIN,
+        shard: SHARD,
+        layout: ShardLayout::single(),
+        outbox: BTreeMap::new(),
+    }
+}
+
+fn transfer(
+    key: &atoll_primitives::KeyPair,
+    nonce: u64,
+    fee: u128,
+    to: atoll_primitives::Address,
+    amount: u128,
+) -> PreparedTx {
+    let tx = Transaction {
+        chain_id: CHAIN,
+        sender: key.public(),
+        nonce,
+        fee,
+        action: Action::Transfer { to, amount },
+    };
+    PreparedTx::new(tx.sign(key))
+}
+
+#[test]
+fn a_nonce_at_its_maximum_cannot_advance() {
+    let keys = dev_keys(1, 2);
+    let mut state: HashMap<StateKey, Account> = genesis_accounts(&keys, 100).into_iter().collect();
+    state.insert(
+        StateKey::Account(keys[0].address()),
+        Account {
+            balance: 100,
+            nonce: u64::MAX,
+        },
+    );
+    let txs = [transfer(&keys[0], u64::MAX, 1, keys[1].address(), 5)];
+    let out = sequential::execute(&ctx(), &txs, &state).unwrap();
+    assert_eq!(
+        out.outcomes,
+        vec![TxOutcome::Failure(TxFailure::NonceExhausted)]
+    );
+    assert!(out.state_changes.is_empty());
+    assert_eq!(out.burnt_fees, 0);
+}
+
+/// Many transactions from one sender that fail before writing anything
+/// (here: it cannot pay the fee) after enough independent ones that the block
+/// runs in parallel. Each failure declares the sender's key without writing
+/// it; the declared path must still give the sequential result (and reads
+/// one recorded writer instead of walking back over every failure).
+#[test]
+fn a_long_run_of_failures_that_write_nothing() {
+    let keys = dev_keys(2, 1_200);
+    let mut state: HashMap<StateKey, Account> =
+        genesis_accounts(&keys[1..], 1_000).into_iter().collect();
+    state.insert(
+        StateKey::Account(keys[0].address()),
+        Account {
+            balance: 0,
+            nonce: 0,
+        },
+    );
+    let mut txs: Vec<PreparedTx> = (1..600)
+        .map(|i| transfer(&keys[i], 0, 1, keys[i + 600].address(), 3))
+        .collect();
+    txs.extend((0..3_000).map(|n| transfer(&keys[0], n, 1, keys[1].address(), 1)));
+    // The sender is funded at the end: its next transaction with nonce 0 runs.
+    txs.push(transfer(&keys[5], 1, 1, keys[0].address(), 500));
+    txs.push(transfer(&keys[0], 0, 1, keys[2].address(), 10));
+    let expected = sequential::execute(&ctx(), &txs, &state).unwrap();
+    assert_eq!(expected.outcomes.last(), Some(&TxOutcome::Success));
+    for threads in [2, 4] {
+        let executor = Executor::new(NonZeroUsize::new(threads).unwrap()).unwrap();
+        let (declared, _) = executor
+            .execute_declared(&ctx(), &txs, &state)
+            .unwrap()
+            .unwrap();
+        assert_eq!(declared, expected, "declared path, {threads} threads");
+        let (stm, _) = executor.execute_parallel(&ctx(), &txs, &state).unwrap();
+        assert_eq!(stm, expected, "Block-STM, {threads} threads");
+    }
+}
+
+/// A state that panics when one key is read.
+struct PanicsOn(StateKey, HashMap<StateKey, Account>);
+
+impl StateView for PanicsOn {
+    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
+        assert_ne!(*key, self.0, "deliberate panic while reading the state");
+        Ok(self.1.get(key).copied())
+    }
+}
+
+/// A panic in one worker must stop the block and reach the caller, not leave
+/// the other workers waiting forever for a transaction that never finishes.
+#[test]
+fn a_panicking_transaction_stops_the_block_instead_of_hanging_it() {
+    let keys = dev_keys(3, 400);
+    let genesis: HashMap<StateKey, Account> = genesis_accounts(&keys, 1_000).into_iter().collect();
+    // Transaction 100's recipient is read by it and by later transactions.
+    let txs: Vec<PreparedTx> = (0..399)
+        .map(|i| transfer(&keys[i], 0, 1, keys[(i * 7 + 1) % 400].address(), 1))
+        .collect();
+    let poisoned = StateKey::Account(keys[(100 * 7 + 1) % 400].address());
+    for path in ["declared", "block-stm"] {
+        let (done, finished) = mpsc::channel();
+        let state = PanicsOn(poisoned, genesis.clone());
+        let txs = txs.clone();
+        std::thread::spawn(move || {
+            let executor = Executor::new(NonZeroUsize::new(3).unwrap()).unwrap();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match path {
+                "declared" => executor.execute_declared(&ctx(), &txs, &state).map(|_| ()),
+                _ => executor.execute_parallel(&ctx(), &txs, &state).map(|_| ()),
+            }));
+            let _ = done.send(result.is_err());
+        });
+        let panicked = finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the executor hung after a panic");
+        assert!(panicked, "{path}: the panic did not reach the caller");
+    }
+}
+
+#[test]
+fn replayed_and_repeated_transactions_are_left_out_of_a_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dev_keys(4, 3);
+    let identity = StoreIdentity {
+        chain_id: ChainId(CHAIN.0),
+        shard: SHARD,
+    };
+    let genesis = genesis_accounts(&keys, 1_000);
+    let mut chain = ShardChain::open(
+        dir.path(),
+        identity,
+        ShardLayout::single(),
+        &genesis,
+        NonZeroUsize::new(2).unwrap(),
+    )
+    .unwrap();
+    let tx = transfer(&keys[0], 0, 1, keys[1].address(), 10);
+    let first = chain
+        .produce_block(vec![tx.clone(), tx.clone()], 1)
+        .unwrap();
+    assert_eq!(
+        (first.block.body.transactions.len(), first.rejected),
+        (1, 1)
+    );
+    let next = transfer(&keys[0], 1, 1, keys[2].address(), 10);
+    let second = chain.produce_block(vec![tx, next], 2).unwrap();
+    assert_eq!(
+        (second.block.body.transactions.len(), second.rejected),
+        (1, 1)
+    );
+    assert_eq!(second.output.outcomes, vec![TxOutcome::Success]);
+}
