@@ -103,8 +103,8 @@ impl ShardChain {
         Ok((self.store.account(key)?, self.tree.prove(key)))
     }
 
-    /// Drops transactions with a bad signature, repeats within `txs` and
-    /// transactions already in the chain, executes the rest on top of the
+    /// Drops repeats within `txs`, transactions already in the chain and
+    /// transactions with a bad signature, executes the rest on top of the
     /// head, and commits the resulting block atomically.
     pub fn produce_block(
         &mut self,
@@ -112,18 +112,29 @@ impl ShardChain {
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
         let offered = txs.len();
-        let bad = find_bad_signatures(&txs, self.executor.pool());
-        let mut bad = bad.into_iter().peekable();
         let mut seen = HashSet::with_capacity(txs.len());
         let mut kept = Vec::with_capacity(txs.len());
-        for (i, tx) in txs.into_iter().enumerate() {
-            if bad.next_if_eq(&i).is_some()
-                || !seen.insert(tx.hash)
-                || self.store.transaction(&tx.hash)?.is_some()
-            {
-                continue;
+        for tx in txs {
+            if seen.insert(tx.hash) && self.store.transaction(&tx.hash)?.is_none() {
+                kept.push(tx);
             }
-            kept.push(tx);
+        }
+        // Batches are cut from the list being checked, so removing a bad
+        // signature changes the batches of the rest: check again until a pass
+        // finds nothing, so the sealed body passes exactly the check a
+        // validator runs on it (see `signatures`).
+        loop {
+            let bad = find_bad_signatures(&kept, self.executor.pool());
+            if bad.is_empty() {
+                break;
+            }
+            let mut bad = bad.into_iter().peekable();
+            kept = kept
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| bad.next_if_eq(i).is_none())
+                .map(|(_, tx)| tx)
+                .collect();
         }
         let rejected = offered - kept.len();
         let txs = kept;

@@ -9,10 +9,14 @@
 //! O(k log n) batch checks for k bad ones.
 //!
 //! Known limit: ed25519-dalek's batch equation and `verify_strict` can
-//! disagree on adversarially crafted signatures with small-order components.
-//! Because the batch cut is fixed, all validators still reach the same
-//! verdict on a given block; moving to a cofactored rule that single and batch
-//! checks share (ZIP-215) is future work.
+//! disagree on adversarially crafted signatures with small-order components,
+//! so such a signature's verdict can depend on its batch mates. The verdict
+//! on a given list is still deterministic (the cut is fixed), and a block
+//! producer re-checks its list after removing bad signatures until a pass
+//! finds none (`ShardChain::produce_block`), so a sealed body passes the same
+//! check every validator runs on it. Admission checks one signature at a
+//! time and can disagree with a batch on such a signature. Moving both to one
+//! cofactored rule (ZIP-215) is future work.
 
 use crate::execution::PreparedTx;
 use ed25519_dalek::VerifyingKey;

@@ -173,3 +173,44 @@ fn replayed_and_repeated_transactions_are_left_out_of_a_block() {
     );
     assert_eq!(second.output.outcomes, vec![TxOutcome::Success]);
 }
+
+#[test]
+fn transactions_with_bad_signatures_are_left_out_of_a_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dev_keys(5, 40);
+    let identity = StoreIdentity {
+        chain_id: ChainId(CHAIN.0),
+        shard: SHARD,
+    };
+    let genesis = genesis_accounts(&keys, 1_000);
+    let mut chain = ShardChain::open(
+        dir.path(),
+        identity,
+        ShardLayout::single(),
+        &genesis,
+        NonZeroUsize::new(2).unwrap(),
+    )
+    .unwrap();
+    let mut txs: Vec<PreparedTx> = (0..39)
+        .map(|i| transfer(&keys[i], 0, 1, keys[i + 1].address(), 1))
+        .collect();
+    for i in [3, 17, 38] {
+        txs[i].signed.signature.0[0] = txs[i].signed.signature.0[0].wrapping_add(1);
+    }
+    let produced = chain.produce_block(txs.clone(), 1).unwrap();
+    assert_eq!(produced.rejected, 3);
+    let included: Vec<_> = produced
+        .block
+        .body
+        .transactions
+        .iter()
+        .map(|t| t.hash())
+        .collect();
+    let expected: Vec<_> = txs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![3, 17, 38].contains(i))
+        .map(|(_, t)| t.hash)
+        .collect();
+    assert_eq!(included, expected);
+}
