@@ -140,23 +140,28 @@ fn a_panicking_transaction_stops_the_block_instead_of_hanging_it() {
     }
 }
 
-#[test]
-fn replayed_and_repeated_transactions_are_left_out_of_a_block() {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dev_keys(4, 3);
+/// A single-shard chain in `dir` whose genesis funds `keys`.
+fn open_chain(dir: &std::path::Path, keys: &[atoll_primitives::KeyPair]) -> ShardChain {
     let identity = StoreIdentity {
         chain_id: ChainId(CHAIN.0),
         shard: SHARD,
     };
-    let genesis = genesis_accounts(&keys, 1_000);
-    let mut chain = ShardChain::open(
-        dir.path(),
+    let genesis = genesis_accounts(keys, 1_000);
+    ShardChain::open(
+        dir,
         identity,
         ShardLayout::single(),
         &genesis,
         NonZeroUsize::new(2).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn replayed_and_repeated_transactions_are_left_out_of_a_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dev_keys(4, 3);
+    let mut chain = open_chain(dir.path(), &keys);
     let tx = transfer(&keys[0], 0, 1, keys[1].address(), 10);
     let first = chain
         .produce_block(vec![tx.clone(), tx.clone()], 1)
@@ -178,19 +183,7 @@ fn replayed_and_repeated_transactions_are_left_out_of_a_block() {
 fn transactions_with_bad_signatures_are_left_out_of_a_block() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dev_keys(5, 40);
-    let identity = StoreIdentity {
-        chain_id: ChainId(CHAIN.0),
-        shard: SHARD,
-    };
-    let genesis = genesis_accounts(&keys, 1_000);
-    let mut chain = ShardChain::open(
-        dir.path(),
-        identity,
-        ShardLayout::single(),
-        &genesis,
-        NonZeroUsize::new(2).unwrap(),
-    )
-    .unwrap();
+    let mut chain = open_chain(dir.path(), &keys);
     let mut txs: Vec<PreparedTx> = (0..39)
         .map(|i| transfer(&keys[i], 0, 1, keys[i + 1].address(), 1))
         .collect();
