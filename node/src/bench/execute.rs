@@ -29,8 +29,8 @@ pub struct ExecuteArgs {
     /// conflicts with the one before it).
     #[arg(long, default_value_t = 10_000)]
     accounts: usize,
-    /// Worker threads for the parallel stages.
-    #[arg(long, default_value_t = NonZeroUsize::new(2).expect("2 is not zero"))]
+    /// Worker threads for the parallel stages [default: the number of CPU cores].
+    #[arg(long, default_value_t = default_threads(), hide_default_value = true)]
     threads: NonZeroUsize,
     /// Rounds of measurement (execution stages run four times as many);
     /// stages are interleaved and the median is reported.
@@ -219,6 +219,10 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         print_table(&report);
     }
     Ok(())
+}
+
+fn default_threads() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
 /// Runs each stage once per round, in turn, and returns each stage's median

@@ -8,7 +8,7 @@ use clap::Subcommand;
 /// The benchmarks.
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// Signature checks, sequential vs Block-STM execution, state-root update
+    /// Signature checks, sequential vs parallel execution, state-root update
     /// and the whole pipeline, on one pre-signed block of transfers.
     Execute(execute::ExecuteArgs),
 }
