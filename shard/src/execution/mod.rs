@@ -261,7 +261,13 @@ impl Executor {
         txs: &[PreparedTx],
         state: &dyn StateView,
     ) -> Result<Option<(BlockOutput, ExecutionStats)>, ShardError> {
-        let output = declared::execute(ctx, txs, state, &self.pool)?;
+        // The whole block, bookkeeping and assembly included, runs on the
+        // pool's workers: the calling thread would otherwise read every
+        // worker's results across cores (measured: about 1.35x instead of
+        // 0.8-1.2x over sequential on 2 cores).
+        let output = self
+            .pool
+            .install(|| declared::execute(ctx, txs, state, &self.pool))?;
         let executions = txs.len() as u64;
         Ok(output.map(|o| {
             (
@@ -282,7 +288,8 @@ impl Executor {
         txs: &[PreparedTx],
         state: &dyn StateView,
     ) -> Result<(BlockOutput, ExecutionStats), ShardError> {
-        parallel::execute(ctx, txs, state, &self.pool, self.use_declared_keys)
+        self.pool
+            .install(|| parallel::execute(ctx, txs, state, &self.pool, self.use_declared_keys))
     }
 }
 
