@@ -1,12 +1,13 @@
 //! A shard: its state and state tree, batch signature verification, and the
-//! Block-STM parallel executor with its sequential reference.
+//! parallel executors (declared-dependency and Block-STM) with their
+//! sequential reference.
 //!
 //! - [`state`]: the [`state::StateView`] executors read, and the sparse Merkle
 //!   [`state::StateTree`] whose root goes into every block header.
 //! - [`signatures`]: batched ed25519 verification spread over threads, which
 //!   finds exactly the bad signatures when a batch fails.
-//! - [`execution`]: transaction semantics, the sequential reference executor
-//!   and the Block-STM parallel executor.
+//! - [`execution`]: transaction semantics, the sequential reference executor,
+//!   the declared-dependency executor and the Block-STM executor.
 
 pub mod block;
 pub mod chain;

@@ -1,5 +1,5 @@
 //! Block execution: the transaction semantics, the sequential reference
-//! executor, and the Block-STM parallel executor that must agree with it.
+//! executor, and the parallel executors that must agree with it.
 //!
 //! Three executors produce a block's result: [`sequential`] (the reference),
 //! [`declared`] (transactions that declare their keys, run in dependency

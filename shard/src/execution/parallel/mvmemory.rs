@@ -2,9 +2,10 @@
 //! Scaling Blockchain Execution by Turning Ordering Curse to a Performance
 //! Blessing", PPoPP 2023, Algorithm 2).
 //!
-//! For every state key it keeps, sorted by transaction index, the value written by each transaction index
-//! (with the incarnation that wrote it) or an ESTIMATE marker where an aborted
-//! incarnation wrote and its re-execution probably will again. A read by
+//! For every state key it keeps, sorted by transaction index, the value each
+//! transaction wrote (with the incarnation that wrote it), or an ESTIMATE
+//! marker where an aborted incarnation wrote and its re-execution probably
+//! will again. A read by
 //! transaction `j` returns the entry of the highest index below `j`.
 //!
 //! Keys a transaction declares up front (a native transfer's sender and
