@@ -1,9 +1,13 @@
-//! Typed configuration for atoll, read from TOML by the node and handed down
-//! to the crates that need it.
+//! Typed configuration for atoll, read by the node and handed down to the
+//! crates that need it.
 //!
-//! So far it holds the executor's settings ([`ExecutionConfig`]); the node's
-//! `config.toml` and the genesis file build on it. Unknown fields are refused,
-//! and an error names the field to fix.
+//! - [`NodeConfig`]: the node's `config.toml` (data directory, RPC and metrics
+//!   addresses, block interval and size limits, mempool limits, executor
+//!   threads, log format). Every field has a default.
+//! - [`Genesis`]: the genesis file (chain id, shard count, initial accounts,
+//!   validator set), checked as it is read.
+//!
+//! Unknown fields are refused, and every error names the field to fix.
 //!
 //! ```
 //! let config = atoll_config::ExecutionConfig::from_toml("threads = 4").unwrap();
@@ -11,8 +15,14 @@
 //! ```
 
 mod error;
+pub mod genesis;
+pub mod node;
 
 pub use error::ConfigError;
+pub use genesis::{Genesis, GenesisValidator};
+pub use node::{
+    BlockConfig, LogConfig, LogFormat, MempoolConfig, MetricsConfig, NodeConfig, RpcConfig,
+};
 use serde::Deserialize;
 use std::num::NonZeroUsize;
 

@@ -1,0 +1,305 @@
+//! The genesis file (`genesis.json`): the chain id, the number of shards, the
+//! initial accounts and the validator set.
+//!
+//! Balances are decimal strings, because they are 128-bit numbers, which
+//! JSON numbers cannot carry exactly:
+//!
+//! ```json
+//! {
+//!   "chain_id": 1,
+//!   "shard_count": 2,
+//!   "accounts": [{ "address": "0x00…", "balance": "1000000" }],
+//!   "validators": [{ "public_key": "<64 hex digits>", "stake": 100 }]
+//! }
+//! ```
+
+use crate::error::ConfigError;
+use atoll_primitives::{Address, ChainId, PublicKey, ShardLayout};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Most shards a chain may have.
+pub const MAX_SHARDS: u16 = 1024;
+
+/// A validator of the genesis set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenesisValidator {
+    /// Its signing key.
+    pub public_key: PublicKey,
+    /// Its voting weight.
+    pub stake: u64,
+}
+
+/// A checked genesis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Genesis {
+    /// The chain id every transaction must carry.
+    pub chain_id: ChainId,
+    /// The shards and which addresses each holds.
+    pub layout: ShardLayout,
+    /// Initial balances, in file order, no address twice.
+    pub accounts: Vec<(Address, u128)>,
+    /// The validator set, no key twice, every stake positive.
+    pub validators: Vec<GenesisValidator>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenesisFile {
+    chain_id: u64,
+    shard_count: u16,
+    accounts: Vec<AccountEntry>,
+    validators: Vec<ValidatorEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountEntry {
+    address: String,
+    balance: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidatorEntry {
+    public_key: String,
+    stake: u64,
+}
+
+fn field(field: String, reason: String) -> ConfigError {
+    ConfigError::Field { field, reason }
+}
+
+impl Genesis {
+    /// Parses and checks a genesis file's text.
+    pub fn from_json(text: &str) -> Result<Genesis, ConfigError> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let file: GenesisFile = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|e| field(e.path().to_string(), e.inner().to_string()))?;
+        deserializer
+            .end()
+            .map_err(|e| field(".".into(), e.to_string()))?;
+        Genesis::check(file)
+    }
+
+    /// Reads and checks the genesis file at `path`.
+    pub fn load(path: &Path) -> Result<Genesis, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Genesis::from_json(&text).map_err(|e| e.in_file(path))
+    }
+
+    fn check(file: GenesisFile) -> Result<Genesis, ConfigError> {
+        if file.chain_id == 0 {
+            return Err(field("chain_id".into(), "must not be 0".into()));
+        }
+        if file.shard_count == 0 || file.shard_count > MAX_SHARDS {
+            return Err(field(
+                "shard_count".into(),
+                format!("{} is not between 1 and {MAX_SHARDS}", file.shard_count),
+            ));
+        }
+        let layout = ShardLayout::uniform(file.shard_count).expect("shard count checked above");
+        let mut accounts = Vec::with_capacity(file.accounts.len());
+        let mut seen: HashMap<Address, usize> = HashMap::new();
+        let mut supply: u128 = 0;
+        for (i, entry) in file.accounts.iter().enumerate() {
+            let address: Address = entry
+                .address
+                .parse()
+                .map_err(|e| field(format!("accounts[{i}].address"), e))?;
+            if let Some(first) = seen.insert(address, i) {
+                return Err(field(
+                    format!("accounts[{i}].address"),
+                    format!("{address} is already accounts[{first}]"),
+                ));
+            }
+            let balance: u128 = entry.balance.parse().map_err(|_| {
+                field(
+                    format!("accounts[{i}].balance"),
+                    format!("{:?} is not a whole number below 2^128", entry.balance),
+                )
+            })?;
+            supply = supply.checked_add(balance).ok_or_else(|| {
+                field(
+                    format!("accounts[{i}].balance"),
+                    "the balances add up to more than 2^128 - 1".into(),
+                )
+            })?;
+            accounts.push((address, balance));
+        }
+        if file.validators.is_empty() {
+            return Err(field(
+                "validators".into(),
+                "at least one validator is needed".into(),
+            ));
+        }
+        let mut validators = Vec::with_capacity(file.validators.len());
+        let mut total_stake: u64 = 0;
+        for (i, entry) in file.validators.iter().enumerate() {
+            let name = format!("validators[{i}].public_key");
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(
+                entry
+                    .public_key
+                    .strip_prefix("0x")
+                    .unwrap_or(&entry.public_key),
+                &mut bytes,
+            )
+            .map_err(|e| {
+                field(
+                    name.clone(),
+                    format!("{:?} is not 64 hex digits: {e}", entry.public_key),
+                )
+            })?;
+            let public_key = PublicKey(bytes);
+            public_key
+                .verifying_key()
+                .map_err(|e| field(name.clone(), e.to_string()))?;
+            if let Some(first) = validators
+                .iter()
+                .position(|v: &GenesisValidator| v.public_key == public_key)
+            {
+                return Err(field(
+                    name,
+                    format!("the key is already validators[{first}]"),
+                ));
+            }
+            if entry.stake == 0 {
+                return Err(field(
+                    format!("validators[{i}].stake"),
+                    "must be greater than 0".into(),
+                ));
+            }
+            total_stake = total_stake.checked_add(entry.stake).ok_or_else(|| {
+                field(
+                    format!("validators[{i}].stake"),
+                    "the stakes add up to more than 2^64 - 1".into(),
+                )
+            })?;
+            validators.push(GenesisValidator {
+                public_key,
+                stake: entry.stake,
+            });
+        }
+        Ok(Genesis {
+            chain_id: ChainId(file.chain_id),
+            layout,
+            accounts,
+            validators,
+        })
+    }
+
+    /// The sum of all initial balances.
+    pub fn total_supply(&self) -> u128 {
+        self.accounts.iter().map(|(_, balance)| balance).sum()
+    }
+
+    /// The genesis file text for this genesis (pretty JSON).
+    pub fn to_json(&self) -> String {
+        let file = GenesisFile {
+            chain_id: self.chain_id.0,
+            shard_count: self.layout.shard_count(),
+            accounts: self
+                .accounts
+                .iter()
+                .map(|(address, balance)| AccountEntry {
+                    address: address.to_string(),
+                    balance: balance.to_string(),
+                })
+                .collect(),
+            validators: self
+                .validators
+                .iter()
+                .map(|v| ValidatorEntry {
+                    public_key: v.public_key.to_string(),
+                    stake: v.stake,
+                })
+                .collect(),
+        };
+        serde_json::to_string_pretty(&file).expect("a genesis file always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_primitives::KeyPair;
+
+    fn valid() -> serde_json::Value {
+        serde_json::json!({
+            "chain_id": 7,
+            "shard_count": 2,
+            "accounts": [
+                { "address": KeyPair::from_seed([1; 32]).address().to_string(), "balance": "340282366920938463463374607431768211000" },
+                { "address": KeyPair::from_seed([2; 32]).address().to_string(), "balance": "5" }
+            ],
+            "validators": [{ "public_key": KeyPair::from_seed([3; 32]).public().to_string(), "stake": 10 }]
+        })
+    }
+
+    #[test]
+    fn a_valid_file_round_trips() {
+        let genesis = Genesis::from_json(&valid().to_string()).expect("valid genesis");
+        assert_eq!(genesis.chain_id, ChainId(7));
+        assert_eq!(genesis.layout.shard_count(), 2);
+        assert_eq!(
+            genesis.total_supply(),
+            340282366920938463463374607431768211005
+        );
+        assert_eq!(
+            Genesis::from_json(&genesis.to_json()).expect("round trip"),
+            genesis
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_problem() {
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let edits: Vec<(&str, Edit)> = vec![
+            ("chain_id", Box::new(|g| g["chain_id"] = 0.into())),
+            ("chain_id", Box::new(|g| g["chain_id"] = "seven".into())),
+            ("shard_count", Box::new(|g| g["shard_count"] = 0.into())),
+            (
+                "accounts[1].address",
+                Box::new(|g| g["accounts"][1]["address"] = "0x12".into()),
+            ),
+            (
+                "accounts[1].address",
+                Box::new(|g| g["accounts"][1]["address"] = g["accounts"][0]["address"].clone()),
+            ),
+            (
+                "accounts[1].balance",
+                Box::new(|g| g["accounts"][1]["balance"] = "-5".into()),
+            ),
+            (
+                "accounts[1].balance",
+                Box::new(|g| g["accounts"][1]["balance"] = "1000".into()),
+            ),
+            (
+                "validators",
+                Box::new(|g| g["validators"] = serde_json::json!([])),
+            ),
+            (
+                "validators[0].public_key",
+                Box::new(|g| g["validators"][0]["public_key"] = "abc".into()),
+            ),
+            (
+                "validators[0].stake",
+                Box::new(|g| g["validators"][0]["stake"] = 0.into()),
+            ),
+            ("extra", Box::new(|g| g["extra"] = 1.into())),
+        ];
+        for (name, edit) in edits {
+            let mut g = valid();
+            edit(&mut g);
+            let err = Genesis::from_json(&g.to_string())
+                .expect_err(name)
+                .to_string();
+            assert!(err.contains(name), "expected {name:?} in: {err}");
+        }
+    }
+}

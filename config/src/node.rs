@@ -1,0 +1,253 @@
+//! The node's `config.toml`.
+//!
+//! Every field has a default, so an empty file is a working single-node
+//! configuration. Unknown fields are refused, so a misspelt key is an error
+//! rather than a silently ignored setting.
+
+use crate::error::ConfigError;
+use crate::ExecutionConfig;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything `atoll run` reads from `config.toml`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Where the node keeps its stores; relative paths are taken from the
+    /// home directory. Default: `data`.
+    pub data_dir: PathBuf,
+    /// The JSON-RPC server.
+    pub rpc: RpcConfig,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
+    /// Block production.
+    pub block: BlockConfig,
+    /// The transaction pool.
+    pub mempool: MempoolConfig,
+    /// Block execution.
+    pub execution: ExecutionConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// The JSON-RPC server (HTTP and WebSocket on one port).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Address to listen on. Default: `127.0.0.1:8545` (loopback only).
+    pub addr: SocketAddr,
+    /// Largest request body accepted, in bytes. Default: 10 MiB.
+    pub max_request_bytes: NonZeroUsize,
+    /// Most connections served at once. Default: 100.
+    pub max_connections: NonZeroUsize,
+}
+
+impl Default for RpcConfig {
+    fn default() -> RpcConfig {
+        RpcConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            max_request_bytes: NonZeroUsize::new(10 * 1024 * 1024).expect("non-zero constant"),
+            max_connections: NonZeroUsize::new(100).expect("non-zero constant"),
+        }
+    }
+}
+
+/// The Prometheus metrics endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address to serve `/metrics` on; absent: no metrics server.
+    /// Default: `127.0.0.1:9615`.
+    pub addr: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> MetricsConfig {
+        MetricsConfig {
+            addr: Some(SocketAddr::from(([127, 0, 0, 1], 9615))),
+        }
+    }
+}
+
+/// Block production.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockConfig {
+    /// Time between blocks, e.g. `"500ms"` or `"2s"`; a full block is
+    /// produced earlier. Default: `500ms`.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Most transactions in one block. Default: 20,000.
+    pub max_transactions: NonZeroUsize,
+    /// Largest encoded block, in bytes. Default: 8 MiB.
+    pub max_bytes: NonZeroUsize,
+}
+
+impl Default for BlockConfig {
+    fn default() -> BlockConfig {
+        BlockConfig {
+            interval: Duration::from_millis(500),
+            max_transactions: NonZeroUsize::new(20_000).expect("non-zero constant"),
+            max_bytes: NonZeroUsize::new(8 * 1024 * 1024).expect("non-zero constant"),
+        }
+    }
+}
+
+/// The transaction pool; every limit bounds memory a client can fill.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConfig {
+    /// Most transactions held in total. Default: 100,000.
+    pub max_transactions: NonZeroUsize,
+    /// Most transactions held for one sender. Default: 1,000.
+    pub max_per_sender: NonZeroUsize,
+    /// How far ahead of the sender's nonce a transaction may be held.
+    /// Default: 64.
+    pub max_nonce_gap: u64,
+    /// Most bytes of encoded transactions held in total. Default: 64 MiB.
+    pub max_bytes: NonZeroUsize,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> MempoolConfig {
+        MempoolConfig {
+            max_transactions: NonZeroUsize::new(100_000).expect("non-zero constant"),
+            max_per_sender: NonZeroUsize::new(1_000).expect("non-zero constant"),
+            max_nonce_gap: 64,
+            max_bytes: NonZeroUsize::new(64 * 1024 * 1024).expect("non-zero constant"),
+        }
+    }
+}
+
+/// How the node writes its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`. Default: `human`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,shard=debug`; the
+    /// `RUST_LOG` environment variable overrides it. Default: `info`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            format: LogFormat::Human,
+            filter: "info".into(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Parses a `config.toml`; missing fields take their defaults.
+    pub fn from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
+        let config: NodeConfig = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            section: "config.toml",
+            reason: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses the file at `path`.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        NodeConfig::from_toml(&text).map_err(|e| e.in_file(path))
+    }
+
+    /// Checks what the types cannot express.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let field = |field: &str, reason: String| ConfigError::Field {
+            field: field.into(),
+            reason,
+        };
+        if self.block.interval < Duration::from_millis(10) {
+            return Err(field(
+                "block.interval",
+                format!("{:?} is too short; use at least 10ms", self.block.interval),
+            ));
+        }
+        if self.mempool.max_per_sender > self.mempool.max_transactions {
+            return Err(field(
+                "mempool.max_per_sender",
+                format!(
+                    "{} is more than mempool.max_transactions ({})",
+                    self.mempool.max_per_sender, self.mempool.max_transactions
+                ),
+            ));
+        }
+        if self.metrics.addr == Some(self.rpc.addr) {
+            return Err(field(
+                "metrics.addr",
+                format!(
+                    "{} is also rpc.addr; give them different ports",
+                    self.rpc.addr
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_default_configuration() {
+        assert_eq!(
+            NodeConfig::from_toml("").expect("empty is valid"),
+            NodeConfig::default()
+        );
+    }
+
+    #[test]
+    fn fields_parse_into_typed_values() {
+        let text = "data_dir = \"/var/lib/atoll\"\n[rpc]\naddr = \"0.0.0.0:9000\"\n[block]\ninterval = \"2s\"\n[log]\nformat = \"json\"\n";
+        let config = NodeConfig::from_toml(text).expect("valid");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/atoll"));
+        assert_eq!(config.rpc.addr, "0.0.0.0:9000".parse().expect("address"));
+        assert_eq!(config.block.interval, Duration::from_secs(2));
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.mempool, MempoolConfig::default());
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_problem() {
+        let cases = [
+            ("[rpc]\naddr = \"localhost\"", "addr"),
+            ("[block]\ninterval = \"soon\"", "interval"),
+            ("[block]\ninterval = \"1ms\"", "block.interval"),
+            ("[mempool]\nmax_transactions = 0", "max_transactions"),
+            (
+                "[mempool]\nmax_transactions = 10\nmax_per_sender = 20",
+                "mempool.max_per_sender",
+            ),
+            ("[metrics]\naddr = \"127.0.0.1:8545\"", "metrics.addr"),
+            ("[log]\nformat = \"xml\"", "format"),
+            ("[blok]\ninterval = \"1s\"", "blok"),
+        ];
+        for (text, field) in cases {
+            let err = NodeConfig::from_toml(text).expect_err(text).to_string();
+            assert!(err.contains(field), "{text:?}: {err}");
+        }
+    }
+}
