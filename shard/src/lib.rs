@@ -13,6 +13,7 @@ pub mod block;
 pub mod chain;
 pub mod error;
 pub mod execution;
+pub mod mempool;
 pub mod signatures;
 pub mod state;
 pub mod workload;
