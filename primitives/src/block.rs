@@ -178,9 +178,4 @@ impl TxOutcome {
     pub fn hash(&self, tx: &Hash) -> Hash {
         Hash::domain(&domain::OUTCOME, &[&tx.0, &codec::encode(self)])
     }
-
-    /// Whether the action took effect.
-    pub fn is_success(&self) -> bool {
-        matches!(self, TxOutcome::Success)
-    }
 }

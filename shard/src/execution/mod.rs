@@ -20,8 +20,8 @@ pub mod transfer;
 use crate::error::ShardError;
 use crate::state::StateView;
 use atoll_primitives::{
-    Account, Address, ChainId, Hash, Receipt, ReceiptAction, ShardId, ShardLayout,
-    SignedTransaction, StateKey, TxOutcome,
+    Account, Address, ChainId, Hash, Receipt, ShardId, ShardLayout, SignedTransaction, StateKey,
+    TxOutcome,
 };
 use rayon::slice::ParallelSliceMut;
 use std::collections::BTreeMap;
@@ -175,7 +175,6 @@ pub struct Executor {
     /// The shard's worker threads: the signature stage and the state-tree
     /// update run on the same pool, so no two stages compete for cores.
     pool: Arc<rayon::ThreadPool>,
-    threads: NonZeroUsize,
     /// Blocks with fewer transactions than this run sequentially.
     min_parallel_block: usize,
     /// Whether Block-STM enters declared keys as ESTIMATE markers up front.
@@ -195,7 +194,6 @@ impl Executor {
             })?;
         Ok(Executor {
             pool: Arc::new(pool),
-            threads,
             min_parallel_block: 64,
             use_declared_keys: true,
         })
@@ -215,7 +213,8 @@ impl Executor {
         self
     }
 
-    /// Sets the smallest block that runs in parallel (tests use 0 to force it).
+    /// Sets the smallest block that runs in parallel (the node takes it from
+    /// `ExecutionConfig::min_parallel_block`; tests use 0).
     pub fn with_min_parallel_block(mut self, min: usize) -> Executor {
         self.min_parallel_block = min;
         self
@@ -223,7 +222,8 @@ impl Executor {
 
     /// The number of worker threads.
     pub fn threads(&self) -> NonZeroUsize {
-        self.threads
+        NonZeroUsize::new(self.pool.current_num_threads())
+            .expect("a rayon pool has at least one thread")
     }
 
     /// Executes `txs` in order against `state`.
@@ -233,7 +233,7 @@ impl Executor {
         txs: &[PreparedTx],
         state: &dyn StateView,
     ) -> Result<(BlockOutput, ExecutionStats), ShardError> {
-        let sequential = self.threads.get() == 1
+        let sequential = self.pool.current_num_threads() == 1
             || txs.len() < self.min_parallel_block.max(2)
             || parallel::mostly_serial(ctx, txs);
         if sequential {
@@ -296,18 +296,9 @@ impl Executor {
 impl fmt::Debug for Executor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Executor")
-            .field("threads", &self.threads)
+            .field("threads", &self.pool.current_num_threads())
             .field("min_parallel_block", &self.min_parallel_block)
             .field("use_declared_keys", &self.use_declared_keys)
             .finish()
     }
-}
-
-/// The receipt a transfer to `to` on `destination` emits.
-pub(crate) fn transfer_receipt(
-    destination: ShardId,
-    to: Address,
-    amount: u128,
-) -> (ShardId, ReceiptAction) {
-    (destination, ReceiptAction::Transfer { to, amount })
 }

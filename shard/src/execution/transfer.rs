@@ -1,7 +1,7 @@
 //! What one transaction does to the state: the single definition of the
 //! transaction semantics, shared by every executor.
 
-use super::{transfer_receipt, BlockContext, PreparedTx};
+use super::{BlockContext, PreparedTx};
 use atoll_primitives::{Account, Action, ReceiptAction, ShardId, StateKey, TxFailure, TxOutcome};
 use smallvec::SmallVec;
 
@@ -122,7 +122,13 @@ pub(crate) fn execute_transaction<R: TxReader>(
                         ..charged
                     },
                 ));
-                effect.receipt = Some(transfer_receipt(destination, *to, *amount));
+                effect.receipt = Some((
+                    destination,
+                    ReceiptAction::Transfer {
+                        to: *to,
+                        amount: *amount,
+                    },
+                ));
             } else if *to == tx.sender {
                 effect.writes.push((sender_key, charged));
             } else {

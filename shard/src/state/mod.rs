@@ -22,3 +22,11 @@ impl StateView for HashMap<StateKey, Account> {
         Ok(HashMap::get(self, key).copied())
     }
 }
+
+/// A state key from a number, for the state tree's tests.
+#[cfg(test)]
+pub(crate) fn test_key(i: u64) -> StateKey {
+    let mut bytes = [0u8; 20];
+    bytes[..8].copy_from_slice(&i.to_le_bytes());
+    StateKey::Account(atoll_primitives::Address(bytes))
+}

@@ -143,14 +143,9 @@ impl StateProof {
 mod tests {
     use super::super::tree::StateTree;
     use super::*;
-    use atoll_primitives::Address;
     use proptest::prelude::*;
 
-    fn key(i: u64) -> StateKey {
-        let mut bytes = [0u8; 20];
-        bytes[..8].copy_from_slice(&i.to_le_bytes());
-        StateKey::Account(Address(bytes))
-    }
+    use crate::state::test_key as key;
 
     fn account(i: u64) -> Account {
         Account {

@@ -333,15 +333,10 @@ fn prepare(changes: &[(StateKey, Option<Account>)], parallel: bool) -> Vec<Chang
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atoll_primitives::Address;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    fn key(i: u64) -> StateKey {
-        let mut bytes = [0u8; 20];
-        bytes[..8].copy_from_slice(&i.to_le_bytes());
-        StateKey::Account(Address(bytes))
-    }
+    use crate::state::test_key as key;
 
     fn account(v: u64) -> Account {
         Account {

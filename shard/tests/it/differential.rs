@@ -61,6 +61,8 @@ fn check_scenario(seed: u64, accounts: usize, txs: usize) {
             assert_eq!(post_state_root(&scenario.genesis, &output), expected_root);
             // The automatic choice of path must agree as well.
             let (auto, _) = executor
+                .clone()
+                .with_min_parallel_block(0)
                 .execute(&scenario.ctx, &scenario.txs, &scenario.genesis)
                 .unwrap();
             assert_eq!(
