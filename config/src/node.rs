@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything `atoll run` reads from `config.toml`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     /// Where the node keeps its stores; relative paths are taken from the
@@ -31,6 +31,20 @@ pub struct NodeConfig {
     pub execution: ExecutionConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> NodeConfig {
+        NodeConfig {
+            data_dir: PathBuf::from("data"),
+            rpc: RpcConfig::default(),
+            metrics: MetricsConfig::default(),
+            block: BlockConfig::default(),
+            mempool: MempoolConfig::default(),
+            execution: ExecutionConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
 }
 
 /// The JSON-RPC server (HTTP and WebSocket on one port).
@@ -59,15 +73,17 @@ impl Default for RpcConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// Address to serve `/metrics` on; absent: no metrics server.
-    /// Default: `127.0.0.1:9615`.
-    pub addr: Option<SocketAddr>,
+    /// Whether to serve metrics at all. Default: true.
+    pub enabled: bool,
+    /// Address to serve `/metrics` on. Default: `127.0.0.1:9615`.
+    pub addr: SocketAddr,
 }
 
 impl Default for MetricsConfig {
     fn default() -> MetricsConfig {
         MetricsConfig {
-            addr: Some(SocketAddr::from(([127, 0, 0, 1], 9615))),
+            enabled: true,
+            addr: SocketAddr::from(([127, 0, 0, 1], 9615)),
         }
     }
 }
@@ -194,7 +210,7 @@ impl NodeConfig {
                 ),
             ));
         }
-        if self.metrics.addr == Some(self.rpc.addr) {
+        if self.metrics.enabled && self.metrics.addr == self.rpc.addr && self.rpc.addr.port() != 0 {
             return Err(field(
                 "metrics.addr",
                 format!(
@@ -207,9 +223,93 @@ impl NodeConfig {
     }
 }
 
+/// The `config.toml` that `atoll init` writes: every field, with its
+/// meaning, set to its default except the two addresses given.
+pub fn template(rpc_addr: SocketAddr, metrics_addr: Option<SocketAddr>) -> String {
+    let defaults = NodeConfig::default();
+    let metrics = match metrics_addr {
+        Some(addr) => format!("enabled = true\naddr = \"{addr}\""),
+        None => format!("enabled = false\naddr = \"{}\"", MetricsConfig::default().addr),
+    };
+    format!(
+        r#"# atoll node configuration. Every field is optional; absent fields take
+# the default shown. Relative paths are taken from the home directory.
+
+# Where the node keeps its stores (one RocksDB store per shard under shards/<id>).
+data_dir = "data"
+
+[rpc]
+# JSON-RPC over HTTP and WebSocket, on one port. Port 0 picks a free port,
+# which the node prints when it starts.
+addr = "{rpc_addr}"
+# Largest request body accepted, in bytes (larger ones get error -32007).
+max_request_bytes = {max_request_bytes}
+# Most connections served at once.
+max_connections = {max_connections}
+
+[metrics]
+# Prometheus text at http://<addr>/metrics. Port 0 picks a free port.
+{metrics}
+
+[block]
+# Time between blocks; a full block is produced earlier.
+interval = "{interval}"
+# Most transactions, and most encoded bytes, in one block.
+max_transactions = {max_transactions}
+max_bytes = {max_bytes}
+
+[mempool]
+# Most transactions held in total, and for one sender.
+max_transactions = {pool_max}
+max_per_sender = {per_sender}
+# How far ahead of the sender's next nonce a transaction may wait.
+max_nonce_gap = {gap}
+# Most bytes of encoded transactions held.
+max_bytes = {pool_bytes}
+
+[execution]
+# Worker threads for signature checks and execution (default: CPU cores).
+# threads = 2
+# Blocks with fewer transactions run on the sequential executor.
+min_parallel_block = {min_parallel}
+
+[log]
+# "human" or "json".
+format = "human"
+# A tracing filter, e.g. "info" or "info,atoll_shard=debug"; RUST_LOG overrides it.
+filter = "{filter}"
+"#,
+        max_request_bytes = defaults.rpc.max_request_bytes,
+        max_connections = defaults.rpc.max_connections,
+        interval = humantime_serde::re::humantime::format_duration(defaults.block.interval),
+        max_transactions = defaults.block.max_transactions,
+        max_bytes = defaults.block.max_bytes,
+        pool_max = defaults.mempool.max_transactions,
+        per_sender = defaults.mempool.max_per_sender,
+        gap = defaults.mempool.max_nonce_gap,
+        pool_bytes = defaults.mempool.max_bytes,
+        min_parallel = defaults.execution.min_parallel_block,
+        filter = defaults.log.filter,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_template_is_the_default_with_its_addresses() {
+        let rpc: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let config = NodeConfig::from_toml(&template(rpc, None)).expect("template parses");
+        let mut expected = NodeConfig::default();
+        expected.rpc.addr = rpc;
+        expected.metrics.enabled = false;
+        assert_eq!(config, expected);
+        let metrics: SocketAddr = "127.0.0.1:9000".parse().expect("address");
+        let config = NodeConfig::from_toml(&template(rpc, Some(metrics))).expect("parses");
+        assert!(config.metrics.enabled);
+        assert_eq!(config.metrics.addr, metrics);
+    }
 
     #[test]
     fn an_empty_file_is_the_default_configuration() {

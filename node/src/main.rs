@@ -1,12 +1,29 @@
 //! `atoll`: the validator daemon and its command-line tools.
 //!
-//! Today it offers `atoll bench execute`, which measures the block pipeline
-//! (signature checks, sequential and Block-STM execution, state-root update)
-//! on one generated block. The node itself comes with the next issues.
+//! - `atoll init` / `atoll run` / `atoll dev`: make a home directory and run
+//!   a single-validator node from it (see [`home`], [`run`], [`service`]).
+//! - `atoll keys`, `atoll account`, `atoll tx`, `atoll status`: a small
+//!   JSON-RPC client ([`client`]).
+//! - `atoll load`: the load generator ([`load`]).
+//! - `atoll bench execute`: the block pipeline on a generated block ([`bench`]).
 
 mod bench;
+mod client;
+mod dev;
+mod home;
+mod keyfile;
+mod load;
+mod metrics;
+mod rpc;
+mod run;
+mod service;
 
+use atoll_primitives::Address;
 use clap::{Parser, Subcommand};
+use home::{Home, InitOptions};
+use rpc::types::BlockRef;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// mimalloc keeps freed memory for reuse instead of returning it to the OS at
 /// once: a block allocates megabytes of short-lived buffers from several
@@ -16,8 +33,12 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// atoll: a sharded blockchain validator with a parallel (Block-STM) executor.
+///
+/// Start here: `atoll dev` runs a local node with funded dev accounts and
+/// prints its RPC URL; `atoll tx transfer --key <file> --to <address>
+/// --amount <n> --wait` sends it a transfer.
 #[derive(Parser)]
-#[command(name = "atoll", version, about, long_about = None)]
+#[command(name = "atoll", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,20 +46,157 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a node's home directory: config, genesis, validator key, dev accounts.
+    Init {
+        /// The home directory to create.
+        #[arg(long)]
+        home: PathBuf,
+        #[command(flatten)]
+        init: InitArgs,
+    },
+    /// Run the node of a home directory until SIGINT or SIGTERM.
+    Run {
+        /// The home directory (made by `atoll init`).
+        #[arg(long)]
+        home: PathBuf,
+    },
+    /// Run a local dev node: initialise a home if needed, then run it,
+    /// printing the RPC URL and funded dev keys.
+    Dev(dev::DevArgs),
+    /// Make or show key files.
+    #[command(subcommand)]
+    Keys(client::KeysCommand),
+    /// Show an account's balance, nonce and shard.
+    Account {
+        /// The address (0x and 40 hex digits).
+        address: Address,
+        /// "latest", "final" or a height.
+        #[arg(long, default_value = "latest", value_parser = parse_block_ref)]
+        at: BlockRef,
+        #[command(flatten)]
+        rpc: client::RpcArgs,
+    },
+    /// Send transactions and follow them.
+    #[command(subcommand)]
+    Tx(client::TxCommand),
+    /// Show a node's chain id, heights, validators and mempool.
+    Status {
+        #[command(flatten)]
+        rpc: client::RpcArgs,
+    },
+    /// Send signed transfers at a fixed rate and measure finality.
+    Load(load::LoadArgs),
     /// Measure parts of the node on generated workloads.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+/// The options of a new home directory.
+#[derive(clap::Args, Clone)]
+pub struct InitArgs {
+    /// The chain id transactions must carry.
+    #[arg(long, default_value_t = 1)]
+    chain_id: u64,
+    /// Dev accounts to fund in genesis (deterministic, well-known keys).
+    #[arg(long, default_value_t = 10)]
+    dev_accounts: usize,
+    /// Balance of each dev account, in the smallest unit.
+    #[arg(long, default_value_t = 1_000_000_000_000_000_000_000)]
+    dev_balance: u128,
+    /// The JSON-RPC address (HTTP and WebSocket); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    rpc_addr: SocketAddr,
+    /// The Prometheus metrics address; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:9615")]
+    metrics_addr: SocketAddr,
+    /// Serve no metrics.
+    #[arg(long)]
+    no_metrics: bool,
+}
+
+impl InitArgs {
+    fn options(&self) -> InitOptions {
+        InitOptions {
+            chain_id: self.chain_id,
+            dev_accounts: self.dev_accounts,
+            dev_balance: self.dev_balance,
+            rpc_addr: self.rpc_addr,
+            metrics_addr: (!self.no_metrics).then_some(self.metrics_addr),
+        }
+    }
+}
+
+fn parse_block_ref(text: &str) -> Result<BlockRef, String> {
+    let quoted = if text.parse::<u64>().is_ok() {
+        text.to_string()
+    } else {
+        format!("{text:?}")
+    };
+    serde_json::from_str(&quoted).map_err(|e| e.to_string())
+}
+
+fn main() -> std::process::ExitCode {
+    match run_cli(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_cli_logging() {
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
-        Command::Bench(command) => bench::run(command),
+        .try_init();
+}
+
+fn run_cli(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init { home, init } => home::init(&Home::new(home), &init.options()),
+        Command::Run { home } => {
+            let home = Home::new(home);
+            let config = run::load_config(&home)?;
+            run::init_logging(&config);
+            runtime()?.block_on(run::run(&home, config, |endpoints| {
+                dev::print_endpoints(endpoints);
+            }))
+        }
+        Command::Dev(args) => dev::dev(args),
+        Command::Keys(command) => client::keys(command),
+        Command::Account { address, at, rpc } => {
+            init_cli_logging();
+            runtime()?.block_on(client::account(address, at, &rpc))
+        }
+        Command::Tx(client::TxCommand::Transfer(args)) => {
+            init_cli_logging();
+            runtime()?.block_on(client::transfer(args))
+        }
+        Command::Tx(client::TxCommand::Status { hash, rpc }) => {
+            init_cli_logging();
+            runtime()?.block_on(client::tx_status(hash, &rpc))
+        }
+        Command::Status { rpc } => {
+            init_cli_logging();
+            runtime()?.block_on(client::status(&rpc))
+        }
+        Command::Load(args) => {
+            init_cli_logging();
+            runtime()?.block_on(load::run(args))
+        }
+        Command::Bench(command) => {
+            init_cli_logging();
+            bench::run(command)
+        }
     }
 }

@@ -4,13 +4,14 @@
 use crate::block::{genesis_block, seal_block};
 use crate::error::ShardError;
 use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
-use crate::signatures::find_bad_signatures;
+use crate::signatures::{find_bad_signatures, VerifiedTx};
 use crate::state::{StateProof, StateTree, StateView};
 use atoll_primitives::{Account, ShardBlock, ShardBlockHeader, ShardLayout, StateKey};
 use atoll_storage::{BlockCommit, ShardStore, StoreIdentity};
 use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::Arc;
 
 impl StateView for ShardStore {
     fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
@@ -33,7 +34,7 @@ pub struct ProducedBlock {
 
 /// A shard's store, state tree and executor.
 pub struct ShardChain {
-    store: ShardStore,
+    store: Arc<ShardStore>,
     tree: StateTree,
     head: ShardBlockHeader,
     layout: ShardLayout,
@@ -52,7 +53,7 @@ impl ShardChain {
         genesis: &[(StateKey, Account)],
         threads: NonZeroUsize,
     ) -> Result<ShardChain, ShardError> {
-        let store = ShardStore::open(path, identity)?;
+        let store = Arc::new(ShardStore::open(path, identity)?);
         let executor = Executor::new(threads)?;
         let (tree, head) = match store.head()? {
             Some(head) => {
@@ -98,6 +99,27 @@ impl ShardChain {
         &self.store
     }
 
+    /// A handle on the store for readers on other threads (RPC queries);
+    /// commits still go through this chain only.
+    pub fn shared_store(&self) -> Arc<ShardStore> {
+        Arc::clone(&self.store)
+    }
+
+    /// The shard layout.
+    pub fn layout(&self) -> ShardLayout {
+        self.layout
+    }
+
+    /// The executor (and its thread pool).
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    /// Blocks with fewer transactions than `min` run sequentially.
+    pub fn set_min_parallel_block(&mut self, min: usize) {
+        self.executor = self.executor.clone().with_min_parallel_block(min);
+    }
+
     /// The current state of `key` with a proof against the head's state root.
     pub fn prove(&self, key: &StateKey) -> Result<(Option<Account>, StateProof), ShardError> {
         Ok((self.store.account(key)?, self.tree.prove(key)))
@@ -112,13 +134,7 @@ impl ShardChain {
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
         let offered = txs.len();
-        let mut seen = HashSet::with_capacity(txs.len());
-        let mut kept = Vec::with_capacity(txs.len());
-        for tx in txs {
-            if seen.insert(tx.hash) && self.store.transaction(&tx.hash)?.is_none() {
-                kept.push(tx);
-            }
-        }
+        let mut kept = self.drop_known(txs)?;
         // Batches are cut from the list being checked, so removing a bad
         // signature changes the batches of the rest: check again until a pass
         // finds nothing, so the sealed body passes exactly the check a
@@ -137,9 +153,46 @@ impl ShardChain {
                 .collect();
         }
         let rejected = offered - kept.len();
-        let txs = kept;
+        self.execute_and_commit(kept, rejected, timestamp_ms)
+    }
+
+    /// As [`ShardChain::produce_block`] for transactions whose signatures
+    /// were already checked (at mempool admission): they are not checked
+    /// again. Repeats and transactions already in the chain are still dropped.
+    pub fn produce_verified_block(
+        &mut self,
+        txs: Vec<VerifiedTx>,
+        timestamp_ms: u64,
+    ) -> Result<ProducedBlock, ShardError> {
+        let offered = txs.len();
+        let kept = self.drop_known(txs.into_iter().map(VerifiedTx::into_inner).collect())?;
+        let rejected = offered - kept.len();
+        self.execute_and_commit(kept, rejected, timestamp_ms)
+    }
+
+    /// `txs` without repeats and without transactions already in the chain.
+    fn drop_known(&self, txs: Vec<PreparedTx>) -> Result<Vec<PreparedTx>, ShardError> {
+        let mut seen = HashSet::with_capacity(txs.len());
+        let mut kept = Vec::with_capacity(txs.len());
+        for tx in txs {
+            if seen.insert(tx.hash) && self.store.transaction(&tx.hash)?.is_none() {
+                kept.push(tx);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Executes `txs` on top of the head and commits the block. A block's
+    /// timestamp never goes below its parent's.
+    fn execute_and_commit(
+        &mut self,
+        txs: Vec<PreparedTx>,
+        rejected: usize,
+        timestamp_ms: u64,
+    ) -> Result<ProducedBlock, ShardError> {
+        let timestamp_ms = timestamp_ms.max(self.head.timestamp_ms);
         let ctx = self.context()?;
-        let (output, stats) = self.executor.execute(&ctx, &txs, &self.store)?;
+        let (output, stats) = self.executor.execute(&ctx, &txs, &*self.store)?;
         let changes: Vec<(StateKey, Option<Account>)> = output
             .state_changes
             .iter()

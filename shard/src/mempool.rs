@@ -13,10 +13,11 @@
 //! - [`Mempool::ready`] takes, for a block, each sender's run of consecutive
 //!   nonces from the account's nonce, highest fee first across senders.
 //!
-//! Signatures are checked before admission (in batches, by the caller); the
-//! pool only holds transactions whose signature was verified.
+//! Signatures are checked before admission (in batches, by the caller): the
+//! pool holds only [`VerifiedTx`], so a block built from it is not checked
+//! again.
 
-use crate::execution::PreparedTx;
+use crate::signatures::VerifiedTx;
 use atoll_primitives::{Address, Hash};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -94,7 +95,7 @@ pub enum AdmitError {
 
 #[derive(Clone, Debug)]
 struct Pending {
-    tx: PreparedTx,
+    tx: VerifiedTx,
     size: usize,
     /// Admission order, to evict the newest of equal fees.
     arrival: u64,
@@ -157,7 +158,7 @@ impl Mempool {
     /// Admits `tx`, whose signature has been verified, given the sender
     /// account's current nonce. Returns the hashes it displaced (a replaced
     /// transaction or evicted ones); on error nothing changes.
-    pub fn admit(&mut self, tx: PreparedTx, account_nonce: u64) -> Result<Vec<Hash>, AdmitError> {
+    pub fn admit(&mut self, tx: VerifiedTx, account_nonce: u64) -> Result<Vec<Hash>, AdmitError> {
         let nonce = tx.signed.tx.nonce;
         let fee = tx.signed.tx.fee;
         if self.by_hash.contains_key(&tx.hash) {
@@ -281,7 +282,7 @@ impl Mempool {
         Ok(plan)
     }
 
-    fn insert(&mut self, tx: PreparedTx, size: usize) {
+    fn insert(&mut self, tx: VerifiedTx, size: usize) {
         let sender = tx.sender;
         let nonce = tx.signed.tx.nonce;
         self.arrivals += 1;
@@ -331,10 +332,16 @@ impl Mempool {
         }
     }
 
-    /// Up to `max` transactions that can run now: for each sender, the run of
-    /// consecutive nonces starting at `account_nonce(sender)`, interleaved
-    /// across senders by fee (highest first, then earliest admitted).
-    pub fn ready(&self, max: usize, account_nonce: impl Fn(&Address) -> u64) -> Vec<PreparedTx> {
+    /// Up to `max` transactions, of at most `max_bytes` encoded bytes in
+    /// all, that can run now: for each sender, the run of consecutive nonces
+    /// starting at `account_nonce(sender)`, interleaved across senders by fee
+    /// (highest first, then earliest admitted).
+    pub fn ready(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        account_nonce: impl Fn(&Address) -> u64,
+    ) -> Vec<VerifiedTx> {
         let mut heads = BinaryHeap::new();
         for (sender, queue) in &self.by_sender {
             let nonce = account_nonce(sender);
@@ -343,12 +350,18 @@ impl Mempool {
             }
         }
         let mut out = Vec::with_capacity(max.min(self.len()));
+        let mut bytes = 0;
         while out.len() < max {
             let Some((_, _, sender, nonce)) = heads.pop() else {
                 break;
             };
             let queue = &self.by_sender[&sender];
-            out.push(queue[&nonce].tx.clone());
+            let pending = &queue[&nonce];
+            if bytes + pending.size > max_bytes {
+                break;
+            }
+            bytes += pending.size;
+            out.push(pending.tx.clone());
             if let Some(next) = nonce
                 .checked_add(1)
                 .and_then(|n| queue.get(&n).map(|p| (n, p)))
@@ -357,6 +370,14 @@ impl Mempool {
             }
         }
         out
+    }
+
+    /// Removes the transaction `hash` (once it is in a block), if held.
+    pub fn remove_hash(&mut self, hash: &Hash) -> bool {
+        match self.by_hash.get(hash) {
+            Some(&(sender, nonce)) => self.remove(sender, nonce).is_some(),
+            None => false,
+        }
     }
 
     /// Drops every transaction of `sender` with a nonce below `account_nonce`

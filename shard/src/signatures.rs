@@ -14,13 +14,67 @@
 //! on a given list is still deterministic (the cut is fixed), and a block
 //! producer re-checks its list after removing bad signatures until a pass
 //! finds none (`ShardChain::produce_block`), so a sealed body passes the same
-//! check every validator runs on it. Admission checks one signature at a
-//! time and can disagree with a batch on such a signature. Moving both to one
-//! cofactored rule (ZIP-215) is future work.
+//! check every validator runs on it. Transactions admitted to the mempool
+//! are checked in admission batches and carried as [`VerifiedTx`], which a
+//! block producer does not check again (`ShardChain::produce_verified_block`):
+//! such a crafted signature could pass its admission batch and fail a peer's
+//! block-order batch. With one validator no peer re-checks; before blocks
+//! are checked by peers (the network issue) both checks move to one
+//! cofactored rule (ZIP-215), under which batch and single verdicts agree.
 
 use crate::execution::PreparedTx;
 use ed25519_dalek::VerifyingKey;
 use rayon::prelude::*;
+
+/// A transaction whose signature passed the signature stage. Only this
+/// module makes one, so holding a `VerifiedTx` is proof of the check.
+#[derive(Clone, Debug)]
+pub struct VerifiedTx(PreparedTx);
+
+impl VerifiedTx {
+    /// The transaction.
+    pub fn tx(&self) -> &PreparedTx {
+        &self.0
+    }
+
+    /// The transaction, giving up the proof.
+    pub fn into_inner(self) -> PreparedTx {
+        self.0
+    }
+
+    /// Checks one signature on its own.
+    pub fn verify(tx: PreparedTx) -> Result<VerifiedTx, PreparedTx> {
+        if verify_single(&tx) {
+            Ok(VerifiedTx(tx))
+        } else {
+            Err(tx)
+        }
+    }
+}
+
+impl std::ops::Deref for VerifiedTx {
+    type Target = PreparedTx;
+
+    fn deref(&self) -> &PreparedTx {
+        &self.0
+    }
+}
+
+/// Checks `txs` in batches on `pool`; each comes back, in order, either
+/// verified or (as `Err`) with a bad signature.
+pub fn verify_all(
+    txs: Vec<PreparedTx>,
+    pool: &rayon::ThreadPool,
+) -> Vec<Result<VerifiedTx, PreparedTx>> {
+    let mut bad = find_bad_signatures(&txs, pool).into_iter().peekable();
+    txs.into_iter()
+        .enumerate()
+        .map(|(i, tx)| match bad.next_if_eq(&i) {
+            Some(_) => Err(tx),
+            None => Ok(VerifiedTx(tx)),
+        })
+        .collect()
+}
 
 /// Transactions per batch: large enough to amortise the multi-scalar
 /// multiplication, small enough to spread a block over many threads.

@@ -13,11 +13,12 @@ static DEV_KEY: Domain = Domain::new("atoll dev key v1");
 
 /// Key pairs derived from `seed`: key `i` has secret `blake3(seed, i)`.
 pub fn dev_keys(seed: u64, count: usize) -> Vec<KeyPair> {
-    (0..count as u64)
-        .map(|i| {
-            KeyPair::from_seed(Hash::domain(&DEV_KEY, &[&seed.to_le_bytes(), &i.to_le_bytes()]).0)
-        })
-        .collect()
+    (0..count as u64).map(|i| dev_key(seed, i)).collect()
+}
+
+/// Key `index` of [`dev_keys`]`(seed, _)`.
+pub fn dev_key(seed: u64, index: u64) -> KeyPair {
+    KeyPair::from_seed(Hash::domain(&DEV_KEY, &[&seed.to_le_bytes(), &index.to_le_bytes()]).0)
 }
 
 /// Genesis entries giving every key `balance`.

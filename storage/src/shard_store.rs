@@ -223,6 +223,41 @@ impl ShardStore {
         )
     }
 
+    /// The head's height and the value of `key` after it, read from one
+    /// snapshot, so a commit between the two reads cannot pair a value with
+    /// the wrong height. The height is None for a store with no block yet.
+    pub fn account_at_head(
+        &self,
+        key: &StateKey,
+    ) -> Result<(Option<u64>, Option<Account>), StorageError> {
+        let snapshot = self.db.snapshot();
+        let read = |family: &str, what: &'static str, key: &[u8]| {
+            snapshot
+                .get_pinned_cf(self.cf(family), key)
+                .map_err(StorageError::from)
+                .map(|bytes| bytes.map(|bytes| (what, key.to_vec(), bytes.to_vec())))
+        };
+        let height = match read(cf::META, "head height", keys::META_HEAD)? {
+            Some((what, key, bytes)) => Some(keys::decode::<u64>(
+                what,
+                &key,
+                &bytes,
+                MAX_SMALL_VALUE_BYTES,
+            )?),
+            None => None,
+        };
+        let account = match read(cf::STATE, "account", &keys::state(key))? {
+            Some((what, key, bytes)) => Some(keys::decode::<Account>(
+                what,
+                &key,
+                &bytes,
+                MAX_SMALL_VALUE_BYTES,
+            )?),
+            None => None,
+        };
+        Ok((height, account))
+    }
+
     /// Every (key, value) of the state, in key order (used to rebuild the state tree at start-up).
     ///
     /// The iteration reads one consistent snapshot of the state.

@@ -204,6 +204,12 @@ impl Executor {
         &self.pool
     }
 
+    /// A shared handle on the worker pool, for a stage on another thread
+    /// (mempool admission) that should use the same cores.
+    pub fn pool_handle(&self) -> Arc<rayon::ThreadPool> {
+        Arc::clone(&self.pool)
+    }
+
     /// Whether Block-STM uses the keys transactions declare (default: yes).
     /// Without them every transaction takes the purely optimistic path
     /// (execute, validate, abort and re-execute on conflict); tests and the

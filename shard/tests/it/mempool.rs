@@ -2,6 +2,7 @@
 
 use atoll_primitives::{Action, Address, ChainId, KeyPair, Transaction};
 use atoll_shard::execution::PreparedTx;
+use atoll_shard::signatures::VerifiedTx;
 use atoll_shard::mempool::{AdmitError, Mempool, MempoolLimits};
 use atoll_shard::workload::dev_keys;
 use proptest::prelude::*;
@@ -17,7 +18,7 @@ fn limits(max_transactions: usize, max_per_sender: usize) -> MempoolLimits {
     }
 }
 
-fn tx(key: &KeyPair, nonce: u64, fee: u128) -> PreparedTx {
+fn tx(key: &KeyPair, nonce: u64, fee: u128) -> VerifiedTx {
     let body = Transaction {
         chain_id: ChainId(1),
         sender: key.public(),
@@ -28,10 +29,14 @@ fn tx(key: &KeyPair, nonce: u64, fee: u128) -> PreparedTx {
             amount: 1,
         },
     };
-    PreparedTx::new(body.sign(key))
+    verified(body.sign(key))
 }
 
-fn nonces(txs: &[PreparedTx]) -> Vec<u64> {
+fn verified(signed: atoll_primitives::SignedTransaction) -> VerifiedTx {
+    VerifiedTx::verify(PreparedTx::new(signed)).expect("a valid signature")
+}
+
+fn nonces(txs: &[VerifiedTx]) -> Vec<u64> {
     txs.iter().map(|t| t.signed.tx.nonce).collect()
 }
 
@@ -42,14 +47,14 @@ fn transactions_come_out_in_nonce_order_and_wait_for_gaps() {
     for nonce in [2, 0, 3] {
         pool.admit(tx(&keys[0], nonce, 1), 0).unwrap();
     }
-    assert_eq!(nonces(&pool.ready(10, |_| 0)), vec![0]);
+    assert_eq!(nonces(&pool.ready(10, usize::MAX, |_| 0)), vec![0]);
     pool.admit(tx(&keys[0], 1, 1), 0).unwrap();
-    assert_eq!(nonces(&pool.ready(10, |_| 0)), vec![0, 1, 2, 3]);
-    assert_eq!(nonces(&pool.ready(2, |_| 0)), vec![0, 1]);
+    assert_eq!(nonces(&pool.ready(10, usize::MAX, |_| 0)), vec![0, 1, 2, 3]);
+    assert_eq!(nonces(&pool.ready(2, usize::MAX, |_| 0)), vec![0, 1]);
     // After a block took nonces 0 and 1.
     pool.prune(keys[0].address(), 2);
     assert_eq!(pool.len(), 2);
-    assert_eq!(nonces(&pool.ready(10, |_| 2)), vec![2, 3]);
+    assert_eq!(nonces(&pool.ready(10, usize::MAX, |_| 2)), vec![2, 3]);
 }
 
 #[test]
@@ -84,7 +89,7 @@ fn bad_admissions_are_refused_and_change_nothing() {
         to: Address([8; 20]),
         amount: 2,
     };
-    let other = PreparedTx::new(other.sign(&keys[0]));
+    let other = verified(other.sign(&keys[0]));
     assert_eq!(
         pool.admit(other, 5),
         Err(AdmitError::NonceTaken {
@@ -173,7 +178,7 @@ proptest! {
             prop_assert!(pool.len() <= 7);
             prop_assert!(pool.bytes() <= lim.max_bytes.get());
         }
-        let ready = pool.ready(usize::MAX, |a| account[a]);
+        let ready = pool.ready(usize::MAX, usize::MAX, |a| account[a]);
         let mut next: HashMap<Address, u64> = account.clone();
         for t in &ready {
             let expected = next.get_mut(&t.sender).unwrap();
@@ -183,4 +188,22 @@ proptest! {
         let per_sender = ready.iter().fold(HashMap::new(), |mut m: HashMap<Address, usize>, t| { *m.entry(t.sender).or_default() += 1; m });
         prop_assert!(per_sender.values().all(|&n| n <= 3));
     }
+}
+
+#[test]
+fn ready_keeps_the_byte_budget_and_committed_transactions_leave() {
+    let keys = dev_keys(5, 2);
+    let mut pool = Mempool::new(limits(10, 10));
+    let a = tx(&keys[0], 0, 1);
+    let b = tx(&keys[1], 0, 1);
+    let size = a.signed.encode().len();
+    pool.admit(a.clone(), 0).unwrap();
+    pool.admit(b.clone(), 0).unwrap();
+    assert_eq!(pool.ready(10, size, |_| 0).len(), 1);
+    assert_eq!(pool.ready(10, 2 * size, |_| 0).len(), 2);
+    assert_eq!(pool.ready(10, size - 1, |_| 0).len(), 0);
+    assert!(pool.remove_hash(&a.hash));
+    assert!(!pool.remove_hash(&a.hash));
+    assert_eq!(pool.len(), 1);
+    assert_eq!(pool.bytes(), size);
 }

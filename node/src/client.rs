@@ -1,0 +1,186 @@
+//! The small client: `atoll keys`, `atoll account`, `atoll tx transfer`,
+//! `atoll status`. Everything but `keys` talks to a node over JSON-RPC.
+
+use crate::keyfile;
+use crate::rpc::api::AtollApiClient;
+use crate::rpc::types::{BlockRef, WaitUntil};
+use anyhow::Context;
+use atoll_primitives::{Action, Address, ChainId, Transaction};
+use clap::{Args, Subcommand};
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The node the client talks to by default.
+pub const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
+
+/// `atoll keys`.
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Make a new key and write it to a key file (mode 0600).
+    New {
+        /// Where to write the key file.
+        #[arg(long, default_value = "key.json")]
+        out: PathBuf,
+    },
+    /// Show the address and public key of a key file.
+    Show {
+        /// The key file.
+        file: PathBuf,
+    },
+}
+
+/// The node to talk to.
+#[derive(Args, Clone)]
+pub struct RpcArgs {
+    /// The node's JSON-RPC URL.
+    #[arg(long, default_value = DEFAULT_RPC)]
+    pub rpc: String,
+}
+
+/// `atoll tx`.
+#[derive(Subcommand)]
+pub enum TxCommand {
+    /// Sign and send a transfer.
+    Transfer(TransferArgs),
+    /// Show where a transaction is: unknown, pending, included or final.
+    Status {
+        /// The transaction hash.
+        hash: String,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+}
+
+/// `atoll tx transfer`.
+#[derive(Args)]
+pub struct TransferArgs {
+    /// Key file of the sender.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The recipient's address (0x and 40 hex digits).
+    #[arg(long)]
+    pub to: Address,
+    /// Amount, in the smallest unit.
+    #[arg(long)]
+    pub amount: u128,
+    /// Fee, burnt when the transaction executes.
+    #[arg(long, default_value_t = 1)]
+    pub fee: u128,
+    /// Nonce (default: the account's next nonce, asked from the node).
+    #[arg(long)]
+    pub nonce: Option<u64>,
+    /// Wait until the transfer is final and print its outcome.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+}
+
+/// A client for `url`.
+pub fn connect(url: &str) -> anyhow::Result<HttpClient> {
+    HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(90))
+        .build(url)
+        .with_context(|| format!("bad RPC URL {url:?}"))
+}
+
+/// Runs `atoll keys …`.
+pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::New { out } => {
+            let key = keyfile::generate();
+            keyfile::write(&out, &key)?;
+            println!("address     {}", key.address());
+            println!("public key  0x{}", hex::encode(key.public().0));
+            println!("written to  {}", out.display());
+        }
+        KeysCommand::Show { file } => {
+            let key = keyfile::read(&file)?;
+            println!("address     {}", key.address());
+            println!("public key  0x{}", hex::encode(key.public().0));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `atoll account ADDRESS`.
+pub async fn account(address: Address, at: BlockRef, rpc: &RpcArgs) -> anyhow::Result<()> {
+    let client = connect(&rpc.rpc)?;
+    let info = client
+        .get_account(address.to_string(), Some(at))
+        .await
+        .with_context(|| format!("asking {} for the account", rpc.rpc))?;
+    println!("{}", serde_json::to_string_pretty(&info)?);
+    Ok(())
+}
+
+/// Runs `atoll status`.
+pub async fn status(rpc: &RpcArgs) -> anyhow::Result<()> {
+    let client = connect(&rpc.rpc)?;
+    let status = client
+        .status()
+        .await
+        .with_context(|| format!("asking {} for its status", rpc.rpc))?;
+    println!("{}", serde_json::to_string_pretty(&status)?);
+    Ok(())
+}
+
+/// Runs `atoll tx status HASH`.
+pub async fn tx_status(hash: String, rpc: &RpcArgs) -> anyhow::Result<()> {
+    let client = connect(&rpc.rpc)?;
+    let status = client
+        .get_transaction_status(hash)
+        .await
+        .with_context(|| format!("asking {} for the transaction", rpc.rpc))?;
+    println!("{}", serde_json::to_string_pretty(&status)?);
+    Ok(())
+}
+
+/// Runs `atoll tx transfer`.
+pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
+    let key = keyfile::read(&args.key)?;
+    let client = connect(&args.rpc.rpc)?;
+    let status = client
+        .status()
+        .await
+        .with_context(|| format!("cannot reach the node at {}", args.rpc.rpc))?;
+    let nonce = match args.nonce {
+        Some(nonce) => nonce,
+        None => {
+            client
+                .get_account(key.address().to_string(), Some(BlockRef::Latest))
+                .await?
+                .nonce
+        }
+    };
+    let body = Transaction {
+        chain_id: ChainId(status.chain_id),
+        sender: key.public(),
+        nonce,
+        fee: args.fee,
+        action: Action::Transfer {
+            to: args.to,
+            amount: args.amount,
+        },
+    };
+    let signed = body.sign(&key);
+    let until = if args.wait {
+        WaitUntil::Final
+    } else {
+        WaitUntil::None
+    };
+    let hash = client
+        .send_transaction(hex::encode(signed.encode()), Some(until))
+        .await
+        .context("the node refused the transaction")?;
+    println!("transaction {hash}");
+    println!("  from {} nonce {nonce} to {} amount {} fee {}", key.address(), args.to, args.amount, args.fee);
+    if args.wait {
+        let status = client.get_transaction_status(hash).await?;
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        println!("  admitted; follow it with `atoll tx status {hash}`");
+    }
+    Ok(())
+}

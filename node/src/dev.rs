@@ -1,0 +1,76 @@
+//! `atoll dev`: a local node with funded dev accounts in one command.
+
+use crate::home::{self, Home, DEV_SEED};
+use crate::run::{self, Endpoints};
+use crate::InitArgs;
+use atoll_config::Genesis;
+use atoll_shard::workload::dev_key;
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// `atoll dev`.
+#[derive(Args)]
+pub struct DevArgs {
+    /// The home directory: reused if it holds a node, initialised if not.
+    /// Default: `atoll-dev` in the system's temporary directory.
+    #[arg(long)]
+    home: Option<PathBuf>,
+    /// Delete the home directory first and start a fresh chain.
+    #[arg(long)]
+    fresh: bool,
+    #[command(flatten)]
+    init: InitArgs,
+}
+
+/// Prints where the node listens (on stdout, which scripts read).
+pub fn print_endpoints(endpoints: Endpoints) {
+    println!("RPC listening on http://{} (WebSocket: ws://{})", endpoints.rpc, endpoints.rpc);
+    match endpoints.metrics {
+        Some(addr) => println!("Metrics on http://{addr}/metrics"),
+        None => println!("Metrics off"),
+    }
+    let _ = std::io::stdout().flush();
+}
+
+/// Runs `atoll dev`.
+pub fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let root = args
+        .home
+        .unwrap_or_else(|| std::env::temp_dir().join("atoll-dev"));
+    let home = Home::new(&root);
+    if args.fresh && root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    if home.is_initialised() {
+        println!("Reusing the dev home {} (pass --fresh to start over)", root.display());
+    } else {
+        home::init(&home, &args.init.options())?;
+    }
+    let config = run::load_config(&home)?;
+    run::init_logging(&config);
+    let genesis = Genesis::load(&home.genesis())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run::run(&home, config, |endpoints| {
+        println!();
+        print_endpoints(endpoints);
+        let dev_keys: Vec<_> = (0..home::DEV_PRINTED as u64)
+            .map(|i| dev_key(DEV_SEED, i))
+            .take_while(|k| genesis.accounts.iter().any(|(a, _)| *a == k.address()))
+            .collect();
+        if let Some(first) = dev_keys.first() {
+            let balance = genesis.accounts.iter().find(|(a, _)| *a == first.address()).map_or(0, |(_, b)| *b);
+            home::print_dev_accounts(&home, &dev_keys, balance);
+            println!();
+            println!("Try:");
+            println!(
+                "  atoll tx transfer --rpc http://{} --key {} --to {} --amount 1000 --wait",
+                endpoints.rpc,
+                home.dev_key_file(0).display(),
+                dev_key(DEV_SEED, 1).address()
+            );
+        }
+        println!("Stop with Ctrl-C; the chain is kept in {}.", root.display());
+        let _ = std::io::stdout().flush();
+    }))
+}

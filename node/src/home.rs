@@ -1,0 +1,250 @@
+//! The node's home directory and `atoll init`.
+//!
+//! ```text
+//! <home>/config.toml        node settings (see atoll_config::NodeConfig)
+//! <home>/genesis.json       chain id, shards, accounts, validators
+//! <home>/validator.json     this validator's key (mode 0600)
+//! <home>/dev-keys.txt       every dev account: index, address, secret key
+//! <home>/keys/dev-<i>.json  key files of the first dev accounts
+//! <home>/<data_dir>/genesis.hash       the genesis the stores were made from
+//! <home>/<data_dir>/shards/<id>/       one RocksDB store per shard
+//! ```
+
+use crate::keyfile;
+use anyhow::{bail, Context};
+use atoll_config::{Genesis, GenesisValidator, NodeConfig};
+use atoll_primitives::{ChainId, KeyPair, ShardLayout};
+use atoll_shard::workload::dev_key;
+use rayon::prelude::*;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The seed of the dev accounts' keys: the same on every dev chain, like
+/// anvil's well-known accounts, so tools can derive them.
+pub const DEV_SEED: u64 = 0;
+/// Dev accounts that also get a key file under `keys/`.
+pub const DEV_KEY_FILES: usize = 10;
+/// Dev accounts `init` prints.
+pub const DEV_PRINTED: usize = 5;
+
+/// The paths of a home directory.
+#[derive(Clone, Debug)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// The home at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// `genesis.json`.
+    pub fn genesis(&self) -> PathBuf {
+        self.root.join("genesis.json")
+    }
+
+    /// The validator's key file.
+    pub fn validator_key(&self) -> PathBuf {
+        self.root.join("validator.json")
+    }
+
+    /// The list of dev keys.
+    pub fn dev_keys(&self) -> PathBuf {
+        self.root.join("dev-keys.txt")
+    }
+
+    /// The key file of dev account `index` (the first few only).
+    pub fn dev_key_file(&self, index: usize) -> PathBuf {
+        self.root.join("keys").join(format!("dev-{index}.json"))
+    }
+
+    /// The data directory named by `config`.
+    pub fn data_dir(&self, config: &NodeConfig) -> PathBuf {
+        self.root.join(&config.data_dir)
+    }
+
+    /// Whether `init` has run here.
+    pub fn is_initialised(&self) -> bool {
+        self.config().exists()
+    }
+}
+
+/// What `atoll init` is asked for.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// The chain id.
+    pub chain_id: u64,
+    /// Dev accounts to fund.
+    pub dev_accounts: usize,
+    /// Balance of each dev account.
+    pub dev_balance: u128,
+    /// The RPC address.
+    pub rpc_addr: SocketAddr,
+    /// The metrics address, None for no metrics.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// Writes config, genesis, validator key and dev keys into `home`, which
+/// must not hold a node yet. Prints what it made.
+pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
+    if home.is_initialised() {
+        bail!(
+            "{} already holds a node (config.toml exists); choose another --home or remove it",
+            home.root().display()
+        );
+    }
+    if options.chain_id == 0 {
+        bail!("--chain-id must not be 0");
+    }
+    std::fs::create_dir_all(home.root().join("keys"))
+        .with_context(|| format!("cannot create {}", home.root().display()))?;
+    let validator = keyfile::generate();
+    keyfile::write(&home.validator_key(), &validator)?;
+
+    let started = std::time::Instant::now();
+    let keys: Vec<KeyPair> = (0..options.dev_accounts as u64)
+        .into_par_iter()
+        .map(|i| dev_key(DEV_SEED, i))
+        .collect();
+    let genesis = Genesis {
+        chain_id: ChainId(options.chain_id),
+        layout: ShardLayout::single(),
+        accounts: keys
+            .iter()
+            .map(|k| (k.address(), options.dev_balance))
+            .collect(),
+        validators: vec![GenesisValidator {
+            public_key: validator.public(),
+            stake: 1,
+        }],
+    };
+    write_dev_keys(home, &keys)?;
+    for (i, key) in keys.iter().enumerate().take(DEV_KEY_FILES) {
+        keyfile::write(&home.dev_key_file(i), key)?;
+    }
+    std::fs::write(home.genesis(), genesis.to_json() + "\n")
+        .with_context(|| format!("cannot write {}", home.genesis().display()))?;
+    // The config goes last: its presence marks a finished init.
+    let config = atoll_config::node::template(options.rpc_addr, options.metrics_addr);
+    std::fs::write(home.config(), config)
+        .with_context(|| format!("cannot write {}", home.config().display()))?;
+
+    println!("Initialised {} in {:.1?}", home.root().display(), started.elapsed());
+    println!("  chain id   {}", options.chain_id);
+    println!("  validator  {} (key in {})", validator.address(), home.validator_key().display());
+    println!("  config     {}", home.config().display());
+    println!("  genesis    {} ({} funded accounts)", home.genesis().display(), keys.len());
+    if !keys.is_empty() {
+        print_dev_accounts(home, &keys, options.dev_balance);
+    }
+    Ok(())
+}
+
+/// Prints the first dev accounts with their key files.
+pub fn print_dev_accounts(home: &Home, keys: &[KeyPair], balance: u128) {
+    println!("Dev accounts (every key is listed in {}):", home.dev_keys().display());
+    for (i, key) in keys.iter().enumerate().take(DEV_PRINTED) {
+        println!(
+            "  ({i}) {}  balance {balance}  key {}",
+            key.address(),
+            home.dev_key_file(i).display()
+        );
+    }
+    if keys.len() > DEV_PRINTED {
+        println!("  … and {} more", keys.len() - DEV_PRINTED);
+    }
+}
+
+fn write_dev_keys(home: &Home, keys: &[KeyPair]) -> anyhow::Result<()> {
+    let mut text = Vec::with_capacity(keys.len() * 120 + 200);
+    writeln!(
+        text,
+        "# atoll dev accounts: index, address, secret key. Dev keys are well known:\n# never fund them on a real chain."
+    )?;
+    for (i, key) in keys.iter().enumerate() {
+        writeln!(text, "{i} {} 0x{}", key.address(), hex::encode(key.seed()))?;
+    }
+    keyfile::write_private(&home.dev_keys(), &text)
+}
+
+/// Ties the data directory to one genesis: the first start records the
+/// genesis file's hash, and a later start with a different genesis file is
+/// refused (its stores were built from the other one).
+pub fn check_genesis_binding(data_dir: &Path, genesis_bytes: &[u8]) -> anyhow::Result<()> {
+    let hash = blake3::hash(genesis_bytes).to_hex().to_string();
+    let path = data_dir.join("genesis.hash");
+    match std::fs::read_to_string(&path) {
+        Ok(recorded) if recorded.trim() == hash => Ok(()),
+        Ok(recorded) => bail!(
+            "{} was created from another genesis file (hash {}, this one is {hash}); \
+             restore that genesis.json or use a fresh data directory",
+            data_dir.display(),
+            recorded.trim()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let shards = data_dir.join("shards");
+            if shards.exists() && std::fs::read_dir(&shards)?.next().is_some() {
+                bail!(
+                    "{} holds stores but no genesis.hash; it was not made by this node version",
+                    data_dir.display()
+                );
+            }
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("cannot create {}", data_dir.display()))?;
+            keyfile::write_private(&path, format!("{hash}\n").as_bytes())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_directory_stays_bound_to_its_genesis() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        check_genesis_binding(&data, b"one").expect("first start records it");
+        check_genesis_binding(&data, b"one").expect("same genesis");
+        let err = check_genesis_binding(&data, b"two").expect_err("other genesis");
+        assert!(err.to_string().contains("another genesis"), "{err}");
+    }
+
+    #[test]
+    fn init_writes_a_home_a_node_can_load_and_refuses_to_overwrite_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = Home::new(dir.path().join("h"));
+        let options = InitOptions {
+            chain_id: 7,
+            dev_accounts: 12,
+            dev_balance: 1_000,
+            rpc_addr: "127.0.0.1:0".parse().expect("addr"),
+            metrics_addr: None,
+        };
+        init(&home, &options).expect("init");
+        let genesis = Genesis::load(&home.genesis()).expect("genesis loads");
+        assert_eq!(genesis.chain_id, ChainId(7));
+        assert_eq!(genesis.accounts.len(), 12);
+        assert_eq!(genesis.accounts[3].0, dev_key(DEV_SEED, 3).address());
+        NodeConfig::load(&home.config()).expect("config loads");
+        let key = keyfile::read(&home.dev_key_file(0)).expect("dev key file");
+        assert_eq!(key.address(), genesis.accounts[0].0);
+        assert!(!home.dev_key_file(DEV_KEY_FILES).exists());
+        let listed = std::fs::read_to_string(home.dev_keys()).expect("dev keys");
+        assert_eq!(listed.lines().filter(|l| !l.starts_with('#')).count(), 12);
+        assert!(init(&home, &options).is_err());
+    }
+}

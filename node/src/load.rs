@@ -1,0 +1,435 @@
+//! `atoll load`: sends pre-signed transfers among dev accounts at a fixed
+//! rate in JSON-RPC batches, follows finality through the node's blocks, and
+//! reports submitted and finalized TPS, finality latency percentiles and
+//! errors by kind.
+//!
+//! Every transaction is signed before the clock starts, so the rate measures
+//! the node, not the generator's signing. Latency is measured from the
+//! moment a transaction's batch is sent to the moment a poll of the node
+//! first sees it in a final block (polls run every [`POLL`]).
+
+use crate::client::{connect, DEFAULT_RPC};
+use crate::home::DEV_SEED;
+use crate::rpc::api::AtollApiClient;
+use crate::rpc::error::code_name;
+use crate::rpc::types::{parse_hash, AccountInfo, BlockRef};
+use anyhow::{bail, Context};
+use atoll_primitives::{Action, ChainId, Hash, KeyPair, Transaction};
+use atoll_shard::workload::dev_key;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::params::BatchRequestBuilder;
+use jsonrpsee::http_client::HttpClient;
+use jsonrpsee::rpc_params;
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the generator asks the node for new final blocks.
+pub const POLL: Duration = Duration::from_millis(20);
+/// Most batches in flight at once.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// `atoll load`.
+#[derive(Args)]
+pub struct LoadArgs {
+    /// A node's JSON-RPC URL; repeat to spread batches over several nodes.
+    #[arg(long = "rpc", default_value = DEFAULT_RPC)]
+    rpc: Vec<String>,
+    /// Dev accounts to send from and to (the node's genesis must fund at
+    /// least this many: `atoll init --dev-accounts N`).
+    #[arg(long, default_value_t = 1000)]
+    accounts: usize,
+    /// Transactions per second to submit.
+    #[arg(long, default_value_t = 1000)]
+    tps: u64,
+    /// Seconds to submit for.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Transactions per JSON-RPC batch.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Seconds to wait, after the last batch, for transactions to become final.
+    #[arg(long, default_value_t = 30)]
+    settle: u64,
+    /// Print one JSON object with the results instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The results (`--json` prints them as one object).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Transactions the node admitted.
+    pub submitted: u64,
+    /// Admitted transactions seen in a final block.
+    pub finalized: u64,
+    /// The rate asked for.
+    pub target_tps: u64,
+    /// Admitted transactions per second of sending.
+    pub submitted_tps: f64,
+    /// Finalized transactions per second, from the first send to the last
+    /// finalization seen.
+    pub finalized_tps: f64,
+    /// Finality latency percentiles, in milliseconds.
+    pub latency_ms_p50: f64,
+    /// 90th percentile.
+    pub latency_ms_p90: f64,
+    /// 99th percentile.
+    pub latency_ms_p99: f64,
+    /// Errors by kind (error code names, or `transport`).
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Send times and finality times of the generated transactions.
+struct Tracker {
+    index: HashMap<Hash, usize>,
+    sent: Vec<Option<Instant>>,
+    finalized: Vec<Option<Instant>>,
+}
+
+/// Runs the generator.
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    if args.accounts < 2 {
+        bail!("--accounts must be at least 2");
+    }
+    if args.tps == 0 || args.duration == 0 || args.batch == 0 {
+        bail!("--tps, --duration and --batch must be positive");
+    }
+    let clients: Vec<HttpClient> = args.rpc.iter().map(|url| connect(url)).collect::<Result<_, _>>()?;
+    let status = clients[0]
+        .status()
+        .await
+        .with_context(|| format!("cannot reach the node at {}", args.rpc[0]))?;
+    let chain_id = ChainId(status.chain_id);
+    let shard = status.shards.first().map_or(0, |s| s.shard);
+    let total = usize::try_from(args.tps.saturating_mul(args.duration))?;
+    let progress_out = !args.json;
+    if progress_out {
+        eprintln!("Preparing {total} transfers among {} accounts…", args.accounts);
+    }
+    let keys: Vec<KeyPair> = (0..args.accounts as u64)
+        .into_par_iter()
+        .map(|i| dev_key(DEV_SEED, i))
+        .collect();
+    let nonces = account_nonces(&clients[0], &keys).await?;
+    let (hexes, hashes) = sign_all(chain_id, &keys, &nonces, total);
+    let tracker = Arc::new(Mutex::new(Tracker {
+        index: hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect(),
+        sent: vec![None; total],
+        finalized: vec![None; total],
+    }));
+    let errors = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
+    let admitted = Arc::new(AtomicU64::new(0));
+    let final_count = Arc::new(AtomicU64::new(0));
+
+    let bar = if progress_out {
+        ProgressBar::new(total as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} sent  {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let start_height = clients[0]
+        .get_block(shard, BlockRef::Final)
+        .await?
+        .header
+        .height;
+    let watcher = tokio::spawn(watch_finality(
+        clients[0].clone(),
+        shard,
+        start_height,
+        Arc::clone(&tracker),
+        Arc::clone(&final_count),
+    ));
+
+    let started = Instant::now();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let mut next = 0usize;
+    let mut turn = 0usize;
+    let mut sends = Vec::new();
+    let hexes = Arc::new(hexes);
+    while next < total {
+        let due = ((started.elapsed().as_secs_f64() * args.tps as f64) as usize).min(total);
+        while next < due {
+            let end = (next + args.batch).min(due);
+            let permit = Arc::clone(&in_flight).acquire_owned().await?;
+            let client = clients[turn % clients.len()].clone();
+            turn += 1;
+            let (batch_hexes, batch_tracker, batch_errors, batch_admitted) = (
+                Arc::clone(&hexes),
+                Arc::clone(&tracker),
+                Arc::clone(&errors),
+                Arc::clone(&admitted),
+            );
+            let range = next..end;
+            sends.push(tokio::spawn(async move {
+                let _permit = permit;
+                send_batch(&client, &batch_hexes, range, &batch_tracker, &batch_errors, &batch_admitted).await;
+            }));
+            next = end;
+            bar.set_position(next as u64);
+            bar.set_message(progress_message(&admitted, &final_count, &errors));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for send in sends {
+        send.await?;
+    }
+    let send_time = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(args.settle);
+    while final_count.load(Ordering::Relaxed) < admitted.load(Ordering::Relaxed)
+        && Instant::now() < deadline
+    {
+        bar.set_message(progress_message(&admitted, &final_count, &errors));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    watcher.abort();
+    bar.finish_and_clear();
+
+    let report = report(&args, &tracker.lock(), started, send_time, &errors.lock());
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report, send_time);
+    }
+    Ok(())
+}
+
+fn progress_message(admitted: &AtomicU64, finalized: &AtomicU64, errors: &Mutex<BTreeMap<String, u64>>) -> String {
+    let errors: u64 = errors.lock().values().sum();
+    format!(
+        "admitted {}  final {}  errors {errors}",
+        admitted.load(Ordering::Relaxed),
+        finalized.load(Ordering::Relaxed)
+    )
+}
+
+/// The next nonce of every key, asked in batches.
+async fn account_nonces(client: &HttpClient, keys: &[KeyPair]) -> anyhow::Result<Vec<u64>> {
+    let mut nonces = Vec::with_capacity(keys.len());
+    for (chunk_index, chunk) in keys.chunks(1000).enumerate() {
+        let mut batch = BatchRequestBuilder::new();
+        for key in chunk {
+            batch.insert("atoll_getAccount", rpc_params![key.address().to_string(), "latest"])?;
+        }
+        let answers = client.batch_request::<AccountInfo>(batch).await?;
+        for (i, answer) in answers.into_iter().enumerate() {
+            let account = answer.map_err(|e| anyhow::anyhow!("getAccount: {}", e.message()))?;
+            if account.balance == "0" {
+                bail!(
+                    "dev account {} ({}) has no funds; initialise the node with --dev-accounts {} or more",
+                    chunk_index * 1000 + i,
+                    account.address,
+                    keys.len()
+                );
+            }
+            nonces.push(account.nonce);
+        }
+    }
+    Ok(nonces)
+}
+
+/// Signs `total` transfers: sender `k % accounts` with consecutive nonces,
+/// a random other account as recipient, amount 1, fee 1.
+fn sign_all(
+    chain_id: ChainId,
+    keys: &[KeyPair],
+    nonces: &[u64],
+    total: usize,
+) -> (Vec<String>, Vec<Hash>) {
+    let accounts = keys.len();
+    (0..total)
+        .into_par_iter()
+        .map(|k| {
+            let sender = k % accounts;
+            let mut rng = StdRng::seed_from_u64(k as u64);
+            let mut to = rng.gen_range(0..accounts - 1);
+            if to >= sender {
+                to += 1;
+            }
+            let body = Transaction {
+                chain_id,
+                sender: keys[sender].public(),
+                nonce: nonces[sender] + (k / accounts) as u64,
+                fee: 1,
+                action: Action::Transfer {
+                    to: keys[to].address(),
+                    amount: 1,
+                },
+            };
+            let signed = body.sign(&keys[sender]);
+            (hex::encode(signed.encode()), signed.hash())
+        })
+        .unzip()
+}
+
+async fn send_batch(
+    client: &HttpClient,
+    hexes: &[String],
+    range: std::ops::Range<usize>,
+    tracker: &Mutex<Tracker>,
+    errors: &Mutex<BTreeMap<String, u64>>,
+    admitted: &AtomicU64,
+) {
+    let mut batch = BatchRequestBuilder::new();
+    for hex in &hexes[range.clone()] {
+        if batch.insert("atoll_sendTransaction", rpc_params![hex, "none"]).is_err() {
+            *errors.lock().entry("encoding".into()).or_default() += 1;
+        }
+    }
+    let sent = Instant::now();
+    {
+        let mut tracker = tracker.lock();
+        for i in range.clone() {
+            tracker.sent[i] = Some(sent);
+        }
+    }
+    match client.batch_request::<String>(batch).await {
+        Ok(answers) => {
+            let mut ok = 0;
+            let mut errors = errors.lock();
+            let mut tracker = tracker.lock();
+            for (i, answer) in range.zip(answers.into_iter()) {
+                match answer {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        tracker.sent[i] = None;
+                        *errors.entry(code_name(e.code()).into()).or_default() += 1;
+                    }
+                }
+            }
+            admitted.fetch_add(ok, Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::warn!(%e, "a batch failed");
+            let mut tracker = tracker.lock();
+            for i in range.clone() {
+                tracker.sent[i] = None;
+            }
+            *errors.lock().entry("transport".into()).or_default() += range.len() as u64;
+        }
+    }
+}
+
+/// Follows final blocks from `from + 1` and records when each generated
+/// transaction is first seen final.
+async fn watch_finality(
+    client: HttpClient,
+    shard: u16,
+    mut from: u64,
+    tracker: Arc<Mutex<Tracker>>,
+    final_count: Arc<AtomicU64>,
+) {
+    loop {
+        tokio::time::sleep(POLL).await;
+        let Ok(status) = client.status().await else {
+            continue;
+        };
+        let Some(final_height) = status.shards.iter().find(|s| s.shard == shard).map(|s| s.final_height) else {
+            continue;
+        };
+        while from < final_height {
+            let Ok(block) = client.get_block(shard, BlockRef::Height(from + 1)).await else {
+                break;
+            };
+            let seen = Instant::now();
+            let mut tracker = tracker.lock();
+            let mut count = 0;
+            for hash in &block.transactions {
+                let Ok(hash) = parse_hash(hash) else { continue };
+                if let Some(&i) = tracker.index.get(&hash) {
+                    if tracker.finalized[i].is_none() {
+                        tracker.finalized[i] = Some(seen);
+                        count += 1;
+                    }
+                }
+            }
+            final_count.fetch_add(count, Ordering::Relaxed);
+            from += 1;
+        }
+    }
+}
+
+fn report(
+    args: &LoadArgs,
+    tracker: &Tracker,
+    started: Instant,
+    send_time: Duration,
+    errors: &BTreeMap<String, u64>,
+) -> Report {
+    let mut latencies = Vec::new();
+    let mut submitted = 0u64;
+    let mut last_final = started;
+    for (sent, finalized) in tracker.sent.iter().zip(&tracker.finalized) {
+        if let Some(sent) = sent {
+            submitted += 1;
+            if let Some(finalized) = finalized {
+                latencies.push(finalized.saturating_duration_since(*sent).as_secs_f64() * 1e3);
+                last_final = last_final.max(*finalized);
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let finalized = latencies.len() as u64;
+    let span = last_final.duration_since(started).as_secs_f64();
+    Report {
+        submitted,
+        finalized,
+        target_tps: args.tps,
+        submitted_tps: submitted as f64 / send_time.as_secs_f64(),
+        finalized_tps: if span > 0.0 { finalized as f64 / span } else { 0.0 },
+        latency_ms_p50: percentile(&latencies, 0.50),
+        latency_ms_p90: percentile(&latencies, 0.90),
+        latency_ms_p99: percentile(&latencies, 0.99),
+        errors: errors.clone(),
+    }
+}
+
+/// The `q` quantile of sorted `values` (nearest rank), 0 when empty.
+fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+fn print_report(report: &Report, send_time: Duration) {
+    println!("submitted   {} in {:.1}s ({:.0} TPS, target {})", report.submitted, send_time.as_secs_f64(), report.submitted_tps, report.target_tps);
+    println!("finalized   {} ({:.0} TPS)", report.finalized, report.finalized_tps);
+    println!(
+        "latency     p50 {:.0} ms  p90 {:.0} ms  p99 {:.0} ms (submission to final)",
+        report.latency_ms_p50, report.latency_ms_p90, report.latency_ms_p99
+    );
+    if report.errors.is_empty() {
+        println!("errors      none");
+    } else {
+        let list: Vec<String> = report.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("errors      {}", list.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.5), 50.0);
+        assert_eq!(percentile(&values, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}

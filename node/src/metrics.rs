@@ -1,0 +1,138 @@
+//! Prometheus metrics, served as text at `http://<metrics.addr>/metrics`.
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Labels of an RPC request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// The method, without the `atoll_` prefix.
+    pub method: &'static str,
+    /// `ok` or the error's short name.
+    pub result: &'static str,
+}
+
+/// Every metric the node exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Height of the newest committed block.
+    pub block_height: Gauge,
+    /// Height of the newest final block.
+    pub final_height: Gauge,
+    /// Seconds from taking transactions out of the mempool to the commit.
+    pub block_time: Histogram,
+    /// Transactions per block.
+    pub block_transactions: Histogram,
+    /// Transactions in the mempool.
+    pub mempool_transactions: Gauge,
+    /// Bytes in the mempool.
+    pub mempool_bytes: Gauge,
+    /// Transactions committed.
+    pub transactions: Counter,
+    /// Executions beyond one per transaction (Block-STM re-executions).
+    pub reexecutions: Counter,
+    /// RPC requests by method and result.
+    pub rpc_requests: Family<RpcLabels, Counter>,
+}
+
+impl Metrics {
+    /// The metrics, registered under the `atoll` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("atoll");
+        let metrics = Metrics {
+            block_height: Gauge::default(),
+            final_height: Gauge::default(),
+            block_time: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            block_transactions: Histogram::new(exponential_buckets(1.0, 2.0, 17)),
+            mempool_transactions: Gauge::default(),
+            mempool_bytes: Gauge::default(),
+            transactions: Counter::default(),
+            reexecutions: Counter::default(),
+            rpc_requests: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("block_height", "Height of the newest committed block", metrics.block_height.clone());
+        registry.register("final_height", "Height of the newest final block", metrics.final_height.clone());
+        registry.register("block_time_seconds", "Time to build, execute and commit a block", metrics.block_time.clone());
+        registry.register("block_transactions", "Transactions per block", metrics.block_transactions.clone());
+        registry.register("mempool_transactions", "Transactions in the mempool", metrics.mempool_transactions.clone());
+        registry.register("mempool_bytes", "Bytes of transactions in the mempool", metrics.mempool_bytes.clone());
+        registry.register("transactions", "Transactions committed", metrics.transactions.clone());
+        registry.register("executor_reexecutions", "Transaction executions beyond one per transaction", metrics.reexecutions.clone());
+        registry.register("rpc_requests", "RPC requests by method and result", metrics.rpc_requests.clone());
+        Metrics { registry, ..metrics }
+    }
+
+    /// Counts one RPC request.
+    pub fn rpc(&self, method: &'static str, result: &'static str) {
+        self.rpc_requests
+            .get_or_create(&RpcLabels { method, result })
+            .inc();
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::{Request, Response, StatusCode};
+    // Scrapes are few; anything past this many at once is dropped.
+    let slots = Arc::new(tokio::sync::Semaphore::new(8));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    let response = if request.uri().path() == "/metrics" {
+                        Response::builder()
+                            .header("content-type", "text/plain; version=0.0.4")
+                            .body(Full::new(Bytes::from(metrics.render())))
+                    } else {
+                        Response::builder()
+                            .status(StatusCode::NOT_FOUND)
+                            .body(Full::new(Bytes::from("try /metrics\n")))
+                    };
+                    response
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), connection).await;
+        });
+    }
+}
+
+/// Binds the metrics listener (port 0 picks one) and returns its address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

@@ -1,0 +1,40 @@
+//! The `atoll_` JSON-RPC API, as a jsonrpsee trait: the server implements
+//! it (`server.rs`) and the command-line client and the load generator use
+//! the generated client.
+
+use super::types::{AccountInfo, BlockInfo, BlockRef, HeadInfo, Status, TxStatus, WaitUntil};
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
+use jsonrpsee::proc_macros::rpc;
+
+/// The node's API. See `docs/rpc.md` for examples and error codes.
+#[rpc(server, client, namespace = "atoll")]
+pub trait AtollApi {
+    /// Submits a signed transaction (hex of its borsh encoding) and returns
+    /// its hash once it reached `wait_until` (default `"none"`: admitted).
+    #[method(name = "sendTransaction")]
+    async fn send_transaction(
+        &self,
+        tx_hex: String,
+        wait_until: Option<WaitUntil>,
+    ) -> RpcResult<String>;
+
+    /// Where a transaction is: unknown, pending, included or final.
+    #[method(name = "getTransactionStatus")]
+    async fn get_transaction_status(&self, hash: String) -> RpcResult<TxStatus>;
+
+    /// Balance, nonce and shard of an account at `at` (default `"latest"`).
+    #[method(name = "getAccount")]
+    async fn get_account(&self, address: String, at: Option<BlockRef>) -> RpcResult<AccountInfo>;
+
+    /// A block's header fields and transaction hashes.
+    #[method(name = "getBlock")]
+    async fn get_block(&self, shard: u16, at: BlockRef) -> RpcResult<BlockInfo>;
+
+    /// Chain id, version, heights, validators and mempool size.
+    #[method(name = "status")]
+    async fn status(&self) -> RpcResult<Status>;
+
+    /// `"newHeads"`: one notification per committed block (WebSocket only).
+    #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = HeadInfo)]
+    async fn subscribe_heads(&self, kind: String) -> SubscriptionResult;
+}

@@ -1,0 +1,82 @@
+//! The RPC error codes. Every code is documented in `docs/rpc.md`; clients
+//! may match on them.
+
+use jsonrpsee::types::ErrorObjectOwned;
+
+/// Bad params: bad hex, bad encoding, trailing bytes, an unknown address form.
+pub const INVALID_PARAMS: i32 = -32602;
+/// The request body is larger than `rpc.max_request_bytes` (jsonrpsee's code).
+pub const REQUEST_TOO_LARGE: i32 = -32007;
+/// The signature does not verify.
+pub const BAD_SIGNATURE: i32 = 1001;
+/// The transaction is for another chain.
+pub const WRONG_CHAIN_ID: i32 = 1002;
+/// The nonce was already used.
+pub const NONCE_TOO_LOW: i32 = 1003;
+/// The nonce is further ahead of the account's than the mempool holds.
+pub const NONCE_GAP_TOO_LARGE: i32 = 1004;
+/// The sender cannot pay amount plus fee.
+pub const INSUFFICIENT_BALANCE: i32 = 1005;
+/// The mempool is full and the fee does not outbid what is there.
+pub const MEMPOOL_FULL: i32 = 1006;
+/// The sender already has as many pending transactions as allowed.
+pub const SENDER_LIMIT: i32 = 1007;
+/// The transaction is already pending or already in a block.
+pub const ALREADY_KNOWN: i32 = 1008;
+/// Another transaction with this nonce is pending and pays at least as much.
+pub const REPLACEMENT_UNDERPRICED: i32 = 1009;
+/// The sender lives on a shard this node does not run.
+pub const WRONG_SHARD: i32 = 1010;
+/// No such block.
+pub const NOT_FOUND: i32 = 1011;
+/// The state at that height is not kept (the node keeps the latest state).
+pub const STATE_NOT_KEPT: i32 = 1012;
+/// `wait_until` did not come true in time; the transaction is still pending.
+pub const WAIT_TIMEOUT: i32 = 1013;
+/// The node is overloaded (admission queue or waiter table full); retry.
+pub const BUSY: i32 = 1014;
+/// The node is shutting down.
+pub const SHUTTING_DOWN: i32 = 1015;
+/// The node failed internally (a storage error); see its log.
+pub const INTERNAL: i32 = -32603;
+
+/// An error object with `code` and `message`.
+pub fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message.into(), None::<()>)
+}
+
+/// A bad-params error.
+pub fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
+    error(INVALID_PARAMS, message)
+}
+
+/// An internal error; the details go to the log, not to the client.
+pub fn internal(err: impl std::fmt::Display) -> ErrorObjectOwned {
+    tracing::error!(%err, "RPC request failed inside the node");
+    error(INTERNAL, "internal error; see the node's log")
+}
+
+/// The short name of a code, for metrics labels and the load generator.
+pub fn code_name(code: i32) -> &'static str {
+    match code {
+        INVALID_PARAMS => "invalid_params",
+        REQUEST_TOO_LARGE => "request_too_large",
+        BAD_SIGNATURE => "bad_signature",
+        WRONG_CHAIN_ID => "wrong_chain_id",
+        NONCE_TOO_LOW => "nonce_too_low",
+        NONCE_GAP_TOO_LARGE => "nonce_gap_too_large",
+        INSUFFICIENT_BALANCE => "insufficient_balance",
+        MEMPOOL_FULL => "mempool_full",
+        SENDER_LIMIT => "sender_limit",
+        ALREADY_KNOWN => "already_known",
+        REPLACEMENT_UNDERPRICED => "replacement_underpriced",
+        WRONG_SHARD => "wrong_shard",
+        NOT_FOUND => "not_found",
+        STATE_NOT_KEPT => "state_not_kept",
+        WAIT_TIMEOUT => "wait_timeout",
+        BUSY => "busy",
+        SHUTTING_DOWN => "shutting_down",
+        INTERNAL => "internal",
+        _ => "other",
+    }
+}

@@ -1,0 +1,48 @@
+//! The JSON-RPC server: jsonrpsee, HTTP and WebSocket on one port, JSON-RPC
+//! 2.0 batches accepted. The API is in [`api`], its JSON shapes in
+//! [`types`], the error codes in [`error`]; `docs/rpc.md` documents it.
+
+pub mod api;
+pub mod error;
+mod server;
+pub mod types;
+
+use crate::service::Shared;
+use api::AtollApiServer;
+use atoll_config::RpcConfig;
+use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Most calls in one JSON-RPC batch.
+pub const MAX_BATCH: u32 = 10_000;
+/// Most `newHeads` subscriptions per connection.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 16;
+/// Messages buffered per WebSocket connection before a subscriber that does
+/// not read is dropped.
+pub const MESSAGE_BUFFER: u32 = 1024;
+
+/// Starts the server; returns its handle and the address it listens on.
+pub async fn start(
+    config: &RpcConfig,
+    shared: Arc<Shared>,
+) -> anyhow::Result<(ServerHandle, SocketAddr)> {
+    let limit = u32::try_from(config.max_request_bytes.get()).unwrap_or(u32::MAX);
+    let server_config = ServerConfig::builder()
+        .max_request_body_size(limit)
+        // A batch answer may be larger than its request (hashes, errors).
+        .max_response_body_size(limit.saturating_mul(4))
+        .max_connections(u32::try_from(config.max_connections.get()).unwrap_or(u32::MAX))
+        .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        .set_message_buffer_capacity(MESSAGE_BUFFER)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
+        .build();
+    let server = Server::builder()
+        .set_config(server_config)
+        .build(config.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {}: {e}", config.addr))?;
+    let addr = server.local_addr()?;
+    let handle = server.start(server::Rpc::new(shared).into_rpc());
+    Ok((handle, addr))
+}

@@ -1,0 +1,386 @@
+//! The server side of the API.
+
+use super::api::AtollApiServer;
+use super::error::{self, code_name, error, internal, invalid_params};
+use super::types::{
+    hex_hash, parse_hash, AccountInfo, BlockInfo, BlockRef, MempoolInfo, Outcome,
+    ShardStatus, Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
+};
+use crate::service::admission::{Admission, Rejection};
+use crate::service::producer::head_info;
+use crate::service::Shared;
+use atoll_primitives::codec::{self, MAX_TRANSACTION_BYTES};
+use atoll_primitives::{Address, Hash, SignedTransaction, StateKey, TxOutcome};
+use atoll_shard::execution::PreparedTx;
+use atoll_shard::mempool::AdmitError;
+use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::PendingSubscriptionSink;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, oneshot};
+
+/// Longest a `wait_until` call waits before it answers with WAIT_TIMEOUT.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The API over the node's shared state.
+pub struct Rpc {
+    shared: Arc<Shared>,
+}
+
+impl Rpc {
+    /// The API for `shared`.
+    pub fn new(shared: Arc<Shared>) -> Rpc {
+        Rpc { shared }
+    }
+
+    /// Counts the request in the metrics and passes the result on.
+    fn observe<T>(&self, method: &'static str, result: RpcResult<T>) -> RpcResult<T> {
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => code_name(e.code()),
+        };
+        self.shared.metrics.rpc(method, label);
+        result
+    }
+
+    async fn send(&self, tx_hex: String, wait_until: Option<WaitUntil>) -> RpcResult<String> {
+        if self.shared.is_stopping() {
+            return Err(error(error::SHUTTING_DOWN, "the node is shutting down"));
+        }
+        let digits = tx_hex.strip_prefix("0x").unwrap_or(&tx_hex);
+        if digits.len() > 2 * MAX_TRANSACTION_BYTES {
+            return Err(invalid_params(format!(
+                "the transaction is more than {MAX_TRANSACTION_BYTES} bytes"
+            )));
+        }
+        let bytes = hex::decode(digits)
+            .map_err(|e| invalid_params(format!("tx_hex is not hex: {e}")))?;
+        let signed: SignedTransaction =
+            codec::decode("signed transaction", &bytes, MAX_TRANSACTION_BYTES)
+                .map_err(|e| invalid_params(e.to_string()))?;
+        if signed.tx.chain_id != self.shared.chain_id {
+            return Err(error(
+                error::WRONG_CHAIN_ID,
+                format!(
+                    "the transaction is for chain {}, this is chain {}",
+                    signed.tx.chain_id, self.shared.chain_id
+                ),
+            ));
+        }
+        let tx = PreparedTx::new(signed);
+        let shard = self.shared.layout.shard_of(&tx.sender);
+        if shard != self.shared.shard {
+            return Err(error(
+                error::WRONG_SHARD,
+                format!("the sender lives on shard {shard}, which this node does not run"),
+            ));
+        }
+        let hash = tx.hash;
+        let until = wait_until.unwrap_or_default();
+        // Register before admission, so a block that includes the
+        // transaction right after admission cannot be missed.
+        let waiter = match until {
+            WaitUntil::None => None,
+            _ => Some(self.shared.waiters.register(hash, until).map_err(|_| {
+                error(error::BUSY, "too many clients are waiting; retry or poll atoll_getTransactionStatus")
+            })?),
+        };
+        let admitted = self.admit(tx).await;
+        if let Err(e) = admitted {
+            if waiter.is_some() {
+                drop(waiter);
+                self.shared.waiters.forget_abandoned(&hash);
+            }
+            return Err(e);
+        }
+        if let Some(waiter) = waiter {
+            let result = tokio::time::timeout(WAIT_TIMEOUT, waiter).await;
+            if result.is_err() {
+                self.shared.waiters.forget_abandoned(&hash);
+                return Err(error(
+                    error::WAIT_TIMEOUT,
+                    format!(
+                        "{} was admitted but is not {} after {}s; it is still pending",
+                        hex_hash(&hash),
+                        if until == WaitUntil::Final { "final" } else { "included" },
+                        WAIT_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+            if matches!(result, Ok(Err(_))) {
+                return Err(error(error::SHUTTING_DOWN, "the node is shutting down"));
+            }
+        }
+        Ok(hex_hash(&hash))
+    }
+
+    async fn admit(&self, tx: PreparedTx) -> RpcResult<()> {
+        let (reply, verdict) = oneshot::channel();
+        self.shared
+            .admission
+            .try_send(Admission::Submit { tx, reply })
+            .map_err(|_| error(error::BUSY, "the admission queue is full; retry shortly"))?;
+        match verdict.await {
+            Err(_) => Err(error(error::SHUTTING_DOWN, "the node is shutting down")),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(rejection)) => Err(rejection_error(rejection)),
+        }
+    }
+
+    fn tx_status(&self, hash: &str) -> RpcResult<TxStatus> {
+        let hash = parse_hash(hash).map_err(invalid_params)?;
+        let mut status = TxStatus {
+            hash: hex_hash(&hash),
+            status: TxState::Unknown,
+            shard: None,
+            height: None,
+            index: None,
+            block_hash: None,
+            outcome: None,
+            receipts: Vec::new(),
+        };
+        // Read the final height before the index, so a block committed in
+        // between is reported as included, never wrongly as final.
+        let final_height = self.shared.heads.borrow().final_height;
+        if let Some(location) = self.shared.store.transaction(&hash).map_err(internal)? {
+            status.status = if location.height <= final_height {
+                TxState::Final
+            } else {
+                TxState::Included
+            };
+            status.shard = Some(self.shared.shard.0);
+            status.height = Some(location.height);
+            status.index = Some(location.index);
+            status.block_hash = self
+                .shared
+                .store
+                .header(location.height)
+                .map_err(internal)?
+                .map(|h| hex_hash(&h.hash()));
+            status.outcome = Some(outcome(&location.outcome));
+        } else if self.shared.mempool.lock().contains(&hash) {
+            status.status = TxState::Pending;
+            status.shard = Some(self.shared.shard.0);
+        }
+        Ok(status)
+    }
+
+    fn account(&self, address: &str, at: Option<BlockRef>) -> RpcResult<AccountInfo> {
+        let address: Address = address.parse().map_err(invalid_params)?;
+        let (height, account) = self
+            .shared
+            .store
+            .account_at_head(&StateKey::Account(address))
+            .map_err(internal)?;
+        let height = height.unwrap_or(0);
+        let final_height = self.shared.finality.final_height(height);
+        let wanted = match at.unwrap_or(BlockRef::Latest) {
+            BlockRef::Latest => height,
+            BlockRef::Final => final_height,
+            BlockRef::Height(h) => h,
+            BlockRef::Hash(_) => {
+                return Err(invalid_params(
+                    "an account is read at \"latest\", \"final\" or a height, not a block hash",
+                ))
+            }
+        };
+        if wanted != height {
+            return Err(error(
+                error::STATE_NOT_KEPT,
+                format!("this node keeps only the state at its head (height {height}); height {wanted} is not kept"),
+            ));
+        }
+        let account = account.unwrap_or_default();
+        Ok(AccountInfo {
+            address: address.to_string(),
+            balance: account.balance.to_string(),
+            nonce: account.nonce,
+            shard: self.shared.layout.shard_of(&address).0,
+            height,
+            is_final: height <= final_height,
+        })
+    }
+
+    fn block(&self, shard: u16, at: BlockRef) -> RpcResult<BlockInfo> {
+        if shard != self.shared.shard.0 {
+            return Err(error(
+                error::WRONG_SHARD,
+                format!("this node runs shard {}, not shard {shard}", self.shared.shard),
+            ));
+        }
+        let heads = self.shared.heads.borrow().clone();
+        let height = match at {
+            BlockRef::Latest => heads.head.height,
+            BlockRef::Final => heads.final_height,
+            BlockRef::Height(h) => h,
+            BlockRef::Hash(hash) => self
+                .shared
+                .store
+                .height_of(&Hash(hash))
+                .map_err(internal)?
+                .ok_or_else(|| error(error::NOT_FOUND, "no block has that hash"))?,
+        };
+        let block = self
+            .shared
+            .store
+            .block(height)
+            .map_err(internal)?
+            .ok_or_else(|| error(error::NOT_FOUND, format!("no block at height {height}")))?;
+        let is_final = height <= heads.final_height;
+        Ok(BlockInfo {
+            header: head_info(&block.header, is_final),
+            transactions: block
+                .body
+                .transactions
+                .iter()
+                .map(|tx| hex_hash(&tx.hash()))
+                .collect(),
+        })
+    }
+
+    fn node_status(&self) -> Status {
+        let heads = self.shared.heads.borrow().clone();
+        let (transactions, bytes) = {
+            let pool = self.shared.mempool.lock();
+            (pool.len(), pool.bytes())
+        };
+        Status {
+            chain_id: self.shared.chain_id.0,
+            version: env!("CARGO_PKG_VERSION").into(),
+            finality: self.shared.finality.describe().into(),
+            shards: vec![ShardStatus {
+                shard: self.shared.shard.0,
+                head_height: heads.head.height,
+                head_hash: hex_hash(&heads.head.hash()),
+                final_height: heads.final_height,
+            }],
+            validators: self
+                .shared
+                .validators
+                .iter()
+                .map(|v| ValidatorInfo {
+                    public_key: format!("0x{}", hex::encode(v.public_key.0)),
+                    stake: v.stake,
+                })
+                .collect(),
+            mempool: MempoolInfo {
+                transactions,
+                bytes,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl AtollApiServer for Rpc {
+    async fn send_transaction(
+        &self,
+        tx_hex: String,
+        wait_until: Option<WaitUntil>,
+    ) -> RpcResult<String> {
+        let result = self.send(tx_hex, wait_until).await;
+        self.observe("sendTransaction", result)
+    }
+
+    async fn get_transaction_status(&self, hash: String) -> RpcResult<TxStatus> {
+        let result = self.tx_status(&hash);
+        self.observe("getTransactionStatus", result)
+    }
+
+    async fn get_account(&self, address: String, at: Option<BlockRef>) -> RpcResult<AccountInfo> {
+        let result = self.account(&address, at);
+        self.observe("getAccount", result)
+    }
+
+    async fn get_block(&self, shard: u16, at: BlockRef) -> RpcResult<BlockInfo> {
+        let result = self.block(shard, at);
+        self.observe("getBlock", result)
+    }
+
+    async fn status(&self) -> RpcResult<Status> {
+        let result = Ok(self.node_status());
+        self.observe("status", result)
+    }
+
+    async fn subscribe_heads(&self, pending: PendingSubscriptionSink, kind: String) -> SubscriptionResult {
+        if kind != "newHeads" {
+            self.shared.metrics.rpc("subscribe", "invalid_params");
+            pending
+                .reject(invalid_params(format!(
+                    "unknown subscription {kind:?}; the one offered is \"newHeads\""
+                )))
+                .await;
+            return Ok(());
+        }
+        let mut heads = self.shared.new_heads.subscribe();
+        let mut sink = pending.accept().await?;
+        self.shared.metrics.rpc("subscribe", "ok");
+        loop {
+            tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                head = heads.recv() => match head {
+                    Ok(head) => {
+                        let message = serde_json::value::to_raw_value(&*head)?;
+                        // A client that does not read fills its connection's
+                        // bounded buffer; it is dropped rather than buffered.
+                        if sink.try_send(message).is_err() {
+                            return Err("the subscriber does not keep up; subscription closed".into());
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        return Err("the subscriber fell behind; subscription closed".into());
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+            }
+        }
+    }
+}
+
+/// The API's view of an outcome.
+fn outcome(outcome: &TxOutcome) -> Outcome {
+    match outcome {
+        TxOutcome::Success => Outcome {
+            success: true,
+            failure: None,
+            message: None,
+        },
+        TxOutcome::Failure(failure) => Outcome {
+            success: false,
+            failure: Some(failure_name(failure).into()),
+            message: Some(format!("{failure:?}")),
+        },
+    }
+}
+
+fn failure_name(failure: &atoll_primitives::TxFailure) -> &'static str {
+    use atoll_primitives::TxFailure::*;
+    match failure {
+        WrongChainId { .. } => "wrong_chain_id",
+        BadNonce { .. } => "bad_nonce",
+        CannotPayFee { .. } => "cannot_pay_fee",
+        InsufficientBalance { .. } => "insufficient_balance",
+        BalanceOverflow => "balance_overflow",
+        SenderOnOtherShard { .. } => "sender_on_other_shard",
+        NonceExhausted => "nonce_exhausted",
+    }
+}
+
+fn rejection_error(rejection: Rejection) -> ErrorObjectOwned {
+    let code = match &rejection {
+        Rejection::BadSignature => error::BAD_SIGNATURE,
+        Rejection::AlreadyIncluded { .. } => error::ALREADY_KNOWN,
+        Rejection::InsufficientBalance { .. } => error::INSUFFICIENT_BALANCE,
+        Rejection::Storage(message) => return internal(message),
+        Rejection::Pool(pool) => match pool {
+            AdmitError::Duplicate(_) => error::ALREADY_KNOWN,
+            AdmitError::NonceTooLow { .. } => error::NONCE_TOO_LOW,
+            AdmitError::NonceGapTooLarge { .. } => error::NONCE_GAP_TOO_LARGE,
+            AdmitError::NonceTaken { .. } => error::REPLACEMENT_UNDERPRICED,
+            AdmitError::SenderFull { .. } => error::SENDER_LIMIT,
+            AdmitError::PoolFull { .. } | AdmitError::TooLarge { .. } => error::MEMPOOL_FULL,
+        },
+    };
+    error(code, rejection.to_string())
+}

@@ -1,0 +1,286 @@
+//! The JSON shapes of the RPC API. 128-bit amounts travel as decimal
+//! strings (JSON numbers cannot carry them exactly); hashes, keys and
+//! addresses as `0x`-prefixed hex.
+
+use atoll_primitives::Hash;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// `0x` and the 64 hex digits of `hash`.
+pub fn hex_hash(hash: &Hash) -> String {
+    format!("0x{hash}")
+}
+
+/// Parses a 32-byte hash, with or without `0x`.
+pub fn parse_hash(text: &str) -> Result<Hash, String> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(digits, &mut bytes)
+        .map_err(|e| format!("{text:?} is not a 32-byte hex hash: {e}"))?;
+    Ok(Hash(bytes))
+}
+
+/// How long `atoll_sendTransaction` waits before it answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitUntil {
+    /// Answer once the transaction is admitted to the mempool.
+    #[default]
+    None,
+    /// Answer once a committed block includes it.
+    Included,
+    /// Answer once that block is final.
+    Final,
+}
+
+/// A block or state height: `"latest"`, `"final"`, a height, or (for
+/// blocks) a `0x`-prefixed block hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockRef {
+    /// The newest committed block.
+    Latest,
+    /// The newest final block.
+    Final,
+    /// The block at this height.
+    Height(u64),
+    /// The block with this hash.
+    Hash([u8; 32]),
+}
+
+impl Serialize for BlockRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BlockRef::Latest => s.serialize_str("latest"),
+            BlockRef::Final => s.serialize_str("final"),
+            BlockRef::Height(h) => s.serialize_u64(*h),
+            BlockRef::Hash(h) => s.serialize_str(&format!("0x{}", hex::encode(h))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<BlockRef, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BlockRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"latest\", \"final\", a height, or a 0x-prefixed block hash")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<BlockRef, E> {
+                Ok(BlockRef::Height(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BlockRef, E> {
+                match v {
+                    "latest" => Ok(BlockRef::Latest),
+                    "final" => Ok(BlockRef::Final),
+                    _ => {
+                        if let Ok(height) = v.parse::<u64>() {
+                            return Ok(BlockRef::Height(height));
+                        }
+                        let digits = v.strip_prefix("0x").ok_or_else(|| {
+                            E::custom(format!("{v:?} is not \"latest\", \"final\", a height or a 0x-prefixed hash"))
+                        })?;
+                        let mut hash = [0u8; 32];
+                        hex::decode_to_slice(digits, &mut hash).map_err(|e| {
+                            E::custom(format!("{v:?} is not a 32-byte hex hash: {e}"))
+                        })?;
+                        Ok(BlockRef::Hash(hash))
+                    }
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Where a transaction is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxState {
+    /// The node does not know it.
+    Unknown,
+    /// In the mempool.
+    Pending,
+    /// In a committed block that is not final yet.
+    Included,
+    /// In a final block.
+    Final,
+}
+
+/// What a transaction did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Whether it succeeded.
+    pub success: bool,
+    /// The failure's kind in snake case (`insufficient_balance`, …), absent on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// A readable description of the failure, absent on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A cross-shard receipt a transaction emitted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptInfo {
+    /// The shard that emitted it.
+    pub source: u16,
+    /// The shard it credits.
+    pub destination: u16,
+    /// Its sequence number on the (source, destination) pair.
+    pub sequence: u64,
+}
+
+/// The answer of `atoll_getTransactionStatus`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxStatus {
+    /// The transaction hash.
+    pub hash: String,
+    /// Where it is.
+    pub status: TxState,
+    /// The shard of its sender (absent when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u16>,
+    /// Height of the including block (included and final only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+    /// Position in that block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    /// Hash of that block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_hash: Option<String>,
+    /// What it did (included and final only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Receipts it emitted to other shards.
+    #[serde(default)]
+    pub receipts: Vec<ReceiptInfo>,
+}
+
+/// The answer of `atoll_getAccount`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    /// The address.
+    pub address: String,
+    /// Balance in the smallest unit, as a decimal string.
+    pub balance: String,
+    /// The nonce the account's next transaction must carry.
+    pub nonce: u64,
+    /// The shard that holds the account.
+    pub shard: u16,
+    /// The height the state was read at.
+    pub height: u64,
+    /// Whether that height is final.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+/// A block header as the API shows it (also the `newHeads` notification).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadInfo {
+    /// The shard.
+    pub shard: u16,
+    /// The height.
+    pub height: u64,
+    /// The block hash.
+    pub hash: String,
+    /// The parent's hash.
+    pub parent: String,
+    /// Milliseconds since the Unix epoch, set by the producer.
+    pub timestamp_ms: u64,
+    /// The state root after the block.
+    pub state_root: String,
+    /// Merkle root of the transactions.
+    pub tx_root: String,
+    /// Merkle root of the outcomes.
+    pub outcome_root: String,
+    /// Number of transactions.
+    pub tx_count: u32,
+    /// Fees burnt, as a decimal string.
+    pub burnt_fees: String,
+    /// Whether the block is final.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+/// The answer of `atoll_getBlock`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    /// The header.
+    #[serde(flatten)]
+    pub header: HeadInfo,
+    /// The transaction hashes, in block order.
+    pub transactions: Vec<String>,
+}
+
+/// One shard's heights in `atoll_status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardStatus {
+    /// The shard.
+    pub shard: u16,
+    /// Height of the newest committed block.
+    pub head_height: u64,
+    /// Its hash.
+    pub head_hash: String,
+    /// Height of the newest final block.
+    pub final_height: u64,
+}
+
+/// A validator in `atoll_status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorInfo {
+    /// Its public key.
+    pub public_key: String,
+    /// Its stake.
+    pub stake: u64,
+}
+
+/// The mempool in `atoll_status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MempoolInfo {
+    /// Transactions held.
+    pub transactions: usize,
+    /// Bytes held.
+    pub bytes: usize,
+}
+
+/// The answer of `atoll_status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The chain id.
+    pub chain_id: u64,
+    /// The node's version.
+    pub version: String,
+    /// How blocks become final on this node.
+    pub finality: String,
+    /// Per-shard heights.
+    pub shards: Vec<ShardStatus>,
+    /// The validator set.
+    pub validators: Vec<ValidatorInfo>,
+    /// The mempool.
+    pub mempool: MempoolInfo,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_refs_parse_every_documented_form() {
+        let parse = |s: &str| serde_json::from_str::<BlockRef>(s);
+        assert_eq!(parse("\"latest\"").ok(), Some(BlockRef::Latest));
+        assert_eq!(parse("\"final\"").ok(), Some(BlockRef::Final));
+        assert_eq!(parse("7").ok(), Some(BlockRef::Height(7)));
+        assert_eq!(parse("\"7\"").ok(), Some(BlockRef::Height(7)));
+        let hash = format!("\"0x{}\"", "ab".repeat(32));
+        assert_eq!(parse(&hash).ok(), Some(BlockRef::Hash([0xab; 32])));
+        for bad in ["\"soon\"", "-1", "\"0x12\"", "1.5", "null"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        for r in [BlockRef::Latest, BlockRef::Final, BlockRef::Height(3), BlockRef::Hash([1; 32])] {
+            let text = serde_json::to_string(&r).expect("serialises");
+            assert_eq!(parse(&text).ok(), Some(r));
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! `atoll run`: load the home, open the shard, start the threads and the
+//! servers, and run until SIGINT or SIGTERM.
+
+use crate::home::{check_genesis_binding, Home};
+use crate::keyfile;
+use crate::metrics::{self, Metrics};
+use crate::rpc;
+use crate::service::Service;
+use anyhow::{bail, Context};
+use atoll_config::{Genesis, LogFormat, NodeConfig};
+use atoll_primitives::{Account, ShardId, StateKey};
+use atoll_shard::ShardChain;
+use atoll_storage::StoreIdentity;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a started node listens on.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoints {
+    /// The RPC address.
+    pub rpc: SocketAddr,
+    /// The metrics address, if served.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Sets up logging from the node's config (`RUST_LOG` overrides the filter).
+pub fn init_logging(config: &NodeConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Loads the config of `home` (for logging before the node starts).
+pub fn load_config(home: &Home) -> anyhow::Result<NodeConfig> {
+    if !home.is_initialised() {
+        bail!(
+            "{} has no config.toml; run `atoll init --home {}` first",
+            home.root().display(),
+            home.root().display()
+        );
+    }
+    Ok(NodeConfig::load(&home.config())?)
+}
+
+/// Runs the node of `home` until a signal; `on_ready` is called once it
+/// serves RPC. Returns Ok after a clean shutdown.
+pub async fn run(
+    home: &Home,
+    config: NodeConfig,
+    on_ready: impl FnOnce(Endpoints),
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let genesis_bytes = std::fs::read(home.genesis())
+        .with_context(|| format!("cannot read {}", home.genesis().display()))?;
+    let genesis = Genesis::from_json(&String::from_utf8_lossy(&genesis_bytes))
+        .map_err(|e| e.in_file(&home.genesis()))?;
+    let validator = keyfile::read(&home.validator_key())?;
+    if genesis.layout.shard_count() != 1 {
+        bail!(
+            "genesis.json has shard_count {}; this node version runs one shard (several shards come with sharded execution)",
+            genesis.layout.shard_count()
+        );
+    }
+    if genesis.validators.len() != 1 || genesis.validators[0].public_key != validator.public() {
+        bail!(
+            "this node finalizes blocks alone, so genesis.json must list exactly one validator, \
+             this node's key {} (it lists {}); multi-validator consensus comes with the network",
+            validator.address(),
+            genesis.validators.len()
+        );
+    }
+    let data_dir = home.data_dir(&config);
+    check_genesis_binding(&data_dir, &genesis_bytes)?;
+    let shard = ShardId(0);
+    let accounts: Vec<(StateKey, Account)> = genesis
+        .accounts
+        .iter()
+        .map(|(address, balance)| {
+            (
+                StateKey::Account(*address),
+                Account {
+                    balance: *balance,
+                    nonce: 0,
+                },
+            )
+        })
+        .collect();
+    drop(genesis_bytes);
+    let identity = StoreIdentity {
+        chain_id: genesis.chain_id,
+        shard,
+    };
+    let path = data_dir.join("shards").join(shard.0.to_string());
+    let threads = config.execution.threads;
+    let layout = genesis.layout;
+    let mut chain = tokio::task::spawn_blocking(move || {
+        ShardChain::open(&path, identity, layout, &accounts, threads)
+            .with_context(|| format!("cannot open shard {} at {}", shard, path.display()))
+    })
+    .await??;
+    chain.set_min_parallel_block(config.execution.min_parallel_block);
+    tracing::info!(
+        head = chain.head().height,
+        state_root = %chain.head().state_root,
+        "shard {shard} opened"
+    );
+
+    let metrics = Arc::new(Metrics::new());
+    let service = Service::start(chain, &config, genesis.validators.clone(), Arc::clone(&metrics))?;
+    let shared = Arc::clone(&service.shared);
+    let (rpc_handle, rpc_addr) = match rpc::start(&config.rpc, Arc::clone(&shared)).await {
+        Ok(started) => started,
+        Err(e) => {
+            tokio::task::spawn_blocking(move || service.stop()).await?;
+            return Err(e);
+        }
+    };
+    let metrics_addr = if config.metrics.enabled {
+        let (listener, addr) = metrics::bind(config.metrics.addr)
+            .await
+            .with_context(|| format!("cannot serve metrics on {}", config.metrics.addr))?;
+        tokio::spawn(metrics::serve(listener, metrics));
+        Some(addr)
+    } else {
+        None
+    };
+    tracing::info!(
+        rpc = %rpc_addr,
+        metrics = ?metrics_addr,
+        took_ms = started.elapsed().as_millis() as u64,
+        "node started"
+    );
+    on_ready(Endpoints {
+        rpc: rpc_addr,
+        metrics: metrics_addr,
+    });
+
+    let failed = wait_for_stop(&shared).await?;
+    tracing::info!("shutting down");
+    let _ = rpc_handle.stop();
+    tokio::task::spawn_blocking(move || service.stop()).await?;
+    rpc_handle.stopped().await;
+    if failed {
+        bail!("block production failed; see the log above");
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM (Ok(false)) or for the producer to stop on
+/// an error (Ok(true)).
+async fn wait_for_stop(shared: &crate::service::Shared) -> anyhow::Result<bool> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => return Ok(false),
+            _ = terminate.recv() => return Ok(false),
+            _ = tick.tick() => if shared.is_stopping() { return Ok(true) },
+        }
+    }
+}

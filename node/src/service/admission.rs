@@ -1,0 +1,155 @@
+//! The admission stage: transactions from RPC clients are checked in
+//! batches (signatures verified together on the shard's pool, then nonce,
+//! balance and pool limits against the committed state) and enter the
+//! mempool as verified transactions, so block production does not check
+//! their signatures again.
+
+use super::Shared;
+use atoll_primitives::{Action, StateKey};
+use atoll_shard::execution::PreparedTx;
+use atoll_shard::mempool::AdmitError;
+use atoll_shard::signatures::verify_all;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most transactions checked in one batch.
+const MAX_BATCH: usize = 4096;
+
+/// A message to the admission stage.
+pub enum Admission {
+    /// Check and admit `tx`; the verdict goes to `reply`.
+    Submit {
+        /// The transaction.
+        tx: PreparedTx,
+        /// Where the verdict goes.
+        reply: oneshot::Sender<Result<(), Rejection>>,
+    },
+    /// Wakes the stage so it sees that the node is stopping.
+    Stop,
+}
+
+/// Why a transaction was not admitted.
+#[derive(Debug, Error)]
+pub enum Rejection {
+    /// The signature does not verify.
+    #[error("the signature does not verify")]
+    BadSignature,
+    /// A committed block already includes the transaction.
+    #[error("the transaction is already in block {height}")]
+    AlreadyIncluded {
+        /// That block's height.
+        height: u64,
+    },
+    /// The sender cannot pay amount plus fee.
+    #[error("the sender's balance {balance} does not cover amount plus fee ({needed})")]
+    InsufficientBalance {
+        /// The sender's committed balance.
+        balance: u128,
+        /// Amount plus fee.
+        needed: u128,
+    },
+    /// The pool refused it.
+    #[error(transparent)]
+    Pool(#[from] AdmitError),
+    /// Reading the state failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// Runs the stage until the node stops.
+pub fn run(
+    shared: &Shared,
+    mut queue: mpsc::Receiver<Admission>,
+    pool: &Arc<rayon::ThreadPool>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        if shared.is_stopping() {
+            break;
+        }
+        batch.clear();
+        if let Admission::Submit { tx, reply } = first {
+            batch.push((tx, reply));
+        }
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(Admission::Submit { tx, reply }) => batch.push((tx, reply)),
+                Ok(Admission::Stop) | Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            admit_batch(shared, std::mem::take(&mut batch), pool);
+        }
+    }
+    // Whatever is still queued gets a clear answer rather than a dropped reply.
+    queue.close();
+    while let Ok(message) = queue.try_recv() {
+        if let Admission::Submit { reply, .. } = message {
+            drop(reply);
+        }
+    }
+}
+
+fn admit_batch(
+    shared: &Shared,
+    batch: Vec<(PreparedTx, oneshot::Sender<Result<(), Rejection>>)>,
+    pool: &rayon::ThreadPool,
+) {
+    let (txs, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+    let verdicts = verify_all(txs, pool);
+    let mut mempool = shared.mempool.lock();
+    for (verdict, reply) in verdicts.into_iter().zip(replies) {
+        let result = match verdict {
+            Err(_) => Err(Rejection::BadSignature),
+            Ok(tx) => check_state(shared, &tx).and_then(|nonce| {
+                // The state was read under the pool's lock, and the producer
+                // prunes the pool under the same lock after each commit, so
+                // a transaction admitted against a nonce that a block then
+                // used is pruned with it.
+                mempool.admit(tx, nonce).map(drop).map_err(Rejection::from)
+            }),
+        };
+        let _ = reply.send(result);
+    }
+    shared.metrics.mempool_transactions.set(mempool.len() as i64);
+    shared.metrics.mempool_bytes.set(mempool.bytes() as i64);
+    if mempool.len() >= shared.max_block_transactions {
+        shared.wake.notify_one();
+    }
+}
+
+/// Checks `tx` against the committed state: not already included, and the
+/// sender can pay amount plus fee. Returns the sender's nonce.
+///
+/// The balance check looks at the committed balance only, not at what the
+/// sender's other pending transactions will spend: a transaction that
+/// passes it can still fail in its block, with the failure in its outcome.
+fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
+    let storage = |e: atoll_storage::StorageError| Rejection::Storage(e.to_string());
+    if let Some(location) = shared.store.transaction(&tx.hash).map_err(storage)? {
+        return Err(Rejection::AlreadyIncluded {
+            height: location.height,
+        });
+    }
+    let account = shared
+        .store
+        .account(&StateKey::Account(tx.sender))
+        .map_err(storage)?
+        .unwrap_or_default();
+    if tx.signed.tx.nonce < account.nonce {
+        return Err(Rejection::Pool(AdmitError::NonceTooLow {
+            expected: account.nonce,
+            got: tx.signed.tx.nonce,
+        }));
+    }
+    let Action::Transfer { amount, .. } = &tx.signed.tx.action;
+    let needed = amount.saturating_add(tx.signed.tx.fee);
+    if account.balance < needed {
+        return Err(Rejection::InsufficientBalance {
+            balance: account.balance,
+            needed,
+        });
+    }
+    Ok(account.nonce)
+}

@@ -1,0 +1,169 @@
+//! The block producer: every `block.interval` (or as soon as a full block
+//! is waiting) it takes the ready transactions out of the mempool, executes
+//! and commits them as one block, applies the finality rule, and tells
+//! everyone: heads, `newHeads` subscribers, waiting clients, metrics, and
+//! one log line.
+
+use super::{Heads, Shared};
+use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};
+use atoll_config::BlockConfig;
+use atoll_primitives::{ShardBlockHeader, StateKey};
+use atoll_shard::{ProducedBlock, ShardChain};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Produces blocks until the node stops. A storage error stops production
+/// (the node cannot go on without its store) and is logged; the node then
+/// shuts down.
+pub fn run(shared: &Shared, mut chain: ShardChain, config: &BlockConfig) {
+    let max = shared.max_block_transactions;
+    let mut next_block = Instant::now() + config.interval;
+    // A block goes out before the interval is up when a full block is
+    // waiting: right after a full block, or once a block's worth of new
+    // transactions arrived since the last one. (Counting new arrivals, not
+    // the pool's size, keeps a pool full of not-yet-ready transactions from
+    // spinning out empty blocks.)
+    let mut last_full = false;
+    let mut pool_after_last: usize = 0;
+    loop {
+        {
+            let mut pool = shared.mempool.lock();
+            let early = |len: usize| {
+                (last_full && len >= max) || len >= pool_after_last.saturating_add(max)
+            };
+            while !shared.is_stopping() && !early(pool.len()) && Instant::now() < next_block {
+                if shared.wake.wait_until(&mut pool, next_block).timed_out() {
+                    break;
+                }
+            }
+        }
+        if shared.is_stopping() {
+            tracing::info!(height = chain.head().height, "block production stopped");
+            return;
+        }
+        let started = Instant::now();
+        match produce(shared, &mut chain, config) {
+            Ok(full) => {
+                last_full = full;
+                pool_after_last = shared.mempool.lock().len();
+                next_block = started + config.interval;
+            }
+            Err(err) => {
+                tracing::error!(%err, "block production failed; the node stops");
+                shared
+                    .stopping
+                    .store(true, std::sync::atomic::Ordering::Release);
+                return;
+            }
+        }
+    }
+}
+
+/// Builds, commits and announces one block. Returns whether it was full.
+fn produce(
+    shared: &Shared,
+    chain: &mut ShardChain,
+    config: &BlockConfig,
+) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let max_txs = config.max_transactions.get();
+    let txs = {
+        let pool = shared.mempool.lock();
+        let store = &shared.store;
+        pool.ready(max_txs, config.max_bytes.get(), |sender| {
+            // A storage error here reads as nonce 0: nothing of the sender's
+            // is ready, and the commit below reports the error.
+            store
+                .account(&StateKey::Account(*sender))
+                .ok()
+                .flatten()
+                .map_or(0, |account| account.nonce)
+        })
+    };
+    let full = txs.len() >= max_txs;
+    let produced = chain.produce_verified_block(txs, now_ms())?;
+    let header = &produced.block.header;
+    let final_height = shared.finality.final_height(header.height);
+    let hashes: Vec<_> = produced
+        .block
+        .body
+        .transactions
+        .iter()
+        .map(|tx| tx.hash())
+        .collect();
+    {
+        let mut pool = shared.mempool.lock();
+        for hash in &hashes {
+            pool.remove_hash(hash);
+        }
+        for (key, account) in &produced.output.state_changes {
+            let StateKey::Account(address) = key;
+            pool.prune(*address, account.nonce);
+        }
+        shared.metrics.mempool_transactions.set(pool.len() as i64);
+        shared.metrics.mempool_bytes.set(pool.bytes() as i64);
+    }
+    shared.heads.send_replace(Heads {
+        head: Arc::new(header.clone()),
+        final_height,
+    });
+    shared.waiters.reached(&hashes, WaitUntil::Included);
+    if final_height >= header.height {
+        shared.waiters.reached(&hashes, WaitUntil::Final);
+    }
+    let _ = shared
+        .new_heads
+        .send(Arc::new(head_info(header, final_height >= header.height)));
+    record(shared, &produced, started.elapsed(), final_height);
+    Ok(full)
+}
+
+fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, final_height: u64) {
+    let header = &produced.block.header;
+    let txs = header.tx_count as u64;
+    let metrics = &shared.metrics;
+    metrics.block_height.set(header.height as i64);
+    metrics.final_height.set(final_height as i64);
+    metrics.block_time.observe(took.as_secs_f64());
+    metrics.block_transactions.observe(txs as f64);
+    metrics.transactions.inc_by(txs);
+    metrics
+        .reexecutions
+        .inc_by(produced.stats.executions.saturating_sub(txs));
+    let tps = if took.is_zero() {
+        0.0
+    } else {
+        txs as f64 / took.as_secs_f64()
+    };
+    tracing::info!(
+        height = header.height,
+        txs,
+        ms = format!("{:.1}", took.as_secs_f64() * 1e3),
+        tps = format!("{tps:.0}"),
+        path = ?produced.stats.path,
+        "block committed"
+    );
+}
+
+/// The API's view of a header.
+pub fn head_info(header: &ShardBlockHeader, is_final: bool) -> HeadInfo {
+    HeadInfo {
+        shard: header.shard.0,
+        height: header.height,
+        hash: hex_hash(&header.hash()),
+        parent: hex_hash(&header.parent),
+        timestamp_ms: header.timestamp_ms,
+        state_root: hex_hash(&header.state_root),
+        tx_root: hex_hash(&header.tx_root),
+        outcome_root: hex_hash(&header.outcome_root),
+        tx_count: header.tx_count,
+        burnt_fees: header.burnt_fees.to_string(),
+        is_final,
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,127 @@
+//! Clients waiting for a transaction to be included or final
+//! (`atoll_sendTransaction` with `wait_until`). The table is bounded: past
+//! `limit` waiters a new one is refused (the client can poll instead).
+
+use crate::rpc::types::WaitUntil;
+use atoll_primitives::Hash;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use tokio::sync::oneshot;
+
+struct Waiter {
+    until: WaitUntil,
+    done: oneshot::Sender<()>,
+}
+
+/// The waiter table.
+pub struct Waiters {
+    table: Mutex<(HashMap<Hash, Vec<Waiter>>, usize)>,
+    limit: usize,
+}
+
+/// The table is full.
+#[derive(Debug)]
+pub struct TooManyWaiters;
+
+impl Waiters {
+    /// An empty table holding at most `limit` waiters.
+    pub fn new(limit: usize) -> Waiters {
+        Waiters {
+            table: Mutex::new((HashMap::new(), 0)),
+            limit,
+        }
+    }
+
+    /// Registers a wait for `hash` to reach `until`; the receiver fires then.
+    pub fn register(
+        &self,
+        hash: Hash,
+        until: WaitUntil,
+    ) -> Result<oneshot::Receiver<()>, TooManyWaiters> {
+        let mut table = self.table.lock();
+        if table.1 >= self.limit {
+            return Err(TooManyWaiters);
+        }
+        let (done, receiver) = oneshot::channel();
+        table.0.entry(hash).or_default().push(Waiter { until, done });
+        table.1 += 1;
+        Ok(receiver)
+    }
+
+    /// Drops the waits on `hash` whose client went away (timed out or
+    /// disconnected).
+    pub fn forget_abandoned(&self, hash: &Hash) {
+        let mut table = self.table.lock();
+        let (map, count) = &mut *table;
+        if let Some(list) = map.get_mut(hash) {
+            let before = list.len();
+            list.retain(|w| !w.done.is_closed());
+            *count -= before - list.len();
+            if list.is_empty() {
+                map.remove(hash);
+            }
+        }
+    }
+
+    /// The transactions `hashes` reached `reached`: wakes every wait on them
+    /// for that stage or an earlier one.
+    pub fn reached<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash>, reached: WaitUntil) {
+        let mut table = self.table.lock();
+        let (map, count) = &mut *table;
+        if map.is_empty() {
+            return;
+        }
+        for hash in hashes {
+            let Some(list) = map.get_mut(hash) else {
+                continue;
+            };
+            let before = list.len();
+            let mut kept = Vec::new();
+            for waiter in list.drain(..) {
+                if stage(waiter.until) <= stage(reached) {
+                    let _ = waiter.done.send(());
+                } else {
+                    kept.push(waiter);
+                }
+            }
+            *count -= before - kept.len();
+            if kept.is_empty() {
+                map.remove(hash);
+            } else {
+                *list = kept;
+            }
+        }
+    }
+}
+
+fn stage(until: WaitUntil) -> u8 {
+    match until {
+        WaitUntil::None => 0,
+        WaitUntil::Included => 1,
+        WaitUntil::Final => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_fire_at_their_stage_and_the_table_is_bounded() {
+        let waiters = Waiters::new(2);
+        let a = Hash([1; 32]);
+        let mut included = waiters.register(a, WaitUntil::Included).expect("room");
+        let mut fin = waiters.register(a, WaitUntil::Final).expect("room");
+        assert!(waiters.register(Hash([2; 32]), WaitUntil::Final).is_err());
+        waiters.reached([&a], WaitUntil::Included);
+        assert!(included.try_recv().is_ok());
+        assert!(fin.try_recv().is_err());
+        waiters.reached([&a], WaitUntil::Final);
+        assert!(fin.try_recv().is_ok());
+        assert!(waiters.register(Hash([2; 32]), WaitUntil::Final).is_ok());
+        let abandoned = waiters.register(Hash([3; 32]), WaitUntil::Final).expect("room");
+        drop(abandoned);
+        waiters.forget_abandoned(&Hash([3; 32]));
+        assert!(waiters.register(Hash([4; 32]), WaitUntil::Final).is_ok());
+    }
+}
