@@ -229,7 +229,10 @@ pub fn template(rpc_addr: SocketAddr, metrics_addr: Option<SocketAddr>) -> Strin
     let defaults = NodeConfig::default();
     let metrics = match metrics_addr {
         Some(addr) => format!("enabled = true\naddr = \"{addr}\""),
-        None => format!("enabled = false\naddr = \"{}\"", MetricsConfig::default().addr),
+        None => format!(
+            "enabled = false\naddr = \"{}\"",
+            MetricsConfig::default().addr
+        ),
     };
     format!(
         r#"# atoll node configuration. Every field is optional; absent fields take

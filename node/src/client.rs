@@ -175,7 +175,13 @@ pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
         .await
         .context("the node refused the transaction")?;
     println!("transaction {hash}");
-    println!("  from {} nonce {nonce} to {} amount {} fee {}", key.address(), args.to, args.amount, args.fee);
+    println!(
+        "  from {} nonce {nonce} to {} amount {} fee {}",
+        key.address(),
+        args.to,
+        args.amount,
+        args.fee
+    );
     if args.wait {
         let status = client.get_transaction_status(hash).await?;
         println!("{}", serde_json::to_string_pretty(&status)?);

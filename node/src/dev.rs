@@ -25,7 +25,10 @@ pub struct DevArgs {
 
 /// Prints where the node listens (on stdout, which scripts read).
 pub fn print_endpoints(endpoints: Endpoints) {
-    println!("RPC listening on http://{} (WebSocket: ws://{})", endpoints.rpc, endpoints.rpc);
+    println!(
+        "RPC listening on http://{} (WebSocket: ws://{})",
+        endpoints.rpc, endpoints.rpc
+    );
     match endpoints.metrics {
         Some(addr) => println!("Metrics on http://{addr}/metrics"),
         None => println!("Metrics off"),
@@ -43,14 +46,19 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&root)?;
     }
     if home.is_initialised() {
-        println!("Reusing the dev home {} (pass --fresh to start over)", root.display());
+        println!(
+            "Reusing the dev home {} (pass --fresh to start over)",
+            root.display()
+        );
     } else {
         home::init(&home, &args.init.options())?;
     }
     let config = run::load_config(&home)?;
     run::init_logging(&config);
     let genesis = Genesis::load(&home.genesis())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run::run(&home, config, |endpoints| {
         println!();
         print_endpoints(endpoints);
@@ -59,7 +67,11 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
             .take_while(|k| genesis.accounts.iter().any(|(a, _)| *a == k.address()))
             .collect();
         if let Some(first) = dev_keys.first() {
-            let balance = genesis.accounts.iter().find(|(a, _)| *a == first.address()).map_or(0, |(_, b)| *b);
+            let balance = genesis
+                .accounts
+                .iter()
+                .find(|(a, _)| *a == first.address())
+                .map_or(0, |(_, b)| *b);
             home::print_dev_accounts(&home, &dev_keys, balance);
             println!();
             println!("Try:");

@@ -141,11 +141,23 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
     std::fs::write(home.config(), config)
         .with_context(|| format!("cannot write {}", home.config().display()))?;
 
-    println!("Initialised {} in {:.1?}", home.root().display(), started.elapsed());
+    println!(
+        "Initialised {} in {:.1?}",
+        home.root().display(),
+        started.elapsed()
+    );
     println!("  chain id   {}", options.chain_id);
-    println!("  validator  {} (key in {})", validator.address(), home.validator_key().display());
+    println!(
+        "  validator  {} (key in {})",
+        validator.address(),
+        home.validator_key().display()
+    );
     println!("  config     {}", home.config().display());
-    println!("  genesis    {} ({} funded accounts)", home.genesis().display(), keys.len());
+    println!(
+        "  genesis    {} ({} funded accounts)",
+        home.genesis().display(),
+        keys.len()
+    );
     if !keys.is_empty() {
         print_dev_accounts(home, &keys, options.dev_balance);
     }
@@ -154,7 +166,10 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
 
 /// Prints the first dev accounts with their key files.
 pub fn print_dev_accounts(home: &Home, keys: &[KeyPair], balance: u128) {
-    println!("Dev accounts (every key is listed in {}):", home.dev_keys().display());
+    println!(
+        "Dev accounts (every key is listed in {}):",
+        home.dev_keys().display()
+    );
     for (i, key) in keys.iter().enumerate().take(DEV_PRINTED) {
         println!(
             "  ({i}) {}  balance {balance}  key {}",

@@ -67,7 +67,10 @@ pub fn read(path: &Path) -> anyhow::Result<KeyPair> {
         .with_context(|| format!("cannot read key file {}", path.display()))?;
     let file: KeyFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not an atoll key file", path.display()))?;
-    let digits = file.secret_key.strip_prefix("0x").unwrap_or(&file.secret_key);
+    let digits = file
+        .secret_key
+        .strip_prefix("0x")
+        .unwrap_or(&file.secret_key);
     let mut seed = [0u8; 32];
     hex::decode_to_slice(digits, &mut seed)
         .with_context(|| format!("{}: secret_key is not 64 hex digits", path.display()))?;
@@ -94,7 +97,10 @@ mod tests {
         assert_eq!(read(&path).expect("read").public(), key.public());
         assert!(write(&path, &key).is_err(), "never overwrites");
         let mode = std::fs::metadata(&path).expect("exists").permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         let text = std::fs::read_to_string(&path).expect("read");
         let other = KeyPair::from_seed([8; 32]).address().to_string();
         let tampered = text.replace(&key.address().to_string(), &other);

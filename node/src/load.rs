@@ -103,7 +103,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if args.tps == 0 || args.duration == 0 || args.batch == 0 {
         bail!("--tps, --duration and --batch must be positive");
     }
-    let clients: Vec<HttpClient> = args.rpc.iter().map(|url| connect(url)).collect::<Result<_, _>>()?;
+    let clients: Vec<HttpClient> = args
+        .rpc
+        .iter()
+        .map(|url| connect(url))
+        .collect::<Result<_, _>>()?;
     let status = clients[0]
         .status()
         .await
@@ -113,7 +117,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let total = usize::try_from(args.tps.saturating_mul(args.duration))?;
     let progress_out = !args.json;
     if progress_out {
-        eprintln!("Preparing {total} transfers among {} accounts…", args.accounts);
+        eprintln!(
+            "Preparing {total} transfers among {} accounts…",
+            args.accounts
+        );
     }
     let keys: Vec<KeyPair> = (0..args.accounts as u64)
         .into_par_iter()
@@ -175,7 +182,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             let range = next..end;
             sends.push(tokio::spawn(async move {
                 let _permit = permit;
-                send_batch(&client, &batch_hexes, range, &batch_tracker, &batch_errors, &batch_admitted).await;
+                send_batch(
+                    &client,
+                    &batch_hexes,
+                    range,
+                    &batch_tracker,
+                    &batch_errors,
+                    &batch_admitted,
+                )
+                .await;
             }));
             next = end;
             bar.set_position(next as u64);
@@ -206,7 +221,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn progress_message(admitted: &AtomicU64, finalized: &AtomicU64, errors: &Mutex<BTreeMap<String, u64>>) -> String {
+fn progress_message(
+    admitted: &AtomicU64,
+    finalized: &AtomicU64,
+    errors: &Mutex<BTreeMap<String, u64>>,
+) -> String {
     let errors: u64 = errors.lock().values().sum();
     format!(
         "admitted {}  final {}  errors {errors}",
@@ -221,7 +240,10 @@ async fn account_nonces(client: &HttpClient, keys: &[KeyPair]) -> anyhow::Result
     for (chunk_index, chunk) in keys.chunks(1000).enumerate() {
         let mut batch = BatchRequestBuilder::new();
         for key in chunk {
-            batch.insert("atoll_getAccount", rpc_params![key.address().to_string(), "latest"])?;
+            batch.insert(
+                "atoll_getAccount",
+                rpc_params![key.address().to_string(), "latest"],
+            )?;
         }
         let answers = client.batch_request::<AccountInfo>(batch).await?;
         for (i, answer) in answers.into_iter().enumerate() {
@@ -284,7 +306,10 @@ async fn send_batch(
 ) {
     let mut batch = BatchRequestBuilder::new();
     for hex in &hexes[range.clone()] {
-        if batch.insert("atoll_sendTransaction", rpc_params![hex, "none"]).is_err() {
+        if batch
+            .insert("atoll_sendTransaction", rpc_params![hex, "none"])
+            .is_err()
+        {
             *errors.lock().entry("encoding".into()).or_default() += 1;
         }
     }
@@ -300,7 +325,7 @@ async fn send_batch(
             let mut ok = 0;
             let mut errors = errors.lock();
             let mut tracker = tracker.lock();
-            for (i, answer) in range.zip(answers.into_iter()) {
+            for (i, answer) in range.zip(answers) {
                 match answer {
                     Ok(_) => ok += 1,
                     Err(e) => {
@@ -336,7 +361,12 @@ async fn watch_finality(
         let Ok(status) = client.status().await else {
             continue;
         };
-        let Some(final_height) = status.shards.iter().find(|s| s.shard == shard).map(|s| s.final_height) else {
+        let Some(final_height) = status
+            .shards
+            .iter()
+            .find(|s| s.shard == shard)
+            .map(|s| s.final_height)
+        else {
             continue;
         };
         while from < final_height {
@@ -388,7 +418,11 @@ fn report(
         finalized,
         target_tps: args.tps,
         submitted_tps: submitted as f64 / send_time.as_secs_f64(),
-        finalized_tps: if span > 0.0 { finalized as f64 / span } else { 0.0 },
+        finalized_tps: if span > 0.0 {
+            finalized as f64 / span
+        } else {
+            0.0
+        },
         latency_ms_p50: percentile(&latencies, 0.50),
         latency_ms_p90: percentile(&latencies, 0.90),
         latency_ms_p99: percentile(&latencies, 0.99),
@@ -406,8 +440,17 @@ fn percentile(values: &[f64], q: f64) -> f64 {
 }
 
 fn print_report(report: &Report, send_time: Duration) {
-    println!("submitted   {} in {:.1}s ({:.0} TPS, target {})", report.submitted, send_time.as_secs_f64(), report.submitted_tps, report.target_tps);
-    println!("finalized   {} ({:.0} TPS)", report.finalized, report.finalized_tps);
+    println!(
+        "submitted   {} in {:.1}s ({:.0} TPS, target {})",
+        report.submitted,
+        send_time.as_secs_f64(),
+        report.submitted_tps,
+        report.target_tps
+    );
+    println!(
+        "finalized   {} ({:.0} TPS)",
+        report.finalized, report.finalized_tps
+    );
     println!(
         "latency     p50 {:.0} ms  p90 {:.0} ms  p99 {:.0} ms (submission to final)",
         report.latency_ms_p50, report.latency_ms_p90, report.latency_ms_p99
@@ -415,7 +458,11 @@ fn print_report(report: &Report, send_time: Duration) {
     if report.errors.is_empty() {
         println!("errors      none");
     } else {
-        let list: Vec<String> = report.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let list: Vec<String> = report
+            .errors
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         println!("errors      {}", list.join(", "));
     }
 }

@@ -58,16 +58,55 @@ impl Metrics {
             rpc_requests: Family::default(),
             registry: Registry::default(),
         };
-        registry.register("block_height", "Height of the newest committed block", metrics.block_height.clone());
-        registry.register("final_height", "Height of the newest final block", metrics.final_height.clone());
-        registry.register("block_time_seconds", "Time to build, execute and commit a block", metrics.block_time.clone());
-        registry.register("block_transactions", "Transactions per block", metrics.block_transactions.clone());
-        registry.register("mempool_transactions", "Transactions in the mempool", metrics.mempool_transactions.clone());
-        registry.register("mempool_bytes", "Bytes of transactions in the mempool", metrics.mempool_bytes.clone());
-        registry.register("transactions", "Transactions committed", metrics.transactions.clone());
-        registry.register("executor_reexecutions", "Transaction executions beyond one per transaction", metrics.reexecutions.clone());
-        registry.register("rpc_requests", "RPC requests by method and result", metrics.rpc_requests.clone());
-        Metrics { registry, ..metrics }
+        registry.register(
+            "block_height",
+            "Height of the newest committed block",
+            metrics.block_height.clone(),
+        );
+        registry.register(
+            "final_height",
+            "Height of the newest final block",
+            metrics.final_height.clone(),
+        );
+        registry.register(
+            "block_time_seconds",
+            "Time to build, execute and commit a block",
+            metrics.block_time.clone(),
+        );
+        registry.register(
+            "block_transactions",
+            "Transactions per block",
+            metrics.block_transactions.clone(),
+        );
+        registry.register(
+            "mempool_transactions",
+            "Transactions in the mempool",
+            metrics.mempool_transactions.clone(),
+        );
+        registry.register(
+            "mempool_bytes",
+            "Bytes of transactions in the mempool",
+            metrics.mempool_bytes.clone(),
+        );
+        registry.register(
+            "transactions",
+            "Transactions committed",
+            metrics.transactions.clone(),
+        );
+        registry.register(
+            "executor_reexecutions",
+            "Transaction executions beyond one per transaction",
+            metrics.reexecutions.clone(),
+        );
+        registry.register(
+            "rpc_requests",
+            "RPC requests by method and result",
+            metrics.rpc_requests.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
     }
 
     /// Counts one RPC request.
@@ -108,23 +147,25 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
         let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
             let _slot = slot;
-            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                let metrics = Arc::clone(&metrics);
-                async move {
-                    let response = if request.uri().path() == "/metrics" {
-                        Response::builder()
-                            .header("content-type", "text/plain; version=0.0.4")
-                            .body(Full::new(Bytes::from(metrics.render())))
-                    } else {
-                        Response::builder()
-                            .status(StatusCode::NOT_FOUND)
-                            .body(Full::new(Bytes::from("try /metrics\n")))
-                    };
-                    response
-                }
-            });
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let metrics = Arc::clone(&metrics);
+                    async move {
+                        let response = if request.uri().path() == "/metrics" {
+                            Response::builder()
+                                .header("content-type", "text/plain; version=0.0.4")
+                                .body(Full::new(Bytes::from(metrics.render())))
+                        } else {
+                            Response::builder()
+                                .status(StatusCode::NOT_FOUND)
+                                .body(Full::new(Bytes::from("try /metrics\n")))
+                        };
+                        response
+                    }
+                });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+            let connection =
+                hyper::server::conn::http1::Builder::new().serve_connection(io, service);
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), connection).await;
         });
     }

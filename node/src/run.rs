@@ -113,7 +113,12 @@ pub async fn run(
     );
 
     let metrics = Arc::new(Metrics::new());
-    let service = Service::start(chain, &config, genesis.validators.clone(), Arc::clone(&metrics))?;
+    let service = Service::start(
+        chain,
+        &config,
+        genesis.validators.clone(),
+        Arc::clone(&metrics),
+    )?;
     let shared = Arc::clone(&service.shared);
     let (rpc_handle, rpc_addr) = match rpc::start(&config.rpc, Arc::clone(&shared)).await {
         Ok(started) => started,

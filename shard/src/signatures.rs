@@ -42,13 +42,9 @@ impl VerifiedTx {
         self.0
     }
 
-    /// Checks one signature on its own.
-    pub fn verify(tx: PreparedTx) -> Result<VerifiedTx, PreparedTx> {
-        if verify_single(&tx) {
-            Ok(VerifiedTx(tx))
-        } else {
-            Err(tx)
-        }
+    /// Checks one signature on its own; None if it is bad.
+    pub fn verify(tx: PreparedTx) -> Option<VerifiedTx> {
+        verify_single(&tx).then_some(VerifiedTx(tx))
     }
 }
 
@@ -60,19 +56,13 @@ impl std::ops::Deref for VerifiedTx {
     }
 }
 
-/// Checks `txs` in batches on `pool`; each comes back, in order, either
-/// verified or (as `Err`) with a bad signature.
-pub fn verify_all(
-    txs: Vec<PreparedTx>,
-    pool: &rayon::ThreadPool,
-) -> Vec<Result<VerifiedTx, PreparedTx>> {
+/// Checks `txs` in batches on `pool`; each comes back, in order, verified,
+/// or as None if its signature is bad.
+pub fn verify_all(txs: Vec<PreparedTx>, pool: &rayon::ThreadPool) -> Vec<Option<VerifiedTx>> {
     let mut bad = find_bad_signatures(&txs, pool).into_iter().peekable();
     txs.into_iter()
         .enumerate()
-        .map(|(i, tx)| match bad.next_if_eq(&i) {
-            Some(_) => Err(tx),
-            None => Ok(VerifiedTx(tx)),
-        })
+        .map(|(i, tx)| bad.next_if_eq(&i).is_none().then_some(VerifiedTx(tx)))
         .collect()
 }
 

@@ -3,8 +3,8 @@
 use super::api::AtollApiServer;
 use super::error::{self, code_name, error, internal, invalid_params};
 use super::types::{
-    hex_hash, parse_hash, AccountInfo, BlockInfo, BlockRef, MempoolInfo, Outcome,
-    ShardStatus, Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
+    hex_hash, parse_hash, AccountInfo, BlockInfo, BlockRef, MempoolInfo, Outcome, ShardStatus,
+    Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
 };
 use crate::service::admission::{Admission, Rejection};
 use crate::service::producer::head_info;
@@ -54,8 +54,8 @@ impl Rpc {
                 "the transaction is more than {MAX_TRANSACTION_BYTES} bytes"
             )));
         }
-        let bytes = hex::decode(digits)
-            .map_err(|e| invalid_params(format!("tx_hex is not hex: {e}")))?;
+        let bytes =
+            hex::decode(digits).map_err(|e| invalid_params(format!("tx_hex is not hex: {e}")))?;
         let signed: SignedTransaction =
             codec::decode("signed transaction", &bytes, MAX_TRANSACTION_BYTES)
                 .map_err(|e| invalid_params(e.to_string()))?;
@@ -83,7 +83,10 @@ impl Rpc {
         let waiter = match until {
             WaitUntil::None => None,
             _ => Some(self.shared.waiters.register(hash, until).map_err(|_| {
-                error(error::BUSY, "too many clients are waiting; retry or poll atoll_getTransactionStatus")
+                error(
+                    error::BUSY,
+                    "too many clients are waiting; retry or poll atoll_getTransactionStatus",
+                )
             })?),
         };
         let admitted = self.admit(tx).await;
@@ -103,7 +106,11 @@ impl Rpc {
                     format!(
                         "{} was admitted but is not {} after {}s; it is still pending",
                         hex_hash(&hash),
-                        if until == WaitUntil::Final { "final" } else { "included" },
+                        if until == WaitUntil::Final {
+                            "final"
+                        } else {
+                            "included"
+                        },
                         WAIT_TIMEOUT.as_secs()
                     ),
                 ));
@@ -206,7 +213,10 @@ impl Rpc {
         if shard != self.shared.shard.0 {
             return Err(error(
                 error::WRONG_SHARD,
-                format!("this node runs shard {}, not shard {shard}", self.shared.shard),
+                format!(
+                    "this node runs shard {}, not shard {shard}",
+                    self.shared.shard
+                ),
             ));
         }
         let heads = self.shared.heads.borrow().clone();
@@ -303,7 +313,11 @@ impl AtollApiServer for Rpc {
         self.observe("status", result)
     }
 
-    async fn subscribe_heads(&self, pending: PendingSubscriptionSink, kind: String) -> SubscriptionResult {
+    async fn subscribe_heads(
+        &self,
+        pending: PendingSubscriptionSink,
+        kind: String,
+    ) -> SubscriptionResult {
         if kind != "newHeads" {
             self.shared.metrics.rpc("subscribe", "invalid_params");
             pending

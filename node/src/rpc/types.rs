@@ -278,7 +278,12 @@ mod tests {
         for bad in ["\"soon\"", "-1", "\"0x12\"", "1.5", "null"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-        for r in [BlockRef::Latest, BlockRef::Final, BlockRef::Height(3), BlockRef::Hash([1; 32])] {
+        for r in [
+            BlockRef::Latest,
+            BlockRef::Final,
+            BlockRef::Height(3),
+            BlockRef::Hash([1; 32]),
+        ] {
             let text = serde_json::to_string(&r).expect("serialises");
             assert_eq!(parse(&text).ok(), Some(r));
         }

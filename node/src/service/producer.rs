@@ -60,11 +60,7 @@ pub fn run(shared: &Shared, mut chain: ShardChain, config: &BlockConfig) {
 }
 
 /// Builds, commits and announces one block. Returns whether it was full.
-fn produce(
-    shared: &Shared,
-    chain: &mut ShardChain,
-    config: &BlockConfig,
-) -> anyhow::Result<bool> {
+fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> anyhow::Result<bool> {
     let started = Instant::now();
     let max_txs = config.max_transactions.get();
     let txs = {

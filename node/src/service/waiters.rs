@@ -43,7 +43,11 @@ impl Waiters {
             return Err(TooManyWaiters);
         }
         let (done, receiver) = oneshot::channel();
-        table.0.entry(hash).or_default().push(Waiter { until, done });
+        table
+            .0
+            .entry(hash)
+            .or_default()
+            .push(Waiter { until, done });
         table.1 += 1;
         Ok(receiver)
     }
@@ -119,7 +123,9 @@ mod tests {
         waiters.reached([&a], WaitUntil::Final);
         assert!(fin.try_recv().is_ok());
         assert!(waiters.register(Hash([2; 32]), WaitUntil::Final).is_ok());
-        let abandoned = waiters.register(Hash([3; 32]), WaitUntil::Final).expect("room");
+        let abandoned = waiters
+            .register(Hash([3; 32]), WaitUntil::Final)
+            .expect("room");
         drop(abandoned);
         waiters.forget_abandoned(&Hash([3; 32]));
         assert!(waiters.register(Hash([4; 32]), WaitUntil::Final).is_ok());

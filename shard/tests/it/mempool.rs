@@ -2,8 +2,8 @@
 
 use atoll_primitives::{Action, Address, ChainId, KeyPair, Transaction};
 use atoll_shard::execution::PreparedTx;
-use atoll_shard::signatures::VerifiedTx;
 use atoll_shard::mempool::{AdmitError, Mempool, MempoolLimits};
+use atoll_shard::signatures::VerifiedTx;
 use atoll_shard::workload::dev_keys;
 use proptest::prelude::*;
 use std::collections::HashMap;

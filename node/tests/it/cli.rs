@@ -1,0 +1,181 @@
+//! The command line: keys, the client commands against a node, `atoll dev`,
+//! clean shutdown on SIGTERM and SIGINT, and errors for bad homes.
+
+use crate::harness::{cli, dev, Node, ATOLL};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_client_commands_work_against_a_node_and_sigterm_exits_cleanly() {
+    let mut node = Node::start(3, "");
+    let rpc = format!("http://{}", node.rpc);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("me.json");
+    let key_arg = key.to_str().expect("utf-8");
+    let (ok, out, err) = cli(&["keys", "new", "--out", key_arg], None);
+    assert!(ok, "{err}");
+    let (ok, shown, _) = cli(&["keys", "show", key_arg], None);
+    assert!(ok);
+    let address = shown
+        .split_whitespace()
+        .nth(1)
+        .expect("address")
+        .to_string();
+    assert!(out.contains(&address));
+    let (ok, _, err) = cli(&["keys", "new", "--out", key_arg], None);
+    assert!(!ok && err.contains("already exists"), "{err}");
+
+    let dev0 = node.home.join("keys/dev-0.json");
+    let (ok, out, err) = cli(
+        &[
+            "tx",
+            "transfer",
+            "--rpc",
+            &rpc,
+            "--key",
+            dev0.to_str().expect("utf-8"),
+            "--to",
+            &address,
+            "--amount",
+            "77",
+            "--wait",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("\"status\": \"final\""), "{out}");
+    let (ok, out, err) = cli(&["account", "--rpc", &rpc, &address], None);
+    assert!(ok, "{err}");
+    let account: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(account["balance"], "77");
+    assert_eq!(node.account(dev(0).address()).1, 1);
+
+    // A transfer the node refuses: the error says why, the exit code is 1.
+    let (ok, _, err) = cli(
+        &[
+            "tx",
+            "transfer",
+            "--rpc",
+            &rpc,
+            "--key",
+            dev0.to_str().expect("utf-8"),
+            "--to",
+            &address,
+            "--amount",
+            "99999999999999",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("1005") || err.to_lowercase().contains("balance"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&["status", "--rpc", "http://127.0.0.1:1"], None);
+    assert!(
+        !ok && err.contains("cannot reach") || err.contains("asking"),
+        "{err}"
+    );
+
+    assert_eq!(
+        node.signal(15),
+        Some(0),
+        "SIGTERM exits 0; log:\n{}",
+        node.log()
+    );
+    assert!(node.log().contains("stopped cleanly"));
+    node.run();
+    assert_eq!(
+        node.account(dev(0).address()).1,
+        1,
+        "nothing lost across the restart"
+    );
+    assert_eq!(node.signal(2), Some(0), "SIGINT exits 0");
+}
+
+#[test]
+fn atoll_dev_prints_the_rpc_url_and_funded_keys_and_restarts_on_the_same_home() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("dev");
+    let home_arg = home.to_str().expect("utf-8");
+    for attempt in 0..2 {
+        let mut child = Command::new(ATOLL)
+            .args([
+                "dev",
+                "--home",
+                home_arg,
+                "--rpc-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("atoll dev starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !seen.iter().any(|l: &String| l.starts_with("Stop with")) {
+            assert!(Instant::now() < deadline, "{seen:?}");
+            seen.push(lines.next().expect("a line").expect("utf-8"));
+        }
+        let text = seen.join("\n");
+        assert!(
+            text.contains("RPC listening on http://127.0.0.1:"),
+            "{text}"
+        );
+        assert!(text.contains(&dev(0).address().to_string()), "{text}");
+        assert!(text.contains("atoll tx transfer"), "{text}");
+        if attempt == 1 {
+            assert!(text.contains("Reusing"), "{text}");
+        }
+        let status = Command::new("kill")
+            .arg("-15")
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        assert_eq!(child.wait().expect("exit").code(), Some(0));
+    }
+}
+
+#[test]
+fn bad_homes_get_clear_errors_and_change_nothing() {
+    let (ok, _, err) = cli(&["run", "--home", "/nonexistent/atoll"], None);
+    assert!(!ok && err.contains("atoll init"), "{err}");
+
+    let mut node = Node::start(2, "");
+    let height = node.final_height();
+    assert_eq!(node.signal(15), Some(0));
+    let genesis = node.home.join("genesis.json");
+    let original = std::fs::read_to_string(&genesis).expect("genesis");
+    std::fs::write(
+        &genesis,
+        original.replace("\"chain_id\": 7", "\"chain_id\": 8"),
+    )
+    .expect("write");
+    let home = node.home.to_str().expect("utf-8").to_string();
+    let (ok, _, err) = cli(&["run", "--home", &home], None);
+    assert!(!ok && err.contains("another genesis"), "{err}");
+    std::fs::write(&genesis, &original).expect("restore");
+
+    let config = node.home.join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace("max_per_sender = 1000", "max_per_sender = -1"),
+    )
+    .expect("write");
+    let (ok, _, err) = cli(&["run", "--home", &home], None);
+    assert!(!ok && err.contains("max_per_sender"), "{err}");
+    std::fs::write(&config, text).expect("restore");
+    node.run();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.final_height() <= height {
+        assert!(Instant::now() < deadline, "no blocks after the restart");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the `atoll` binary: real processes in temporary
+//! homes, real RocksDB, real HTTP and WebSocket. One test binary for the
+//! crate (see the CI notes in the README).
+
+mod abuse;
+mod cli;
+mod crash;
+mod harness;
+mod rpc;
