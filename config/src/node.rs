@@ -118,10 +118,10 @@ impl Default for BlockConfig {
 pub struct MempoolConfig {
     /// Most transactions held in total. Default: 100,000.
     pub max_transactions: NonZeroUsize,
-    /// Most transactions held for one sender. Default: 1,000.
+    /// Most transactions held for one sender. Default: 64.
     pub max_per_sender: NonZeroUsize,
     /// How far ahead of the sender's nonce a transaction may be held.
-    /// Default: 64.
+    /// Default: 128.
     pub max_nonce_gap: u64,
     /// Most bytes of encoded transactions held in total. Default: 64 MiB.
     pub max_bytes: NonZeroUsize,
@@ -131,8 +131,8 @@ impl Default for MempoolConfig {
     fn default() -> MempoolConfig {
         MempoolConfig {
             max_transactions: NonZeroUsize::new(100_000).expect("non-zero constant"),
-            max_per_sender: NonZeroUsize::new(1_000).expect("non-zero constant"),
-            max_nonce_gap: 64,
+            max_per_sender: NonZeroUsize::new(64).expect("non-zero constant"),
+            max_nonce_gap: 128,
             max_bytes: NonZeroUsize::new(64 * 1024 * 1024).expect("non-zero constant"),
         }
     }

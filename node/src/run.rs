@@ -57,6 +57,9 @@ pub async fn run(
     on_ready: impl FnOnce(Endpoints),
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Listen for signals before anything announces the node, so a signal
+    // sent as soon as it is up is handled, not fatal.
+    let signals = Signals::new()?;
     let genesis_bytes = std::fs::read(home.genesis())
         .with_context(|| format!("cannot read {}", home.genesis().display()))?;
     let genesis = Genesis::from_json(&String::from_utf8_lossy(&genesis_bytes))
@@ -147,7 +150,7 @@ pub async fn run(
         metrics: metrics_addr,
     });
 
-    let failed = wait_for_stop(&shared).await?;
+    let failed = signals.wait_for_stop(&shared).await;
     tracing::info!("shutting down");
     let _ = rpc_handle.stop();
     tokio::task::spawn_blocking(move || service.stop()).await?;
@@ -159,18 +162,31 @@ pub async fn run(
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM (Ok(false)) or for the producer to stop on
-/// an error (Ok(true)).
-async fn wait_for_stop(shared: &crate::service::Shared) -> anyhow::Result<bool> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tokio::select! {
-            _ = interrupt.recv() => return Ok(false),
-            _ = terminate.recv() => return Ok(false),
-            _ = tick.tick() => if shared.is_stopping() { return Ok(true) },
+/// SIGINT and SIGTERM, listened for.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for SIGINT or SIGTERM (false) or for the producer to stop on
+    /// an error (true).
+    async fn wait_for_stop(mut self, shared: &crate::service::Shared) -> bool {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return false,
+                _ = self.terminate.recv() => return false,
+                _ = tick.tick() => if shared.is_stopping() { return true },
+            }
         }
     }
 }

@@ -381,14 +381,15 @@ impl Mempool {
     }
 
     /// Drops every transaction of `sender` with a nonce below `account_nonce`
-    /// (after a block advanced the account).
-    pub fn prune(&mut self, sender: Address, account_nonce: u64) {
+    /// (after a block advanced the account); returns their hashes.
+    pub fn prune(&mut self, sender: Address, account_nonce: u64) -> Vec<Hash> {
         let stale: Vec<u64> = match self.by_sender.get(&sender) {
             Some(queue) => queue.range(..account_nonce).map(|(n, _)| *n).collect(),
-            None => return,
+            None => return Vec::new(),
         };
-        for nonce in stale {
-            self.remove(sender, nonce);
-        }
+        stale
+            .into_iter()
+            .filter_map(|nonce| self.remove(sender, nonce))
+            .collect()
     }
 }

@@ -58,6 +58,11 @@ impl std::fmt::Debug for ShardStore {
 fn column_family_options(name: &str) -> Options {
     let mut options = Options::default();
     options.set_compression_type(DBCompressionType::Lz4);
+    // Point lookups dominate (the duplicate check of every admission and
+    // every block, account reads): a bloom filter over the memtable's keys
+    // answers a miss without walking its skip list.
+    options.set_memtable_prefix_bloom_ratio(0.1);
+    options.set_memtable_whole_key_filtering(true);
     if name == cf::TX_INDEX || name == cf::HEADERS {
         // Most tx index lookups are for transactions that are not there yet
         // (the duplicate check of every commit): a bloom filter answers them

@@ -1,5 +1,6 @@
-//! The RPC error codes. Every code is documented in `docs/rpc.md`; clients
-//! may match on them.
+//! The RPC error codes: the node's own (1001–1016), the JSON-RPC standard
+//! ones it uses, and those jsonrpsee returns on its own. Every code is
+//! documented in `docs/rpc.md`; clients may match on them.
 
 use jsonrpsee::types::ErrorObjectOwned;
 
@@ -37,6 +38,15 @@ pub const WAIT_TIMEOUT: i32 = 1013;
 pub const BUSY: i32 = 1014;
 /// The node is shutting down.
 pub const SHUTTING_DOWN: i32 = 1015;
+/// With `wait_until`: the transaction left the mempool without being
+/// included (replaced by a higher fee, evicted, or its nonce was used).
+pub const DROPPED: i32 = 1016;
+/// jsonrpsee: a connection asked for more subscriptions than allowed (16).
+pub const TOO_MANY_SUBSCRIPTIONS: i32 = -32006;
+/// jsonrpsee: a batch has more calls than allowed (10,000).
+pub const BATCH_TOO_LARGE: i32 = -32010;
+/// jsonrpsee: a batch's answer would exceed the response size limit.
+pub const BATCH_RESPONSE_TOO_LARGE: i32 = -32011;
 /// The node failed internally (a storage error); see its log.
 pub const INTERNAL: i32 = -32603;
 
@@ -76,6 +86,10 @@ pub fn code_name(code: i32) -> &'static str {
         WAIT_TIMEOUT => "wait_timeout",
         BUSY => "busy",
         SHUTTING_DOWN => "shutting_down",
+        DROPPED => "dropped",
+        TOO_MANY_SUBSCRIPTIONS => "too_many_subscriptions",
+        BATCH_TOO_LARGE => "batch_too_large",
+        BATCH_RESPONSE_TOO_LARGE => "batch_response_too_large",
         INTERNAL => "internal",
         _ => "other",
     }

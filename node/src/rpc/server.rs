@@ -8,6 +8,7 @@ use super::types::{
 };
 use crate::service::admission::{Admission, Rejection};
 use crate::service::producer::head_info;
+use crate::service::waiters::WaitEnd;
 use crate::service::Shared;
 use atoll_primitives::codec::{self, MAX_TRANSACTION_BYTES};
 use atoll_primitives::{Address, Hash, SignedTransaction, StateKey, TxOutcome};
@@ -115,8 +116,18 @@ impl Rpc {
                     ),
                 ));
             }
-            if matches!(result, Ok(Err(_))) {
-                return Err(error(error::SHUTTING_DOWN, "the node is shutting down"));
+            match result {
+                Ok(Ok(WaitEnd::Reached)) | Err(_) => {}
+                Ok(Ok(WaitEnd::Dropped)) => {
+                    return Err(error(
+                        error::DROPPED,
+                        format!(
+                            "{} left the mempool without being included: replaced by a higher fee, evicted, or its nonce was used",
+                            hex_hash(&hash)
+                        ),
+                    ))
+                }
+                Ok(Err(_)) => return Err(error(error::SHUTTING_DOWN, "the node is shutting down")),
             }
         }
         Ok(hex_hash(&hash))
@@ -192,6 +203,12 @@ impl Rpc {
                 ))
             }
         };
+        if wanted > height {
+            return Err(error(
+                error::NOT_FOUND,
+                format!("height {wanted} is beyond the head (height {height})"),
+            ));
+        }
         if wanted != height {
             return Err(error(
                 error::STATE_NOT_KEPT,
@@ -363,7 +380,7 @@ fn outcome(outcome: &TxOutcome) -> Outcome {
         TxOutcome::Failure(failure) => Outcome {
             success: false,
             failure: Some(failure_name(failure).into()),
-            message: Some(format!("{failure:?}")),
+            message: Some(failure_message(failure)),
         },
     }
 }
@@ -378,6 +395,29 @@ fn failure_name(failure: &atoll_primitives::TxFailure) -> &'static str {
         BalanceOverflow => "balance_overflow",
         SenderOnOtherShard { .. } => "sender_on_other_shard",
         NonceExhausted => "nonce_exhausted",
+    }
+}
+
+fn failure_message(failure: &atoll_primitives::TxFailure) -> String {
+    use atoll_primitives::TxFailure::*;
+    match failure {
+        WrongChainId { expected, got } => {
+            format!("signed for chain {got}, this is chain {expected}; nothing was charged")
+        }
+        BadNonce { expected, got } => {
+            format!("nonce {got} is not the account's next nonce {expected}; nothing was charged")
+        }
+        CannotPayFee { balance, fee } => {
+            format!("the balance {balance} cannot pay the fee {fee}; nothing was charged")
+        }
+        InsufficientBalance { balance, needed } => format!(
+            "the balance {balance} does not cover amount plus fee ({needed}); the fee was charged"
+        ),
+        BalanceOverflow => "the recipient's balance would overflow; the fee was charged".into(),
+        SenderOnOtherShard { shard } => {
+            format!("the sender lives on shard {shard}; nothing was charged")
+        }
+        NonceExhausted => "the sender's nonce cannot advance further; nothing was charged".into(),
     }
 }
 

@@ -53,11 +53,19 @@ pub enum Rejection {
         needed: u128,
     },
     /// The pool refused it.
-    #[error(transparent)]
+    #[error("{}", pool_message(.0))]
     Pool(#[from] AdmitError),
     /// Reading the state failed.
     #[error("storage error: {0}")]
     Storage(String),
+}
+
+/// The pool's reason, with hashes in the API's `0x` form.
+fn pool_message(error: &AdmitError) -> String {
+    match error {
+        AdmitError::Duplicate(hash) => format!("transaction 0x{hash} is already in the mempool"),
+        other => other.to_string(),
+    }
 }
 
 /// Runs the stage until the node stops.
@@ -98,6 +106,7 @@ fn admit_batch(
     let (txs, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
     let verdicts = verify_all(txs, pool);
     let mut mempool = shared.mempool.lock();
+    let mut displaced = Vec::new();
     for (verdict, reply) in verdicts.into_iter().zip(replies) {
         let result = match verdict {
             None => Err(Rejection::BadSignature),
@@ -106,7 +115,9 @@ fn admit_batch(
                 // prunes the pool under the same lock after each commit, so
                 // a transaction admitted against a nonce that a block then
                 // used is pruned with it.
-                mempool.admit(tx, nonce).map(drop).map_err(Rejection::from)
+                let out = mempool.admit(tx, nonce).map_err(Rejection::from)?;
+                displaced.extend(out);
+                Ok(())
             }),
         };
         let _ = reply.send(result);
@@ -119,6 +130,8 @@ fn admit_batch(
     if mempool.len() >= shared.max_block_transactions {
         shared.wake.notify_one();
     }
+    drop(mempool);
+    shared.waiters.dropped(&displaced);
 }
 
 /// Checks `tx` against the committed state: not already included, and the

@@ -87,18 +87,22 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
         .iter()
         .map(|tx| tx.hash())
         .collect();
+    let mut pruned = Vec::new();
     {
         let mut pool = shared.mempool.lock();
         for hash in &hashes {
             pool.remove_hash(hash);
         }
+        // What is left below an account's new nonce can never run: another
+        // transaction used its nonce.
         for (key, account) in &produced.output.state_changes {
             let StateKey::Account(address) = key;
-            pool.prune(*address, account.nonce);
+            pruned.extend(pool.prune(*address, account.nonce));
         }
         shared.metrics.mempool_transactions.set(pool.len() as i64);
         shared.metrics.mempool_bytes.set(pool.bytes() as i64);
     }
+    shared.waiters.dropped(&pruned);
     shared.heads.send_replace(Heads {
         head: Arc::new(header.clone()),
         final_height,

@@ -8,9 +8,19 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use tokio::sync::oneshot;
 
+/// How a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// The transaction reached the stage waited for.
+    Reached,
+    /// The transaction left the mempool without being included: replaced by
+    /// a higher fee, evicted, or its nonce was used by another transaction.
+    Dropped,
+}
+
 struct Waiter {
     until: WaitUntil,
-    done: oneshot::Sender<()>,
+    done: oneshot::Sender<WaitEnd>,
 }
 
 /// The waiter table.
@@ -37,7 +47,7 @@ impl Waiters {
         &self,
         hash: Hash,
         until: WaitUntil,
-    ) -> Result<oneshot::Receiver<()>, TooManyWaiters> {
+    ) -> Result<oneshot::Receiver<WaitEnd>, TooManyWaiters> {
         let mut table = self.table.lock();
         if table.1 >= self.limit {
             return Err(TooManyWaiters);
@@ -83,7 +93,7 @@ impl Waiters {
             let mut kept = Vec::new();
             for waiter in list.drain(..) {
                 if stage(waiter.until) <= stage(reached) {
-                    let _ = waiter.done.send(());
+                    let _ = waiter.done.send(WaitEnd::Reached);
                 } else {
                     kept.push(waiter);
                 }
@@ -93,6 +103,26 @@ impl Waiters {
                 map.remove(hash);
             } else {
                 *list = kept;
+            }
+        }
+    }
+}
+
+impl Waiters {
+    /// The transactions `hashes` left the mempool without being included:
+    /// every wait on them ends with [`WaitEnd::Dropped`].
+    pub fn dropped<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash>) {
+        let mut table = self.table.lock();
+        let (map, count) = &mut *table;
+        if map.is_empty() {
+            return;
+        }
+        for hash in hashes {
+            if let Some(list) = map.remove(hash) {
+                *count -= list.len();
+                for waiter in list {
+                    let _ = waiter.done.send(WaitEnd::Dropped);
+                }
             }
         }
     }
@@ -118,16 +148,21 @@ mod tests {
         let mut fin = waiters.register(a, WaitUntil::Final).expect("room");
         assert!(waiters.register(Hash([2; 32]), WaitUntil::Final).is_err());
         waiters.reached([&a], WaitUntil::Included);
-        assert!(included.try_recv().is_ok());
+        assert_eq!(included.try_recv().ok(), Some(WaitEnd::Reached));
         assert!(fin.try_recv().is_err());
         waiters.reached([&a], WaitUntil::Final);
-        assert!(fin.try_recv().is_ok());
+        assert_eq!(fin.try_recv().ok(), Some(WaitEnd::Reached));
         assert!(waiters.register(Hash([2; 32]), WaitUntil::Final).is_ok());
         let abandoned = waiters
             .register(Hash([3; 32]), WaitUntil::Final)
             .expect("room");
         drop(abandoned);
         waiters.forget_abandoned(&Hash([3; 32]));
-        assert!(waiters.register(Hash([4; 32]), WaitUntil::Final).is_ok());
+        let mut replaced = waiters
+            .register(Hash([4; 32]), WaitUntil::Final)
+            .expect("room");
+        waiters.dropped([&Hash([4; 32])]);
+        assert_eq!(replaced.try_recv().ok(), Some(WaitEnd::Dropped));
+        assert!(waiters.register(Hash([5; 32]), WaitUntil::Final).is_ok());
     }
 }

@@ -166,7 +166,7 @@ fn bad_homes_get_clear_errors_and_change_nothing() {
     let text = std::fs::read_to_string(&config).expect("config");
     std::fs::write(
         &config,
-        text.replace("max_per_sender = 1000", "max_per_sender = -1"),
+        text.replace("max_per_sender = 64", "max_per_sender = -1"),
     )
     .expect("write");
     let (ok, _, err) = cli(&["run", "--home", &home], None);

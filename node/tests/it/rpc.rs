@@ -190,6 +190,11 @@ fn every_bad_transaction_gets_its_documented_code() {
         json!([bob.address().to_string(), 0]),
         1012,
     );
+    node.err(
+        "atoll_getAccount",
+        json!([bob.address().to_string(), head + 1000]),
+        1011,
+    );
     node.err("atoll_getBlock", json!([0, head + 1000]), 1011);
     node.err("atoll_getBlock", json!([3, "latest"]), 1010);
 
@@ -209,4 +214,28 @@ fn every_bad_transaction_gets_its_documented_code() {
         node.ok("atoll_getTransactionStatus", json!([hash]))["status"],
         "final"
     );
+}
+
+#[test]
+fn a_waiter_learns_when_its_transaction_is_replaced() {
+    let node = std::sync::Arc::new(Node::start(2, ""));
+    let (alice, bob) = (dev(0), dev(1));
+    // Nonce 1 waits for nonce 0, so it stays in the pool until replaced.
+    let (waiting, _) = transfer(&alice, 1, bob.address(), 1, 1, CHAIN_ID);
+    let waiter = {
+        let node = std::sync::Arc::clone(&node);
+        std::thread::spawn(move || node.call("atoll_sendTransaction", json!([waiting, "final"])))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (dearer, dearer_hash) = transfer(&alice, 1, bob.address(), 1, 2, CHAIN_ID);
+    node.ok("atoll_sendTransaction", json!([dearer]));
+    let (code, message) = waiter
+        .join()
+        .expect("thread")
+        .expect_err("the wait ends in an error");
+    assert_eq!(code, 1016, "{message}");
+    // The replacement goes through once the gap fills.
+    let (first, _) = transfer(&alice, 0, bob.address(), 1, 1, CHAIN_ID);
+    node.ok("atoll_sendTransaction", json!([first]));
+    node.wait_final(&dearer_hash, Duration::from_secs(30));
 }
