@@ -85,6 +85,20 @@ pub fn connect(url: &str) -> anyhow::Result<HttpClient> {
         .with_context(|| format!("bad RPC URL {url:?}"))
 }
 
+/// A client error as one readable line: the node's code and message for a
+/// refused call (jsonrpsee's own text repeats the error object).
+pub fn call_error(err: jsonrpsee::core::ClientError) -> anyhow::Error {
+    match err {
+        jsonrpsee::core::ClientError::Call(call) => anyhow::anyhow!(
+            "error {} ({}): {}",
+            call.code(),
+            crate::rpc::error::code_name(call.code()),
+            call.message()
+        ),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
 /// Runs `atoll keys …`.
 pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
@@ -110,6 +124,7 @@ pub async fn account(address: Address, at: BlockRef, rpc: &RpcArgs) -> anyhow::R
     let info = client
         .get_account(address.to_string(), Some(at))
         .await
+        .map_err(call_error)
         .with_context(|| format!("asking {} for the account", rpc.rpc))?;
     println!("{}", serde_json::to_string_pretty(&info)?);
     Ok(())
@@ -121,6 +136,7 @@ pub async fn status(rpc: &RpcArgs) -> anyhow::Result<()> {
     let status = client
         .status()
         .await
+        .map_err(call_error)
         .with_context(|| format!("asking {} for its status", rpc.rpc))?;
     println!("{}", serde_json::to_string_pretty(&status)?);
     Ok(())
@@ -132,6 +148,7 @@ pub async fn tx_status(hash: String, rpc: &RpcArgs) -> anyhow::Result<()> {
     let status = client
         .get_transaction_status(hash)
         .await
+        .map_err(call_error)
         .with_context(|| format!("asking {} for the transaction", rpc.rpc))?;
     println!("{}", serde_json::to_string_pretty(&status)?);
     Ok(())
@@ -144,13 +161,15 @@ pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
     let status = client
         .status()
         .await
+        .map_err(call_error)
         .with_context(|| format!("cannot reach the node at {}", args.rpc.rpc))?;
     let nonce = match args.nonce {
         Some(nonce) => nonce,
         None => {
             client
                 .get_account(key.address().to_string(), Some(BlockRef::Latest))
-                .await?
+                .await
+                .map_err(call_error)?
                 .nonce
         }
     };
@@ -173,6 +192,7 @@ pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
     let hash = client
         .send_transaction(hex::encode(signed.encode()), Some(until))
         .await
+        .map_err(call_error)
         .context("the node refused the transaction")?;
     println!("transaction {hash}");
     println!(
@@ -183,7 +203,10 @@ pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
         args.fee
     );
     if args.wait {
-        let status = client.get_transaction_status(hash).await?;
+        let status = client
+            .get_transaction_status(hash)
+            .await
+            .map_err(call_error)?;
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         println!("  admitted; follow it with `atoll tx status {hash}`");

@@ -5,7 +5,7 @@ use crate::block::{genesis_block, seal_block};
 use crate::error::ShardError;
 use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
 use crate::signatures::{find_bad_signatures, VerifiedTx};
-use crate::state::{StateProof, StateTree, StateView};
+use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
 use atoll_primitives::{Account, ShardBlock, ShardBlockHeader, ShardLayout, StateKey};
 use atoll_storage::{BlockCommit, ShardStore, StoreIdentity};
 use std::collections::{BTreeMap, HashSet};
@@ -24,6 +24,8 @@ impl StateView for ShardStore {
 pub struct ProducedBlock {
     /// The committed block.
     pub block: ShardBlock,
+    /// Its transactions' hashes, in block order.
+    pub hashes: Vec<atoll_primitives::Hash>,
     /// Its execution result.
     pub output: BlockOutput,
     /// Executor counters.
@@ -35,6 +37,7 @@ pub struct ProducedBlock {
 /// A shard's store, state tree and executor.
 pub struct ShardChain {
     store: Arc<ShardStore>,
+    state: Arc<CachedState>,
     tree: StateTree,
     head: ShardBlockHeader,
     layout: ShardLayout,
@@ -81,6 +84,10 @@ impl ShardChain {
             }
         };
         Ok(ShardChain {
+            state: Arc::new(CachedState::new(
+                Arc::clone(&store),
+                cache::DEFAULT_CAPACITY,
+            )),
             store,
             tree,
             head,
@@ -103,6 +110,12 @@ impl ShardChain {
     /// commits still go through this chain only.
     pub fn shared_store(&self) -> Arc<ShardStore> {
         Arc::clone(&self.store)
+    }
+
+    /// The committed state with its read cache, for readers on other
+    /// threads (mempool admission); it is updated after every commit.
+    pub fn state(&self) -> Arc<CachedState> {
+        Arc::clone(&self.state)
     }
 
     /// The shard layout.
@@ -192,7 +205,7 @@ impl ShardChain {
     ) -> Result<ProducedBlock, ShardError> {
         let timestamp_ms = timestamp_ms.max(self.head.timestamp_ms);
         let ctx = self.context()?;
-        let (output, stats) = self.executor.execute(&ctx, &txs, &*self.store)?;
+        let (output, stats) = self.executor.execute(&ctx, &txs, &*self.state)?;
         let changes: Vec<(StateKey, Option<Account>)> = output
             .state_changes
             .iter()
@@ -209,9 +222,12 @@ impl ShardChain {
             state_changes: &output.state_changes,
             receipts: &output.receipts,
         })?;
+        self.state.apply(&output.state_changes);
         self.tree = tree;
         self.head = block.header.clone();
+        let hashes = txs.iter().map(|tx| tx.hash).collect();
         Ok(ProducedBlock {
+            hashes,
             block,
             output,
             stats,

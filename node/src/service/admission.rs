@@ -148,9 +148,9 @@ fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
         });
     }
     let account = shared
-        .store
+        .state
         .account(&StateKey::Account(tx.sender))
-        .map_err(storage)?
+        .map_err(|e| Rejection::Storage(e.to_string()))?
         .unwrap_or_default();
     if tx.signed.tx.nonce < account.nonce {
         return Err(Rejection::Pool(AdmitError::NonceTooLow {

@@ -23,6 +23,7 @@ use admission::Admission;
 use atoll_config::{GenesisValidator, NodeConfig};
 use atoll_primitives::{ChainId, ShardBlockHeader, ShardId, ShardLayout};
 use atoll_shard::mempool::{Mempool, MempoolLimits};
+use atoll_shard::state::CachedState;
 use atoll_shard::ShardChain;
 use atoll_storage::ShardStore;
 use finality::FinalityRule;
@@ -64,6 +65,9 @@ pub struct Shared {
     pub finality: FinalityRule,
     /// The shard's store, for reads; the producer alone commits.
     pub store: Arc<ShardStore>,
+    /// The committed accounts, cached; admission and block building read
+    /// accounts here.
+    pub state: Arc<CachedState>,
     /// The mempool.
     pub mempool: Mutex<Mempool>,
     /// Wakes the producer early (a full block is waiting, or shutdown).
@@ -127,6 +131,7 @@ impl Service {
             validators,
             finality,
             store: chain.shared_store(),
+            state: chain.state(),
             mempool: Mutex::new(Mempool::new(limits)),
             wake: Condvar::new(),
             heads: watch::Sender::new(Heads {

@@ -65,11 +65,11 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     let max_txs = config.max_transactions.get();
     let txs = {
         let pool = shared.mempool.lock();
-        let store = &shared.store;
+        let state = &shared.state;
         pool.ready(max_txs, config.max_bytes.get(), |sender| {
             // A storage error here reads as nonce 0: nothing of the sender's
             // is ready, and the commit below reports the error.
-            store
+            state
                 .account(&StateKey::Account(*sender))
                 .ok()
                 .flatten()
@@ -80,17 +80,11 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     let produced = chain.produce_verified_block(txs, now_ms())?;
     let header = &produced.block.header;
     let final_height = shared.finality.final_height(header.height);
-    let hashes: Vec<_> = produced
-        .block
-        .body
-        .transactions
-        .iter()
-        .map(|tx| tx.hash())
-        .collect();
+    let hashes = &produced.hashes;
     let mut pruned = Vec::new();
     {
         let mut pool = shared.mempool.lock();
-        for hash in &hashes {
+        for hash in hashes {
             pool.remove_hash(hash);
         }
         // What is left below an account's new nonce can never run: another
@@ -107,9 +101,9 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
         head: Arc::new(header.clone()),
         final_height,
     });
-    shared.waiters.reached(&hashes, WaitUntil::Included);
+    shared.waiters.reached(hashes, WaitUntil::Included);
     if final_height >= header.height {
-        shared.waiters.reached(&hashes, WaitUntil::Final);
+        shared.waiters.reached(hashes, WaitUntil::Final);
     }
     let _ = shared
         .new_heads

@@ -1,6 +1,7 @@
 //! Shard state: the read interface the executor uses, and the authenticated
 //! state tree that commits to every account.
 
+pub mod cache;
 pub mod proof;
 pub mod tree;
 
@@ -8,6 +9,7 @@ use crate::error::ShardError;
 use atoll_primitives::{Account, StateKey};
 use std::collections::HashMap;
 
+pub use cache::CachedState;
 pub use proof::StateProof;
 pub use tree::StateTree;
 

@@ -1,0 +1,140 @@
+//! An in-memory cache of committed accounts in front of the store.
+//!
+//! Every transaction reads its sender's account at admission, again when
+//! its block picks ready nonces, and its sender's and recipient's accounts
+//! during execution; served from RocksDB each read walks the memtable's skip
+//! list. The cache answers repeat reads from a hash map.
+//!
+//! Consistency: the block producer is the only writer. After each commit it
+//! applies the block's state changes ([`CachedState::apply`]), which also
+//! bumps a generation number. A reader that missed and went to the store
+//! inserts what it read only if no commit happened meanwhile, so a value
+//! read before a commit can never overwrite the value after it. Entries are
+//! never evicted; past `capacity` new keys are read through without being
+//! kept, which bounds the memory.
+
+use super::StateView;
+use crate::error::ShardError;
+use atoll_primitives::{Account, StateKey};
+use atoll_storage::ShardStore;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Accounts kept by default (about 80 bytes each).
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
+
+struct Entries {
+    map: HashMap<StateKey, Option<Account>>,
+    generation: u64,
+}
+
+/// The store's committed state, with a bounded read cache.
+pub struct CachedState {
+    store: Arc<ShardStore>,
+    entries: RwLock<Entries>,
+    capacity: usize,
+}
+
+impl CachedState {
+    /// A cache of at most `capacity` accounts over `store`.
+    pub fn new(store: Arc<ShardStore>, capacity: usize) -> CachedState {
+        CachedState {
+            store,
+            entries: RwLock::new(Entries {
+                map: HashMap::new(),
+                generation: 0,
+            }),
+            capacity,
+        }
+    }
+
+    /// The committed value of `key`.
+    pub fn account(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
+        let generation = {
+            let entries = self.entries.read();
+            if let Some(value) = entries.map.get(key) {
+                return Ok(*value);
+            }
+            entries.generation
+        };
+        let value = self.store.account(key)?;
+        let mut entries = self.entries.write();
+        if entries.generation == generation && entries.map.len() < self.capacity {
+            entries.map.insert(*key, value);
+        }
+        Ok(value)
+    }
+
+    /// Records a committed block's final values. Call after the commit.
+    pub fn apply(&self, changes: &[(StateKey, Account)]) {
+        let mut entries = self.entries.write();
+        entries.generation += 1;
+        for (key, value) in changes {
+            if entries.map.len() < self.capacity {
+                entries.map.insert(*key, Some(*value));
+            } else if let Some(slot) = entries.map.get_mut(key) {
+                *slot = Some(*value);
+            }
+        }
+    }
+
+    /// Accounts held.
+    pub fn len(&self) -> usize {
+        self.entries.read().map.len()
+    }
+
+    /// Whether no account is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl StateView for CachedState {
+    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
+        self.account(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::test_key;
+    use atoll_primitives::{ChainId, ShardId};
+    use atoll_storage::StoreIdentity;
+
+    fn store() -> (tempfile::TempDir, Arc<ShardStore>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let identity = StoreIdentity {
+            chain_id: ChainId(1),
+            shard: ShardId(0),
+        };
+        let store = ShardStore::open(dir.path(), identity).expect("store");
+        (dir, Arc::new(store))
+    }
+
+    #[test]
+    fn applied_values_win_and_the_capacity_holds() {
+        let (_dir, store) = store();
+        let cache = CachedState::new(store, 2);
+        let (a, b, c) = (test_key(1), test_key(2), test_key(3));
+        assert_eq!(cache.account(&a).expect("read"), None);
+        let one = Account {
+            balance: 5,
+            nonce: 1,
+        };
+        cache.apply(&[(a, one), (b, one)]);
+        assert_eq!(cache.account(&a).expect("read"), Some(one));
+        assert_eq!(cache.len(), 2);
+        // Full: a new key is read through, not kept; held keys still update.
+        assert_eq!(cache.account(&c).expect("read"), None);
+        assert_eq!(cache.len(), 2);
+        let two = Account {
+            balance: 9,
+            nonce: 2,
+        };
+        cache.apply(&[(a, two), (c, two)]);
+        assert_eq!(cache.account(&a).expect("read"), Some(two));
+        assert_eq!(cache.len(), 2);
+    }
+}
