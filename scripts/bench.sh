@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# The main command of README.md (until the node exists): the execution
-# benchmark on one block of 20,000 transfers over 10,000 accounts, with as
+# The execution benchmark on one block of 20,000 transfers over 10,000 accounts, with as
 # many threads as the machine has cores. Arguments go to `atoll bench execute`
 # (see `--help`), e.g. `--accounts 2 --json`.
 set -euo pipefail

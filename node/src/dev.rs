@@ -47,7 +47,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
     if home.is_initialised() {
         println!(
-            "Reusing the dev home {} (pass --fresh to start over)",
+            "Reusing the dev home {} (its chain and settings are kept, init options are ignored; pass --fresh to start over)",
             root.display()
         );
     } else {
@@ -72,7 +72,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
                 .iter()
                 .find(|(a, _)| *a == first.address())
                 .map_or(0, |(_, b)| *b);
-            home::print_dev_accounts(&home, &dev_keys, balance);
+            home::print_dev_accounts(&home, &dev_keys, genesis.accounts.len(), balance);
             println!();
             println!("Try:");
             println!(

@@ -159,13 +159,13 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
         keys.len()
     );
     if !keys.is_empty() {
-        print_dev_accounts(home, &keys, options.dev_balance);
+        print_dev_accounts(home, &keys, keys.len(), options.dev_balance);
     }
     Ok(())
 }
 
 /// Prints the first dev accounts with their key files.
-pub fn print_dev_accounts(home: &Home, keys: &[KeyPair], balance: u128) {
+pub fn print_dev_accounts(home: &Home, keys: &[KeyPair], total: usize, balance: u128) {
     println!(
         "Dev accounts (every key is listed in {}):",
         home.dev_keys().display()
@@ -177,8 +177,9 @@ pub fn print_dev_accounts(home: &Home, keys: &[KeyPair], balance: u128) {
             home.dev_key_file(i).display()
         );
     }
-    if keys.len() > DEV_PRINTED {
-        println!("  … and {} more", keys.len() - DEV_PRINTED);
+    let shown = keys.len().min(DEV_PRINTED);
+    if total > shown {
+        println!("  … and {} more", total - shown);
     }
 }
 
