@@ -175,6 +175,8 @@ impl Service {
             let _pool = self.shared.mempool.lock();
             self.shared.wake.notify_all();
         }
+        // Clients waiting on `wait_until` get "shutting down" now.
+        self.shared.waiters.close_all();
         // Wake the admission thread, which may be waiting for work.
         let _ = self.shared.admission.try_send(Admission::Stop);
         if let Some(producer) = self.producer.take() {

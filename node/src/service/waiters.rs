@@ -128,6 +128,16 @@ impl Waiters {
     }
 }
 
+impl Waiters {
+    /// Ends every wait (the node is stopping): each waiting client gets an
+    /// answer at once instead of holding the shutdown up.
+    pub fn close_all(&self) {
+        let mut table = self.table.lock();
+        table.0.clear();
+        table.1 = 0;
+    }
+}
+
 fn stage(until: WaitUntil) -> u8 {
     match until {
         WaitUntil::None => 0,

@@ -79,12 +79,31 @@ fn the_client_commands_work_against_a_node_and_sigterm_exits_cleanly() {
         "{err}"
     );
 
+    // A client waiting for a transaction that cannot be included (its nonce
+    // leaves a gap) must not hold the shutdown up.
+    let rpc_addr = node.rpc;
+    let waiter = std::thread::spawn(move || {
+        let (tx, _) =
+            crate::harness::transfer(&dev(1), 5, dev(2).address(), 1, 1, crate::harness::CHAIN_ID);
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "atoll_sendTransaction", "params": [tx, "final"]});
+        crate::harness::try_request(rpc_addr, "POST", "/", body.to_string().as_bytes())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let stopping = Instant::now();
     assert_eq!(
         node.signal(15),
         Some(0),
         "SIGTERM exits 0; log:\n{}",
         node.log()
     );
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+    if let Some((_, body)) = waiter.join().expect("waiter") {
+        assert!(body.contains("1015") || body.is_empty(), "{body}");
+    }
     assert!(node.log().contains("stopped cleanly"));
     node.run();
     assert_eq!(
