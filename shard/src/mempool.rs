@@ -6,6 +6,9 @@
 //! - A transaction already held is refused, and so is a second one with the
 //!   same sender and nonce unless it pays a strictly higher fee (it then
 //!   replaces the first).
+//! - A sender at its limit can still send a nonce below its furthest pending
+//!   one: that one makes room. So a sender whose slots hold only
+//!   transactions waiting on a gap can always send the one that fills it.
 //! - Limits per sender, in total count and in total bytes bound the memory a
 //!   client can fill. When the pool is full, a new transaction evicts the
 //!   cheapest evictable one if it pays more. Only the last transaction of a
@@ -195,14 +198,26 @@ impl Mempool {
                     held_fee: held.fee(),
                 });
             }
-        } else if queue.map_or(0, BTreeMap::len) >= self.limits.max_per_sender.get() {
-            return Err(AdmitError::SenderFull {
-                limit: self.limits.max_per_sender.get(),
-            });
         }
-        let replaced = replaced.map(|held| (held.tx.hash, held.size));
+        let mut replaced = replaced.map(|held| (held.tx.hash, held.size, nonce));
+        if replaced.is_none() && queue.map_or(0, BTreeMap::len) >= self.limits.max_per_sender.get()
+        {
+            // A full sender: a transaction nearer to running takes the slot
+            // of the sender's furthest one, so a sender whose slots hold only
+            // transactions waiting on a gap can still send the one that fills it.
+            match queue.and_then(|q| q.iter().next_back()) {
+                Some((&furthest, held)) if nonce < furthest => {
+                    replaced = Some((held.tx.hash, held.size, furthest));
+                }
+                _ => {
+                    return Err(AdmitError::SenderFull {
+                        limit: self.limits.max_per_sender.get(),
+                    })
+                }
+            }
+        }
         // Room needed after a replacement frees its slot and bytes.
-        let (freed_count, freed_bytes) = replaced.map_or((0, 0), |(_, size)| (1, size));
+        let (freed_count, freed_bytes) = replaced.map_or((0, 0), |(_, size, _)| (1, size));
         let evictions = self.plan_evictions(
             sender,
             fee,
@@ -210,8 +225,8 @@ impl Mempool {
             size.saturating_sub(freed_bytes),
         )?;
         let mut displaced = Vec::new();
-        if let Some((hash, _)) = replaced {
-            self.remove(sender, nonce);
+        if let Some((hash, _, replaced_nonce)) = replaced {
+            self.remove(sender, replaced_nonce);
             displaced.push(hash);
         }
         for (victim, victim_nonce) in evictions {

@@ -130,8 +130,12 @@ fn admit_batch(
     if mempool.len() >= shared.max_block_transactions {
         shared.wake.notify_one();
     }
+    // Appended under the pool's lock, so the producer, which takes the list
+    // after its commit, never misses one displaced before that commit.
+    if !displaced.is_empty() {
+        shared.displaced.lock().extend(displaced);
+    }
     drop(mempool);
-    shared.waiters.dropped(&displaced);
 }
 
 /// Checks `tx` against the committed state: not already included, and the

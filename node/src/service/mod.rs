@@ -80,6 +80,11 @@ pub struct Shared {
     pub admission: mpsc::Sender<Admission>,
     /// Clients waiting for inclusion or finality.
     pub waiters: Waiters,
+    /// Transactions the mempool displaced (replaced or evicted) since the
+    /// last block. Their waiters hear `dropped` only after the next block
+    /// is committed: the block being built may include one of them, taken
+    /// from the pool just before it was displaced.
+    pub displaced: Mutex<Vec<atoll_primitives::Hash>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Set once shutdown began.
@@ -141,6 +146,7 @@ impl Service {
             new_heads,
             admission: admission_tx,
             waiters: Waiters::new(MAX_WAITERS),
+            displaced: Mutex::new(Vec::new()),
             metrics,
             stopping: AtomicBool::new(false),
             max_block_transactions: config.block.max_transactions.get(),

@@ -82,8 +82,10 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     let final_height = shared.finality.final_height(header.height);
     let hashes = &produced.hashes;
     let mut pruned = Vec::new();
+    let displaced;
     {
         let mut pool = shared.mempool.lock();
+        displaced = std::mem::take(&mut *shared.displaced.lock());
         for hash in hashes {
             pool.remove_hash(hash);
         }
@@ -96,7 +98,7 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
         shared.metrics.mempool_transactions.set(pool.len() as i64);
         shared.metrics.mempool_bytes.set(pool.bytes() as i64);
     }
-    shared.waiters.dropped(&pruned);
+
     shared.heads.send_replace(Heads {
         head: Arc::new(header.clone()),
         final_height,
@@ -105,6 +107,9 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     if final_height >= header.height {
         shared.waiters.reached(hashes, WaitUntil::Final);
     }
+    // After the block's own waiters were answered: a displaced transaction
+    // that this block included has no waiter left to tell it was dropped.
+    shared.waiters.dropped(displaced.iter().chain(&pruned));
     let _ = shared
         .new_heads
         .send(Arc::new(head_info(header, final_height >= header.height)));

@@ -207,3 +207,27 @@ fn ready_keeps_the_byte_budget_and_committed_transactions_leave() {
     assert_eq!(pool.len(), 1);
     assert_eq!(pool.bytes(), size);
 }
+
+#[test]
+fn a_full_sender_can_still_send_the_nonce_that_fills_its_gap() {
+    let keys = dev_keys(6, 1);
+    let mut pool = Mempool::new(MempoolLimits {
+        max_transactions: NonZeroUsize::new(100).unwrap(),
+        max_per_sender: NonZeroUsize::new(3).unwrap(),
+        max_nonce_gap: 10,
+        max_bytes: NonZeroUsize::new(1 << 20).unwrap(),
+    });
+    let far = tx(&keys[0], 9, 1);
+    for nonce in [1, 2] {
+        pool.admit(tx(&keys[0], nonce, 1), 0).unwrap();
+    }
+    pool.admit(far.clone(), 0).unwrap();
+    // Full, and nothing is ready: nonce 0 takes the furthest one's slot.
+    assert_eq!(
+        pool.admit(tx(&keys[0], 10, 1), 0),
+        Err(AdmitError::SenderFull { limit: 3 })
+    );
+    assert_eq!(pool.admit(tx(&keys[0], 0, 1), 0), Ok(vec![far.hash]));
+    assert_eq!(pool.len(), 3);
+    assert_eq!(nonces(&pool.ready(10, usize::MAX, |_| 0)), vec![0, 1, 2]);
+}
