@@ -1,8 +1,10 @@
 //! The JSON-RPC server: jsonrpsee, HTTP and WebSocket on one port, JSON-RPC
-//! 2.0 batches accepted. The API is in [`api`], its JSON shapes in
+//! 2.0 batches accepted, their calls run concurrently ([`batch`]). The API
+//! is in [`api`], its JSON shapes in
 //! [`types`], the error codes in [`error`]; `docs/rpc.md` documents it.
 
 pub mod api;
+mod batch;
 pub mod error;
 mod server;
 pub mod types;
@@ -10,6 +12,7 @@ pub mod types;
 use crate::service::Shared;
 use api::AtollApiServer;
 use atoll_config::RpcConfig;
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,8 +40,12 @@ pub async fn start(
         .set_message_buffer_capacity(MESSAGE_BUFFER)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .build();
+    let response_limit = limit.saturating_mul(4) as usize;
+    let middleware = RpcServiceBuilder::new()
+        .layer_fn(move |service| batch::ConcurrentBatches::new(service, response_limit));
     let server = Server::builder()
         .set_config(server_config)
+        .set_rpc_middleware(middleware)
         .build(config.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {}: {e}", config.addr))?;
