@@ -125,6 +125,19 @@ pub struct MempoolConfig {
     pub max_nonce_gap: u64,
     /// Most bytes of encoded transactions held in total. Default: 64 MiB.
     pub max_bytes: NonZeroUsize,
+    /// Most transactions held that wait on a nonce gap (they cannot run
+    /// until the missing nonces arrive), so they never crowd out
+    /// transactions that can. Default: a quarter of `max_transactions`.
+    pub max_queued: Option<NonZeroUsize>,
+}
+
+impl MempoolConfig {
+    /// `max_queued`, or its default: a quarter of `max_transactions`.
+    pub fn max_queued(&self) -> NonZeroUsize {
+        self.max_queued.unwrap_or_else(|| {
+            NonZeroUsize::new(self.max_transactions.get() / 4).unwrap_or(NonZeroUsize::MIN)
+        })
+    }
 }
 
 impl Default for MempoolConfig {
@@ -134,6 +147,7 @@ impl Default for MempoolConfig {
             max_per_sender: NonZeroUsize::new(64).expect("non-zero constant"),
             max_nonce_gap: 128,
             max_bytes: NonZeroUsize::new(64 * 1024 * 1024).expect("non-zero constant"),
+            max_queued: None,
         }
     }
 }
@@ -210,6 +224,16 @@ impl NodeConfig {
                 ),
             ));
         }
+        if self.mempool.max_queued() > self.mempool.max_transactions {
+            return Err(field(
+                "mempool.max_queued",
+                format!(
+                    "{} is more than mempool.max_transactions ({})",
+                    self.mempool.max_queued(),
+                    self.mempool.max_transactions
+                ),
+            ));
+        }
         if self.metrics.enabled && self.metrics.addr == self.rpc.addr && self.rpc.addr.port() != 0 {
             return Err(field(
                 "metrics.addr",
@@ -269,6 +293,9 @@ max_per_sender = {per_sender}
 max_nonce_gap = {gap}
 # Most bytes of encoded transactions held.
 max_bytes = {pool_bytes}
+# Most transactions waiting on a nonce gap (they cannot run yet).
+# Default: a quarter of max_transactions.
+# max_queued = {queued}
 
 [execution]
 # Worker threads for signature checks and execution (default: CPU cores).
@@ -291,6 +318,7 @@ filter = "{filter}"
         per_sender = defaults.mempool.max_per_sender,
         gap = defaults.mempool.max_nonce_gap,
         pool_bytes = defaults.mempool.max_bytes,
+        queued = defaults.mempool.max_queued(),
         min_parallel = defaults.execution.min_parallel_block,
         filter = defaults.log.filter,
     )

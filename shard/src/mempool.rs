@@ -6,6 +6,11 @@
 //! - A transaction already held is refused, and so is a second one with the
 //!   same sender and nonce unless it pays a strictly higher fee (it then
 //!   replaces the first).
+//! - Transactions waiting on a gap ("queued", as opposed to the ready run
+//!   that starts at the account's nonce) have their own bound,
+//!   `max_queued`, below the pool's: they can never fill the pool and lock
+//!   out transactions that could run. The pool keeps each sender's account
+//!   nonce as last told (at admission and after each block) to tell them apart.
 //! - A sender at its limit can still send a nonce below its furthest pending
 //!   one: that one makes room. So a sender whose slots hold only
 //!   transactions waiting on a gap can always send the one that fills it.
@@ -38,6 +43,8 @@ pub struct MempoolLimits {
     pub max_nonce_gap: u64,
     /// Most bytes of encoded transactions held in total.
     pub max_bytes: NonZeroUsize,
+    /// Most transactions held that wait on a nonce gap.
+    pub max_queued: NonZeroUsize,
 }
 
 /// Why a transaction was not admitted. Nothing changed in the pool.
@@ -86,6 +93,13 @@ pub enum AdmitError {
         /// The fee to beat.
         min_fee: u128,
     },
+    /// The transaction would wait on a nonce gap, and as many transactions
+    /// as allowed already do.
+    #[error("{limit} transactions already wait on nonce gaps; send the missing nonces first")]
+    TooManyQueued {
+        /// The bound on queued transactions.
+        limit: usize,
+    },
     /// The transaction alone is larger than the pool's byte limit.
     #[error("the transaction is {size} bytes, more than the pool holds ({limit} bytes)")]
     TooLarge {
@@ -123,6 +137,17 @@ pub struct Mempool {
     evictable: BTreeSet<EvictionKey>,
     bytes: usize,
     arrivals: u64,
+    /// Per sender: its account nonce as last told, and how many of its
+    /// transactions are queued behind a gap.
+    senders: HashMap<Address, SenderState>,
+    /// Queued transactions in total.
+    queued: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct SenderState {
+    account_nonce: u64,
+    queued: usize,
 }
 
 impl Mempool {
@@ -135,7 +160,54 @@ impl Mempool {
             evictable: BTreeSet::new(),
             bytes: 0,
             arrivals: 0,
+            senders: HashMap::new(),
+            queued: 0,
         }
+    }
+
+    /// Transactions held that wait on a nonce gap.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Length of `sender`'s ready run: consecutive nonces held from its
+    /// account nonce.
+    fn ready_run(&self, sender: &Address, account_nonce: u64) -> usize {
+        let Some(queue) = self.by_sender.get(sender) else {
+            return 0;
+        };
+        let mut run = 0;
+        let mut next = account_nonce;
+        while queue.contains_key(&next) {
+            run += 1;
+            match next.checked_add(1) {
+                Some(n) => next = n,
+                None => break,
+            }
+        }
+        run
+    }
+
+    /// Records `sender`'s account nonce (never moving it back) and recounts
+    /// its queued transactions.
+    fn recount(&mut self, sender: Address, account_nonce: Option<u64>) {
+        let old = self.senders.get(&sender).copied().unwrap_or_default();
+        let held = self.by_sender.get(&sender).map_or(0, BTreeMap::len);
+        self.queued -= old.queued;
+        if held == 0 {
+            self.senders.remove(&sender);
+            return;
+        }
+        let nonce = account_nonce.map_or(old.account_nonce, |n| n.max(old.account_nonce));
+        let queued = held - self.ready_run(&sender, nonce);
+        self.queued += queued;
+        self.senders.insert(
+            sender,
+            SenderState {
+                account_nonce: nonce,
+                queued,
+            },
+        );
     }
 
     /// Transactions held.
@@ -217,6 +289,16 @@ impl Mempool {
             }
         }
         // Room needed after a replacement frees its slot and bytes.
+        let known = self
+            .senders
+            .get(&sender)
+            .map_or(account_nonce, |s| s.account_nonce.max(account_nonce));
+        let run_end = known.saturating_add(self.ready_run(&sender, known) as u64);
+        if replaced.is_none() && nonce > run_end && self.queued >= self.limits.max_queued.get() {
+            return Err(AdmitError::TooManyQueued {
+                limit: self.limits.max_queued.get(),
+            });
+        }
         let (freed_count, freed_bytes) = replaced.map_or((0, 0), |(_, size, _)| (1, size));
         let evictions = self.plan_evictions(
             sender,
@@ -235,6 +317,7 @@ impl Mempool {
             }
         }
         self.insert(tx, size);
+        self.recount(sender, Some(account_nonce));
         Ok(displaced)
     }
 
@@ -327,6 +410,7 @@ impl Mempool {
         let pending = removed?;
         self.by_hash.remove(&pending.tx.hash);
         self.bytes -= pending.size;
+        self.recount(sender, None);
         Some(pending.tx.hash)
     }
 
@@ -402,9 +486,11 @@ impl Mempool {
             Some(queue) => queue.range(..account_nonce).map(|(n, _)| *n).collect(),
             None => return Vec::new(),
         };
-        stale
+        let pruned = stale
             .into_iter()
             .filter_map(|nonce| self.remove(sender, nonce))
-            .collect()
+            .collect();
+        self.recount(sender, Some(account_nonce));
+        pruned
     }
 }

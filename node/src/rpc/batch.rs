@@ -71,11 +71,15 @@ where
             let mut answers = Vec::new();
             for entry in batch {
                 match entry {
-                    Ok(BatchEntry::Call(request)) => answers.push(Either::Left(service.call(request))),
+                    Ok(BatchEntry::Call(request)) => {
+                        answers.push(Either::Left(service.call(request)))
+                    }
                     Ok(BatchEntry::Notification(notification)) => notifications.push(notification),
                     Err(err) => {
                         let (err, id) = err.into_parts();
-                        answers.push(Either::Right(std::future::ready(MethodResponse::error(id, err))));
+                        answers.push(Either::Right(std::future::ready(MethodResponse::error(
+                            id, err,
+                        ))));
                     }
                 }
             }

@@ -433,7 +433,9 @@ fn rejection_error(rejection: Rejection) -> ErrorObjectOwned {
             AdmitError::NonceGapTooLarge { .. } => error::NONCE_GAP_TOO_LARGE,
             AdmitError::NonceTaken { .. } => error::REPLACEMENT_UNDERPRICED,
             AdmitError::SenderFull { .. } => error::SENDER_LIMIT,
-            AdmitError::PoolFull { .. } | AdmitError::TooLarge { .. } => error::MEMPOOL_FULL,
+            AdmitError::PoolFull { .. }
+            | AdmitError::TooLarge { .. }
+            | AdmitError::TooManyQueued { .. } => error::MEMPOOL_FULL,
         },
     };
     error(code, rejection.to_string())

@@ -123,6 +123,7 @@ impl Service {
             max_per_sender: config.mempool.max_per_sender,
             max_nonce_gap: config.mempool.max_nonce_gap,
             max_bytes: config.mempool.max_bytes,
+            max_queued: config.mempool.max_queued(),
         };
         let (admission_tx, admission_rx) = mpsc::channel(ADMISSION_QUEUE);
         let (new_heads, _) = broadcast::channel(HEADS_BUFFER);

@@ -435,19 +435,26 @@ fn merge_sections(text: &str, extra: &str) -> String {
             continue;
         };
         let key = key.trim();
-        // Find the key inside its section and replace that line.
+        // Replace the key's line inside its section, or add it after the
+        // section's header when the template leaves it commented out.
         let start = out
             .find(&section)
             .unwrap_or_else(|| panic!("no section {section}"));
-        let rest = &out[start..];
+        let section_end = out[start + 1..]
+            .find("\n[")
+            .map_or(out.len(), |e| start + 1 + e);
         let needle = format!("\n{key} =");
-        let at = rest
-            .find(&needle)
-            .unwrap_or_else(|| panic!("no key {key} in {section}"))
-            + start
-            + 1;
-        let end = out[at..].find('\n').map_or(out.len(), |e| at + e);
-        out.replace_range(at..end, line);
+        match out[start..section_end].find(&needle) {
+            Some(offset) => {
+                let at = start + offset + 1;
+                let end = out[at..].find('\n').map_or(out.len(), |e| at + e);
+                out.replace_range(at..end, line);
+            }
+            None => {
+                let at = start + section.len();
+                out.insert_str(at, &format!("\n{line}"));
+            }
+        }
     }
     out
 }

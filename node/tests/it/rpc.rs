@@ -127,7 +127,7 @@ fn new_heads_arrive_over_websocket() {
 fn every_bad_transaction_gets_its_documented_code() {
     let node = Node::start(
         3,
-        "[mempool]\nmax_transactions = 4\nmax_per_sender = 2\nmax_nonce_gap = 8\n[rpc]\nmax_request_bytes = 65536",
+        "[mempool]\nmax_transactions = 4\nmax_per_sender = 2\nmax_nonce_gap = 8\nmax_queued = 4\n[rpc]\nmax_request_bytes = 65536",
     );
     let (alice, bob, carol) = (dev(0), dev(1), dev(2));
     let send = |tx: &str| json!([tx]);

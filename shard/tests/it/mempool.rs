@@ -14,6 +14,7 @@ fn limits(max_transactions: usize, max_per_sender: usize) -> MempoolLimits {
         max_transactions: NonZeroUsize::new(max_transactions).unwrap(),
         max_per_sender: NonZeroUsize::new(max_per_sender).unwrap(),
         max_nonce_gap: 4,
+        max_queued: NonZeroUsize::new(max_transactions).unwrap(),
         max_bytes: NonZeroUsize::new(1 << 20).unwrap(),
     }
 }
@@ -170,15 +171,18 @@ proptest! {
     #[test]
     fn bounds_hold_under_any_sequence(ops in proptest::collection::vec((0usize..6, 0u64..8, 0u128..10), 1..200)) {
         let keys = dev_keys(6, 6);
-        let lim = limits(7, 3);
+        let lim = MempoolLimits { max_queued: NonZeroUsize::new(4).unwrap(), ..limits(7, 3) };
         let mut pool = Mempool::new(lim);
         let account: HashMap<Address, u64> = keys.iter().map(|k| (k.address(), 1)).collect();
         for (sender, nonce, fee) in ops {
             let _ = pool.admit(tx(&keys[sender], nonce, fee), 1);
             prop_assert!(pool.len() <= 7);
             prop_assert!(pool.bytes() <= lim.max_bytes.get());
+            prop_assert!(pool.queued() <= 4);
         }
         let ready = pool.ready(usize::MAX, usize::MAX, |a| account[a]);
+        // What is not in a ready run is exactly what the pool counts as queued.
+        prop_assert_eq!(pool.queued(), pool.len() - ready.len());
         let mut next: HashMap<Address, u64> = account.clone();
         for t in &ready {
             let expected = next.get_mut(&t.sender).unwrap();
@@ -216,6 +220,7 @@ fn a_full_sender_can_still_send_the_nonce_that_fills_its_gap() {
         max_per_sender: NonZeroUsize::new(3).unwrap(),
         max_nonce_gap: 10,
         max_bytes: NonZeroUsize::new(1 << 20).unwrap(),
+        max_queued: NonZeroUsize::new(100).unwrap(),
     });
     let far = tx(&keys[0], 9, 1);
     for nonce in [1, 2] {
@@ -230,4 +235,30 @@ fn a_full_sender_can_still_send_the_nonce_that_fills_its_gap() {
     assert_eq!(pool.admit(tx(&keys[0], 0, 1), 0), Ok(vec![far.hash]));
     assert_eq!(pool.len(), 3);
     assert_eq!(nonces(&pool.ready(10, usize::MAX, |_| 0)), vec![0, 1, 2]);
+}
+
+#[test]
+fn transactions_behind_gaps_never_crowd_out_ready_ones() {
+    let keys = dev_keys(7, 4);
+    let mut pool = Mempool::new(MempoolLimits {
+        max_queued: NonZeroUsize::new(2).unwrap(),
+        ..limits(10, 5)
+    });
+    pool.admit(tx(&keys[0], 2, 1), 0).unwrap();
+    pool.admit(tx(&keys[1], 3, 1), 0).unwrap();
+    assert_eq!(pool.queued(), 2);
+    assert_eq!(
+        pool.admit(tx(&keys[2], 1, 9), 0),
+        Err(AdmitError::TooManyQueued { limit: 2 })
+    );
+    // Ready ones still enter, and filling a gap turns queued into ready.
+    pool.admit(tx(&keys[2], 0, 1), 0).unwrap();
+    pool.admit(tx(&keys[0], 0, 1), 0).unwrap();
+    pool.admit(tx(&keys[0], 1, 1), 0).unwrap();
+    assert_eq!(pool.queued(), 1);
+    pool.admit(tx(&keys[3], 4, 1), 0).unwrap();
+    assert_eq!(pool.queued(), 2);
+    // A block moves keys[1]'s account to nonce 3: its transaction is ready.
+    assert!(pool.prune(keys[1].address(), 3).is_empty());
+    assert_eq!(pool.queued(), 1);
 }
