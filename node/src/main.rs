@@ -59,6 +59,13 @@ enum Command {
         /// The home directory (made by `atoll init`).
         #[arg(long)]
         home: PathBuf,
+        /// Serve JSON-RPC here instead of config.toml's `rpc.addr`.
+        #[arg(long)]
+        rpc_addr: Option<SocketAddr>,
+        /// Serve metrics here instead of config.toml's `metrics.addr`
+        /// (this also turns metrics on).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Run a local dev node: initialise a home if needed, then run it,
     /// printing the RPC URL and funded dev keys.
@@ -164,9 +171,20 @@ fn init_cli_logging() {
 fn run_cli(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Init { home, init } => home::init(&Home::new(home), &init.options()),
-        Command::Run { home } => {
+        Command::Run {
+            home,
+            rpc_addr,
+            metrics_addr,
+        } => {
             let home = Home::new(home);
-            let config = run::load_config(&home)?;
+            let mut config = run::load_config(&home)?;
+            if let Some(addr) = rpc_addr {
+                config.rpc.addr = addr;
+            }
+            if let Some(addr) = metrics_addr {
+                config.metrics.addr = addr;
+                config.metrics.enabled = true;
+            }
             run::init_logging(&config);
             runtime()?.block_on(run::run(&home, config, |endpoints| {
                 dev::print_endpoints(endpoints);
