@@ -253,7 +253,8 @@ impl Mempool {
                 max_gap,
             });
         }
-        let size = tx.signed.encode().len();
+        // The encoded size, counted without encoding.
+        let size = borsh::object_length(&tx.signed).unwrap_or(usize::MAX);
         if size > self.limits.max_bytes.get() {
             return Err(AdmitError::TooLarge {
                 size,

@@ -11,7 +11,7 @@ use atoll_primitives::{
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{
     BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode,
-    IteratorMode, Options, SingleThreaded, WriteBatch, WriteOptions,
+    IteratorMode, Options, SingleThreaded, SnapshotWithThreadMode, WriteBatch, WriteOptions,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -161,6 +161,21 @@ impl ShardStore {
         }
     }
 
+    /// As [`ShardStore::get`], from `snapshot`.
+    fn get_at<T: BorshDeserialize>(
+        &self,
+        snapshot: &SnapshotWithThreadMode<'_, DBWithThreadMode<SingleThreaded>>,
+        family: &str,
+        what: &'static str,
+        key: &[u8],
+        limit: usize,
+    ) -> Result<Option<T>, StorageError> {
+        match snapshot.get_pinned_cf(self.cf(family), key)? {
+            Some(bytes) => keys::decode(what, key, &bytes, limit).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The newest committed header, None for a store with no block yet.
     pub fn head(&self) -> Result<Option<ShardBlockHeader>, StorageError> {
         let Some(height) = self.get::<u64>(
@@ -236,30 +251,20 @@ impl ShardStore {
         key: &StateKey,
     ) -> Result<(Option<u64>, Option<Account>), StorageError> {
         let snapshot = self.db.snapshot();
-        let read = |family: &str, what: &'static str, key: &[u8]| {
-            snapshot
-                .get_pinned_cf(self.cf(family), key)
-                .map_err(StorageError::from)
-                .map(|bytes| bytes.map(|bytes| (what, key.to_vec(), bytes.to_vec())))
-        };
-        let height = match read(cf::META, "head height", keys::META_HEAD)? {
-            Some((what, key, bytes)) => Some(keys::decode::<u64>(
-                what,
-                &key,
-                &bytes,
-                MAX_SMALL_VALUE_BYTES,
-            )?),
-            None => None,
-        };
-        let account = match read(cf::STATE, "account", &keys::state(key))? {
-            Some((what, key, bytes)) => Some(keys::decode::<Account>(
-                what,
-                &key,
-                &bytes,
-                MAX_SMALL_VALUE_BYTES,
-            )?),
-            None => None,
-        };
+        let height = self.get_at(
+            &snapshot,
+            cf::META,
+            "head height",
+            keys::META_HEAD,
+            MAX_SMALL_VALUE_BYTES,
+        )?;
+        let account = self.get_at(
+            &snapshot,
+            cf::STATE,
+            "account",
+            &keys::state(key),
+            MAX_SMALL_VALUE_BYTES,
+        )?;
         Ok((height, account))
     }
 
