@@ -1,0 +1,14 @@
+//! The beacon coordinator.
+//!
+//! - [`shard_map`]: which shard holds which account, per epoch. The map is
+//!   contiguous ranges of the 20-byte address space plus explicit
+//!   per-account overrides (accounts moved to isolate them), versioned, and
+//!   changed only at epoch boundaries. [`ShardSchedule::shard_of`] is the one
+//!   function every component asks.
+//!
+//! The beacon chain, its store and the BFT protocol come with the next
+//! steps of the sharding and network issues.
+
+pub mod shard_map;
+
+pub use shard_map::{MapError, ShardMap, ShardSchedule};
