@@ -8,11 +8,14 @@
 //!   finds exactly the bad signatures when a batch fails.
 //! - [`execution`]: transaction semantics, the sequential reference executor,
 //!   the declared-dependency executor and the Block-STM executor.
+//! - [`inbox`]: the checks on receipts from other shards (destination,
+//!   finalized source block, Merkle proof, next sequence number).
 
 pub mod block;
 pub mod chain;
 pub mod error;
 pub mod execution;
+pub mod inbox;
 pub mod mempool;
 pub mod signatures;
 pub mod state;

@@ -3,6 +3,7 @@
 
 mod crash;
 mod differential;
+mod inbox;
 mod mempool;
 mod scenario;
 mod semantics;

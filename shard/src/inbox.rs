@@ -1,0 +1,229 @@
+//! Incoming receipts: the checks a destination shard runs before it credits
+//! a receipt from another shard.
+//!
+//! A receipt is accepted only if
+//! - it is addressed to this shard, from another shard;
+//! - the source block it names is one the beacon finalized (the caller's
+//!   `final_header` lookup answers only for finalized headers);
+//! - its Merkle proof places its hash in that header's receipt root for this
+//!   shard; and
+//! - its sequence number is exactly the next one expected from its source
+//!   (the inbox cursor), so each receipt is applied once, in order.
+//!
+//! [`Inbox::check`] checks a list all or nothing and returns the cursors the
+//! list would leave; the caller advances them in the same atomic commit as
+//! the credits (the store refuses a commit whose receipts do not continue
+//! its stored cursors, a second guard against replays).
+
+use atoll_primitives::merkle::MerkleProof;
+use atoll_primitives::{Receipt, ShardBlockHeader, ShardId};
+use borsh::{BorshDeserialize, BorshSerialize};
+use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// A receipt with the evidence that its source shard emitted it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ProvenReceipt {
+    /// The receipt.
+    pub receipt: Receipt,
+    /// Height of the source shard's block that emitted it.
+    pub source_height: u64,
+    /// Proof of the receipt's hash in that block's receipt root for the
+    /// receipt's destination.
+    pub proof: MerkleProof,
+}
+
+/// Why a receipt was refused. Nothing was applied.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ReceiptError {
+    /// Addressed to another shard.
+    #[error("receipt {sequence} from shard {from} is for shard {destination}, not shard {shard}")]
+    WrongDestination {
+        /// Its source shard.
+        from: ShardId,
+        /// Its sequence number.
+        sequence: u64,
+        /// Where it is addressed.
+        destination: ShardId,
+        /// This shard.
+        shard: ShardId,
+    },
+    /// A shard never sends receipts to itself.
+    #[error("receipt {sequence} claims to come from this shard {shard}")]
+    FromSelf {
+        /// Its sequence number.
+        sequence: u64,
+        /// This shard.
+        shard: ShardId,
+    },
+    /// The source block is not (known to be) final.
+    #[error("shard {from} block {height} is not a finalized block this node knows")]
+    SourceNotFinal {
+        /// The source shard.
+        from: ShardId,
+        /// The block height named.
+        height: u64,
+    },
+    /// The proof does not lead to the source block's receipt root.
+    #[error("the proof of receipt {sequence} does not match the receipts shard {from} block {height} sent to shard {destination}")]
+    BadProof {
+        /// The source shard.
+        from: ShardId,
+        /// The receipt's sequence number.
+        sequence: u64,
+        /// The source block height.
+        height: u64,
+        /// This shard.
+        destination: ShardId,
+    },
+    /// Already applied.
+    #[error(
+        "receipt {got} from shard {from} was already applied; the next one expected is {expected}"
+    )]
+    Replayed {
+        /// The source shard.
+        from: ShardId,
+        /// The next sequence number expected.
+        expected: u64,
+        /// The receipt's.
+        got: u64,
+    },
+    /// An earlier receipt of the stream is missing.
+    #[error("receipt {got} from shard {from} skips ahead; the next one expected is {expected}")]
+    Skipped {
+        /// The source shard.
+        from: ShardId,
+        /// The next sequence number expected.
+        expected: u64,
+        /// The receipt's.
+        got: u64,
+    },
+}
+
+/// The inbox of one shard: the next sequence number expected from each
+/// source shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inbox {
+    shard: ShardId,
+    cursors: BTreeMap<ShardId, u64>,
+}
+
+impl Inbox {
+    /// The inbox of `shard` with `cursors` (missing sources: 0).
+    pub fn new(shard: ShardId, cursors: BTreeMap<ShardId, u64>) -> Inbox {
+        Inbox { shard, cursors }
+    }
+
+    /// The next sequence number expected from `source`.
+    pub fn cursor(&self, source: ShardId) -> u64 {
+        self.cursors.get(&source).copied().unwrap_or(0)
+    }
+
+    /// Checks `incoming`, in order, all or nothing. `final_header(source,
+    /// height)` must answer only with headers the beacon finalized. Returns
+    /// the cursors after the whole list, or the index of the first bad
+    /// receipt and why; the inbox itself does not change.
+    pub fn check(
+        &self,
+        incoming: &[ProvenReceipt],
+        final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
+    ) -> Result<BTreeMap<ShardId, u64>, (usize, ReceiptError)> {
+        let mut cursors = self.cursors.clone();
+        for (i, proven) in incoming.iter().enumerate() {
+            let next = self
+                .check_one(proven, &cursors, &final_header)
+                .map_err(|e| (i, e))?;
+            cursors.insert(proven.receipt.source, next);
+        }
+        Ok(cursors)
+    }
+
+    /// Moves the cursors to `cursors` (after the commit that applied them).
+    pub fn advance(&mut self, cursors: BTreeMap<ShardId, u64>) {
+        self.cursors = cursors;
+    }
+
+    fn check_one(
+        &self,
+        proven: &ProvenReceipt,
+        cursors: &BTreeMap<ShardId, u64>,
+        final_header: &impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
+    ) -> Result<u64, ReceiptError> {
+        let receipt = &proven.receipt;
+        let (source, sequence) = (receipt.source, receipt.sequence);
+        if receipt.destination != self.shard {
+            return Err(ReceiptError::WrongDestination {
+                from: source,
+                sequence,
+                destination: receipt.destination,
+                shard: self.shard,
+            });
+        }
+        if source == self.shard {
+            return Err(ReceiptError::FromSelf {
+                sequence,
+                shard: self.shard,
+            });
+        }
+        let expected = cursors.get(&source).copied().unwrap_or(0);
+        if sequence < expected {
+            return Err(ReceiptError::Replayed {
+                from: source,
+                expected,
+                got: sequence,
+            });
+        }
+        if sequence > expected {
+            return Err(ReceiptError::Skipped {
+                from: source,
+                expected,
+                got: sequence,
+            });
+        }
+        let header =
+            final_header(source, proven.source_height).ok_or(ReceiptError::SourceNotFinal {
+                from: source,
+                height: proven.source_height,
+            })?;
+        let root = header
+            .receipt_roots
+            .iter()
+            .find(|(destination, _)| *destination == self.shard)
+            .map(|(_, root)| *root);
+        let proven_ok = header.shard == source
+            && header.height == proven.source_height
+            && root.is_some_and(|root| proven.proof.verify(&root, &receipt.hash()));
+        if !proven_ok {
+            return Err(ReceiptError::BadProof {
+                from: source,
+                sequence,
+                height: proven.source_height,
+                destination: self.shard,
+            });
+        }
+        Ok(expected + 1)
+    }
+}
+
+/// The receipts a source block sent to `destination`, each with its proof
+/// against that block's receipt root (what the source side hands to a relay).
+pub fn prove_receipts(
+    source_height: u64,
+    block_receipts: &[Receipt],
+    destination: ShardId,
+) -> Vec<ProvenReceipt> {
+    let to_destination: Vec<&Receipt> = block_receipts
+        .iter()
+        .filter(|r| r.destination == destination)
+        .collect();
+    let hashes: Vec<_> = to_destination.iter().map(|r| r.hash()).collect();
+    to_destination
+        .into_iter()
+        .enumerate()
+        .map(|(i, receipt)| ProvenReceipt {
+            receipt: receipt.clone(),
+            source_height,
+            proof: MerkleProof::new(&hashes, i).expect("the index is in range"),
+        })
+        .collect()
+}
