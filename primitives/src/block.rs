@@ -4,6 +4,7 @@ use crate::codec::{self, MAX_BLOCK_BYTES, MAX_BLOCK_TRANSACTIONS};
 use crate::error::DecodeError;
 use crate::hash::{domain, Hash};
 use crate::merkle;
+use crate::receipt::ProvenReceipt;
 use crate::shard::ShardId;
 use crate::transaction::{ChainId, SignedTransaction};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -31,6 +32,12 @@ pub struct ShardBlockHeader {
     /// For each destination shard this block sent receipts to (sorted by
     /// shard, no duplicates), the Merkle root over those receipts' hashes.
     pub receipt_roots: Vec<(ShardId, Hash)>,
+    /// Merkle root over the hashes of the receipts from other shards this
+    /// block applied, in order.
+    pub incoming_root: Hash,
+    /// After this block, the next receipt sequence number expected from
+    /// each source shard it ever received from (sorted by shard).
+    pub inbox_cursors: Vec<(ShardId, u64)>,
     /// Number of transactions in the body.
     pub tx_count: u32,
     /// Fees burnt by this block's transactions.
@@ -44,9 +51,13 @@ impl ShardBlockHeader {
     }
 }
 
-/// The body of a shard block: its transactions, in execution order.
+/// The body of a shard block: the receipts it applies, then its
+/// transactions, in execution order.
 #[derive(Clone, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
 pub struct ShardBlockBody {
+    /// Receipts from other shards, credited before the transactions run, in
+    /// order of (source shard, sequence).
+    pub incoming: Vec<ProvenReceipt>,
     /// The transactions, executed in this order.
     pub transactions: Vec<SignedTransaction>,
 }
@@ -59,6 +70,12 @@ impl ShardBlockBody {
             .iter()
             .map(SignedTransaction::hash)
             .collect();
+        merkle::root(&hashes)
+    }
+
+    /// The Merkle root over the incoming receipts' hashes.
+    pub fn incoming_root(&self) -> Hash {
+        let hashes: Vec<Hash> = self.incoming.iter().map(|p| p.receipt.hash()).collect();
         merkle::root(&hashes)
     }
 }
@@ -110,6 +127,27 @@ impl ShardBlock {
         }
         if block.body.tx_root() != block.header.tx_root {
             return Err(invalid("transaction root does not match the body".into()));
+        }
+        let m = block.body.incoming.len();
+        if m > MAX_BLOCK_TRANSACTIONS {
+            return Err(invalid(format!(
+                "{m} incoming receipts, more than the limit of {MAX_BLOCK_TRANSACTIONS}"
+            )));
+        }
+        if block.body.incoming_root() != block.header.incoming_root {
+            return Err(invalid(
+                "incoming receipt root does not match the body".into(),
+            ));
+        }
+        if !block
+            .header
+            .inbox_cursors
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0)
+        {
+            return Err(invalid(
+                "inbox cursors are not sorted by source shard".into(),
+            ));
         }
         Ok(block)
     }

@@ -37,7 +37,7 @@ pub use block::{ShardBlock, ShardBlockBody, ShardBlockHeader, TxFailure, TxOutco
 pub use crypto::{Address, KeyPair, PublicKey, Signature};
 pub use error::{CryptoError, DecodeError};
 pub use hash::Hash;
-pub use receipt::{Receipt, ReceiptAction};
+pub use receipt::{ProvenReceipt, Receipt, ReceiptAction};
 pub use shard::{ShardId, ShardLayout};
 pub use state::{Account, StateKey};
 pub use transaction::{Action, ChainId, SignedTransaction, Transaction};

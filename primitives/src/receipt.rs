@@ -4,6 +4,7 @@ use crate::codec::{self, MAX_RECEIPT_BYTES};
 use crate::crypto::Address;
 use crate::error::DecodeError;
 use crate::hash::{domain, Hash};
+use crate::merkle::MerkleProof;
 use crate::shard::ShardId;
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -52,4 +53,17 @@ impl Receipt {
     pub fn decode(bytes: &[u8]) -> Result<Receipt, DecodeError> {
         codec::decode("receipt", bytes, MAX_RECEIPT_BYTES)
     }
+}
+
+/// A receipt with the evidence that its source shard emitted it: what a
+/// destination shard's block carries for each receipt it applies.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ProvenReceipt {
+    /// The receipt.
+    pub receipt: Receipt,
+    /// Height of the source shard's block that emitted it.
+    pub source_height: u64,
+    /// Proof of the receipt's hash in that block's receipt root for the
+    /// receipt's destination.
+    pub proof: MerkleProof,
 }

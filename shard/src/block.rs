@@ -2,8 +2,8 @@
 
 use crate::execution::{BlockOutput, PreparedTx};
 use atoll_primitives::{
-    merkle, ChainId, Hash, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader, ShardId,
-    TxOutcome,
+    merkle, ChainId, Hash, ProvenReceipt, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader,
+    ShardId, TxOutcome,
 };
 use std::collections::BTreeMap;
 
@@ -20,6 +20,8 @@ pub fn genesis_block(chain_id: ChainId, shard: ShardId, state_root: Hash) -> Sha
             tx_root: merkle::empty_root(),
             outcome_root: merkle::empty_root(),
             receipt_roots: Vec::new(),
+            incoming_root: merkle::empty_root(),
+            inbox_cursors: Vec::new(),
             tx_count: 0,
             burnt_fees: 0,
         },
@@ -53,16 +55,20 @@ pub fn receipt_roots(receipts: &[Receipt]) -> Vec<(ShardId, Hash)> {
         .collect()
 }
 
-/// The child of `parent` holding `txs`, whose execution gave `output` and
-/// left the state with root `state_root`.
+/// The child of `parent` applying `incoming` (which leave the inbox at
+/// `inbox_cursors`) and holding `txs`, whose execution gave `output` and left
+/// the state with root `state_root`.
 pub fn seal_block(
     parent: &ShardBlockHeader,
+    incoming: Vec<ProvenReceipt>,
+    inbox_cursors: Vec<(ShardId, u64)>,
     txs: &[PreparedTx],
     output: &BlockOutput,
     state_root: Hash,
     timestamp_ms: u64,
 ) -> ShardBlock {
     let body = ShardBlockBody {
+        incoming,
         transactions: txs.iter().map(|tx| tx.signed.clone()).collect(),
     };
     let tx_hashes: Vec<Hash> = txs.iter().map(|tx| tx.hash).collect();
@@ -76,6 +82,8 @@ pub fn seal_block(
         tx_root: merkle::root(&tx_hashes),
         outcome_root: outcome_root(txs, &output.outcomes),
         receipt_roots: receipt_roots(&output.receipts),
+        incoming_root: body.incoming_root(),
+        inbox_cursors,
         tx_count: u32::try_from(txs.len()).expect("a block holds far fewer than 2^32 transactions"),
         burnt_fees: output.burnt_fees,
     };

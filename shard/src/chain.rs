@@ -4,9 +4,13 @@
 use crate::block::{genesis_block, seal_block};
 use crate::error::ShardError;
 use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
+use crate::inbox::Inbox;
 use crate::signatures::{find_bad_signatures, VerifiedTx};
 use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
-use atoll_primitives::{Account, ShardBlock, ShardBlockHeader, ShardLayout, StateKey};
+use atoll_primitives::{
+    Account, ProvenReceipt, ReceiptAction, ShardBlock, ShardBlockHeader, ShardId, ShardLayout,
+    StateKey,
+};
 use atoll_storage::{BlockCommit, ShardStore, StoreIdentity};
 use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
@@ -42,6 +46,7 @@ pub struct ShardChain {
     head: ShardBlockHeader,
     layout: ShardLayout,
     executor: Executor,
+    inbox: Inbox,
 }
 
 impl ShardChain {
@@ -83,7 +88,9 @@ impl ShardChain {
                 (tree, block.header)
             }
         };
+        let inbox = Inbox::new(head.shard, head.inbox_cursors.iter().copied().collect());
         Ok(ShardChain {
+            inbox,
             state: Arc::new(CachedState::new(
                 Arc::clone(&store),
                 cache::DEFAULT_CAPACITY,
@@ -166,7 +173,7 @@ impl ShardChain {
                 .collect();
         }
         let rejected = offered - kept.len();
-        self.execute_and_commit(kept, rejected, timestamp_ms)
+        self.execute_and_commit(kept, Vec::new(), rejected, timestamp_ms)
     }
 
     /// As [`ShardChain::produce_block`] for transactions whose signatures
@@ -180,7 +187,62 @@ impl ShardChain {
         let offered = txs.len();
         let kept = self.drop_known(txs.into_iter().map(VerifiedTx::into_inner).collect())?;
         let rejected = offered - kept.len();
-        self.execute_and_commit(kept, rejected, timestamp_ms)
+        self.execute_and_commit(kept, Vec::new(), rejected, timestamp_ms)
+    }
+
+    /// As [`ShardChain::produce_verified_block`], first crediting `incoming`
+    /// receipts from other shards. They are checked all or nothing
+    /// ([`Inbox::check`]) against `final_header`, which must answer only with
+    /// source headers the beacon finalized; a bad one refuses the block and
+    /// changes nothing. The credits, the inbox cursors and the transactions
+    /// commit together.
+    pub fn produce_block_with_receipts(
+        &mut self,
+        txs: Vec<VerifiedTx>,
+        incoming: Vec<ProvenReceipt>,
+        final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
+        timestamp_ms: u64,
+    ) -> Result<ProducedBlock, ShardError> {
+        self.inbox
+            .check(&incoming, final_header)
+            .map_err(|(index, error)| ShardError::Receipt { index, error })?;
+        let offered = txs.len();
+        let kept = self.drop_known(txs.into_iter().map(VerifiedTx::into_inner).collect())?;
+        let rejected = offered - kept.len();
+        self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
+    }
+
+    /// The next receipt sequence number this shard expects from `source`.
+    pub fn inbox_cursor(&self, source: ShardId) -> u64 {
+        self.inbox.cursor(source)
+    }
+
+    /// The balances `incoming` leaves, read on top of the committed state.
+    fn credits(
+        &self,
+        incoming: &[ProvenReceipt],
+    ) -> Result<BTreeMap<StateKey, Account>, ShardError> {
+        let mut credits: BTreeMap<StateKey, Account> = BTreeMap::new();
+        for proven in incoming {
+            let receipt = &proven.receipt;
+            let ReceiptAction::Transfer { to, amount } = receipt.action;
+            let key = StateKey::Account(to);
+            let mut account = match credits.get(&key) {
+                Some(account) => *account,
+                None => self.state.account(&key)?.unwrap_or_default(),
+            };
+            account.balance =
+                account
+                    .balance
+                    .checked_add(amount)
+                    .ok_or(ShardError::CreditOverflow {
+                        from: receipt.source,
+                        sequence: receipt.sequence,
+                        to,
+                    })?;
+            credits.insert(key, account);
+        }
+        Ok(credits)
     }
 
     /// `txs` without repeats and without transactions already in the chain.
@@ -200,12 +262,30 @@ impl ShardChain {
     fn execute_and_commit(
         &mut self,
         txs: Vec<PreparedTx>,
+        incoming: Vec<ProvenReceipt>,
         rejected: usize,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
         let timestamp_ms = timestamp_ms.max(self.head.timestamp_ms);
         let ctx = self.context()?;
-        let (output, stats) = self.executor.execute(&ctx, &txs, &*self.state)?;
+        let credits = self.credits(&incoming)?;
+        let (mut output, stats) = if credits.is_empty() {
+            self.executor.execute(&ctx, &txs, &*self.state)?
+        } else {
+            let view = Credited {
+                base: &*self.state,
+                credits: &credits,
+            };
+            self.executor.execute(&ctx, &txs, &view)?
+        };
+        if !credits.is_empty() {
+            output.state_changes =
+                merge_changes(credits, std::mem::take(&mut output.state_changes));
+        }
+        let mut cursors: BTreeMap<ShardId, u64> = self.head.inbox_cursors.iter().copied().collect();
+        for proven in &incoming {
+            cursors.insert(proven.receipt.source, proven.receipt.sequence + 1);
+        }
         let changes: Vec<(StateKey, Option<Account>)> = output
             .state_changes
             .iter()
@@ -215,7 +295,15 @@ impl ShardChain {
         self.executor
             .pool()
             .install(|| tree.update_parallel(&changes));
-        let block = seal_block(&self.head, &txs, &output, tree.root(), timestamp_ms);
+        let block = seal_block(
+            &self.head,
+            incoming,
+            cursors.iter().map(|(s, c)| (*s, *c)).collect(),
+            &txs,
+            &output,
+            tree.root(),
+            timestamp_ms,
+        );
         self.store.commit_block(&BlockCommit {
             block: &block,
             outcomes: &output.outcomes,
@@ -223,6 +311,7 @@ impl ShardChain {
             receipts: &output.receipts,
         })?;
         self.state.apply(&output.state_changes);
+        self.inbox.advance(cursors);
         self.tree = tree;
         self.head = block.header.clone();
         let hashes = txs.iter().map(|tx| tx.hash).collect();
@@ -250,4 +339,40 @@ impl ShardChain {
             outbox,
         })
     }
+}
+
+/// The committed state with a block's credits on top, for its transactions.
+struct Credited<'a> {
+    base: &'a dyn StateView,
+    credits: &'a BTreeMap<StateKey, Account>,
+}
+
+impl StateView for Credited<'_> {
+    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
+        match self.credits.get(key) {
+            Some(account) => Ok(Some(*account)),
+            None => self.base.get(key),
+        }
+    }
+}
+
+/// The block's final write set: the credited accounts, overwritten by what
+/// the transactions then wrote (both sorted by key).
+fn merge_changes(
+    credits: BTreeMap<StateKey, Account>,
+    written: Vec<(StateKey, Account)>,
+) -> Vec<(StateKey, Account)> {
+    let mut merged = Vec::with_capacity(credits.len() + written.len());
+    let mut written = written.into_iter().peekable();
+    for (key, credited) in credits {
+        while let Some(entry) = written.next_if(|(k, _)| *k < key) {
+            merged.push(entry);
+        }
+        match written.next_if(|(k, _)| *k == key) {
+            Some(entry) => merged.push(entry),
+            None => merged.push((key, credited)),
+        }
+    }
+    merged.extend(written);
+    merged
 }

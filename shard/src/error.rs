@@ -18,6 +18,25 @@ pub enum ShardError {
         /// Root of the stored state.
         stored: atoll_primitives::Hash,
     },
+    /// An incoming receipt was refused; nothing was applied.
+    #[error("incoming receipt {index}: {error}")]
+    Receipt {
+        /// Its position in the list offered.
+        index: usize,
+        /// Why.
+        error: crate::inbox::ReceiptError,
+    },
+    /// A credit would overflow a balance, which conservation rules out: the
+    /// state or a source shard is corrupt.
+    #[error("crediting receipt {sequence} from shard {from} would overflow the balance of {to}")]
+    CreditOverflow {
+        /// The source shard.
+        from: atoll_primitives::ShardId,
+        /// The receipt's sequence number.
+        sequence: u64,
+        /// The recipient.
+        to: atoll_primitives::Address,
+    },
     /// The executor's worker pool could not be created.
     #[error("cannot start {threads} executor threads: {reason}")]
     ThreadPool {

@@ -16,22 +16,10 @@
 //! its stored cursors, a second guard against replays).
 
 use atoll_primitives::merkle::MerkleProof;
+pub use atoll_primitives::ProvenReceipt;
 use atoll_primitives::{Receipt, ShardBlockHeader, ShardId};
-use borsh::{BorshDeserialize, BorshSerialize};
 use std::collections::BTreeMap;
 use thiserror::Error;
-
-/// A receipt with the evidence that its source shard emitted it.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct ProvenReceipt {
-    /// The receipt.
-    pub receipt: Receipt,
-    /// Height of the source shard's block that emitted it.
-    pub source_height: u64,
-    /// Proof of the receipt's hash in that block's receipt root for the
-    /// receipt's destination.
-    pub proof: MerkleProof,
-}
 
 /// Why a receipt was refused. Nothing was applied.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]

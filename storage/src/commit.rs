@@ -4,8 +4,8 @@ use crate::error::StorageError;
 use crate::keys::{self, cf};
 use crate::shard_store::{sync_write, ShardStore, TxLocation, MAX_SMALL_VALUE_BYTES};
 use atoll_primitives::{
-    codec, merkle, Account, Hash, Receipt, ShardBlock, ShardBlockHeader, ShardId, StateKey,
-    TxOutcome,
+    codec, merkle, Account, Hash, ProvenReceipt, Receipt, ShardBlock, ShardBlockHeader, ShardId,
+    StateKey, TxOutcome,
 };
 use rocksdb::WriteBatch;
 use std::collections::{BTreeMap, HashSet};
@@ -56,6 +56,7 @@ impl ShardStore {
             .map(|tx| tx.hash())
             .collect();
         check_body(commit, &tx_hashes)?;
+        self.check_incoming(&commit.block.header, &commit.block.body.incoming)?;
         let cursors = self.check_receipts(commit.receipts)?;
         self.check_transactions_are_new(header.height, &tx_hashes)?;
         let batch = self.commit_batch(commit, &tx_hashes, &cursors);
@@ -78,6 +79,55 @@ impl ShardStore {
                 expected: identity.shard,
                 found: header.shard,
             });
+        }
+        Ok(())
+    }
+
+    /// The incoming receipts continue the parent's inbox cursors, one
+    /// sequence number at a time, and the header records where they end.
+    fn check_incoming(
+        &self,
+        header: &ShardBlockHeader,
+        incoming: &[ProvenReceipt],
+    ) -> Result<(), StorageError> {
+        let invalid = |reason: String| StorageError::IncomingReceipt {
+            height: header.height,
+            reason,
+        };
+        let shard = self.identity().shard;
+        let mut cursors: BTreeMap<ShardId, u64> = match self.head()? {
+            Some(parent) => parent.inbox_cursors.into_iter().collect(),
+            None => BTreeMap::new(),
+        };
+        for (i, proven) in incoming.iter().enumerate() {
+            let receipt = &proven.receipt;
+            if receipt.destination != shard || receipt.source == shard {
+                return Err(invalid(format!(
+                    "incoming receipt {i} goes from shard {} to shard {}, but this is shard {shard}",
+                    receipt.source, receipt.destination
+                )));
+            }
+            let next = cursors.entry(receipt.source).or_insert(0);
+            if receipt.sequence != *next {
+                return Err(invalid(format!(
+                    "incoming receipt {i} from shard {} has sequence {}, but the next one is {next}",
+                    receipt.source, receipt.sequence
+                )));
+            }
+            *next += 1;
+        }
+        let cursors: Vec<(ShardId, u64)> = cursors.into_iter().collect();
+        if cursors != header.inbox_cursors {
+            return Err(invalid(format!(
+                "the header's inbox cursors {:?} are not where the receipts end, {cursors:?}",
+                header.inbox_cursors
+            )));
+        }
+        let hashes: Vec<Hash> = incoming.iter().map(|p| p.receipt.hash()).collect();
+        if merkle::root(&hashes) != header.incoming_root {
+            return Err(invalid(
+                "the header's incoming_root is not the root of the body's receipts".into(),
+            ));
         }
         Ok(())
     }

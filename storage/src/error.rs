@@ -165,6 +165,17 @@ pub enum StorageError {
         found: u64,
     },
 
+    /// The block's incoming receipts do not continue the inbox: one is
+    /// addressed elsewhere, replayed, out of order, or the header's cursors
+    /// or root do not match them.
+    #[error("block at height {height}: {reason}: each receipt from another shard is applied once, in sequence order")]
+    IncomingReceipt {
+        /// The block height.
+        height: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A transaction is already in the chain (or twice in this block).
     #[error("transaction {hash} is already included in the block at height {height}: a transaction is included at most once, drop it from the block")]
     DuplicateTransaction {

@@ -54,7 +54,10 @@ pub fn block(
     parent: Option<&ShardBlockHeader>,
     transactions: Vec<SignedTransaction>,
 ) -> ShardBlock {
-    let body = ShardBlockBody { transactions };
+    let body = ShardBlockBody {
+        incoming: Vec::new(),
+        transactions,
+    };
     let header = ShardBlockHeader {
         chain_id: CHAIN,
         shard: SHARD,
@@ -65,6 +68,8 @@ pub fn block(
         tx_root: body.tx_root(),
         outcome_root: Hash::ZERO,
         receipt_roots: Vec::new(),
+        incoming_root: body.incoming_root(),
+        inbox_cursors: Vec::new(),
         tx_count: body.transactions.len() as u32,
         burnt_fees: 0,
     };

@@ -337,3 +337,74 @@ fn refused_commit_with_state_changes_writes_no_state() {
     );
     assert_eq!(store.account(&key(50)).unwrap(), None);
 }
+
+#[test]
+fn incoming_receipts_must_continue_the_inbox() {
+    use atoll_primitives::merkle::MerkleProof;
+    use atoll_primitives::{ProvenReceipt, ReceiptAction};
+    let (_dir, store, first) = store_with_two_blocks();
+    // SHARD (1) receives from shard 0; proofs are the inbox's business,
+    // the store checks order, destination, cursors and root.
+    let incoming = |source: u16, destination: u16, sequence: u64| ProvenReceipt {
+        receipt: Receipt {
+            source: ShardId(source),
+            destination: ShardId(destination),
+            sequence,
+            origin: Hash([9; 32]),
+            action: ReceiptAction::Transfer {
+                to: atoll_primitives::Address([5; 20]),
+                amount: 3,
+            },
+        },
+        source_height: 1,
+        proof: MerkleProof::new(&[Hash([1; 32])], 0).unwrap(),
+    };
+    let with_incoming = |list: Vec<ProvenReceipt>, cursors: Vec<(ShardId, u64)>| {
+        let mut block = next(&first, 0);
+        block.body.incoming = list;
+        block.header.incoming_root = block.body.incoming_root();
+        block.header.inbox_cursors = cursors;
+        block
+    };
+    let outcomes = outcomes(1);
+    let cases = [
+        // A gap: the stream from shard 0 starts at 0.
+        with_incoming(vec![incoming(0, 1, 1)], vec![(ShardId(0), 2)]),
+        // Addressed to another shard, or from this one.
+        with_incoming(vec![incoming(0, 2, 0)], vec![(ShardId(0), 1)]),
+        with_incoming(vec![incoming(1, 1, 0)], vec![(ShardId(1), 1)]),
+        // Cursors that do not match the receipts.
+        with_incoming(vec![incoming(0, 1, 0)], vec![(ShardId(0), 5)]),
+        with_incoming(
+            vec![incoming(0, 1, 0), incoming(0, 1, 0)],
+            vec![(ShardId(0), 1)],
+        ),
+    ];
+    for block in &cases {
+        let err = assert_rejected(&store, commit(block, &outcomes));
+        assert!(matches!(err, StorageError::IncomingReceipt { .. }), "{err}");
+    }
+    // A wrong root.
+    let mut block = with_incoming(vec![incoming(0, 1, 0)], vec![(ShardId(0), 1)]);
+    block.header.incoming_root = Hash([7; 32]);
+    let err = assert_rejected(&store, commit(&block, &outcomes));
+    assert!(matches!(err, StorageError::IncomingReceipt { .. }), "{err}");
+    // The right one commits, and the same receipt again is then refused.
+    let good = with_incoming(vec![incoming(0, 1, 0)], vec![(ShardId(0), 1)]);
+    store.commit_block(&commit(&good, &outcomes)).unwrap();
+    let mut again = block_after(&good, vec![incoming(0, 1, 0)], vec![(ShardId(0), 2)]);
+    again.header.incoming_root = again.body.incoming_root();
+    let err = assert_rejected(&store, commit(&again, &outcomes));
+    assert!(matches!(err, StorageError::IncomingReceipt { .. }), "{err}");
+}
+
+fn block_after(
+    parent: &ShardBlock,
+    incoming: Vec<atoll_primitives::ProvenReceipt>,
+    cursors: Vec<(ShardId, u64)>,
+) -> ShardBlock {
+    let mut block = block(Some(&parent.header), vec![transfer(3, 0)]);
+    block.body.incoming = incoming;
+    block.header.inbox_cursors = cursors;
+    block
+}
