@@ -18,7 +18,9 @@ use std::path::Path;
 
 /// Version of the store layout (column families, key and value encodings).
 /// Bump it whenever a stored byte would be read differently.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: shard headers carry the incoming receipt root and inbox cursors, and
+/// bodies the proven incoming receipts.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Largest encoded meta value accepted (they are a few bytes each).
 const MAX_META_BYTES: usize = 64;

@@ -113,17 +113,17 @@ fn other_schema_version_is_refused() {
         let families = RawDb::list_cf(&Options::default(), dir.path()).unwrap();
         let db = RawDb::open_cf(&Options::default(), dir.path(), &families).unwrap();
         let meta = db.cf_handle("meta").unwrap();
-        db.put_cf(meta, b"schema_version", codec::encode(&2u32))
+        db.put_cf(meta, b"schema_version", codec::encode(&1u32))
             .unwrap();
     }
     let err = refuse(dir.path(), identity());
     assert!(
-        matches!(err, StorageError::SchemaVersion { found: 2, .. }),
+        matches!(err, StorageError::SchemaVersion { found: 1, .. }),
         "{err}"
     );
     let message = err.to_string();
     assert!(
-        message.contains("was written with store schema version 2; this atoll reads version 1"),
+        message.contains("was written with store schema version 1; this atoll reads version 2"),
         "{message}"
     );
 }
