@@ -6,9 +6,15 @@
 //!   changed only at epoch boundaries. [`ShardSchedule::shard_of`] is the one
 //!   function every component asks.
 //!
-//! The beacon chain, its store and the BFT protocol come with the next
-//! steps of the sharding and network issues.
+//! - [`beacon`]: the beacon's state machine: each beacon block records the
+//!   shard headers committed since the last one, each extending its shard's
+//!   chain; a recorded header is final, and receipts are proven against it.
+//!
+//! The beacon's store and the BFT protocol come with the next steps of the
+//! sharding and network issues.
 
+pub mod beacon;
 pub mod shard_map;
 
+pub use beacon::{Beacon, BeaconBlock, BeaconError};
 pub use shard_map::{MapError, ShardMap, ShardSchedule};
