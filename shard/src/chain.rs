@@ -212,6 +212,11 @@ impl ShardChain {
         self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
     }
 
+    /// The next receipt sequence number this shard expects from each source.
+    pub fn inbox_cursors(&self) -> BTreeMap<ShardId, u64> {
+        self.head.inbox_cursors.iter().copied().collect()
+    }
+
     /// The next receipt sequence number this shard expects from `source`.
     pub fn inbox_cursor(&self, source: ShardId) -> u64 {
         self.inbox.cursor(source)

@@ -10,6 +10,8 @@
 //!   the declared-dependency executor and the Block-STM executor.
 //! - [`inbox`]: the checks on receipts from other shards (destination,
 //!   finalized source block, Merkle proof, next sequence number).
+//! - [`relay`]: moving proven receipts from source to destination shards,
+//!   bounded per destination, dropped only once acknowledged.
 
 pub mod block;
 pub mod chain;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod execution;
 pub mod inbox;
 pub mod mempool;
+pub mod relay;
 pub mod signatures;
 pub mod state;
 pub mod workload;

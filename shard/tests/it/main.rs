@@ -8,4 +8,5 @@ mod inbox;
 mod mempool;
 mod scenario;
 mod semantics;
+mod sharded;
 mod signatures;

@@ -1,0 +1,164 @@
+//! Carrying receipts from source shards to destination shards.
+//!
+//! [`ReceiptRelay`] is the interface: a source shard hands over the receipts
+//! of each block once the beacon has finalized it, with their proofs; a
+//! destination asks for the receipts that follow its inbox cursors, applies
+//! them, and acknowledges its new cursors. Nothing is dropped before it is
+//! acknowledged, so a destination that fails before its commit asks again
+//! and gets the same receipts. [`InProcessRelay`] is the implementation
+//! for shards in one process; the network issue adds one over libp2p.
+//!
+//! Backpressure: each destination's backlog is bounded; a source must not
+//! hand over more when [`ReceiptRelay::congested`] says so (its cross-shard
+//! transfers then wait in its mempool).
+
+use crate::inbox::prove_receipts;
+use atoll_primitives::{ProvenReceipt, Receipt, ShardId};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, VecDeque};
+use thiserror::Error;
+
+/// The relay refused receipts: the destination's backlog is full.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("shard {destination} has {backlog} receipts waiting, its limit; hold cross-shard transfers to it back")]
+pub struct Congested {
+    /// The destination.
+    pub destination: ShardId,
+    /// Its backlog.
+    pub backlog: usize,
+}
+
+/// Moves proven receipts from sources to destinations.
+pub trait ReceiptRelay: Send + Sync {
+    /// Hands over the receipts a final source block emitted (all
+    /// destinations), proving each against that block's header. All or
+    /// nothing: refused if any destination is congested.
+    fn publish(&self, source_height: u64, receipts: &[Receipt]) -> Result<(), Congested>;
+
+    /// Up to `max` receipts for `destination` that follow `cursors` (next
+    /// sequence expected per source), in (source, sequence) order.
+    fn pending(
+        &self,
+        destination: ShardId,
+        cursors: &BTreeMap<ShardId, u64>,
+        max: usize,
+    ) -> Vec<ProvenReceipt>;
+
+    /// `destination` applied everything below `cursors`: forget it.
+    fn acknowledge(&self, destination: ShardId, cursors: &BTreeMap<ShardId, u64>);
+
+    /// Whether `destination`'s backlog is at its bound.
+    fn congested(&self, destination: ShardId) -> bool;
+}
+
+/// A relay between shards of one process.
+pub struct InProcessRelay {
+    /// Per destination, per source: receipts not yet acknowledged, in order.
+    queues: Mutex<BTreeMap<ShardId, BTreeMap<ShardId, VecDeque<ProvenReceipt>>>>,
+    max_backlog: usize,
+}
+
+impl InProcessRelay {
+    /// A relay holding at most `max_backlog` receipts per destination.
+    pub fn new(max_backlog: usize) -> InProcessRelay {
+        InProcessRelay {
+            queues: Mutex::new(BTreeMap::new()),
+            max_backlog,
+        }
+    }
+
+    /// The value carried by every receipt handed over and not yet
+    /// acknowledged (counted in the supply as in flight).
+    pub fn in_flight_value(&self) -> u128 {
+        self.queues
+            .lock()
+            .values()
+            .flat_map(|sources| sources.values())
+            .flat_map(|queue| queue.iter())
+            .map(|p| p.receipt.value())
+            .sum()
+    }
+
+    /// Receipts waiting for `destination`.
+    pub fn backlog(&self, destination: ShardId) -> usize {
+        self.queues
+            .lock()
+            .get(&destination)
+            .map_or(0, |sources| sources.values().map(VecDeque::len).sum())
+    }
+}
+
+impl ReceiptRelay for InProcessRelay {
+    fn publish(&self, source_height: u64, receipts: &[Receipt]) -> Result<(), Congested> {
+        let mut by_destination: BTreeMap<ShardId, usize> = BTreeMap::new();
+        for receipt in receipts {
+            *by_destination.entry(receipt.destination).or_default() += 1;
+        }
+        let mut queues = self.queues.lock();
+        for (destination, count) in &by_destination {
+            let backlog: usize = queues
+                .get(destination)
+                .map_or(0, |sources| sources.values().map(VecDeque::len).sum());
+            if backlog + count > self.max_backlog {
+                return Err(Congested {
+                    destination: *destination,
+                    backlog,
+                });
+            }
+        }
+        for destination in by_destination.keys() {
+            for proven in prove_receipts(source_height, receipts, *destination) {
+                queues
+                    .entry(*destination)
+                    .or_default()
+                    .entry(proven.receipt.source)
+                    .or_default()
+                    .push_back(proven);
+            }
+        }
+        Ok(())
+    }
+
+    fn pending(
+        &self,
+        destination: ShardId,
+        cursors: &BTreeMap<ShardId, u64>,
+        max: usize,
+    ) -> Vec<ProvenReceipt> {
+        let queues = self.queues.lock();
+        let Some(sources) = queues.get(&destination) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (source, queue) in sources {
+            let next = cursors.get(source).copied().unwrap_or(0);
+            out.extend(
+                queue
+                    .iter()
+                    .skip_while(|p| p.receipt.sequence < next)
+                    .take(max - out.len())
+                    .cloned(),
+            );
+            if out.len() >= max {
+                break;
+            }
+        }
+        out
+    }
+
+    fn acknowledge(&self, destination: ShardId, cursors: &BTreeMap<ShardId, u64>) {
+        let mut queues = self.queues.lock();
+        if let Some(sources) = queues.get_mut(&destination) {
+            for (source, queue) in sources.iter_mut() {
+                let next = cursors.get(source).copied().unwrap_or(0);
+                while queue.front().is_some_and(|p| p.receipt.sequence < next) {
+                    queue.pop_front();
+                }
+            }
+        }
+    }
+
+    fn congested(&self, destination: ShardId) -> bool {
+        self.backlog(destination) >= self.max_backlog
+    }
+}
