@@ -12,8 +12,10 @@
 //! hand over more when [`ReceiptRelay::congested`] says so (its cross-shard
 //! transfers then wait in its mempool).
 
+use crate::error::ShardError;
 use crate::inbox::prove_receipts;
 use atoll_primitives::{ProvenReceipt, Receipt, ShardId};
+use atoll_storage::ShardStore;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use thiserror::Error;
@@ -77,6 +79,25 @@ impl InProcessRelay {
             .flat_map(|queue| queue.iter())
             .map(|p| p.receipt.value())
             .sum()
+    }
+
+    /// Puts back receipts read from the source stores after a restart
+    /// ([`proven_from_store`]); receipts already queued are not doubled.
+    pub fn restore(&self, proven: Vec<ProvenReceipt>) {
+        let mut queues = self.queues.lock();
+        for receipt in proven {
+            let queue = queues
+                .entry(receipt.receipt.destination)
+                .or_default()
+                .entry(receipt.receipt.source)
+                .or_default();
+            if queue
+                .back()
+                .is_none_or(|last| last.receipt.sequence < receipt.receipt.sequence)
+            {
+                queue.push_back(receipt);
+            }
+        }
     }
 
     /// Receipts waiting for `destination`.
@@ -161,4 +182,55 @@ impl ReceiptRelay for InProcessRelay {
     fn congested(&self, destination: ShardId) -> bool {
         self.backlog(destination) >= self.max_backlog
     }
+}
+
+/// The receipts `store`'s shard sent to `destination` from sequence `from`
+/// on, with their proofs, read back from the store: what a relay that lost
+/// its memory (a restart) hands over again. Proofs need every receipt of the
+/// emitting block to that destination, so whole blocks are read; reading
+/// stops at the first block boundary past `max` receipts.
+pub fn proven_from_store(
+    store: &ShardStore,
+    destination: ShardId,
+    from: u64,
+    max: usize,
+) -> Result<Vec<ProvenReceipt>, ShardError> {
+    let Some(first) = store.outgoing_receipt_at(destination, from)? else {
+        return Ok(Vec::new());
+    };
+    // Back to the first receipt of `from`'s block.
+    let mut start = from;
+    while start > 0 {
+        match store.outgoing_receipt_at(destination, start - 1)? {
+            Some(earlier) if earlier.height == first.height => start -= 1,
+            _ => break,
+        }
+    }
+    let mut out = Vec::new();
+    let mut sequence = start;
+    let mut height = first.height;
+    let mut block: Vec<Receipt> = Vec::new();
+    loop {
+        match store.outgoing_receipt_at(destination, sequence)? {
+            Some(stored) if stored.height == height => block.push(stored.receipt),
+            next => {
+                // `block` is whole: prove it, keep what is at or after `from`.
+                out.extend(
+                    prove_receipts(height, &block, destination)
+                        .into_iter()
+                        .filter(|p| p.receipt.sequence >= from),
+                );
+                block.clear();
+                match next {
+                    Some(stored) if out.len() < max => {
+                        height = stored.height;
+                        block.push(stored.receipt);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        sequence += 1;
+    }
+    Ok(out)
 }

@@ -2,7 +2,9 @@
 
 use crate::error::StorageError;
 use crate::keys::{self, cf};
-use crate::shard_store::{sync_write, ShardStore, TxLocation, MAX_SMALL_VALUE_BYTES};
+use crate::shard_store::{
+    sync_write, ShardStore, StoredReceipt, TxLocation, MAX_SMALL_VALUE_BYTES,
+};
 use atoll_primitives::{
     codec, merkle, Account, Hash, ProvenReceipt, Receipt, ShardBlock, ShardBlockHeader, ShardId,
     StateKey, TxOutcome,
@@ -259,7 +261,11 @@ impl ShardStore {
         let receipts = self.cf(cf::RECEIPTS);
         for receipt in commit.receipts {
             let key = keys::receipt(receipt.destination, receipt.sequence);
-            batch.put_cf(receipts, key, codec::encode(receipt));
+            let stored = StoredReceipt {
+                height: commit.block.header.height,
+                receipt: receipt.clone(),
+            };
+            batch.put_cf(receipts, key, codec::encode(&stored));
         }
         let meta = self.cf(cf::META);
         for (destination, cursor) in cursors {

@@ -54,4 +54,4 @@ mod shard_store;
 pub use commit::BlockCommit;
 pub use error::StorageError;
 pub use schema::{StoreIdentity, SCHEMA_VERSION};
-pub use shard_store::{ShardStore, TxLocation};
+pub use shard_store::{ShardStore, StoredReceipt, TxLocation};

@@ -18,8 +18,9 @@ use std::path::Path;
 
 /// Version of the store layout (column families, key and value encodings).
 /// Bump it whenever a stored byte would be read differently.
-/// 2: shard headers carry the incoming receipt root and inbox cursors, and
-/// bodies the proven incoming receipts.
+/// 2: shard headers carry the incoming receipt root and inbox cursors,
+/// bodies the proven incoming receipts, and outgoing receipts are stored
+/// with the height of the block that emitted them.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// Largest encoded meta value accepted (they are a few bytes each).

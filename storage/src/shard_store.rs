@@ -307,13 +307,38 @@ impl ShardStore {
         destination: ShardId,
         sequence: u64,
     ) -> Result<Option<Receipt>, StorageError> {
+        Ok(self
+            .outgoing_receipt_at(destination, sequence)?
+            .map(|stored| stored.receipt))
+    }
+
+    /// The outgoing receipt `sequence` to `destination` with the height of
+    /// the block that emitted it.
+    pub fn outgoing_receipt_at(
+        &self,
+        destination: ShardId,
+        sequence: u64,
+    ) -> Result<Option<StoredReceipt>, StorageError> {
         self.get(
             cf::RECEIPTS,
             "receipt",
             &keys::receipt(destination, sequence),
-            MAX_RECEIPT_BYTES,
+            MAX_STORED_RECEIPT_BYTES,
         )
     }
+}
+
+/// Largest stored receipt accepted: the receipt and its block height.
+const MAX_STORED_RECEIPT_BYTES: usize = MAX_RECEIPT_BYTES + 8;
+
+/// An outgoing receipt as stored: with the height of the block that emitted
+/// it, so its proof can be rebuilt from that block's receipts.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct StoredReceipt {
+    /// Height of the emitting block.
+    pub height: u64,
+    /// The receipt.
+    pub receipt: Receipt,
 }
 
 /// Write options that make a commit durable before it returns.
