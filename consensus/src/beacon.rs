@@ -124,6 +124,33 @@ impl Beacon {
         }
     }
 
+    /// The beacon of a node that restarts with shards whose committed
+    /// headers are all final (one validator): each shard's recent headers
+    /// (oldest first, chained) are taken as recorded. Beacon heights start
+    /// again from 0: beacon blocks are not stored yet.
+    pub fn resume(
+        chain_id: ChainId,
+        layout: ShardLayout,
+        epoch_length: u64,
+        recent: Vec<Vec<ShardBlockHeader>>,
+    ) -> Beacon {
+        let mut beacon = Beacon::new(chain_id, layout, epoch_length, Vec::new());
+        for headers in recent {
+            let Some(first) = headers.first() else {
+                continue;
+            };
+            let shard = first.shard;
+            let list: VecDeque<ShardBlockHeader> = headers
+                .into_iter()
+                .rev()
+                .take(RETAINED_HEADERS)
+                .rev()
+                .collect();
+            beacon.headers.insert(shard, list);
+        }
+        beacon
+    }
+
     /// The height of the newest beacon block (0 before the first).
     pub fn height(&self) -> u64 {
         self.height

@@ -86,6 +86,8 @@ impl Home {
 pub struct InitOptions {
     /// The chain id.
     pub chain_id: u64,
+    /// The number of shards.
+    pub shards: u16,
     /// Dev accounts to fund.
     pub dev_accounts: usize,
     /// Balance of each dev account.
@@ -108,6 +110,13 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
     if options.chain_id == 0 {
         bail!("--chain-id must not be 0");
     }
+    let layout = match ShardLayout::uniform(options.shards) {
+        Some(layout) if options.shards <= atoll_config::genesis::MAX_SHARDS => layout,
+        _ => bail!(
+            "--shards must be between 1 and {}",
+            atoll_config::genesis::MAX_SHARDS
+        ),
+    };
     std::fs::create_dir_all(home.root().join("keys"))
         .with_context(|| format!("cannot create {}", home.root().display()))?;
     let validator = keyfile::generate();
@@ -120,7 +129,7 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
         .collect();
     let genesis = Genesis {
         chain_id: ChainId(options.chain_id),
-        layout: ShardLayout::single(),
+        layout,
         accounts: keys
             .iter()
             .map(|k| (k.address(), options.dev_balance))
@@ -146,7 +155,12 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
         home.root().display(),
         started.elapsed()
     );
-    println!("  chain id   {}", options.chain_id);
+    println!(
+        "  chain id   {} ({} shard{})",
+        options.chain_id,
+        options.shards,
+        if options.shards == 1 { "" } else { "s" }
+    );
     println!(
         "  validator  {} (key in {})",
         validator.address(),
@@ -245,6 +259,7 @@ mod tests {
         let home = Home::new(dir.path().join("h"));
         let options = InitOptions {
             chain_id: 7,
+            shards: 1,
             dev_accounts: 12,
             dev_balance: 1_000,
             rpc_addr: "127.0.0.1:0".parse().expect("addr"),

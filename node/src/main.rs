@@ -104,6 +104,10 @@ pub struct InitArgs {
     /// The chain id transactions must carry.
     #[arg(long, default_value_t = 1)]
     chain_id: u64,
+    /// Shards: each has its own store, mempool, producer and executor;
+    /// accounts are spread over them by address.
+    #[arg(long, default_value_t = 1)]
+    shards: u16,
     /// Dev accounts to fund in genesis (deterministic, well-known keys).
     #[arg(long, default_value_t = 10)]
     dev_accounts: usize,
@@ -125,6 +129,7 @@ impl InitArgs {
     fn options(&self) -> InitOptions {
         InitOptions {
             chain_id: self.chain_id,
+            shards: self.shards,
             dev_accounts: self.dev_accounts,
             dev_balance: self.dev_balance,
             rpc_addr: self.rpc_addr,

@@ -65,12 +65,6 @@ pub async fn run(
     let genesis = Genesis::from_json(&String::from_utf8_lossy(&genesis_bytes))
         .map_err(|e| e.in_file(&home.genesis()))?;
     let validator = keyfile::read(&home.validator_key())?;
-    if genesis.layout.shard_count() != 1 {
-        bail!(
-            "genesis.json has shard_count {}; this node version runs one shard (several shards come with sharded execution)",
-            genesis.layout.shard_count()
-        );
-    }
     if genesis.validators.len() != 1 || genesis.validators[0].public_key != validator.public() {
         bail!(
             "this node finalizes blocks alone, so genesis.json must list exactly one validator, \
@@ -81,49 +75,55 @@ pub async fn run(
     }
     let data_dir = home.data_dir(&config);
     check_genesis_binding(&data_dir, &genesis_bytes)?;
-    let shard = ShardId(0);
-    let accounts: Vec<(StateKey, Account)> = genesis
-        .accounts
-        .iter()
-        .map(|(address, balance)| {
-            (
-                StateKey::Account(*address),
-                Account {
-                    balance: *balance,
-                    nonce: 0,
-                },
-            )
-        })
-        .collect();
     drop(genesis_bytes);
-    let identity = StoreIdentity {
-        chain_id: genesis.chain_id,
-        shard,
-    };
-    let path = data_dir.join("shards").join(shard.0.to_string());
-    let threads = config.execution.threads;
     let layout = genesis.layout;
-    let mut chain = tokio::task::spawn_blocking(move || {
-        ShardChain::open(&path, identity, layout, &accounts, threads)
-            .with_context(|| format!("cannot open shard {} at {}", shard, path.display()))
-    })
-    .await??;
-    chain.set_min_parallel_block(config.execution.min_parallel_block);
-    tracing::info!(
-        head = chain.head().height,
-        state_root = %chain.head().state_root,
-        "shard {shard} opened"
-    );
+    let mut per_shard: Vec<Vec<(StateKey, Account)>> =
+        vec![Vec::new(); usize::from(layout.shard_count())];
+    for (address, balance) in &genesis.accounts {
+        per_shard[usize::from(layout.shard_of(address).0)].push((
+            StateKey::Account(*address),
+            Account {
+                balance: *balance,
+                nonce: 0,
+            },
+        ));
+    }
+    // The shards open in parallel: each rebuilds its state tree.
+    let mut opening = Vec::new();
+    for (number, accounts) in per_shard.into_iter().enumerate() {
+        let shard = ShardId(u16::try_from(number)?);
+        let identity = StoreIdentity {
+            chain_id: genesis.chain_id,
+            shard,
+        };
+        let path = data_dir.join("shards").join(shard.0.to_string());
+        let threads = config.execution.threads;
+        opening.push(tokio::task::spawn_blocking(move || {
+            ShardChain::open(&path, identity, layout, &accounts, threads)
+                .with_context(|| format!("cannot open shard {} at {}", shard, path.display()))
+        }));
+    }
+    let mut chains = Vec::new();
+    for opened in opening {
+        let mut chain = opened.await??;
+        chain.set_min_parallel_block(config.execution.min_parallel_block);
+        tracing::info!(
+            head = chain.head().height,
+            state_root = %chain.head().state_root,
+            "shard {} opened",
+            chain.head().shard
+        );
+        chains.push(chain);
+    }
 
     let metrics = Arc::new(Metrics::new());
     let service = Service::start(
-        chain,
+        chains,
         &config,
         genesis.validators.clone(),
         Arc::clone(&metrics),
     )?;
-    let shared = Arc::clone(&service.shared);
-    let (rpc_handle, rpc_addr) = match rpc::start(&config.rpc, Arc::clone(&shared)).await {
+    let (rpc_handle, rpc_addr) = match rpc::start(&config.rpc, service.view()).await {
         Ok(started) => started,
         Err(e) => {
             tokio::task::spawn_blocking(move || service.stop()).await?;
@@ -150,7 +150,7 @@ pub async fn run(
         metrics: metrics_addr,
     });
 
-    let failed = signals.wait_for_stop(&shared).await;
+    let failed = signals.wait_for_stop(&service).await;
     tracing::info!("shutting down");
     let _ = rpc_handle.stop();
     tokio::task::spawn_blocking(move || service.stop()).await?;
@@ -179,13 +179,13 @@ impl Signals {
 
     /// Waits for SIGINT or SIGTERM (false) or for the producer to stop on
     /// an error (true).
-    async fn wait_for_stop(mut self, shared: &crate::service::Shared) -> bool {
+    async fn wait_for_stop(mut self, service: &Service) -> bool {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
                 _ = self.interrupt.recv() => return false,
                 _ = self.terminate.recv() => return false,
-                _ = tick.tick() => if shared.is_stopping() { return true },
+                _ = tick.tick() => if service.is_stopping() { return true },
             }
         }
     }

@@ -9,13 +9,12 @@ pub mod error;
 mod server;
 pub mod types;
 
-use crate::service::Shared;
+use crate::service::NodeView;
 use api::AtollApiServer;
 use atoll_config::RpcConfig;
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// Most calls in one JSON-RPC batch.
 pub const MAX_BATCH: u32 = 10_000;
@@ -28,7 +27,7 @@ pub const MESSAGE_BUFFER: u32 = 1024;
 /// Starts the server; returns its handle and the address it listens on.
 pub async fn start(
     config: &RpcConfig,
-    shared: Arc<Shared>,
+    node: NodeView,
 ) -> anyhow::Result<(ServerHandle, SocketAddr)> {
     let limit = u32::try_from(config.max_request_bytes.get()).unwrap_or(u32::MAX);
     let server_config = ServerConfig::builder()
@@ -50,6 +49,6 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {}: {e}", config.addr))?;
     let addr = server.local_addr()?;
-    let handle = server.start(server::Rpc::new(shared).into_rpc());
+    let handle = server.start(server::Rpc::new(node).into_rpc());
     Ok((handle, addr))
 }

@@ -9,7 +9,7 @@ use super::types::{
 use crate::service::admission::{Admission, Rejection};
 use crate::service::producer::head_info;
 use crate::service::waiters::WaitEnd;
-use crate::service::Shared;
+use crate::service::{NodeView, Shared};
 use atoll_primitives::codec::{self, MAX_TRANSACTION_BYTES};
 use atoll_primitives::{Address, Hash, SignedTransaction, StateKey, TxOutcome};
 use atoll_shard::execution::PreparedTx;
@@ -24,15 +24,19 @@ use tokio::sync::{broadcast, oneshot};
 /// Longest a `wait_until` call waits before it answers with WAIT_TIMEOUT.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long `atoll_getAccount` at `"final"` waits for the head it read to
+/// become final (the coordinator makes a block final right after its commit).
+const FINAL_WAIT: Duration = Duration::from_secs(2);
+
 /// The API over the node's shared state.
 pub struct Rpc {
-    shared: Arc<Shared>,
+    node: NodeView,
 }
 
 impl Rpc {
-    /// The API for `shared`.
-    pub fn new(shared: Arc<Shared>) -> Rpc {
-        Rpc { shared }
+    /// The API for `node`.
+    pub fn new(node: NodeView) -> Rpc {
+        Rpc { node }
     }
 
     /// Counts the request in the metrics and passes the result on.
@@ -41,12 +45,12 @@ impl Rpc {
             Ok(_) => "ok",
             Err(e) => code_name(e.code()),
         };
-        self.shared.metrics.rpc(method, label);
+        self.node.any().metrics.rpc(method, label);
         result
     }
 
     async fn send(&self, tx_hex: String, wait_until: Option<WaitUntil>) -> RpcResult<String> {
-        if self.shared.is_stopping() {
+        if self.node.any().is_stopping() {
             return Err(error(error::SHUTTING_DOWN, "the node is shutting down"));
         }
         let digits = tx_hex.strip_prefix("0x").unwrap_or(&tx_hex);
@@ -60,48 +64,44 @@ impl Rpc {
         let signed: SignedTransaction =
             codec::decode("signed transaction", &bytes, MAX_TRANSACTION_BYTES)
                 .map_err(|e| invalid_params(e.to_string()))?;
-        if signed.tx.chain_id != self.shared.chain_id {
+        let chain_id = self.node.any().chain_id;
+        if signed.tx.chain_id != chain_id {
             return Err(error(
                 error::WRONG_CHAIN_ID,
                 format!(
                     "the transaction is for chain {}, this is chain {}",
-                    signed.tx.chain_id, self.shared.chain_id
+                    signed.tx.chain_id, chain_id
                 ),
             ));
         }
         let tx = PreparedTx::new(signed);
-        let shard = self.shared.layout.shard_of(&tx.sender);
-        if shard != self.shared.shard {
-            return Err(error(
-                error::WRONG_SHARD,
-                format!("the sender lives on shard {shard}, which this node does not run"),
-            ));
-        }
+        // Every shard runs here: the sender's shard takes it.
+        let shard = Arc::clone(self.node.shard_of(&tx.sender));
         let hash = tx.hash;
         let until = wait_until.unwrap_or_default();
         // Register before admission, so a block that includes the
         // transaction right after admission cannot be missed.
         let waiter = match until {
             WaitUntil::None => None,
-            _ => Some(self.shared.waiters.register(hash, until).map_err(|_| {
+            _ => Some(shard.waiters.register(hash, until).map_err(|_| {
                 error(
                     error::BUSY,
                     "too many clients are waiting; retry or poll atoll_getTransactionStatus",
                 )
             })?),
         };
-        let admitted = self.admit(tx).await;
+        let admitted = admit(&shard, tx).await;
         if let Err(e) = admitted {
             if waiter.is_some() {
                 drop(waiter);
-                self.shared.waiters.forget_abandoned(&hash);
+                shard.waiters.forget_abandoned(&hash);
             }
             return Err(e);
         }
         if let Some(waiter) = waiter {
             let result = tokio::time::timeout(WAIT_TIMEOUT, waiter).await;
             if result.is_err() {
-                self.shared.waiters.forget_abandoned(&hash);
+                shard.waiters.forget_abandoned(&hash);
                 return Err(error(
                     error::WAIT_TIMEOUT,
                     format!(
@@ -133,19 +133,6 @@ impl Rpc {
         Ok(hex_hash(&hash))
     }
 
-    async fn admit(&self, tx: PreparedTx) -> RpcResult<()> {
-        let (reply, verdict) = oneshot::channel();
-        self.shared
-            .admission
-            .try_send(Admission::Submit { tx, reply })
-            .map_err(|_| error(error::BUSY, "the admission queue is full; retry shortly"))?;
-        match verdict.await {
-            Err(_) => Err(error(error::SHUTTING_DOWN, "the node is shutting down")),
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(rejection)) => Err(rejection_error(rejection)),
-        }
-    }
-
     fn tx_status(&self, hash: &str) -> RpcResult<TxStatus> {
         let hash = parse_hash(hash).map_err(invalid_params)?;
         let mut status = TxStatus {
@@ -158,44 +145,72 @@ impl Rpc {
             outcome: None,
             receipts: Vec::new(),
         };
-        // Read the final height before the index, so a block committed in
-        // between is reported as included, never wrongly as final.
-        let final_height = self.shared.heads.borrow().final_height;
-        if let Some(location) = self.shared.store.transaction(&hash).map_err(internal)? {
-            status.status = if location.height <= final_height {
-                TxState::Final
-            } else {
-                TxState::Included
-            };
-            status.shard = Some(self.shared.shard.0);
-            status.height = Some(location.height);
-            status.index = Some(location.index);
-            status.block_hash = self
-                .shared
-                .store
-                .header(location.height)
-                .map_err(internal)?
-                .map(|h| hex_hash(&h.hash()));
-            status.outcome = Some(outcome(&location.outcome));
-        } else if self.shared.mempool.lock().contains(&hash) {
+        for shard in &self.node.shards {
+            // Read the final height before the index, so a block committed
+            // in between is reported as included, never wrongly as final.
+            let final_height = shard.heads.borrow().final_height;
+            if let Some(location) = shard.store.transaction(&hash).map_err(internal)? {
+                status.status = if location.height <= final_height {
+                    TxState::Final
+                } else {
+                    TxState::Included
+                };
+                status.shard = Some(shard.shard.0);
+                status.height = Some(location.height);
+                status.index = Some(location.index);
+                status.block_hash = shard
+                    .store
+                    .header(location.height)
+                    .map_err(internal)?
+                    .map(|h| hex_hash(&h.hash()));
+                status.outcome = Some(outcome(&location.outcome));
+                return Ok(status);
+            }
+        }
+        if let Some(shard) = self
+            .node
+            .shards
+            .iter()
+            .find(|s| s.mempool.lock().contains(&hash))
+        {
             status.status = TxState::Pending;
-            status.shard = Some(self.shared.shard.0);
+            status.shard = Some(shard.shard.0);
         }
         Ok(status)
     }
 
-    fn account(&self, address: &str, at: Option<BlockRef>) -> RpcResult<AccountInfo> {
+    async fn account(&self, address: &str, at: Option<BlockRef>) -> RpcResult<AccountInfo> {
         let address: Address = address.parse().map_err(invalid_params)?;
-        let (height, account) = self
-            .shared
+        let shard = self.node.shard_of(&address);
+        let (height, account) = shard
             .store
             .account_at_head(&StateKey::Account(address))
             .map_err(internal)?;
         let height = height.unwrap_or(0);
-        let final_height = self.shared.finality.final_height(height);
-        let wanted = match at.unwrap_or(BlockRef::Latest) {
-            BlockRef::Latest => height,
-            BlockRef::Final => final_height,
+        let mut final_height = shard.heads.borrow().final_height;
+        let at = at.unwrap_or(BlockRef::Latest);
+        if at == BlockRef::Final && final_height < height {
+            // The value read is the head's; it answers "final" once the head
+            // is final, which the coordinator makes it right after its commit.
+            let mut heads = shard.heads.subscribe();
+            let waited =
+                tokio::time::timeout(FINAL_WAIT, heads.wait_for(|h| h.final_height >= height))
+                    .await;
+            final_height = match waited {
+                Ok(Ok(heads)) => heads.final_height,
+                _ => {
+                    return Err(error(
+                        error::STATE_NOT_KEPT,
+                        format!(
+                            "the head (height {height}) did not become final within {}s; this node keeps only the head's state",
+                            FINAL_WAIT.as_secs()
+                        ),
+                    ))
+                }
+            };
+        }
+        let wanted = match at {
+            BlockRef::Latest | BlockRef::Final => height,
             BlockRef::Height(h) => h,
             BlockRef::Hash(_) => {
                 return Err(invalid_params(
@@ -220,36 +235,34 @@ impl Rpc {
             address: address.to_string(),
             balance: account.balance.to_string(),
             nonce: account.nonce,
-            shard: self.shared.layout.shard_of(&address).0,
+            shard: shard.shard.0,
             height,
             is_final: height <= final_height,
         })
     }
 
     fn block(&self, shard: u16, at: BlockRef) -> RpcResult<BlockInfo> {
-        if shard != self.shared.shard.0 {
+        let Some(shared) = self.node.shards.get(usize::from(shard)) else {
             return Err(error(
                 error::WRONG_SHARD,
                 format!(
-                    "this node runs shard {}, not shard {shard}",
-                    self.shared.shard
+                    "there is no shard {shard}; the chain has {}",
+                    self.node.shards.len()
                 ),
             ));
-        }
-        let heads = self.shared.heads.borrow().clone();
+        };
+        let heads = shared.heads.borrow().clone();
         let height = match at {
             BlockRef::Latest => heads.head.height,
             BlockRef::Final => heads.final_height,
             BlockRef::Height(h) => h,
-            BlockRef::Hash(hash) => self
-                .shared
+            BlockRef::Hash(hash) => shared
                 .store
                 .height_of(&Hash(hash))
                 .map_err(internal)?
                 .ok_or_else(|| error(error::NOT_FOUND, "no block has that hash"))?,
         };
-        let block = self
-            .shared
+        let block = shared
             .store
             .block(height)
             .map_err(internal)?
@@ -267,23 +280,29 @@ impl Rpc {
     }
 
     fn node_status(&self) -> Status {
-        let heads = self.shared.heads.borrow().clone();
-        let (transactions, bytes) = {
-            let pool = self.shared.mempool.lock();
-            (pool.len(), pool.bytes())
-        };
-        Status {
-            chain_id: self.shared.chain_id.0,
-            version: env!("CARGO_PKG_VERSION").into(),
-            finality: self.shared.finality.describe().into(),
-            shards: vec![ShardStatus {
-                shard: self.shared.shard.0,
+        let any = self.node.any();
+        let (mut transactions, mut bytes) = (0, 0);
+        let mut shards = Vec::new();
+        for shard in &self.node.shards {
+            let heads = shard.heads.borrow().clone();
+            {
+                let pool = shard.mempool.lock();
+                transactions += pool.len();
+                bytes += pool.bytes();
+            }
+            shards.push(ShardStatus {
+                shard: shard.shard.0,
                 head_height: heads.head.height,
                 head_hash: hex_hash(&heads.head.hash()),
                 final_height: heads.final_height,
-            }],
-            validators: self
-                .shared
+            });
+        }
+        Status {
+            chain_id: any.chain_id.0,
+            version: env!("CARGO_PKG_VERSION").into(),
+            finality: any.finality.describe().into(),
+            shards,
+            validators: any
                 .validators
                 .iter()
                 .map(|v| ValidatorInfo {
@@ -316,7 +335,7 @@ impl AtollApiServer for Rpc {
     }
 
     async fn get_account(&self, address: String, at: Option<BlockRef>) -> RpcResult<AccountInfo> {
-        let result = self.account(&address, at);
+        let result = self.account(&address, at).await;
         self.observe("getAccount", result)
     }
 
@@ -336,7 +355,7 @@ impl AtollApiServer for Rpc {
         kind: String,
     ) -> SubscriptionResult {
         if kind != "newHeads" {
-            self.shared.metrics.rpc("subscribe", "invalid_params");
+            self.node.any().metrics.rpc("subscribe", "invalid_params");
             pending
                 .reject(invalid_params(format!(
                     "unknown subscription {kind:?}; the one offered is \"newHeads\""
@@ -344,9 +363,9 @@ impl AtollApiServer for Rpc {
                 .await;
             return Ok(());
         }
-        let mut heads = self.shared.new_heads.subscribe();
+        let mut heads = self.node.new_heads.subscribe();
         let mut sink = pending.accept().await?;
-        self.shared.metrics.rpc("subscribe", "ok");
+        self.node.any().metrics.rpc("subscribe", "ok");
         loop {
             tokio::select! {
                 _ = sink.closed() => return Ok(()),
@@ -366,6 +385,20 @@ impl AtollApiServer for Rpc {
                 },
             }
         }
+    }
+}
+
+/// Hands `tx` to `shard`'s admission stage and waits for the verdict.
+async fn admit(shard: &Shared, tx: PreparedTx) -> RpcResult<()> {
+    let (reply, verdict) = oneshot::channel();
+    shard
+        .admission
+        .try_send(Admission::Submit { tx, reply })
+        .map_err(|_| error(error::BUSY, "the admission queue is full; retry shortly"))?;
+    match verdict.await {
+        Err(_) => Err(error(error::SHUTTING_DOWN, "the node is shutting down")),
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(rejection)) => Err(rejection_error(rejection)),
     }
 }
 

@@ -1,31 +1,27 @@
 //! When a committed block becomes final.
 //!
-//! Today a node runs the whole validator set (one validator), so a block is
-//! final as soon as it is committed. The rule is still a separate, named
-//! step: the RPC's `final` heights, `wait_until: "final"` and the load
-//! generator's latencies all go through it, and the network issue replaces
-//! it with the BFT protocol's decision without touching them.
+//! A shard block is final when a beacon block records its header, and a
+//! beacon block is final when the validators decide it. Today a node runs
+//! the whole validator set (one validator), so the coordinator makes each
+//! beacon block final as it makes it, right after the shards commit. The
+//! rule is still a separate, named step: the RPC's `final` heights,
+//! `wait_until: "final"` and the load generator's latencies all follow the
+//! coordinator, and the network issue puts the BFT decision there.
 
 /// How committed blocks become final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FinalityRule {
-    /// The node is the only validator: its commit is the decision.
-    SingleValidator,
+    /// Final once a beacon block records the header; with one validator,
+    /// beacon blocks are final when made.
+    Beacon,
 }
 
 impl FinalityRule {
-    /// The newest final height once blocks up to `committed` are committed.
-    pub fn final_height(self, committed: u64) -> u64 {
-        match self {
-            FinalityRule::SingleValidator => committed,
-        }
-    }
-
     /// A one-line description, shown by `atoll_status`.
     pub fn describe(self) -> &'static str {
         match self {
-            FinalityRule::SingleValidator => {
-                "single validator: a block is final when it is committed"
+            FinalityRule::Beacon => {
+                "single validator: a shard block is final once a beacon block records it (right after its commit)"
             }
         }
     }

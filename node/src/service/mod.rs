@@ -1,18 +1,22 @@
-//! The running node: one shard's chain, its mempool, the admission stage,
-//! the block producer, and the state they share with the RPC server.
+//! The running node: its shards (each with its chain, mempool, admission
+//! stage and block producer), the beacon coordinator, the receipt relay,
+//! and the state they share with the RPC server.
 //!
 //! ```text
-//!  RPC handlers ──(bounded queue)──▶ admission thread ──▶ mempool
-//!       ▲                          (batched signatures,        │
-//!       │                           nonce/balance checks)      ▼
-//!   heads / blocks ◀──────────────── producer thread ◀── every block.interval
-//!   (watch, broadcast, waiters)      (execute, commit, finality)  or a full pool
+//!  RPC handlers ──(bounded queue per shard)──▶ admission ──▶ mempool
+//!       ▲        routed by the sender's shard   (batched      │
+//!       │                                        signatures)  ▼
+//!   heads, newHeads,  ◀── coordinator ◀─ committed ─ producer (per shard): every
+//!   waiters (final)       (beacon block:   headers    block.interval or a full pool,
+//!                          records headers,           credits receipts from the
+//!                          publishes receipts) ─────▶ relay, executes, commits
 //! ```
 //!
-//! Threads, not tasks, run admission and production: both are CPU-bound and
-//! run on the shard's rayon pool. The RPC server runs on tokio.
+//! Threads, not tasks, run admission, production and the coordinator: they
+//! are CPU-bound or block on the stores. The RPC server runs on tokio.
 
 pub mod admission;
+pub mod coordinator;
 pub mod finality;
 pub mod producer;
 pub mod waiters;
@@ -21,13 +25,15 @@ use crate::metrics::Metrics;
 use crate::rpc::types::HeadInfo;
 use admission::Admission;
 use atoll_config::{GenesisValidator, NodeConfig};
+use atoll_consensus::Beacon;
 use atoll_primitives::{ChainId, ShardBlockHeader, ShardId, ShardLayout};
 use atoll_shard::mempool::{Mempool, MempoolLimits};
+use atoll_shard::relay::{proven_from_store, InProcessRelay};
 use atoll_shard::state::CachedState;
 use atoll_shard::ShardChain;
 use atoll_storage::ShardStore;
 use finality::FinalityRule;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -37,10 +43,16 @@ use waiters::Waiters;
 /// Transactions that may wait in the admission queue; past this, clients
 /// get a "busy" error.
 pub const ADMISSION_QUEUE: usize = 65_536;
-/// Most clients waiting on `wait_until` at once.
+/// Most clients waiting on `wait_until` at once, per shard.
 pub const MAX_WAITERS: usize = 100_000;
 /// `newHeads` notifications buffered for slow subscribers before they lag.
 pub const HEADS_BUFFER: usize = 256;
+/// Receipts waiting for one destination shard in the relay.
+pub const RELAY_BACKLOG: usize = 200_000;
+/// Receipts credited in one block, at most.
+pub const MAX_INCOMING: usize = 20_000;
+/// Beacon blocks per epoch.
+pub const EPOCH_LENGTH: u64 = 1_000;
 
 /// The newest committed and final heights.
 #[derive(Clone, Debug)]
@@ -51,11 +63,12 @@ pub struct Heads {
     pub final_height: u64,
 }
 
-/// What the RPC server, the admission stage and the producer share.
+/// What the RPC server, one shard's admission stage and producer, and the
+/// coordinator share about that shard.
 pub struct Shared {
     /// The chain id.
     pub chain_id: ChainId,
-    /// The shard this node runs.
+    /// The shard.
     pub shard: ShardId,
     /// The shard layout.
     pub layout: ShardLayout,
@@ -74,8 +87,12 @@ pub struct Shared {
     pub wake: Condvar,
     /// The newest heads.
     pub heads: watch::Sender<Heads>,
-    /// One message per committed block, for `newHeads` subscribers.
-    pub new_heads: broadcast::Sender<Arc<HeadInfo>>,
+    /// The beacon: which shard headers are final.
+    pub beacon: Arc<RwLock<Beacon>>,
+    /// The receipt relay between the shards.
+    pub relay: Arc<InProcessRelay>,
+    /// Committed blocks, to the coordinator.
+    pub committed: std::sync::mpsc::SyncSender<coordinator::Committed>,
     /// The admission queue.
     pub admission: mpsc::Sender<Admission>,
     /// Clients waiting for inclusion or finality.
@@ -87,8 +104,8 @@ pub struct Shared {
     pub displaced: Mutex<Vec<atoll_primitives::Hash>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Set once shutdown began.
-    pub stopping: AtomicBool,
+    /// Set once shutdown began (shared by every shard).
+    pub stopping: Arc<AtomicBool>,
     /// Most transactions in one block.
     pub max_block_transactions: usize,
 }
@@ -100,24 +117,61 @@ impl Shared {
     }
 }
 
-/// The node's threads, started.
+/// What the RPC server sees of the node: every shard, and the stream of
+/// final heads.
+#[derive(Clone)]
+pub struct NodeView {
+    /// Each shard's shared state, by shard number.
+    pub shards: Vec<Arc<Shared>>,
+    /// One message per final block of any shard.
+    pub new_heads: broadcast::Sender<Arc<HeadInfo>>,
+}
+
+impl NodeView {
+    /// Any shard's state, for what all shards share (chain id, layout,
+    /// validators, metrics).
+    pub fn any(&self) -> &Shared {
+        &self.shards[0]
+    }
+
+    /// The shard that holds `address`.
+    pub fn shard_of(&self, address: &atoll_primitives::Address) -> &Arc<Shared> {
+        let shard = self.any().layout.shard_of(address);
+        &self.shards[usize::from(shard.0)]
+    }
+}
+
+/// The node's shards and threads, started.
 pub struct Service {
-    /// The shared state.
-    pub shared: Arc<Shared>,
-    producer: Option<JoinHandle<()>>,
-    admission: Option<JoinHandle<()>>,
+    /// Each shard's shared state, by shard number.
+    pub shards: Vec<Arc<Shared>>,
+    /// One message per final block of any shard, for `newHeads` subscribers.
+    pub new_heads: broadcast::Sender<Arc<HeadInfo>>,
+    stopping: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    coordinator: Option<JoinHandle<()>>,
 }
 
 impl Service {
-    /// Starts admission and production over `chain`.
+    /// Starts admission and production for every shard of `chains` (in
+    /// shard order) and the coordinator. The beacon starts from the shards'
+    /// recent headers (every committed header is final with one validator),
+    /// and the relay is refilled with the receipts that sources emitted and
+    /// destinations have not applied yet.
     pub fn start(
-        chain: ShardChain,
+        chains: Vec<ShardChain>,
         config: &NodeConfig,
         validators: Vec<GenesisValidator>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Service> {
-        let head = chain.head().clone();
-        let finality = FinalityRule::SingleValidator;
+        let first = chains.first().ok_or_else(|| anyhow::anyhow!("no shards"))?;
+        let (chain_id, layout) = (first.head().chain_id, first.layout());
+        let beacon = Arc::new(RwLock::new(resume_beacon(&chains, chain_id, layout)?));
+        let relay = Arc::new(InProcessRelay::new(RELAY_BACKLOG));
+        refill_relay(&chains, &relay)?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (new_heads, _) = broadcast::channel(HEADS_BUFFER);
+        let (committed_tx, committed_rx) = std::sync::mpsc::sync_channel(1024);
         let limits = MempoolLimits {
             max_transactions: config.mempool.max_transactions,
             max_per_sender: config.mempool.max_per_sender,
@@ -125,72 +179,153 @@ impl Service {
             max_bytes: config.mempool.max_bytes,
             max_queued: config.mempool.max_queued(),
         };
-        let (admission_tx, admission_rx) = mpsc::channel(ADMISSION_QUEUE);
-        let (new_heads, _) = broadcast::channel(HEADS_BUFFER);
-        let final_height = finality.final_height(head.height);
-        metrics.block_height.set(head.height as i64);
-        metrics.final_height.set(final_height as i64);
-        let shared = Arc::new(Shared {
-            chain_id: head.chain_id,
-            shard: head.shard,
-            layout: chain.layout(),
-            validators,
-            finality,
-            store: chain.shared_store(),
-            state: chain.state(),
-            mempool: Mutex::new(Mempool::new(limits)),
-            wake: Condvar::new(),
-            heads: watch::Sender::new(Heads {
-                head: Arc::new(head),
-                final_height,
-            }),
-            new_heads,
-            admission: admission_tx,
-            waiters: Waiters::new(MAX_WAITERS),
-            displaced: Mutex::new(Vec::new()),
-            metrics,
-            stopping: AtomicBool::new(false),
-            max_block_transactions: config.block.max_transactions.get(),
-        });
-        let pool = chain.executor().pool_handle();
-        let admission = {
-            let shared = Arc::clone(&shared);
+        let mut shards = Vec::new();
+        let mut threads = Vec::new();
+        for chain in chains {
+            let head = chain.head().clone();
+            let (admission_tx, admission_rx) = mpsc::channel(ADMISSION_QUEUE);
+            let shared = Arc::new(Shared {
+                chain_id,
+                shard: head.shard,
+                layout,
+                validators: validators.clone(),
+                finality: FinalityRule::Beacon,
+                store: chain.shared_store(),
+                state: chain.state(),
+                mempool: Mutex::new(Mempool::new(limits)),
+                wake: Condvar::new(),
+                heads: watch::Sender::new(Heads {
+                    final_height: head.height,
+                    head: Arc::new(head),
+                }),
+                beacon: Arc::clone(&beacon),
+                relay: Arc::clone(&relay),
+                committed: committed_tx.clone(),
+                admission: admission_tx,
+                waiters: Waiters::new(MAX_WAITERS),
+                displaced: Mutex::new(Vec::new()),
+                metrics: Arc::clone(&metrics),
+                stopping: Arc::clone(&stopping),
+                max_block_transactions: config.block.max_transactions.get(),
+            });
+            let pool = chain.executor().pool_handle();
+            let name = |what: &str| format!("{what}-{}", shared.shard);
+            threads.push({
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(name("admission"))
+                    .spawn(move || admission::run(&shared, admission_rx, &pool))?
+            });
+            threads.push({
+                let shared = Arc::clone(&shared);
+                let block = config.block.clone();
+                std::thread::Builder::new()
+                    .name(name("producer"))
+                    .spawn(move || producer::run(&shared, chain, &block))?
+            });
+            shards.push(shared);
+        }
+        let coordinator = {
+            let shards = shards.clone();
+            let new_heads = new_heads.clone();
+            let stopping = Arc::clone(&stopping);
             std::thread::Builder::new()
-                .name("admission".into())
-                .spawn(move || admission::run(&shared, admission_rx, &pool))?
-        };
-        let producer = {
-            let shared = Arc::clone(&shared);
-            let block = config.block.clone();
-            std::thread::Builder::new()
-                .name("producer".into())
-                .spawn(move || producer::run(&shared, chain, &block))?
+                .name("coordinator".into())
+                .spawn(move || {
+                    coordinator::run(
+                        &shards,
+                        &beacon,
+                        &relay,
+                        committed_rx,
+                        &new_heads,
+                        &stopping,
+                    )
+                })?
         };
         Ok(Service {
-            shared,
-            producer: Some(producer),
-            admission: Some(admission),
+            shards,
+            new_heads,
+            stopping,
+            threads,
+            coordinator: Some(coordinator),
         })
     }
 
-    /// Stops taking transactions, lets the block in progress finish (its
-    /// commit is atomic, so it is either fully in the store or not at all),
-    /// and joins the threads.
-    pub fn stop(mut self) {
-        self.shared.stopping.store(true, Ordering::Release);
-        {
-            let _pool = self.shared.mempool.lock();
-            self.shared.wake.notify_all();
-        }
-        // Clients waiting on `wait_until` get "shutting down" now.
-        self.shared.waiters.close_all();
-        // Wake the admission thread, which may be waiting for work.
-        let _ = self.shared.admission.try_send(Admission::Stop);
-        if let Some(producer) = self.producer.take() {
-            let _ = producer.join();
-        }
-        if let Some(admission) = self.admission.take() {
-            let _ = admission.join();
+    /// The view the RPC server gets.
+    pub fn view(&self) -> NodeView {
+        NodeView {
+            shards: self.shards.clone(),
+            new_heads: self.new_heads.clone(),
         }
     }
+
+    /// Whether the node is stopping (a signal, or a thread failed).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Stops taking transactions, lets the blocks in progress finish (each
+    /// commit is atomic, so a block is fully in the store or not at all),
+    /// and joins the threads.
+    pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::Release);
+        for shared in &self.shards {
+            {
+                let _pool = shared.mempool.lock();
+                shared.wake.notify_all();
+            }
+            // Clients waiting on `wait_until` get "shutting down" now.
+            shared.waiters.close_all();
+            // Wake the admission thread, which may be waiting for work.
+            let _ = shared.admission.try_send(Admission::Stop);
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        if let Some(coordinator) = self.coordinator.take() {
+            let _ = coordinator.join();
+        }
+    }
+}
+
+/// The beacon after a restart: every committed header is final (one
+/// validator), so each shard's newest headers are taken as recorded.
+fn resume_beacon(
+    chains: &[ShardChain],
+    chain_id: ChainId,
+    layout: ShardLayout,
+) -> anyhow::Result<Beacon> {
+    let mut recent = Vec::new();
+    for chain in chains {
+        let head = chain.head().height;
+        let from = head.saturating_sub(atoll_consensus::beacon::RETAINED_HEADERS as u64 - 1);
+        let mut headers = Vec::new();
+        for height in from..=head {
+            let header = chain.store().header(height)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "shard {} has no header at height {height}",
+                    chain.head().shard
+                )
+            })?;
+            headers.push(header);
+        }
+        recent.push(headers);
+    }
+    Ok(Beacon::resume(chain_id, layout, EPOCH_LENGTH, recent))
+}
+
+/// Hands the relay, again, every receipt a source emitted that its
+/// destination has not applied (the relay keeps nothing across a restart).
+fn refill_relay(chains: &[ShardChain], relay: &InProcessRelay) -> anyhow::Result<()> {
+    for destination in chains {
+        let cursors = destination.inbox_cursors();
+        for source in chains {
+            let (from, to) = (source.head().shard, destination.head().shard);
+            if from != to {
+                let next = cursors.get(&from).copied().unwrap_or(0);
+                relay.restore(proven_from_store(source.store(), to, next, usize::MAX)?);
+            }
+        }
+    }
+    Ok(())
 }

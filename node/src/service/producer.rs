@@ -1,13 +1,16 @@
-//! The block producer: every `block.interval` (or as soon as a full block
-//! is waiting) it takes the ready transactions out of the mempool, executes
-//! and commits them as one block, applies the finality rule, and tells
-//! everyone: heads, `newHeads` subscribers, waiting clients, metrics, and
-//! one log line.
+//! A shard's block producer: every `block.interval` (or as soon as a full
+//! block is waiting) it takes the ready transactions out of the mempool and
+//! the receipts that wait for this shard in the relay, credits the receipts
+//! and executes the transactions, commits them as one block, and tells the
+//! head watchers, the clients waiting for inclusion, the metrics, the log
+//! (one line) and the coordinator, which makes the block final.
 
-use super::{Heads, Shared};
+use super::coordinator::Committed;
+use super::Shared;
 use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};
 use atoll_config::BlockConfig;
 use atoll_primitives::{ShardBlockHeader, StateKey};
+use atoll_shard::relay::ReceiptRelay;
 use atoll_shard::{ProducedBlock, ShardChain};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -77,9 +80,23 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
         })
     };
     let full = txs.len() >= max_txs;
-    let produced = chain.produce_verified_block(txs, now_ms())?;
+    let incoming = shared
+        .relay
+        .pending(shared.shard, &chain.inbox_cursors(), super::MAX_INCOMING);
+    let credited = incoming.len();
+    let produced = {
+        let beacon = shared.beacon.read();
+        chain.produce_block_with_receipts(
+            txs,
+            incoming,
+            |source, height| beacon.final_header(source, height).cloned(),
+            now_ms(),
+        )?
+    };
+    shared
+        .relay
+        .acknowledge(shared.shard, &chain.inbox_cursors());
     let header = &produced.block.header;
-    let final_height = shared.finality.final_height(header.height);
     let hashes = &produced.hashes;
     let mut pruned = Vec::new();
     let displaced;
@@ -99,30 +116,29 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
         shared.metrics.mempool_bytes.set(pool.bytes() as i64);
     }
 
-    shared.heads.send_replace(Heads {
-        head: Arc::new(header.clone()),
-        final_height,
-    });
+    shared
+        .heads
+        .send_modify(|heads| heads.head = Arc::new(header.clone()));
     shared.waiters.reached(hashes, WaitUntil::Included);
-    if final_height >= header.height {
-        shared.waiters.reached(hashes, WaitUntil::Final);
-    }
     // After the block's own waiters were answered: a displaced transaction
     // that this block included has no waiter left to tell it was dropped.
     shared.waiters.dropped(displaced.iter().chain(&pruned));
-    let _ = shared
-        .new_heads
-        .send(Arc::new(head_info(header, final_height >= header.height)));
-    record(shared, &produced, started.elapsed(), final_height);
+    record(shared, &produced, started.elapsed(), credited);
+    // The coordinator makes it final. If it is gone the node is stopping.
+    let _ = shared.committed.send(Committed {
+        shard: shared.shard,
+        header: header.clone(),
+        hashes: produced.hashes.clone(),
+        receipts: produced.output.receipts.clone(),
+    });
     Ok(full)
 }
 
-fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, final_height: u64) {
+fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, credited: usize) {
     let header = &produced.block.header;
     let txs = header.tx_count as u64;
     let metrics = &shared.metrics;
     metrics.block_height.set(header.height as i64);
-    metrics.final_height.set(final_height as i64);
     metrics.block_time.observe(took.as_secs_f64());
     metrics.block_transactions.observe(txs as f64);
     metrics.transactions.inc_by(txs);
@@ -135,8 +151,11 @@ fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, final_heigh
         txs as f64 / took.as_secs_f64()
     };
     tracing::info!(
+        shard = header.shard.0,
         height = header.height,
         txs,
+        receipts_in = credited,
+        receipts_out = produced.output.receipts.len(),
         ms = format!("{:.1}", took.as_secs_f64() * 1e3),
         tps = format!("{tps:.0}"),
         path = ?produced.stats.path,

@@ -57,12 +57,18 @@ impl Node {
     /// Initialises a home with `dev_accounts` funded accounts and `extra`
     /// appended to the config, and starts the node.
     pub fn start(dev_accounts: usize, extra: &str) -> Node {
+        Node::start_sharded(1, dev_accounts, extra)
+    }
+
+    /// As [`Node::start`], with `shards` shards.
+    pub fn start_sharded(shards: u16, dev_accounts: usize, extra: &str) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let home = dir.path().join("home");
         let out = Command::new(ATOLL)
             .args(["init", "--home"])
             .arg(&home)
             .args(["--chain-id", &CHAIN_ID.to_string()])
+            .args(["--shards", &shards.to_string()])
             .args(["--dev-accounts", &dev_accounts.to_string()])
             .args(["--dev-balance", "1000000000"])
             .args(["--rpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])

@@ -7,3 +7,4 @@ mod cli;
 mod crash;
 mod harness;
 mod rpc;
+mod sharded;

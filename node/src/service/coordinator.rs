@@ -1,0 +1,108 @@
+//! The coordinator: it turns committed shard blocks into beacon blocks and
+//! what follows from them.
+//!
+//! Each producer hands over every block it commits. The coordinator drains
+//! what has arrived, makes one beacon block that records those headers (with
+//! one validator a beacon block is final when it is made), and then, for
+//! each recorded block: marks it final for its shard, answers the clients
+//! waiting for it to be final, announces it to `newHeads` subscribers, and
+//! publishes its receipts to the relay. Receipts the relay refuses (a
+//! congested destination) wait, in order, and are offered again first.
+
+use super::Shared;
+use crate::rpc::types::{HeadInfo, WaitUntil};
+use crate::service::producer::head_info;
+use atoll_consensus::Beacon;
+use atoll_primitives::{Hash, Receipt, ShardBlockHeader, ShardId};
+use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
+use parking_lot::RwLock;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+/// A block a shard committed.
+pub struct Committed {
+    /// The shard.
+    pub shard: ShardId,
+    /// Its header.
+    pub header: ShardBlockHeader,
+    /// Its transactions' hashes.
+    pub hashes: Vec<Hash>,
+    /// The receipts it emitted to other shards.
+    pub receipts: Vec<Receipt>,
+}
+
+/// Runs until the node stops and every producer has finished.
+pub fn run(
+    shards: &[Arc<Shared>],
+    beacon: &RwLock<Beacon>,
+    relay: &InProcessRelay,
+    committed: Receiver<Committed>,
+    new_heads: &broadcast::Sender<Arc<HeadInfo>>,
+    stopping: &AtomicBool,
+) {
+    let mut unpublished: VecDeque<(u64, Vec<Receipt>)> = VecDeque::new();
+    loop {
+        let first = match committed.recv_timeout(Duration::from_millis(100)) {
+            Ok(block) => Some(block),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch: Vec<Committed> = first.into_iter().collect();
+        batch.extend(committed.try_iter());
+        while let Some((height, receipts)) = unpublished.front() {
+            if relay.publish(*height, receipts).is_err() {
+                break;
+            }
+            unpublished.pop_front();
+        }
+        if batch.is_empty() {
+            if stopping.load(Ordering::Acquire) {
+                return;
+            }
+            continue;
+        }
+        let headers = batch.iter().map(|b| b.header.clone()).collect();
+        let block = match beacon.write().propose(headers, now_ms()) {
+            Ok(block) => block,
+            Err(err) => {
+                tracing::error!(%err, "the beacon refused the shards' headers; the node stops");
+                stopping.store(true, Ordering::Release);
+                return;
+            }
+        };
+        tracing::debug!(
+            height = block.height,
+            headers = block.shard_headers.len(),
+            "beacon block"
+        );
+        for done in batch {
+            let Some(shard) = shards.get(usize::from(done.shard.0)) else {
+                continue;
+            };
+            let height = done.header.height;
+            shard.heads.send_modify(|heads| {
+                heads.final_height = heads.final_height.max(height);
+            });
+            shard.waiters.reached(&done.hashes, WaitUntil::Final);
+            shard.metrics.final_height.set(height as i64);
+            let _ = new_heads.send(Arc::new(head_info(&done.header, true)));
+            if done.receipts.is_empty() {
+                continue;
+            }
+            if unpublished.is_empty() && relay.publish(height, &done.receipts).is_ok() {
+                continue;
+            }
+            unpublished.push_back((height, done.receipts));
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

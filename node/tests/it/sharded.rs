@@ -1,0 +1,101 @@
+//! A node running several shards: cross-shard transfers debit on the
+//! sender's shard and are credited once on the recipient's, also when the
+//! node is killed while receipts are in flight.
+
+use crate::harness::{dev, transfer, Node, CHAIN_ID};
+use atoll_primitives::{KeyPair, ShardId, ShardLayout};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const BALANCE: u128 = 1_000_000_000;
+
+/// Dev accounts (index, key) on `shard` of 2.
+fn on_shard(shard: u16, count: usize) -> Vec<KeyPair> {
+    let layout = ShardLayout::uniform(2).expect("2 shards");
+    (0..40)
+        .map(dev)
+        .filter(|k| layout.shard_of(&k.address()) == ShardId(shard))
+        .take(count)
+        .collect()
+}
+
+fn wait_balance(node: &Node, key: &KeyPair, expected: u128) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (balance, _) = node.account(key.address());
+        if balance == expected {
+            return;
+        }
+        assert!(
+            balance < expected,
+            "credited more than sent: {balance} > {expected}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "balance {balance}, expected {expected}; log:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_cross_shard_transfer_debits_once_and_credits_once() {
+    let node = Node::start_sharded(2, 40, "");
+    let (alice, bob) = (&on_shard(0, 1)[0], &on_shard(1, 1)[0]);
+    let status = node.ok("atoll_status", json!([]));
+    assert_eq!(status["shards"].as_array().expect("a list").len(), 2);
+    let (tx, hash) = transfer(alice, 0, bob.address(), 1234, 5, CHAIN_ID);
+    node.ok("atoll_sendTransaction", json!([tx, "final"]));
+    let st = node.ok("atoll_getTransactionStatus", json!([hash]));
+    assert_eq!(st["status"], "final");
+    assert_eq!(st["shard"], 0);
+    assert_eq!(node.account(alice.address()), (BALANCE - 1234 - 5, 1));
+    let account = node.ok("atoll_getAccount", json!([bob.address().to_string()]));
+    assert_eq!(account["shard"], 1);
+    wait_balance(&node, bob, BALANCE + 1234);
+}
+
+#[test]
+fn receipts_in_flight_survive_sigkill_exactly_once() {
+    let mut node = Node::start_sharded(2, 40, "");
+    let senders = on_shard(0, 8);
+    let receivers = on_shard(1, 2);
+    let mut sent_to = vec![0u128; receivers.len()];
+    let mut nonces = vec![0u64; senders.len()];
+    for round in 0..3 {
+        // A burst of cross-shard transfers, then a kill before the receipts
+        // can all be credited.
+        let mut last = String::new();
+        for (i, key) in senders.iter().enumerate() {
+            let r = (i + round) % receivers.len();
+            let (tx, hash) = transfer(
+                key,
+                nonces[i],
+                receivers[r].address(),
+                10 + i as u128,
+                1,
+                CHAIN_ID,
+            );
+            node.ok("atoll_sendTransaction", json!([tx]));
+            nonces[i] += 1;
+            sent_to[r] += 10 + i as u128;
+            last = hash;
+        }
+        node.wait_final(&last, Duration::from_secs(30));
+        for (i, key) in senders.iter().enumerate() {
+            // Every transfer of the burst is final on the source shard.
+            assert_eq!(node.account(key.address()).1, nonces[i]);
+        }
+        assert_eq!(node.signal(9), None);
+        node.run();
+    }
+    for (r, key) in receivers.iter().enumerate() {
+        wait_balance(&node, key, BALANCE + sent_to[r]);
+    }
+    // And nothing more arrives later.
+    std::thread::sleep(Duration::from_millis(500));
+    for (r, key) in receivers.iter().enumerate() {
+        assert_eq!(node.account(key.address()).0, BALANCE + sent_to[r]);
+    }
+}
