@@ -276,13 +276,29 @@ impl ShardStore {
             );
         }
 
+        let meta_cf = self.cf(cf::META);
+        for proven in &commit.block.body.incoming {
+            let receipt = &proven.receipt;
+            batch.put_cf(
+                meta_cf,
+                keys::incoming(receipt.source, receipt.sequence),
+                codec::encode(&height),
+            );
+        }
+
         let tx_index = self.cf(cf::TX_INDEX);
+        let emitted: std::collections::HashMap<Hash, (ShardId, u64)> = commit
+            .receipts
+            .iter()
+            .map(|r| (r.origin, (r.destination, r.sequence)))
+            .collect();
         for (index, (hash, outcome)) in tx_hashes.iter().zip(commit.outcomes).enumerate() {
             let location = TxLocation {
                 height,
                 index: u32::try_from(index)
                     .expect("check_body: the transaction count equals the u32 tx_count"),
                 outcome: outcome.clone(),
+                receipt: emitted.get(hash).copied(),
             };
             batch.put_cf(tx_index, keys::transaction(hash), codec::encode(&location));
         }

@@ -38,6 +38,8 @@ pub(crate) const META_IDENTITY: &[u8] = b"identity";
 pub(crate) const META_HEAD: &[u8] = b"head";
 /// `meta` key prefix of an outbox cursor, followed by the big-endian destination.
 const META_OUTBOX_CURSOR: &[u8] = b"outbox_cursor/";
+/// Prefix of "incoming receipt (source, sequence) was applied at height".
+const META_INCOMING: &[u8] = b"incoming/";
 
 /// `headers` key of the header at `height`.
 pub(crate) fn header(height: u64) -> [u8; 9] {
@@ -79,6 +81,13 @@ pub(crate) fn transaction(hash: &Hash) -> [u8; 32] {
 }
 
 /// `meta` key of the outbox cursor to `destination`.
+pub(crate) fn incoming(source: ShardId, sequence: u64) -> Vec<u8> {
+    let mut key = META_INCOMING.to_vec();
+    key.extend_from_slice(&source.0.to_be_bytes());
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
 pub(crate) fn outbox_cursor(destination: ShardId) -> Vec<u8> {
     let mut key = META_OUTBOX_CURSOR.to_vec();
     key.extend_from_slice(&destination.0.to_be_bytes());

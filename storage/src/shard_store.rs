@@ -30,6 +30,8 @@ pub struct TxLocation {
     pub index: u32,
     /// The transaction's outcome.
     pub outcome: TxOutcome,
+    /// The receipt it emitted to another shard (destination, sequence).
+    pub receipt: Option<(ShardId, u64)>,
 }
 
 /// The RocksDB store of one shard: blocks, state, outgoing receipts and the
@@ -291,6 +293,21 @@ impl ShardStore {
             "transaction location",
             &keys::transaction(hash),
             MAX_TX_LOCATION_BYTES,
+        )
+    }
+
+    /// The height of the block that applied receipt `sequence` from
+    /// `source`, if one did.
+    pub fn incoming_applied(
+        &self,
+        source: ShardId,
+        sequence: u64,
+    ) -> Result<Option<u64>, StorageError> {
+        self.get(
+            cf::META,
+            "incoming receipt height",
+            &keys::incoming(source, sequence),
+            MAX_SMALL_VALUE_BYTES,
         )
     }
 

@@ -2,7 +2,9 @@
 //! it (`server.rs`) and the command-line client and the load generator use
 //! the generated client.
 
-use super::types::{AccountInfo, BlockInfo, BlockRef, HeadInfo, Status, TxStatus, WaitUntil};
+use super::types::{
+    AccountInfo, BlockInfo, BlockRef, HeadInfo, ReceiptInfo, Status, TxStatus, WaitUntil,
+};
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 
@@ -21,6 +23,11 @@ pub trait AtollApi {
     /// Where a transaction is: unknown, pending, included or final.
     #[method(name = "getTransactionStatus")]
     async fn get_transaction_status(&self, hash: String) -> RpcResult<TxStatus>;
+
+    /// A cross-shard receipt by id (`"<source>:<destination>:<sequence>"`):
+    /// what it credits, and whether it was applied.
+    #[method(name = "getReceipt")]
+    async fn get_receipt(&self, id: String) -> RpcResult<ReceiptInfo>;
 
     /// Balance, nonce and shard of an account at `at` (default `"latest"`).
     #[method(name = "getAccount")]

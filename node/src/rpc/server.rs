@@ -3,15 +3,17 @@
 use super::api::AtollApiServer;
 use super::error::{self, code_name, error, internal, invalid_params};
 use super::types::{
-    hex_hash, parse_hash, AccountInfo, BlockInfo, BlockRef, MempoolInfo, Outcome, ShardStatus,
-    Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
+    hex_hash, parse_hash, AccountInfo, BlockInfo, BlockRef, MempoolInfo, Outcome, ReceiptInfo,
+    ReceiptState, ShardStatus, Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
 };
 use crate::service::admission::{Admission, Rejection};
 use crate::service::producer::head_info;
 use crate::service::waiters::WaitEnd;
 use crate::service::{NodeView, Shared};
 use atoll_primitives::codec::{self, MAX_TRANSACTION_BYTES};
-use atoll_primitives::{Address, Hash, SignedTransaction, StateKey, TxOutcome};
+use atoll_primitives::{
+    Address, Hash, ReceiptAction, ShardId, SignedTransaction, StateKey, TxOutcome,
+};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
@@ -164,6 +166,14 @@ impl Rpc {
                     .map_err(internal)?
                     .map(|h| hex_hash(&h.hash()));
                 status.outcome = Some(outcome(&location.outcome));
+                if let Some((destination, sequence)) = location.receipt {
+                    status.receipts.push(self.receipt(
+                        shard.shard,
+                        destination,
+                        sequence,
+                        false,
+                    )?);
+                }
                 return Ok(status);
             }
         }
@@ -177,6 +187,57 @@ impl Rpc {
             status.shard = Some(shard.shard.0);
         }
         Ok(status)
+    }
+
+    /// Receipt `sequence` from `source` to `destination`; with `detail`,
+    /// also what it credits and where it came from.
+    fn receipt(
+        &self,
+        source: ShardId,
+        destination: ShardId,
+        sequence: u64,
+        detail: bool,
+    ) -> RpcResult<ReceiptInfo> {
+        let shard = |id: ShardId| {
+            self.node
+                .shards
+                .get(usize::from(id.0))
+                .ok_or_else(|| error(error::WRONG_SHARD, format!("there is no shard {id}")))
+        };
+        let (source_shard, destination_shard) = (shard(source)?, shard(destination)?);
+        let stored = source_shard
+            .store
+            .outgoing_receipt_at(destination, sequence)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                error(
+                    error::NOT_FOUND,
+                    format!("shard {source} sent no receipt {sequence} to shard {destination}"),
+                )
+            })?;
+        let final_height = destination_shard.heads.borrow().final_height;
+        let applied_height = destination_shard
+            .store
+            .incoming_applied(source, sequence)
+            .map_err(internal)?;
+        let status = match applied_height {
+            None => ReceiptState::InFlight,
+            Some(height) if height <= final_height => ReceiptState::Final,
+            Some(_) => ReceiptState::Applied,
+        };
+        let ReceiptAction::Transfer { to, amount } = stored.receipt.action;
+        Ok(ReceiptInfo {
+            id: format!("{}:{}:{sequence}", source.0, destination.0),
+            source: source.0,
+            destination: destination.0,
+            sequence,
+            status,
+            applied_height,
+            origin: detail.then(|| hex_hash(&stored.receipt.origin)),
+            source_height: detail.then_some(stored.height),
+            to: detail.then(|| to.to_string()),
+            amount: detail.then(|| amount.to_string()),
+        })
     }
 
     async fn account(&self, address: &str, at: Option<BlockRef>) -> RpcResult<AccountInfo> {
@@ -334,6 +395,13 @@ impl AtollApiServer for Rpc {
         self.observe("getTransactionStatus", result)
     }
 
+    async fn get_receipt(&self, id: String) -> RpcResult<ReceiptInfo> {
+        let result = parse_receipt_id(&id).and_then(|(source, destination, sequence)| {
+            self.receipt(source, destination, sequence, true)
+        });
+        self.observe("getReceipt", result)
+    }
+
     async fn get_account(&self, address: String, at: Option<BlockRef>) -> RpcResult<AccountInfo> {
         let result = self.account(&address, at).await;
         self.observe("getAccount", result)
@@ -386,6 +454,26 @@ impl AtollApiServer for Rpc {
             }
         }
     }
+}
+
+/// Parses `"<source>:<destination>:<sequence>"`.
+fn parse_receipt_id(id: &str) -> RpcResult<(ShardId, ShardId, u64)> {
+    let bad = || {
+        invalid_params(format!(
+            "{id:?} is not a receipt id \"<source>:<destination>:<sequence>\""
+        ))
+    };
+    let mut parts = id.split(':');
+    let (Some(source), Some(destination), Some(sequence), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok((
+        ShardId(source.parse().map_err(|_| bad())?),
+        ShardId(destination.parse().map_err(|_| bad())?),
+        sequence.parse().map_err(|_| bad())?,
+    ))
 }
 
 /// Hands `tx` to `shard`'s admission stage and waits for the verdict.

@@ -120,15 +120,47 @@ pub struct Outcome {
     pub message: Option<String>,
 }
 
-/// A cross-shard receipt a transaction emitted.
+/// Where a cross-shard receipt is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptState {
+    /// Emitted by its source shard, not yet credited.
+    InFlight,
+    /// Credited by a destination block that is not final yet.
+    Applied,
+    /// Credited by a final destination block.
+    Final,
+}
+
+/// A cross-shard receipt a transaction emitted (`atoll_getTransactionStatus`),
+/// or in full (`atoll_getReceipt`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptInfo {
+    /// `"<source>:<destination>:<sequence>"`, for `atoll_getReceipt`.
+    pub id: String,
     /// The shard that emitted it.
     pub source: u16,
     /// The shard it credits.
     pub destination: u16,
     /// Its sequence number on the (source, destination) pair.
     pub sequence: u64,
+    /// Where it is.
+    pub status: ReceiptState,
+    /// Height of the destination block that credited it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_height: Option<u64>,
+    /// Hash of the transaction that emitted it (`atoll_getReceipt` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Height of the source block that emitted it (`atoll_getReceipt` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_height: Option<u64>,
+    /// The credited address (`atoll_getReceipt` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The amount credited, decimal (`atoll_getReceipt` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
 }
 
 /// The answer of `atoll_getTransactionStatus`.

@@ -54,6 +54,30 @@ fn a_cross_shard_transfer_debits_once_and_credits_once() {
     let account = node.ok("atoll_getAccount", json!([bob.address().to_string()]));
     assert_eq!(account["shard"], 1);
     wait_balance(&node, bob, BALANCE + 1234);
+    // The status shows the receipt through to its final credit.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let receipt = loop {
+        let st = node.ok("atoll_getTransactionStatus", json!([hash]));
+        let receipt = st["receipts"][0].clone();
+        assert_eq!(receipt["source"], 0, "{st}");
+        assert_eq!(receipt["destination"], 1, "{st}");
+        if receipt["status"] == "final" {
+            break receipt;
+        }
+        assert!(Instant::now() < deadline, "{st}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let applied = receipt["applied_height"].as_u64().expect("a height");
+    let detail = node.ok("atoll_getReceipt", json!([receipt["id"]]));
+    assert_eq!(detail["to"], json!(bob.address().to_string()));
+    assert_eq!(detail["amount"], "1234");
+    assert_eq!(detail["origin"], json!(hash));
+    assert_eq!(detail["applied_height"], applied);
+    // The crediting block carries it.
+    let block = node.ok("atoll_getBlock", json!([1, applied]));
+    assert_eq!(block["final"], true);
+    node.err("atoll_getReceipt", json!(["0:1:999"]), 1011);
+    node.err("atoll_getReceipt", json!(["zero"]), -32602);
 }
 
 #[test]

@@ -113,6 +113,7 @@ fn check_consistent(store: &ShardStore, head: &ShardBlockHeader) {
                 height,
                 index: 0,
                 outcome: outcomes(1)[0].clone(),
+                receipt: Some((ShardId(0), height - 1)),
             };
             assert_eq!(location, Some(expected), "height {height}");
             let receipt = store.outgoing_receipt(ShardId(0), height - 1).unwrap();
