@@ -72,7 +72,13 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
                 .iter()
                 .find(|(a, _)| *a == first.address())
                 .map_or(0, |(_, b)| *b);
-            home::print_dev_accounts(&home, &dev_keys, genesis.accounts.len(), balance);
+            home::print_dev_accounts(
+                &home,
+                &dev_keys,
+                genesis.accounts.len(),
+                balance,
+                genesis.layout,
+            );
             println!();
             println!("Try:");
             println!(

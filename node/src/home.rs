@@ -173,21 +173,28 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
         keys.len()
     );
     if !keys.is_empty() {
-        print_dev_accounts(home, &keys, keys.len(), options.dev_balance);
+        print_dev_accounts(home, &keys, keys.len(), options.dev_balance, layout);
     }
     Ok(())
 }
 
 /// Prints the first dev accounts with their key files.
-pub fn print_dev_accounts(home: &Home, keys: &[KeyPair], total: usize, balance: u128) {
+pub fn print_dev_accounts(
+    home: &Home,
+    keys: &[KeyPair],
+    total: usize,
+    balance: u128,
+    layout: ShardLayout,
+) {
     println!(
         "Dev accounts (every key is listed in {}):",
         home.dev_keys().display()
     );
     for (i, key) in keys.iter().enumerate().take(DEV_PRINTED) {
         println!(
-            "  ({i}) {}  balance {balance}  key {}",
+            "  ({i}) {}  shard {}  balance {balance}  key {}",
             key.address(),
+            layout.shard_of(&key.address()),
             home.dev_key_file(i).display()
         );
     }

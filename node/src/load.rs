@@ -14,7 +14,7 @@ use crate::rpc::api::AtollApiClient;
 use crate::rpc::error::code_name;
 use crate::rpc::types::{parse_hash, AccountInfo, BlockRef};
 use anyhow::{bail, Context};
-use atoll_primitives::{Action, ChainId, Hash, KeyPair, Transaction};
+use atoll_primitives::{Action, ChainId, Hash, KeyPair, ShardLayout, Transaction};
 use atoll_shard::workload::dev_key;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -56,6 +56,11 @@ pub struct LoadArgs {
     /// Transactions per JSON-RPC batch.
     #[arg(long, default_value_t = 500)]
     batch: usize,
+    /// Share of transfers (0 to 1) whose recipient lives on another shard
+    /// than the sender; their settlement (credit final on the recipient's
+    /// shard) is measured separately.
+    #[arg(long, default_value_t = 0.0)]
+    cross_shard_ratio: f64,
     /// Seconds to wait, after the last batch, for transactions to become final.
     #[arg(long, default_value_t = 30)]
     settle: u64,
@@ -84,6 +89,14 @@ pub struct Report {
     pub latency_ms_p90: f64,
     /// 99th percentile.
     pub latency_ms_p99: f64,
+    /// Admitted transfers to another shard.
+    pub cross_shard: u64,
+    /// Of those, the ones whose credit was seen final on the recipient's shard.
+    pub settled: u64,
+    /// Cross-shard settlement latency (submission to credit final), p50, ms.
+    pub settlement_ms_p50: f64,
+    /// p99.
+    pub settlement_ms_p99: f64,
     /// Errors by kind (error code names, or `transport`).
     pub errors: BTreeMap<String, u64>,
 }
@@ -93,6 +106,8 @@ struct Tracker {
     index: HashMap<Hash, usize>,
     sent: Vec<Option<Instant>>,
     finalized: Vec<Option<Instant>>,
+    cross: Vec<bool>,
+    settled: Vec<Option<Instant>>,
 }
 
 /// Runs the generator.
@@ -102,6 +117,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
     if args.tps == 0 || args.duration == 0 || args.batch == 0 {
         bail!("--tps, --duration and --batch must be positive");
+    }
+    if !(0.0..=1.0).contains(&args.cross_shard_ratio) {
+        bail!("--cross-shard-ratio must be between 0 and 1");
     }
     let clients: Vec<HttpClient> = args
         .rpc
@@ -113,7 +131,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot reach the node at {}", args.rpc[0]))?;
     let chain_id = ChainId(status.chain_id);
-    let shard = status.shards.first().map_or(0, |s| s.shard);
+    let shard_count = u16::try_from(status.shards.len().max(1))?;
+    let layout = ShardLayout::uniform(shard_count).expect("at least one shard");
     let total = usize::try_from(args.tps.saturating_mul(args.duration))?;
     let progress_out = !args.json;
     if progress_out {
@@ -127,11 +146,18 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .map(|i| dev_key(DEV_SEED, i))
         .collect();
     let nonces = account_nonces(&clients[0], &keys).await?;
-    let (hexes, hashes) = sign_all(chain_id, &keys, &nonces, total);
+    let plan = Plan {
+        chain_id,
+        layout,
+        cross_shard_ratio: args.cross_shard_ratio,
+    };
+    let (hexes, (hashes, cross)) = sign_all(&plan, &keys, &nonces, total);
     let tracker = Arc::new(Mutex::new(Tracker {
         index: hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect(),
         sent: vec![None; total],
         finalized: vec![None; total],
+        cross,
+        settled: vec![None; total],
     }));
     let errors = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let admitted = Arc::new(AtomicU64::new(0));
@@ -147,17 +173,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    let start_height = clients[0]
-        .get_block(shard, BlockRef::Final)
-        .await?
-        .header
-        .height;
+    let start_heights: Vec<u64> = status.shards.iter().map(|s| s.final_height).collect();
+    let settled_count = Arc::new(AtomicU64::new(0));
     let watcher = tokio::spawn(watch_finality(
         clients[0].clone(),
-        shard,
-        start_height,
+        start_heights,
         Arc::clone(&tracker),
         Arc::clone(&final_count),
+        Arc::clone(&settled_count),
     ));
 
     let started = Instant::now();
@@ -203,7 +226,17 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
     let send_time = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(args.settle);
-    while final_count.load(Ordering::Relaxed) < admitted.load(Ordering::Relaxed)
+    let cross_admitted = {
+        let tracker = tracker.lock();
+        tracker
+            .sent
+            .iter()
+            .zip(&tracker.cross)
+            .filter(|(sent, cross)| sent.is_some() && **cross)
+            .count() as u64
+    };
+    while (final_count.load(Ordering::Relaxed) < admitted.load(Ordering::Relaxed)
+        || settled_count.load(Ordering::Relaxed) < cross_admitted)
         && Instant::now() < deadline
     {
         bar.set_message(progress_message(&admitted, &final_count, &errors));
@@ -262,26 +295,65 @@ async fn account_nonces(client: &HttpClient, keys: &[KeyPair]) -> anyhow::Result
     Ok(nonces)
 }
 
-/// Signs `total` transfers: sender `k % accounts` with consecutive nonces,
-/// a random other account as recipient, amount 1, fee 1.
-fn sign_all(
+/// What the generated transfers look like.
+struct Plan {
     chain_id: ChainId,
+    layout: ShardLayout,
+    cross_shard_ratio: f64,
+}
+
+/// Signs `total` transfers: sender `k % accounts` with consecutive nonces;
+/// the recipient another account, on another shard with probability
+/// `cross_shard_ratio` (when there is one); amount 1, fee 1. Returns the
+/// hex encodings, and the hashes with whether each crosses shards.
+fn sign_all(
+    plan: &Plan,
     keys: &[KeyPair],
     nonces: &[u64],
     total: usize,
-) -> (Vec<String>, Vec<Hash>) {
+) -> (Vec<String>, (Vec<Hash>, Vec<bool>)) {
     let accounts = keys.len();
+    let shard_of: Vec<_> = keys
+        .iter()
+        .map(|k| plan.layout.shard_of(&k.address()))
+        .collect();
+    // Per shard: its accounts, and everyone else's.
+    let mut home: BTreeMap<_, Vec<usize>> = BTreeMap::new();
+    for (i, shard) in shard_of.iter().enumerate() {
+        home.entry(*shard).or_default().push(i);
+    }
+    let away: BTreeMap<_, Vec<usize>> = home
+        .keys()
+        .map(|&shard| {
+            let others = (0..accounts).filter(|&i| shard_of[i] != shard).collect();
+            (shard, others)
+        })
+        .collect();
     (0..total)
         .into_par_iter()
         .map(|k| {
             let sender = k % accounts;
             let mut rng = StdRng::seed_from_u64(k as u64);
-            let mut to = rng.gen_range(0..accounts - 1);
-            if to >= sender {
-                to += 1;
-            }
+            let shard = shard_of[sender];
+            let cross = !away[&shard].is_empty() && rng.gen_bool(plan.cross_shard_ratio);
+            let to = if cross || home[&shard].len() < 2 {
+                let pool = if away[&shard].is_empty() {
+                    &home[&shard]
+                } else {
+                    &away[&shard]
+                };
+                pool[rng.gen_range(0..pool.len())]
+            } else {
+                let pool = &home[&shard];
+                loop {
+                    let pick = pool[rng.gen_range(0..pool.len())];
+                    if pick != sender {
+                        break pick;
+                    }
+                }
+            };
             let body = Transaction {
-                chain_id,
+                chain_id: plan.chain_id,
                 sender: keys[sender].public(),
                 nonce: nonces[sender] + (k / accounts) as u64,
                 fee: 1,
@@ -291,7 +363,10 @@ fn sign_all(
                 },
             };
             let signed = body.sign(&keys[sender]);
-            (hex::encode(signed.encode()), signed.hash())
+            (
+                hex::encode(signed.encode()),
+                (signed.hash(), shard_of[to] != shard_of[sender]),
+            )
         })
         .unzip()
 }
@@ -347,46 +422,60 @@ async fn send_batch(
     }
 }
 
-/// Follows final blocks from `from + 1` and records when each generated
-/// transaction is first seen final.
+/// Follows every shard's final blocks from `from[shard] + 1` and records
+/// when each generated transaction is first seen final, and when each
+/// cross-shard one is first seen credited in a final block of its
+/// recipient's shard.
 async fn watch_finality(
     client: HttpClient,
-    shard: u16,
-    mut from: u64,
+    mut from: Vec<u64>,
     tracker: Arc<Mutex<Tracker>>,
     final_count: Arc<AtomicU64>,
+    settled_count: Arc<AtomicU64>,
 ) {
     loop {
         tokio::time::sleep(POLL).await;
         let Ok(status) = client.status().await else {
             continue;
         };
-        let Some(final_height) = status
-            .shards
-            .iter()
-            .find(|s| s.shard == shard)
-            .map(|s| s.final_height)
-        else {
-            continue;
-        };
-        while from < final_height {
-            let Ok(block) = client.get_block(shard, BlockRef::Height(from + 1)).await else {
-                break;
+        for shard in &status.shards {
+            let Some(next) = from.get_mut(usize::from(shard.shard)) else {
+                continue;
             };
-            let seen = Instant::now();
-            let mut tracker = tracker.lock();
-            let mut count = 0;
-            for hash in &block.transactions {
-                let Ok(hash) = parse_hash(hash) else { continue };
-                if let Some(&i) = tracker.index.get(&hash) {
-                    if tracker.finalized[i].is_none() {
-                        tracker.finalized[i] = Some(seen);
-                        count += 1;
+            while *next < shard.final_height {
+                let Ok(block) = client
+                    .get_block(shard.shard, BlockRef::Height(*next + 1))
+                    .await
+                else {
+                    break;
+                };
+                let seen = Instant::now();
+                let mut tracker = tracker.lock();
+                let (mut finals, mut settled) = (0, 0);
+                for hash in &block.transactions {
+                    let Ok(hash) = parse_hash(hash) else { continue };
+                    if let Some(&i) = tracker.index.get(&hash) {
+                        if tracker.finalized[i].is_none() {
+                            tracker.finalized[i] = Some(seen);
+                            finals += 1;
+                        }
                     }
                 }
+                for incoming in &block.incoming {
+                    let Ok(hash) = parse_hash(&incoming.origin) else {
+                        continue;
+                    };
+                    if let Some(&i) = tracker.index.get(&hash) {
+                        if tracker.settled[i].is_none() {
+                            tracker.settled[i] = Some(seen);
+                            settled += 1;
+                        }
+                    }
+                }
+                final_count.fetch_add(finals, Ordering::Relaxed);
+                settled_count.fetch_add(settled, Ordering::Relaxed);
+                *next += 1;
             }
-            final_count.fetch_add(count, Ordering::Relaxed);
-            from += 1;
         }
     }
 }
@@ -399,18 +488,25 @@ fn report(
     errors: &BTreeMap<String, u64>,
 ) -> Report {
     let mut latencies = Vec::new();
-    let mut submitted = 0u64;
+    let mut settlements = Vec::new();
+    let (mut submitted, mut cross_shard) = (0u64, 0u64);
     let mut last_final = started;
-    for (sent, finalized) in tracker.sent.iter().zip(&tracker.finalized) {
-        if let Some(sent) = sent {
-            submitted += 1;
-            if let Some(finalized) = finalized {
-                latencies.push(finalized.saturating_duration_since(*sent).as_secs_f64() * 1e3);
-                last_final = last_final.max(*finalized);
+    for (i, sent) in tracker.sent.iter().enumerate() {
+        let Some(sent) = sent else { continue };
+        submitted += 1;
+        if let Some(finalized) = tracker.finalized[i] {
+            latencies.push(finalized.saturating_duration_since(*sent).as_secs_f64() * 1e3);
+            last_final = last_final.max(finalized);
+        }
+        if tracker.cross[i] {
+            cross_shard += 1;
+            if let Some(settled) = tracker.settled[i] {
+                settlements.push(settled.saturating_duration_since(*sent).as_secs_f64() * 1e3);
             }
         }
     }
     latencies.sort_by(f64::total_cmp);
+    settlements.sort_by(f64::total_cmp);
     let finalized = latencies.len() as u64;
     let span = last_final.duration_since(started).as_secs_f64();
     Report {
@@ -426,6 +522,10 @@ fn report(
         latency_ms_p50: percentile(&latencies, 0.50),
         latency_ms_p90: percentile(&latencies, 0.90),
         latency_ms_p99: percentile(&latencies, 0.99),
+        cross_shard,
+        settled: settlements.len() as u64,
+        settlement_ms_p50: percentile(&settlements, 0.50),
+        settlement_ms_p99: percentile(&settlements, 0.99),
         errors: errors.clone(),
     }
 }
@@ -455,6 +555,12 @@ fn print_report(report: &Report, send_time: Duration) {
         "latency     p50 {:.0} ms  p90 {:.0} ms  p99 {:.0} ms (submission to final)",
         report.latency_ms_p50, report.latency_ms_p90, report.latency_ms_p99
     );
+    if report.cross_shard > 0 {
+        println!(
+            "cross-shard {} settled of {} (credit final on the recipient's shard): p50 {:.0} ms  p99 {:.0} ms",
+            report.settled, report.cross_shard, report.settlement_ms_p50, report.settlement_ms_p99
+        );
+    }
     if report.errors.is_empty() {
         println!("errors      none");
     } else {

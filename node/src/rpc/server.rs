@@ -3,8 +3,8 @@
 use super::api::AtollApiServer;
 use super::error::{self, code_name, error, internal, invalid_params};
 use super::types::{
-    hex_hash, parse_hash, AccountInfo, BlockInfo, BlockRef, MempoolInfo, Outcome, ReceiptInfo,
-    ReceiptState, ShardStatus, Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
+    hex_hash, parse_hash, AccountInfo, BlockInfo, BlockRef, IncomingInfo, MempoolInfo, Outcome,
+    ReceiptInfo, ReceiptState, ShardStatus, Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
 };
 use crate::service::admission::{Admission, Rejection};
 use crate::service::producer::head_info;
@@ -336,6 +336,16 @@ impl Rpc {
                 .transactions
                 .iter()
                 .map(|tx| hex_hash(&tx.hash()))
+                .collect(),
+            incoming: block
+                .body
+                .incoming
+                .iter()
+                .map(|p| IncomingInfo {
+                    source: p.receipt.source.0,
+                    sequence: p.receipt.sequence,
+                    origin: hex_hash(&p.receipt.origin),
+                })
                 .collect(),
         })
     }

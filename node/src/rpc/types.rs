@@ -236,6 +236,17 @@ pub struct HeadInfo {
     pub is_final: bool,
 }
 
+/// A receipt from another shard that a block credited.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingInfo {
+    /// The shard that sent it.
+    pub source: u16,
+    /// Its sequence number from that shard.
+    pub sequence: u64,
+    /// The hash of the transaction that emitted it.
+    pub origin: String,
+}
+
 /// The answer of `atoll_getBlock`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockInfo {
@@ -244,6 +255,9 @@ pub struct BlockInfo {
     pub header: HeadInfo,
     /// The transaction hashes, in block order.
     pub transactions: Vec<String>,
+    /// The receipts from other shards it credited, in order.
+    #[serde(default)]
+    pub incoming: Vec<IncomingInfo>,
 }
 
 /// One shard's heights in `atoll_status`.
