@@ -88,6 +88,13 @@ pub async fn run(
             },
         ));
     }
+    // The cores are shared out among the shards rather than each shard
+    // taking all of them: shards run side by side, and pools larger than
+    // the machine only add context switches.
+    let threads = std::num::NonZeroUsize::new(
+        config.execution.threads.get() / usize::from(layout.shard_count()),
+    )
+    .unwrap_or(std::num::NonZeroUsize::MIN);
     // The shards open in parallel: each rebuilds its state tree.
     let mut opening = Vec::new();
     for (number, accounts) in per_shard.into_iter().enumerate() {
@@ -97,7 +104,6 @@ pub async fn run(
             shard,
         };
         let path = data_dir.join("shards").join(shard.0.to_string());
-        let threads = config.execution.threads;
         opening.push(tokio::task::spawn_blocking(move || {
             ShardChain::open(&path, identity, layout, &accounts, threads)
                 .with_context(|| format!("cannot open shard {} at {}", shard, path.display()))

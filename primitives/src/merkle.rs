@@ -40,6 +40,25 @@ fn subtree_root(items: &[Hash]) -> Hash {
     node_hash(&subtree_root(&items[..k]), &subtree_root(&items[k..]))
 }
 
+/// Fills `siblings[i]` with the path of item `i` of `items` (leaf to root)
+/// and returns the subtree root.
+fn collect_all(items: &[Hash], siblings: &mut [Vec<Hash>]) -> Hash {
+    if items.len() == 1 {
+        return leaf_hash(&items[0]);
+    }
+    let k = split_point(items.len());
+    let (left_paths, right_paths) = siblings.split_at_mut(k);
+    let left = collect_all(&items[..k], left_paths);
+    let right = collect_all(&items[k..], right_paths);
+    for path in left_paths.iter_mut() {
+        path.push(right);
+    }
+    for path in right_paths.iter_mut() {
+        path.push(left);
+    }
+    node_hash(&left, &right)
+}
+
 /// The largest power of two strictly below `n` (for `n >= 2`).
 fn split_point(n: usize) -> usize {
     debug_assert!(n >= 2);
@@ -70,6 +89,26 @@ impl MerkleProof {
             leaf_count: items.len() as u64,
             siblings,
         })
+    }
+
+    /// The proofs of every item of `items`, in order, in O(n log n): each
+    /// subtree root is computed once (proving each item with
+    /// [`MerkleProof::new`] would cost O(n²)).
+    pub fn all(items: &[Hash]) -> Vec<MerkleProof> {
+        let leaf_count = items.len() as u64;
+        let mut siblings: Vec<Vec<Hash>> = vec![Vec::new(); items.len()];
+        if !items.is_empty() {
+            collect_all(items, &mut siblings);
+        }
+        siblings
+            .into_iter()
+            .enumerate()
+            .map(|(index, siblings)| MerkleProof {
+                index: index as u64,
+                leaf_count,
+                siblings,
+            })
+            .collect()
     }
 
     /// Whether this proof shows `item` at `self.index` under `root`
@@ -121,6 +160,24 @@ mod tests {
     use proptest::prelude::*;
 
     static TEST_ITEM: Domain = Domain::new("atoll test item");
+
+    #[test]
+    fn all_proofs_at_once_equal_one_by_one_and_verify() {
+        for n in [0usize, 1, 2, 3, 5, 8, 13, 64, 100] {
+            let list = items(n);
+            let all = MerkleProof::all(&list);
+            assert_eq!(all.len(), n);
+            let root = root(&list);
+            for (i, proof) in all.iter().enumerate() {
+                assert_eq!(
+                    Some(proof.clone()),
+                    MerkleProof::new(&list, i),
+                    "n={n} i={i}"
+                );
+                assert!(proof.verify(&root, &list[i]));
+            }
+        }
+    }
 
     fn items(n: usize) -> Vec<Hash> {
         (0..n as u64)

@@ -207,11 +207,11 @@ pub fn prove_receipts(
     let hashes: Vec<_> = to_destination.iter().map(|r| r.hash()).collect();
     to_destination
         .into_iter()
-        .enumerate()
-        .map(|(i, receipt)| ProvenReceipt {
+        .zip(MerkleProof::all(&hashes))
+        .map(|(receipt, proof)| ProvenReceipt {
             receipt: receipt.clone(),
             source_height,
-            proof: MerkleProof::new(&hashes, i).expect("the index is in range"),
+            proof,
         })
         .collect()
 }

@@ -84,15 +84,14 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
         .relay
         .pending(shared.shard, &chain.inbox_cursors(), super::MAX_INCOMING);
     let credited = incoming.len();
-    let produced = {
-        let beacon = shared.beacon.read();
-        chain.produce_block_with_receipts(
-            txs,
-            incoming,
-            |source, height| beacon.final_header(source, height).cloned(),
-            now_ms(),
-        )?
-    };
+    // The beacon is locked per lookup, never across the block: the
+    // coordinator must be able to record other shards' blocks meanwhile.
+    let produced = chain.produce_block_with_receipts(
+        txs,
+        incoming,
+        |source, height| shared.beacon.read().final_header(source, height).cloned(),
+        now_ms(),
+    )?;
     shared
         .relay
         .acknowledge(shared.shard, &chain.inbox_cursors());
