@@ -24,21 +24,26 @@ use std::time::{Duration, Instant};
 pub struct ExecuteArgs {
     /// Transactions in the block.
     #[arg(long, default_value_t = 20_000)]
-    txs: usize,
+    pub(super) txs: usize,
     /// Accounts the transfers move value between (2 means every transaction
     /// conflicts with the one before it).
     #[arg(long, default_value_t = 10_000)]
-    accounts: usize,
+    pub(super) accounts: usize,
     /// Worker threads for the parallel stages [default: the number of CPU cores].
     #[arg(long, default_value_t = default_threads(), hide_default_value = true)]
-    threads: NonZeroUsize,
+    pub(super) threads: NonZeroUsize,
     /// Rounds of measurement (execution stages run four times as many);
     /// stages are interleaved and the median is reported.
     #[arg(long, default_value_t = 7)]
-    rounds: usize,
+    pub(super) rounds: usize,
+    /// Instead of the stage breakdown, compare the whole block pipeline of
+    /// this many shards running at once (the threads shared out among them)
+    /// with one shard, in the same run.
+    #[arg(long)]
+    pub(super) shards: Option<u16>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 /// The figures printed by `--json` (transactions per second unless noted).

@@ -2,6 +2,7 @@
 //! same run), never pass/fail verdicts.
 
 mod execute;
+mod sharded;
 
 use clap::Subcommand;
 
@@ -16,6 +17,9 @@ pub enum BenchCommand {
 /// Runs a benchmark.
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
-        BenchCommand::Execute(args) => execute::run(&args),
+        BenchCommand::Execute(args) => match args.shards {
+            Some(shards) => sharded::run(&args, shards),
+            None => execute::run(&args),
+        },
     }
 }
