@@ -70,7 +70,8 @@ pub struct TransferArgs {
     /// Nonce (default: the account's next nonce, asked from the node).
     #[arg(long)]
     pub nonce: Option<u64>,
-    /// Wait until the transfer is final and print its outcome.
+    /// Wait until the transfer is final and print its outcome; for a
+    /// recipient on another shard, also until the credit there is final.
     #[arg(long)]
     pub wait: bool,
     #[command(flatten)]
@@ -203,10 +204,25 @@ pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
         args.fee
     );
     if args.wait {
-        let status = client
-            .get_transaction_status(hash)
+        let mut status = client
+            .get_transaction_status(hash.clone())
             .await
             .map_err(call_error)?;
+        // A transfer to another shard is paid when its receipt is credited
+        // in a final block of the recipient's shard: wait for that too.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while status
+            .receipts
+            .iter()
+            .any(|r| r.status != crate::rpc::types::ReceiptState::Final)
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            status = client
+                .get_transaction_status(hash.clone())
+                .await
+                .map_err(call_error)?;
+        }
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         println!("  admitted; follow it with `atoll tx status {hash}`");

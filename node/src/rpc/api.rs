@@ -41,7 +41,8 @@ pub trait AtollApi {
     #[method(name = "status")]
     async fn status(&self) -> RpcResult<Status>;
 
-    /// `"newHeads"`: one notification per committed block (WebSocket only).
+    /// `"newHeads"`: one notification per block of any shard, once it is
+    /// final (WebSocket only).
     #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = HeadInfo)]
     async fn subscribe_heads(&self, kind: String) -> SubscriptionResult;
 }

@@ -26,13 +26,14 @@ pub const SENDER_LIMIT: i32 = 1007;
 pub const ALREADY_KNOWN: i32 = 1008;
 /// Another transaction with this nonce is pending and pays at least as much.
 pub const REPLACEMENT_UNDERPRICED: i32 = 1009;
-/// The sender lives on a shard this node does not run.
+/// The requested shard does not exist.
 pub const WRONG_SHARD: i32 = 1010;
-/// No such block.
+/// No such block, height or receipt.
 pub const NOT_FOUND: i32 = 1011;
 /// The state at that height is not kept (the node keeps the latest state).
 pub const STATE_NOT_KEPT: i32 = 1012;
-/// `wait_until` did not come true in time; the transaction is still pending.
+/// A wait did not end in time: `wait_until` (the transaction is still
+/// pending), or `atoll_getAccount` at `"final"` (the head did not become final).
 pub const WAIT_TIMEOUT: i32 = 1013;
 /// The node is overloaded (admission queue or waiter table full); retry.
 pub const BUSY: i32 = 1014;

@@ -147,6 +147,19 @@ impl Rpc {
             outcome: None,
             receipts: Vec::new(),
         };
+        // The pools first: a producer commits a block before it removes the
+        // block's transactions from its pool, so a transaction not found in
+        // a pool is, if anywhere, already in a store.
+        if let Some(shard) = self
+            .node
+            .shards
+            .iter()
+            .find(|s| s.mempool.lock().contains(&hash))
+        {
+            status.status = TxState::Pending;
+            status.shard = Some(shard.shard.0);
+            return Ok(status);
+        }
         for shard in &self.node.shards {
             // Read the final height before the index, so a block committed
             // in between is reported as included, never wrongly as final.
@@ -177,15 +190,6 @@ impl Rpc {
                 return Ok(status);
             }
         }
-        if let Some(shard) = self
-            .node
-            .shards
-            .iter()
-            .find(|s| s.mempool.lock().contains(&hash))
-        {
-            status.status = TxState::Pending;
-            status.shard = Some(shard.shard.0);
-        }
         Ok(status)
     }
 
@@ -199,10 +203,15 @@ impl Rpc {
         detail: bool,
     ) -> RpcResult<ReceiptInfo> {
         let shard = |id: ShardId| {
-            self.node
-                .shards
-                .get(usize::from(id.0))
-                .ok_or_else(|| error(error::WRONG_SHARD, format!("there is no shard {id}")))
+            self.node.shards.get(usize::from(id.0)).ok_or_else(|| {
+                error(
+                    error::WRONG_SHARD,
+                    format!(
+                        "there is no shard {id}; the chain has {}",
+                        self.node.shards.len()
+                    ),
+                )
+            })
         };
         let (source_shard, destination_shard) = (shard(source)?, shard(destination)?);
         let stored = source_shard
@@ -261,7 +270,7 @@ impl Rpc {
                 Ok(Ok(heads)) => heads.final_height,
                 _ => {
                     return Err(error(
-                        error::STATE_NOT_KEPT,
+                        error::WAIT_TIMEOUT,
                         format!(
                             "the head (height {height}) did not become final within {}s; this node keeps only the head's state",
                             FINAL_WAIT.as_secs()
