@@ -123,3 +123,38 @@ fn receipts_in_flight_survive_sigkill_exactly_once() {
         assert_eq!(node.account(key.address()).0, BALANCE + sent_to[r]);
     }
 }
+
+#[test]
+fn tx_transfer_wait_returns_once_the_other_shard_credited() {
+    let node = Node::start_sharded(2, 10, "");
+    let layout = ShardLayout::uniform(2).expect("2 shards");
+    let on = |shard: u16| {
+        (0..10u64)
+            .find(|&i| layout.shard_of(&dev(i).address()) == ShardId(shard))
+            .expect("a dev account with a key file on each shard")
+    };
+    let (from, to) = (on(0), on(1));
+    let key = node.home.join(format!("keys/dev-{from}.json"));
+    let rpc = format!("http://{}", node.rpc);
+    let recipient = dev(to).address().to_string();
+    let (ok, out, err) = crate::harness::cli(
+        &[
+            "tx",
+            "transfer",
+            "--rpc",
+            &rpc,
+            "--key",
+            key.to_str().expect("utf-8"),
+            "--to",
+            &recipient,
+            "--amount",
+            "321",
+            "--wait",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("\"status\": \"final\""), "{out}");
+    // No waiting here: --wait already waited for the credit.
+    assert_eq!(node.account(dev(to).address()).0, BALANCE + 321, "{out}");
+}
