@@ -234,3 +234,20 @@ pub fn proven_from_store(
     }
     Ok(out)
 }
+
+/// Hands `relay`, again, every receipt one of `chains` emitted that its
+/// destination among `chains` has not applied (an in-process relay keeps
+/// nothing across a restart).
+pub fn refill(relay: &InProcessRelay, chains: &[crate::ShardChain]) -> Result<(), ShardError> {
+    for destination in chains {
+        let cursors = destination.inbox_cursors();
+        for source in chains {
+            let (from, to) = (source.head().shard, destination.head().shard);
+            if from != to {
+                let next = cursors.get(&from).copied().unwrap_or(0);
+                relay.restore(proven_from_store(source.store(), to, next, usize::MAX)?);
+            }
+        }
+    }
+    Ok(())
+}

@@ -28,7 +28,7 @@ use atoll_config::{GenesisValidator, NodeConfig};
 use atoll_consensus::Beacon;
 use atoll_primitives::{ChainId, ShardBlockHeader, ShardId, ShardLayout};
 use atoll_shard::mempool::{Mempool, MempoolLimits};
-use atoll_shard::relay::{proven_from_store, InProcessRelay};
+use atoll_shard::relay::{refill, InProcessRelay};
 use atoll_shard::state::CachedState;
 use atoll_shard::ShardChain;
 use atoll_storage::ShardStore;
@@ -168,7 +168,7 @@ impl Service {
         let (chain_id, layout) = (first.head().chain_id, first.layout());
         let beacon = Arc::new(RwLock::new(resume_beacon(&chains, chain_id, layout)?));
         let relay = Arc::new(InProcessRelay::new(RELAY_BACKLOG));
-        refill_relay(&chains, &relay)?;
+        refill(&relay, &chains)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let (new_heads, _) = broadcast::channel(HEADS_BUFFER);
         let (committed_tx, committed_rx) = std::sync::mpsc::sync_channel(1024);
@@ -312,20 +312,4 @@ fn resume_beacon(
         recent.push(headers);
     }
     Ok(Beacon::resume(chain_id, layout, EPOCH_LENGTH, recent))
-}
-
-/// Hands the relay, again, every receipt a source emitted that its
-/// destination has not applied (the relay keeps nothing across a restart).
-fn refill_relay(chains: &[ShardChain], relay: &InProcessRelay) -> anyhow::Result<()> {
-    for destination in chains {
-        let cursors = destination.inbox_cursors();
-        for source in chains {
-            let (from, to) = (source.head().shard, destination.head().shard);
-            if from != to {
-                let next = cursors.get(&from).copied().unwrap_or(0);
-                relay.restore(proven_from_store(source.store(), to, next, usize::MAX)?);
-            }
-        }
-    }
-    Ok(())
 }

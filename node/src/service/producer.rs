@@ -126,9 +126,9 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     // The coordinator makes it final. If it is gone the node is stopping.
     let _ = shared.committed.send(Committed {
         shard: shared.shard,
-        header: header.clone(),
-        hashes: produced.hashes.clone(),
-        receipts: produced.output.receipts.clone(),
+        header: produced.block.header,
+        hashes: produced.hashes,
+        receipts: produced.output.receipts,
     });
     Ok(full)
 }

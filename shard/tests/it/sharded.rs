@@ -8,7 +8,7 @@ use atoll_primitives::{
     Account, Action, Address, ChainId, KeyPair, ShardId, ShardLayout, StateKey, Transaction,
 };
 use atoll_shard::execution::PreparedTx;
-use atoll_shard::relay::{proven_from_store, InProcessRelay, ReceiptRelay};
+use atoll_shard::relay::{refill, InProcessRelay, ReceiptRelay};
 use atoll_shard::signatures::VerifiedTx;
 use atoll_shard::workload::dev_keys;
 use atoll_shard::ShardChain;
@@ -100,18 +100,7 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>) {
                 beacon.propose(headers, height).unwrap();
             }
             relay = InProcessRelay::new(10_000);
-            for destination in &chains {
-                let cursors = destination.inbox_cursors();
-                for source in &chains {
-                    let (from, to) = (source.head().shard, destination.head().shard);
-                    if from != to {
-                        let next = cursors.get(&from).copied().unwrap_or(0);
-                        relay.restore(
-                            proven_from_store(source.store(), to, next, usize::MAX).unwrap(),
-                        );
-                    }
-                }
-            }
+            refill(&relay, &chains).unwrap();
             assert_eq!(
                 total_balance(&chains) + relay.in_flight_value() + burnt,
                 supply,
