@@ -19,21 +19,29 @@ pub struct RpcLabels {
     pub result: &'static str,
 }
 
-/// Every metric the node exports.
+/// Labels of a per-shard metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabel {
+    /// The shard number.
+    pub shard: u16,
+}
+
+/// Every metric the node exports. Heights and mempool sizes are per shard
+/// (label `shard`); the rest are totals over the shards.
 pub struct Metrics {
     registry: Registry,
     /// Height of the newest committed block.
-    pub block_height: Gauge,
+    pub block_height: Family<ShardLabel, Gauge>,
     /// Height of the newest final block.
-    pub final_height: Gauge,
+    pub final_height: Family<ShardLabel, Gauge>,
     /// Seconds from taking transactions out of the mempool to the commit.
     pub block_time: Histogram,
     /// Transactions per block.
     pub block_transactions: Histogram,
     /// Transactions in the mempool.
-    pub mempool_transactions: Gauge,
+    pub mempool_transactions: Family<ShardLabel, Gauge>,
     /// Bytes in the mempool.
-    pub mempool_bytes: Gauge,
+    pub mempool_bytes: Family<ShardLabel, Gauge>,
     /// Transactions committed.
     pub transactions: Counter,
     /// Executions beyond one per transaction (Block-STM re-executions).
@@ -47,12 +55,12 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("atoll");
         let metrics = Metrics {
-            block_height: Gauge::default(),
-            final_height: Gauge::default(),
+            block_height: Family::default(),
+            final_height: Family::default(),
             block_time: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             block_transactions: Histogram::new(exponential_buckets(1.0, 2.0, 17)),
-            mempool_transactions: Gauge::default(),
-            mempool_bytes: Gauge::default(),
+            mempool_transactions: Family::default(),
+            mempool_bytes: Family::default(),
             transactions: Counter::default(),
             reexecutions: Counter::default(),
             rpc_requests: Family::default(),
@@ -107,6 +115,11 @@ impl Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// The gauge `family` for `shard`.
+    pub fn shard(family: &Family<ShardLabel, Gauge>, shard: u16) -> Gauge {
+        family.get_or_create(&ShardLabel { shard }).clone()
     }
 
     /// Counts one RPC request.

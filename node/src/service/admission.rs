@@ -5,6 +5,7 @@
 //! their signatures again.
 
 use super::Shared;
+use crate::metrics::Metrics;
 use atoll_primitives::{Action, StateKey};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
@@ -122,11 +123,9 @@ fn admit_batch(
         };
         let _ = reply.send(result);
     }
-    shared
-        .metrics
-        .mempool_transactions
-        .set(mempool.len() as i64);
-    shared.metrics.mempool_bytes.set(mempool.bytes() as i64);
+    let shard = shared.shard.0;
+    Metrics::shard(&shared.metrics.mempool_transactions, shard).set(mempool.len() as i64);
+    Metrics::shard(&shared.metrics.mempool_bytes, shard).set(mempool.bytes() as i64);
     if mempool.len() >= shared.max_block_transactions {
         shared.wake.notify_one();
     }

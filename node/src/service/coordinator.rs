@@ -10,6 +10,7 @@
 //! congested destination) wait, in order, and are offered again first.
 
 use super::Shared;
+use crate::metrics::Metrics;
 use crate::rpc::types::{HeadInfo, WaitUntil};
 use crate::service::producer::head_info;
 use atoll_consensus::Beacon;
@@ -88,7 +89,7 @@ pub fn run(
                 heads.final_height = heads.final_height.max(height);
             });
             shard.waiters.reached(&done.hashes, WaitUntil::Final);
-            shard.metrics.final_height.set(height as i64);
+            Metrics::shard(&shard.metrics.final_height, done.shard.0).set(height as i64);
             let _ = new_heads.send(Arc::new(head_info(&done.header, true)));
             if done.receipts.is_empty() {
                 continue;

@@ -7,6 +7,7 @@
 
 use super::coordinator::Committed;
 use super::Shared;
+use crate::metrics::Metrics;
 use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};
 use atoll_config::BlockConfig;
 use atoll_primitives::{ShardBlockHeader, StateKey};
@@ -111,8 +112,9 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
             let StateKey::Account(address) = key;
             pruned.extend(pool.prune(*address, account.nonce));
         }
-        shared.metrics.mempool_transactions.set(pool.len() as i64);
-        shared.metrics.mempool_bytes.set(pool.bytes() as i64);
+        let shard = shared.shard.0;
+        Metrics::shard(&shared.metrics.mempool_transactions, shard).set(pool.len() as i64);
+        Metrics::shard(&shared.metrics.mempool_bytes, shard).set(pool.bytes() as i64);
     }
 
     shared
@@ -137,7 +139,7 @@ fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, credited: u
     let header = &produced.block.header;
     let txs = header.tx_count as u64;
     let metrics = &shared.metrics;
-    metrics.block_height.set(header.height as i64);
+    Metrics::shard(&metrics.block_height, header.shard.0).set(header.height as i64);
     metrics.block_time.observe(took.as_secs_f64());
     metrics.block_transactions.observe(txs as f64);
     metrics.transactions.inc_by(txs);
