@@ -24,6 +24,7 @@ fn header(shard: u16, height: u64, parent: Hash) -> ShardBlockHeader {
         receipt_roots: Vec::new(),
         incoming_root: Hash::ZERO,
         inbox_cursors: Vec::new(),
+        congested: false,
         tx_count: 0,
         burnt_fees: 0,
     }

@@ -38,6 +38,10 @@ pub struct ShardBlockHeader {
     /// After this block, the next receipt sequence number expected from
     /// each source shard it ever received from (sorted by shard).
     pub inbox_cursors: Vec<(ShardId, u64)>,
+    /// Whether this shard's backlog of incoming receipts had passed its
+    /// bound when the block was made: other shards then hold back new
+    /// transfers to it until a later block says otherwise.
+    pub congested: bool,
     /// Number of transactions in the body.
     pub tx_count: u32,
     /// Fees burnt by this block's transactions.

@@ -22,6 +22,7 @@ pub fn genesis_block(chain_id: ChainId, shard: ShardId, state_root: Hash) -> Sha
             receipt_roots: Vec::new(),
             incoming_root: merkle::empty_root(),
             inbox_cursors: Vec::new(),
+            congested: false,
             tx_count: 0,
             burnt_fees: 0,
         },
@@ -55,18 +56,32 @@ pub fn receipt_roots(receipts: &[Receipt]) -> Vec<(ShardId, Hash)> {
         .collect()
 }
 
-/// The child of `parent` applying `incoming` (which leave the inbox at
-/// `inbox_cursors`) and holding `txs`, whose execution gave `output` and left
-/// the state with root `state_root`.
+/// What a block says about receipts from other shards.
+#[derive(Clone, Debug, Default)]
+pub struct Inbound {
+    /// The receipts it credits, in order.
+    pub incoming: Vec<ProvenReceipt>,
+    /// Where they leave the inbox (next sequence per source).
+    pub inbox_cursors: Vec<(ShardId, u64)>,
+    /// Whether the shard's backlog of incoming receipts passed its bound.
+    pub congested: bool,
+}
+
+/// The child of `parent` taking in `inbound` and holding `txs`, whose
+/// execution gave `output` and left the state with root `state_root`.
 pub fn seal_block(
     parent: &ShardBlockHeader,
-    incoming: Vec<ProvenReceipt>,
-    inbox_cursors: Vec<(ShardId, u64)>,
+    inbound: Inbound,
     txs: &[PreparedTx],
     output: &BlockOutput,
     state_root: Hash,
     timestamp_ms: u64,
 ) -> ShardBlock {
+    let Inbound {
+        incoming,
+        inbox_cursors,
+        congested,
+    } = inbound;
     let body = ShardBlockBody {
         incoming,
         transactions: txs.iter().map(|tx| tx.signed.clone()).collect(),
@@ -84,6 +99,7 @@ pub fn seal_block(
         receipt_roots: receipt_roots(&output.receipts),
         incoming_root: body.incoming_root(),
         inbox_cursors,
+        congested,
         tx_count: u32::try_from(txs.len()).expect("a block holds far fewer than 2^32 transactions"),
         burnt_fees: output.burnt_fees,
     };

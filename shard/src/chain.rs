@@ -1,7 +1,7 @@
 //! One shard's chain on one node: its store, its state tree and its executor,
 //! and the life of a block from transactions to an atomic commit.
 
-use crate::block::{genesis_block, seal_block};
+use crate::block::{genesis_block, seal_block, Inbound};
 use crate::error::ShardError;
 use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
 use crate::inbox::Inbox;
@@ -47,6 +47,8 @@ pub struct ShardChain {
     layout: ShardLayout,
     executor: Executor,
     inbox: Inbox,
+    /// What the next block reports as its congestion.
+    congested: bool,
 }
 
 impl ShardChain {
@@ -91,6 +93,7 @@ impl ShardChain {
         let inbox = Inbox::new(head.shard, head.inbox_cursors.iter().copied().collect());
         Ok(ShardChain {
             inbox,
+            congested: false,
             state: Arc::new(CachedState::new(
                 Arc::clone(&store),
                 cache::DEFAULT_CAPACITY,
@@ -212,6 +215,12 @@ impl ShardChain {
         self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
     }
 
+    /// Whether the next blocks report this shard congested (its backlog of
+    /// incoming receipts passed its bound); they do until told otherwise.
+    pub fn set_congested(&mut self, congested: bool) {
+        self.congested = congested;
+    }
+
     /// The next receipt sequence number this shard expects from each source.
     pub fn inbox_cursors(&self) -> BTreeMap<ShardId, u64> {
         self.head.inbox_cursors.iter().copied().collect()
@@ -300,10 +309,14 @@ impl ShardChain {
         self.executor
             .pool()
             .install(|| tree.update_parallel(&changes));
+        let inbound = Inbound {
+            incoming,
+            inbox_cursors: cursors.iter().map(|(s, c)| (*s, *c)).collect(),
+            congested: self.congested,
+        };
         let block = seal_block(
             &self.head,
-            incoming,
-            cursors.iter().map(|(s, c)| (*s, *c)).collect(),
+            inbound,
             &txs,
             &output,
             tree.root(),

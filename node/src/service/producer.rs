@@ -10,9 +10,11 @@ use super::Shared;
 use crate::metrics::Metrics;
 use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};
 use atoll_config::BlockConfig;
-use atoll_primitives::{ShardBlockHeader, StateKey};
+use atoll_primitives::{Action, Address, ShardBlockHeader, ShardId, ShardLayout, StateKey};
 use atoll_shard::relay::ReceiptRelay;
+use atoll_shard::signatures::VerifiedTx;
 use atoll_shard::{ProducedBlock, ShardChain};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -80,7 +82,23 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
                 .map_or(0, |account| account.nonce)
         })
     };
+    // Backpressure: this block says whether this shard is congested, and
+    // transfers to shards whose newest recorded block says they are wait in
+    // the mempool.
+    chain.set_congested(shared.relay.backlog(shared.shard) >= super::CONGESTED_AT);
+    let blocked: BTreeSet<ShardId> = {
+        let beacon = shared.beacon.read();
+        (0..shared.layout.shard_count())
+            .map(ShardId)
+            .filter(|s| *s != shared.shard && beacon.shard_head(*s).is_some_and(|h| h.congested))
+            .collect()
+    };
     let full = txs.len() >= max_txs;
+    let txs = if blocked.is_empty() {
+        txs
+    } else {
+        hold_back(txs, shared.layout, &blocked)
+    };
     let incoming = shared
         .relay
         .pending(shared.shard, &chain.inbox_cursors(), super::MAX_INCOMING);
@@ -164,6 +182,28 @@ fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, credited: u
     );
 }
 
+/// `txs` without the transfers to a `blocked` shard, and without every later
+/// transaction of a sender that had one held back (its nonces must stay in
+/// order). What is left out stays in the mempool for a later block.
+pub fn hold_back(
+    txs: Vec<VerifiedTx>,
+    layout: ShardLayout,
+    blocked: &BTreeSet<ShardId>,
+) -> Vec<VerifiedTx> {
+    let mut held: HashSet<Address> = HashSet::new();
+    txs.into_iter()
+        .filter(|tx| {
+            let Action::Transfer { to, .. } = &tx.signed.tx.action;
+            if held.contains(&tx.sender) || blocked.contains(&layout.shard_of(to)) {
+                held.insert(tx.sender);
+                false
+            } else {
+                true
+            }
+        })
+        .collect()
+}
+
 /// The API's view of a header.
 pub fn head_info(header: &ShardBlockHeader, is_final: bool) -> HeadInfo {
     HeadInfo {
@@ -185,4 +225,47 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_primitives::{ChainId, Transaction};
+    use atoll_shard::execution::PreparedTx;
+    use atoll_shard::workload::dev_keys;
+
+    #[test]
+    fn transfers_to_a_congested_shard_and_what_follows_them_are_held_back() {
+        let layout = ShardLayout::uniform(2).expect("2 shards");
+        let keys = dev_keys(3, 40);
+        let on = |shard: u16| {
+            keys.iter()
+                .filter(|k| layout.shard_of(&k.address()) == ShardId(shard))
+                .collect::<Vec<_>>()
+        };
+        let (home, away) = (on(0), on(1));
+        let tx = |from: &atoll_primitives::KeyPair, nonce: u64, to: Address| {
+            let body = Transaction {
+                chain_id: ChainId(1),
+                sender: from.public(),
+                nonce,
+                fee: 1,
+                action: Action::Transfer { to, amount: 1 },
+            };
+            VerifiedTx::verify(PreparedTx::new(body.sign(from))).expect("valid")
+        };
+        let txs = vec![
+            tx(home[0], 0, home[1].address()),
+            tx(home[0], 1, away[0].address()), // held: to congested shard 1
+            tx(home[0], 2, home[1].address()), // held: behind a held nonce
+            tx(home[1], 0, home[0].address()),
+        ];
+        let blocked = BTreeSet::from([ShardId(1)]);
+        let kept: Vec<(Address, u64)> = hold_back(txs.clone(), layout, &blocked)
+            .iter()
+            .map(|t| (t.sender, t.signed.tx.nonce))
+            .collect();
+        assert_eq!(kept, vec![(home[0].address(), 0), (home[1].address(), 0)]);
+        assert_eq!(hold_back(txs, layout, &BTreeSet::new()).len(), 4);
+    }
 }

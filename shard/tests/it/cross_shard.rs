@@ -121,6 +121,14 @@ fn receipts_settle_exactly_once_and_conserve_the_supply() {
     };
     assert_eq!(on_chain(&source, &destination) + in_flight + burnt, supply);
 
+    // A congested shard says so in its headers until told otherwise.
+    destination.set_congested(true);
+    let flagged = destination
+        .produce_block_with_receipts(Vec::new(), Vec::new(), final_header, 9)
+        .unwrap();
+    assert!(flagged.block.header.congested);
+    destination.set_congested(false);
+
     // The first half is credited; the cursor moves in the same commit.
     let block = destination
         .produce_block_with_receipts(Vec::new(), proven[..2].to_vec(), final_header, 10)

@@ -70,6 +70,7 @@ pub fn block(
         receipt_roots: Vec::new(),
         incoming_root: body.incoming_root(),
         inbox_cursors: Vec::new(),
+        congested: false,
         tx_count: body.transactions.len() as u32,
         burnt_fees: 0,
     };
