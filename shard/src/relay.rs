@@ -8,9 +8,11 @@
 //! and gets the same receipts. [`InProcessRelay`] is the implementation
 //! for shards in one process; the network issue adds one over libp2p.
 //!
-//! Backpressure: each destination's backlog is bounded; a source must not
-//! hand over more when [`ReceiptRelay::congested`] says so (its cross-shard
-//! transfers then wait in its mempool).
+//! Backpressure: each destination's backlog is bounded, and the relay says
+//! when it is congested, half way to the bound
+//! ([`ReceiptRelay::congested`]): the destination then reports it in its
+//! header, and sources hold new transfers to it back in their mempools
+//! while the rest of the bound absorbs what is already on its way.
 
 use crate::error::ShardError;
 use crate::inbox::prove_receipts;
@@ -49,7 +51,7 @@ pub trait ReceiptRelay: Send + Sync {
     /// `destination` applied everything below `cursors`: forget it.
     fn acknowledge(&self, destination: ShardId, cursors: &BTreeMap<ShardId, u64>);
 
-    /// Whether `destination`'s backlog is at its bound.
+    /// Whether `destination`'s backlog has reached half its bound.
     fn congested(&self, destination: ShardId) -> bool;
 }
 
@@ -180,7 +182,7 @@ impl ReceiptRelay for InProcessRelay {
     }
 
     fn congested(&self, destination: ShardId) -> bool {
-        self.backlog(destination) >= self.max_backlog
+        self.backlog(destination) >= self.max_backlog / 2
     }
 }
 
@@ -250,4 +252,54 @@ pub fn refill(relay: &InProcessRelay, chains: &[crate::ShardChain]) -> Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_primitives::{Address, Hash, ReceiptAction};
+
+    fn receipts(destination: u16, from: u64, count: u64) -> Vec<Receipt> {
+        (from..from + count)
+            .map(|sequence| Receipt {
+                source: ShardId(0),
+                destination: ShardId(destination),
+                sequence,
+                origin: Hash([sequence as u8; 32]),
+                action: ReceiptAction::Transfer {
+                    to: Address([1; 20]),
+                    amount: 5,
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_backlog_is_bounded_congested_at_half_and_kept_until_acknowledged() {
+        let relay = InProcessRelay::new(4);
+        relay.publish(1, &receipts(1, 0, 1)).unwrap();
+        assert!(!relay.congested(ShardId(1)));
+        relay.publish(2, &receipts(1, 1, 1)).unwrap();
+        assert!(relay.congested(ShardId(1)));
+        assert!(!relay.congested(ShardId(2)));
+        // Over the bound: refused whole, nothing queued.
+        let err = relay.publish(3, &receipts(1, 2, 3)).unwrap_err();
+        assert_eq!(err.destination, ShardId(1));
+        assert_eq!(relay.backlog(ShardId(1)), 2);
+        // Pending from the cursor; dropped only once acknowledged.
+        let cursors = BTreeMap::from([(ShardId(0), 1)]);
+        let pending = relay.pending(ShardId(1), &cursors, 10);
+        assert_eq!(
+            pending
+                .iter()
+                .map(|p| p.receipt.sequence)
+                .collect::<Vec<_>>(),
+            vec![1]
+        );
+        assert_eq!(relay.backlog(ShardId(1)), 2);
+        relay.acknowledge(ShardId(1), &cursors);
+        assert_eq!(relay.backlog(ShardId(1)), 1);
+        assert_eq!(relay.in_flight_value(), 5);
+        assert!(!relay.congested(ShardId(1)));
+    }
 }

@@ -49,8 +49,6 @@ pub const MAX_WAITERS: usize = 100_000;
 pub const HEADS_BUFFER: usize = 256;
 /// Receipts waiting for one destination shard in the relay.
 pub const RELAY_BACKLOG: usize = 200_000;
-/// A shard reports itself congested once this many receipts wait for it.
-pub const CONGESTED_AT: usize = RELAY_BACKLOG / 2;
 /// Receipts credited in one block, at most.
 pub const MAX_INCOMING: usize = 20_000;
 /// Beacon blocks per epoch.

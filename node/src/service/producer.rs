@@ -85,7 +85,7 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     // Backpressure: this block says whether this shard is congested, and
     // transfers to shards whose newest recorded block says they are wait in
     // the mempool.
-    chain.set_congested(shared.relay.backlog(shared.shard) >= super::CONGESTED_AT);
+    chain.set_congested(shared.relay.congested(shared.shard));
     let blocked: BTreeSet<ShardId> = {
         let beacon = shared.beacon.read();
         (0..shared.layout.shard_count())
