@@ -256,6 +256,7 @@ pub fn refill(relay: &InProcessRelay, chains: &[crate::ShardChain]) -> Result<()
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use atoll_primitives::{Address, Hash, ReceiptAction};
 
