@@ -2,18 +2,15 @@
 //! source, travel as proven receipts, and are credited exactly once on the
 //! destination, across reopening; the total supply is conserved throughout.
 
+use crate::shards;
 use atoll_primitives::{
-    Account, Action, ChainId, KeyPair, ShardBlockHeader, ShardId, ShardLayout, StateKey,
-    Transaction,
+    Action, ChainId, KeyPair, ShardBlockHeader, ShardId, ShardLayout, StateKey, Transaction,
 };
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::inbox::{prove_receipts, ReceiptError};
 use atoll_shard::signatures::VerifiedTx;
-use atoll_shard::workload::dev_keys;
 use atoll_shard::{ShardChain, ShardError};
-use atoll_storage::StoreIdentity;
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::path::Path;
 
 const CHAIN: ChainId = ChainId(4);
@@ -24,38 +21,11 @@ fn layout() -> ShardLayout {
 }
 
 fn keys_on(shard: u16, count: usize) -> Vec<KeyPair> {
-    dev_keys(21, 200)
-        .into_iter()
-        .filter(|k| layout().shard_of(&k.address()) == ShardId(shard))
-        .take(count)
-        .collect()
+    shards::keys_on(21, layout(), shard, count)
 }
 
 fn open(dir: &Path, shard: u16, funded: &[KeyPair]) -> ShardChain {
-    let genesis: Vec<_> = funded
-        .iter()
-        .map(|k| {
-            (
-                StateKey::Account(k.address()),
-                Account {
-                    balance: BALANCE,
-                    nonce: 0,
-                },
-            )
-        })
-        .collect();
-    let identity = StoreIdentity {
-        chain_id: CHAIN,
-        shard: ShardId(shard),
-    };
-    ShardChain::open(
-        dir,
-        identity,
-        layout(),
-        &genesis,
-        NonZeroUsize::new(2).unwrap(),
-    )
-    .unwrap()
+    shards::open_shard(dir, CHAIN, layout(), shard, funded, BALANCE)
 }
 
 fn transfer(key: &KeyPair, nonce: u64, to: &KeyPair, amount: u128) -> VerifiedTx {

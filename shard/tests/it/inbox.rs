@@ -2,26 +2,17 @@
 //! stream, addressed to it, proven against a finalized source block, gets in.
 
 use atoll_primitives::{
-    Account, Action, ChainId, KeyPair, Receipt, ReceiptAction, ShardBlockHeader, ShardId,
-    ShardLayout, StateKey, Transaction,
+    Action, ChainId, KeyPair, Receipt, ReceiptAction, ShardBlockHeader, ShardId, ShardLayout,
+    Transaction,
 };
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::inbox::{prove_receipts, Inbox, ProvenReceipt, ReceiptError};
-use atoll_shard::workload::dev_keys;
-use atoll_shard::ShardChain;
-use atoll_storage::StoreIdentity;
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 
 const CHAIN: ChainId = ChainId(3);
 
-/// Keys whose addresses lie on `shard` of `layout`.
 fn keys_on(layout: ShardLayout, shard: u16, count: usize) -> Vec<KeyPair> {
-    dev_keys(11, 400)
-        .into_iter()
-        .filter(|k| layout.shard_of(&k.address()) == ShardId(shard))
-        .take(count)
-        .collect()
+    crate::shards::keys_on(11, layout, shard, count)
 }
 
 /// Shard 0 of 3 sends two blocks of transfers to shards 1 and 2; returns
@@ -33,30 +24,7 @@ fn source_blocks(dir: &std::path::Path) -> Vec<(ShardBlockHeader, Vec<Receipt>)>
         keys_on(layout, 1, 1)[0].address(),
         keys_on(layout, 2, 1)[0].address(),
     );
-    let genesis: Vec<_> = senders
-        .iter()
-        .map(|k| {
-            (
-                StateKey::Account(k.address()),
-                Account {
-                    balance: 1_000,
-                    nonce: 0,
-                },
-            )
-        })
-        .collect();
-    let identity = StoreIdentity {
-        chain_id: CHAIN,
-        shard: ShardId(0),
-    };
-    let mut chain = ShardChain::open(
-        dir,
-        identity,
-        layout,
-        &genesis,
-        NonZeroUsize::new(2).unwrap(),
-    )
-    .unwrap();
+    let mut chain = crate::shards::open_shard(dir, CHAIN, layout, 0, &senders, 1_000);
     let mut blocks = Vec::new();
     for nonce in 0..2u64 {
         let txs = senders

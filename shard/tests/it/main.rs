@@ -9,4 +9,5 @@ mod mempool;
 mod scenario;
 mod semantics;
 mod sharded;
+mod shards;
 mod signatures;

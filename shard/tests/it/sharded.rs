@@ -4,18 +4,14 @@
 //! every receipt was applied exactly once.
 
 use atoll_consensus::Beacon;
-use atoll_primitives::{
-    Account, Action, Address, ChainId, KeyPair, ShardId, ShardLayout, StateKey, Transaction,
-};
+use atoll_primitives::{Action, Address, ChainId, KeyPair, ShardId, ShardLayout, Transaction};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::relay::{refill, InProcessRelay, ReceiptRelay};
 use atoll_shard::signatures::VerifiedTx;
 use atoll_shard::workload::dev_keys;
 use atoll_shard::ShardChain;
-use atoll_storage::StoreIdentity;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::num::NonZeroUsize;
 
 const CHAIN: ChainId = ChainId(8);
 const SHARDS: u16 = 3;
@@ -34,31 +30,12 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>) {
     let keys = dev_keys(31, 30);
     let dirs: Vec<_> = (0..SHARDS).map(|_| tempfile::tempdir().unwrap()).collect();
     let open = |s: u16| {
-        let genesis: Vec<_> = keys
+        let funded: Vec<KeyPair> = keys
             .iter()
             .filter(|k| layout.shard_of(&k.address()) == ShardId(s))
-            .map(|k| {
-                (
-                    StateKey::Account(k.address()),
-                    Account {
-                        balance: BALANCE,
-                        nonce: 0,
-                    },
-                )
-            })
+            .cloned()
             .collect();
-        let identity = StoreIdentity {
-            chain_id: CHAIN,
-            shard: ShardId(s),
-        };
-        ShardChain::open(
-            dirs[s as usize].path(),
-            identity,
-            layout,
-            &genesis,
-            NonZeroUsize::new(2).unwrap(),
-        )
-        .unwrap()
+        crate::shards::open_shard(dirs[s as usize].path(), CHAIN, layout, s, &funded, BALANCE)
     };
     let mut chains: Vec<ShardChain> = (0..SHARDS).map(open).collect();
     let supply = BALANCE * keys.len() as u128;
