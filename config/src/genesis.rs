@@ -38,6 +38,9 @@ pub struct Genesis {
     pub chain_id: ChainId,
     /// The shards and which addresses each holds.
     pub layout: ShardLayout,
+    /// Beacon blocks per epoch; shard map changes (account moves) take
+    /// effect at epoch boundaries.
+    pub epoch_length: u64,
     /// Initial balances, in file order, no address twice.
     pub accounts: Vec<(Address, u128)>,
     /// The validator set, no key twice, every stake positive.
@@ -49,6 +52,8 @@ pub struct Genesis {
 struct GenesisFile {
     chain_id: u64,
     shard_count: u16,
+    #[serde(default = "default_epoch_length")]
+    epoch_length: u64,
     accounts: Vec<AccountEntry>,
     validators: Vec<ValidatorEntry>,
 }
@@ -65,6 +70,15 @@ struct AccountEntry {
 struct ValidatorEntry {
     public_key: String,
     stake: u64,
+}
+
+/// Beacon blocks per epoch unless the genesis file says otherwise.
+pub const DEFAULT_EPOCH_LENGTH: u64 = 1_000;
+/// The longest epoch a genesis file may ask for.
+pub const MAX_EPOCH_LENGTH: u64 = 1_000_000;
+
+fn default_epoch_length() -> u64 {
+    DEFAULT_EPOCH_LENGTH
 }
 
 fn field(field: String, reason: String) -> ConfigError {
@@ -103,6 +117,15 @@ impl Genesis {
             ));
         }
         let layout = ShardLayout::uniform(file.shard_count).expect("shard count checked above");
+        if file.epoch_length == 0 || file.epoch_length > MAX_EPOCH_LENGTH {
+            return Err(field(
+                "epoch_length".into(),
+                format!(
+                    "{} is not between 1 and {MAX_EPOCH_LENGTH} beacon blocks",
+                    file.epoch_length
+                ),
+            ));
+        }
         let mut accounts = Vec::with_capacity(file.accounts.len());
         let mut seen: HashMap<Address, usize> = HashMap::new();
         let mut supply: u128 = 0;
@@ -188,6 +211,7 @@ impl Genesis {
         Ok(Genesis {
             chain_id: ChainId(file.chain_id),
             layout,
+            epoch_length: file.epoch_length,
             accounts,
             validators,
         })
@@ -203,6 +227,7 @@ impl Genesis {
         let file = GenesisFile {
             chain_id: self.chain_id.0,
             shard_count: self.layout.shard_count(),
+            epoch_length: self.epoch_length,
             accounts: self
                 .accounts
                 .iter()

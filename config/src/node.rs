@@ -57,6 +57,9 @@ pub struct RpcConfig {
     pub max_request_bytes: NonZeroUsize,
     /// Most connections served at once. Default: 100.
     pub max_connections: NonZeroUsize,
+    /// Whether to serve the operator's methods (`atoll_moveAccount`).
+    /// Default: false; enable it only where the RPC port is not public.
+    pub admin: bool,
 }
 
 impl Default for RpcConfig {
@@ -65,6 +68,7 @@ impl Default for RpcConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
             max_request_bytes: NonZeroUsize::new(10 * 1024 * 1024).expect("non-zero constant"),
             max_connections: NonZeroUsize::new(100).expect("non-zero constant"),
+            admin: false,
         }
     }
 }
@@ -249,7 +253,7 @@ impl NodeConfig {
 
 /// The `config.toml` that `atoll init` writes: every field, with its
 /// meaning, set to its default except the two addresses given.
-pub fn template(rpc_addr: SocketAddr, metrics_addr: Option<SocketAddr>) -> String {
+pub fn template(rpc_addr: SocketAddr, metrics_addr: Option<SocketAddr>, admin: bool) -> String {
     let defaults = NodeConfig::default();
     let metrics = match metrics_addr {
         Some(addr) => format!("enabled = true\naddr = \"{addr}\""),
@@ -273,6 +277,9 @@ addr = "{rpc_addr}"
 max_request_bytes = {max_request_bytes}
 # Most connections served at once.
 max_connections = {max_connections}
+# Serve the operator's methods (atoll_moveAccount: move an account to
+# another shard at the next epoch). Only where the RPC port is not public.
+admin = {admin}
 
 [metrics]
 # Prometheus text at http://<addr>/metrics. Port 0 picks a free port.
@@ -331,13 +338,13 @@ mod tests {
     #[test]
     fn the_template_is_the_default_with_its_addresses() {
         let rpc: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        let config = NodeConfig::from_toml(&template(rpc, None)).expect("template parses");
+        let config = NodeConfig::from_toml(&template(rpc, None, false)).expect("template parses");
         let mut expected = NodeConfig::default();
         expected.rpc.addr = rpc;
         expected.metrics.enabled = false;
         assert_eq!(config, expected);
         let metrics: SocketAddr = "127.0.0.1:9000".parse().expect("address");
-        let config = NodeConfig::from_toml(&template(rpc, Some(metrics))).expect("parses");
+        let config = NodeConfig::from_toml(&template(rpc, Some(metrics), true)).expect("parses");
         assert!(config.metrics.enabled);
         assert_eq!(config.metrics.addr, metrics);
     }

@@ -8,16 +8,20 @@
 //! ([`Beacon::final_header`]). Epochs are `epoch_length` beacon blocks long,
 //! and the shard map of each epoch comes from the [`ShardSchedule`].
 //!
-//! This is the beacon's state machine with no I/O. Today a beacon block is
-//! final as soon as it is made (one validator); the network issue puts the
-//! BFT decision in between. Persisting the beacon in its own store is the
-//! next step.
+//! This is the beacon's state machine with no I/O; the node stores every
+//! beacon block and the schedule in the beacon's own RocksDB store
+//! (`atoll_storage::BeaconStore`) and rebuilds this state from it on start
+//! ([`Beacon::restore`]). Today a beacon block is final as soon as it is made
+//! (one validator); the network issue puts the BFT decision in between.
 
 use crate::shard_map::{MapError, ShardMap, ShardSchedule};
 use atoll_primitives::hash::domain;
-use atoll_primitives::{codec, Address, ChainId, Hash, ShardBlockHeader, ShardId, ShardLayout};
+use atoll_primitives::{
+    codec, Address, ChainId, DecodeError, Hash, ShardBlockHeader, ShardId, ShardLayout,
+};
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Shard headers kept per shard for receipt proofs. Older ones are dropped:
@@ -44,10 +48,19 @@ pub struct BeaconBlock {
     pub shard_headers: Vec<ShardBlockHeader>,
 }
 
+/// The largest encoded beacon block accepted from the store (or, later, a
+/// peer): a block carries at most the headers of one coordinator batch.
+pub const MAX_BEACON_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+
 impl BeaconBlock {
     /// The block hash.
     pub fn hash(&self) -> Hash {
         Hash::domain(&domain::BEACON_HEADER, &[&codec::encode(self)])
+    }
+
+    /// Decodes untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<BeaconBlock, DecodeError> {
+        codec::decode("beacon block", bytes, MAX_BEACON_BLOCK_BYTES)
     }
 }
 
@@ -73,6 +86,21 @@ pub enum BeaconError {
         shard: ShardId,
         /// The number of shards.
         count: u16,
+    },
+    /// A header from an epoch the beacon has not reached, or before the
+    /// epoch of its shard's previous header.
+    #[error("shard {shard} header {height} is in epoch {epoch}, outside epochs {low} to {high}")]
+    Epoch {
+        /// Its shard.
+        shard: ShardId,
+        /// Its height.
+        height: u64,
+        /// Its epoch.
+        epoch: u64,
+        /// The epoch of the shard's previous header.
+        low: u64,
+        /// The beacon's current epoch.
+        high: u64,
     },
     /// A header that does not extend the last one recorded for its shard.
     #[error("shard {shard} header {height} does not extend the last recorded header (height {last}): {reason}")]
@@ -124,18 +152,28 @@ impl Beacon {
         }
     }
 
-    /// The beacon of a node that restarts with shards whose committed
-    /// headers are all final (one validator): each shard's recent headers
-    /// (oldest first, chained) are taken as recorded. Beacon heights start
-    /// again from 0: beacon blocks are not stored yet.
-    pub fn resume(
+    /// The beacon of a node that restarts: its newest stored beacon block
+    /// (`head`, None if there is none yet), its stored `schedule` (None: the
+    /// genesis map), and for each shard its headers up to the newest one
+    /// the beacon recorded (oldest first, chained; only the newest
+    /// [`RETAINED_HEADERS`] are kept).
+    pub fn restore(
         chain_id: ChainId,
         layout: ShardLayout,
         epoch_length: u64,
-        recent: Vec<Vec<ShardBlockHeader>>,
+        head: Option<&BeaconBlock>,
+        schedule: Option<ShardSchedule>,
+        recorded: Vec<Vec<ShardBlockHeader>>,
     ) -> Beacon {
         let mut beacon = Beacon::new(chain_id, layout, epoch_length, Vec::new());
-        for headers in recent {
+        if let Some(head) = head {
+            beacon.height = head.height;
+            beacon.head_hash = head.hash();
+        }
+        if let Some(schedule) = schedule {
+            beacon.schedule = schedule;
+        }
+        for headers in recorded {
             let Some(first) = headers.first() else {
                 continue;
             };
@@ -176,6 +214,24 @@ impl Beacon {
         &self.schedule
     }
 
+    /// The shard map of the current epoch.
+    pub fn map(&self) -> &Arc<ShardMap> {
+        self.schedule.map_at(self.epoch())
+    }
+
+    /// The epoch length, in beacon blocks.
+    pub fn epoch_length(&self) -> u64 {
+        self.epoch_length
+    }
+
+    /// The newest recorded height of each shard.
+    pub fn recorded(&self) -> Vec<(ShardId, u64)> {
+        self.headers
+            .iter()
+            .filter_map(|(shard, list)| Some((*shard, list.back()?.height)))
+            .collect()
+    }
+
     /// Moves `address` to shard `to` from the next epoch on; returns that
     /// epoch.
     pub fn schedule_move(&mut self, address: Address, to: ShardId) -> Result<u64, MapError> {
@@ -207,8 +263,9 @@ impl Beacon {
     ) -> Result<BeaconBlock, BeaconError> {
         shard_headers.sort_by_key(|h| (h.shard, h.height));
         let count = self.schedule.map_at(self.epoch()).shard_count();
+        let epoch = self.epoch();
         // Check everything before recording anything.
-        let mut last: BTreeMap<ShardId, (u64, Hash)> = BTreeMap::new();
+        let mut last: BTreeMap<ShardId, (u64, Hash, u64)> = BTreeMap::new();
         for header in &shard_headers {
             let shard = header.shard;
             if header.chain_id != self.chain_id {
@@ -222,10 +279,10 @@ impl Beacon {
             if shard.0 >= count {
                 return Err(BeaconError::NoSuchShard { shard, count });
             }
-            let (last_height, last_hash) = match last.get(&shard) {
+            let (last_height, last_hash, last_epoch) = match last.get(&shard) {
                 Some(previous) => *previous,
                 None => match self.shard_head(shard) {
-                    Some(head) => (head.height, head.hash()),
+                    Some(head) => (head.height, head.hash(), head.epoch),
                     None => {
                         return Err(BeaconError::Broken {
                             shard,
@@ -248,7 +305,16 @@ impl Beacon {
             if header.parent != last_hash {
                 return Err(broken("its parent is not the last recorded header"));
             }
-            last.insert(shard, (header.height, header.hash()));
+            if header.epoch < last_epoch || header.epoch > epoch {
+                return Err(BeaconError::Epoch {
+                    shard,
+                    height: header.height,
+                    epoch: header.epoch,
+                    low: last_epoch,
+                    high: epoch,
+                });
+            }
+            last.insert(shard, (header.height, header.hash(), header.epoch));
         }
         let block = BeaconBlock {
             chain_id: self.chain_id,

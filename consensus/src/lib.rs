@@ -10,8 +10,9 @@
 //!   shard headers committed since the last one, each extending its shard's
 //!   chain; a recorded header is final, and receipts are proven against it.
 //!
-//! The beacon's store and the BFT protocol come with the next steps of the
-//! sharding and network issues.
+//! The node stores beacon blocks and the schedule in the beacon's own
+//! RocksDB store (`atoll_storage::BeaconStore`); the BFT protocol comes with
+//! the network issue.
 
 pub mod beacon;
 pub mod shard_map;

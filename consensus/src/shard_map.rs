@@ -1,135 +1,48 @@
 //! The versioned shard map.
 //!
-//! A [`ShardMap`] assigns every address to a shard: by contiguous ranges of
-//! the address space (shard `i` of `n` holds the addresses whose first two
-//! bytes, as a big-endian number `p`, satisfy `i = p * n / 65536`, as
-//! [`ShardLayout`] does), unless the address has an override. A
+//! A [`ShardMap`] (defined in `atoll_primitives`, since every shard executes
+//! under one) assigns every address to a shard: by contiguous ranges of the
+//! address space unless the address has an override. A
 //! [`ShardSchedule`] is the history of maps, each in force from an epoch on:
 //! changes are scheduled for the next epoch boundary, never the current
 //! epoch, so every component that asks about an epoch gets the same answer
 //! whenever it asks.
 
-use atoll_primitives::{Address, ShardId, ShardLayout};
-use borsh::{BorshDeserialize, BorshSerialize};
+use atoll_primitives::shard_map::MAX_SHARD_MAP_BYTES;
+pub use atoll_primitives::shard_map::{MapError, ShardMap, MAX_OVERRIDES};
+use atoll_primitives::{codec, Address, DecodeError, ShardId};
 use std::collections::BTreeMap;
-use thiserror::Error;
+use std::sync::Arc;
 
-/// Most per-account overrides one map may hold; each is a beacon-state entry
-/// every node keeps, so they are bounded.
-pub const MAX_OVERRIDES: usize = 65_536;
-
-/// Why a change to the map was refused. Nothing changed.
-#[derive(Clone, Debug, PartialEq, Eq, Error)]
-pub enum MapError {
-    /// The target shard does not exist.
-    #[error("shard {shard} does not exist; the map has {count} shards")]
-    NoSuchShard {
-        /// The shard asked for.
-        shard: ShardId,
-        /// The number of shards.
-        count: u16,
-    },
-    /// A change may only take effect at a later epoch.
-    #[error("a change for epoch {asked} cannot take effect: epoch {current} is current, the earliest is {}", current + 1)]
-    NotInTheFuture {
-        /// The epoch asked for.
-        asked: u64,
-        /// The current epoch.
-        current: u64,
-    },
-    /// The map already holds as many overrides as allowed.
-    #[error("the shard map already holds {MAX_OVERRIDES} account overrides")]
-    TooManyOverrides,
-}
-
-/// One version of the map.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct ShardMap {
-    /// Bumped by every change.
-    pub version: u64,
-    layout: ShardLayout,
-    overrides: BTreeMap<Address, ShardId>,
-}
-
-impl ShardMap {
-    /// Version 0: `layout`'s ranges and no overrides.
-    pub fn new(layout: ShardLayout) -> ShardMap {
-        ShardMap {
-            version: 0,
-            layout,
-            overrides: BTreeMap::new(),
-        }
-    }
-
-    /// The number of shards.
-    pub fn shard_count(&self) -> u16 {
-        self.layout.shard_count()
-    }
-
-    /// The shard that holds `address` under this map.
-    pub fn shard_of(&self, address: &Address) -> ShardId {
-        match self.overrides.get(address) {
-            Some(shard) => *shard,
-            None => self.layout.shard_of(address),
-        }
-    }
-
-    /// The shard `address` would have without an override.
-    pub fn home_shard(&self, address: &Address) -> ShardId {
-        self.layout.shard_of(address)
-    }
-
-    /// The overrides, by address.
-    pub fn overrides(&self) -> &BTreeMap<Address, ShardId> {
-        &self.overrides
-    }
-
-    /// This map with `address` moved to `to` (the override is dropped when
-    /// `to` is its home shard), as the next version.
-    pub fn with_move(&self, address: Address, to: ShardId) -> Result<ShardMap, MapError> {
-        if to.0 >= self.shard_count() {
-            return Err(MapError::NoSuchShard {
-                shard: to,
-                count: self.shard_count(),
-            });
-        }
-        let mut next = self.clone();
-        next.version += 1;
-        if self.home_shard(&address) == to {
-            next.overrides.remove(&address);
-        } else {
-            if !next.overrides.contains_key(&address) && next.overrides.len() >= MAX_OVERRIDES {
-                return Err(MapError::TooManyOverrides);
-            }
-            next.overrides.insert(address, to);
-        }
-        Ok(next)
-    }
-}
+/// Most maps a schedule holds: the current one and the next (a move is
+/// always scheduled for the next epoch, and older maps are pruned), with
+/// room to spare.
+pub const MAX_SCHEDULED_MAPS: usize = 8;
 
 /// The maps in force by epoch: the one function every component uses to
 /// place an address is [`ShardSchedule::shard_of`].
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardSchedule {
     /// From each epoch on (key), that map is in force until the next key.
-    maps: BTreeMap<u64, ShardMap>,
+    /// Shared, so handing the current map to every producer is cheap.
+    maps: BTreeMap<u64, Arc<ShardMap>>,
 }
 
 impl ShardSchedule {
     /// `map` from epoch 0 on.
     pub fn new(map: ShardMap) -> ShardSchedule {
         ShardSchedule {
-            maps: BTreeMap::from([(0, map)]),
+            maps: BTreeMap::from([(0, Arc::new(map))]),
         }
     }
 
     /// The map in force at `epoch`.
-    pub fn map_at(&self, epoch: u64) -> &ShardMap {
+    pub fn map_at(&self, epoch: u64) -> &Arc<ShardMap> {
         self.maps
             .range(..=epoch)
             .next_back()
             .map(|(_, map)| map)
-            .expect("a schedule always has a map from epoch 0")
+            .expect("a schedule always has a map from its first epoch on, and epochs only grow")
     }
 
     /// The shard that holds `address` at `epoch`.
@@ -158,9 +71,9 @@ impl ShardSchedule {
         // later map, all or nothing.
         let mut updated = Vec::new();
         let base = self.map_at(effective).with_move(address, to)?;
-        updated.push((effective, base));
+        updated.push((effective, Arc::new(base)));
         for (&epoch, map) in self.maps.range(effective + 1..) {
-            updated.push((epoch, map.with_move(address, to)?));
+            updated.push((epoch, Arc::new(map.with_move(address, to)?)));
         }
         let version = updated.last().map_or(0, |(_, map)| map.version);
         self.maps.extend(updated);
@@ -177,6 +90,52 @@ impl ShardSchedule {
         self.maps = self.maps.split_off(&keep_from);
     }
 
+    /// The canonical encoding, for the beacon store.
+    pub fn encode(&self) -> Vec<u8> {
+        let maps: Vec<(u64, Vec<u8>)> = self
+            .maps
+            .iter()
+            .map(|(epoch, map)| (*epoch, codec::encode(&**map)))
+            .collect();
+        codec::encode(&maps)
+    }
+
+    /// Decodes a stored schedule: at most [`MAX_SCHEDULED_MAPS`] maps, one
+    /// from epoch 0 on (or from the oldest kept epoch), each checked as
+    /// [`ShardMap::decode`] checks it.
+    pub fn decode(bytes: &[u8]) -> Result<ShardSchedule, DecodeError> {
+        let invalid = |reason: String| DecodeError::Invalid {
+            what: "shard schedule",
+            reason,
+        };
+        let maps: Vec<(u64, Vec<u8>)> = codec::decode(
+            "shard schedule",
+            bytes,
+            4 + MAX_SCHEDULED_MAPS * (8 + 4 + MAX_SHARD_MAP_BYTES),
+        )?;
+        if maps.is_empty() || maps.len() > MAX_SCHEDULED_MAPS {
+            return Err(invalid(format!(
+                "{} maps; a schedule holds 1 to {MAX_SCHEDULED_MAPS}",
+                maps.len()
+            )));
+        }
+        let mut schedule = BTreeMap::new();
+        for (epoch, map) in maps {
+            if schedule
+                .insert(epoch, Arc::new(ShardMap::decode(&map)?))
+                .is_some()
+            {
+                return Err(invalid(format!("two maps for epoch {epoch}")));
+            }
+        }
+        Ok(ShardSchedule { maps: schedule })
+    }
+
+    /// The first epoch the schedule has a map for (0 until pruned).
+    pub fn first_epoch(&self) -> u64 {
+        self.maps.keys().next().copied().unwrap_or(0)
+    }
+
     /// Epochs at which a new map takes effect, after `epoch`.
     pub fn changes_after(&self, epoch: u64) -> impl Iterator<Item = u64> + '_ {
         self.maps.range(epoch + 1..).map(|(epoch, _)| *epoch)
@@ -186,6 +145,7 @@ impl ShardSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use atoll_primitives::ShardLayout;
     use proptest::prelude::*;
 
     fn address(first: u8, last: u8) -> Address {
@@ -253,6 +213,18 @@ mod tests {
         assert_eq!(schedule.shard_of(&a, 3), ShardId(1));
         assert_eq!(schedule.shard_of(&b, 3), ShardId(2));
         assert_eq!(schedule.changes_after(3).count(), 0);
+    }
+
+    #[test]
+    fn a_schedule_survives_encoding_and_bad_bytes_are_refused() {
+        let mut schedule = four();
+        schedule
+            .schedule_move(address(0x00, 1), ShardId(3), 0, 1)
+            .expect("valid");
+        let bytes = schedule.encode();
+        assert_eq!(ShardSchedule::decode(&bytes), Ok(schedule));
+        assert!(ShardSchedule::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(ShardSchedule::decode(&codec::encode(&Vec::<(u64, Vec<u8>)>::new())).is_err());
     }
 
     proptest! {

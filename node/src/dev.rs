@@ -51,7 +51,12 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
             root.display()
         );
     } else {
-        home::init(&home, &args.init.options())?;
+        let options = home::InitOptions {
+            // A local dev node is the operator's own: its admin methods are on.
+            admin_rpc: true,
+            ..args.init.options()
+        };
+        home::init(&home, &options)?;
     }
     let config = run::load_config(&home)?;
     run::init_logging(&config);

@@ -96,6 +96,10 @@ pub struct InitOptions {
     pub rpc_addr: SocketAddr,
     /// The metrics address, None for no metrics.
     pub metrics_addr: Option<SocketAddr>,
+    /// Beacon blocks per epoch.
+    pub epoch_length: u64,
+    /// Whether the RPC serves the operator's methods.
+    pub admin_rpc: bool,
 }
 
 /// Writes config, genesis, validator key and dev keys into `home`, which
@@ -117,6 +121,12 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
             atoll_config::genesis::MAX_SHARDS
         ),
     };
+    if options.epoch_length == 0 || options.epoch_length > atoll_config::genesis::MAX_EPOCH_LENGTH {
+        bail!(
+            "--epoch-length must be between 1 and {} beacon blocks",
+            atoll_config::genesis::MAX_EPOCH_LENGTH
+        );
+    }
     std::fs::create_dir_all(home.root().join("keys"))
         .with_context(|| format!("cannot create {}", home.root().display()))?;
     let validator = keyfile::generate();
@@ -130,6 +140,7 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
     let genesis = Genesis {
         chain_id: ChainId(options.chain_id),
         layout,
+        epoch_length: options.epoch_length,
         accounts: keys
             .iter()
             .map(|k| (k.address(), options.dev_balance))
@@ -146,7 +157,8 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
     std::fs::write(home.genesis(), genesis.to_json() + "\n")
         .with_context(|| format!("cannot write {}", home.genesis().display()))?;
     // The config goes last: its presence marks a finished init.
-    let config = atoll_config::node::template(options.rpc_addr, options.metrics_addr);
+    let config =
+        atoll_config::node::template(options.rpc_addr, options.metrics_addr, options.admin_rpc);
     std::fs::write(home.config(), config)
         .with_context(|| format!("cannot write {}", home.config().display()))?;
 
@@ -271,11 +283,14 @@ mod tests {
             dev_balance: 1_000,
             rpc_addr: "127.0.0.1:0".parse().expect("addr"),
             metrics_addr: None,
+            epoch_length: 50,
+            admin_rpc: false,
         };
         init(&home, &options).expect("init");
         let genesis = Genesis::load(&home.genesis()).expect("genesis loads");
         assert_eq!(genesis.chain_id, ChainId(7));
         assert_eq!(genesis.accounts.len(), 12);
+        assert_eq!(genesis.epoch_length, 50);
         assert_eq!(genesis.accounts[3].0, dev_key(DEV_SEED, 3).address());
         NodeConfig::load(&home.config()).expect("config loads");
         let key = keyfile::read(&home.dev_key_file(0)).expect("dev key file");

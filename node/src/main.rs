@@ -123,6 +123,14 @@ pub struct InitArgs {
     /// Serve no metrics.
     #[arg(long)]
     no_metrics: bool,
+    /// Beacon blocks per epoch: a move of an account to another shard
+    /// (`atoll admin move-account`) takes effect at the next epoch.
+    #[arg(long, default_value_t = atoll_config::genesis::DEFAULT_EPOCH_LENGTH)]
+    epoch_length: u64,
+    /// Serve the operator's RPC methods (moving an account to another
+    /// shard); `atoll dev` always does. Only where the RPC port is private.
+    #[arg(long)]
+    admin_rpc: bool,
 }
 
 impl InitArgs {
@@ -134,6 +142,8 @@ impl InitArgs {
             dev_balance: self.dev_balance,
             rpc_addr: self.rpc_addr,
             metrics_addr: (!self.no_metrics).then_some(self.metrics_addr),
+            epoch_length: self.epoch_length,
+            admin_rpc: self.admin_rpc,
         }
     }
 }

@@ -5,12 +5,12 @@ use crate::home::{check_genesis_binding, Home};
 use crate::keyfile;
 use crate::metrics::{self, Metrics};
 use crate::rpc;
-use crate::service::Service;
+use crate::service::{ChainParams, Service};
 use anyhow::{bail, Context};
 use atoll_config::{Genesis, LogFormat, NodeConfig};
 use atoll_primitives::{Account, ShardId, StateKey};
 use atoll_shard::ShardChain;
-use atoll_storage::StoreIdentity;
+use atoll_storage::{BeaconStore, StoreIdentity};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,12 +123,14 @@ pub async fn run(
     }
 
     let metrics = Arc::new(Metrics::new());
-    let service = Service::start(
-        chains,
-        &config,
-        genesis.validators.clone(),
-        Arc::clone(&metrics),
-    )?;
+    let beacon_path = data_dir.join("beacon");
+    let beacon_store = BeaconStore::open(&beacon_path, genesis.chain_id)
+        .with_context(|| format!("cannot open the beacon store at {}", beacon_path.display()))?;
+    let params = ChainParams {
+        validators: genesis.validators.clone(),
+        epoch_length: genesis.epoch_length,
+    };
+    let service = Service::start(chains, beacon_store, &params, &config, Arc::clone(&metrics))?;
     let (rpc_handle, rpc_addr) = match rpc::start(&config.rpc, service.view()).await {
         Ok(started) => started,
         Err(e) => {

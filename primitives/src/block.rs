@@ -23,6 +23,9 @@ pub struct ShardBlockHeader {
     pub parent: Hash,
     /// Milliseconds since the Unix epoch, set by the producer.
     pub timestamp_ms: u64,
+    /// The beacon epoch whose shard map this block executed under; never
+    /// below the parent's.
+    pub epoch: u64,
     /// Root of the shard's state tree after this block.
     pub state_root: Hash,
     /// Merkle root over the hashes of the block's transactions, in order.
@@ -201,9 +204,13 @@ pub enum TxFailure {
         /// The shard that holds the sender.
         shard: u16,
     },
-    /// The sender's nonce is at its maximum and cannot advance. Nothing was
+    /// The sender's nonce is at its maximum (u64::MAX - 1: u64::MAX marks an
+    /// arriving account) and cannot advance. Nothing was
     /// charged.
     NonceExhausted,
+    /// The sender's account moved to this shard and its state has not
+    /// arrived yet. Nothing was charged.
+    SenderArriving,
 }
 
 /// The result of executing one transaction.

@@ -21,6 +21,8 @@ pub mod domain {
     pub static SHARD_HEADER: Domain = Domain::new("atoll 2026-11 shard header v1");
     /// The hash of a receipt.
     pub static RECEIPT: Domain = Domain::new("atoll 2026-11 receipt v1");
+    /// The origin of the receipt that carries a moving account's state.
+    pub static ACCOUNT_MOVE: Domain = Domain::new("atoll 2026-11 account move v1");
     /// Beacon block headers.
     pub static BEACON_HEADER: Domain = Domain::new("atoll 2026-11 beacon header v1");
     /// A leaf of a binary Merkle tree.

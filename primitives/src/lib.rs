@@ -30,6 +30,7 @@ pub mod hash;
 pub mod merkle;
 pub mod receipt;
 pub mod shard;
+pub mod shard_map;
 pub mod state;
 pub mod transaction;
 
@@ -39,5 +40,6 @@ pub use error::{CryptoError, DecodeError};
 pub use hash::Hash;
 pub use receipt::{ProvenReceipt, Receipt, ReceiptAction};
 pub use shard::{ShardId, ShardLayout};
+pub use shard_map::ShardMap;
 pub use state::{Account, StateKey};
 pub use transaction::{Action, ChainId, SignedTransaction, Transaction};

@@ -18,6 +18,27 @@ pub enum ReceiptAction {
         /// The amount credited.
         amount: u128,
     },
+    /// The state of an account that moved to the destination shard at an
+    /// epoch boundary: the source removed it in the same block.
+    Move {
+        /// The account.
+        account: Address,
+        /// Its balance when it left.
+        balance: u128,
+        /// Its nonce when it left ([`crate::Account::ARRIVING_NONCE`] if its
+        /// state had not reached the source yet either).
+        nonce: u64,
+    },
+}
+
+impl ReceiptAction {
+    /// The account the destination changes.
+    pub fn account(&self) -> Address {
+        match self {
+            ReceiptAction::Transfer { to, .. } => *to,
+            ReceiptAction::Move { account, .. } => *account,
+        }
+    }
 }
 
 /// A message from one shard to another, emitted by a transaction.
@@ -46,6 +67,7 @@ impl Receipt {
     pub fn value(&self) -> u128 {
         match self.action {
             ReceiptAction::Transfer { amount, .. } => amount,
+            ReceiptAction::Move { balance, .. } => balance,
         }
     }
 

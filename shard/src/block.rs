@@ -16,6 +16,7 @@ pub fn genesis_block(chain_id: ChainId, shard: ShardId, state_root: Hash) -> Sha
             height: 0,
             parent: Hash::ZERO,
             timestamp_ms: 0,
+            epoch: 0,
             state_root,
             tx_root: merkle::empty_root(),
             outcome_root: merkle::empty_root(),
@@ -65,6 +66,8 @@ pub struct Inbound {
     pub inbox_cursors: Vec<(ShardId, u64)>,
     /// Whether the shard's backlog of incoming receipts passed its bound.
     pub congested: bool,
+    /// The epoch whose shard map the block executed under.
+    pub epoch: u64,
 }
 
 /// The child of `parent` taking in `inbound` and holding `txs`, whose
@@ -81,6 +84,7 @@ pub fn seal_block(
         incoming,
         inbox_cursors,
         congested,
+        epoch,
     } = inbound;
     let body = ShardBlockBody {
         incoming,
@@ -93,6 +97,7 @@ pub fn seal_block(
         height: parent.height + 1,
         parent: parent.hash(),
         timestamp_ms,
+        epoch,
         state_root,
         tx_root: merkle::root(&tx_hashes),
         outcome_root: outcome_root(txs, &output.outcomes),

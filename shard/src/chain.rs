@@ -5,11 +5,11 @@ use crate::block::{genesis_block, seal_block, Inbound};
 use crate::error::ShardError;
 use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
 use crate::inbox::Inbox;
+use crate::prelude;
 use crate::signatures::{find_bad_signatures, VerifiedTx};
 use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
 use atoll_primitives::{
-    Account, ProvenReceipt, ReceiptAction, ShardBlock, ShardBlockHeader, ShardId, ShardLayout,
-    StateKey,
+    Account, ProvenReceipt, ShardBlock, ShardBlockHeader, ShardId, ShardLayout, ShardMap, StateKey,
 };
 use atoll_storage::{BlockCommit, ShardStore, StoreIdentity};
 use std::collections::{BTreeMap, HashSet};
@@ -44,7 +44,10 @@ pub struct ShardChain {
     state: Arc<CachedState>,
     tree: StateTree,
     head: ShardBlockHeader,
-    layout: ShardLayout,
+    /// The shard map the head executed under.
+    map: Arc<ShardMap>,
+    /// The epoch and map the next block executes under.
+    next_epoch: (u64, Arc<ShardMap>),
     executor: Executor,
     inbox: Inbox,
     /// What the next block reports as its congestion.
@@ -86,12 +89,16 @@ impl ShardChain {
                     outcomes: &[],
                     state_changes: genesis,
                     receipts: &[],
+                    shard_map: None,
                 })?;
                 (tree, block.header)
             }
         };
         let inbox = Inbox::new(head.shard, head.inbox_cursors.iter().copied().collect());
+        let map = Arc::new(store.shard_map()?.unwrap_or_else(|| ShardMap::new(layout)));
         Ok(ShardChain {
+            next_epoch: (head.epoch, Arc::clone(&map)),
+            map,
             inbox,
             congested: false,
             state: Arc::new(CachedState::new(
@@ -101,7 +108,6 @@ impl ShardChain {
             store,
             tree,
             head,
-            layout,
             executor,
         })
     }
@@ -128,9 +134,25 @@ impl ShardChain {
         Arc::clone(&self.state)
     }
 
-    /// The shard layout.
+    /// The shard layout (the map's ranges).
     pub fn layout(&self) -> ShardLayout {
-        self.layout
+        self.map.layout()
+    }
+
+    /// The shard map the head executed under.
+    pub fn shard_map(&self) -> &Arc<ShardMap> {
+        &self.map
+    }
+
+    /// The next blocks execute under `epoch` and its shard `map` (the
+    /// beacon's current ones). The first block of an epoch whose map differs
+    /// from the head's moves the accounts the change concerns
+    /// ([`crate::prelude`]). An epoch below the head's is ignored: epochs
+    /// never go back.
+    pub fn set_epoch(&mut self, epoch: u64, map: Arc<ShardMap>) {
+        if epoch >= self.head.epoch {
+            self.next_epoch = (epoch, map);
+        }
     }
 
     /// The executor (and its thread pool).
@@ -207,7 +229,7 @@ impl ShardChain {
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
         self.inbox
-            .check(&incoming, final_header)
+            .check_at(&incoming, self.next_epoch.0, final_header)
             .map_err(|(index, error)| ShardError::Receipt { index, error })?;
         let offered = txs.len();
         let kept = self.drop_known(txs.into_iter().map(VerifiedTx::into_inner).collect())?;
@@ -229,34 +251,6 @@ impl ShardChain {
     /// The next receipt sequence number this shard expects from `source`.
     pub fn inbox_cursor(&self, source: ShardId) -> u64 {
         self.inbox.cursor(source)
-    }
-
-    /// The balances `incoming` leaves, read on top of the committed state.
-    fn credits(
-        &self,
-        incoming: &[ProvenReceipt],
-    ) -> Result<BTreeMap<StateKey, Account>, ShardError> {
-        let mut credits: BTreeMap<StateKey, Account> = BTreeMap::new();
-        for proven in incoming {
-            let receipt = &proven.receipt;
-            let ReceiptAction::Transfer { to, amount } = receipt.action;
-            let key = StateKey::Account(to);
-            let mut account = match credits.get(&key) {
-                Some(account) => *account,
-                None => self.state.account(&key)?.unwrap_or_default(),
-            };
-            account.balance =
-                account
-                    .balance
-                    .checked_add(amount)
-                    .ok_or(ShardError::CreditOverflow {
-                        from: receipt.source,
-                        sequence: receipt.sequence,
-                        to,
-                    })?;
-            credits.insert(key, account);
-        }
-        Ok(credits)
     }
 
     /// `txs` without repeats and without transactions already in the chain.
@@ -281,8 +275,22 @@ impl ShardChain {
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
         let timestamp_ms = timestamp_ms.max(self.head.timestamp_ms);
-        let ctx = self.context()?;
-        let credits = self.credits(&incoming)?;
+        let (epoch, map) = self.next_epoch.clone();
+        let mut outbox = self.outbox()?;
+        let prelude = prelude::run(
+            self.head.shard,
+            (&self.map, &map, epoch),
+            &incoming,
+            &*self.state,
+            &mut outbox,
+        )?;
+        let ctx = BlockContext {
+            chain_id: self.head.chain_id,
+            shard: self.head.shard,
+            map: Arc::clone(&map),
+            outbox,
+        };
+        let credits = prelude.changes;
         let (mut output, stats) = if credits.is_empty() {
             self.executor.execute(&ctx, &txs, &*self.state)?
         } else {
@@ -296,6 +304,12 @@ impl ShardChain {
             output.state_changes =
                 merge_changes(credits, std::mem::take(&mut output.state_changes));
         }
+        if !prelude.receipts.is_empty() {
+            let mut receipts = prelude.receipts;
+            receipts.append(&mut output.receipts);
+            output.receipts = receipts;
+        }
+        let map_changed = *map != *self.map;
         let mut cursors: BTreeMap<ShardId, u64> = self.head.inbox_cursors.iter().copied().collect();
         for proven in &incoming {
             cursors.insert(proven.receipt.source, proven.receipt.sequence + 1);
@@ -313,6 +327,7 @@ impl ShardChain {
             incoming,
             inbox_cursors: cursors.iter().map(|(s, c)| (*s, *c)).collect(),
             congested: self.congested,
+            epoch,
         };
         let block = seal_block(
             &self.head,
@@ -327,8 +342,10 @@ impl ShardChain {
             outcomes: &output.outcomes,
             state_changes: &output.state_changes,
             receipts: &output.receipts,
+            shard_map: map_changed.then_some(&*map),
         })?;
         self.state.apply(&output.state_changes);
+        self.map = map;
         self.inbox.advance(cursors);
         self.tree = tree;
         self.head = block.header.clone();
@@ -342,20 +359,16 @@ impl ShardChain {
         })
     }
 
-    fn context(&self) -> Result<BlockContext, ShardError> {
+    /// The next receipt sequence number to each other shard.
+    fn outbox(&self) -> Result<BTreeMap<ShardId, u64>, ShardError> {
         let mut outbox = BTreeMap::new();
-        for shard in 0..self.layout.shard_count() {
-            let shard = atoll_primitives::ShardId(shard);
+        for shard in 0..self.map.shard_count() {
+            let shard = ShardId(shard);
             if shard != self.head.shard {
                 outbox.insert(shard, self.store.outbox_cursor(shard)?);
             }
         }
-        Ok(BlockContext {
-            chain_id: self.head.chain_id,
-            shard: self.head.shard,
-            layout: self.layout,
-            outbox,
-        })
+        Ok(outbox)
     }
 }
 

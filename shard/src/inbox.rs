@@ -64,6 +64,19 @@ pub enum ReceiptError {
         /// This shard.
         destination: ShardId,
     },
+    /// The source block executed in a later epoch than the block that
+    /// would apply it; it must wait until this shard reaches that epoch.
+    #[error("receipt {sequence} from shard {from} was sent in epoch {source_epoch}, after this block's epoch {epoch}")]
+    LaterEpoch {
+        /// The source shard.
+        from: ShardId,
+        /// The receipt's sequence number.
+        sequence: u64,
+        /// The source block's epoch.
+        source_epoch: u64,
+        /// The epoch of the block that would apply it.
+        epoch: u64,
+    },
     /// Already applied.
     #[error(
         "receipt {got} from shard {from} was already applied; the next one expected is {expected}"
@@ -116,10 +129,22 @@ impl Inbox {
         incoming: &[ProvenReceipt],
         final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
     ) -> Result<BTreeMap<ShardId, u64>, (usize, ReceiptError)> {
+        self.check_at(incoming, u64::MAX, final_header)
+    }
+
+    /// As [`Inbox::check`] for a block of `epoch`, which may apply only
+    /// receipts sent in that epoch or before: the shard map a receipt was
+    /// routed by must not be newer than the one the block executes under.
+    pub fn check_at(
+        &self,
+        incoming: &[ProvenReceipt],
+        epoch: u64,
+        final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
+    ) -> Result<BTreeMap<ShardId, u64>, (usize, ReceiptError)> {
         let mut cursors = self.cursors.clone();
         for (i, proven) in incoming.iter().enumerate() {
             let next = self
-                .check_one(proven, &cursors, &final_header)
+                .check_one(proven, &cursors, epoch, &final_header)
                 .map_err(|e| (i, e))?;
             cursors.insert(proven.receipt.source, next);
         }
@@ -135,6 +160,7 @@ impl Inbox {
         &self,
         proven: &ProvenReceipt,
         cursors: &BTreeMap<ShardId, u64>,
+        epoch: u64,
         final_header: &impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
     ) -> Result<u64, ReceiptError> {
         let receipt = &proven.receipt;
@@ -187,6 +213,14 @@ impl Inbox {
                 sequence,
                 height: proven.source_height,
                 destination: self.shard,
+            });
+        }
+        if header.epoch > epoch {
+            return Err(ReceiptError::LaterEpoch {
+                from: source,
+                sequence,
+                source_epoch: header.epoch,
+                epoch,
             });
         }
         Ok(expected + 1)

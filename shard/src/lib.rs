@@ -10,6 +10,8 @@
 //!   the declared-dependency executor and the Block-STM executor.
 //! - [`inbox`]: the checks on receipts from other shards (destination,
 //!   finalized source block, Merkle proof, next sequence number).
+//! - [`prelude`]: what a block does before its transactions: accounts
+//!   moving at an epoch boundary, and crediting (or forwarding) receipts.
 //! - [`relay`]: moving proven receipts from source to destination shards,
 //!   bounded per destination, dropped only once acknowledged.
 
@@ -19,6 +21,7 @@ pub mod error;
 pub mod execution;
 pub mod inbox;
 pub mod mempool;
+pub mod prelude;
 pub mod relay;
 pub mod signatures;
 pub mod state;

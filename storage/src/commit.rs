@@ -7,7 +7,7 @@ use crate::shard_store::{
 };
 use atoll_primitives::{
     codec, merkle, Account, Hash, ProvenReceipt, Receipt, ShardBlock, ShardBlockHeader, ShardId,
-    StateKey, TxOutcome,
+    ShardMap, StateKey, TxOutcome,
 };
 use rocksdb::WriteBatch;
 use std::collections::{BTreeMap, HashSet};
@@ -26,6 +26,9 @@ pub struct BlockCommit<'a> {
     /// Outgoing receipts emitted by this block, numbered on from each
     /// destination's outbox cursor.
     pub receipts: &'a [Receipt],
+    /// The shard map this block executed under, when it differs from its
+    /// parent's (the block entered an epoch with a new map).
+    pub shard_map: Option<&'a ShardMap>,
 }
 
 impl ShardStore {
@@ -135,8 +138,8 @@ impl ShardStore {
     }
 
     fn check_extends_head(&self, header: &ShardBlockHeader) -> Result<(), StorageError> {
-        let (expected_height, expected_parent) = match self.head()? {
-            None => (0, Hash::ZERO),
+        let (expected_height, expected_parent, parent_epoch) = match self.head()? {
+            None => (0, Hash::ZERO, 0),
             Some(head) => {
                 let next = head
                     .height
@@ -146,9 +149,18 @@ impl ShardStore {
                         key: hex::encode(keys::META_HEAD),
                         reason: "the head is at height u64::MAX, which no chain reaches".into(),
                     })?;
-                (next, head.hash())
+                (next, head.hash(), head.epoch)
             }
         };
+        if header.epoch < parent_epoch {
+            return Err(StorageError::BodyMismatch {
+                height: header.height,
+                reason: format!(
+                    "the block is in epoch {}, before its parent's epoch {parent_epoch}",
+                    header.epoch
+                ),
+            });
+        }
         if header.height != expected_height {
             return Err(StorageError::UnexpectedHeight {
                 expected: expected_height,
@@ -303,6 +315,9 @@ impl ShardStore {
             batch.put_cf(tx_index, keys::transaction(hash), codec::encode(&location));
         }
 
+        if let Some(map) = commit.shard_map {
+            batch.put_cf(meta, keys::META_SHARD_MAP, codec::encode(map));
+        }
         batch.put_cf(meta, keys::META_HEAD, codec::encode(&height));
         batch
     }

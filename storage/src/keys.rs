@@ -36,6 +36,9 @@ pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 pub(crate) const META_IDENTITY: &[u8] = b"identity";
 /// `meta` key of the head height (a borsh `u64`); absent before genesis.
 pub(crate) const META_HEAD: &[u8] = b"head";
+/// `meta` key of the shard map the head executed under (a borsh
+/// [`atoll_primitives::ShardMap`]); absent until the map first changes.
+pub(crate) const META_SHARD_MAP: &[u8] = b"shard_map";
 /// `meta` key prefix of an outbox cursor, followed by the big-endian destination.
 const META_OUTBOX_CURSOR: &[u8] = b"outbox_cursor/";
 /// Prefix of "incoming receipt (source, sequence) was applied at height".

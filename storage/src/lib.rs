@@ -11,6 +11,7 @@
 //!   height, parent, body, receipt numbering, transaction uniqueness) and
 //!   writes it all or not at all, so a node killed at any moment restarts at
 //!   its last committed block.
+//! - [`BeaconStore`]: the beacon's blocks and shard schedule.
 //! - [`TxLocation`]: where a transaction was included and its outcome.
 //! - [`StorageError`]: every failure, with a message that says what to do.
 //!
@@ -31,6 +32,13 @@
 //! | `meta` | `"identity"` | [`StoreIdentity`] |
 //! | `meta` | `"head"` | height of the newest block (absent before genesis) |
 //! | `meta` | `"outbox_cursor/"` ‖ destination shard (u16) | next receipt sequence (u64) |
+//! | `meta` | `"incoming/"` ‖ source shard (u16) ‖ sequence (u64) | height that applied it |
+//! | `meta` | `"shard_map"` | the [`atoll_primitives::ShardMap`] the head executed under (absent until it first changes) |
+//!
+//! [`BeaconStore`] is the beacon's store: the same schema, opened with the
+//! identity of the pseudo-shard [`BEACON`]; `blocks` holds beacon blocks by
+//! height and `meta` the beacon head, the shard schedule and the recorded
+//! height of every shard.
 //!
 //! Height 0 is the genesis block; its state changes are the genesis accounts.
 //!
@@ -45,12 +53,14 @@
 //! # Ok::<(), atoll_storage::StorageError>(())
 //! ```
 
+mod beacon_store;
 mod commit;
 pub mod error;
 mod keys;
 mod schema;
 mod shard_store;
 
+pub use beacon_store::{BeaconStore, BEACON};
 pub use commit::BlockCommit;
 pub use error::StorageError;
 pub use schema::{StoreIdentity, SCHEMA_VERSION};

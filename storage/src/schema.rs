@@ -21,7 +21,10 @@ use std::path::Path;
 /// 2: shard headers carry the incoming receipt root and inbox cursors,
 /// bodies the proven incoming receipts, and outgoing receipts are stored
 /// with the height of the block that emitted them.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: shard headers carry the epoch they executed under, receipts may carry
+/// a moving account's state, and the meta column family holds the shard map
+/// of the head.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Largest encoded meta value accepted (they are a few bytes each).
 const MAX_META_BYTES: usize = 64;
@@ -38,7 +41,11 @@ pub struct StoreIdentity {
 
 impl fmt::Display for StoreIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "chain id {}, shard {}", self.chain_id, self.shard)
+        if self.shard == crate::BEACON {
+            write!(f, "chain id {}, beacon", self.chain_id)
+        } else {
+            write!(f, "chain id {}, shard {}", self.chain_id, self.shard)
+        }
     }
 }
 

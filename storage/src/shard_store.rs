@@ -5,8 +5,8 @@ use crate::keys::{self, cf};
 use crate::schema::{self, Found, StoreIdentity, SCHEMA_VERSION};
 use atoll_primitives::codec::{self, MAX_BLOCK_BYTES, MAX_RECEIPT_BYTES};
 use atoll_primitives::{
-    Account, Hash, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader, ShardId, StateKey,
-    TxOutcome,
+    Account, Hash, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader, ShardId, ShardMap,
+    StateKey, TxOutcome,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{
@@ -149,6 +149,17 @@ impl ShardStore {
             .expect("open() opens every column family of cf::ALL")
     }
 
+    /// As [`ShardStore::get`], for the beacon store.
+    pub(crate) fn get_decoded<T: BorshDeserialize>(
+        &self,
+        family: &str,
+        what: &'static str,
+        key: &[u8],
+        limit: usize,
+    ) -> Result<Option<T>, StorageError> {
+        self.get(family, what, key, limit)
+    }
+
     /// Reads and decodes the value at `key` of column family `family`.
     fn get<T: BorshDeserialize>(
         &self,
@@ -197,6 +208,21 @@ impl ShardStore {
                 reason: format!("the head is at height {height}, which has no header"),
             }),
         }
+    }
+
+    /// The shard map the head executed under, if it was ever recorded (a
+    /// store whose shards never changed has none: its genesis layout holds).
+    pub fn shard_map(&self) -> Result<Option<ShardMap>, StorageError> {
+        let Some(bytes) = self.db.get_cf(self.cf(cf::META), keys::META_SHARD_MAP)? else {
+            return Ok(None);
+        };
+        ShardMap::decode(&bytes)
+            .map(Some)
+            .map_err(|err| StorageError::Corrupt {
+                what: "shard map",
+                key: hex::encode(keys::META_SHARD_MAP),
+                reason: err.to_string(),
+            })
     }
 
     /// The header at `height`, if a block was committed there.

@@ -113,7 +113,7 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     let ctx = BlockContext {
         chain_id: CHAIN,
         shard: ShardId(0),
-        layout: ShardLayout::single(),
+        map: std::sync::Arc::new(atoll_primitives::ShardMap::new(ShardLayout::single())),
         outbox: BTreeMap::new(),
     };
     let tree = StateTree::from_entries(genesis.iter().copied());

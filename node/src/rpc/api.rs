@@ -3,7 +3,7 @@
 //! the generated client.
 
 use super::types::{
-    AccountInfo, BlockInfo, BlockRef, HeadInfo, ReceiptInfo, Status, TxStatus, WaitUntil,
+    AccountInfo, BlockInfo, BlockRef, HeadInfo, MoveInfo, ReceiptInfo, Status, TxStatus, WaitUntil,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -37,9 +37,14 @@ pub trait AtollApi {
     #[method(name = "getBlock")]
     async fn get_block(&self, shard: u16, at: BlockRef) -> RpcResult<BlockInfo>;
 
-    /// Chain id, version, heights, validators and mempool size.
+    /// Chain id, version, heights, validators, mempool size and the beacon.
     #[method(name = "status")]
     async fn status(&self) -> RpcResult<Status>;
+
+    /// Operator only (`rpc.admin = true`): moves an account to shard `to`
+    /// from the next epoch on, with its state.
+    #[method(name = "moveAccount")]
+    async fn move_account(&self, address: String, to: u16) -> RpcResult<MoveInfo>;
 
     /// `"newHeads"`: one notification per block of any shard, once it is
     /// final (WebSocket only).

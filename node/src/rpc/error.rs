@@ -42,6 +42,15 @@ pub const SHUTTING_DOWN: i32 = 1015;
 /// With `wait_until`: the transaction left the mempool without being
 /// included (replaced by a higher fee, evicted, or its nonce was used).
 pub const DROPPED: i32 = 1016;
+/// The sender's account is moving to this shard and its state has not
+/// arrived yet (it arrives within a few blocks); retry.
+pub const ACCOUNT_ARRIVING: i32 = 1017;
+/// An operator's method (`atoll_moveAccount`) on a node whose
+/// `rpc.admin` is false.
+pub const ADMIN_DISABLED: i32 = 1018;
+/// `atoll_moveAccount` could not schedule the move (no such shard, or the
+/// map holds as many moved accounts as allowed).
+pub const MOVE_REFUSED: i32 = 1019;
 /// jsonrpsee: a connection asked for more subscriptions than allowed (16).
 pub const TOO_MANY_SUBSCRIPTIONS: i32 = -32006;
 /// jsonrpsee: a batch has more calls than allowed (10,000).
@@ -88,6 +97,9 @@ pub fn code_name(code: i32) -> &'static str {
         BUSY => "busy",
         SHUTTING_DOWN => "shutting_down",
         DROPPED => "dropped",
+        ACCOUNT_ARRIVING => "account_arriving",
+        ADMIN_DISABLED => "admin_disabled",
+        MOVE_REFUSED => "move_refused",
         TOO_MANY_SUBSCRIPTIONS => "too_many_subscriptions",
         BATCH_TOO_LARGE => "batch_too_large",
         BATCH_RESPONSE_TOO_LARGE => "batch_response_too_large",

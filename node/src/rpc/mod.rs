@@ -49,6 +49,6 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {}: {e}", config.addr))?;
     let addr = server.local_addr()?;
-    let handle = server.start(server::Rpc::new(node).into_rpc());
+    let handle = server.start(server::Rpc::new(node, config.admin).into_rpc());
     Ok((handle, addr))
 }

@@ -3,8 +3,9 @@
 use super::api::AtollApiServer;
 use super::error::{self, code_name, error, internal, invalid_params};
 use super::types::{
-    hex_hash, parse_hash, AccountInfo, BlockInfo, BlockRef, IncomingInfo, MempoolInfo, Outcome,
-    ReceiptInfo, ReceiptState, ShardStatus, Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
+    hex_hash, parse_hash, AccountInfo, BeaconStatus, BlockInfo, BlockRef, IncomingInfo,
+    MempoolInfo, MoveInfo, Outcome, ReceiptInfo, ReceiptState, ShardStatus, Status, TxState,
+    TxStatus, ValidatorInfo, WaitUntil,
 };
 use crate::service::admission::{Admission, Rejection};
 use crate::service::producer::head_info;
@@ -33,12 +34,14 @@ const FINAL_WAIT: Duration = Duration::from_secs(2);
 /// The API over the node's shared state.
 pub struct Rpc {
     node: NodeView,
+    /// Whether the operator's methods are served.
+    admin: bool,
 }
 
 impl Rpc {
-    /// The API for `node`.
-    pub fn new(node: NodeView) -> Rpc {
-        Rpc { node }
+    /// The API for `node`; `admin` turns the operator's methods on.
+    pub fn new(node: NodeView, admin: bool) -> Rpc {
+        Rpc { node, admin }
     }
 
     /// Counts the request in the metrics and passes the result on.
@@ -234,7 +237,14 @@ impl Rpc {
             Some(height) if height <= final_height => ReceiptState::Final,
             Some(_) => ReceiptState::Applied,
         };
-        let ReceiptAction::Transfer { to, amount } = stored.receipt.action;
+        let (kind, to, amount, nonce) = match stored.receipt.action {
+            ReceiptAction::Transfer { to, amount } => ("transfer", to, amount, None),
+            ReceiptAction::Move {
+                account,
+                balance,
+                nonce,
+            } => ("move", account, balance, Some(nonce)),
+        };
         Ok(ReceiptInfo {
             id: format!("{}:{}:{sequence}", source.0, destination.0),
             source: source.0,
@@ -244,8 +254,10 @@ impl Rpc {
             applied_height,
             origin: detail.then(|| hex_hash(&stored.receipt.origin)),
             source_height: detail.then_some(stored.height),
+            kind: detail.then(|| kind.to_string()),
             to: detail.then(|| to.to_string()),
             amount: detail.then(|| amount.to_string()),
+            nonce: nonce.filter(|_| detail),
         })
     }
 
@@ -304,8 +316,13 @@ impl Rpc {
         Ok(AccountInfo {
             address: address.to_string(),
             balance: account.balance.to_string(),
-            nonce: account.nonce,
+            nonce: if account.is_arriving() {
+                0
+            } else {
+                account.nonce
+            },
             shard: shard.shard.0,
+            arriving: account.is_arriving(),
             height,
             is_final: height <= final_height,
         })
@@ -394,7 +411,51 @@ impl Rpc {
                 transactions,
                 bytes,
             },
+            beacon: {
+                let beacon = any.beacon.read();
+                BeaconStatus {
+                    height: beacon.height(),
+                    epoch: beacon.epoch(),
+                    epoch_length: beacon.epoch_length(),
+                    map_version: beacon.map().version,
+                    moved_accounts: beacon.map().overrides().len(),
+                }
+            },
         }
+    }
+
+    fn move_account(&self, address: &str, to: u16) -> RpcResult<MoveInfo> {
+        if !self.admin {
+            return Err(error(
+                error::ADMIN_DISABLED,
+                "atoll_moveAccount is an operator's method and this node does not serve them: \
+                 set rpc.admin = true in config.toml (only where the RPC port is private)",
+            ));
+        }
+        let address: Address = address.parse().map_err(invalid_params)?;
+        let keeper = Arc::clone(&self.node.any().keeper);
+        let scheduled = keeper.schedule_move(address, ShardId(to)).map_err(|e| {
+            match e.downcast_ref::<crate::service::beacon::MoveError>() {
+                Some(refused) => error(error::MOVE_REFUSED, refused.to_string()),
+                None => internal(format!("{e:#}")),
+            }
+        })?;
+        tracing::info!(
+            %address,
+            from = scheduled.from.0,
+            to,
+            epoch = scheduled.effective_epoch,
+            "account move scheduled"
+        );
+        Ok(MoveInfo {
+            address: address.to_string(),
+            from: scheduled.from.0,
+            to,
+            current_epoch: scheduled.current_epoch,
+            effective_epoch: scheduled.effective_epoch,
+            effective_beacon_height: scheduled.effective_height,
+            map_version: scheduled.map_version,
+        })
     }
 }
 
@@ -434,6 +495,11 @@ impl AtollApiServer for Rpc {
     async fn status(&self) -> RpcResult<Status> {
         let result = Ok(self.node_status());
         self.observe("status", result)
+    }
+
+    async fn move_account(&self, address: String, to: u16) -> RpcResult<MoveInfo> {
+        let result = self.move_account(&address, to);
+        self.observe("moveAccount", result)
     }
 
     async fn subscribe_heads(
@@ -535,6 +601,7 @@ fn failure_name(failure: &atoll_primitives::TxFailure) -> &'static str {
         BalanceOverflow => "balance_overflow",
         SenderOnOtherShard { .. } => "sender_on_other_shard",
         NonceExhausted => "nonce_exhausted",
+        SenderArriving => "sender_arriving",
     }
 }
 
@@ -558,6 +625,7 @@ fn failure_message(failure: &atoll_primitives::TxFailure) -> String {
             format!("the sender lives on shard {shard}; nothing was charged")
         }
         NonceExhausted => "the sender's nonce cannot advance further; nothing was charged".into(),
+        SenderArriving => "the sender's account is moving to this shard and its state has not arrived yet; nothing was charged: send it again shortly".into(),
     }
 }
 
@@ -567,6 +635,8 @@ fn rejection_error(rejection: Rejection) -> ErrorObjectOwned {
         Rejection::AlreadyIncluded { .. } => error::ALREADY_KNOWN,
         Rejection::InsufficientBalance { .. } => error::INSUFFICIENT_BALANCE,
         Rejection::Storage(message) => return internal(message),
+        Rejection::Moved { .. } => error::WRONG_SHARD,
+        Rejection::Arriving { .. } => error::ACCOUNT_ARRIVING,
         Rejection::Pool(pool) => match pool {
             AdmitError::Duplicate(_) => error::ALREADY_KNOWN,
             AdmitError::NonceTooLow { .. } => error::NONCE_TOO_LOW,

@@ -155,12 +155,20 @@ pub struct ReceiptInfo {
     /// Height of the source block that emitted it (`atoll_getReceipt` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_height: Option<u64>,
-    /// The credited address (`atoll_getReceipt` only).
+    /// `"transfer"` (the credit of a cross-shard transfer) or `"move"` (the
+    /// state of an account that moved shard) (`atoll_getReceipt` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The credited (or moving) address (`atoll_getReceipt` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-    /// The amount credited, decimal (`atoll_getReceipt` only).
+    /// The amount credited (for a move: the balance it carries), decimal
+    /// (`atoll_getReceipt` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<String>,
+    /// A move's nonce (`atoll_getReceipt` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<u64>,
 }
 
 /// The answer of `atoll_getTransactionStatus`.
@@ -201,6 +209,10 @@ pub struct AccountInfo {
     pub nonce: u64,
     /// The shard that holds the account.
     pub shard: u16,
+    /// Whether the account moved to this shard and its state has not
+    /// arrived yet: `nonce` then reads 0 and its transactions wait.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub arriving: bool,
     /// The height the state was read at.
     pub height: u64,
     /// Whether that height is final.
@@ -221,6 +233,13 @@ pub struct HeadInfo {
     pub parent: String,
     /// Milliseconds since the Unix epoch, set by the producer.
     pub timestamp_ms: u64,
+    /// The beacon epoch whose shard map the block executed under.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Whether the shard's backlog of incoming receipts had passed its
+    /// bound: other shards hold transfers to it back until it clears.
+    #[serde(default)]
+    pub congested: bool,
     /// The state root after the block.
     pub state_root: String,
     /// Merkle root of the transactions.
@@ -306,6 +325,43 @@ pub struct Status {
     pub validators: Vec<ValidatorInfo>,
     /// The mempool.
     pub mempool: MempoolInfo,
+    /// The beacon chain.
+    pub beacon: BeaconStatus,
+}
+
+/// The beacon in `atoll_status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeaconStatus {
+    /// Height of the newest beacon block.
+    pub height: u64,
+    /// The current epoch (that of the next beacon block).
+    pub epoch: u64,
+    /// Beacon blocks per epoch.
+    pub epoch_length: u64,
+    /// Version of the shard map in force.
+    pub map_version: u64,
+    /// Accounts the map places outside their address range's shard.
+    pub moved_accounts: usize,
+}
+
+/// The answer of `atoll_moveAccount`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveInfo {
+    /// The account.
+    pub address: String,
+    /// Its shard now.
+    pub from: u16,
+    /// Its shard from `effective_epoch` on.
+    pub to: u16,
+    /// The current epoch.
+    pub current_epoch: u64,
+    /// The epoch from which the account is on `to`: its state moves in
+    /// `from`'s first block of that epoch.
+    pub effective_epoch: u64,
+    /// The beacon height at which that epoch starts.
+    pub effective_beacon_height: u64,
+    /// Version of the shard map that holds the move.
+    pub map_version: u64,
 }
 
 #[cfg(test)]

@@ -56,6 +56,20 @@ pub enum Rejection {
     /// The pool refused it.
     #[error("{}", pool_message(.0))]
     Pool(#[from] AdmitError),
+    /// The sender's account is on another shard now (it moved at an epoch
+    /// boundary after the RPC routed the transaction here).
+    #[error("the sender's account is on shard {shard} now; send the transaction again")]
+    Moved {
+        /// Its shard.
+        shard: u16,
+    },
+    /// The sender's account moved to this shard and its state has not
+    /// arrived yet.
+    #[error("the sender's account is moving to shard {shard} and its state has not arrived yet; send the transaction again in a moment")]
+    Arriving {
+        /// This shard.
+        shard: u16,
+    },
     /// Reading the state failed.
     #[error("storage error: {0}")]
     Storage(String),
@@ -150,11 +164,20 @@ fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
             height: location.height,
         });
     }
+    let home = shared.beacon.read().shard_of(&tx.sender);
+    if home != shared.shard {
+        return Err(Rejection::Moved { shard: home.0 });
+    }
     let account = shared
         .state
         .account(&StateKey::Account(tx.sender))
         .map_err(|e| Rejection::Storage(e.to_string()))?
         .unwrap_or_default();
+    if account.is_arriving() {
+        return Err(Rejection::Arriving {
+            shard: shared.shard.0,
+        });
+    }
     if tx.signed.tx.nonce < account.nonce {
         return Err(Rejection::Pool(AdmitError::NonceTooLow {
             expected: account.nonce,

@@ -2,26 +2,26 @@
 //! what follows from them.
 //!
 //! Each producer hands over every block it commits. The coordinator drains
-//! what has arrived, makes one beacon block that records those headers (with
-//! one validator a beacon block is final when it is made), and then, for
+//! what has arrived, makes one beacon block that records those headers and
+//! stores it (with one validator a beacon block is final when it is
+//! stored), and then, for
 //! each recorded block: marks it final for its shard, answers the clients
 //! waiting for it to be final, announces it to `newHeads` subscribers, and
 //! publishes its receipts to the relay. Receipts the relay refuses (a
 //! congested destination) wait, in order, and are offered again first.
 
+use super::beacon::BeaconKeeper;
 use super::Shared;
 use crate::metrics::Metrics;
 use crate::rpc::types::{HeadInfo, WaitUntil};
 use crate::service::producer::head_info;
-use atoll_consensus::Beacon;
 use atoll_primitives::{Hash, Receipt, ShardBlockHeader, ShardId};
 use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
-use parking_lot::RwLock;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// A block a shard committed.
@@ -39,7 +39,7 @@ pub struct Committed {
 /// Runs until the node stops and every producer has finished.
 pub fn run(
     shards: &[Arc<Shared>],
-    beacon: &RwLock<Beacon>,
+    keeper: &BeaconKeeper,
     relay: &InProcessRelay,
     committed: Receiver<Committed>,
     new_heads: &broadcast::Sender<Arc<HeadInfo>>,
@@ -67,14 +67,24 @@ pub fn run(
             continue;
         }
         let headers = batch.iter().map(|b| b.header.clone()).collect();
-        let block = match beacon.write().propose(headers, now_ms()) {
+        let block = match keeper.record(headers) {
             Ok(block) => block,
             Err(err) => {
-                tracing::error!(%err, "the beacon refused the shards' headers; the node stops");
+                tracing::error!(
+                    err = format!("{err:#}"),
+                    "the beacon could not record the shards' headers; the node stops"
+                );
                 stopping.store(true, Ordering::Release);
                 return;
             }
         };
+        if block.height % keeper.state.read().epoch_length() == 0 {
+            tracing::info!(
+                height = block.height,
+                epoch = block.epoch + 1,
+                "the next beacon block starts a new epoch"
+            );
+        }
         tracing::debug!(
             height = block.height,
             headers = block.shard_headers.len(),
@@ -100,10 +110,4 @@ pub fn run(
             unpublished.push_back((height, done.receipts));
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -16,6 +16,7 @@
 //! are CPU-bound or block on the stores. The RPC server runs on tokio.
 
 pub mod admission;
+pub mod beacon;
 pub mod coordinator;
 pub mod finality;
 pub mod producer;
@@ -31,7 +32,9 @@ use atoll_shard::mempool::{Mempool, MempoolLimits};
 use atoll_shard::relay::{refill, InProcessRelay};
 use atoll_shard::state::CachedState;
 use atoll_shard::ShardChain;
+use atoll_storage::BeaconStore;
 use atoll_storage::ShardStore;
+use beacon::BeaconKeeper;
 use finality::FinalityRule;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,8 +54,15 @@ pub const HEADS_BUFFER: usize = 256;
 pub const RELAY_BACKLOG: usize = 200_000;
 /// Receipts credited in one block, at most.
 pub const MAX_INCOMING: usize = 20_000;
-/// Beacon blocks per epoch.
-pub const EPOCH_LENGTH: u64 = 1_000;
+
+/// What the genesis fixes for the node's services.
+#[derive(Clone, Debug)]
+pub struct ChainParams {
+    /// The validator set.
+    pub validators: Vec<GenesisValidator>,
+    /// Beacon blocks per epoch.
+    pub epoch_length: u64,
+}
 
 /// The newest committed and final heights.
 #[derive(Clone, Debug)]
@@ -87,8 +97,10 @@ pub struct Shared {
     pub wake: Condvar,
     /// The newest heads.
     pub heads: watch::Sender<Heads>,
-    /// The beacon: which shard headers are final.
+    /// The beacon: which shard headers are final, the epoch and shard map.
     pub beacon: Arc<RwLock<Beacon>>,
+    /// The beacon with its store, for changes that must be stored.
+    pub keeper: Arc<BeaconKeeper>,
     /// The receipt relay between the shards.
     pub relay: Arc<InProcessRelay>,
     /// Committed blocks, to the coordinator.
@@ -134,9 +146,9 @@ impl NodeView {
         &self.shards[0]
     }
 
-    /// The shard that holds `address`.
+    /// The shard that holds `address` in the current epoch.
     pub fn shard_of(&self, address: &atoll_primitives::Address) -> &Arc<Shared> {
-        let shard = self.any().layout.shard_of(address);
+        let shard = self.any().beacon.read().shard_of(address);
         &self.shards[usize::from(shard.0)]
     }
 }
@@ -154,19 +166,28 @@ pub struct Service {
 
 impl Service {
     /// Starts admission and production for every shard of `chains` (in
-    /// shard order) and the coordinator. The beacon starts from the shards'
-    /// recent headers (every committed header is final with one validator),
+    /// shard order) and the coordinator. The beacon is restored from
+    /// `beacon_store` and the shards' stores ([`BeaconKeeper::restore`]),
     /// and the relay is refilled with the receipts that sources emitted and
     /// destinations have not applied yet.
     pub fn start(
         chains: Vec<ShardChain>,
+        beacon_store: BeaconStore,
+        chain: &ChainParams,
         config: &NodeConfig,
-        validators: Vec<GenesisValidator>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Service> {
         let first = chains.first().ok_or_else(|| anyhow::anyhow!("no shards"))?;
         let (chain_id, layout) = (first.head().chain_id, first.layout());
-        let beacon = Arc::new(RwLock::new(resume_beacon(&chains, chain_id, layout)?));
+        let keeper = Arc::new(BeaconKeeper::restore(
+            &chains,
+            beacon_store,
+            chain_id,
+            layout,
+            chain.epoch_length,
+        )?);
+        let beacon = Arc::clone(&keeper.state);
+        let validators = chain.validators.clone();
         let relay = Arc::new(InProcessRelay::new(RELAY_BACKLOG));
         refill(&relay, &chains)?;
         let stopping = Arc::new(AtomicBool::new(false));
@@ -199,6 +220,7 @@ impl Service {
                     head: Arc::new(head),
                 }),
                 beacon: Arc::clone(&beacon),
+                keeper: Arc::clone(&keeper),
                 relay: Arc::clone(&relay),
                 committed: committed_tx.clone(),
                 admission: admission_tx,
@@ -234,7 +256,7 @@ impl Service {
                 .spawn(move || {
                     coordinator::run(
                         &shards,
-                        &beacon,
+                        &keeper,
                         &relay,
                         committed_rx,
                         &new_heads,
@@ -286,30 +308,4 @@ impl Service {
             let _ = coordinator.join();
         }
     }
-}
-
-/// The beacon after a restart: every committed header is final (one
-/// validator), so each shard's newest headers are taken as recorded.
-fn resume_beacon(
-    chains: &[ShardChain],
-    chain_id: ChainId,
-    layout: ShardLayout,
-) -> anyhow::Result<Beacon> {
-    let mut recent = Vec::new();
-    for chain in chains {
-        let head = chain.head().height;
-        let from = head.saturating_sub(atoll_consensus::beacon::RETAINED_HEADERS as u64 - 1);
-        let mut headers = Vec::new();
-        for height in from..=head {
-            let header = chain.store().header(height)?.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "shard {} has no header at height {height}",
-                    chain.head().shard
-                )
-            })?;
-            headers.push(header);
-        }
-        recent.push(headers);
-    }
-    Ok(Beacon::resume(chain_id, layout, EPOCH_LENGTH, recent))
 }

@@ -10,7 +10,7 @@ use super::Shared;
 use crate::metrics::Metrics;
 use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};
 use atoll_config::BlockConfig;
-use atoll_primitives::{Action, Address, ShardBlockHeader, ShardId, ShardLayout, StateKey};
+use atoll_primitives::{Action, Address, ShardBlockHeader, ShardId, ShardMap, StateKey};
 use atoll_shard::relay::ReceiptRelay;
 use atoll_shard::signatures::VerifiedTx;
 use atoll_shard::{ProducedBlock, ShardChain};
@@ -69,6 +69,32 @@ pub fn run(shared: &Shared, mut chain: ShardChain, config: &BlockConfig) {
 fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> anyhow::Result<bool> {
     let started = Instant::now();
     let max_txs = config.max_transactions.get();
+    // Receipts first, then the epoch: the relay holds only receipts of
+    // blocks the beacon recorded, so the epoch read after them is at least
+    // the epoch of every source block (a block applies nothing sent under a
+    // newer map than its own).
+    let incoming = shared
+        .relay
+        .pending(shared.shard, &chain.inbox_cursors(), super::MAX_INCOMING);
+    let (epoch, map) = {
+        let beacon = shared.beacon.read();
+        (beacon.epoch(), Arc::clone(beacon.map()))
+    };
+    let mut moved_away = Vec::new();
+    if *map != **chain.shard_map() {
+        // The block enters an epoch with a new map: the accounts leaving
+        // this shard can no longer send here. Their waiting transactions
+        // are dropped (their clients hear so and send again; the RPC routes
+        // them to the new shard once their state has arrived there).
+        let mut pool = shared.mempool.lock();
+        for (address, from, to) in chain.shard_map().moves(&map) {
+            if from == shared.shard {
+                tracing::info!(%address, to = to.0, epoch, "account leaves this shard");
+                moved_away.extend(pool.prune(address, u64::MAX));
+            }
+        }
+    }
+    chain.set_epoch(epoch, Arc::clone(&map));
     let txs = {
         let pool = shared.mempool.lock();
         let state = &shared.state;
@@ -97,11 +123,8 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     let txs = if blocked.is_empty() {
         txs
     } else {
-        hold_back(txs, shared.layout, &blocked)
+        hold_back(txs, &map, &blocked)
     };
-    let incoming = shared
-        .relay
-        .pending(shared.shard, &chain.inbox_cursors(), super::MAX_INCOMING);
     let credited = incoming.len();
     // The beacon is locked per lookup, never across the block: the
     // coordinator must be able to record other shards' blocks meanwhile.
@@ -141,7 +164,9 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     shared.waiters.reached(hashes, WaitUntil::Included);
     // After the block's own waiters were answered: a displaced transaction
     // that this block included has no waiter left to tell it was dropped.
-    shared.waiters.dropped(displaced.iter().chain(&pruned));
+    shared
+        .waiters
+        .dropped(displaced.iter().chain(&pruned).chain(&moved_away));
     record(shared, &produced, started.elapsed(), credited);
     // The coordinator makes it final. If it is gone the node is stopping.
     let _ = shared.committed.send(Committed {
@@ -187,14 +212,14 @@ fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, credited: u
 /// order). What is left out stays in the mempool for a later block.
 pub fn hold_back(
     txs: Vec<VerifiedTx>,
-    layout: ShardLayout,
+    map: &ShardMap,
     blocked: &BTreeSet<ShardId>,
 ) -> Vec<VerifiedTx> {
     let mut held: HashSet<Address> = HashSet::new();
     txs.into_iter()
         .filter(|tx| {
             let Action::Transfer { to, .. } = &tx.signed.tx.action;
-            if held.contains(&tx.sender) || blocked.contains(&layout.shard_of(to)) {
+            if held.contains(&tx.sender) || blocked.contains(&map.shard_of(to)) {
                 held.insert(tx.sender);
                 false
             } else {
@@ -212,6 +237,8 @@ pub fn head_info(header: &ShardBlockHeader, is_final: bool) -> HeadInfo {
         hash: hex_hash(&header.hash()),
         parent: hex_hash(&header.parent),
         timestamp_ms: header.timestamp_ms,
+        epoch: header.epoch,
+        congested: header.congested,
         state_root: hex_hash(&header.state_root),
         tx_root: hex_hash(&header.tx_root),
         outcome_root: hex_hash(&header.outcome_root),
@@ -230,7 +257,7 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atoll_primitives::{ChainId, Transaction};
+    use atoll_primitives::{ChainId, ShardLayout, Transaction};
     use atoll_shard::execution::PreparedTx;
     use atoll_shard::workload::dev_keys;
 
@@ -261,11 +288,14 @@ mod tests {
             tx(home[1], 0, home[0].address()),
         ];
         let blocked = BTreeSet::from([ShardId(1)]);
-        let kept: Vec<(Address, u64)> = hold_back(txs.clone(), layout, &blocked)
+        let kept: Vec<(Address, u64)> = hold_back(txs.clone(), &ShardMap::new(layout), &blocked)
             .iter()
             .map(|t| (t.sender, t.signed.tx.nonce))
             .collect();
         assert_eq!(kept, vec![(home[0].address(), 0), (home[1].address(), 0)]);
-        assert_eq!(hold_back(txs, layout, &BTreeSet::new()).len(), 4);
+        assert_eq!(
+            hold_back(txs, &ShardMap::new(layout), &BTreeSet::new()).len(),
+            4
+        );
     }
 }

@@ -20,7 +20,7 @@ pub mod transfer;
 use crate::error::ShardError;
 use crate::state::StateView;
 use atoll_primitives::{
-    Account, Address, ChainId, Hash, Receipt, ShardId, ShardLayout, SignedTransaction, StateKey,
+    Account, Address, ChainId, Hash, Receipt, ShardId, ShardMap, SignedTransaction, StateKey,
     TxOutcome,
 };
 use rayon::slice::ParallelSliceMut;
@@ -61,8 +61,8 @@ pub struct BlockContext {
     pub chain_id: ChainId,
     /// The shard executing the block.
     pub shard: ShardId,
-    /// Which shard holds which address.
-    pub layout: ShardLayout,
+    /// Which shard holds which address (the map of the block's epoch).
+    pub map: Arc<ShardMap>,
     /// Next receipt sequence number per destination shard (missing: 0).
     pub outbox: BTreeMap<ShardId, u64>,
 }

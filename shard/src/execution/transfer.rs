@@ -46,7 +46,7 @@ pub(crate) fn declared_keys(ctx: &BlockContext, tx: &PreparedTx) -> SmallVec<[St
     keys.push(StateKey::Account(tx.sender));
     match &tx.signed.tx.action {
         Action::Transfer { to, .. } => {
-            if *to != tx.sender && ctx.layout.shard_of(to) == ctx.shard {
+            if *to != tx.sender && ctx.map.shard_of(to) == ctx.shard {
                 keys.push(StateKey::Account(*to));
             }
         }
@@ -68,7 +68,7 @@ pub(crate) fn execute_transaction<R: TxReader>(
             got: body.chain_id.0,
         }));
     }
-    let sender_shard = ctx.layout.shard_of(&tx.sender);
+    let sender_shard = ctx.map.shard_of(&tx.sender);
     if sender_shard != ctx.shard {
         return Ok(TxEffect::failed(TxFailure::SenderOnOtherShard {
             shard: sender_shard.0,
@@ -76,6 +76,9 @@ pub(crate) fn execute_transaction<R: TxReader>(
     }
     let sender_key = StateKey::Account(tx.sender);
     let sender = reader.read(&sender_key)?.unwrap_or_default();
+    if sender.is_arriving() {
+        return Ok(TxEffect::failed(TxFailure::SenderArriving));
+    }
     if body.nonce != sender.nonce {
         return Ok(TxEffect::failed(TxFailure::BadNonce {
             expected: sender.nonce,
@@ -88,7 +91,12 @@ pub(crate) fn execute_transaction<R: TxReader>(
             fee: body.fee,
         }));
     };
-    let Some(next_nonce) = sender.nonce.checked_add(1) else {
+    // The nonce after u64::MAX - 1 would read as "arriving".
+    let Some(next_nonce) = sender
+        .nonce
+        .checked_add(1)
+        .filter(|next| *next != Account::ARRIVING_NONCE)
+    else {
         return Ok(TxEffect::failed(TxFailure::NonceExhausted));
     };
     let charged = Account {
@@ -113,7 +121,7 @@ pub(crate) fn execute_transaction<R: TxReader>(
                 effect.writes.push((sender_key, charged));
                 return Ok(effect);
             };
-            let destination = ctx.layout.shard_of(to);
+            let destination = ctx.map.shard_of(to);
             if destination != ctx.shard {
                 effect.writes.push((
                     sender_key,

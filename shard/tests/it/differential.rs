@@ -130,6 +130,9 @@ fn outcomes_cover_every_failure_kind() {
                 TxOutcome::Failure(TxFailure::SenderOnOtherShard { .. }) => "shard",
                 // Needs a nonce of u64::MAX: covered by a unit test, not generated.
                 TxOutcome::Failure(TxFailure::NonceExhausted) => "nonce exhausted",
+                // Needs an account moving between shards: covered by the
+                // multi-shard tests.
+                TxOutcome::Failure(TxFailure::SenderArriving) => "arriving",
             });
         }
         if !out.receipts.is_empty() {

@@ -97,9 +97,7 @@ fn only_the_next_proven_receipt_for_this_shard_gets_in() {
     // Forged: a larger amount than was sent.
     let mut forged = to_one[0].clone();
     forged.receipt.action = ReceiptAction::Transfer {
-        to: match forged.receipt.action {
-            ReceiptAction::Transfer { to, .. } => to,
-        },
+        to: forged.receipt.action.account(),
         amount: 1_000_000,
     };
     assert!(matches!(

@@ -6,6 +6,7 @@ mod cross_shard;
 mod differential;
 mod inbox;
 mod mempool;
+mod moves;
 mod scenario;
 mod semantics;
 mod sharded;

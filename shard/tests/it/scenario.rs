@@ -144,7 +144,7 @@ pub fn generate(seed: u64, account_count: usize, tx_count: usize) -> Scenario {
     let ctx = BlockContext {
         chain_id: CHAIN,
         shard: SHARD,
-        layout,
+        map: std::sync::Arc::new(atoll_primitives::ShardMap::new(layout)),
         outbox,
     };
     Scenario { ctx, genesis, txs }

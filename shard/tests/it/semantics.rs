@@ -19,7 +19,7 @@ fn ctx() -> BlockContext {
     BlockContext {
         chain_id: CHAIN,
         shard: SHARD,
-        layout: ShardLayout::single(),
+        map: std::sync::Arc::new(atoll_primitives::ShardMap::new(ShardLayout::single())),
         outbox: BTreeMap::new(),
     }
 }
@@ -49,10 +49,12 @@ fn a_nonce_at_its_maximum_cannot_advance() {
         StateKey::Account(keys[0].address()),
         Account {
             balance: 100,
-            nonce: u64::MAX,
+            nonce: u64::MAX - 1,
         },
     );
-    let txs = [transfer(&keys[0], u64::MAX, 1, keys[1].address(), 5)];
+    // u64::MAX itself marks an account whose state is moving between
+    // shards, so u64::MAX - 1 is the last nonce: it cannot be used.
+    let txs = [transfer(&keys[0], u64::MAX - 1, 1, keys[1].address(), 5)];
     let out = sequential::execute(&ctx(), &txs, &state).unwrap();
     assert_eq!(
         out.outcomes,
@@ -60,6 +62,24 @@ fn a_nonce_at_its_maximum_cannot_advance() {
     );
     assert!(out.state_changes.is_empty());
     assert_eq!(out.burnt_fees, 0);
+}
+
+#[test]
+fn an_account_whose_state_is_arriving_cannot_send() {
+    let keys = dev_keys(1, 2);
+    let mut state: HashMap<StateKey, Account> = genesis_accounts(&keys, 100).into_iter().collect();
+    state.insert(StateKey::Account(keys[0].address()), Account::arriving(50));
+    // Not even with the sentinel as its nonce.
+    let txs = [
+        transfer(&keys[0], 0, 1, keys[1].address(), 5),
+        transfer(&keys[0], u64::MAX, 1, keys[1].address(), 5),
+    ];
+    let out = sequential::execute(&ctx(), &txs, &state).unwrap();
+    assert_eq!(
+        out.outcomes,
+        vec![TxOutcome::Failure(TxFailure::SenderArriving); 2]
+    );
+    assert!(out.state_changes.is_empty());
 }
 
 /// Many transactions from one sender that fail before writing anything

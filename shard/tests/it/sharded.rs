@@ -1,10 +1,14 @@
 //! Several shards and the beacon in one process, with the in-process relay:
-//! random transfers, some to other shards and some to new accounts; the
-//! supply is conserved at every beacon height, and once the relay drains
-//! every receipt was applied exactly once.
+//! random transfers, some to other shards and some to new accounts, while
+//! the shard map changes (accounts move to other shards and back at epoch
+//! boundaries); the supply is conserved at every beacon height, and once the
+//! relay drains every receipt was applied exactly once.
 
 use atoll_consensus::Beacon;
-use atoll_primitives::{Action, Address, ChainId, KeyPair, ShardId, ShardLayout, Transaction};
+use atoll_primitives::{
+    Action, Address, ChainId, KeyPair, ShardId, ShardLayout, StateKey, Transaction, TxFailure,
+    TxOutcome,
+};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::relay::{refill, InProcessRelay, ReceiptRelay};
 use atoll_shard::signatures::VerifiedTx;
@@ -25,7 +29,10 @@ fn total_balance(chains: &[ShardChain]) -> u128 {
         .sum()
 }
 
-fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>) {
+/// Moves to schedule: (round, key index, destination shard).
+type Moves<'a> = &'a [(u64, usize, u16)];
+
+fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>, moves: Moves<'_>) {
     let layout = ShardLayout::uniform(SHARDS).unwrap();
     let keys = dev_keys(31, 30);
     let dirs: Vec<_> = (0..SHARDS).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -47,35 +54,43 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>) {
     );
     let mut relay = InProcessRelay::new(10_000);
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut nonces = vec![0u64; keys.len()];
     let mut burnt = 0u128;
     let mut emitted = 0usize;
-    let by_shard = |s: u16| -> Vec<usize> {
-        (0..keys.len())
-            .filter(|&i| layout.shard_of(&keys[i].address()) == ShardId(s))
-            .collect()
-    };
-    for round in 0..30u64 {
+    let mut moved = 0usize;
+    let mut last_block = None;
+    let mut arriving = 0usize;
+    for round in 0..40u64 {
+        for &(_, i, to) in moves.iter().filter(|(r, _, _)| *r == round) {
+            beacon
+                .schedule_move(keys[i].address(), ShardId(to))
+                .unwrap();
+        }
         if restart_at == Some(round) {
             // A crash: the relay's memory and the beacon's are gone; the
-            // shards reopen from their stores. With one validator every
-            // committed header is final, so the beacon is rebuilt from the
-            // stores, and the relay is refilled from the sources' outgoing
-            // receipts that follow each destination's inbox cursor.
+            // shards reopen from their stores, and the beacon from what its
+            // store keeps (its newest block and the schedule; the node's
+            // `BeaconKeeper::restore`) plus the shards' recorded headers.
+            // The relay is refilled from the sources' outgoing receipts that
+            // follow each destination's inbox cursor.
             drop(chains);
             chains = (0..SHARDS).map(open).collect();
-            let genesis: Vec<_> = chains
+            let recorded: Vec<Vec<_>> = chains
                 .iter()
-                .map(|c| c.store().header(0).unwrap().unwrap())
+                .map(|c| {
+                    (0..=c.head().height)
+                        .map(|h| c.store().header(h).unwrap().unwrap())
+                        .collect()
+                })
                 .collect();
-            beacon = Beacon::new(CHAIN, layout, 4, genesis);
-            for height in 1..=chains.iter().map(|c| c.head().height).max().unwrap() {
-                let headers = chains
-                    .iter()
-                    .filter_map(|c| c.store().header(height).unwrap())
-                    .collect();
-                beacon.propose(headers, height).unwrap();
-            }
+            let schedule = beacon.schedule().clone();
+            beacon = Beacon::restore(
+                CHAIN,
+                layout,
+                4,
+                last_block.as_ref(),
+                Some(schedule),
+                recorded,
+            );
             relay = InProcessRelay::new(10_000);
             refill(&relay, &chains).unwrap();
             assert_eq!(
@@ -84,12 +99,22 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>) {
                 "conservation after the restart"
             );
         }
-        let sending = round < 24;
+        let sending = round < 30;
         let mut produced = Vec::new();
+        // Every shard's block of this round executes under the beacon's
+        // current epoch and map, and senders are routed by that map.
+        let (epoch, map) = (beacon.epoch(), beacon.map().clone());
         for (s, chain) in chains.iter_mut().enumerate() {
             let mut txs = Vec::new();
             if sending {
-                for i in by_shard(s as u16) {
+                let senders = (0..keys.len())
+                    .filter(|&i| map.shard_of(&keys[i].address()) == ShardId(s as u16));
+                for i in senders {
+                    let account = chain
+                        .store()
+                        .account(&StateKey::Account(keys[i].address()))
+                        .unwrap()
+                        .unwrap_or_default();
                     let to: Address = if rng.gen_bool(0.1) {
                         Address(rng.gen()) // a new account, anywhere
                     } else {
@@ -102,21 +127,28 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>) {
                             .collect();
                         candidates[rng.gen_range(0..candidates.len())].address()
                     };
+                    // An account whose state is still on its way gets one
+                    // transaction anyway: it must fail and charge nothing.
+                    let nonce = if account.is_arriving() {
+                        0
+                    } else {
+                        account.nonce
+                    };
                     let body = Transaction {
                         chain_id: CHAIN,
                         sender: keys[i].public(),
-                        nonce: nonces[i],
+                        nonce,
                         fee: 3,
                         action: Action::Transfer {
                             to,
                             amount: rng.gen_range(1..500),
                         },
                     };
-                    nonces[i] += 1;
                     txs.push(VerifiedTx::verify(PreparedTx::new(body.sign(&keys[i]))).unwrap());
                 }
             }
             let incoming = relay.pending(ShardId(s as u16), &chain.inbox_cursors(), 10_000);
+            chain.set_epoch(epoch, map.clone());
             let block = chain
                 .produce_block_with_receipts(
                     txs,
@@ -128,16 +160,30 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>) {
             relay.acknowledge(ShardId(s as u16), &chain.inbox_cursors());
             burnt += block.block.header.burnt_fees;
             emitted += block.output.receipts.len();
+            arriving += block
+                .output
+                .outcomes
+                .iter()
+                .filter(|o| **o == TxOutcome::Failure(TxFailure::SenderArriving))
+                .count();
+            moved += block
+                .output
+                .receipts
+                .iter()
+                .filter(|r| matches!(r.action, atoll_primitives::ReceiptAction::Move { .. }))
+                .count();
             produced.push(block);
         }
         // The beacon records the new headers (final: one validator); then
         // their receipts go to the relay.
-        beacon
-            .propose(
-                produced.iter().map(|p| p.block.header.clone()).collect(),
-                round,
-            )
-            .unwrap();
+        last_block = Some(
+            beacon
+                .propose(
+                    produced.iter().map(|p| p.block.header.clone()).collect(),
+                    round,
+                )
+                .unwrap(),
+        );
         for block in &produced {
             relay
                 .publish(block.block.header.height, &block.output.receipts)
@@ -170,18 +216,72 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>) {
         }
     }
     assert_eq!(total_balance(&chains) + burnt, supply);
+    let moving = moves.len();
+    assert_eq!(moved, moving, "each move carried its account's state once");
+    assert!(
+        arriving > 0,
+        "a transaction from an account whose state had not arrived was refused"
+    );
+    // Every moved account ended where the map says, with its state there.
+    let map = beacon.map();
+    for &(_, i, _) in moves {
+        let address = keys[i].address();
+        let home = map.shard_of(&address);
+        for chain in &chains {
+            let account = chain
+                .store()
+                .account(&StateKey::Account(address))
+                .unwrap()
+                .unwrap_or_default();
+            if chain.head().shard == home {
+                assert!(!account.is_arriving(), "the state of {address} arrived");
+                assert!(account.nonce > 0, "{address} sent from its new shard");
+            } else {
+                assert_eq!(account.balance, 0, "{address} left nothing behind");
+            }
+        }
+    }
+}
+
+/// Accounts 0 and 1 move at round 3 (effective at the next epoch), account
+/// 2 at round 9, and account 0 moves again at round 14: to a shard, then
+/// home (the override is dropped) while credits to them are in flight.
+const MOVES: [(u64, usize, u16); 4] = [(3, 0, 2), (3, 1, 0), (9, 2, 1), (14, 0, 0)];
+
+fn moves_away_from_home(layout: ShardLayout, keys: &[KeyPair]) -> Vec<(u64, usize, u16)> {
+    // Each move is to a shard other than the account's shard at the time.
+    let mut placed: Vec<u16> = keys
+        .iter()
+        .map(|k| layout.shard_of(&k.address()).0)
+        .collect();
+    MOVES
+        .iter()
+        .map(|&(round, i, to)| {
+            let to = if placed[i] == to {
+                (to + 1) % SHARDS
+            } else {
+                to
+            };
+            placed[i] = to;
+            (round, i, to)
+        })
+        .collect()
 }
 
 #[test]
 fn conservation_and_exactly_once_from_10_to_90_percent_cross_shard() {
+    let layout = ShardLayout::uniform(SHARDS).unwrap();
+    let moves = moves_away_from_home(layout, &dev_keys(31, 30));
     for (ratio, seed) in [(0.1, 1), (0.5, 2), (0.9, 3)] {
-        run(ratio, seed, None);
+        run(ratio, seed, None, &moves);
     }
 }
 
 #[test]
 fn receipts_in_flight_survive_a_restart_exactly_once() {
+    let layout = ShardLayout::uniform(SHARDS).unwrap();
+    let moves = moves_away_from_home(layout, &dev_keys(31, 30));
     for (ratio, seed, round) in [(0.5, 4, 7), (0.9, 5, 12), (0.3, 6, 20)] {
-        run(ratio, seed, Some(round));
+        run(ratio, seed, Some(round), &moves);
     }
 }

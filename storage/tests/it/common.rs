@@ -64,6 +64,7 @@ pub fn block(
         height: parent.map_or(0, |p| p.height + 1),
         parent: parent.map_or(Hash::ZERO, ShardBlockHeader::hash),
         timestamp_ms: 1_000,
+        epoch: 0,
         state_root: Hash([3; 32]),
         tx_root: body.tx_root(),
         outcome_root: Hash::ZERO,
@@ -120,6 +121,7 @@ pub fn commit_genesis(store: &ShardStore) -> ShardBlockHeader {
             outcomes: &[],
             state_changes: &state,
             receipts: &[],
+            shard_map: None,
         })
         .unwrap();
     genesis.header

@@ -42,6 +42,7 @@ fn crash_child_writer() {
                 outcomes: &outcomes(1),
                 state_changes: &[(rotating_key(height), account(height.into(), height))],
                 receipts: &[receipt(ShardId(0), height - 1, origin)],
+                shard_map: None,
             })
             .unwrap();
         println!("committed {height}");

@@ -35,6 +35,7 @@ fn committed_chain_survives_reopen() {
                     outcomes: &outcomes(2),
                     state_changes: &state,
                     receipts: &receipts,
+                    shard_map: None,
                 })
                 .unwrap();
             parent = block.header.clone();
@@ -107,6 +108,7 @@ fn commits_continue_after_reopen() {
             outcomes: &outcomes(1),
             state_changes: &[],
             receipts: &[receipt(ShardId(0), 0, next.body.transactions[0].hash())],
+            shard_map: None,
         })
         .unwrap();
     assert_eq!(store.head().unwrap(), Some(next.header));

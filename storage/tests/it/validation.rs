@@ -15,6 +15,7 @@ fn store_with_two_blocks() -> (tempfile::TempDir, ShardStore, ShardBlock) {
             outcomes: &outcomes(1),
             state_changes: &[(key(1), account(989, 1))],
             receipts: &[receipt(ShardId(0), 0, Hash([1; 32]))],
+            shard_map: None,
         })
         .unwrap();
     (dir, store, first)
@@ -54,6 +55,7 @@ fn commit<'a>(block: &'a ShardBlock, outcomes: &'a [TxOutcome]) -> BlockCommit<'
         outcomes,
         state_changes: &[],
         receipts: &[],
+        shard_map: None,
     }
 }
 
@@ -67,6 +69,7 @@ fn with_receipts<'a>(
         outcomes,
         state_changes: &[],
         receipts,
+        shard_map: None,
     }
 }
 
@@ -329,6 +332,7 @@ fn refused_commit_with_state_changes_writes_no_state() {
             outcomes: &outcomes(1),
             state_changes: &changes,
             receipts: &[],
+            shard_map: None,
         },
     );
     assert!(

@@ -1,0 +1,194 @@
+//! The beacon in the node: restored from its store when the node starts,
+//! and every beacon block and shard-map change stored before anything acts
+//! on it.
+//!
+//! The beacon store (`<data_dir>/beacon`) holds each beacon block, the
+//! newest height it recorded for each shard, and the shard schedule. Shard
+//! stores and the beacon store are separate RocksDB instances, so a crash
+//! can leave shard blocks committed that no stored beacon block records:
+//! on start they are recorded in a catch-up beacon block (with one
+//! validator every committed shard block is final).
+
+use anyhow::{bail, Context};
+use atoll_consensus::{Beacon, BeaconBlock, MapError, ShardSchedule};
+use atoll_primitives::{codec, Address, ChainId, ShardBlockHeader, ShardId, ShardLayout};
+use atoll_shard::ShardChain;
+use atoll_storage::BeaconStore;
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The beacon's state, shared with producers and the RPC, and its store.
+pub struct BeaconKeeper {
+    /// The beacon's state. Locked briefly; never across a store write.
+    pub state: Arc<RwLock<Beacon>>,
+    store: BeaconStore,
+    /// Held from taking a snapshot of the state to writing it, so stored
+    /// snapshots are written in the order they were taken.
+    persist: Mutex<()>,
+}
+
+/// A move that was scheduled.
+#[derive(Clone, Copy, Debug)]
+pub struct ScheduledMove {
+    /// The account's shard now.
+    pub from: ShardId,
+    /// The epoch from which it is on its new shard.
+    pub effective_epoch: u64,
+    /// The current epoch.
+    pub current_epoch: u64,
+    /// The beacon height at which that epoch starts.
+    pub effective_height: u64,
+    /// The version of the map that holds the move.
+    pub map_version: u64,
+}
+
+impl BeaconKeeper {
+    /// Restores the beacon from `store` and the shards' stores, and records
+    /// the shard blocks committed after the newest stored beacon block.
+    pub fn restore(
+        chains: &[ShardChain],
+        store: BeaconStore,
+        chain_id: ChainId,
+        layout: ShardLayout,
+        epoch_length: u64,
+    ) -> anyhow::Result<BeaconKeeper> {
+        let head = match store.head()? {
+            Some(height) => {
+                let bytes = store.block(height)?.with_context(|| {
+                    format!("the beacon store has no block at its head {height}")
+                })?;
+                Some(BeaconBlock::decode(&bytes).context("the beacon store's head block")?)
+            }
+            None => None,
+        };
+        let schedule = match store.schedule()? {
+            Some(bytes) => {
+                Some(ShardSchedule::decode(&bytes).context("the beacon store's shard schedule")?)
+            }
+            None => None,
+        };
+        let recorded: BTreeMap<ShardId, u64> = store.recorded()?.into_iter().collect();
+        let mut kept = Vec::new();
+        let mut unrecorded = Vec::new();
+        for chain in chains {
+            let shard = chain.head().shard;
+            let head_height = chain.head().height;
+            let last = recorded.get(&shard).copied().unwrap_or(0);
+            if last > head_height {
+                bail!(
+                    "the beacon store records shard {shard} up to height {last}, but the shard's \
+                     store ends at height {head_height}: the data directory is inconsistent; \
+                     restore it from a backup or start from a fresh one"
+                );
+            }
+            let from = last.saturating_sub(atoll_consensus::beacon::RETAINED_HEADERS as u64 - 1);
+            kept.push(headers(chain, from, last)?);
+            unrecorded.extend(headers(chain, last + 1, head_height)?);
+        }
+        let beacon = Beacon::restore(
+            chain_id,
+            layout,
+            epoch_length,
+            head.as_ref(),
+            schedule,
+            kept,
+        );
+        if beacon.schedule().first_epoch() > beacon.epoch() {
+            bail!(
+                "the beacon store's shard schedule starts at epoch {}, after the current epoch {}: \
+                 the store is damaged",
+                beacon.schedule().first_epoch(),
+                beacon.epoch()
+            );
+        }
+        let keeper = BeaconKeeper {
+            state: Arc::new(RwLock::new(beacon)),
+            store,
+            persist: Mutex::new(()),
+        };
+        if !unrecorded.is_empty() {
+            // A beacon block lost in the crash may have moved the epoch on,
+            // and shard blocks made after it carry the new epoch: let the
+            // beacon reach it first.
+            let newest = unrecorded.iter().map(|h| h.epoch).max().unwrap_or(0);
+            while keeper.state.read().epoch() < newest {
+                keeper.record(Vec::new())?;
+            }
+            let count = unrecorded.len();
+            let block = keeper.record(unrecorded)?;
+            tracing::info!(
+                height = block.height,
+                headers = count,
+                "recorded the shard blocks committed after the last stored beacon block"
+            );
+        }
+        Ok(keeper)
+    }
+
+    /// Makes the next beacon block from `headers` and stores it. Only then
+    /// may anything treat those shard blocks as final.
+    pub fn record(&self, headers: Vec<ShardBlockHeader>) -> anyhow::Result<BeaconBlock> {
+        let _order = self.persist.lock();
+        let (block, recorded, schedule) = {
+            let mut beacon = self.state.write();
+            let block = beacon.propose(headers, now_ms())?;
+            (block, beacon.recorded(), beacon.schedule().encode())
+        };
+        self.store
+            .append(block.height, &codec::encode(&block), &recorded, &schedule)
+            .context("cannot store the beacon block")?;
+        Ok(block)
+    }
+
+    /// Moves `address` to shard `to` from the next epoch on, and stores the
+    /// new schedule before answering.
+    pub fn schedule_move(&self, address: Address, to: ShardId) -> anyhow::Result<ScheduledMove> {
+        let _order = self.persist.lock();
+        let (scheduled, schedule) = {
+            let mut beacon = self.state.write();
+            let from = beacon.shard_of(&address);
+            let current_epoch = beacon.epoch();
+            let effective_epoch = beacon.schedule_move(address, to).map_err(MoveError)?;
+            let map_version = beacon.schedule().map_at(effective_epoch).version;
+            let scheduled = ScheduledMove {
+                from,
+                effective_epoch,
+                current_epoch,
+                effective_height: effective_epoch * beacon.epoch_length(),
+                map_version,
+            };
+            (scheduled, beacon.schedule().encode())
+        };
+        self.store
+            .put_schedule(&schedule)
+            .context("cannot store the shard schedule")?;
+        Ok(scheduled)
+    }
+}
+
+/// A move the schedule refused.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct MoveError(pub MapError);
+
+fn headers(chain: &ShardChain, from: u64, to: u64) -> anyhow::Result<Vec<ShardBlockHeader>> {
+    let mut headers = Vec::new();
+    for height in from..=to {
+        let header = chain.store().header(height)?.with_context(|| {
+            format!(
+                "shard {} has no header at height {height}",
+                chain.head().shard
+            )
+        })?;
+        headers.push(header);
+    }
+    Ok(headers)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

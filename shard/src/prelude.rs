@@ -1,0 +1,127 @@
+//! What a block does before its transactions: the accounts that leave and
+//! arrive when the block enters an epoch with a new shard map, and the
+//! receipts from other shards.
+//!
+//! **Moves.** An account that the new map places elsewhere leaves in the
+//! first block of the epoch: the block empties it here and emits a
+//! [`ReceiptAction::Move`] receipt with its balance and nonce to its new
+//! shard, which goes through the receipt path like a credit (Merkle proof,
+//! sequence number, inbox cursor), so the state moves exactly once. An
+//! account the new map places here is marked arriving
+//! ([`Account::arriving`]): it can receive credits, but its transactions
+//! fail with `SenderArriving` until the move receipt brings its nonce.
+//!
+//! **Receipts.** A receipt for an account this shard holds under the block's
+//! map is applied: a transfer credits the balance, a move merges the state
+//! ([`Account::merge_moved`]). A receipt for an account that has moved on
+//! (its source sent it under an older map) is forwarded, unchanged, to the
+//! account's shard under the block's map. Either way it is consumed here
+//! exactly once, and the value stays accounted for.
+
+use crate::error::ShardError;
+use crate::state::StateView;
+use atoll_primitives::hash::domain;
+use atoll_primitives::{
+    Account, Address, Hash, ProvenReceipt, Receipt, ReceiptAction, ShardId, ShardMap, StateKey,
+};
+use std::collections::BTreeMap;
+
+/// The effect of a block's prelude.
+#[derive(Debug, Default)]
+pub struct Prelude {
+    /// The final value of every account the prelude changed.
+    pub changes: BTreeMap<StateKey, Account>,
+    /// The receipts it emits (moves out, then forwarded receipts), numbered.
+    pub receipts: Vec<Receipt>,
+}
+
+/// The origin hash of the receipt that carries `account`'s state when it
+/// moves at the start of `epoch` (a move has no transaction of its own).
+pub fn move_origin(account: &Address, epoch: u64) -> Hash {
+    Hash::domain(&domain::ACCOUNT_MOVE, &[&account.0, &epoch.to_be_bytes()])
+}
+
+/// Runs the prelude of a block of `shard` entering `epoch` under `next`
+/// (the parent executed under `previous`), crediting `incoming`. Receipts
+/// are numbered on from `outbox`, which is advanced.
+pub fn run(
+    shard: ShardId,
+    (previous, next, epoch): (&ShardMap, &ShardMap, u64),
+    incoming: &[ProvenReceipt],
+    state: &dyn StateView,
+    outbox: &mut BTreeMap<ShardId, u64>,
+) -> Result<Prelude, ShardError> {
+    let mut prelude = Prelude::default();
+    let mut emit = |destination: ShardId, action: ReceiptAction, origin: Hash| {
+        let sequence = outbox.entry(destination).or_insert(0);
+        let receipt = Receipt {
+            source: shard,
+            destination,
+            sequence: *sequence,
+            origin,
+            action,
+        };
+        *sequence += 1;
+        receipt
+    };
+    if previous != next {
+        for (address, from, to) in previous.moves(next) {
+            let key = StateKey::Account(address);
+            let account = read(&prelude.changes, state, &key)?;
+            if from == shard {
+                let action = ReceiptAction::Move {
+                    account: address,
+                    balance: account.balance,
+                    nonce: account.nonce,
+                };
+                prelude
+                    .receipts
+                    .push(emit(to, action, move_origin(&address, epoch)));
+                prelude.changes.insert(key, Account::default());
+            } else if to == shard {
+                prelude
+                    .changes
+                    .insert(key, Account::arriving(account.balance));
+            }
+        }
+    }
+    for proven in incoming {
+        let receipt = &proven.receipt;
+        let address = receipt.action.account();
+        let owner = next.shard_of(&address);
+        if owner != shard {
+            let forwarded = emit(owner, receipt.action.clone(), receipt.origin);
+            prelude.receipts.push(forwarded);
+            continue;
+        }
+        let key = StateKey::Account(address);
+        let account = read(&prelude.changes, state, &key)?;
+        let overflow = || ShardError::CreditOverflow {
+            from: receipt.source,
+            sequence: receipt.sequence,
+            to: address,
+        };
+        let after = match receipt.action {
+            ReceiptAction::Transfer { amount, .. } => Account {
+                balance: account.balance.checked_add(amount).ok_or_else(overflow)?,
+                ..account
+            },
+            ReceiptAction::Move { balance, nonce, .. } => account
+                .merge_moved(Account { balance, nonce })
+                .ok_or_else(overflow)?,
+        };
+        prelude.changes.insert(key, after);
+    }
+    Ok(prelude)
+}
+
+fn read(
+    changes: &BTreeMap<StateKey, Account>,
+    state: &dyn StateView,
+    key: &StateKey,
+) -> Result<Account, ShardError> {
+    match changes.get(key) {
+        Some(account) => Ok(*account),
+        None => Ok(state.get(key)?.unwrap_or_default()),
+    }
+}

@@ -1,0 +1,171 @@
+//! The beacon's own store: beacon blocks by height, the shard schedule, and
+//! the newest shard height each beacon block left recorded.
+//!
+//! It is a RocksDB instance of the same schema as a shard store (so it gets
+//! the same checks on open: schema version, chain, not someone else's
+//! database), with the identity of the pseudo-shard [`BEACON`]. Beacon types
+//! live in `atoll-consensus`, above this crate, so the store holds their
+//! encodings; the caller decodes them with their own bounds.
+
+use crate::error::StorageError;
+use crate::keys::cf;
+use crate::shard_store::{sync_write, ShardStore};
+use crate::StoreIdentity;
+use atoll_primitives::{codec, ChainId, ShardId};
+use rocksdb::WriteBatch;
+use std::path::Path;
+use std::sync::PoisonError;
+
+/// The identity's shard number of a beacon store; no shard has it (a chain
+/// has at most a few hundred shards).
+pub const BEACON: ShardId = ShardId(u16::MAX);
+
+/// `meta` key of the newest beacon height (a borsh `u64`).
+const META_BEACON_HEAD: &[u8] = b"beacon_head";
+/// `meta` key of the encoded shard schedule.
+const META_SCHEDULE: &[u8] = b"beacon_schedule";
+/// `meta` key of the newest recorded height of each shard (borsh
+/// `Vec<(ShardId, u64)>`), as of the newest beacon block.
+const META_RECORDED: &[u8] = b"beacon_recorded";
+
+/// Largest encoded list of recorded heights accepted (one per shard).
+const MAX_RECORDED_BYTES: usize = 4 + 10 * 4096;
+
+/// The beacon's RocksDB store.
+#[derive(Debug)]
+pub struct BeaconStore {
+    inner: ShardStore,
+}
+
+impl BeaconStore {
+    /// Opens (creating if missing or empty) the beacon store of `chain_id`
+    /// at `path`, with the checks of [`ShardStore::open`].
+    pub fn open(path: &Path, chain_id: ChainId) -> Result<BeaconStore, StorageError> {
+        let identity = StoreIdentity {
+            chain_id,
+            shard: BEACON,
+        };
+        Ok(BeaconStore {
+            inner: ShardStore::open(path, identity)?,
+        })
+    }
+
+    /// The newest beacon height (None before the first beacon block).
+    pub fn head(&self) -> Result<Option<u64>, StorageError> {
+        self.inner
+            .get_decoded(cf::META, "beacon head", META_BEACON_HEAD, 16)
+    }
+
+    /// The encoding of the beacon block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .inner
+            .db
+            .get_cf(self.inner.cf(cf::BLOCKS), height.to_be_bytes())?)
+    }
+
+    /// The newest recorded height of each shard, as of the newest block.
+    pub fn recorded(&self) -> Result<Vec<(ShardId, u64)>, StorageError> {
+        Ok(self
+            .inner
+            .get_decoded(
+                cf::META,
+                "recorded heights",
+                META_RECORDED,
+                MAX_RECORDED_BYTES,
+            )?
+            .unwrap_or_default())
+    }
+
+    /// The encoding of the shard schedule, if one was stored.
+    pub fn schedule(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .inner
+            .db
+            .get_cf(self.inner.cf(cf::META), META_SCHEDULE)?)
+    }
+
+    /// Stores beacon block `height` (which must follow the head), the
+    /// shards' recorded heights after it, and the schedule, in one synced
+    /// write.
+    pub fn append(
+        &self,
+        height: u64,
+        block: &[u8],
+        recorded: &[(ShardId, u64)],
+        schedule: &[u8],
+    ) -> Result<(), StorageError> {
+        let _guard = self
+            .inner
+            .commit_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let expected = self.head()?.map_or(1, |head| head + 1);
+        if height != expected {
+            return Err(StorageError::UnexpectedHeight {
+                expected,
+                found: height,
+            });
+        }
+        let meta = self.inner.cf(cf::META);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.inner.cf(cf::BLOCKS), height.to_be_bytes(), block);
+        batch.put_cf(meta, META_RECORDED, codec::encode(&recorded.to_vec()));
+        batch.put_cf(meta, META_SCHEDULE, schedule);
+        batch.put_cf(meta, META_BEACON_HEAD, codec::encode(&height));
+        self.inner.db.write_opt(batch, &sync_write())?;
+        Ok(())
+    }
+
+    /// Replaces the stored schedule (a move was scheduled), synced.
+    pub fn put_schedule(&self, schedule: &[u8]) -> Result<(), StorageError> {
+        let _guard = self
+            .inner
+            .commit_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.inner.db.put_cf_opt(
+            self.inner.cf(cf::META),
+            META_SCHEDULE,
+            schedule,
+            &sync_write(),
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_follow_one_another_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("beacon");
+        {
+            let store = BeaconStore::open(&path, ChainId(5)).expect("open");
+            assert_eq!(store.head().expect("head"), None);
+            store
+                .append(1, b"one", &[(ShardId(0), 3)], b"s1")
+                .expect("first");
+            assert!(matches!(
+                store.append(3, b"three", &[], b"s1"),
+                Err(StorageError::UnexpectedHeight {
+                    expected: 2,
+                    found: 3
+                })
+            ));
+            store.put_schedule(b"s2").expect("schedule");
+        }
+        let store = BeaconStore::open(&path, ChainId(5)).expect("reopen");
+        assert_eq!(store.head().expect("head"), Some(1));
+        assert_eq!(store.block(1).expect("read"), Some(b"one".to_vec()));
+        assert_eq!(store.recorded().expect("read"), vec![(ShardId(0), 3)]);
+        assert_eq!(store.schedule().expect("read"), Some(b"s2".to_vec()));
+        drop(store);
+        assert!(matches!(
+            BeaconStore::open(&path, ChainId(6)),
+            Err(StorageError::IdentityMismatch { .. })
+        ));
+    }
+}
