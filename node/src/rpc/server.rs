@@ -163,35 +163,45 @@ impl Rpc {
             status.shard = Some(shard.shard.0);
             return Ok(status);
         }
+        // A transaction refused by a block without being charged (its
+        // sender had just moved to another shard) may be included again on
+        // the sender's new shard: the shard where it took effect wins.
+        let mut found = None;
         for shard in &self.node.shards {
             // Read the final height before the index, so a block committed
             // in between is reported as included, never wrongly as final.
             let final_height = shard.heads.borrow().final_height;
             if let Some(location) = shard.store.transaction(&hash).map_err(internal)? {
-                status.status = if location.height <= final_height {
-                    TxState::Final
-                } else {
-                    TxState::Included
-                };
-                status.shard = Some(shard.shard.0);
-                status.height = Some(location.height);
-                status.index = Some(location.index);
-                status.block_hash = shard
-                    .store
-                    .header(location.height)
-                    .map_err(internal)?
-                    .map(|h| hex_hash(&h.hash()));
-                status.outcome = Some(outcome(&location.outcome));
-                if let Some((destination, sequence)) = location.receipt {
-                    status.receipts.push(self.receipt(
-                        shard.shard,
-                        destination,
-                        sequence,
-                        false,
-                    )?);
+                let took_effect = location.outcome == TxOutcome::Success;
+                if found.is_none() || took_effect {
+                    found = Some((shard, final_height, location));
                 }
-                return Ok(status);
+                if took_effect {
+                    break;
+                }
             }
+        }
+        let Some((shard, final_height, location)) = found else {
+            return Ok(status);
+        };
+        status.status = if location.height <= final_height {
+            TxState::Final
+        } else {
+            TxState::Included
+        };
+        status.shard = Some(shard.shard.0);
+        status.height = Some(location.height);
+        status.index = Some(location.index);
+        status.block_hash = shard
+            .store
+            .header(location.height)
+            .map_err(internal)?
+            .map(|h| hex_hash(&h.hash()));
+        status.outcome = Some(outcome(&location.outcome));
+        if let Some((destination, sequence)) = location.receipt {
+            status
+                .receipts
+                .push(self.receipt(shard.shard, destination, sequence, false)?);
         }
         Ok(status)
     }

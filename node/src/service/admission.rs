@@ -173,7 +173,9 @@ fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
         .account(&StateKey::Account(tx.sender))
         .map_err(|e| Rejection::Storage(e.to_string()))?
         .unwrap_or_default();
-    if account.is_arriving() {
+    // Arriving: the shard's newest block marked it so, or the shard has not
+    // made its first block under the map that moved the account here.
+    if account.is_arriving() || shared.head_map.read().shard_of(&tx.sender) != shared.shard {
         return Err(Rejection::Arriving {
             shard: shared.shard.0,
         });

@@ -27,7 +27,7 @@ use crate::rpc::types::HeadInfo;
 use admission::Admission;
 use atoll_config::{GenesisValidator, NodeConfig};
 use atoll_consensus::Beacon;
-use atoll_primitives::{ChainId, ShardBlockHeader, ShardId, ShardLayout};
+use atoll_primitives::{ChainId, ShardBlockHeader, ShardId, ShardLayout, ShardMap};
 use atoll_shard::mempool::{Mempool, MempoolLimits};
 use atoll_shard::relay::{refill, InProcessRelay};
 use atoll_shard::state::CachedState;
@@ -101,6 +101,9 @@ pub struct Shared {
     pub beacon: Arc<RwLock<Beacon>>,
     /// The beacon with its store, for changes that must be stored.
     pub keeper: Arc<BeaconKeeper>,
+    /// The shard map this shard's head executed under (the beacon's may be
+    /// newer until the shard's first block of the new epoch).
+    pub head_map: RwLock<Arc<ShardMap>>,
     /// The receipt relay between the shards.
     pub relay: Arc<InProcessRelay>,
     /// Committed blocks, to the coordinator.
@@ -221,6 +224,7 @@ impl Service {
                 }),
                 beacon: Arc::clone(&beacon),
                 keeper: Arc::clone(&keeper),
+                head_map: RwLock::new(Arc::clone(chain.shard_map())),
                 relay: Arc::clone(&relay),
                 committed: committed_tx.clone(),
                 admission: admission_tx,

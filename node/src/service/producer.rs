@@ -158,6 +158,7 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
         Metrics::shard(&shared.metrics.mempool_bytes, shard).set(pool.bytes() as i64);
     }
 
+    *shared.head_map.write() = Arc::clone(chain.shard_map());
     shared
         .heads
         .send_modify(|heads| heads.head = Arc::new(header.clone()));

@@ -62,6 +62,11 @@ impl Node {
 
     /// As [`Node::start`], with `shards` shards.
     pub fn start_sharded(shards: u16, dev_accounts: usize, extra: &str) -> Node {
+        Node::start_with(shards, dev_accounts, &[], extra)
+    }
+
+    /// As [`Node::start_sharded`], with more `atoll init` arguments.
+    pub fn start_with(shards: u16, dev_accounts: usize, init: &[&str], extra: &str) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let home = dir.path().join("home");
         let out = Command::new(ATOLL)
@@ -72,6 +77,7 @@ impl Node {
             .args(["--dev-accounts", &dev_accounts.to_string()])
             .args(["--dev-balance", "1000000000"])
             .args(["--rpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args(init)
             .output()
             .expect("atoll init runs");
         assert!(

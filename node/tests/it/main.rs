@@ -6,5 +6,6 @@ mod abuse;
 mod cli;
 mod crash;
 mod harness;
+mod moves;
 mod rpc;
 mod sharded;

@@ -123,7 +123,7 @@ fn other_schema_version_is_refused() {
     );
     let message = err.to_string();
     assert!(
-        message.contains("was written with store schema version 1; this atoll reads version 2"),
+        message.contains("was written with store schema version 1; this atoll reads version 3"),
         "{message}"
     );
 }
