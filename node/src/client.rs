@@ -143,6 +143,41 @@ pub async fn status(rpc: &RpcArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `atoll admin`.
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Move an account to another shard from the next epoch on; its
+    /// balance and nonce move with it. Needs `rpc.admin = true` on the node
+    /// (`atoll dev` has it).
+    MoveAccount {
+        /// The account (0x and 40 hex digits).
+        address: Address,
+        /// The shard it moves to.
+        #[arg(long)]
+        to: u16,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+}
+
+/// Runs `atoll admin move-account`.
+pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    let AdminCommand::MoveAccount { address, to, rpc } = command;
+    let client = connect(&rpc.rpc)?;
+    let moved = client
+        .move_account(address.to_string(), to)
+        .await
+        .map_err(call_error)
+        .with_context(|| format!("asking {} to move {address}", rpc.rpc))?;
+    println!("{}", serde_json::to_string_pretty(&moved)?);
+    eprintln!(
+        "{address} moves from shard {} to shard {} at epoch {} (beacon height {}); \
+         `atoll account {address}` shows its shard",
+        moved.from, moved.to, moved.effective_epoch, moved.effective_beacon_height
+    );
+    Ok(())
+}
+
 /// Runs `atoll tx status HASH`.
 pub async fn tx_status(hash: String, rpc: &RpcArgs) -> anyhow::Result<()> {
     let client = connect(&rpc.rpc)?;

@@ -91,6 +91,9 @@ enum Command {
         #[command(flatten)]
         rpc: client::RpcArgs,
     },
+    /// Operator commands (need `rpc.admin = true` on the node).
+    #[command(subcommand)]
+    Admin(client::AdminCommand),
     /// Send signed transfers at a fixed rate and measure finality.
     Load(load::LoadArgs),
     /// Measure parts of the node on generated workloads.
@@ -222,6 +225,10 @@ fn run_cli(command: Command) -> anyhow::Result<()> {
         Command::Status { rpc } => {
             init_cli_logging();
             runtime()?.block_on(client::status(&rpc))
+        }
+        Command::Admin(command) => {
+            init_cli_logging();
+            runtime()?.block_on(client::admin(command))
         }
         Command::Load(args) => {
             init_cli_logging();

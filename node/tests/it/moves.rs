@@ -39,6 +39,20 @@ fn a_moved_account_keeps_its_state_and_each_transaction_lands_once_or_is_refused
         sent += 10;
     }
     node.err("atoll_moveAccount", json!([address, 7]), 1019);
+    let rpc = format!("http://{}", node.rpc);
+    let (ok, _, err) = crate::harness::cli(
+        &[
+            "admin",
+            "move-account",
+            &address,
+            "--to",
+            "7",
+            "--rpc",
+            &rpc,
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("shard 7 does not exist"), "{err}");
     let moved = node.ok("atoll_moveAccount", json!([address, 1]));
     assert_eq!(moved["from"], 0, "{moved}");
     assert_eq!(moved["to"], 1, "{moved}");

@@ -133,6 +133,12 @@ fn every_bad_transaction_gets_its_documented_code() {
     let send = |tx: &str| json!([tx]);
     let height_before = node.final_height();
 
+    // The operator's methods are off unless rpc.admin is set.
+    node.err(
+        "atoll_moveAccount",
+        json!([alice.address().to_string(), 0]),
+        1018,
+    );
     // Bad params: not hex, not a transaction, trailing bytes.
     node.err("atoll_sendTransaction", send("xyz"), -32602);
     node.err("atoll_sendTransaction", send("00ff"), -32602);
