@@ -90,6 +90,7 @@ impl ShardChain {
                     state_changes: genesis,
                     receipts: &[],
                     shard_map: None,
+                    forwarded: &[],
                 })?;
                 (tree, block.header)
             }
@@ -291,6 +292,7 @@ impl ShardChain {
             outbox,
         };
         let credits = prelude.changes;
+        let forwarded = prelude.forwarded;
         let (mut output, stats) = if credits.is_empty() {
             self.executor.execute(&ctx, &txs, &*self.state)?
         } else {
@@ -343,6 +345,7 @@ impl ShardChain {
             state_changes: &output.state_changes,
             receipts: &output.receipts,
             shard_map: map_changed.then_some(&*map),
+            forwarded: &forwarded,
         })?;
         self.state.apply(&output.state_changes);
         self.map = map;

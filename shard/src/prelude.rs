@@ -33,6 +33,9 @@ pub struct Prelude {
     pub changes: BTreeMap<StateKey, Account>,
     /// The receipts it emits (moves out, then forwarded receipts), numbered.
     pub receipts: Vec<Receipt>,
+    /// Each forwarded incoming receipt (source, sequence) with the
+    /// (destination, sequence) of the receipt that carries it on.
+    pub forwarded: Vec<((ShardId, u64), (ShardId, u64))>,
 }
 
 /// The origin hash of the receipt that carries `account`'s state when it
@@ -91,6 +94,10 @@ pub fn run(
         let owner = next.shard_of(&address);
         if owner != shard {
             let forwarded = emit(owner, receipt.action.clone(), receipt.origin);
+            prelude.forwarded.push((
+                (receipt.source, receipt.sequence),
+                (forwarded.destination, forwarded.sequence),
+            ));
             prelude.receipts.push(forwarded);
             continue;
         }

@@ -29,6 +29,10 @@ pub struct BlockCommit<'a> {
     /// The shard map this block executed under, when it differs from its
     /// parent's (the block entered an epoch with a new map).
     pub shard_map: Option<&'a ShardMap>,
+    /// Incoming receipts this block forwarded instead of applying (their
+    /// account had moved to another shard), each (source, sequence) with the
+    /// (destination, sequence) of the receipt that carries it on.
+    pub forwarded: &'a [((ShardId, u64), (ShardId, u64))],
 }
 
 impl ShardStore {
@@ -315,6 +319,13 @@ impl ShardStore {
             batch.put_cf(tx_index, keys::transaction(hash), codec::encode(&location));
         }
 
+        for ((source, sequence), onward) in commit.forwarded {
+            batch.put_cf(
+                meta,
+                keys::forwarded(*source, *sequence),
+                codec::encode(onward),
+            );
+        }
         if let Some(map) = commit.shard_map {
             batch.put_cf(meta, keys::META_SHARD_MAP, codec::encode(map));
         }

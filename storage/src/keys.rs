@@ -43,6 +43,9 @@ pub(crate) const META_SHARD_MAP: &[u8] = b"shard_map";
 const META_OUTBOX_CURSOR: &[u8] = b"outbox_cursor/";
 /// Prefix of "incoming receipt (source, sequence) was applied at height".
 const META_INCOMING: &[u8] = b"incoming/";
+/// Prefix of "incoming receipt (source, sequence) was forwarded as
+/// (destination, sequence)".
+const META_FORWARDED: &[u8] = b"forwarded/";
 
 /// `headers` key of the header at `height`.
 pub(crate) fn header(height: u64) -> [u8; 9] {
@@ -86,6 +89,15 @@ pub(crate) fn transaction(hash: &Hash) -> [u8; 32] {
 /// `meta` key of the outbox cursor to `destination`.
 pub(crate) fn incoming(source: ShardId, sequence: u64) -> Vec<u8> {
     let mut key = META_INCOMING.to_vec();
+    key.extend_from_slice(&source.0.to_be_bytes());
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// `meta` key of where incoming receipt `sequence` from `source` was
+/// forwarded.
+pub(crate) fn forwarded(source: ShardId, sequence: u64) -> Vec<u8> {
+    let mut key = META_FORWARDED.to_vec();
     key.extend_from_slice(&source.0.to_be_bytes());
     key.extend_from_slice(&sequence.to_be_bytes());
     key

@@ -33,6 +33,7 @@
 //! | `meta` | `"head"` | height of the newest block (absent before genesis) |
 //! | `meta` | `"outbox_cursor/"` ‖ destination shard (u16) | next receipt sequence (u64) |
 //! | `meta` | `"incoming/"` ‖ source shard (u16) ‖ sequence (u64) | height that applied it |
+//! | `meta` | `"forwarded/"` ‖ source shard (u16) ‖ sequence (u64) | (destination, sequence) of the receipt that carried it on |
 //! | `meta` | `"shard_map"` | the [`atoll_primitives::ShardMap`] the head executed under (absent until it first changes) |
 //!
 //! [`BeaconStore`] is the beacon's store: the same schema, opened with the

@@ -322,6 +322,21 @@ impl ShardStore {
         )
     }
 
+    /// Where this shard forwarded incoming receipt `sequence` from
+    /// `source` (destination, sequence), if it did.
+    pub fn forwarded(
+        &self,
+        source: ShardId,
+        sequence: u64,
+    ) -> Result<Option<(ShardId, u64)>, StorageError> {
+        self.get(
+            cf::META,
+            "forwarded receipt",
+            &keys::forwarded(source, sequence),
+            MAX_SMALL_VALUE_BYTES,
+        )
+    }
+
     /// The height of the block that applied receipt `sequence` from
     /// `source`, if one did.
     pub fn incoming_applied(

@@ -27,6 +27,10 @@ use tokio::sync::{broadcast, oneshot};
 /// Longest a `wait_until` call waits before it answers with WAIT_TIMEOUT.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Most receipts `atoll_getTransactionStatus` lists for one transaction: its
+/// own and the ones that carried it on after its account moved.
+const MAX_FORWARDS: usize = 8;
+
 /// How long `atoll_getAccount` at `"final"` waits for the head it read to
 /// become final (the coordinator makes a block final right after its commit).
 const FINAL_WAIT: Duration = Duration::from_secs(2);
@@ -198,12 +202,36 @@ impl Rpc {
             .map_err(internal)?
             .map(|h| hex_hash(&h.hash()));
         status.outcome = Some(outcome(&location.outcome));
-        if let Some((destination, sequence)) = location.receipt {
-            status
-                .receipts
-                .push(self.receipt(shard.shard, destination, sequence, false)?);
+        // The receipt, and the receipts that carried it on if its account
+        // had moved (a move takes at most a few hops to catch up with).
+        let mut next = location.receipt.map(|(d, s)| (shard.shard, d, s));
+        while let Some((source, destination, sequence)) = next {
+            if status.receipts.len() >= MAX_FORWARDS {
+                break;
+            }
+            let receipt = self.receipt(source, destination, sequence, false)?;
+            next = self.forwarded(destination, source, sequence)?;
+            status.receipts.push(receipt);
         }
         Ok(status)
+    }
+
+    /// The receipt (source, destination, sequence) with which `at`
+    /// forwarded receipt `sequence` from `source`, if it did.
+    fn forwarded(
+        &self,
+        at: ShardId,
+        source: ShardId,
+        sequence: u64,
+    ) -> RpcResult<Option<(ShardId, ShardId, u64)>> {
+        let Some(shard) = self.node.shards.get(usize::from(at.0)) else {
+            return Ok(None);
+        };
+        Ok(shard
+            .store
+            .forwarded(source, sequence)
+            .map_err(internal)?
+            .map(|(destination, onward)| (at, destination, onward)))
     }
 
     /// Receipt `sequence` from `source` to `destination`; with `detail`,
@@ -247,6 +275,9 @@ impl Rpc {
             Some(height) if height <= final_height => ReceiptState::Final,
             Some(_) => ReceiptState::Applied,
         };
+        let forwarded_to = self
+            .forwarded(destination, source, sequence)?
+            .map(|(s, d, n)| format!("{}:{}:{n}", s.0, d.0));
         let (kind, to, amount, nonce) = match stored.receipt.action {
             ReceiptAction::Transfer { to, amount } => ("transfer", to, amount, None),
             ReceiptAction::Move {
@@ -262,6 +293,7 @@ impl Rpc {
             sequence,
             status,
             applied_height,
+            forwarded_to,
             origin: detail.then(|| hex_hash(&stored.receipt.origin)),
             source_height: detail.then_some(stored.height),
             kind: detail.then(|| kind.to_string()),

@@ -146,9 +146,13 @@ pub struct ReceiptInfo {
     pub sequence: u64,
     /// Where it is.
     pub status: ReceiptState,
-    /// Height of the destination block that credited it.
+    /// Height of the destination block that credited it (or forwarded it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_height: Option<u64>,
+    /// When the account had moved to another shard: the id of the receipt
+    /// the destination sent it on with, instead of crediting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_to: Option<String>,
     /// Hash of the transaction that emitted it (`atoll_getReceipt` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,

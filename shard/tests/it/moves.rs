@@ -185,6 +185,21 @@ fn a_moved_account_keeps_its_balance_and_nonce_and_is_never_replayed() {
         .collect();
     assert_eq!(forwarded.len(), 1);
     assert_eq!(forwarded[0].destination, ShardId(1));
+    let credit = switch[0]
+        .block
+        .body
+        .incoming
+        .iter()
+        .find(|p| p.receipt.action.account() == mover.address())
+        .expect("the credit reached shard 0");
+    assert_eq!(
+        world.chains[0]
+            .store()
+            .forwarded(credit.receipt.source, credit.receipt.sequence)
+            .unwrap(),
+        Some((ShardId(1), forwarded[0].sequence)),
+        "the store says where the credit went on to"
+    );
 
     // The next round applies the move and the forwarded credit on shard 1.
     world.round([vec![], vec![]]);

@@ -122,6 +122,7 @@ pub fn commit_genesis(store: &ShardStore) -> ShardBlockHeader {
             state_changes: &state,
             receipts: &[],
             shard_map: None,
+            forwarded: &[],
         })
         .unwrap();
     genesis.header

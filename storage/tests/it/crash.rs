@@ -43,6 +43,7 @@ fn crash_child_writer() {
                 state_changes: &[(rotating_key(height), account(height.into(), height))],
                 receipts: &[receipt(ShardId(0), height - 1, origin)],
                 shard_map: None,
+                forwarded: &[],
             })
             .unwrap();
         println!("committed {height}");

@@ -36,6 +36,7 @@ fn committed_chain_survives_reopen() {
                     state_changes: &state,
                     receipts: &receipts,
                     shard_map: None,
+                    forwarded: &[],
                 })
                 .unwrap();
             parent = block.header.clone();
@@ -109,6 +110,7 @@ fn commits_continue_after_reopen() {
             state_changes: &[],
             receipts: &[receipt(ShardId(0), 0, next.body.transactions[0].hash())],
             shard_map: None,
+            forwarded: &[],
         })
         .unwrap();
     assert_eq!(store.head().unwrap(), Some(next.header));

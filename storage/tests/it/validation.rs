@@ -16,6 +16,7 @@ fn store_with_two_blocks() -> (tempfile::TempDir, ShardStore, ShardBlock) {
             state_changes: &[(key(1), account(989, 1))],
             receipts: &[receipt(ShardId(0), 0, Hash([1; 32]))],
             shard_map: None,
+            forwarded: &[],
         })
         .unwrap();
     (dir, store, first)
@@ -56,6 +57,7 @@ fn commit<'a>(block: &'a ShardBlock, outcomes: &'a [TxOutcome]) -> BlockCommit<'
         state_changes: &[],
         receipts: &[],
         shard_map: None,
+        forwarded: &[],
     }
 }
 
@@ -70,6 +72,7 @@ fn with_receipts<'a>(
         state_changes: &[],
         receipts,
         shard_map: None,
+        forwarded: &[],
     }
 }
 
@@ -333,6 +336,7 @@ fn refused_commit_with_state_changes_writes_no_state() {
             state_changes: &changes,
             receipts: &[],
             shard_map: None,
+            forwarded: &[],
         },
     );
     assert!(
