@@ -29,6 +29,8 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Block execution.
     pub execution: ExecutionConfig,
+    /// Receipts between shards.
+    pub receipts: ReceiptsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -42,6 +44,7 @@ impl Default for NodeConfig {
             block: BlockConfig::default(),
             mempool: MempoolConfig::default(),
             execution: ExecutionConfig::default(),
+            receipts: ReceiptsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -112,6 +115,28 @@ impl Default for BlockConfig {
             interval: Duration::from_millis(500),
             max_transactions: NonZeroUsize::new(20_000).expect("non-zero constant"),
             max_bytes: NonZeroUsize::new(8 * 1024 * 1024).expect("non-zero constant"),
+        }
+    }
+}
+
+/// Receipts between shards: how many may wait for one shard, and how many
+/// one block credits.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiptsConfig {
+    /// Most receipts waiting in the relay for one destination shard. Past
+    /// half of it the destination says it is congested and other shards
+    /// hold new transfers to it back. Default: 200,000.
+    pub backlog: NonZeroUsize,
+    /// Most receipts one block credits. Default: 20,000.
+    pub max_per_block: NonZeroUsize,
+}
+
+impl Default for ReceiptsConfig {
+    fn default() -> ReceiptsConfig {
+        ReceiptsConfig {
+            backlog: NonZeroUsize::new(200_000).expect("non-zero constant"),
+            max_per_block: NonZeroUsize::new(20_000).expect("non-zero constant"),
         }
     }
 }
@@ -310,6 +335,13 @@ max_bytes = {pool_bytes}
 # Blocks with fewer transactions run on the sequential executor.
 min_parallel_block = {min_parallel}
 
+[receipts]
+# Most receipts waiting for one destination shard; past half of it the
+# shard says it is congested and the others hold transfers to it back.
+backlog = {backlog}
+# Most receipts from other shards one block credits.
+max_per_block = {max_incoming}
+
 [log]
 # "human" or "json".
 format = "human"
@@ -327,6 +359,8 @@ filter = "{filter}"
         pool_bytes = defaults.mempool.max_bytes,
         queued = defaults.mempool.max_queued(),
         min_parallel = defaults.execution.min_parallel_block,
+        backlog = defaults.receipts.backlog,
+        max_incoming = defaults.receipts.max_per_block,
         filter = defaults.log.filter,
     )
 }

@@ -24,6 +24,7 @@ use atoll_primitives::hash::domain;
 use atoll_primitives::{
     Account, Address, Hash, ProvenReceipt, Receipt, ReceiptAction, ShardId, ShardMap, StateKey,
 };
+use atoll_storage::ReceiptRef;
 use std::collections::BTreeMap;
 
 /// The effect of a block's prelude.
@@ -35,7 +36,7 @@ pub struct Prelude {
     pub receipts: Vec<Receipt>,
     /// Each forwarded incoming receipt (source, sequence) with the
     /// (destination, sequence) of the receipt that carries it on.
-    pub forwarded: Vec<((ShardId, u64), (ShardId, u64))>,
+    pub forwarded: Vec<(ReceiptRef, ReceiptRef)>,
 }
 
 /// The origin hash of the receipt that carries `account`'s state when it

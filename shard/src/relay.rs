@@ -12,7 +12,12 @@
 //! when it is congested, half way to the bound
 //! ([`ReceiptRelay::congested`]): the destination then reports it in its
 //! header, and sources hold new transfers to it back in their mempools
-//! while the rest of the bound absorbs what is already on its way.
+//! while the rest of the bound absorbs what is already on its way. A source
+//! announces its receipts when it commits them ([`ReceiptRelay::announce`]),
+//! before the beacon makes them final and they are published, so receipts
+//! between commit and publication count towards congestion too: sources
+//! stop within a block of the signal, and what waits to be published stays
+//! bounded (half the bound plus one block per source).
 
 use crate::error::ShardError;
 use crate::inbox::prove_receipts;
@@ -51,7 +56,12 @@ pub trait ReceiptRelay: Send + Sync {
     /// `destination` applied everything below `cursors`: forget it.
     fn acknowledge(&self, destination: ShardId, cursors: &BTreeMap<ShardId, u64>);
 
-    /// Whether `destination`'s backlog has reached half its bound.
+    /// A source committed `receipts`; they will be published once final.
+    /// Until then they count towards their destinations' congestion.
+    fn announce(&self, receipts: &[Receipt]);
+
+    /// Whether `destination`'s backlog, with the receipts announced for it
+    /// and not yet published, has reached half its bound.
     fn congested(&self, destination: ShardId) -> bool;
 }
 
@@ -59,14 +69,18 @@ pub trait ReceiptRelay: Send + Sync {
 pub struct InProcessRelay {
     /// Per destination, per source: receipts not yet acknowledged, in order.
     queues: Mutex<BTreeMap<ShardId, BTreeMap<ShardId, VecDeque<ProvenReceipt>>>>,
+    /// Per destination: receipts announced (committed) and not yet published.
+    announced: Mutex<BTreeMap<ShardId, usize>>,
     max_backlog: usize,
 }
 
 impl InProcessRelay {
-    /// A relay holding at most `max_backlog` receipts per destination.
+    /// A relay holding at most `max_backlog` receipts per destination (or
+    /// one block's receipts, if a block sends it more).
     pub fn new(max_backlog: usize) -> InProcessRelay {
         InProcessRelay {
             queues: Mutex::new(BTreeMap::new()),
+            announced: Mutex::new(BTreeMap::new()),
             max_backlog,
         }
     }
@@ -122,11 +136,22 @@ impl ReceiptRelay for InProcessRelay {
             let backlog: usize = queues
                 .get(destination)
                 .map_or(0, |sources| sources.values().map(VecDeque::len).sum());
-            if backlog + count > self.max_backlog {
+            // An empty backlog takes a block whatever its size: a block
+            // larger than the bound would otherwise wait forever. The bound
+            // is thus the larger of `max_backlog` and one block's receipts.
+            if backlog > 0 && backlog + count > self.max_backlog {
                 return Err(Congested {
                     destination: *destination,
                     backlog,
                 });
+            }
+        }
+        {
+            let mut announced = self.announced.lock();
+            for (destination, count) in &by_destination {
+                if let Some(waiting) = announced.get_mut(destination) {
+                    *waiting = waiting.saturating_sub(*count);
+                }
             }
         }
         for destination in by_destination.keys() {
@@ -181,8 +206,21 @@ impl ReceiptRelay for InProcessRelay {
         }
     }
 
+    fn announce(&self, receipts: &[Receipt]) {
+        let mut announced = self.announced.lock();
+        for receipt in receipts {
+            *announced.entry(receipt.destination).or_default() += 1;
+        }
+    }
+
     fn congested(&self, destination: ShardId) -> bool {
-        self.backlog(destination) >= self.max_backlog / 2
+        let announced = self
+            .announced
+            .lock()
+            .get(&destination)
+            .copied()
+            .unwrap_or(0);
+        self.backlog(destination) + announced >= self.max_backlog / 2
     }
 }
 
@@ -302,5 +340,25 @@ mod tests {
         assert_eq!(relay.backlog(ShardId(1)), 1);
         assert_eq!(relay.in_flight_value(), 5);
         assert!(!relay.congested(ShardId(1)));
+    }
+
+    #[test]
+    fn announced_receipts_count_towards_congestion_until_published() {
+        let relay = InProcessRelay::new(4);
+        relay.announce(&receipts(1, 0, 2));
+        assert!(relay.congested(ShardId(1)), "committed, not yet final");
+        assert_eq!(relay.backlog(ShardId(1)), 0);
+        relay.publish(1, &receipts(1, 0, 2)).unwrap();
+        assert!(relay.congested(ShardId(1)), "now in the backlog");
+        relay.acknowledge(ShardId(1), &BTreeMap::from([(ShardId(0), 2)]));
+        assert!(!relay.congested(ShardId(1)), "published and applied");
+    }
+
+    #[test]
+    fn a_block_larger_than_the_bound_passes_an_empty_backlog() {
+        let relay = InProcessRelay::new(4);
+        relay.publish(1, &receipts(1, 0, 6)).unwrap();
+        assert_eq!(relay.backlog(ShardId(1)), 6);
+        assert!(relay.publish(2, &receipts(1, 6, 1)).is_err());
     }
 }

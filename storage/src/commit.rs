@@ -13,6 +13,10 @@ use rocksdb::WriteBatch;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::PoisonError;
 
+/// A receipt named by its stream and place in it: (source or destination
+/// shard, sequence).
+pub type ReceiptRef = (ShardId, u64);
+
 /// Everything one block changes in the store, committed atomically by
 /// [`ShardStore::commit_block`].
 #[derive(Clone, Copy, Debug)]
@@ -32,7 +36,7 @@ pub struct BlockCommit<'a> {
     /// Incoming receipts this block forwarded instead of applying (their
     /// account had moved to another shard), each (source, sequence) with the
     /// (destination, sequence) of the receipt that carries it on.
-    pub forwarded: &'a [((ShardId, u64), (ShardId, u64))],
+    pub forwarded: &'a [(ReceiptRef, ReceiptRef)],
 }
 
 impl ShardStore {

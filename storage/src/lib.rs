@@ -62,7 +62,7 @@ mod schema;
 mod shard_store;
 
 pub use beacon_store::{BeaconStore, BEACON};
-pub use commit::BlockCommit;
+pub use commit::{BlockCommit, ReceiptRef};
 pub use error::StorageError;
 pub use schema::{StoreIdentity, SCHEMA_VERSION};
 pub use shard_store::{ShardStore, StoredReceipt, TxLocation};

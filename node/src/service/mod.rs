@@ -50,10 +50,6 @@ pub const ADMISSION_QUEUE: usize = 65_536;
 pub const MAX_WAITERS: usize = 100_000;
 /// `newHeads` notifications buffered for slow subscribers before they lag.
 pub const HEADS_BUFFER: usize = 256;
-/// Receipts waiting for one destination shard in the relay.
-pub const RELAY_BACKLOG: usize = 200_000;
-/// Receipts credited in one block, at most.
-pub const MAX_INCOMING: usize = 20_000;
 
 /// What the genesis fixes for the node's services.
 #[derive(Clone, Debug)]
@@ -123,6 +119,8 @@ pub struct Shared {
     pub stopping: Arc<AtomicBool>,
     /// Most transactions in one block.
     pub max_block_transactions: usize,
+    /// Most receipts one block credits.
+    pub max_incoming: usize,
 }
 
 impl Shared {
@@ -191,7 +189,7 @@ impl Service {
         )?);
         let beacon = Arc::clone(&keeper.state);
         let validators = chain.validators.clone();
-        let relay = Arc::new(InProcessRelay::new(RELAY_BACKLOG));
+        let relay = Arc::new(InProcessRelay::new(config.receipts.backlog.get()));
         refill(&relay, &chains)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let (new_heads, _) = broadcast::channel(HEADS_BUFFER);
@@ -233,6 +231,7 @@ impl Service {
                 metrics: Arc::clone(&metrics),
                 stopping: Arc::clone(&stopping),
                 max_block_transactions: config.block.max_transactions.get(),
+                max_incoming: config.receipts.max_per_block.get(),
             });
             let pool = chain.executor().pool_handle();
             let name = |what: &str| format!("{what}-{}", shared.shard);

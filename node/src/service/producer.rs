@@ -75,7 +75,7 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     // newer map than its own).
     let incoming = shared
         .relay
-        .pending(shared.shard, &chain.inbox_cursors(), super::MAX_INCOMING);
+        .pending(shared.shard, &chain.inbox_cursors(), shared.max_incoming);
     let (epoch, map) = {
         let beacon = shared.beacon.read();
         (beacon.epoch(), Arc::clone(beacon.map()))
@@ -113,10 +113,17 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     // the mempool.
     chain.set_congested(shared.relay.congested(shared.shard));
     let blocked: BTreeSet<ShardId> = {
+        // A shard's recorded header says whether it is congested; this
+        // node's relay knows sooner (it counts what was committed for it and
+        // not yet published).
         let beacon = shared.beacon.read();
         (0..shared.layout.shard_count())
             .map(ShardId)
-            .filter(|s| *s != shared.shard && beacon.shard_head(*s).is_some_and(|h| h.congested))
+            .filter(|s| {
+                *s != shared.shard
+                    && (beacon.shard_head(*s).is_some_and(|h| h.congested)
+                        || shared.relay.congested(*s))
+            })
             .collect()
     };
     let full = txs.len() >= max_txs;
@@ -137,6 +144,7 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     shared
         .relay
         .acknowledge(shared.shard, &chain.inbox_cursors());
+    shared.relay.announce(&produced.output.receipts);
     let header = &produced.block.header;
     let hashes = &produced.hashes;
     let mut pruned = Vec::new();

@@ -212,3 +212,75 @@ fn tx_transfer_wait_returns_once_the_other_shard_credited() {
     // No waiting here: --wait already waited for the credit.
     assert_eq!(node.account(dev(to).address()).0, BALANCE + 321, "{out}");
 }
+
+#[test]
+fn a_congested_shard_gets_transfers_held_back_and_every_one_settles_once() {
+    // Shard 1 credits at most 5 receipts a block and says it is congested
+    // once 20 wait for it; shard 0 puts at most 20 transfers in a block.
+    let node = Node::start_sharded(
+        2,
+        40,
+        "[receipts]\nbacklog = 40\nmax_per_block = 5\n[block]\nmax_transactions = 20",
+    );
+    let senders = on_shard(0, 10);
+    let receivers = on_shard(1, 2);
+    let mut expected = vec![BALANCE; receivers.len()];
+    let mut hashes = Vec::new();
+    for nonce in 0..10u64 {
+        for (i, key) in senders.iter().enumerate() {
+            let r = i % receivers.len();
+            let (tx, hash) = transfer(key, nonce, receivers[r].address(), 3, 1, CHAIN_ID);
+            node.ok("atoll_sendTransaction", json!([tx]));
+            expected[r] += 3;
+            hashes.push(hash);
+        }
+    }
+    for (r, key) in receivers.iter().enumerate() {
+        wait_balance(&node, key, expected[r]);
+    }
+    for hash in &hashes {
+        let status = node.wait_final(hash, Duration::from_secs(30));
+        assert_eq!(status["outcome"]["success"], true, "{status}");
+    }
+    // Shard 1 said it was congested, and said so no more once it drained.
+    let head = node.ok("atoll_status", json!([]))["shards"][1]["head_height"]
+        .as_u64()
+        .expect("height");
+    let flags: Vec<bool> = (1..=head)
+        .map(|h| node.ok("atoll_getBlock", json!([1, h]))["congested"] == true)
+        .collect();
+    assert!(flags.contains(&true), "shard 1 never said it was congested");
+    assert_eq!(flags.last(), Some(&false), "shard 1 still congested");
+    // Shard 0 held transfers to it back meanwhile: its blocks that carried
+    // the 100 transfers (20 at most each) have empty blocks between them,
+    // made while the transfers waited in its mempool.
+    let head = node.ok("atoll_status", json!([]))["shards"][0]["head_height"]
+        .as_u64()
+        .expect("height");
+    let counts: Vec<u64> = (1..=head)
+        .map(|h| {
+            node.ok("atoll_getBlock", json!([0, h]))["tx_count"]
+                .as_u64()
+                .expect("count")
+        })
+        .collect();
+    let first = counts
+        .iter()
+        .position(|&c| c > 0)
+        .expect("a block with transfers");
+    let last = counts
+        .iter()
+        .rposition(|&c| c > 0)
+        .expect("a block with transfers");
+    assert_eq!(counts.iter().sum::<u64>(), 100);
+    assert!(
+        counts[first..=last].contains(&0),
+        "shard 0 never held back: {counts:?}"
+    );
+    let status = node.ok("atoll_status", json!([]));
+    assert_eq!(status["mempool"]["transactions"], 0, "{status}");
+    std::thread::sleep(Duration::from_millis(300));
+    for (r, key) in receivers.iter().enumerate() {
+        assert_eq!(node.account(key.address()).0, expected[r], "credited once");
+    }
+}
