@@ -3,6 +3,10 @@
 use crate::home::{self, Home, DEV_SEED};
 use crate::run::{self, Endpoints};
 use crate::InitArgs;
+
+/// Beacon blocks per epoch on a dev node unless `--epoch-length` says
+/// otherwise: a few seconds.
+const DEV_EPOCH_LENGTH: u64 = 100;
 use atoll_config::Genesis;
 use atoll_shard::workload::dev_key;
 use clap::Args;
@@ -52,8 +56,10 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
         );
     } else {
         let options = home::InitOptions {
-            // A local dev node is the operator's own: its admin methods are on.
+            // A local dev node is the operator's own: its admin methods are
+            // on, and its epochs short, so a move shows within seconds.
             admin_rpc: true,
+            epoch_length: args.init.epoch_length().unwrap_or(DEV_EPOCH_LENGTH),
             ..args.init.options()
         };
         home::init(&home, &options)?;
@@ -92,6 +98,15 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
                 home.dev_key_file(0).display(),
                 dev_key(DEV_SEED, 1).address()
             );
+            if genesis.layout.shard_count() > 1 {
+                println!(
+                    "  atoll admin move-account {} --to {} --rpc http://{}   (next epoch)",
+                    dev_key(DEV_SEED, 0).address(),
+                    (genesis.layout.shard_of(&dev_key(DEV_SEED, 0).address()).0 + 1)
+                        % genesis.layout.shard_count(),
+                    endpoints.rpc,
+                );
+            }
         }
         println!("Stop with Ctrl-C; the chain is kept in {}.", root.display());
         let _ = std::io::stdout().flush();

@@ -128,8 +128,9 @@ pub struct InitArgs {
     no_metrics: bool,
     /// Beacon blocks per epoch: a move of an account to another shard
     /// (`atoll admin move-account`) takes effect at the next epoch.
-    #[arg(long, default_value_t = atoll_config::genesis::DEFAULT_EPOCH_LENGTH)]
-    epoch_length: u64,
+    /// Default: 1000 (`atoll dev`: 100, a few seconds).
+    #[arg(long)]
+    epoch_length: Option<u64>,
     /// Serve the operator's RPC methods (moving an account to another
     /// shard); `atoll dev` always does. Only where the RPC port is private.
     #[arg(long)]
@@ -137,6 +138,11 @@ pub struct InitArgs {
 }
 
 impl InitArgs {
+    /// `--epoch-length`, if given.
+    fn epoch_length(&self) -> Option<u64> {
+        self.epoch_length
+    }
+
     fn options(&self) -> InitOptions {
         InitOptions {
             chain_id: self.chain_id,
@@ -145,7 +151,9 @@ impl InitArgs {
             dev_balance: self.dev_balance,
             rpc_addr: self.rpc_addr,
             metrics_addr: (!self.no_metrics).then_some(self.metrics_addr),
-            epoch_length: self.epoch_length,
+            epoch_length: self
+                .epoch_length
+                .unwrap_or(atoll_config::genesis::DEFAULT_EPOCH_LENGTH),
             admin_rpc: self.admin_rpc,
         }
     }
