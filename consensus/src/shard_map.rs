@@ -69,8 +69,12 @@ impl ShardSchedule {
         }
         // Apply the move to the map in force at `effective` and to every
         // later map, all or nothing.
+        let in_force = self.map_at(effective);
+        if in_force.shard_of(&address) == to {
+            return Err(MapError::AlreadyThere { address, shard: to });
+        }
         let mut updated = Vec::new();
-        let base = self.map_at(effective).with_move(address, to)?;
+        let base = in_force.with_move(address, to)?;
         updated.push((effective, Arc::new(base)));
         for (&epoch, map) in self.maps.range(effective + 1..) {
             updated.push((epoch, Arc::new(map.with_move(address, to)?)));
@@ -179,6 +183,10 @@ mod tests {
         assert!(matches!(
             schedule.schedule_move(hot, ShardId(9), 5, 6),
             Err(MapError::NoSuchShard { .. })
+        ));
+        assert!(matches!(
+            schedule.schedule_move(hot, ShardId(0), 5, 6),
+            Err(MapError::AlreadyThere { .. })
         ));
         assert_eq!(schedule.schedule_move(hot, ShardId(3), 5, 6), Ok(1));
         assert_eq!(schedule.shard_of(&hot, 5), ShardId(0));

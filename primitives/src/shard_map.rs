@@ -43,6 +43,14 @@ pub enum MapError {
         /// The current epoch.
         current: u64,
     },
+    /// The account is already on that shard (from that epoch on).
+    #[error("{address} is already on shard {shard}")]
+    AlreadyThere {
+        /// The account.
+        address: Address,
+        /// Its shard.
+        shard: ShardId,
+    },
     /// The map already holds as many overrides as allowed.
     #[error("the shard map already holds {MAX_OVERRIDES} account overrides")]
     TooManyOverrides,

@@ -131,7 +131,7 @@ impl Rpc {
                     return Err(error(
                         error::DROPPED,
                         format!(
-                            "{} left the mempool without being included: replaced by a higher fee, evicted, or its nonce was used",
+                            "{} left the mempool without being included: replaced by a higher fee, evicted, its nonce was used, or its sender moved to another shard (send it again)",
                             hex_hash(&hash)
                         ),
                     ))
@@ -311,6 +311,10 @@ impl Rpc {
             .account_at_head(&StateKey::Account(address))
             .map_err(internal)?;
         let height = height.unwrap_or(0);
+        // Arriving: its shard marked it so, or has not made its first block
+        // under the map that moved it there (its state is on its way).
+        let arriving = account.is_some_and(|a| a.is_arriving())
+            || shard.head_map.read().shard_of(&address) != shard.shard;
         let mut final_height = shard.heads.borrow().final_height;
         let at = at.unwrap_or(BlockRef::Latest);
         if at == BlockRef::Final && final_height < height {
@@ -358,13 +362,9 @@ impl Rpc {
         Ok(AccountInfo {
             address: address.to_string(),
             balance: account.balance.to_string(),
-            nonce: if account.is_arriving() {
-                0
-            } else {
-                account.nonce
-            },
+            nonce: if arriving { 0 } else { account.nonce },
             shard: shard.shard.0,
-            arriving: account.is_arriving(),
+            arriving,
             height,
             is_final: height <= final_height,
         })

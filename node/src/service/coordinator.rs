@@ -81,8 +81,9 @@ pub fn run(
         if block.height % keeper.state.read().epoch_length() == 0 {
             tracing::info!(
                 height = block.height,
-                epoch = block.epoch + 1,
-                "the next beacon block starts a new epoch"
+                epoch = block.epoch,
+                map_version = block.map_version,
+                "a new epoch began"
             );
         }
         tracing::debug!(

@@ -69,6 +69,13 @@ fn a_moved_account_keeps_its_state_and_each_transaction_lands_once_or_is_refused
     let mut after_move = 0;
     while after_move < 3 {
         assert!(Instant::now() < deadline, "refusals: {refusals:?}");
+        // Wherever the account is read, it is either flagged arriving or
+        // shows its whole state: never an empty account.
+        let a = account(&node, &mover);
+        if a.get("arriving").is_none() {
+            assert_eq!(a["nonce"], nonce, "{a}");
+            assert_eq!(a["balance"], (BALANCE - spent).to_string(), "{a}");
+        }
         let (tx, hash) = transfer(&mover, nonce, friend.address(), 10, 1, CHAIN_ID);
         match node.call("atoll_sendTransaction", json!([tx, "final"])) {
             Ok(_) => {
