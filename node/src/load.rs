@@ -97,6 +97,15 @@ pub struct Report {
     pub settlement_ms_p50: f64,
     /// p99.
     pub settlement_ms_p99: f64,
+    /// From the source block seen final to the credit seen final, p50, ms.
+    pub settlement_after_final_ms_p50: f64,
+    /// p99.
+    pub settlement_after_final_ms_p99: f64,
+    /// Beacon blocks made between the source block seen final and the
+    /// credit seen final (read from `atoll_status` at each poll), p50.
+    pub settlement_beacon_blocks_p50: f64,
+    /// p99.
+    pub settlement_beacon_blocks_p99: f64,
     /// Errors by kind (error code names, or `transport`).
     pub errors: BTreeMap<String, u64>,
 }
@@ -108,6 +117,9 @@ struct Tracker {
     finalized: Vec<Option<Instant>>,
     cross: Vec<bool>,
     settled: Vec<Option<Instant>>,
+    /// The beacon height when each was seen final, and when credited.
+    final_beacon: Vec<u64>,
+    settled_beacon: Vec<u64>,
 }
 
 /// Runs the generator.
@@ -158,6 +170,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         finalized: vec![None; total],
         cross,
         settled: vec![None; total],
+        final_beacon: vec![0; total],
+        settled_beacon: vec![0; total],
     }));
     let errors = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let admitted = Arc::new(AtomicU64::new(0));
@@ -457,6 +471,7 @@ async fn watch_finality(
                     if let Some(&i) = tracker.index.get(&hash) {
                         if tracker.finalized[i].is_none() {
                             tracker.finalized[i] = Some(seen);
+                            tracker.final_beacon[i] = status.beacon.height;
                             finals += 1;
                         }
                     }
@@ -468,6 +483,7 @@ async fn watch_finality(
                     if let Some(&i) = tracker.index.get(&hash) {
                         if tracker.settled[i].is_none() {
                             tracker.settled[i] = Some(seen);
+                            tracker.settled_beacon[i] = status.beacon.height;
                             settled += 1;
                         }
                     }
@@ -489,6 +505,8 @@ fn report(
 ) -> Report {
     let mut latencies = Vec::new();
     let mut settlements = Vec::new();
+    let mut after_final = Vec::new();
+    let mut beacon_blocks = Vec::new();
     let (mut submitted, mut cross_shard) = (0u64, 0u64);
     let mut last_final = started;
     for (i, sent) in tracker.sent.iter().enumerate() {
@@ -502,11 +520,20 @@ fn report(
             cross_shard += 1;
             if let Some(settled) = tracker.settled[i] {
                 settlements.push(settled.saturating_duration_since(*sent).as_secs_f64() * 1e3);
+                if let Some(finalized) = tracker.finalized[i] {
+                    after_final
+                        .push(settled.saturating_duration_since(finalized).as_secs_f64() * 1e3);
+                    beacon_blocks.push(
+                        tracker.settled_beacon[i].saturating_sub(tracker.final_beacon[i]) as f64,
+                    );
+                }
             }
         }
     }
     latencies.sort_by(f64::total_cmp);
     settlements.sort_by(f64::total_cmp);
+    after_final.sort_by(f64::total_cmp);
+    beacon_blocks.sort_by(f64::total_cmp);
     let finalized = latencies.len() as u64;
     let span = last_final.duration_since(started).as_secs_f64();
     Report {
@@ -526,6 +553,10 @@ fn report(
         settled: settlements.len() as u64,
         settlement_ms_p50: percentile(&settlements, 0.50),
         settlement_ms_p99: percentile(&settlements, 0.99),
+        settlement_after_final_ms_p50: percentile(&after_final, 0.50),
+        settlement_after_final_ms_p99: percentile(&after_final, 0.99),
+        settlement_beacon_blocks_p50: percentile(&beacon_blocks, 0.50),
+        settlement_beacon_blocks_p99: percentile(&beacon_blocks, 0.99),
         errors: errors.clone(),
     }
 }
@@ -559,6 +590,13 @@ fn print_report(report: &Report, send_time: Duration) {
         println!(
             "cross-shard {} settled of {} (credit final on the recipient's shard): p50 {:.0} ms  p99 {:.0} ms",
             report.settled, report.cross_shard, report.settlement_ms_p50, report.settlement_ms_p99
+        );
+        println!(
+            "            after the source block was final: p50 {:.0} ms ({:.0} beacon blocks)  p99 {:.0} ms ({:.0} beacon blocks)",
+            report.settlement_after_final_ms_p50,
+            report.settlement_beacon_blocks_p50,
+            report.settlement_after_final_ms_p99,
+            report.settlement_beacon_blocks_p99
         );
     }
     if report.errors.is_empty() {

@@ -58,6 +58,7 @@ pub fn run(
             if relay.publish(*height, receipts).is_err() {
                 break;
             }
+            wake_destinations(shards, receipts);
             unpublished.pop_front();
         }
         if batch.is_empty() {
@@ -106,9 +107,28 @@ pub fn run(
                 continue;
             }
             if unpublished.is_empty() && relay.publish(height, &done.receipts).is_ok() {
+                wake_destinations(shards, &done.receipts);
                 continue;
             }
             unpublished.push_back((height, done.receipts));
+        }
+    }
+}
+
+/// Tells the producers of the shards `receipts` go to that receipts wait
+/// for them (each may then make a block before its interval is up).
+fn wake_destinations(shards: &[Arc<Shared>], receipts: &[Receipt]) {
+    let mut woken: Vec<ShardId> = Vec::new();
+    for receipt in receipts {
+        if woken.contains(&receipt.destination) {
+            continue;
+        }
+        woken.push(receipt.destination);
+        if let Some(shard) = shards.get(usize::from(receipt.destination.0)) {
+            // Under the pool's lock, so a producer between its check and
+            // its wait cannot miss the wake-up.
+            let _pool = shard.mempool.lock();
+            shard.wake.notify_one();
         }
     }
 }
