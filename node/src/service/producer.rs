@@ -39,7 +39,7 @@ pub fn run(shared: &Shared, mut chain: ShardChain, config: &BlockConfig) {
     // not sooner than this after the last block: a credit then lands about
     // as soon as its source block is final, and a busy stream of receipts
     // makes at most a few blocks per interval. Only while blocks are cheap
-    // (the last one took under half the gap): near the node's limit the
+    // (the last one took less than the gap): near the node's limit the
     // extra blocks' fixed costs (two synced writes each) would cut
     // throughput, and blocks come back-to-back anyway.
     let receipt_gap = config.interval / RECEIPT_BLOCKS_PER_INTERVAL;
@@ -58,7 +58,7 @@ pub fn run(shared: &Shared, mut chain: ShardChain, config: &BlockConfig) {
                 }
                 let receipts_due = last_started + receipt_gap;
                 let receipts_waiting =
-                    last_took < receipt_gap / 2 && shared.relay.backlog(shared.shard) > 0;
+                    last_took < receipt_gap && shared.relay.backlog(shared.shard) > 0;
                 if receipts_waiting && now >= receipts_due {
                     break;
                 }
