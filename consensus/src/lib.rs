@@ -10,12 +10,17 @@
 //!   shard headers committed since the last one, each extending its shard's
 //!   chain; a recorded header is final, and receipts are proven against it.
 //!
+//! - [`simplex`]: the BFT protocol (Simplex, Chan and Pass, TCC 2023) as a
+//!   pure state machine, with stake-weighted quorums and equivocation
+//!   evidence. It is tested under a deterministic simulation; the node does
+//!   not run it yet (one validator finalizes alone).
+//!
 //! The node stores beacon blocks and the schedule in the beacon's own
-//! RocksDB store (`atoll_storage::BeaconStore`); the BFT protocol comes with
-//! the network issue.
+//! RocksDB store (`atoll_storage::BeaconStore`).
 
 pub mod beacon;
 pub mod shard_map;
+pub mod simplex;
 
 pub use beacon::{Beacon, BeaconBlock, BeaconError};
 pub use shard_map::{MapError, ShardMap, ShardSchedule};

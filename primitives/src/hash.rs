@@ -23,6 +23,11 @@ pub mod domain {
     pub static RECEIPT: Domain = Domain::new("atoll 2026-11 receipt v1");
     /// The origin of the receipt that carries a moving account's state.
     pub static ACCOUNT_MOVE: Domain = Domain::new("atoll 2026-11 account move v1");
+    /// What a validator signs to vote in the BFT protocol (a block, or the
+    /// empty block of a height that timed out), or to finalize a height.
+    pub static CONSENSUS_VOTE: Domain = Domain::new("atoll 2026-11 consensus vote v1");
+    /// What a leader signs to propose a block.
+    pub static CONSENSUS_PROPOSAL: Domain = Domain::new("atoll 2026-11 consensus proposal v1");
     /// Beacon block headers.
     pub static BEACON_HEADER: Domain = Domain::new("atoll 2026-11 beacon header v1");
     /// A leaf of a binary Merkle tree.

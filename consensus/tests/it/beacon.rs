@@ -1,6 +1,5 @@
 //! The beacon records unbroken chains of shard headers, answers which are
 //! final, and switches shard maps only at epoch boundaries.
-#![allow(clippy::unwrap_used, missing_docs)]
 
 use atoll_consensus::beacon::RETAINED_HEADERS;
 use atoll_consensus::{Beacon, BeaconError};

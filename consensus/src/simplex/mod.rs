@@ -1,0 +1,51 @@
+//! The BFT protocol: Simplex.
+//!
+//! Benjamin Y. Chan and Rafael Pass, *Simplex Consensus: A Simple and Fast
+//! Consensus Protocol*, TCC 2023 (IACR ePrint 2023/463). This module follows
+//! the paper's protocol, with stake-weighted quorums in place of its
+//! `2n/3` counts:
+//!
+//! - **Iterations.** Height `h` has a leader ([`ValidatorSet::leader`]:
+//!   stake-weighted, fixed by hashing `h`). On entering `h` a validator
+//!   starts a timer (the paper's `3Δ`, doubled after each height that ended
+//!   empty, up to ×16: [`Config::timeout`], [`machine::MAX_BACKOFF`]).
+//! - **Propose.** The leader proposes a block extending the notarized chain
+//!   it knows: its parent is the newest notarized block below `h`, and every
+//!   height in between has its *empty block* notarized.
+//! - **Vote.** A validator votes for the first proposal of `h`'s leader that
+//!   extends a notarized chain, if it signed nothing else at `h`.
+//! - **Timeout.** When the timer fires, it votes for the empty block of `h`.
+//! - **Notarize.** Votes of more than two thirds of the stake for one choice
+//!   form a notarization [`Certificate`]; a validator forwards it, and moves
+//!   to `h + 1`. If the notarized choice is a block and this validator did
+//!   **not** vote for the empty block at `h`, it sends a *finalize* vote.
+//! - **Finalize.** Finalize votes of more than two thirds of the stake
+//!   finalize the notarized block of `h` and all its ancestors.
+//!
+//! Safety (no two different blocks final at one height while less than a
+//! third of the stake is faulty) rests on two rules the machine keeps across
+//! restarts through [`machine::Record`]s, persisted before anything is sent:
+//! at most one block vote per height, and no finalize vote at a height where
+//! it voted for the empty block (nor an empty vote after a finalize vote).
+//! A validator that signs two different blocks (or proposals) at one height
+//! is reported with [`Evidence`].
+//!
+//! Beyond the paper, for a real network: votes are sent again when a height
+//! times out a second time (messages get lost), a validator that sees a
+//! certificate from ahead asks for what it missed ([`Message::Sync`]), and a
+//! validator that must finalize a block it never received asks for it
+//! ([`Message::Fetch`]).
+//!
+//! The machine ([`Simplex`]) is pure: no clock, randomness or I/O. Its
+//! driver feeds it messages and timeouts and carries out its effects: the
+//! deterministic simulation in `tests/it/simulation.rs` is one driver, the
+//! node will be another.
+
+pub mod machine;
+pub mod message;
+
+pub use machine::{Config, Effect, Input, Record, Simplex};
+pub use message::{
+    Block, Certificate, Choice, Evidence, Message, Proposal, SetError, ValidatorIndex,
+    ValidatorSet, Vote,
+};

@@ -1,0 +1,146 @@
+//! One Simplex machine driven by hand: it votes once per height, finalizes
+//! only where it did not vote for the empty block, and after a restart from
+//! its records never signs anything that conflicts with them.
+
+use atoll_consensus::simplex::{
+    Block, Certificate, Choice, Config, Effect, Input, Message, Proposal, Record, Simplex,
+    ValidatorSet, Vote,
+};
+use atoll_primitives::{ChainId, Hash, KeyPair};
+use std::time::Duration;
+
+const CHAIN: ChainId = ChainId(9);
+
+fn keys() -> Vec<KeyPair> {
+    (1..=4u8).map(|i| KeyPair::from_seed([i; 32])).collect()
+}
+
+fn validators(keys: &[KeyPair]) -> ValidatorSet {
+    ValidatorSet::new(&keys.iter().map(|k| (k.public(), 1)).collect::<Vec<_>>()).unwrap()
+}
+
+/// The machine of a validator that does not lead height 1.
+fn machine(records: &[Record]) -> (Simplex, Vec<KeyPair>, u16) {
+    let keys = keys();
+    let set = validators(&keys);
+    let leader = set.leader(1);
+    let me = (0..4u16).find(|i| *i != leader).unwrap();
+    let config = Config {
+        chain: CHAIN,
+        validators: set,
+        key: Some((me, keys[usize::from(me)].clone())),
+        genesis: Hash::ZERO,
+        timeout: Duration::from_millis(100),
+    };
+    (Simplex::new(config, records, 0, Hash::ZERO), keys, me)
+}
+
+fn proposal(keys: &[KeyPair], payload: &[u8]) -> Proposal {
+    let set = validators(keys);
+    let leader = set.leader(1);
+    let block = Block {
+        height: 1,
+        parent: Hash::ZERO,
+        parent_height: 0,
+        payload: payload.to_vec(),
+    };
+    Proposal::sign(CHAIN, block, leader, &keys[usize::from(leader)])
+}
+
+fn notarization(keys: &[KeyPair], me: u16, choice: Choice) -> Certificate {
+    let signers: Vec<u16> = (0..4u16).filter(|i| *i != me).collect();
+    Certificate {
+        height: 1,
+        choice: Some(choice),
+        signatures: signers
+            .iter()
+            .map(|&i| {
+                (
+                    i,
+                    Vote::sign(CHAIN, 1, Some(choice), i, &keys[usize::from(i)]).signature,
+                )
+            })
+            .collect(),
+    }
+}
+
+fn my_votes(effects: &[Effect], me: u16) -> Vec<Option<Choice>> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Broadcast(Message::Vote(v)) if v.signer == me => Some(v.choice),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_vote_is_persisted_before_it_is_sent_and_never_changed_after_a_restart() {
+    let (mut m, keys, me) = machine(&[]);
+    m.handle(Input::Start);
+    let first = proposal(&keys, b"one");
+    let effects = m.handle(Input::Message(Message::Propose(first.clone())));
+    let choice = Choice::Block(first.block.hash());
+    let persisted = effects
+        .iter()
+        .position(|e| *e == Effect::Persist(Record::Voted { height: 1, choice }))
+        .expect("the vote is persisted");
+    let sent = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Broadcast(Message::Vote(_))))
+        .expect("and sent");
+    assert!(persisted < sent, "persisted first: {effects:?}");
+
+    // Restarted from its records, it votes for no other block at height 1
+    // (the leader equivocates: a second proposal).
+    let (mut restarted, _, _) = machine(&[Record::Voted { height: 1, choice }]);
+    restarted.handle(Input::Start);
+    let second = proposal(&keys, b"two");
+    let effects = restarted.handle(Input::Message(Message::Propose(second)));
+    assert!(my_votes(&effects, me).is_empty(), "{effects:?}");
+}
+
+#[test]
+fn no_finalize_vote_where_it_voted_for_the_empty_block() {
+    let (mut m, keys, me) = machine(&[]);
+    m.handle(Input::Start);
+    // The proposal comes too late: the validator votes for the empty block.
+    let effects = m.handle(Input::Timeout { height: 1 });
+    assert_eq!(my_votes(&effects, me), vec![Some(Choice::Empty)]);
+    let block = proposal(&keys, b"late");
+    m.handle(Input::Message(Message::Propose(block.clone())));
+    // The others notarize the block anyway: this validator moves on without
+    // a finalize vote (the paper's rule that makes finality safe).
+    let effects = m.handle(Input::Message(Message::Certificate(notarization(
+        &keys,
+        me,
+        Choice::Block(block.block.hash()),
+    ))));
+    assert!(!my_votes(&effects, me).contains(&None), "{effects:?}");
+    assert_eq!(m.height(), 2);
+
+    // The same after a restart: the record of the empty vote is enough.
+    let (mut restarted, _, _) = machine(&[Record::Voted {
+        height: 1,
+        choice: Choice::Empty,
+    }]);
+    restarted.handle(Input::Start);
+    restarted.handle(Input::Message(Message::Propose(block.clone())));
+    let effects = restarted.handle(Input::Message(Message::Certificate(notarization(
+        &keys,
+        me,
+        Choice::Block(block.block.hash()),
+    ))));
+    assert!(my_votes(&effects, me).is_empty(), "{effects:?}");
+}
+
+#[test]
+fn a_forged_certificate_changes_nothing() {
+    let (mut m, keys, me) = machine(&[]);
+    m.handle(Input::Start);
+    let mut forged = notarization(&keys, me, Choice::Empty);
+    forged.signatures[0].1 = forged.signatures[1].1;
+    let effects = m.handle(Input::Message(Message::Certificate(forged)));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(m.height(), 1);
+}
