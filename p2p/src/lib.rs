@@ -1,0 +1,30 @@
+//! The network of atoll validators, on rust-libp2p.
+//!
+//! One task owns the libp2p `Swarm` ([`start`]); the node talks to it through
+//! a cloneable [`Handle`] over one bounded queue, and hears from it through a
+//! bounded stream of [`NetworkEvent`]s (the task never waits on the node:
+//! when the node falls behind, gossip is dropped as ignored).
+//!
+//! - **Transport**: TCP with noise and yamux; identify and ping.
+//! - **Gossip** (gossipsub, signed messages): topics named
+//!   `/atoll/<chain-id>/<beacon|shard-N>/<kind>/<version>` ([`Topic`]).
+//!   Every message is held until the node validates it and reports a
+//!   [`Verdict`]: accepted messages are forwarded, rejected ones are dropped
+//!   and score their sender down (gossipsub's own score too), ignored ones
+//!   are dropped.
+//! - **Requests** (request-response): length-prefixed bytes, for sync and
+//!   receipts with proofs.
+//! - **Bounds**: every message, request and response has a size limit (fit
+//!   for the largest valid block), connections are limited in total and per
+//!   peer, and inbound requests waiting for an answer are bounded.
+//! - **Scoring**: a peer loses [`service::PENALTY`] for each invalid message
+//!   or response; at [`service::BAN_SCORE`] it is disconnected and refused.
+
+mod codec;
+pub mod service;
+pub mod topics;
+
+pub use libp2p::gossipsub::MessageId;
+pub use libp2p::{Multiaddr, PeerId};
+pub use service::{start, Handle, NetworkConfig, NetworkError, NetworkEvent, Verdict};
+pub use topics::Topic;

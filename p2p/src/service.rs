@@ -1,0 +1,551 @@
+//! The task that owns the libp2p swarm, and the bounded handle the rest of
+//! the node talks to it through.
+
+use crate::codec::BytesCodec;
+use crate::topics::Topic;
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    connection_limits, identify, identity, noise, ping, tcp, yamux, Multiaddr, PeerId,
+    StreamProtocol, Swarm, SwarmBuilder,
+};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+/// The request-response protocol name.
+pub const REQUEST_PROTOCOL: &str = "/atoll/request/1";
+/// Most inbound requests waiting for the node's answer; more are refused.
+pub const MAX_PENDING_RESPONSES: usize = 1024;
+/// A peer's score falls by this much for each invalid message or response.
+pub const PENALTY: i32 = 10;
+/// At or below this score a peer is disconnected and not let back.
+pub const BAN_SCORE: i32 = -50;
+/// Most peers remembered as banned (the oldest is forgotten first).
+pub const MAX_BANNED: usize = 4096;
+
+/// How the node's network is set up.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// The chain (part of every topic name).
+    pub chain: u64,
+    /// The ed25519 secret of this node's network identity.
+    pub secret: [u8; 32],
+    /// Where to listen (e.g. `/ip4/127.0.0.1/tcp/0`).
+    pub listen: Multiaddr,
+    /// Peers to dial at start.
+    pub bootnodes: Vec<Multiaddr>,
+    /// The largest gossip message, request or response (fit for the largest
+    /// valid block).
+    pub max_message_bytes: usize,
+    /// Most connections in total.
+    pub max_connections: u32,
+    /// Most connections to one peer.
+    pub max_per_peer: u32,
+    /// Commands and events waiting between the node and the swarm task.
+    pub queue: usize,
+}
+
+impl NetworkConfig {
+    /// Defaults for `chain`, identity `secret`, listening on `listen`.
+    pub fn new(chain: u64, secret: [u8; 32], listen: Multiaddr) -> NetworkConfig {
+        NetworkConfig {
+            chain,
+            secret,
+            listen,
+            bootnodes: Vec::new(),
+            max_message_bytes: 40 * 1024 * 1024,
+            max_connections: 128,
+            max_per_peer: 2,
+            queue: 4096,
+        }
+    }
+}
+
+/// Why a network operation failed.
+#[derive(Debug, Error)]
+pub enum NetworkError {
+    /// The swarm task is gone (the node is stopping).
+    #[error("the network task has stopped")]
+    Stopped,
+    /// The swarm could not be built or could not listen.
+    #[error("cannot start the network: {0}")]
+    Start(String),
+    /// A gossip message was not published.
+    #[error("cannot publish: {0}")]
+    Publish(String),
+    /// A request got no answer.
+    #[error("request to {peer} failed: {reason}")]
+    Request {
+        /// The peer asked.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The node's verdict on a gossip message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: forward it.
+    Accept,
+    /// Invalid: drop it and score its sender down.
+    Reject,
+    /// Not useful (e.g. old), but not the sender's fault: drop it.
+    Ignore,
+}
+
+/// What the network tells the node.
+#[derive(Debug)]
+pub enum NetworkEvent {
+    /// A gossip message, held until the node reports a [`Verdict`] on it.
+    Gossip {
+        /// Its topic.
+        topic: Topic,
+        /// The peer that forwarded it.
+        source: PeerId,
+        /// Its id, for [`Handle::report`].
+        id: MessageId,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// A peer asks something; answer with [`Handle::respond`].
+    Request {
+        /// The peer.
+        peer: PeerId,
+        /// The id to answer.
+        id: u64,
+        /// The request's bytes.
+        data: Vec<u8>,
+    },
+    /// A connection to a peer opened.
+    Connected(PeerId),
+    /// The last connection to a peer closed.
+    Disconnected(PeerId),
+}
+
+enum Command {
+    Subscribe(Topic, oneshot::Sender<Result<(), NetworkError>>),
+    Publish(Topic, Vec<u8>, oneshot::Sender<Result<(), NetworkError>>),
+    Report(MessageId, PeerId, Verdict),
+    Request(
+        PeerId,
+        Vec<u8>,
+        oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+    ),
+    Respond(u64, Vec<u8>),
+    Penalize(PeerId),
+    Dial(Multiaddr),
+    Peers(oneshot::Sender<Vec<PeerId>>),
+    Listening(oneshot::Sender<Vec<Multiaddr>>),
+}
+
+/// The node's handle on the network. Cheap to clone; every call goes
+/// through one bounded queue to the swarm task.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl Handle {
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn send(&self, command: Command) -> Result<(), NetworkError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Subscribes to `topic`.
+    pub async fn subscribe(&self, topic: Topic) -> Result<(), NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Subscribe(topic, reply)).await?;
+        answer.await.map_err(|_| NetworkError::Stopped)?
+    }
+
+    /// Publishes `data` on `topic`.
+    pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Publish(topic, data, reply)).await?;
+        answer.await.map_err(|_| NetworkError::Stopped)?
+    }
+
+    /// Reports the node's verdict on gossip message `id` from `source`.
+    pub async fn report(&self, id: MessageId, source: PeerId, verdict: Verdict) {
+        let _ = self.send(Command::Report(id, source, verdict)).await;
+    }
+
+    /// Sends `data` to `peer` and waits for its answer.
+    pub async fn request(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Request(peer, data, reply)).await?;
+        answer.await.map_err(|_| NetworkError::Stopped)?
+    }
+
+    /// Answers request `id`.
+    pub async fn respond(&self, id: u64, data: Vec<u8>) {
+        let _ = self.send(Command::Respond(id, data)).await;
+    }
+
+    /// Scores `peer` down (it sent something invalid outside gossip, e.g.
+    /// a bad response).
+    pub async fn penalize(&self, peer: PeerId) {
+        let _ = self.send(Command::Penalize(peer)).await;
+    }
+
+    /// Dials `address`.
+    pub async fn dial(&self, address: Multiaddr) -> Result<(), NetworkError> {
+        self.send(Command::Dial(address)).await
+    }
+
+    /// The peers connected now.
+    pub async fn peers(&self) -> Result<Vec<PeerId>, NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Peers(reply)).await?;
+        answer.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// The addresses this node listens on.
+    pub async fn listening(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Listening(reply)).await?;
+        answer.await.map_err(|_| NetworkError::Stopped)
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    limits: connection_limits::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    requests: request_response::Behaviour<BytesCodec>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+/// Starts the swarm task (on the current tokio runtime), listening and
+/// dialing the bootnodes. Returns the handle and the node's event stream.
+pub fn start(
+    config: NetworkConfig,
+) -> Result<(Handle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+    let start = |e: String| NetworkError::Start(e);
+    let key =
+        identity::Keypair::ed25519_from_bytes(config.secret).map_err(|e| start(e.to_string()))?;
+    let peer_id = key.public().to_peer_id();
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(config.max_message_bytes)
+        // Validator sets are small: a mesh of a few peers each.
+        .mesh_n(4)
+        .mesh_n_low(2)
+        .mesh_n_high(8)
+        .mesh_outbound_min(1)
+        .heartbeat_interval(Duration::from_millis(500))
+        .build()
+        .map_err(|e| start(e.to_string()))?;
+    let limit = config.max_message_bytes;
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(config.max_connections))
+        .with_max_established_per_peer(Some(config.max_per_peer))
+        .with_max_pending_incoming(Some(config.max_connections));
+    let mut swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| start(e.to_string()))?
+        .with_behaviour(|key| {
+            let mut gossipsub =
+                gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+            gossipsub.with_peer_score(
+                gossipsub::PeerScoreParams::default(),
+                gossipsub::PeerScoreThresholds::default(),
+            )?;
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                gossipsub,
+                requests: request_response::Behaviour::with_codec(
+                    BytesCodec { limit },
+                    [(StreamProtocol::new(REQUEST_PROTOCOL), ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10))
+                        .with_max_concurrent_streams(64),
+                ),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    format!("/atoll/{}/1", config.chain),
+                    key.public(),
+                )),
+                ping: ping::Behaviour::new(ping::Config::new()),
+            })
+        })
+        .map_err(|e| start(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm
+        .listen_on(config.listen.clone())
+        .map_err(|e| start(format!("cannot listen on {}: {e}", config.listen)))?;
+    for address in &config.bootnodes {
+        if let Err(e) = swarm.dial(address.clone()) {
+            tracing::warn!(%address, %e, "cannot dial bootnode");
+        }
+    }
+    let (commands, command_rx) = mpsc::channel(config.queue);
+    let (event_tx, events) = mpsc::channel(config.queue);
+    let task = Task {
+        swarm,
+        chain: config.chain,
+        events: event_tx,
+        topics: HashMap::new(),
+        requests: HashMap::new(),
+        responses: HashMap::new(),
+        next_response: 0,
+        scores: HashMap::new(),
+        banned: HashSet::new(),
+        banned_order: VecDeque::new(),
+        listening: Vec::new(),
+    };
+    tokio::spawn(task.run(command_rx));
+    Ok((Handle { commands, peer_id }, events))
+}
+
+struct Task {
+    swarm: Swarm<Behaviour>,
+    chain: u64,
+    events: mpsc::Sender<NetworkEvent>,
+    topics: HashMap<gossipsub::TopicHash, Topic>,
+    requests: HashMap<
+        request_response::OutboundRequestId,
+        oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+    >,
+    responses: HashMap<u64, request_response::ResponseChannel<Vec<u8>>>,
+    next_response: u64,
+    scores: HashMap<PeerId, i32>,
+    banned: HashSet<PeerId>,
+    banned_order: VecDeque<PeerId>,
+    listening: Vec<Multiaddr>,
+}
+
+impl Task {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => return,
+                },
+                event = self.swarm.select_next_some() => self.swarm_event(event),
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Subscribe(topic, reply) => {
+                let ident = IdentTopic::new(topic.name(self.chain));
+                self.topics.insert(ident.hash(), topic);
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .subscribe(&ident)
+                    .map(|_| ())
+                    .map_err(|e| NetworkError::Publish(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::Publish(topic, data, reply) => {
+                let ident = IdentTopic::new(topic.name(self.chain));
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(ident, data)
+                    .map(|_| ())
+                    .map_err(|e| NetworkError::Publish(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::Report(id, source, verdict) => {
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+                if verdict == Verdict::Reject {
+                    self.penalize(source);
+                }
+            }
+            Command::Request(peer, data, reply) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .requests
+                    .send_request(&peer, data);
+                self.requests.insert(id, reply);
+            }
+            Command::Respond(id, data) => {
+                if let Some(channel) = self.responses.remove(&id) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .requests
+                        .send_response(channel, data);
+                }
+            }
+            Command::Penalize(peer) => self.penalize(peer),
+            Command::Dial(address) => {
+                if let Err(e) = self.swarm.dial(address.clone()) {
+                    tracing::warn!(%address, %e, "cannot dial");
+                }
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Listening(reply) => {
+                let _ = reply.send(self.listening.clone());
+            }
+        }
+    }
+
+    /// Scores `peer` down; at [`BAN_SCORE`] it is disconnected and banned.
+    fn penalize(&mut self, peer: PeerId) {
+        let score = self.scores.entry(peer).or_insert(0);
+        *score -= PENALTY;
+        if *score <= BAN_SCORE && self.banned.insert(peer) {
+            tracing::warn!(%peer, "peer banned: it sent invalid data");
+            self.banned_order.push_back(peer);
+            if self.banned_order.len() > MAX_BANNED {
+                if let Some(oldest) = self.banned_order.pop_front() {
+                    self.banned.remove(&oldest);
+                }
+            }
+            self.scores.remove(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Hands `event` to the node without ever waiting: when the node is
+    /// behind, the event is dropped (gossip is then ignored).
+    fn emit(&mut self, event: NetworkEvent) -> bool {
+        self.events.try_send(event).is_ok()
+    }
+
+    fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => self.listening.push(address),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if self.banned.contains(&peer_id) {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                } else if num_established.get() == 1 {
+                    self.emit(NetworkEvent::Connected(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.emit(NetworkEvent::Disconnected(peer_id));
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                let topic = self.topics.get(&message.topic).copied();
+                let accepted = match topic {
+                    Some(topic) => self.emit(NetworkEvent::Gossip {
+                        topic,
+                        source: propagation_source,
+                        id: message_id.clone(),
+                        data: message.data,
+                    }),
+                    None => false,
+                };
+                if !accepted {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Requests(event)) => self.request_event(event),
+            _ => {}
+        }
+    }
+
+    fn request_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if self.banned.contains(&peer) || self.responses.len() >= MAX_PENDING_RESPONSES
+                    {
+                        return;
+                    }
+                    let id = self.next_response;
+                    self.next_response += 1;
+                    if self.emit(NetworkEvent::Request {
+                        peer,
+                        id,
+                        data: request,
+                    }) {
+                        self.responses.insert(id, channel);
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Err(NetworkError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Real swarms on loopback: gossip is forwarded only once the receiving
+//! node accepts it, a peer that keeps sending invalid messages is banned,
+//! and requests get answers within the size limit.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use atoll_p2p::{start, Handle, Multiaddr, NetworkConfig, NetworkEvent, Topic, Verdict};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const CHAIN: u64 = 31;
+
+async fn node(
+    seed: u8,
+    bootnode: Option<Multiaddr>,
+    limit: usize,
+) -> (Handle, mpsc::Receiver<NetworkEvent>, Multiaddr) {
+    let mut config = NetworkConfig::new(CHAIN, [seed; 32], "/ip4/127.0.0.1/tcp/0".parse().unwrap());
+    config.bootnodes = bootnode.into_iter().collect();
+    config.max_message_bytes = limit;
+    let (handle, events) = start(config).unwrap();
+    handle.subscribe(Topic::Votes).await.unwrap();
+    let address = loop {
+        if let Some(address) = handle.listening().await.unwrap().into_iter().next() {
+            break address;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let address: Multiaddr = format!("{address}/p2p/{}", handle.peer_id())
+        .parse()
+        .unwrap();
+    (handle, events, address)
+}
+
+/// Publishes until a peer is subscribed (gossipsub refuses a message no one
+/// would get).
+async fn publish(handle: &Handle, data: &[u8]) {
+    for _ in 0..200 {
+        if handle.publish(Topic::Votes, data.to_vec()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never published");
+}
+
+/// The next gossip message, answering requests and skipping other events.
+async fn next_gossip(
+    events: &mut mpsc::Receiver<NetworkEvent>,
+    wait: Duration,
+) -> Option<(Vec<u8>, atoll_p2p::MessageId, atoll_p2p::PeerId)> {
+    timeout(wait, async {
+        loop {
+            match events.recv().await? {
+                NetworkEvent::Gossip {
+                    data, id, source, ..
+                } => return Some((data, id, source)),
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_is_forwarded_only_when_accepted_and_bad_senders_are_banned() {
+    let (a, mut a_events, a_address) = node(1, None, 64 * 1024).await;
+    let (b, mut b_events, _) = node(2, Some(a_address.clone()), 64 * 1024).await;
+    let (c, _c_events, _) = node(3, Some(a_address), 64 * 1024).await;
+    // Give the meshes a heartbeat or two to form.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // A valid message from C reaches A, which accepts it and forwards it to B.
+    publish(&c, b"good").await;
+    let (data, id, source) = next_gossip(&mut a_events, Duration::from_secs(10))
+        .await
+        .expect("A got it");
+    assert_eq!(data, b"good");
+    assert_eq!(source, c.peer_id());
+    a.report(id, source, Verdict::Accept).await;
+    let (data, id, source) = next_gossip(&mut b_events, Duration::from_secs(10))
+        .await
+        .expect("B got it through A");
+    assert_eq!(data, b"good");
+    b.report(id, source, Verdict::Accept).await;
+
+    // An invalid one is rejected by A and never reaches B.
+    publish(&c, b"bad 0").await;
+    let (data, id, source) = next_gossip(&mut a_events, Duration::from_secs(10))
+        .await
+        .expect("A got it");
+    assert_eq!(data, b"bad 0");
+    a.report(id, source, Verdict::Reject).await;
+    assert!(
+        next_gossip(&mut b_events, Duration::from_secs(2))
+            .await
+            .is_none(),
+        "B must not get a message A rejected"
+    );
+
+    // C keeps sending invalid messages: A scores it down and bans it.
+    for i in 1..10 {
+        if !a.peers().await.unwrap().contains(&c.peer_id()) {
+            break;
+        }
+        let _ = c
+            .publish(Topic::Votes, format!("bad {i}").into_bytes())
+            .await;
+        if let Some((_, id, source)) = next_gossip(&mut a_events, Duration::from_secs(5)).await {
+            a.report(id, source, Verdict::Reject).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !a.peers().await.unwrap().contains(&c.peer_id()),
+        "C was not banned"
+    );
+    assert!(a.peers().await.unwrap().contains(&b.peer_id()), "B stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_answered_within_the_size_limit() {
+    let (a, mut a_events, a_address) = node(4, None, 1024).await;
+    let (b, _b_events, _) = node(5, Some(a_address), 1024).await;
+    // A answers every request with its length.
+    tokio::spawn(async move {
+        while let Some(event) = a_events.recv().await {
+            if let NetworkEvent::Request { id, data, .. } = event {
+                a.respond(id, data.len().to_string().into_bytes()).await;
+            }
+        }
+    });
+    let peer = loop {
+        if let Some(peer) = b.peers().await.unwrap().into_iter().next() {
+            break peer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let answer = b.request(peer, vec![7; 100]).await.unwrap();
+    assert_eq!(answer, b"100");
+    // Over the limit: refused before it is sent, and A never sees it.
+    assert!(b.request(peer, vec![7; 2000]).await.is_err());
+    // The connection survives for the next one.
+    assert_eq!(b.request(peer, vec![7; 10]).await.unwrap(), b"10");
+}
