@@ -39,6 +39,14 @@ pub enum Record {
         /// The height.
         height: u64,
     },
+    /// It proposed the block `hash` at `height` (as leader): after a
+    /// restart it proposes nothing else there.
+    Proposed {
+        /// The height.
+        height: u64,
+        /// The block.
+        hash: Hash,
+    },
 }
 
 /// What the machine is told.
@@ -130,8 +138,10 @@ pub struct Simplex {
     final_hash: Hash,
     /// Heights whose payload was asked for.
     asked_payload: BTreeSet<u64>,
-    /// Offenders already reported, per height.
+    /// Offenders already reported for double votes, per height.
     reported: BTreeSet<(u64, ValidatorIndex)>,
+    /// Heights where the leader's second proposal was seen (and reported).
+    extra_proposal: BTreeSet<u64>,
 }
 
 /// What this validator signed at one height.
@@ -140,6 +150,7 @@ struct SignedAt {
     block: Option<Hash>,
     empty: bool,
     finalize: bool,
+    proposed: bool,
 }
 
 impl Simplex {
@@ -161,7 +172,11 @@ impl Simplex {
                 }
                 Record::Finalized { height: h } => {
                     signed.entry(h).or_default().finalize = true;
-                    height = height.max(h + 1);
+                    height = height.max(h.saturating_add(1));
+                }
+                Record::Proposed { height: h, .. } => {
+                    signed.entry(h).or_default().proposed = true;
+                    height = height.max(h);
                 }
             }
         }
@@ -179,6 +194,7 @@ impl Simplex {
             final_hash,
             asked_payload: BTreeSet::new(),
             reported: BTreeSet::new(),
+            extra_proposal: BTreeSet::new(),
         }
     }
 
@@ -202,6 +218,7 @@ impl Simplex {
         let mut out = Vec::new();
         match input {
             Input::Start => {
+                self.resend_signed(&mut out);
                 self.enter(self.height, &mut out);
                 // Whatever was decided while this validator was away.
                 out.push(Effect::Broadcast(Message::Sync(self.final_height + 1)));
@@ -211,6 +228,35 @@ impl Simplex {
             Input::Message(message) => self.on_message(message, &mut out),
         }
         out
+    }
+
+    /// After a restart: sends again the votes recorded at the current
+    /// height (a vote persisted just before a crash may never have left).
+    /// Ed25519 signatures are deterministic, so these are the very
+    /// signatures sent before, never new statements.
+    fn resend_signed(&mut self, out: &mut Vec<Effect>) {
+        let Some((me, key)) = self.config.key.clone() else {
+            return;
+        };
+        let height = self.height;
+        let Some(at) = self.signed.get(&height).copied() else {
+            return;
+        };
+        let mut choices = Vec::new();
+        if let Some(hash) = at.block {
+            choices.push(Some(Choice::Block(hash)));
+        }
+        if at.empty {
+            choices.push(Some(Choice::Empty));
+        }
+        if at.finalize {
+            choices.push(None);
+        }
+        for choice in choices {
+            let vote = Vote::sign(self.config.chain, height, choice, me, &key);
+            out.push(Effect::Broadcast(Message::Vote(vote)));
+            self.count_vote(vote, out);
+        }
     }
 
     fn me(&self) -> Option<ValidatorIndex> {
@@ -266,11 +312,22 @@ impl Simplex {
             })
     }
 
-    /// Whether `block` extends a notarized chain: its parent is the tip the
-    /// chain up to its height leads to.
+    /// Whether `block` extends a notarized chain (the paper's validity
+    /// rule): its parent is notarized (or the final block) and every height
+    /// between them has its empty block notarized.
     fn extends_notarized_chain(&self, block: &Block) -> bool {
-        block.parent_height < block.height
-            && self.tip(block.height) == Some((block.parent, block.parent_height))
+        if block.parent_height >= block.height || block.parent_height < self.final_height {
+            return false;
+        }
+        let parent_ok = if block.parent_height == self.final_height {
+            block.parent == self.final_hash
+        } else {
+            self.certificates
+                .contains_key(&(block.parent_height, Some(Choice::Block(block.parent))))
+        };
+        parent_ok
+            && (block.parent_height + 1..block.height)
+                .all(|h| self.certificates.contains_key(&(h, Some(Choice::Empty))))
     }
 
     fn on_payload(&mut self, height: u64, payload: Vec<u8>, out: &mut Vec<Effect>) {
@@ -280,6 +337,7 @@ impl Simplex {
         if height != self.height
             || self.leader(height) != index
             || self.proposal_at.contains_key(&height)
+            || self.signed.get(&height).is_some_and(|s| s.proposed)
         {
             return;
         }
@@ -293,6 +351,11 @@ impl Simplex {
             payload,
         };
         let proposal = Proposal::sign(self.config.chain, block, index, &key);
+        self.signed.entry(height).or_default().proposed = true;
+        out.push(Effect::Persist(Record::Proposed {
+            height,
+            hash: proposal.block.hash(),
+        }));
         out.push(Effect::Broadcast(Message::Propose(proposal.clone())));
         self.accept_proposal(proposal, out);
     }
@@ -336,7 +399,16 @@ impl Simplex {
         let hash = proposal.block.hash();
         match self.proposal_at.get(&height) {
             Some(first) if first.block.hash() != hash => {
-                if self.reported.insert((height, proposal.signer)) {
+                let notarized = self
+                    .certificates
+                    .contains_key(&(height, Some(Choice::Block(hash))));
+                if self.extra_proposal.contains(&height) && !notarized {
+                    // A leader's third (or later) proposal at one height is
+                    // kept only if a quorum notarized it: the first and one
+                    // that proves the equivocation are enough otherwise.
+                    return;
+                }
+                if self.extra_proposal.insert(height) {
                     out.push(Effect::Evidence(Evidence::DoubleProposal(
                         Box::new(first.clone()),
                         Box::new(proposal.clone()),
@@ -469,7 +541,7 @@ impl Simplex {
         let key = (certificate.height, certificate.choice);
         if certificate.height == 0
             || self.certificates.contains_key(&key)
-            || certificate.height + KEEP_BEHIND <= self.final_height
+            || certificate.height.saturating_add(KEEP_BEHIND) <= self.final_height
         {
             return;
         }
@@ -508,7 +580,7 @@ impl Simplex {
                         Choice::Empty => self.empty_streak.saturating_add(1),
                         Choice::Block(_) => 0,
                     };
-                    self.enter(height + 1, out);
+                    self.enter(height.saturating_add(1), out);
                 } else {
                     // An older height's notarization may complete the chain
                     // the current proposal needs.
@@ -606,8 +678,15 @@ impl Simplex {
         }
     }
 
-    /// Drops what no height in the window needs.
+    /// Drops what no height in the window needs. Votes are kept only near
+    /// the current height (certificates, which are small and make up the
+    /// notarized chain, down to the final one).
     fn prune(&mut self) {
+        let votes_from = self.height.saturating_sub(KEEP_BEHIND);
+        if votes_from > 0 {
+            self.votes = self.votes.split_off(&(votes_from, None));
+            self.first_vote = self.first_vote.split_off(&(votes_from, 0));
+        }
         let keep_from = self.final_height.saturating_sub(KEEP_BEHIND);
         if keep_from == 0 {
             return;
@@ -619,6 +698,7 @@ impl Simplex {
         self.signed = self.signed.split_off(&keep_from);
         self.asked_payload = self.asked_payload.split_off(&keep_from);
         self.reported = self.reported.split_off(&(keep_from, 0));
+        self.extra_proposal = self.extra_proposal.split_off(&keep_from);
         let final_hash = self.final_hash;
         self.blocks
             .retain(|hash, p| p.block.height >= keep_from || *hash == final_hash);

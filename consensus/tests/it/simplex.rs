@@ -144,3 +144,69 @@ fn a_forged_certificate_changes_nothing() {
     assert!(effects.is_empty(), "{effects:?}");
     assert_eq!(m.height(), 1);
 }
+
+#[test]
+fn a_certificate_from_the_far_future_is_refused_without_harm() {
+    let (mut m, keys, me) = machine(&[]);
+    m.handle(Input::Start);
+    let mut far = notarization(&keys, me, Choice::Empty);
+    far.height = u64::MAX - 1;
+    let effects = m.handle(Input::Message(Message::Certificate(far)));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(m.height(), 1);
+}
+
+#[test]
+fn a_leader_records_its_proposal_first_and_never_proposes_again_after_a_restart() {
+    let keys = keys();
+    let set = validators(&keys);
+    let leader = set.leader(1);
+    let config = Config {
+        chain: CHAIN,
+        validators: set,
+        key: Some((leader, keys[usize::from(leader)].clone())),
+        genesis: Hash::ZERO,
+        timeout: Duration::from_millis(100),
+    };
+    let mut m = Simplex::new(config.clone(), &[], 0, Hash::ZERO);
+    let effects = m.handle(Input::Start);
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::NeedPayload { height: 1, .. })));
+    let effects = m.handle(Input::Payload {
+        height: 1,
+        payload: b"first".to_vec(),
+    });
+    let recorded = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Persist(Record::Proposed { height: 1, .. })))
+        .expect("the proposal is recorded");
+    let sent = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Broadcast(Message::Propose(_))))
+        .expect("and sent");
+    assert!(recorded < sent);
+    let records: Vec<Record> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Persist(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
+    // Restarted, it is asked for a payload again but proposes nothing
+    // else at height 1; it sends its recorded vote again, unchanged.
+    let mut restarted = Simplex::new(config, &records, 0, Hash::ZERO);
+    let effects = restarted.handle(Input::Start);
+    let votes = my_votes(&effects, leader);
+    assert_eq!(votes.len(), 1, "{effects:?}");
+    let effects = restarted.handle(Input::Payload {
+        height: 1,
+        payload: b"second".to_vec(),
+    });
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Broadcast(Message::Propose(_)))),
+        "{effects:?}"
+    );
+}

@@ -408,6 +408,7 @@ fn check_records(seed: u64, node: usize, records: &[Record]) {
     let mut blocks: BTreeMap<u64, Hash> = BTreeMap::new();
     let mut empty = BTreeSet::new();
     let mut finalize = BTreeSet::new();
+    let mut proposed: BTreeMap<u64, Hash> = BTreeMap::new();
     for record in records {
         match *record {
             Record::Voted {
@@ -429,6 +430,14 @@ fn check_records(seed: u64, node: usize, records: &[Record]) {
             }
             Record::Finalized { height } => {
                 finalize.insert(height);
+            }
+            Record::Proposed { height, hash } => {
+                if let Some(other) = proposed.insert(height, hash) {
+                    assert_eq!(
+                        other, hash,
+                        "seed {seed}: node {node} proposed twice at {height}"
+                    );
+                }
             }
         }
     }
