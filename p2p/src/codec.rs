@@ -23,8 +23,16 @@ async fn read_framed<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> i
             format!("a message of {len} bytes, over the limit of {limit}"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
+    // Read what actually arrives (up to the announced length) instead of
+    // allocating the announced length up front.
+    let mut buf = Vec::new();
+    io.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{} of {len} announced bytes", buf.len()),
+        ));
+    }
     Ok(buf)
 }
 

@@ -20,6 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 pub const REQUEST_PROTOCOL: &str = "/atoll/request/1";
 /// Most inbound requests waiting for the node's answer; more are refused.
 pub const MAX_PENDING_RESPONSES: usize = 1024;
+/// Most of those from one peer.
+pub const MAX_PENDING_PER_PEER: usize = 32;
 /// A peer's score falls by this much for each invalid message or response.
 pub const PENALTY: i32 = 10;
 /// At or below this score a peer is disconnected and not let back.
@@ -314,6 +316,7 @@ pub fn start(
         topics: HashMap::new(),
         requests: HashMap::new(),
         responses: HashMap::new(),
+        inbound: HashMap::new(),
         next_response: 0,
         scores: HashMap::new(),
         banned: HashSet::new(),
@@ -333,7 +336,11 @@ struct Task {
         request_response::OutboundRequestId,
         oneshot::Sender<Result<Vec<u8>, NetworkError>>,
     >,
-    responses: HashMap<u64, request_response::ResponseChannel<Vec<u8>>>,
+    /// Inbound requests waiting for the node's answer: the channel, the
+    /// peer, and the protocol's id (to drop the entry when the request
+    /// fails before the node answers).
+    responses: HashMap<u64, (request_response::ResponseChannel<Vec<u8>>, PeerId)>,
+    inbound: HashMap<request_response::InboundRequestId, u64>,
     next_response: u64,
     scores: HashMap<PeerId, i32>,
     banned: HashSet<PeerId>,
@@ -402,13 +409,14 @@ impl Task {
                 self.requests.insert(id, reply);
             }
             Command::Respond(id, data) => {
-                if let Some(channel) = self.responses.remove(&id) {
+                if let Some((channel, _)) = self.responses.remove(&id) {
                     let _ = self
                         .swarm
                         .behaviour_mut()
                         .requests
                         .send_response(channel, data);
                 }
+                self.inbound.retain(|_, pending| *pending != id);
             }
             Command::Penalize(peer) => self.penalize(peer),
             Command::Dial(address) => {
@@ -427,6 +435,12 @@ impl Task {
 
     /// Scores `peer` down; at [`BAN_SCORE`] it is disconnected and banned.
     fn penalize(&mut self, peer: PeerId) {
+        if self.scores.len() >= MAX_BANNED && !self.scores.contains_key(&peer) {
+            // Bounded: forget the scores of peers no longer connected (a
+            // peer that reconnects after that starts again from 0).
+            let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
+            self.scores.retain(|p, _| connected.contains(p));
+        }
         let score = self.scores.entry(peer).or_insert(0);
         *score -= PENALTY;
         if *score <= BAN_SCORE && self.banned.insert(peer) {
@@ -504,9 +518,14 @@ impl Task {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request,
+                    channel,
+                    request_id,
                 } => {
-                    if self.banned.contains(&peer) || self.responses.len() >= MAX_PENDING_RESPONSES
+                    let from_peer = self.responses.values().filter(|(_, p)| *p == peer).count();
+                    if self.banned.contains(&peer)
+                        || self.responses.len() >= MAX_PENDING_RESPONSES
+                        || from_peer >= MAX_PENDING_PER_PEER
                     {
                         return;
                     }
@@ -517,7 +536,8 @@ impl Task {
                         id,
                         data: request,
                     }) {
-                        self.responses.insert(id, channel);
+                        self.responses.insert(id, (channel, peer));
+                        self.inbound.insert(request_id, id);
                     }
                 }
                 request_response::Message::Response {
@@ -542,10 +562,22 @@ impl Task {
                     }));
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
+                // The requester gave up (or the stream broke) before the
+                // node answered: free its slot.
+                if let Some(id) = self.inbound.remove(&request_id) {
+                    self.responses.remove(&id);
+                }
                 tracing::debug!(%peer, %error, "inbound request failed");
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent { request_id, .. } => {
+                self.inbound.remove(&request_id);
+            }
         }
     }
 }
