@@ -244,6 +244,12 @@ impl NodeConfig {
                 format!("{:?} is too short; use at least 10ms", self.block.interval),
             ));
         }
+        if self.receipts.backlog.get() < 2 {
+            return Err(field(
+                "receipts.backlog",
+                "1 would leave every shard congested (congestion starts at half the backlog); use at least 2".into(),
+            ));
+        }
         if self.mempool.max_per_sender > self.mempool.max_transactions {
             return Err(field(
                 "mempool.max_per_sender",
@@ -408,6 +414,7 @@ mod tests {
             ("[rpc]\naddr = \"localhost\"", "addr"),
             ("[block]\ninterval = \"soon\"", "interval"),
             ("[block]\ninterval = \"1ms\"", "block.interval"),
+            ("[receipts]\nbacklog = 1", "receipts.backlog"),
             ("[mempool]\nmax_transactions = 0", "max_transactions"),
             (
                 "[mempool]\nmax_transactions = 10\nmax_per_sender = 20",

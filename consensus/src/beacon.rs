@@ -235,10 +235,29 @@ impl Beacon {
     /// Moves `address` to shard `to` from the next epoch on; returns that
     /// epoch.
     pub fn schedule_move(&mut self, address: Address, to: ShardId) -> Result<u64, MapError> {
+        let (epoch, schedule) = self.planned_move(address, to)?;
+        self.schedule = schedule;
+        Ok(epoch)
+    }
+
+    /// The schedule [`Beacon::schedule_move`] would leave, and the epoch the
+    /// move takes effect, without changing anything: a caller can store it
+    /// first and then [`Beacon::adopt_schedule`] it.
+    pub fn planned_move(
+        &self,
+        address: Address,
+        to: ShardId,
+    ) -> Result<(u64, ShardSchedule), MapError> {
         let current = self.epoch();
-        self.schedule
-            .schedule_move(address, to, current, current + 1)?;
-        Ok(current + 1)
+        let mut schedule = self.schedule.clone();
+        schedule.schedule_move(address, to, current, current + 1)?;
+        Ok((current + 1, schedule))
+    }
+
+    /// Takes `schedule`, made by [`Beacon::planned_move`] since the last
+    /// beacon block, as the schedule.
+    pub fn adopt_schedule(&mut self, schedule: ShardSchedule) {
+        self.schedule = schedule;
     }
 
     /// The newest recorded header of `shard`.

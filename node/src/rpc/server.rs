@@ -13,7 +13,7 @@ use crate::service::waiters::WaitEnd;
 use crate::service::{NodeView, Shared};
 use atoll_primitives::codec::{self, MAX_TRANSACTION_BYTES};
 use atoll_primitives::{
-    Address, Hash, ReceiptAction, ShardId, SignedTransaction, StateKey, TxOutcome,
+    Address, Hash, ReceiptAction, ShardId, SignedTransaction, StateKey, TxFailure, TxOutcome,
 };
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
@@ -169,14 +169,21 @@ impl Rpc {
         }
         // A transaction refused by a block without being charged (its
         // sender had just moved to another shard) may be included again on
-        // the sender's new shard: the shard where it took effect wins.
+        // the sender's new shard: the shard where it took effect (it was
+        // charged) wins.
         let mut found = None;
         for shard in &self.node.shards {
             // Read the final height before the index, so a block committed
             // in between is reported as included, never wrongly as final.
             let final_height = shard.heads.borrow().final_height;
             if let Some(location) = shard.store.transaction(&hash).map_err(internal)? {
-                let took_effect = location.outcome == TxOutcome::Success;
+                let took_effect = matches!(
+                    location.outcome,
+                    TxOutcome::Success
+                        | TxOutcome::Failure(
+                            TxFailure::InsufficientBalance { .. } | TxFailure::BalanceOverflow
+                        )
+                );
                 if found.is_none() || took_effect {
                     found = Some((shard, final_height, location));
                 }

@@ -19,6 +19,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Shard headers per catch-up beacon block (a few hundred bytes each, far
+/// below [`atoll_consensus::beacon::MAX_BEACON_BLOCK_BYTES`]).
+const CATCH_UP_HEADERS: usize = 4_096;
+
 /// The beacon's state, shared with producers and the RPC, and its store.
 pub struct BeaconKeeper {
     /// The beacon's state. Locked briefly; never across a store write.
@@ -116,10 +120,17 @@ impl BeaconKeeper {
             while keeper.state.read().epoch() < newest {
                 keeper.record(Vec::new())?;
             }
+            // In chunks, so no beacon block outgrows what a restart reads
+            // back. Sorted by (shard, height), every chunk continues each
+            // shard's chain where the one before stopped.
+            unrecorded.sort_by_key(|h| (h.shard, h.height));
             let count = unrecorded.len();
-            let block = keeper.record(unrecorded)?;
+            let mut height = 0;
+            for chunk in unrecorded.chunks(CATCH_UP_HEADERS) {
+                height = keeper.record(chunk.to_vec())?.height;
+            }
             tracing::info!(
-                height = block.height,
+                height,
                 headers = count,
                 "recorded the shard blocks committed after the last stored beacon block"
             );
@@ -136,34 +147,45 @@ impl BeaconKeeper {
             let block = beacon.propose(headers, now_ms())?;
             (block, beacon.recorded(), beacon.schedule().encode())
         };
+        let bytes = codec::encode(&block);
+        if bytes.len() > atoll_consensus::beacon::MAX_BEACON_BLOCK_BYTES {
+            bail!(
+                "beacon block {} is {} bytes, more than a restart would read back ({})",
+                block.height,
+                bytes.len(),
+                atoll_consensus::beacon::MAX_BEACON_BLOCK_BYTES
+            );
+        }
         self.store
-            .append(block.height, &codec::encode(&block), &recorded, &schedule)
+            .append(block.height, &bytes, &recorded, &schedule)
             .context("cannot store the beacon block")?;
         Ok(block)
     }
 
-    /// Moves `address` to shard `to` from the next epoch on, and stores the
-    /// new schedule before answering.
+    /// Moves `address` to shard `to` from the next epoch on. The new
+    /// schedule is stored first and only then taken: a move that could not
+    /// be stored changes nothing.
     pub fn schedule_move(&self, address: Address, to: ShardId) -> anyhow::Result<ScheduledMove> {
+        // Held until the schedule is taken: no beacon block (which could
+        // change the epoch) comes in between.
         let _order = self.persist.lock();
         let (scheduled, schedule) = {
-            let mut beacon = self.state.write();
-            let from = beacon.shard_of(&address);
-            let current_epoch = beacon.epoch();
-            let effective_epoch = beacon.schedule_move(address, to).map_err(MoveError)?;
-            let map_version = beacon.schedule().map_at(effective_epoch).version;
+            let beacon = self.state.read();
+            let (effective_epoch, schedule) =
+                beacon.planned_move(address, to).map_err(MoveError)?;
             let scheduled = ScheduledMove {
-                from,
+                from: beacon.shard_of(&address),
                 effective_epoch,
-                current_epoch,
+                current_epoch: beacon.epoch(),
                 effective_height: effective_epoch * beacon.epoch_length(),
-                map_version,
+                map_version: schedule.map_at(effective_epoch).version,
             };
-            (scheduled, beacon.schedule().encode())
+            (scheduled, schedule)
         };
         self.store
-            .put_schedule(&schedule)
+            .put_schedule(&schedule.encode())
             .context("cannot store the shard schedule")?;
+        self.state.write().adopt_schedule(schedule);
         Ok(scheduled)
     }
 }
