@@ -8,7 +8,8 @@
 //! each recorded block: marks it final for its shard, answers the clients
 //! waiting for it to be final, announces it to `newHeads` subscribers, and
 //! publishes its receipts to the relay. Receipts the relay refuses (a
-//! congested destination) wait, in order, and are offered again first.
+//! congested destination) wait, in order, per destination, and are offered
+//! again first; other destinations' receipts do not wait behind them.
 
 use super::beacon::BeaconKeeper;
 use super::Shared;
@@ -17,7 +18,7 @@ use crate::rpc::types::{HeadInfo, WaitUntil};
 use crate::service::producer::head_info;
 use atoll_primitives::{Hash, Receipt, ShardBlockHeader, ShardId};
 use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -45,7 +46,10 @@ pub fn run(
     new_heads: &broadcast::Sender<Arc<HeadInfo>>,
     stopping: &AtomicBool,
 ) {
-    let mut unpublished: VecDeque<(u64, Vec<Receipt>)> = VecDeque::new();
+    // Per destination, so a congested shard holds back only the receipts
+    // for it; in order within each (a source's receipts to a destination
+    // are published in sequence).
+    let mut unpublished: BTreeMap<ShardId, VecDeque<(u64, Vec<Receipt>)>> = BTreeMap::new();
     loop {
         let first = match committed.recv_timeout(Duration::from_millis(100)) {
             Ok(block) => Some(block),
@@ -54,12 +58,14 @@ pub fn run(
         };
         let mut batch: Vec<Committed> = first.into_iter().collect();
         batch.extend(committed.try_iter());
-        while let Some((height, receipts)) = unpublished.front() {
-            if relay.publish(*height, receipts).is_err() {
-                break;
+        for queue in unpublished.values_mut() {
+            while let Some((height, receipts)) = queue.front() {
+                if relay.publish(*height, receipts).is_err() {
+                    break;
+                }
+                wake_destinations(shards, receipts);
+                queue.pop_front();
             }
-            wake_destinations(shards, receipts);
-            unpublished.pop_front();
         }
         if batch.is_empty() {
             if stopping.load(Ordering::Acquire) {
@@ -103,14 +109,21 @@ pub fn run(
             shard.waiters.reached(&done.hashes, WaitUntil::Final);
             Metrics::shard(&shard.metrics.final_height, done.shard.0).set(height as i64);
             let _ = new_heads.send(Arc::new(head_info(&done.header, true)));
-            if done.receipts.is_empty() {
-                continue;
+            let mut by_destination: BTreeMap<ShardId, Vec<Receipt>> = BTreeMap::new();
+            for receipt in done.receipts {
+                by_destination
+                    .entry(receipt.destination)
+                    .or_default()
+                    .push(receipt);
             }
-            if unpublished.is_empty() && relay.publish(height, &done.receipts).is_ok() {
-                wake_destinations(shards, &done.receipts);
-                continue;
+            for (destination, receipts) in by_destination {
+                let queue = unpublished.entry(destination).or_default();
+                if queue.is_empty() && relay.publish(height, &receipts).is_ok() {
+                    wake_destinations(shards, &receipts);
+                    continue;
+                }
+                queue.push_back((height, receipts));
             }
-            unpublished.push_back((height, done.receipts));
         }
     }
 }
