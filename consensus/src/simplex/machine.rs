@@ -208,6 +208,22 @@ impl Simplex {
         (self.final_height, self.final_hash)
     }
 
+    /// Whether `message` is signed as it must be (a proposal by its
+    /// height's leader, a vote by a validator, a certificate by a quorum):
+    /// what a driver checks before it forwards gossip. Changes nothing.
+    pub fn is_signed(&self, message: &Message) -> bool {
+        let (chain, validators) = (self.config.chain, &self.config.validators);
+        match message {
+            Message::Propose(proposal) => {
+                proposal.signer == self.leader(proposal.block.height)
+                    && proposal.verify(chain, validators)
+            }
+            Message::Vote(vote) => vote.verify(chain, validators),
+            Message::Certificate(certificate) => certificate.verify(chain, validators),
+            Message::Fetch(_) | Message::Sync(_) => true,
+        }
+    }
+
     /// The leader of `height`.
     pub fn leader(&self, height: u64) -> ValidatorIndex {
         self.config.validators.leader(height)

@@ -86,13 +86,13 @@ impl<H: Host> Engine<H> {
             NetworkEvent::Gossip {
                 source, id, data, ..
             } => {
-                // Only what decodes is forwarded; the machine checks the
-                // signatures (a forged vote is dropped there).
+                // Forwarded only if it decodes and is signed as it must be;
+                // anything else scores its sender down.
                 match self.decode(&data) {
                     Some(
                         message
                         @ (Message::Propose(_) | Message::Vote(_) | Message::Certificate(_)),
-                    ) => {
+                    ) if self.machine.is_signed(&message) => {
                         self.network.report(id, source, Verdict::Accept).await;
                         self.input(Input::Message(message), None).await?;
                     }
