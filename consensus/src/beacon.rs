@@ -102,6 +102,18 @@ pub enum BeaconError {
         /// The beacon's current epoch.
         high: u64,
     },
+    /// A header whose map is not the one of its epoch.
+    #[error("shard {shard} header {height} executed under map {got}, not epoch {epoch}'s")]
+    WrongMap {
+        /// Its shard.
+        shard: ShardId,
+        /// Its height.
+        height: u64,
+        /// Its epoch.
+        epoch: u64,
+        /// The map hash it records.
+        got: Hash,
+    },
     /// A header that does not extend the last one recorded for its shard.
     #[error("shard {shard} header {height} does not extend the last recorded header (height {last}): {reason}")]
     Broken {
@@ -333,6 +345,18 @@ impl Beacon {
                     high: epoch,
                 });
             }
+            let map_ok = self
+                .schedule
+                .get(header.epoch)
+                .is_some_and(|map| map.hash() == header.map_hash);
+            if !map_ok {
+                return Err(BeaconError::WrongMap {
+                    shard,
+                    height: header.height,
+                    epoch: header.epoch,
+                    got: header.map_hash,
+                });
+            }
             last.insert(shard, (header.height, header.hash(), header.epoch));
         }
         let block = BeaconBlock {
@@ -353,7 +377,17 @@ impl Beacon {
         }
         self.height = block.height;
         self.head_hash = block.hash();
-        self.schedule.prune(self.epoch());
+        // Keep the maps any shard may still execute under: from the oldest
+        // epoch among the shards' newest recorded headers.
+        let oldest = self
+            .headers
+            .values()
+            .filter_map(|list| list.back())
+            .map(|h| h.epoch)
+            .min()
+            .unwrap_or(0)
+            .min(self.epoch());
+        self.schedule.prune(oldest);
         Ok(block)
     }
 }

@@ -135,6 +135,12 @@ impl ShardSchedule {
         Ok(ShardSchedule { maps: schedule })
     }
 
+    /// The map in force at `epoch`, if the schedule still has it (`None`
+    /// for an epoch before the first map kept).
+    pub fn get(&self, epoch: u64) -> Option<&Arc<ShardMap>> {
+        self.maps.range(..=epoch).next_back().map(|(_, map)| map)
+    }
+
     /// The first epoch the schedule has a map for (0 until pruned).
     pub fn first_epoch(&self) -> u64 {
         self.maps.keys().next().copied().unwrap_or(0)

@@ -26,6 +26,9 @@ pub struct ShardBlockHeader {
     /// The beacon epoch whose shard map this block executed under; never
     /// below the parent's.
     pub epoch: u64,
+    /// The hash of that shard map ([`crate::ShardMap::hash`]): the beacon
+    /// refuses a header whose map is not the epoch's.
+    pub map_hash: Hash,
     /// Root of the shard's state tree after this block.
     pub state_root: Hash,
     /// Merkle root over the hashes of the block's transactions, in order.

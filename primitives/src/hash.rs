@@ -28,6 +28,8 @@ pub mod domain {
     pub static CONSENSUS_VOTE: Domain = Domain::new("atoll 2026-11 consensus vote v1");
     /// What a leader signs to propose a block.
     pub static CONSENSUS_PROPOSAL: Domain = Domain::new("atoll 2026-11 consensus proposal v1");
+    /// The hash of a shard map, which every shard header commits to.
+    pub static SHARD_MAP: Domain = Domain::new("atoll 2026-11 shard map v1");
     /// Beacon block headers.
     pub static BEACON_HEADER: Domain = Domain::new("atoll 2026-11 beacon header v1");
     /// A leaf of a binary Merkle tree.

@@ -88,6 +88,11 @@ impl ShardMap {
         }
     }
 
+    /// The hash a shard header records of the map it executed under.
+    pub fn hash(&self) -> crate::Hash {
+        crate::Hash::domain(&crate::hash::domain::SHARD_MAP, &[&codec::encode(self)])
+    }
+
     /// The ranges the map starts from.
     pub fn layout(&self) -> ShardLayout {
         self.layout

@@ -8,7 +8,12 @@ use atoll_primitives::{
 use std::collections::BTreeMap;
 
 /// The block at height 0: no transactions, the genesis state root.
-pub fn genesis_block(chain_id: ChainId, shard: ShardId, state_root: Hash) -> ShardBlock {
+pub fn genesis_block(
+    chain_id: ChainId,
+    shard: ShardId,
+    state_root: Hash,
+    map_hash: Hash,
+) -> ShardBlock {
     ShardBlock {
         header: ShardBlockHeader {
             chain_id,
@@ -17,6 +22,7 @@ pub fn genesis_block(chain_id: ChainId, shard: ShardId, state_root: Hash) -> Sha
             parent: Hash::ZERO,
             timestamp_ms: 0,
             epoch: 0,
+            map_hash,
             state_root,
             tx_root: merkle::empty_root(),
             outcome_root: merkle::empty_root(),
@@ -68,6 +74,8 @@ pub struct Inbound {
     pub congested: bool,
     /// The epoch whose shard map the block executed under.
     pub epoch: u64,
+    /// That map's hash.
+    pub map_hash: Hash,
 }
 
 /// The child of `parent` taking in `inbound` and holding `txs`, whose
@@ -85,6 +93,7 @@ pub fn seal_block(
         inbox_cursors,
         congested,
         epoch,
+        map_hash,
     } = inbound;
     let body = ShardBlockBody {
         incoming,
@@ -98,6 +107,7 @@ pub fn seal_block(
         parent: parent.hash(),
         timestamp_ms,
         epoch,
+        map_hash,
         state_root,
         tx_root: merkle::root(&tx_hashes),
         outcome_root: outcome_root(txs, &output.outcomes),

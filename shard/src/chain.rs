@@ -83,7 +83,12 @@ impl ShardChain {
             }
             None => {
                 let tree = StateTree::from_entries(genesis.iter().copied());
-                let block = genesis_block(identity.chain_id, identity.shard, tree.root());
+                let block = genesis_block(
+                    identity.chain_id,
+                    identity.shard,
+                    tree.root(),
+                    ShardMap::new(layout).hash(),
+                );
                 store.commit_block(&BlockCommit {
                     block: &block,
                     outcomes: &[],
@@ -330,6 +335,7 @@ impl ShardChain {
             inbox_cursors: cursors.iter().map(|(s, c)| (*s, *c)).collect(),
             congested: self.congested,
             epoch,
+            map_hash: map.hash(),
         };
         let block = seal_block(
             &self.head,

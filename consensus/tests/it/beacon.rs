@@ -3,7 +3,7 @@
 
 use atoll_consensus::beacon::RETAINED_HEADERS;
 use atoll_consensus::{Beacon, BeaconError};
-use atoll_primitives::{Address, ChainId, Hash, ShardBlockHeader, ShardId, ShardLayout};
+use atoll_primitives::{Address, ChainId, Hash, ShardBlockHeader, ShardId, ShardLayout, ShardMap};
 
 const CHAIN: ChainId = ChainId(5);
 
@@ -18,6 +18,7 @@ fn header(shard: u16, height: u64, parent: Hash) -> ShardBlockHeader {
         parent,
         timestamp_ms: height,
         epoch: 0,
+        map_hash: ShardMap::new(ShardLayout::uniform(2).unwrap()).hash(),
         state_root: Hash([height as u8; 32]),
         tx_root: Hash::ZERO,
         outcome_root: Hash::ZERO,
@@ -139,4 +140,35 @@ fn only_the_newest_headers_are_kept() {
     let oldest = last.height - RETAINED_HEADERS as u64 + 1;
     assert!(beacon.final_header(ShardId(0), oldest).is_some());
     assert!(beacon.final_header(ShardId(0), oldest - 1).is_none());
+}
+
+#[test]
+fn a_header_must_record_the_map_of_its_epoch() {
+    let (mut beacon, genesis) = beacon(10);
+    let mut wrong = child(&genesis[0]);
+    wrong.map_hash = Hash([1; 32]);
+    assert!(matches!(
+        beacon.propose(vec![wrong], 1),
+        Err(BeaconError::WrongMap { .. })
+    ));
+    // After a move, the next epoch's headers must name the new map, and a
+    // lagging shard's header of the old epoch still checks against the old.
+    let mover = Address([0; 20]);
+    let effective = beacon.schedule_move(mover, ShardId(1)).unwrap();
+    let old = child(&genesis[0]);
+    beacon.propose(vec![old.clone()], 1).unwrap();
+    while beacon.epoch() < effective {
+        beacon.propose(Vec::new(), 2).unwrap();
+    }
+    let mut stale = child(&old);
+    stale.epoch = effective;
+    assert!(matches!(
+        beacon.propose(vec![stale.clone()], 3),
+        Err(BeaconError::WrongMap { .. })
+    ));
+    stale.map_hash = beacon.map().hash();
+    beacon.propose(vec![stale], 3).unwrap();
+    let lagging = child(&genesis[1]);
+    assert_eq!(lagging.epoch, 0);
+    beacon.propose(vec![lagging], 4).unwrap();
 }

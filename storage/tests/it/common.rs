@@ -65,6 +65,7 @@ pub fn block(
         parent: parent.map_or(Hash::ZERO, ShardBlockHeader::hash),
         timestamp_ms: 1_000,
         epoch: 0,
+        map_hash: Hash::ZERO,
         state_root: Hash([3; 32]),
         tx_root: body.tx_root(),
         outcome_root: Hash::ZERO,
