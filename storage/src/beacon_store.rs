@@ -53,7 +53,7 @@ impl BeaconStore {
     /// The newest beacon height (None before the first beacon block).
     pub fn head(&self) -> Result<Option<u64>, StorageError> {
         self.inner
-            .get_decoded(cf::META, "beacon head", META_BEACON_HEAD, 16)
+            .get(cf::META, "beacon head", META_BEACON_HEAD, 16)
     }
 
     /// The encoding of the beacon block at `height`.
@@ -68,7 +68,7 @@ impl BeaconStore {
     pub fn recorded(&self) -> Result<Vec<(ShardId, u64)>, StorageError> {
         Ok(self
             .inner
-            .get_decoded(
+            .get(
                 cf::META,
                 "recorded heights",
                 META_RECORDED,

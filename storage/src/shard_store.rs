@@ -149,19 +149,8 @@ impl ShardStore {
             .expect("open() opens every column family of cf::ALL")
     }
 
-    /// As [`ShardStore::get`], for the beacon store.
-    pub(crate) fn get_decoded<T: BorshDeserialize>(
-        &self,
-        family: &str,
-        what: &'static str,
-        key: &[u8],
-        limit: usize,
-    ) -> Result<Option<T>, StorageError> {
-        self.get(family, what, key, limit)
-    }
-
     /// Reads and decodes the value at `key` of column family `family`.
-    fn get<T: BorshDeserialize>(
+    pub(crate) fn get<T: BorshDeserialize>(
         &self,
         family: &str,
         what: &'static str,

@@ -19,20 +19,24 @@ fn validators(keys: &[KeyPair]) -> ValidatorSet {
     ValidatorSet::new(&keys.iter().map(|k| (k.public(), 1)).collect::<Vec<_>>()).unwrap()
 }
 
-/// The machine of a validator that does not lead height 1.
-fn machine(records: &[Record]) -> (Simplex, Vec<KeyPair>, u16) {
-    let keys = keys();
-    let set = validators(&keys);
-    let leader = set.leader(1);
-    let me = (0..4u16).find(|i| *i != leader).unwrap();
-    let config = Config {
+/// The configuration of validator `me` of the four.
+fn config(keys: &[KeyPair], me: u16) -> Config {
+    Config {
         chain: CHAIN,
-        validators: set,
+        validators: validators(keys),
         key: Some((me, keys[usize::from(me)].clone())),
         genesis: Hash::ZERO,
         timeout: Duration::from_millis(100),
-    };
-    (Simplex::new(config, records, 0, Hash::ZERO), keys, me)
+    }
+}
+
+/// The machine of a validator that does not lead height 1.
+fn machine(records: &[Record]) -> (Simplex, Vec<KeyPair>, u16) {
+    let keys = keys();
+    let leader = validators(&keys).leader(1);
+    let me = (0..4u16).find(|i| *i != leader).unwrap();
+    let m = Simplex::new(config(&keys, me), records, 0, Hash::ZERO);
+    (m, keys, me)
 }
 
 fn proposal(keys: &[KeyPair], payload: &[u8]) -> Proposal {
@@ -159,15 +163,8 @@ fn a_certificate_from_the_far_future_is_refused_without_harm() {
 #[test]
 fn a_leader_records_its_proposal_first_and_never_proposes_again_after_a_restart() {
     let keys = keys();
-    let set = validators(&keys);
-    let leader = set.leader(1);
-    let config = Config {
-        chain: CHAIN,
-        validators: set,
-        key: Some((leader, keys[usize::from(leader)].clone())),
-        genesis: Hash::ZERO,
-        timeout: Duration::from_millis(100),
-    };
+    let leader = validators(&keys).leader(1);
+    let config = config(&keys, leader);
     let mut m = Simplex::new(config.clone(), &[], 0, Hash::ZERO);
     let effects = m.handle(Input::Start);
     assert!(effects
