@@ -30,7 +30,17 @@ pub struct Engine<H: Host> {
     network: Handle,
     host: H,
     limit: usize,
-    timeouts: mpsc::Sender<u64>,
+    /// Timeouts and answers to `Sync`/`Fetch`, from the tasks that wait
+    /// for them (the engine itself never waits on a timer or a peer).
+    wake: mpsc::Sender<Wake>,
+}
+
+/// What a waiting task hands back to the engine.
+pub enum Wake {
+    /// The timeout of this height fired.
+    Timeout(u64),
+    /// A peer answered a `Sync` or `Fetch`.
+    Replies(Vec<Message>),
 }
 
 impl<H: Host> Engine<H> {
@@ -41,17 +51,17 @@ impl<H: Host> Engine<H> {
         network: Handle,
         host: H,
         limit: usize,
-    ) -> (Engine<H>, mpsc::Receiver<u64>) {
-        let (timeouts, fired) = mpsc::channel(1024);
+    ) -> (Engine<H>, mpsc::Receiver<Wake>) {
+        let (wake, woken) = mpsc::channel(1024);
         (
             Engine {
                 machine,
                 network,
                 host,
                 limit,
-                timeouts,
+                wake,
             },
-            fired,
+            woken,
         )
     }
 
@@ -59,7 +69,7 @@ impl<H: Host> Engine<H> {
     pub async fn run(
         mut self,
         mut events: mpsc::Receiver<NetworkEvent>,
-        mut fired: mpsc::Receiver<u64>,
+        mut woken: mpsc::Receiver<Wake>,
     ) -> anyhow::Result<()> {
         self.network.subscribe(Topic::Proposals).await?;
         self.network.subscribe(Topic::Votes).await?;
@@ -70,9 +80,14 @@ impl<H: Host> Engine<H> {
                     let Some(event) = event else { return Ok(()) };
                     self.network_event(event).await?;
                 }
-                Some(height) = fired.recv() => {
-                    self.input(Input::Timeout { height }, None).await?;
-                }
+                Some(wake) = woken.recv() => match wake {
+                    Wake::Timeout(height) => self.input(Input::Timeout { height }, None).await?,
+                    Wake::Replies(messages) => {
+                        for message in messages {
+                            self.input(Input::Message(message), None).await?;
+                        }
+                    }
+                },
             }
         }
     }
@@ -127,17 +142,17 @@ impl<H: Host> Engine<H> {
             for effect in self.machine.handle(input) {
                 match effect {
                     Effect::Persist(record) => self.host.persist(record)?,
-                    Effect::Broadcast(message) => self.broadcast(message, &mut pending).await,
+                    Effect::Broadcast(message) => self.broadcast(message).await,
                     Effect::Reply(message) => {
                         if let Some(replies) = replies.as_deref_mut() {
                             replies.push(message);
                         }
                     }
                     Effect::ScheduleTimeout { height, after } => {
-                        let timeouts = self.timeouts.clone();
+                        let wake = self.wake.clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(after).await;
-                            let _ = timeouts.send(height).await;
+                            let _ = wake.send(Wake::Timeout(height)).await;
                         });
                     }
                     Effect::NeedPayload { height, parent } => {
@@ -154,26 +169,32 @@ impl<H: Host> Engine<H> {
         Ok(())
     }
 
-    async fn broadcast(&mut self, message: Message, pending: &mut Vec<Input>) {
+    async fn broadcast(&mut self, message: Message) {
         let topic = match &message {
             Message::Propose(_) => Topic::Proposals,
             Message::Vote(_) | Message::Certificate(_) => Topic::Votes,
             Message::Fetch(_) | Message::Sync(_) => {
-                // Asked of every peer; their answers come back as inputs.
+                // Asked of every peer, each in its own task: a slow or
+                // silent peer delays nothing; answers come back as wakes.
                 let bytes = codec::encode(&message);
                 for peer in self.network.peers().await.unwrap_or_default() {
-                    if let Ok(answer) = self.network.request(peer, bytes.clone()).await {
-                        match codec::decode::<Vec<Message>>(
-                            "consensus replies",
-                            &answer,
-                            self.limit,
-                        ) {
+                    let (network, wake, bytes, limit) = (
+                        self.network.clone(),
+                        self.wake.clone(),
+                        bytes.clone(),
+                        self.limit,
+                    );
+                    tokio::spawn(async move {
+                        let Ok(answer) = network.request(peer, bytes).await else {
+                            return;
+                        };
+                        match codec::decode::<Vec<Message>>("consensus replies", &answer, limit) {
                             Ok(messages) => {
-                                pending.extend(messages.into_iter().map(Input::Message))
+                                let _ = wake.send(Wake::Replies(messages)).await;
                             }
-                            Err(_) => self.network.penalize(peer).await,
+                            Err(_) => network.penalize(peer).await,
                         }
-                    }
+                    });
                 }
                 return;
             }
@@ -266,8 +287,8 @@ mod tests {
                 records: Vec::new(),
                 finals: Arc::clone(&finals),
             };
-            let (engine, fired) = Engine::new(machine, network, host, limit);
-            tokio::spawn(engine.run(events, fired));
+            let (engine, woken) = Engine::new(machine, network, host, limit);
+            tokio::spawn(engine.run(events, woken));
         }
         // Every validator finalizes at least 5 blocks, the same ones.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
