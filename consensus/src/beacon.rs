@@ -297,6 +297,7 @@ impl Beacon {
         let epoch = self.epoch();
         // Check everything before recording anything.
         let mut last: BTreeMap<ShardId, (u64, Hash, u64)> = BTreeMap::new();
+        let mut map_hashes: Vec<(u64, Option<Hash>)> = Vec::new();
         for header in &shard_headers {
             let shard = header.shard;
             if header.chain_id != self.chain_id {
@@ -345,10 +346,16 @@ impl Beacon {
                     high: epoch,
                 });
             }
-            let map_ok = self
-                .schedule
-                .get(header.epoch)
-                .is_some_and(|map| map.hash() == header.map_hash);
+            // One hash per epoch in the block, not one per header.
+            let map_hash = match map_hashes.iter().find(|(e, _)| *e == header.epoch) {
+                Some((_, hash)) => *hash,
+                None => {
+                    let hash = self.schedule.get(header.epoch).map(|map| map.hash());
+                    map_hashes.push((header.epoch, hash));
+                    hash
+                }
+            };
+            let map_ok = map_hash == Some(header.map_hash);
             if !map_ok {
                 return Err(BeaconError::WrongMap {
                     shard,

@@ -47,7 +47,9 @@ pub struct ShardChain {
     /// The shard map the head executed under.
     map: Arc<ShardMap>,
     /// The epoch and map the next block executes under.
-    next_epoch: (u64, Arc<ShardMap>),
+    /// The epoch, map and map hash the next block executes under (the hash
+    /// is computed when the map changes, not per block).
+    next_epoch: (u64, Arc<ShardMap>, atoll_primitives::Hash),
     executor: Executor,
     inbox: Inbox,
     /// What the next block reports as its congestion.
@@ -103,7 +105,7 @@ impl ShardChain {
         let inbox = Inbox::new(head.shard, head.inbox_cursors.iter().copied().collect());
         let map = Arc::new(store.shard_map()?.unwrap_or_else(|| ShardMap::new(layout)));
         Ok(ShardChain {
-            next_epoch: (head.epoch, Arc::clone(&map)),
+            next_epoch: (head.epoch, Arc::clone(&map), map.hash()),
             map,
             inbox,
             congested: false,
@@ -157,7 +159,12 @@ impl ShardChain {
     /// never go back.
     pub fn set_epoch(&mut self, epoch: u64, map: Arc<ShardMap>) {
         if epoch >= self.head.epoch {
-            self.next_epoch = (epoch, map);
+            let hash = if Arc::ptr_eq(&map, &self.next_epoch.1) {
+                self.next_epoch.2
+            } else {
+                map.hash()
+            };
+            self.next_epoch = (epoch, map, hash);
         }
     }
 
@@ -281,7 +288,7 @@ impl ShardChain {
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
         let timestamp_ms = timestamp_ms.max(self.head.timestamp_ms);
-        let (epoch, map) = self.next_epoch.clone();
+        let (epoch, map, map_hash) = self.next_epoch.clone();
         let mut outbox = self.outbox()?;
         let prelude = prelude::run(
             self.head.shard,
@@ -316,7 +323,8 @@ impl ShardChain {
             receipts.append(&mut output.receipts);
             output.receipts = receipts;
         }
-        let map_changed = *map != *self.map;
+        // Pointer equality first: the map is shared, and unchanged almost always.
+        let map_changed = !Arc::ptr_eq(&map, &self.map) && *map != *self.map;
         let mut cursors: BTreeMap<ShardId, u64> = self.head.inbox_cursors.iter().copied().collect();
         for proven in &incoming {
             cursors.insert(proven.receipt.source, proven.receipt.sequence + 1);
@@ -335,7 +343,7 @@ impl ShardChain {
             inbox_cursors: cursors.iter().map(|(s, c)| (*s, *c)).collect(),
             congested: self.congested,
             epoch,
-            map_hash: map.hash(),
+            map_hash,
         };
         let block = seal_block(
             &self.head,

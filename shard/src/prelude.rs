@@ -68,7 +68,7 @@ pub fn run(
         *sequence += 1;
         receipt
     };
-    if previous != next {
+    if !std::ptr::eq(previous, next) && previous != next {
         for (address, from, to) in previous.moves(next) {
             let key = StateKey::Account(address);
             let account = read(&prelude.changes, state, &key)?;

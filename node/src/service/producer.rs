@@ -113,7 +113,7 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
         (beacon.epoch(), Arc::clone(beacon.map()))
     };
     let mut moved_away = Vec::new();
-    if *map != **chain.shard_map() {
+    if !Arc::ptr_eq(&map, chain.shard_map()) && *map != **chain.shard_map() {
         // The block enters an epoch with a new map: the accounts leaving
         // this shard can no longer send here. Their waiting transactions
         // are dropped (their clients hear so and send again; the RPC routes
