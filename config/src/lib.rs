@@ -21,8 +21,8 @@ pub mod node;
 pub use error::ConfigError;
 pub use genesis::{Genesis, GenesisValidator};
 pub use node::{
-    BlockConfig, LogConfig, LogFormat, MempoolConfig, MetricsConfig, NodeConfig, ReceiptsConfig,
-    RpcConfig,
+    BlockConfig, LogConfig, LogFormat, MempoolConfig, MetricsConfig, NetworkConfig, NodeConfig,
+    ReceiptsConfig, RpcConfig,
 };
 use serde::Deserialize;
 use std::num::NonZeroUsize;

@@ -31,6 +31,8 @@ pub struct NodeConfig {
     pub execution: ExecutionConfig,
     /// Receipts between shards.
     pub receipts: ReceiptsConfig,
+    /// The peer-to-peer network (with several validators).
+    pub network: NetworkConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -45,6 +47,7 @@ impl Default for NodeConfig {
             mempool: MempoolConfig::default(),
             execution: ExecutionConfig::default(),
             receipts: ReceiptsConfig::default(),
+            network: NetworkConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -137,6 +140,41 @@ impl Default for ReceiptsConfig {
         ReceiptsConfig {
             backlog: NonZeroUsize::new(200_000).expect("non-zero constant"),
             max_per_block: NonZeroUsize::new(20_000).expect("non-zero constant"),
+        }
+    }
+}
+
+/// The peer-to-peer network and consensus, used when the genesis lists
+/// several validators.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// The libp2p address to listen on. Default: `/ip4/127.0.0.1/tcp/7100`
+    /// (loopback only: set a public address for validators on other
+    /// machines).
+    pub listen: String,
+    /// Peers to connect to at start, as `/ip4/<ip>/tcp/<port>/p2p/<peer id>`.
+    pub bootnodes: Vec<String>,
+    /// Largest message (a consensus block with its payload, a sync
+    /// answer), in bytes. Default: 40 MiB.
+    pub max_message_bytes: NonZeroUsize,
+    /// Most connections at once. Default: 64.
+    pub max_connections: u32,
+    /// How long a consensus height waits for its leader's proposal before
+    /// voting for the empty block (doubled after each height that ended
+    /// empty, up to 16 times). Default: `2s`.
+    #[serde(with = "humantime_serde")]
+    pub consensus_timeout: Duration,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> NetworkConfig {
+        NetworkConfig {
+            listen: "/ip4/127.0.0.1/tcp/7100".into(),
+            bootnodes: Vec::new(),
+            max_message_bytes: NonZeroUsize::new(40 * 1024 * 1024).expect("non-zero constant"),
+            max_connections: 64,
+            consensus_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -284,8 +322,23 @@ impl NodeConfig {
 
 /// The `config.toml` that `atoll init` writes: every field, with its
 /// meaning, set to its default except the two addresses given.
-pub fn template(rpc_addr: SocketAddr, metrics_addr: Option<SocketAddr>, admin: bool) -> String {
+pub fn template(
+    rpc_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    admin: bool,
+    network: &NetworkConfig,
+) -> String {
     let defaults = NodeConfig::default();
+    let bootnodes = network
+        .bootnodes
+        .iter()
+        .map(|b| format!("\n    \"{b}\","))
+        .collect::<String>();
+    let bootnodes = if bootnodes.is_empty() {
+        "[]".to_string()
+    } else {
+        format!("[{bootnodes}\n]")
+    };
     let metrics = match metrics_addr {
         Some(addr) => format!("enabled = true\naddr = \"{addr}\""),
         None => format!(
@@ -348,6 +401,21 @@ backlog = {backlog}
 # Most receipts from other shards one block credits.
 max_per_block = {max_incoming}
 
+[network]
+# Used when the genesis lists several validators (they agree on blocks
+# through Simplex consensus over libp2p); a lone validator ignores it.
+# The libp2p address to listen on.
+listen = "{listen}"
+# Peers to connect to at start: "/ip4/<ip>/tcp/<port>/p2p/<peer id>".
+bootnodes = {bootnodes}
+# Largest message (a consensus block, a sync answer), in bytes.
+max_message_bytes = {max_message}
+# Most connections at once.
+max_connections = {max_peers}
+# How long a height waits for its leader's proposal before voting to skip
+# it (doubled after each skipped height, up to 16 times).
+consensus_timeout = "{consensus_timeout}"
+
 [log]
 # "human" or "json".
 format = "human"
@@ -368,6 +436,11 @@ filter = "{filter}"
         backlog = defaults.receipts.backlog,
         max_incoming = defaults.receipts.max_per_block,
         filter = defaults.log.filter,
+        listen = network.listen,
+        max_message = defaults.network.max_message_bytes,
+        max_peers = defaults.network.max_connections,
+        consensus_timeout =
+            humantime_serde::re::humantime::format_duration(defaults.network.consensus_timeout),
     )
 }
 
@@ -378,13 +451,20 @@ mod tests {
     #[test]
     fn the_template_is_the_default_with_its_addresses() {
         let rpc: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        let config = NodeConfig::from_toml(&template(rpc, None, false)).expect("template parses");
+        let config = NodeConfig::from_toml(&template(rpc, None, false, &NetworkConfig::default()))
+            .expect("template parses");
         let mut expected = NodeConfig::default();
         expected.rpc.addr = rpc;
         expected.metrics.enabled = false;
         assert_eq!(config, expected);
         let metrics: SocketAddr = "127.0.0.1:9000".parse().expect("address");
-        let config = NodeConfig::from_toml(&template(rpc, Some(metrics), true)).expect("parses");
+        let config = NodeConfig::from_toml(&template(
+            rpc,
+            Some(metrics),
+            true,
+            &NetworkConfig::default(),
+        ))
+        .expect("parses");
         assert!(config.metrics.enabled);
         assert_eq!(config.metrics.addr, metrics);
     }

@@ -105,6 +105,28 @@ pub struct InitOptions {
 /// Writes config, genesis, validator key and dev keys into `home`, which
 /// must not hold a node yet. Prints what it made.
 pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
+    let validator = keyfile::generate();
+    init_with(
+        home,
+        options,
+        &validator,
+        &[validator.public()],
+        &atoll_config::NetworkConfig::default(),
+        true,
+    )
+}
+
+/// As [`init`], with this validator's `key`, the genesis's `validators`
+/// (stake 1 each) and the `network` section of the config; prints what it
+/// made when `verbose`.
+pub fn init_with(
+    home: &Home,
+    options: &InitOptions,
+    key: &KeyPair,
+    validators: &[atoll_primitives::PublicKey],
+    network: &atoll_config::NetworkConfig,
+    verbose: bool,
+) -> anyhow::Result<()> {
     if home.is_initialised() {
         bail!(
             "{} already holds a node (config.toml exists); choose another --home or remove it",
@@ -129,8 +151,8 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(home.root().join("keys"))
         .with_context(|| format!("cannot create {}", home.root().display()))?;
-    let validator = keyfile::generate();
-    keyfile::write(&home.validator_key(), &validator)?;
+    let validator = key;
+    keyfile::write(&home.validator_key(), validator)?;
 
     let started = std::time::Instant::now();
     let keys: Vec<KeyPair> = (0..options.dev_accounts as u64)
@@ -145,10 +167,13 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
             .iter()
             .map(|k| (k.address(), options.dev_balance))
             .collect(),
-        validators: vec![GenesisValidator {
-            public_key: validator.public(),
-            stake: 1,
-        }],
+        validators: validators
+            .iter()
+            .map(|public_key| GenesisValidator {
+                public_key: *public_key,
+                stake: 1,
+            })
+            .collect(),
     };
     write_dev_keys(home, &keys)?;
     for (i, key) in keys.iter().enumerate().take(DEV_KEY_FILES) {
@@ -157,11 +182,17 @@ pub fn init(home: &Home, options: &InitOptions) -> anyhow::Result<()> {
     std::fs::write(home.genesis(), genesis.to_json() + "\n")
         .with_context(|| format!("cannot write {}", home.genesis().display()))?;
     // The config goes last: its presence marks a finished init.
-    let config =
-        atoll_config::node::template(options.rpc_addr, options.metrics_addr, options.admin_rpc);
+    let config = atoll_config::node::template(
+        options.rpc_addr,
+        options.metrics_addr,
+        options.admin_rpc,
+        network,
+    );
     std::fs::write(home.config(), config)
         .with_context(|| format!("cannot write {}", home.config().display()))?;
-
+    if !verbose {
+        return Ok(());
+    }
     println!(
         "Initialised {} in {:.1?}",
         home.root().display(),

@@ -13,6 +13,7 @@ mod dev;
 mod home;
 mod keyfile;
 mod load;
+mod localnet;
 mod metrics;
 mod rpc;
 mod run;
@@ -67,6 +68,9 @@ enum Command {
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
     },
+    /// Local multi-validator testnets.
+    #[command(subcommand)]
+    Localnet(localnet::LocalnetCommand),
     /// Run a local dev node: initialise a home if needed, then run it,
     /// printing the RPC URL and funded dev keys.
     Dev(dev::DevArgs),
@@ -217,6 +221,7 @@ fn run_cli(command: Command) -> anyhow::Result<()> {
             }))
         }
         Command::Dev(args) => dev::dev(args),
+        Command::Localnet(command) => localnet::run(command),
         Command::Keys(command) => client::keys(command),
         Command::Account { address, at, rpc } => {
             init_cli_logging();

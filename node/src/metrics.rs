@@ -48,6 +48,27 @@ pub struct Metrics {
     pub reexecutions: Counter,
     /// RPC requests by method and result.
     pub rpc_requests: Family<RpcLabels, Counter>,
+    /// The consensus height being decided (a height is one round).
+    pub consensus_height: Gauge,
+    /// The newest final consensus height.
+    pub consensus_final_height: Gauge,
+    /// Heights that ended with the empty block (a leader was slow or down).
+    pub consensus_empty_heights: Counter,
+    /// Consensus heights per final block: 1 when every leader was on time.
+    pub consensus_rounds_per_block: Histogram,
+    /// Seconds between final consensus blocks.
+    pub consensus_block_interval: Histogram,
+    /// Connected peers.
+    pub peers: Gauge,
+    /// Gossip messages by verdict (accepted, rejected).
+    pub gossip: Family<VerdictLabel, Counter>,
+}
+
+/// Labels of a gossip counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabel {
+    /// `accepted` or `rejected`.
+    pub verdict: &'static str,
 }
 
 impl Metrics {
@@ -64,8 +85,46 @@ impl Metrics {
             transactions: Counter::default(),
             reexecutions: Counter::default(),
             rpc_requests: Family::default(),
+            consensus_height: Gauge::default(),
+            consensus_final_height: Gauge::default(),
+            consensus_empty_heights: Counter::default(),
+            consensus_rounds_per_block: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
+            consensus_block_interval: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+            peers: Gauge::default(),
+            gossip: Family::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "consensus_height",
+            "The consensus height being decided",
+            metrics.consensus_height.clone(),
+        );
+        registry.register(
+            "consensus_final_height",
+            "The newest final consensus height",
+            metrics.consensus_final_height.clone(),
+        );
+        registry.register(
+            "consensus_empty_heights",
+            "Consensus heights that ended with the empty block",
+            metrics.consensus_empty_heights.clone(),
+        );
+        registry.register(
+            "consensus_rounds_per_block",
+            "Consensus heights per final block",
+            metrics.consensus_rounds_per_block.clone(),
+        );
+        registry.register(
+            "consensus_block_interval_seconds",
+            "Time between final consensus blocks",
+            metrics.consensus_block_interval.clone(),
+        );
+        registry.register("peers", "Connected peers", metrics.peers.clone());
+        registry.register(
+            "gossip_messages",
+            "Gossip messages by verdict",
+            metrics.gossip.clone(),
+        );
         registry.register(
             "block_height",
             "Height of the newest committed block",
@@ -127,6 +186,12 @@ impl Metrics {
         self.rpc_requests
             .get_or_create(&RpcLabels { method, result })
             .inc();
+    }
+
+    /// Counts one gossip message's verdict.
+    pub fn gossip(&self, accepted: bool) {
+        let verdict = if accepted { "accepted" } else { "rejected" };
+        self.gossip.get_or_create(&VerdictLabel { verdict }).inc();
     }
 
     /// The metrics in Prometheus text format.

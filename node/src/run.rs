@@ -5,10 +5,14 @@ use crate::home::{check_genesis_binding, Home};
 use crate::keyfile;
 use crate::metrics::{self, Metrics};
 use crate::rpc;
-use crate::service::{ChainParams, Service};
+use crate::service::bft::ConsensusStatus;
+use crate::service::network::{self, MachineStart, NodeHost, ShardLink};
+use crate::service::replica::Builder;
+use crate::service::{ChainParams, Mode, NetworkParts, Service};
 use anyhow::{bail, Context};
 use atoll_config::{Genesis, LogFormat, NodeConfig};
-use atoll_primitives::{Account, ShardId, StateKey};
+use atoll_primitives::hash::domain;
+use atoll_primitives::{Account, Hash, KeyPair, ShardId, StateKey};
 use atoll_shard::ShardChain;
 use atoll_storage::{BeaconStore, StoreIdentity};
 use std::net::SocketAddr;
@@ -65,14 +69,32 @@ pub async fn run(
     let genesis = Genesis::from_json(&String::from_utf8_lossy(&genesis_bytes))
         .map_err(|e| e.in_file(&home.genesis()))?;
     let validator = keyfile::read(&home.validator_key())?;
-    if genesis.validators.len() != 1 || genesis.validators[0].public_key != validator.public() {
-        bail!(
-            "this node finalizes blocks alone, so genesis.json must list exactly one validator, \
-             this node's key {} (it lists {}); multi-validator consensus comes with the network",
-            validator.address(),
-            genesis.validators.len()
-        );
-    }
+    let genesis_hash = Hash::domain(&domain::GENESIS, &[&genesis_bytes]);
+    let index = genesis
+        .validators
+        .iter()
+        .position(|v| v.public_key == validator.public());
+    let mode = if genesis.validators.len() == 1 {
+        if index.is_none() {
+            bail!(
+                "genesis.json lists one validator, and it is not this node's key {}: a lone \
+                 validator finalizes blocks alone, so it must be this node",
+                validator.address()
+            );
+        }
+        Mode::Solo
+    } else {
+        if index.is_none() {
+            tracing::warn!(
+                key = %validator.address(),
+                "this node's key is not among the genesis validators: it follows the chain without voting"
+            );
+        }
+        Mode::Network {
+            genesis: genesis_hash,
+            index: index.map(|i| i as u16),
+        }
+    };
     let data_dir = home.data_dir(&config);
     check_genesis_binding(&data_dir, &genesis_bytes)?;
     drop(genesis_bytes);
@@ -130,7 +152,30 @@ pub async fn run(
         validators: genesis.validators.clone(),
         epoch_length: genesis.epoch_length,
     };
-    let service = Service::start(chains, beacon_store, &params, &config, Arc::clone(&metrics))?;
+    let mut service = Service::start(
+        chains,
+        beacon_store,
+        &params,
+        &config,
+        Arc::clone(&metrics),
+        mode,
+    )?;
+    if let Some(parts) = service.network.take() {
+        if let Err(e) = start_network(
+            parts,
+            &service,
+            &genesis,
+            genesis_hash,
+            &validator,
+            &config,
+            &metrics,
+        )
+        .await
+        {
+            tokio::task::spawn_blocking(move || service.stop()).await?;
+            return Err(e);
+        }
+    }
     let (rpc_handle, rpc_addr) = match rpc::start(&config.rpc, service.view()).await {
         Ok(started) => started,
         Err(e) => {
@@ -167,6 +212,96 @@ pub async fn run(
         bail!("block production failed; see the log above");
     }
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Starts the libp2p network and the consensus engine of a node with
+/// other validators.
+async fn start_network(
+    parts: NetworkParts,
+    service: &Service,
+    genesis: &Genesis,
+    genesis_hash: Hash,
+    validator: &KeyPair,
+    config: &NodeConfig,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<()> {
+    let net = &config.network;
+    let listen = net
+        .listen
+        .parse()
+        .with_context(|| format!("network.listen: {:?} is not a multiaddr", net.listen))?;
+    let mut p2p =
+        atoll_p2p::NetworkConfig::new(genesis.chain_id.0, network::p2p_secret(validator), listen);
+    for (i, bootnode) in net.bootnodes.iter().enumerate() {
+        p2p.bootnodes.push(
+            bootnode.parse().with_context(|| {
+                format!("network.bootnodes[{i}]: {bootnode:?} is not a multiaddr")
+            })?,
+        );
+    }
+    let limit = net.max_message_bytes.get();
+    p2p.max_message_bytes = limit;
+    p2p.max_connections = net.max_connections;
+    let (handle, events) =
+        atoll_p2p::start(p2p).with_context(|| format!("cannot listen on {}", net.listen))?;
+    let _ = parts.consensus.peer_id.set(handle.peer_id().to_string());
+    tracing::info!(peer_id = %handle.peer_id(), listen = %net.listen, "network started");
+    tokio::spawn(network::gossip_out(handle.clone(), parts.gossip));
+    let stakes: Vec<_> = genesis
+        .validators
+        .iter()
+        .map(|v| (v.public_key, v.stake))
+        .collect();
+    let validators = atoll_consensus::simplex::ValidatorSet::new(&stakes)
+        .context("genesis.json's validators")?;
+    let key = parts.consensus.index.map(|i| (i, validator.clone()));
+    let machine = network::machine(
+        MachineStart {
+            chain: genesis.chain_id,
+            validators,
+            key,
+            genesis: genesis_hash,
+            timeout: net.consensus_timeout,
+        },
+        &parts.keeper.store,
+        limit,
+    )?;
+    let builder = Arc::new(Builder {
+        shards: service.shards.clone(),
+        progress: parts.progress,
+        interval: config.block.interval,
+        patience: net.consensus_timeout / 2,
+        max_transactions: config.block.max_transactions.get(),
+        max_bytes: config.block.max_bytes.get(),
+        max_receipts: u32::try_from(config.receipts.max_per_block.get()).unwrap_or(u32::MAX),
+    });
+    let host = NodeHost {
+        keeper: parts.keeper,
+        blocks: parts.blocks,
+        builder,
+        shards: service
+            .shards
+            .iter()
+            .map(|s| ShardLink {
+                admission: s.admission.clone(),
+            })
+            .collect(),
+        network: handle.clone(),
+        metrics: Arc::clone(metrics),
+        limit,
+    };
+    let status: Arc<ConsensusStatus> = Arc::clone(&parts.consensus.status);
+    network::spawn_engine(
+        machine,
+        handle,
+        events,
+        host,
+        status,
+        Arc::clone(metrics),
+        genesis.layout.shard_count(),
+        service.stopping(),
+    );
     Ok(())
 }
 

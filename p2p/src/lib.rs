@@ -26,5 +26,5 @@ pub mod topics;
 
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{Multiaddr, PeerId};
-pub use service::{start, Handle, NetworkConfig, NetworkError, NetworkEvent, Verdict};
+pub use service::{peer_id_of, start, Handle, NetworkConfig, NetworkError, NetworkEvent, Verdict};
 pub use topics::Topic;

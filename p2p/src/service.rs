@@ -67,6 +67,15 @@ impl NetworkConfig {
     }
 }
 
+/// The peer id of the node whose identity secret is `secret`.
+pub fn peer_id_of(secret: [u8; 32]) -> PeerId {
+    match identity::Keypair::ed25519_from_bytes(secret) {
+        Ok(key) => key.public().to_peer_id(),
+        // Any 32 bytes are an ed25519 secret key.
+        Err(_) => unreachable!("32 bytes are always an ed25519 secret"),
+    }
+}
+
 /// Why a network operation failed.
 #[derive(Debug, Error)]
 pub enum NetworkError {

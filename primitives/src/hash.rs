@@ -30,6 +30,11 @@ pub mod domain {
     pub static CONSENSUS_PROPOSAL: Domain = Domain::new("atoll 2026-11 consensus proposal v1");
     /// The hash of a shard map, which every shard header commits to.
     pub static SHARD_MAP: Domain = Domain::new("atoll 2026-11 shard map v1");
+    /// The genesis file (the parent of the first consensus block).
+    pub static GENESIS: Domain = Domain::new("atoll 2026-11 genesis v1");
+    /// A validator's libp2p identity key, derived from its validator key
+    /// (one secret to keep, two keys that never sign the same statements).
+    pub static P2P_IDENTITY: Domain = Domain::new("atoll 2026-11 p2p identity v1");
     /// Beacon block headers.
     pub static BEACON_HEADER: Domain = Domain::new("atoll 2026-11 beacon header v1");
     /// A leaf of a binary Merkle tree.

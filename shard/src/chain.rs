@@ -192,15 +192,22 @@ impl ShardChain {
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
         let offered = txs.len();
-        let mut kept = self.drop_known(txs)?;
-        // Batches are cut from the list being checked, so removing a bad
-        // signature changes the batches of the rest: check again until a pass
-        // finds nothing, so the sealed body passes exactly the check a
-        // validator runs on it (see `signatures`).
+        let kept = self.drop_known(txs)?;
+        let kept = self.drop_bad_signatures(kept);
+        let rejected = offered - kept.len();
+        self.execute_and_commit(kept, Vec::new(), rejected, timestamp_ms)
+    }
+
+    /// `txs` without those whose signatures fail. Batches are cut from the
+    /// list being checked, so removing a bad signature changes the batches
+    /// of the rest: check again until a pass finds nothing, so the sealed
+    /// body passes exactly the check a validator runs on it (see
+    /// `signatures`). The result depends only on `txs`.
+    fn drop_bad_signatures(&self, mut kept: Vec<PreparedTx>) -> Vec<PreparedTx> {
         loop {
             let bad = find_bad_signatures(&kept, self.executor.pool());
             if bad.is_empty() {
-                break;
+                return kept;
             }
             let mut bad = bad.into_iter().peekable();
             kept = kept
@@ -210,8 +217,33 @@ impl ShardChain {
                 .map(|(_, tx)| tx)
                 .collect();
         }
+    }
+
+    /// Executes a block whose contents consensus fixed: `incoming` receipts
+    /// (checked as in [`ShardChain::produce_block_with_receipts`]), then
+    /// `txs` without repeats, transactions already in the chain, and those
+    /// with a bad signature or another chain's id. Every validator that
+    /// runs it on the same head gets the same block.
+    pub fn execute_agreed_block(
+        &mut self,
+        txs: Vec<PreparedTx>,
+        incoming: Vec<ProvenReceipt>,
+        final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
+        timestamp_ms: u64,
+    ) -> Result<ProducedBlock, ShardError> {
+        self.inbox
+            .check_at(&incoming, self.next_epoch.0, final_header)
+            .map_err(|(index, error)| ShardError::Receipt { index, error })?;
+        let offered = txs.len();
+        let chain_id = self.head.chain_id;
+        let txs = txs
+            .into_iter()
+            .filter(|tx| tx.signed.tx.chain_id == chain_id)
+            .collect();
+        let kept = self.drop_known(txs)?;
+        let kept = self.drop_bad_signatures(kept);
         let rejected = offered - kept.len();
-        self.execute_and_commit(kept, Vec::new(), rejected, timestamp_ms)
+        self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
     }
 
     /// As [`ShardChain::produce_block`] for transactions whose signatures

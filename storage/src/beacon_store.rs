@@ -11,7 +11,7 @@ use crate::error::StorageError;
 use crate::keys::cf;
 use crate::shard_store::{sync_write, ShardStore};
 use crate::StoreIdentity;
-use atoll_primitives::{codec, ChainId, ShardId};
+use atoll_primitives::{codec, ChainId, Hash, ShardId};
 use rocksdb::WriteBatch;
 use std::path::Path;
 use std::sync::PoisonError;
@@ -34,7 +34,7 @@ const MAX_RECORDED_BYTES: usize = 4 + 10 * 4096;
 /// The beacon's RocksDB store.
 #[derive(Debug)]
 pub struct BeaconStore {
-    inner: ShardStore,
+    pub(crate) inner: ShardStore,
 }
 
 impl BeaconStore {
@@ -86,14 +86,16 @@ impl BeaconStore {
     }
 
     /// Stores beacon block `height` (which must follow the head), the
-    /// shards' recorded heights after it, and the schedule, in one synced
-    /// write.
+    /// shards' recorded heights after it, the schedule and, with several
+    /// validators, the consensus block whose payload it executed, in one
+    /// synced write.
     pub fn append(
         &self,
         height: u64,
         block: &[u8],
         recorded: &[(ShardId, u64)],
         schedule: &[u8],
+        executed: Option<(u64, Hash)>,
     ) -> Result<(), StorageError> {
         let _guard = self
             .inner
@@ -113,6 +115,13 @@ impl BeaconStore {
         batch.put_cf(meta, META_RECORDED, codec::encode(&recorded.to_vec()));
         batch.put_cf(meta, META_SCHEDULE, schedule);
         batch.put_cf(meta, META_BEACON_HEAD, codec::encode(&height));
+        if let Some(executed) = executed {
+            batch.put_cf(
+                meta,
+                crate::consensus_log::EXECUTED,
+                codec::encode(&executed),
+            );
+        }
         self.inner.db.write_opt(batch, &sync_write())?;
         Ok(())
     }
@@ -146,10 +155,10 @@ mod tests {
             let store = BeaconStore::open(&path, ChainId(5)).expect("open");
             assert_eq!(store.head().expect("head"), None);
             store
-                .append(1, b"one", &[(ShardId(0), 3)], b"s1")
+                .append(1, b"one", &[(ShardId(0), 3)], b"s1", None)
                 .expect("first");
             assert!(matches!(
-                store.append(3, b"three", &[], b"s1"),
+                store.append(3, b"three", &[], b"s1", None),
                 Err(StorageError::UnexpectedHeight {
                     expected: 2,
                     found: 3

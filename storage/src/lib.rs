@@ -56,6 +56,7 @@
 
 mod beacon_store;
 mod commit;
+mod consensus_log;
 pub mod error;
 mod keys;
 mod schema;

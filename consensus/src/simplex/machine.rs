@@ -4,7 +4,8 @@
 //! call is carried out (a vote is stored before it is sent).
 
 use super::message::{
-    Block, Certificate, Choice, Evidence, Message, Proposal, ValidatorIndex, ValidatorSet, Vote,
+    Block, Certificate, Choice, Evidence, FinalBlock, Message, Proposal, ValidatorIndex,
+    ValidatorSet, Vote,
 };
 use atoll_primitives::{ChainId, Hash, KeyPair};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -222,6 +223,21 @@ impl Simplex {
             Message::Certificate(certificate) => certificate.verify(chain, validators),
             Message::Fetch(_) | Message::Sync(_) => true,
         }
+    }
+
+    /// What proves `block` final, as far as this machine still holds it
+    /// (call it when [`Effect::Finalized`] names the block).
+    pub fn final_proof(&self, block: &Block) -> Option<FinalBlock> {
+        let hash = block.hash();
+        let proposal = self.blocks.get(&hash)?.clone();
+        Some(FinalBlock {
+            proposal,
+            notarization: self
+                .certificates
+                .get(&(block.height, Some(Choice::Block(hash))))
+                .cloned(),
+            finalization: self.certificates.get(&(block.height, None)).cloned(),
+        })
     }
 
     /// The leader of `height`.

@@ -415,3 +415,29 @@ mod tests {
         assert!(!finalize.verify(chain, &validators));
     }
 }
+
+/// A final block with what proves it, as a validator stores it and serves
+/// it to validators catching up: its leader's proposal, its notarization
+/// (absent where the block became final only as an ancestor of a block
+/// this validator saw finalized) and the finalization of its height (absent
+/// where a descendant's finalization made it final).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct FinalBlock {
+    /// The leader's proposal of the block.
+    pub proposal: Proposal,
+    /// Its notarization, if this validator has it.
+    pub notarization: Option<Certificate>,
+    /// The finalization of its height, if this validator has it.
+    pub finalization: Option<Certificate>,
+}
+
+impl FinalBlock {
+    /// The messages that make a machine that is behind finalize it, in the
+    /// order it takes them best.
+    pub fn messages(&self) -> Vec<Message> {
+        let mut out = vec![Message::Propose(self.proposal.clone())];
+        out.extend(self.notarization.clone().map(Message::Certificate));
+        out.extend(self.finalization.clone().map(Message::Certificate));
+        out
+    }
+}

@@ -46,6 +46,6 @@ pub mod message;
 
 pub use machine::{Config, Effect, Input, Record, Simplex};
 pub use message::{
-    Block, Certificate, Choice, Evidence, Message, Proposal, SetError, ValidatorIndex,
+    Block, Certificate, Choice, Evidence, FinalBlock, Message, Proposal, SetError, ValidatorIndex,
     ValidatorSet, Vote,
 };

@@ -3,9 +3,9 @@
 use super::api::AtollApiServer;
 use super::error::{self, code_name, error, internal, invalid_params};
 use super::types::{
-    hex_hash, parse_hash, AccountInfo, BeaconStatus, BlockInfo, BlockRef, IncomingInfo,
-    MempoolInfo, MoveInfo, Outcome, ReceiptInfo, ReceiptState, ShardStatus, Status, TxState,
-    TxStatus, ValidatorInfo, WaitUntil,
+    hex_hash, parse_hash, AccountInfo, BeaconStatus, BlockInfo, BlockRef, ConsensusStatusInfo,
+    IncomingInfo, MempoolInfo, MoveInfo, Outcome, ReceiptInfo, ReceiptState, ShardStatus, Status,
+    TxState, TxStatus, ValidatorInfo, WaitUntil,
 };
 use crate::service::admission::{Admission, Rejection};
 use crate::service::producer::head_info;
@@ -20,6 +20,7 @@ use atoll_shard::mempool::AdmitError;
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::PendingSubscriptionSink;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
@@ -470,6 +471,23 @@ impl Rpc {
                     moved_accounts: beacon.map().overrides().len(),
                 }
             },
+            consensus: any.consensus.as_ref().map(|c| {
+                let leader = c.status.leader.load(Ordering::Relaxed);
+                ConsensusStatusInfo {
+                    protocol: "simplex (Chan and Pass, TCC 2023)".into(),
+                    validator_index: c.index,
+                    peer_id: c.peer_id.get().cloned().unwrap_or_default(),
+                    peers: c.status.peers.load(Ordering::Relaxed),
+                    height: c.status.height.load(Ordering::Relaxed),
+                    leader,
+                    leader_key: c
+                        .validators
+                        .get(leader as usize)
+                        .map(|k| format!("0x{}", hex::encode(k.0)))
+                        .unwrap_or_default(),
+                    final_height: c.status.final_height.load(Ordering::Relaxed),
+                }
+            }),
         }
     }
 
@@ -479,6 +497,13 @@ impl Rpc {
                 error::ADMIN_DISABLED,
                 "atoll_moveAccount is an operator's method and this node does not serve them: \
                  set rpc.admin = true in config.toml (only where the RPC port is private)",
+            ));
+        }
+        if self.node.any().consensus.is_some() {
+            return Err(error(
+                error::MOVE_REFUSED,
+                "moving accounts is not yet agreed through consensus, so a node with other \
+                 validators refuses it (it works on a lone validator)",
             ));
         }
         let address: Address = address.parse().map_err(invalid_params)?;

@@ -331,6 +331,30 @@ pub struct Status {
     pub mempool: MempoolInfo,
     /// The beacon chain.
     pub beacon: BeaconStatus,
+    /// Consensus, when the genesis lists several validators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<ConsensusStatusInfo>,
+}
+
+/// Consensus in `atoll_status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusStatusInfo {
+    /// The protocol.
+    pub protocol: String,
+    /// This node's index among the validators (absent: it only follows).
+    pub validator_index: Option<u16>,
+    /// This node's libp2p peer id.
+    pub peer_id: String,
+    /// Connected peers.
+    pub peers: u64,
+    /// The height being decided (one round per height).
+    pub height: u64,
+    /// The leader of that height: its index.
+    pub leader: u64,
+    /// The leader's public key.
+    pub leader_key: String,
+    /// The newest final consensus height.
+    pub final_height: u64,
 }
 
 /// The beacon in `atoll_status`.

@@ -29,6 +29,15 @@ pub enum Admission {
         /// Where the verdict goes.
         reply: oneshot::Sender<Result<(), Rejection>>,
     },
+    /// Transactions gossiped by a peer: admitted where they pass, and
+    /// `verdict` hears whether every signature verified (whether the
+    /// gossip may be forwarded).
+    Peer {
+        /// The transactions.
+        txs: Vec<PreparedTx>,
+        /// Whether every signature verified.
+        verdict: oneshot::Sender<bool>,
+    },
     /// Wakes the stage so it sees that the node is stopping.
     Stop,
 }
@@ -91,13 +100,15 @@ pub fn run(shared: &Shared, mut queue: mpsc::Receiver<Admission>, pool: &Arc<ray
             break;
         }
         batch.clear();
-        if let Admission::Submit { tx, reply } = first {
-            batch.push((tx, reply));
-        }
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(Admission::Submit { tx, reply }) => batch.push((tx, reply)),
-                Ok(Admission::Stop) | Err(_) => break,
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Admission::Submit { tx, reply } => batch.push((tx, reply)),
+                Admission::Peer { txs, verdict } => admit_from_peer(shared, txs, verdict, pool),
+                Admission::Stop => break,
+            }
+            if batch.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
             }
         }
         if !batch.is_empty() {
@@ -122,6 +133,7 @@ fn admit_batch(
     let verdicts = verify_all(txs, pool);
     let mut mempool = shared.mempool.lock();
     let mut displaced = Vec::new();
+    let mut admitted = Vec::new();
     for (verdict, reply) in verdicts.into_iter().zip(replies) {
         let result = match verdict {
             None => Err(Rejection::BadSignature),
@@ -130,12 +142,18 @@ fn admit_batch(
                 // prunes the pool under the same lock after each commit, so
                 // a transaction admitted against a nonce that a block then
                 // used is pruned with it.
+                let signed = shared.gossip.is_some().then(|| tx.tx().signed.clone());
                 let out = mempool.admit(tx, nonce).map_err(Rejection::from)?;
+                admitted.extend(signed);
                 displaced.extend(out);
                 Ok(())
             }),
         };
         let _ = reply.send(result);
+    }
+    if let (Some(gossip), false) = (&shared.gossip, admitted.is_empty()) {
+        // Full: these wait in this pool until this validator leads.
+        let _ = gossip.try_send((shared.shard.0, admitted));
     }
     let shard = shared.shard.0;
     Metrics::shard(&shared.metrics.mempool_transactions, shard).set(mempool.len() as i64);
@@ -149,6 +167,40 @@ fn admit_batch(
         shared.displaced.lock().extend(displaced);
     }
     drop(mempool);
+}
+
+/// Transactions from a peer: checked and admitted as a client's are
+/// (refusals are normal: the peer's view of the state may differ), and
+/// `verdict` hears whether every signature verified.
+fn admit_from_peer(
+    shared: &Shared,
+    txs: Vec<PreparedTx>,
+    verdict: oneshot::Sender<bool>,
+    pool: &rayon::ThreadPool,
+) {
+    let verdicts = verify_all(txs, pool);
+    let valid = verdicts.iter().all(Option::is_some);
+    let mut displaced = Vec::new();
+    {
+        let mut mempool = shared.mempool.lock();
+        for tx in verdicts.into_iter().flatten() {
+            if mempool.contains(&tx.tx().hash) {
+                continue;
+            }
+            if let Ok(nonce) = check_state(shared, tx.tx()) {
+                if let Ok(out) = mempool.admit(tx, nonce) {
+                    displaced.extend(out);
+                }
+            }
+        }
+        let shard = shared.shard.0;
+        Metrics::shard(&shared.metrics.mempool_transactions, shard).set(mempool.len() as i64);
+        Metrics::shard(&shared.metrics.mempool_bytes, shard).set(mempool.bytes() as i64);
+        if !displaced.is_empty() {
+            shared.displaced.lock().extend(displaced);
+        }
+    }
+    let _ = verdict.send(valid);
 }
 
 /// Checks `tx` against the committed state: not already included, and the

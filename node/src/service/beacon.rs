@@ -27,7 +27,8 @@ const CATCH_UP_HEADERS: usize = 4_096;
 pub struct BeaconKeeper {
     /// The beacon's state. Locked briefly; never across a store write.
     pub state: Arc<RwLock<Beacon>>,
-    store: BeaconStore,
+    /// The store (the consensus log lives here too).
+    pub store: BeaconStore,
     /// Held from taking a snapshot of the state to writing it, so stored
     /// snapshots are written in the order they were taken.
     persist: Mutex<()>,
@@ -49,14 +50,18 @@ pub struct ScheduledMove {
 }
 
 impl BeaconKeeper {
-    /// Restores the beacon from `store` and the shards' stores, and records
-    /// the shard blocks committed after the newest stored beacon block.
+    /// Restores the beacon from `store` and the shards' stores and, with
+    /// `catch_up` (one validator), records the shard blocks committed after
+    /// the newest stored beacon block. With several validators a shard
+    /// block is final only through its consensus block: the replica
+    /// finishes the interrupted step instead.
     pub fn restore(
         chains: &[ShardChain],
         store: BeaconStore,
         chain_id: ChainId,
         layout: ShardLayout,
         epoch_length: u64,
+        catch_up: bool,
     ) -> anyhow::Result<BeaconKeeper> {
         let head = match store.head()? {
             Some(height) => {
@@ -112,7 +117,7 @@ impl BeaconKeeper {
             store,
             persist: Mutex::new(()),
         };
-        if !unrecorded.is_empty() {
+        if catch_up && !unrecorded.is_empty() {
             // A beacon block lost in the crash may have moved the epoch on,
             // and shard blocks made after it carry the new epoch: let the
             // beacon reach it first.
@@ -141,10 +146,22 @@ impl BeaconKeeper {
     /// Makes the next beacon block from `headers` and stores it. Only then
     /// may anything treat those shard blocks as final.
     pub fn record(&self, headers: Vec<ShardBlockHeader>) -> anyhow::Result<BeaconBlock> {
+        self.record_at(headers, now_ms(), None)
+    }
+
+    /// As [`BeaconKeeper::record`], at `timestamp_ms`, for the consensus
+    /// block `executed` whose payload the shards executed (with several
+    /// validators: every validator makes the same beacon block from it).
+    pub fn record_at(
+        &self,
+        headers: Vec<ShardBlockHeader>,
+        timestamp_ms: u64,
+        executed: Option<(u64, atoll_primitives::Hash)>,
+    ) -> anyhow::Result<BeaconBlock> {
         let _order = self.persist.lock();
         let (block, recorded, schedule) = {
             let mut beacon = self.state.write();
-            let block = beacon.propose(headers, now_ms())?;
+            let block = beacon.propose(headers, timestamp_ms)?;
             (block, beacon.recorded(), beacon.schedule().encode())
         };
         let bytes = codec::encode(&block);
@@ -157,7 +174,7 @@ impl BeaconKeeper {
             );
         }
         self.store
-            .append(block.height, &bytes, &recorded, &schedule)
+            .append(block.height, &bytes, &recorded, &schedule, executed)
             .context("cannot store the beacon block")?;
         Ok(block)
     }

@@ -3,25 +3,56 @@
 //! as requests to every connected peer, timeouts on tokio's clock, and
 //! every record is persisted before the messages after it leave.
 //!
-//! This is the engine only: the node does not run it yet (it finalizes
-//! alone). Its test runs four validators in one process over real libp2p
-//! on loopback.
+//! A validator that is behind asks its peers for what was decided
+//! (`Sync`); a peer answers from its machine and, below what the machine
+//! still holds, from the final blocks its host stored, so a validator that
+//! was away for any time catches up block by block. It keeps asking the
+//! peer that answered until it is level.
 
-use atoll_consensus::simplex::{Block, Effect, Input, Message, Record, Simplex};
-use atoll_p2p::{Handle, NetworkEvent, Topic, Verdict};
+use crate::metrics::Metrics;
+use atoll_consensus::simplex::{
+    machine, Block, Effect, FinalBlock, Input, Message, Record, Simplex,
+};
+use atoll_p2p::{Handle, MessageId, NetworkEvent, PeerId, Topic, Verdict};
 use atoll_primitives::{codec, Hash};
-
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
+
+/// A payload being built.
+pub type PayloadTask = Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
 
 /// What the engine needs from the node.
 pub trait Host: Send {
     /// Stores `record` durably; the engine sends nothing after it until
     /// this returns.
     fn persist(&mut self, record: Record) -> anyhow::Result<()>;
-    /// The payload of a block this validator proposes at `height`.
-    fn payload(&mut self, height: u64, parent: Hash) -> Vec<u8>;
-    /// Blocks became final, in height order.
-    fn finalized(&mut self, blocks: Vec<Block>);
+    /// Builds the payload of a block this validator proposes at `height`
+    /// on `parent` (it may wait, e.g. for the parent to be executed).
+    fn payload(&mut self, height: u64, parent: Hash) -> PayloadTask;
+    /// Blocks became final, in height order, with their proofs.
+    fn finalized(&mut self, blocks: Vec<FinalBlock>) -> anyhow::Result<()>;
+    /// Stored final blocks from `from` on, at most `max` of them and about
+    /// `max_bytes` in all.
+    fn stored(&self, from: u64, max: usize, max_bytes: usize) -> Vec<FinalBlock>;
+    /// Gossip on a shard's transaction topic; the host reports its verdict.
+    fn transactions(&mut self, shard: u16, source: PeerId, id: MessageId, data: Vec<u8>);
+}
+
+/// What the engine shows of consensus (RPC `atoll_status`).
+#[derive(Debug, Default)]
+pub struct ConsensusStatus {
+    /// The height being decided.
+    pub height: AtomicU64,
+    /// The newest final height.
+    pub final_height: AtomicU64,
+    /// The leader of the height being decided.
+    pub leader: AtomicU64,
+    /// Connected peers.
+    pub peers: AtomicU64,
 }
 
 /// The engine: the machine, the network and the host.
@@ -30,17 +61,24 @@ pub struct Engine<H: Host> {
     network: Handle,
     host: H,
     limit: usize,
-    /// Timeouts and answers to `Sync`/`Fetch`, from the tasks that wait
-    /// for them (the engine itself never waits on a timer or a peer).
+    /// Timeouts, payloads and answers to `Sync`/`Fetch`, from the tasks
+    /// that wait for them (the engine itself never waits on a timer, a
+    /// payload or a peer).
     wake: mpsc::Sender<Wake>,
+    status: Arc<ConsensusStatus>,
+    metrics: Arc<Metrics>,
+    peers: usize,
+    last_final: Option<Instant>,
 }
 
 /// What a waiting task hands back to the engine.
 pub enum Wake {
     /// The timeout of this height fired.
     Timeout(u64),
+    /// The payload of this height is ready.
+    Payload(u64, Vec<u8>),
     /// A peer answered a `Sync` or `Fetch`.
-    Replies(Vec<Message>),
+    Replies(PeerId, Vec<Message>),
 }
 
 impl<H: Host> Engine<H> {
@@ -51,6 +89,8 @@ impl<H: Host> Engine<H> {
         network: Handle,
         host: H,
         limit: usize,
+        status: Arc<ConsensusStatus>,
+        metrics: Arc<Metrics>,
     ) -> (Engine<H>, mpsc::Receiver<Wake>) {
         let (wake, woken) = mpsc::channel(1024);
         (
@@ -60,19 +100,28 @@ impl<H: Host> Engine<H> {
                 host,
                 limit,
                 wake,
+                status,
+                metrics,
+                peers: 0,
+                last_final: None,
             },
             woken,
         )
     }
 
-    /// Runs until the network's events end.
+    /// Runs until the network's events end; subscribes to `topics` besides
+    /// the consensus ones.
     pub async fn run(
         mut self,
         mut events: mpsc::Receiver<NetworkEvent>,
         mut woken: mpsc::Receiver<Wake>,
+        topics: Vec<Topic>,
     ) -> anyhow::Result<()> {
         self.network.subscribe(Topic::Proposals).await?;
         self.network.subscribe(Topic::Votes).await?;
+        for topic in topics {
+            self.network.subscribe(topic).await?;
+        }
         self.input(Input::Start, None).await?;
         loop {
             tokio::select! {
@@ -82,11 +131,10 @@ impl<H: Host> Engine<H> {
                 }
                 Some(wake) = woken.recv() => match wake {
                     Wake::Timeout(height) => self.input(Input::Timeout { height }, None).await?,
-                    Wake::Replies(messages) => {
-                        for message in messages {
-                            self.input(Input::Message(message), None).await?;
-                        }
+                    Wake::Payload(height, payload) => {
+                        self.input(Input::Payload { height, payload }, None).await?;
                     }
+                    Wake::Replies(peer, messages) => self.replies(peer, messages).await?,
                 },
             }
         }
@@ -96,8 +144,33 @@ impl<H: Host> Engine<H> {
         codec::decode("consensus message", bytes, self.limit).ok()
     }
 
+    /// Answers to a `Sync` or `Fetch`: each must be signed as it must be
+    /// (anything else scores the peer down). While this validator is still
+    /// behind and the answer moved it on, it asks the same peer for more.
+    async fn replies(&mut self, peer: PeerId, messages: Vec<Message>) -> anyhow::Result<()> {
+        let before = self.machine.final_block().0;
+        for message in messages {
+            if !self.machine.is_signed(&message) {
+                self.network.penalize(peer).await;
+                return Ok(());
+            }
+            self.input(Input::Message(message), None).await?;
+        }
+        let after = self.machine.final_block().0;
+        if after > before && self.machine.height() > after + 1 {
+            self.ask(peer, Message::Sync(after + 1));
+        }
+        Ok(())
+    }
+
     async fn network_event(&mut self, event: NetworkEvent) -> anyhow::Result<()> {
         match event {
+            NetworkEvent::Gossip {
+                topic: Topic::Transactions(shard),
+                source,
+                id,
+                data,
+            } => self.host.transactions(shard, source, id, data),
             NetworkEvent::Gossip {
                 source, id, data, ..
             } => {
@@ -108,26 +181,62 @@ impl<H: Host> Engine<H> {
                         message
                         @ (Message::Propose(_) | Message::Vote(_) | Message::Certificate(_)),
                     ) if self.machine.is_signed(&message) => {
+                        self.metrics.gossip(true);
                         self.network.report(id, source, Verdict::Accept).await;
                         self.input(Input::Message(message), None).await?;
                     }
-                    _ => self.network.report(id, source, Verdict::Reject).await,
+                    _ => {
+                        self.metrics.gossip(false);
+                        self.network.report(id, source, Verdict::Reject).await;
+                    }
                 }
             }
             NetworkEvent::Request { peer, id, data } => {
                 let mut replies = Vec::new();
                 match self.decode(&data) {
-                    Some(message @ (Message::Fetch(_) | Message::Sync(_))) => {
+                    Some(Message::Sync(from)) => {
+                        // Below what the machine holds: from the store.
+                        let (final_height, _) = self.machine.final_block();
+                        let mut next = from;
+                        if from <= final_height {
+                            let stored = self.host.stored(from, machine::MAX_SYNC, self.limit / 2);
+                            next = stored.last().map_or(from, |b| b.proposal.block.height + 1);
+                            replies.extend(stored.iter().flat_map(FinalBlock::messages));
+                        }
+                        if next > final_height {
+                            self.input(Input::Message(Message::Sync(next)), Some(&mut replies))
+                                .await?;
+                        }
+                    }
+                    Some(message @ Message::Fetch(_)) => {
                         self.input(Input::Message(message), Some(&mut replies))
                             .await?;
                     }
                     _ => self.network.penalize(peer).await,
                 }
-                self.network.respond(id, codec::encode(&replies)).await;
+                self.network.respond(id, self.bounded(replies)).await;
             }
-            NetworkEvent::Connected(_) | NetworkEvent::Disconnected(_) => {}
+            NetworkEvent::Connected(_) => self.set_peers(self.peers + 1),
+            NetworkEvent::Disconnected(_) => self.set_peers(self.peers.saturating_sub(1)),
         }
         Ok(())
+    }
+
+    fn set_peers(&mut self, peers: usize) {
+        self.peers = peers;
+        self.status.peers.store(peers as u64, Ordering::Relaxed);
+        self.metrics.peers.set(peers as i64);
+    }
+
+    /// `replies` encoded, cut to what fits in a response.
+    fn bounded(&self, mut replies: Vec<Message>) -> Vec<u8> {
+        loop {
+            let bytes = codec::encode(&replies);
+            if bytes.len() <= self.limit || replies.is_empty() {
+                return bytes;
+            }
+            replies.truncate(replies.len() / 2);
+        }
     }
 
     /// Hands `input` to the machine and carries out its effects; replies go
@@ -137,36 +246,95 @@ impl<H: Host> Engine<H> {
         input: Input,
         mut replies: Option<&mut Vec<Message>>,
     ) -> anyhow::Result<()> {
-        let mut pending = vec![input];
-        while let Some(input) = pending.pop() {
-            for effect in self.machine.handle(input) {
-                match effect {
-                    Effect::Persist(record) => self.host.persist(record)?,
-                    Effect::Broadcast(message) => self.broadcast(message).await,
-                    Effect::Reply(message) => {
-                        if let Some(replies) = replies.as_deref_mut() {
-                            replies.push(message);
-                        }
+        for effect in self.machine.handle(input) {
+            match effect {
+                Effect::Persist(record) => self.host.persist(record)?,
+                Effect::Broadcast(message) => self.broadcast(message).await,
+                Effect::Reply(message) => {
+                    if let Some(replies) = replies.as_deref_mut() {
+                        replies.push(message);
                     }
-                    Effect::ScheduleTimeout { height, after } => {
-                        let wake = self.wake.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(after).await;
-                            let _ = wake.send(Wake::Timeout(height)).await;
-                        });
-                    }
-                    Effect::NeedPayload { height, parent } => {
-                        let payload = self.host.payload(height, parent);
-                        pending.push(Input::Payload { height, payload });
-                    }
-                    Effect::Finalized(blocks) => self.host.finalized(blocks),
-                    Effect::Evidence(evidence) => {
-                        tracing::warn!(offender = evidence.offender(), "equivocation evidence");
-                    }
+                }
+                Effect::ScheduleTimeout { height, after } => {
+                    let wake = self.wake.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = wake.send(Wake::Timeout(height)).await;
+                    });
+                }
+                Effect::NeedPayload { height, parent } => {
+                    let (task, wake) = (self.host.payload(height, parent), self.wake.clone());
+                    tokio::spawn(async move {
+                        let payload = task.await;
+                        let _ = wake.send(Wake::Payload(height, payload)).await;
+                    });
+                }
+                Effect::Finalized(blocks) => self.finalized(blocks)?,
+                Effect::Evidence(evidence) => {
+                    tracing::warn!(offender = evidence.offender(), "equivocation evidence");
                 }
             }
         }
+        let height = self.machine.height();
+        self.status.height.store(height, Ordering::Relaxed);
+        self.status
+            .leader
+            .store(u64::from(self.machine.leader(height)), Ordering::Relaxed);
+        self.metrics.consensus_height.set(height as i64);
         Ok(())
+    }
+
+    fn finalized(&mut self, blocks: Vec<Block>) -> anyhow::Result<()> {
+        let mut previous = self.status.final_height.load(Ordering::Relaxed);
+        let mut proven = Vec::with_capacity(blocks.len());
+        for block in &blocks {
+            let Some(proof) = self.machine.final_proof(block) else {
+                anyhow::bail!(
+                    "the machine finalized block {} without holding it",
+                    block.height
+                );
+            };
+            let rounds = block.height.saturating_sub(previous);
+            self.metrics
+                .consensus_rounds_per_block
+                .observe(rounds as f64);
+            self.metrics
+                .consensus_empty_heights
+                .inc_by(rounds.saturating_sub(1));
+            previous = block.height;
+            proven.push(proof);
+        }
+        let now = Instant::now();
+        if let Some(last) = self.last_final.replace(now) {
+            self.metrics
+                .consensus_block_interval
+                .observe(now.duration_since(last).as_secs_f64());
+        }
+        self.status.final_height.store(previous, Ordering::Relaxed);
+        self.metrics.consensus_final_height.set(previous as i64);
+        self.host.finalized(proven)
+    }
+
+    /// Sends `message` (a request) to `peer` in its own task; the answer
+    /// comes back as a wake.
+    fn ask(&self, peer: PeerId, message: Message) {
+        let (network, wake, bytes, limit) = (
+            self.network.clone(),
+            self.wake.clone(),
+            codec::encode(&message),
+            self.limit,
+        );
+        tokio::spawn(async move {
+            let Ok(answer) = network.request(peer, bytes).await else {
+                return;
+            };
+            match codec::decode::<Vec<Message>>("consensus replies", &answer, limit) {
+                Ok(messages) => {
+                    let _ = wake.send(Wake::Replies(peer, messages)).await;
+                }
+                Err(_) => network.penalize(peer).await,
+            }
+        });
     }
 
     async fn broadcast(&mut self, message: Message) {
@@ -176,25 +344,8 @@ impl<H: Host> Engine<H> {
             Message::Fetch(_) | Message::Sync(_) => {
                 // Asked of every peer, each in its own task: a slow or
                 // silent peer delays nothing; answers come back as wakes.
-                let bytes = codec::encode(&message);
                 for peer in self.network.peers().await.unwrap_or_default() {
-                    let (network, wake, bytes, limit) = (
-                        self.network.clone(),
-                        self.wake.clone(),
-                        bytes.clone(),
-                        self.limit,
-                    );
-                    tokio::spawn(async move {
-                        let Ok(answer) = network.request(peer, bytes).await else {
-                            return;
-                        };
-                        match codec::decode::<Vec<Message>>("consensus replies", &answer, limit) {
-                            Ok(messages) => {
-                                let _ = wake.send(Wake::Replies(messages)).await;
-                            }
-                            Err(_) => network.penalize(peer).await,
-                        }
-                    });
+                    self.ask(peer, message.clone());
                 }
                 return;
             }
@@ -230,14 +381,24 @@ mod tests {
             self.records.push(record);
             Ok(())
         }
-        fn payload(&mut self, height: u64, _: Hash) -> Vec<u8> {
-            format!("block {height} from {}", self.node).into_bytes()
+        fn payload(&mut self, height: u64, _: Hash) -> PayloadTask {
+            let bytes = format!("block {height} from {}", self.node).into_bytes();
+            Box::pin(async move { bytes })
         }
-        fn finalized(&mut self, blocks: Vec<Block>) {
+        fn finalized(&mut self, blocks: Vec<FinalBlock>) -> anyhow::Result<()> {
             let mut finals = self.finals.lock().unwrap();
             let list = finals.entry(self.node).or_default();
-            list.extend(blocks.iter().map(|b| (b.height, b.hash())));
+            list.extend(
+                blocks
+                    .iter()
+                    .map(|b| (b.proposal.block.height, b.proposal.block.hash())),
+            );
+            Ok(())
         }
+        fn stored(&self, _: u64, _: usize, _: usize) -> Vec<FinalBlock> {
+            Vec::new()
+        }
+        fn transactions(&mut self, _: u16, _: PeerId, _: MessageId, _: Vec<u8>) {}
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,8 +448,15 @@ mod tests {
                 records: Vec::new(),
                 finals: Arc::clone(&finals),
             };
-            let (engine, woken) = Engine::new(machine, network, host, limit);
-            tokio::spawn(engine.run(events, woken));
+            let (engine, woken) = Engine::new(
+                machine,
+                network,
+                host,
+                limit,
+                Arc::default(),
+                Arc::new(Metrics::new()),
+            );
+            tokio::spawn(engine.run(events, woken, Vec::new()));
         }
         // Every validator finalizes at least 5 blocks, the same ones.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

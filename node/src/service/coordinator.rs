@@ -103,12 +103,7 @@ pub fn run(
                 continue;
             };
             let height = done.header.height;
-            shard.heads.send_modify(|heads| {
-                heads.final_height = heads.final_height.max(height);
-            });
-            shard.waiters.reached(&done.hashes, WaitUntil::Final);
-            Metrics::shard(&shard.metrics.final_height, done.shard.0).set(height as i64);
-            let _ = new_heads.send(Arc::new(head_info(&done.header, true)));
+            mark_final(shard, &done, new_heads);
             let mut by_destination: BTreeMap<ShardId, Vec<Receipt>> = BTreeMap::new();
             for receipt in done.receipts {
                 by_destination
@@ -128,9 +123,21 @@ pub fn run(
     }
 }
 
+/// Tells the shard's heads, waiters, metrics and `newHeads` subscribers
+/// that `done` is final.
+pub fn mark_final(shard: &Shared, done: &Committed, new_heads: &broadcast::Sender<Arc<HeadInfo>>) {
+    let height = done.header.height;
+    shard.heads.send_modify(|heads| {
+        heads.final_height = heads.final_height.max(height);
+    });
+    shard.waiters.reached(&done.hashes, WaitUntil::Final);
+    Metrics::shard(&shard.metrics.final_height, done.shard.0).set(height as i64);
+    let _ = new_heads.send(Arc::new(head_info(&done.header, true)));
+}
+
 /// Tells the producers of the shards `receipts` go to that receipts wait
 /// for them (each may then make a block before its interval is up).
-fn wake_destinations(shards: &[Arc<Shared>], receipts: &[Receipt]) {
+pub fn wake_destinations(shards: &[Arc<Shared>], receipts: &[Receipt]) {
     let mut woken: Vec<ShardId> = Vec::new();
     for receipt in receipts {
         if woken.contains(&receipt.destination) {

@@ -1,12 +1,12 @@
 //! When a committed block becomes final.
 //!
 //! A shard block is final when a beacon block records its header, and a
-//! beacon block is final when the validators decide it. Today a node runs
-//! the whole validator set (one validator), so the coordinator makes each
-//! beacon block final as it makes it, right after the shards commit. The
-//! rule is still a separate, named step: the RPC's `final` heights,
-//! `wait_until: "final"` and the load generator's latencies all follow the
-//! coordinator, and the network issue puts the BFT decision there.
+//! beacon block is final when the validators decide it. A lone validator
+//! is the whole validator set, so its coordinator makes each beacon block
+//! final as it makes it, right after the shards commit. With several
+//! validators, Simplex consensus finalizes a block's contents before any
+//! shard executes them (`replica`), so the shard blocks and the beacon
+//! block made of them are final as they are made.
 
 /// How committed blocks become final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub enum FinalityRule {
     /// Final once a beacon block records the header; with one validator,
     /// beacon blocks are final when made.
     Beacon,
+    /// Final once consensus finalized the block that fixed the contents.
+    Consensus,
 }
 
 impl FinalityRule {
@@ -22,6 +24,9 @@ impl FinalityRule {
         match self {
             FinalityRule::Beacon => {
                 "single validator: a shard block is final once a beacon block records it (right after its commit)"
+            }
+            FinalityRule::Consensus => {
+                "simplex consensus: a shard block is final once the consensus block that fixed its contents is final (it is executed after)"
             }
         }
     }

@@ -17,13 +17,12 @@
 
 pub mod admission;
 pub mod beacon;
-// The consensus engine is tested on its own; the node starts it once it
-// runs several validators (issue 5), until then nothing else calls it.
-#[allow(dead_code)]
 pub mod bft;
 pub mod coordinator;
 pub mod finality;
+pub mod network;
 pub mod producer;
+pub mod replica;
 pub mod waiters;
 
 use crate::metrics::Metrics;
@@ -31,7 +30,9 @@ use crate::rpc::types::HeadInfo;
 use admission::Admission;
 use atoll_config::{GenesisValidator, NodeConfig};
 use atoll_consensus::Beacon;
-use atoll_primitives::{ChainId, ShardBlockHeader, ShardId, ShardLayout, ShardMap};
+use atoll_primitives::{
+    ChainId, ShardBlockHeader, ShardId, ShardLayout, ShardMap, SignedTransaction,
+};
 use atoll_shard::mempool::{Mempool, MempoolLimits};
 use atoll_shard::relay::{refill, InProcessRelay};
 use atoll_shard::state::CachedState;
@@ -39,6 +40,7 @@ use atoll_shard::ShardChain;
 use atoll_storage::BeaconStore;
 use atoll_storage::ShardStore;
 use beacon::BeaconKeeper;
+use bft::ConsensusStatus;
 use finality::FinalityRule;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +54,9 @@ use waiters::Waiters;
 pub const ADMISSION_QUEUE: usize = 65_536;
 /// Most clients waiting on `wait_until` at once, per shard.
 pub const MAX_WAITERS: usize = 100_000;
+/// Final consensus blocks waiting for the replica; past this the engine
+/// waits (a validator catching up must not hold unbounded blocks).
+pub const REPLICA_QUEUE: usize = 64;
 /// `newHeads` notifications buffered for slow subscribers before they lag.
 pub const HEADS_BUFFER: usize = 256;
 
@@ -125,6 +130,51 @@ pub struct Shared {
     pub max_block_transactions: usize,
     /// Most receipts one block credits.
     pub max_incoming: usize,
+    /// With several validators: where admitted client transactions go to
+    /// be gossiped.
+    pub gossip: Option<mpsc::Sender<(u16, Vec<SignedTransaction>)>>,
+    /// With several validators: what consensus shows.
+    pub consensus: Option<Arc<ConsensusInfo>>,
+}
+
+/// What the RPC shows of consensus.
+#[derive(Debug)]
+pub struct ConsensusInfo {
+    /// Heights, leader and peers, updated by the engine.
+    pub status: Arc<ConsensusStatus>,
+    /// The validators' public keys, by index.
+    pub validators: Vec<atoll_primitives::PublicKey>,
+    /// This validator's index.
+    pub index: Option<u16>,
+    /// This node's libp2p peer id, once the network started.
+    pub peer_id: std::sync::OnceLock<String>,
+}
+
+/// With several validators: what the network side needs from the service.
+pub struct NetworkParts {
+    /// Final blocks, to the replica.
+    pub blocks: std::sync::mpsc::SyncSender<atoll_consensus::simplex::FinalBlock>,
+    /// What the replica executed.
+    pub progress: watch::Receiver<replica::Executed>,
+    /// The beacon and its store.
+    pub keeper: Arc<BeaconKeeper>,
+    /// Admitted client transactions to gossip.
+    pub gossip: mpsc::Receiver<(u16, Vec<SignedTransaction>)>,
+    /// What consensus shows.
+    pub consensus: Arc<ConsensusInfo>,
+}
+
+/// How a node finalizes.
+pub enum Mode {
+    /// Alone: it is the only validator.
+    Solo,
+    /// With other validators: blocks are final through consensus.
+    Network {
+        /// The genesis file's hash (the first consensus block's parent).
+        genesis: atoll_primitives::Hash,
+        /// This validator's index in the genesis's list.
+        index: Option<u16>,
+    },
 }
 
 impl Shared {
@@ -167,6 +217,8 @@ pub struct Service {
     stopping: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     coordinator: Option<JoinHandle<()>>,
+    /// With several validators, until the network side takes it.
+    pub network: Option<NetworkParts>,
 }
 
 impl Service {
@@ -181,20 +233,46 @@ impl Service {
         chain: &ChainParams,
         config: &NodeConfig,
         metrics: Arc<Metrics>,
+        mode: Mode,
     ) -> anyhow::Result<Service> {
         let first = chains.first().ok_or_else(|| anyhow::anyhow!("no shards"))?;
         let (chain_id, layout) = (first.head().chain_id, first.layout());
+        let solo = matches!(mode, Mode::Solo);
         let keeper = Arc::new(BeaconKeeper::restore(
             &chains,
             beacon_store,
             chain_id,
             layout,
             chain.epoch_length,
+            solo,
         )?);
         let beacon = Arc::clone(&keeper.state);
         let validators = chain.validators.clone();
-        let relay = Arc::new(InProcessRelay::new(config.receipts.backlog.get()));
-        refill(&relay, &chains)?;
+        // With several validators every one must hold the same receipts:
+        // the relay has no bound (backpressure comes from the leaders,
+        // which hold back transfers to congested shards).
+        let backlog = if solo {
+            config.receipts.backlog.get()
+        } else {
+            usize::MAX / 4
+        };
+        let relay = Arc::new(InProcessRelay::new(backlog));
+        if solo {
+            refill(&relay, &chains)?;
+        } else {
+            let recorded = beacon.read().recorded().into_iter().collect();
+            atoll_shard::relay::refill_up_to(&relay, &chains, &recorded)?;
+        }
+        let (gossip_tx, gossip_rx) = mpsc::channel(network::GOSSIP_QUEUE);
+        let consensus = match &mode {
+            Mode::Solo => None,
+            Mode::Network { index, .. } => Some(Arc::new(ConsensusInfo {
+                status: Arc::default(),
+                validators: validators.iter().map(|v| v.public_key).collect(),
+                index: *index,
+                peer_id: std::sync::OnceLock::new(),
+            })),
+        };
         let stopping = Arc::new(AtomicBool::new(false));
         let (new_heads, _) = broadcast::channel(HEADS_BUFFER);
         let (committed_tx, committed_rx) = std::sync::mpsc::sync_channel(1024);
@@ -207,6 +285,7 @@ impl Service {
         };
         let mut shards = Vec::new();
         let mut threads = Vec::new();
+        let mut replica_chains = Vec::new();
         for chain in chains {
             let head = chain.head().clone();
             let (admission_tx, admission_rx) = mpsc::channel(ADMISSION_QUEUE);
@@ -215,7 +294,11 @@ impl Service {
                 shard: head.shard,
                 layout,
                 validators: validators.clone(),
-                finality: FinalityRule::Beacon,
+                finality: if solo {
+                    FinalityRule::Beacon
+                } else {
+                    FinalityRule::Consensus
+                },
                 store: chain.shared_store(),
                 state: chain.state(),
                 mempool: Mutex::new(Mempool::new(limits)),
@@ -236,6 +319,8 @@ impl Service {
                 stopping: Arc::clone(&stopping),
                 max_block_transactions: config.block.max_transactions.get(),
                 max_incoming: config.receipts.max_per_block.get(),
+                gossip: (!solo).then(|| gossip_tx.clone()),
+                consensus: consensus.clone(),
             });
             let pool = chain.executor().pool_handle();
             let name = |what: &str| format!("{what}-{}", shared.shard);
@@ -245,15 +330,71 @@ impl Service {
                     .name(name("admission"))
                     .spawn(move || admission::run(&shared, admission_rx, &pool))?
             });
-            threads.push({
-                let shared = Arc::clone(&shared);
-                let block = config.block.clone();
-                std::thread::Builder::new()
-                    .name(name("producer"))
-                    .spawn(move || producer::run(&shared, chain, &block))?
-            });
+            if solo {
+                threads.push({
+                    let shared = Arc::clone(&shared);
+                    let block = config.block.clone();
+                    std::thread::Builder::new()
+                        .name(name("producer"))
+                        .spawn(move || producer::run(&shared, chain, &block))?
+                });
+            } else {
+                replica_chains.push(chain);
+            }
             shards.push(shared);
         }
+        if let (Mode::Network { genesis, .. }, Some(consensus)) = (mode, consensus) {
+            drop(committed_rx);
+            let executed = keeper.store.executed()?.unwrap_or((0, genesis));
+            let head = keeper.store.head()?;
+            let beacon_hash = match head {
+                Some(height) => keeper
+                    .store
+                    .block(height)?
+                    .map(|bytes| atoll_consensus::BeaconBlock::decode(&bytes).map(|b| b.hash()))
+                    .transpose()?
+                    .unwrap_or(atoll_primitives::Hash::ZERO),
+                None => atoll_primitives::Hash::ZERO,
+            };
+            let (progress_tx, progress_rx) = watch::channel(replica::Executed {
+                height: executed.0,
+                hash: executed.1,
+                beacon: beacon_hash,
+                at: std::time::Instant::now(),
+            });
+            let (blocks_tx, blocks_rx) = std::sync::mpsc::sync_channel(REPLICA_QUEUE);
+            let limit = config.network.max_message_bytes.get();
+            let replica = replica::Replica::new(
+                shards.clone(),
+                replica_chains,
+                Arc::clone(&keeper),
+                Arc::clone(&relay),
+                new_heads.clone(),
+                progress_tx,
+                limit,
+            );
+            let stopping_replica = Arc::clone(&stopping);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("replica".into())
+                    .spawn(move || replica.run(blocks_rx, &stopping_replica))?,
+            );
+            return Ok(Service {
+                shards,
+                new_heads,
+                stopping,
+                threads,
+                coordinator: None,
+                network: Some(NetworkParts {
+                    blocks: blocks_tx,
+                    progress: progress_rx,
+                    keeper,
+                    gossip: gossip_rx,
+                    consensus,
+                }),
+            });
+        }
+        drop(gossip_rx);
         let coordinator = {
             let shards = shards.clone();
             let new_heads = new_heads.clone();
@@ -277,6 +418,7 @@ impl Service {
             stopping,
             threads,
             coordinator: Some(coordinator),
+            network: None,
         })
     }
 
@@ -286,6 +428,11 @@ impl Service {
             shards: self.shards.clone(),
             new_heads: self.new_heads.clone(),
         }
+    }
+
+    /// The flag that stops the node (set by a thread that fails).
+    pub fn stopping(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stopping)
     }
 
     /// Whether the node is stopping (a signal, or a thread failed).

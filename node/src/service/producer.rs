@@ -173,6 +173,24 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
         |source, height| shared.beacon.read().final_header(source, height).cloned(),
         now_ms(),
     )?;
+    finish(shared, chain, &produced, credited, &moved_away, started);
+    // The coordinator makes it final. If it is gone the node is stopping.
+    let _ = shared.committed.send(Committed::from(produced));
+    Ok(full)
+}
+
+/// What follows a block's commit, wherever its contents came from: the
+/// relay hears what it credited and sent, the mempool drops what it
+/// included or made stale, and the heads, waiters (included), metrics and
+/// log hear of it.
+pub fn finish(
+    shared: &Shared,
+    chain: &ShardChain,
+    produced: &ProducedBlock,
+    credited: usize,
+    moved_away: &[atoll_primitives::Hash],
+    started: Instant,
+) {
     shared
         .relay
         .acknowledge(shared.shard, &chain.inbox_cursors());
@@ -207,16 +225,19 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     // that this block included has no waiter left to tell it was dropped.
     shared
         .waiters
-        .dropped(displaced.iter().chain(&pruned).chain(&moved_away));
-    record(shared, &produced, started.elapsed(), credited);
-    // The coordinator makes it final. If it is gone the node is stopping.
-    let _ = shared.committed.send(Committed {
-        shard: shared.shard,
-        header: produced.block.header,
-        hashes: produced.hashes,
-        receipts: produced.output.receipts,
-    });
-    Ok(full)
+        .dropped(displaced.iter().chain(&pruned).chain(moved_away));
+    record(shared, produced, started.elapsed(), credited);
+}
+
+impl From<ProducedBlock> for Committed {
+    fn from(produced: ProducedBlock) -> Committed {
+        Committed {
+            shard: produced.block.header.shard,
+            header: produced.block.header,
+            hashes: produced.hashes,
+            receipts: produced.output.receipts,
+        }
+    }
 }
 
 fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, credited: usize) {

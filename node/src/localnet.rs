@@ -1,0 +1,155 @@
+//! `atoll localnet init`: the homes of a local multi-validator testnet.
+//!
+//! ```text
+//! <dir>/validator-<i>/   one home per validator (see `home`): the same
+//!                        genesis.json (every validator, stake 1 each,
+//!                        the funded dev accounts), its own key, and a
+//!                        config.toml with its own loopback ports
+//! ```
+//!
+//! Validator `i` listens on `127.0.0.1`: RPC on `base + 10 i`, metrics on
+//! `base + 10 i + 1`, libp2p on `base + 10 i + 2`; every validator's
+//! bootnodes are all the others (peer ids follow from the keys).
+
+use crate::home::{self, Home, InitOptions, DEV_SEED};
+use crate::keyfile;
+use crate::service::network::peer_id;
+use anyhow::bail;
+use atoll_shard::workload::dev_key;
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Most validators a localnet has.
+pub const MAX_VALIDATORS: usize = 64;
+
+/// `atoll localnet`.
+#[derive(Subcommand)]
+pub enum LocalnetCommand {
+    /// Create the homes of a local testnet: one per validator, one genesis.
+    Init(LocalnetInit),
+}
+
+/// `atoll localnet init`.
+#[derive(Args)]
+pub struct LocalnetInit {
+    /// Validators (each runs as its own `atoll run --home <dir>/validator-<i>`).
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Shards.
+    #[arg(long, default_value_t = 2)]
+    shards: u16,
+    /// Where the homes go; must not exist yet.
+    #[arg(long, default_value = "localnet")]
+    dir: PathBuf,
+    /// The first port: validator i uses base + 10 i, + 1 and + 2.
+    #[arg(long, default_value_t = 20_000)]
+    base_port: u16,
+    /// The chain id.
+    #[arg(long, default_value_t = 1)]
+    chain_id: u64,
+    /// Dev accounts to fund.
+    #[arg(long, default_value_t = 100)]
+    dev_accounts: usize,
+    /// Balance of each dev account.
+    #[arg(long, default_value_t = 1_000_000_000_000_000_000_000)]
+    dev_balance: u128,
+    /// Beacon blocks per epoch.
+    #[arg(long, default_value_t = atoll_config::genesis::DEFAULT_EPOCH_LENGTH)]
+    epoch_length: u64,
+}
+
+/// Runs a `localnet` command.
+pub fn run(command: LocalnetCommand) -> anyhow::Result<()> {
+    match command {
+        LocalnetCommand::Init(args) => init(&args),
+    }
+}
+
+/// The home of validator `i` under `dir`.
+pub fn validator_home(dir: &Path, i: usize) -> Home {
+    Home::new(dir.join(format!("validator-{i}")))
+}
+
+fn init(args: &LocalnetInit) -> anyhow::Result<()> {
+    if args.validators < 2 || args.validators > MAX_VALIDATORS {
+        bail!(
+            "--validators must be between 2 and {MAX_VALIDATORS} (one validator: use `atoll dev`)"
+        );
+    }
+    let last = u32::from(args.base_port) + 10 * args.validators as u32;
+    if args.base_port < 1024 || last > u32::from(u16::MAX) {
+        bail!(
+            "--base-port {} leaves no room for {} validators (each takes 10 ports, all below 65536, from 1024 up)",
+            args.base_port,
+            args.validators
+        );
+    }
+    if args.dir.exists() {
+        bail!(
+            "{} exists; choose another --dir or remove it",
+            args.dir.display()
+        );
+    }
+    let keys: Vec<_> = (0..args.validators).map(|_| keyfile::generate()).collect();
+    let publics: Vec<_> = keys.iter().map(|k| k.public()).collect();
+    let port = |i: usize, offset: u16| args.base_port + 10 * i as u16 + offset;
+    let p2p = |i: usize| format!("/ip4/127.0.0.1/tcp/{}", port(i, 2));
+    for (i, key) in keys.iter().enumerate() {
+        let network = atoll_config::NetworkConfig {
+            listen: p2p(i),
+            bootnodes: keys
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(j, other)| format!("{}/p2p/{}", p2p(j), peer_id(other)))
+                .collect(),
+            ..atoll_config::NetworkConfig::default()
+        };
+        let options = InitOptions {
+            chain_id: args.chain_id,
+            shards: args.shards,
+            dev_accounts: args.dev_accounts,
+            dev_balance: args.dev_balance,
+            rpc_addr: SocketAddr::from(([127, 0, 0, 1], port(i, 0))),
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], port(i, 1)))),
+            epoch_length: args.epoch_length,
+            admin_rpc: false,
+        };
+        home::init_with(
+            &validator_home(&args.dir, i),
+            &options,
+            key,
+            &publics,
+            &network,
+            false,
+        )?;
+    }
+    println!(
+        "Initialised a localnet of {} validators and {} shard{} in {}",
+        args.validators,
+        args.shards,
+        if args.shards == 1 { "" } else { "s" },
+        args.dir.display()
+    );
+    for (i, key) in keys.iter().enumerate() {
+        println!(
+            "  validator {i}  {}  RPC http://127.0.0.1:{}  p2p {}  home {}",
+            key.address(),
+            port(i, 0),
+            p2p(i),
+            validator_home(&args.dir, i).root().display()
+        );
+    }
+    println!("Start each with: atoll run --home <home>");
+    if args.dev_accounts > 0 {
+        let first = dev_key(DEV_SEED, 0);
+        println!(
+            "Dev accounts: {} funded (keys in each home's dev-keys.txt), e.g. {} with key {}",
+            args.dev_accounts,
+            first.address(),
+            validator_home(&args.dir, 0).dev_key_file(0).display()
+        );
+    }
+    Ok(())
+}

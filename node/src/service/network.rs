@@ -1,0 +1,278 @@
+//! With several validators: the libp2p network, the consensus engine and
+//! the node's side of it ([`NodeHost`]).
+//!
+//! - Votes and proposals are persisted in the beacon store before they
+//!   leave ([`NodeHost::persist`]); a restarted validator rebuilds its
+//!   machine from them and never signs anything that conflicts.
+//! - Final consensus blocks are stored with their certificates, then
+//!   handed to the [`super::replica::Replica`], which executes them; the
+//!   stored blocks also serve validators that catch up.
+//! - Transactions a client sends to this validator are gossiped on their
+//!   shard's topic (in batches); transactions from peers are checked by the
+//!   shard's admission stage (signatures in batches) before they are
+//!   forwarded, and a batch with a bad signature scores its sender down.
+
+use super::admission::Admission;
+use super::beacon::BeaconKeeper;
+use super::bft::{ConsensusStatus, Engine, Host, PayloadTask};
+use super::replica::Builder;
+use crate::metrics::Metrics;
+use anyhow::Context;
+use atoll_consensus::simplex::{
+    machine::KEEP_BEHIND, Choice, Config, FinalBlock, Record, Simplex, ValidatorSet,
+};
+use atoll_p2p::{Handle, MessageId, PeerId, Topic, Verdict};
+use atoll_primitives::{codec, ChainId, Hash, KeyPair, SignedTransaction};
+use atoll_shard::execution::PreparedTx;
+use atoll_storage::BeaconStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most transactions in one gossip message.
+pub const MAX_GOSSIP_TXS: usize = 2048;
+/// Transaction batches waiting to be gossiped; past this a batch is only
+/// in this validator's pool (it proposes it when it leads).
+pub const GOSSIP_QUEUE: usize = 1024;
+
+/// Where a shard's admission stage and the network meet.
+pub struct ShardLink {
+    /// The shard's admission queue.
+    pub admission: mpsc::Sender<Admission>,
+}
+
+/// The node's side of the consensus engine.
+pub struct NodeHost {
+    /// The beacon and its store (vote records, final blocks).
+    pub keeper: Arc<BeaconKeeper>,
+    /// Final blocks, to the replica.
+    pub blocks: std::sync::mpsc::SyncSender<FinalBlock>,
+    /// Builds this validator's payloads.
+    pub builder: Arc<Builder>,
+    /// Each shard's admission, by shard number.
+    pub shards: Vec<ShardLink>,
+    /// The network, to report verdicts on transaction gossip.
+    pub network: Handle,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Largest message.
+    pub limit: usize,
+}
+
+/// The key a vote record is stored under at its height.
+fn record_kind(record: &Record) -> (u64, u8) {
+    match record {
+        Record::Voted {
+            height,
+            choice: Choice::Block(_),
+        } => (*height, 0),
+        Record::Voted {
+            height,
+            choice: Choice::Empty,
+        } => (*height, 1),
+        Record::Finalized { height } => (*height, 2),
+        Record::Proposed { height, .. } => (*height, 3),
+    }
+}
+
+impl Host for NodeHost {
+    fn persist(&mut self, record: Record) -> anyhow::Result<()> {
+        let (height, kind) = record_kind(&record);
+        self.keeper
+            .store
+            .put_vote_record(height, kind, &codec::encode(&record))
+            .context("cannot store a vote record; this validator stops signing")
+    }
+
+    fn payload(&mut self, _height: u64, parent: Hash) -> PayloadTask {
+        Box::pin(Arc::clone(&self.builder).build(parent))
+    }
+
+    fn finalized(&mut self, blocks: Vec<FinalBlock>) -> anyhow::Result<()> {
+        let Some(last) = blocks.last() else {
+            return Ok(());
+        };
+        let newest = (last.proposal.block.height, last.proposal.block.hash());
+        let encoded: Vec<(u64, Vec<u8>)> = blocks
+            .iter()
+            .map(|b| (b.proposal.block.height, codec::encode(b)))
+            .collect();
+        self.keeper
+            .store
+            .put_final_blocks(&encoded, newest)
+            .context("cannot store final blocks")?;
+        if newest.0 % KEEP_BEHIND == 0 {
+            self.keeper
+                .store
+                .prune_vote_records(newest.0.saturating_sub(KEEP_BEHIND))
+                .context("cannot prune vote records")?;
+        }
+        for block in blocks {
+            // Waits while the replica is far behind (a validator catching
+            // up): consensus must not outrun execution without bound.
+            let sent = tokio::task::block_in_place(|| self.blocks.send(block));
+            if sent.is_err() {
+                anyhow::bail!("the replica stopped");
+            }
+        }
+        Ok(())
+    }
+
+    fn stored(&self, from: u64, max: usize, max_bytes: usize) -> Vec<FinalBlock> {
+        let Ok(found) = self.keeper.store.final_blocks(from, max) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for (_, encoded) in found {
+            bytes += encoded.len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            match codec::decode::<FinalBlock>("stored final block", &encoded, self.limit) {
+                Ok(block) => out.push(block),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    fn transactions(&mut self, shard: u16, source: PeerId, id: MessageId, data: Vec<u8>) {
+        let network = self.network.clone();
+        let metrics = Arc::clone(&self.metrics);
+        let Some(link) = self.shards.get(usize::from(shard)) else {
+            return;
+        };
+        let txs = match codec::decode::<Vec<SignedTransaction>>(
+            "transaction gossip",
+            &data,
+            data.len(),
+        ) {
+            Ok(txs) if !txs.is_empty() && txs.len() <= MAX_GOSSIP_TXS => txs,
+            _ => {
+                metrics.gossip(false);
+                tokio::spawn(async move { network.report(id, source, Verdict::Reject).await });
+                return;
+            }
+        };
+        let (verdict, answer) = oneshot::channel();
+        let message = Admission::Peer {
+            txs: txs.into_iter().map(PreparedTx::new).collect(),
+            verdict,
+        };
+        if link.admission.try_send(message).is_err() {
+            // Busy: dropped here, not held against the peer.
+            tokio::spawn(async move { network.report(id, source, Verdict::Ignore).await });
+            return;
+        }
+        tokio::spawn(async move {
+            let verdict = match answer.await {
+                Ok(true) => Verdict::Accept,
+                Ok(false) => Verdict::Reject,
+                Err(_) => Verdict::Ignore,
+            };
+            if verdict != Verdict::Ignore {
+                metrics.gossip(verdict == Verdict::Accept);
+            }
+            network.report(id, source, verdict).await;
+        });
+    }
+}
+
+/// Publishes the transactions clients sent to this validator, in batches
+/// per shard, until the queue closes.
+pub async fn gossip_out(network: Handle, mut queue: mpsc::Receiver<(u16, Vec<SignedTransaction>)>) {
+    while let Some((shard, txs)) = queue.recv().await {
+        let mut by_shard: std::collections::BTreeMap<u16, Vec<SignedTransaction>> =
+            std::collections::BTreeMap::new();
+        by_shard.entry(shard).or_default().extend(txs);
+        while let Ok((shard, txs)) = queue.try_recv() {
+            by_shard.entry(shard).or_default().extend(txs);
+        }
+        for (shard, txs) in by_shard {
+            for chunk in txs.chunks(MAX_GOSSIP_TXS) {
+                // No peer yet: the transactions wait in this pool.
+                let _ = network
+                    .publish(Topic::Transactions(shard), codec::encode(&chunk.to_vec()))
+                    .await;
+            }
+        }
+    }
+}
+
+/// What the consensus machine of this validator starts from.
+pub struct MachineStart {
+    /// The chain.
+    pub chain: ChainId,
+    /// The validators.
+    pub validators: ValidatorSet,
+    /// This validator's key and index, if it is one.
+    pub key: Option<(u16, KeyPair)>,
+    /// The hash the first block extends (the genesis file's).
+    pub genesis: Hash,
+    /// The timeout.
+    pub timeout: Duration,
+}
+
+/// The machine, rebuilt from the store: its vote records and the newest
+/// final block.
+pub fn machine(start: MachineStart, store: &BeaconStore, limit: usize) -> anyhow::Result<Simplex> {
+    let (final_height, final_hash) = store.final_head()?.unwrap_or((0, start.genesis));
+    let records = store
+        .vote_records(final_height)?
+        .into_iter()
+        .map(|bytes| codec::decode::<Record>("vote record", &bytes, limit))
+        .collect::<Result<Vec<_>, _>>()
+        .context("the beacon store's vote records are damaged")?;
+    Ok(Simplex::new(
+        Config {
+            chain: start.chain,
+            validators: start.validators,
+            key: start.key,
+            genesis: start.genesis,
+            timeout: start.timeout,
+        },
+        &records,
+        final_height,
+        final_hash,
+    ))
+}
+
+/// Starts the engine on `network` (already started) with `host`.
+pub fn spawn_engine(
+    machine: Simplex,
+    network: Handle,
+    events: mpsc::Receiver<atoll_p2p::NetworkEvent>,
+    host: NodeHost,
+    status: Arc<ConsensusStatus>,
+    metrics: Arc<Metrics>,
+    shards: u16,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let limit = host.limit;
+    let (engine, woken) = Engine::new(machine, network, host, limit, status, metrics);
+    let topics = (0..shards).map(Topic::Transactions).collect();
+    tokio::spawn(async move {
+        if let Err(err) = engine.run(events, woken, topics).await {
+            tracing::error!(
+                err = format!("{err:#}"),
+                "consensus stopped; the node stops"
+            );
+        }
+        stopping.store(true, std::sync::atomic::Ordering::Release);
+    })
+}
+
+/// The libp2p identity secret of the validator with `key`.
+pub fn p2p_secret(key: &KeyPair) -> [u8; 32] {
+    Hash::domain(
+        &atoll_primitives::hash::domain::P2P_IDENTITY,
+        &[&key.seed()],
+    )
+    .0
+}
+
+/// The libp2p peer id of the validator with `key`.
+pub fn peer_id(key: &KeyPair) -> PeerId {
+    atoll_p2p::peer_id_of(p2p_secret(key))
+}
