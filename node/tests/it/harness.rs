@@ -45,8 +45,9 @@ pub fn transfer(
 
 /// A node's home, made with `atoll init`, and the node process if running.
 pub struct Node {
-    /// Kept so the directory lives as long as the node.
-    _dir: tempfile::TempDir,
+    /// Kept so the directory lives as long as the node (None: the home
+    /// belongs to a [`Localnet`]).
+    _dir: Option<tempfile::TempDir>,
     pub home: PathBuf,
     child: Option<Child>,
     pub rpc: SocketAddr,
@@ -92,7 +93,20 @@ impl Node {
         text = merge_sections(&text, extra);
         std::fs::write(&config, text).expect("config written");
         let mut node = Node {
-            _dir: dir,
+            _dir: Some(dir),
+            home,
+            child: None,
+            rpc: "127.0.0.1:0".parse().expect("addr"),
+            metrics: None,
+        };
+        node.run();
+        node
+    }
+
+    /// Starts the node of an existing `home` (not removed on drop).
+    pub fn start_home(home: PathBuf) -> Node {
+        let mut node = Node {
+            _dir: None,
             home,
             child: None,
             rpc: "127.0.0.1:0".parse().expect("addr"),
@@ -469,4 +483,65 @@ fn merge_sections(text: &str, extra: &str) -> String {
         }
     }
     out
+}
+
+/// A local testnet made by `atoll localnet init`, its validators started.
+pub struct Localnet {
+    /// The validators (dropped first: their processes are killed before
+    /// the directory goes).
+    pub nodes: Vec<Node>,
+    _dir: tempfile::TempDir,
+}
+
+impl Localnet {
+    /// `validators` validators with `shards` shards and 40 dev accounts,
+    /// on free loopback ports, each config with `extra` merged in.
+    pub fn start(validators: usize, shards: u16, extra: &str) -> Localnet {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("net");
+        let base = free_port_range(validators * 10);
+        let out = Command::new(ATOLL)
+            .args(["localnet", "init", "--dir"])
+            .arg(&root)
+            .args(["--validators", &validators.to_string()])
+            .args(["--shards", &shards.to_string()])
+            .args(["--chain-id", &CHAIN_ID.to_string()])
+            .args(["--dev-accounts", "40", "--dev-balance", "1000000000"])
+            .args(["--base-port", &base.to_string()])
+            .output()
+            .expect("atoll localnet init runs");
+        assert!(
+            out.status.success(),
+            "localnet init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let homes: Vec<PathBuf> = (0..validators)
+            .map(|i| root.join(format!("validator-{i}")))
+            .collect();
+        for home in &homes {
+            let config = home.join("config.toml");
+            let text = std::fs::read_to_string(&config).expect("config");
+            let text = text.replace("interval = \"500ms\"", "interval = \"100ms\"");
+            std::fs::write(&config, merge_sections(&text, extra)).expect("config written");
+        }
+        let nodes = homes.into_iter().map(Node::start_home).collect();
+        Localnet { nodes, _dir: dir }
+    }
+}
+
+/// The first of `count` consecutive loopback ports that are all free now.
+fn free_port_range(count: usize) -> u16 {
+    let seed = std::process::id() as u64 * 7919
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    for attempt in 0..200u64 {
+        let base = 30_000 + ((seed + attempt * 613) % 2_500) as u16 * 10;
+        let free = (0..count as u16)
+            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no {count} free consecutive ports");
 }

@@ -7,5 +7,6 @@ mod cli;
 mod crash;
 mod harness;
 mod moves;
+mod network;
 mod rpc;
 mod sharded;
