@@ -299,7 +299,6 @@ async fn start_network(
         host,
         status,
         Arc::clone(metrics),
-        genesis.layout.shard_count(),
         service.stopping(),
     );
     Ok(())

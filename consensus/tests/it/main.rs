@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod beacon;
+mod ledger;
 mod simplex;
 mod simulation;

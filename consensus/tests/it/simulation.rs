@@ -8,11 +8,15 @@
 //! Checked on every run: no two different blocks are final at one height on
 //! any node (safety); every node's final blocks form one chain; no node
 //! ever persisted two conflicting votes; and once the network is healthy
-//! every node finalizes new blocks (liveness).
+//! every node finalizes new blocks (liveness). Final blocks carry transfers
+//! that each node applies to its ledger (`ledger`): the supply is conserved,
+//! every cross-shard receipt is credited exactly once, and all nodes hold
+//! the same accounts at every final height.
 //!
 //! `ATOLL_SIM_SEED=N` replays seed N alone (a failure prints its seed);
 //! `ATOLL_SIM_SEEDS=K` runs K seeds instead of the default.
 
+use crate::ledger::{self, Ledger};
 use atoll_consensus::simplex::{
     Choice, Config, Effect, Input, Message, Record, Simplex, ValidatorIndex, ValidatorSet,
 };
@@ -35,6 +39,8 @@ struct Node {
     /// Its store: every record it persisted, and its final blocks.
     persisted: Vec<Record>,
     finals: Vec<(u64, Hash)>,
+    /// What its final blocks did to the accounts (kept like a store).
+    ledger: Ledger,
     /// Bumped at each restart, so timeouts of an earlier life are ignored.
     life: u64,
 }
@@ -100,6 +106,8 @@ struct Sim {
     faults: Faults,
     /// Every final block seen on any node, by height.
     finals: BTreeMap<u64, Hash>,
+    /// Every node's ledger digest after each final block, by height.
+    digests: BTreeMap<u64, u64>,
     evidence: BTreeSet<ValidatorIndex>,
     delivered: u64,
 }
@@ -189,6 +197,7 @@ impl Sim {
                 machine: Some(Simplex::new(c.clone(), &[], 0, Hash::ZERO)),
                 persisted: Vec::new(),
                 finals: Vec::new(),
+                ledger: Ledger::default(),
                 life: 0,
             })
             .collect();
@@ -202,6 +211,7 @@ impl Sim {
             configs,
             faults,
             finals: BTreeMap::new(),
+            digests: BTreeMap::new(),
             evidence: BTreeSet::new(),
             delivered: 0,
         };
@@ -287,7 +297,7 @@ impl Sim {
                 Effect::NeedPayload { height, .. } => {
                     // Twins propose different payloads: the same key signs
                     // two proposals.
-                    let payload = format!("node {node} height {height}").into_bytes();
+                    let payload = ledger::payload(node, height);
                     self.input(node, Input::Payload { height, payload }, None);
                 }
                 Effect::Finalized(blocks) => {
@@ -310,6 +320,16 @@ impl Sim {
                             );
                         }
                         self.nodes[node].finals.push((block.height, hash));
+                        let ledger = &mut self.nodes[node].ledger;
+                        ledger.apply(seed, block.height, &block.payload);
+                        let digest = ledger.digest();
+                        if let Some(other) = self.digests.insert(block.height, digest) {
+                            assert_eq!(
+                                other, digest,
+                                "seed {seed}: node {node}'s accounts differ from another node's after height {}",
+                                block.height
+                            );
+                        }
                     }
                 }
                 Effect::Evidence(evidence) => {

@@ -110,8 +110,8 @@ impl Host for NodeHost {
         for block in blocks {
             // Waits while the replica is far behind (a validator catching
             // up): consensus must not outrun execution without bound.
-            let sent = tokio::task::block_in_place(|| self.blocks.send(block));
-            if sent.is_err() {
+            let sent = tokio::task::block_in_place(|| self.blocks.send(block).is_ok());
+            if !sent {
                 anyhow::bail!("the replica stopped");
             }
         }
@@ -246,12 +246,13 @@ pub fn spawn_engine(
     host: NodeHost,
     status: Arc<ConsensusStatus>,
     metrics: Arc<Metrics>,
-    shards: u16,
     stopping: Arc<std::sync::atomic::AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
     let limit = host.limit;
+    let topics: Vec<Topic> = (0..host.shards.len() as u16)
+        .map(Topic::Transactions)
+        .collect();
     let (engine, woken) = Engine::new(machine, network, host, limit, status, metrics);
-    let topics = (0..shards).map(Topic::Transactions).collect();
     tokio::spawn(async move {
         if let Err(err) = engine.run(events, woken, topics).await {
             tracing::error!(

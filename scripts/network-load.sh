@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One load measurement on a fresh local testnet:
+# `scripts/network-load.sh VALIDATORS SHARDS RATIO TPS SECONDS [STOP]`
+# initialises VALIDATORS validators (`atoll localnet init`, 10,000 funded
+# dev accounts) with SHARDS shards in a throwaway directory, starts them,
+# sends TPS transfers per second for SECONDS seconds (RATIO of them to
+# another shard) spread over every validator's RPC, prints the load
+# generator's JSON report and stops the validators.
+#
+# With STOP (seconds), the last validator is stopped (SIGTERM) 5 s into
+# the load, kept down for STOP seconds and restarted; the script prints how
+# long it took to reach the final height the others had when it came back
+# (the load goes to the other validators; make SECONDS longer than
+# 5 + STOP + the catch-up).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+[ $# -ge 5 ] || { echo "usage: scripts/network-load.sh VALIDATORS SHARDS RATIO TPS SECONDS [STOP]" >&2; exit 2; }
+validators=$1 shards=$2 ratio=$3 tps=$4 seconds=$5 stop=${6:-}
+cargo build --release --locked -p atoll-node >&2
+atoll="$CARGO_TARGET_DIR/release/atoll"
+dir=$(mktemp -d)/net
+base=${ATOLL_LOAD_PORT:-29000}
+"$atoll" localnet init --dir "$dir" --validators "$validators" --shards "$shards" \
+  --dev-accounts 10000 --base-port "$base" >/dev/null
+pids=()
+start() { "$atoll" run --home "$dir/validator-$1" >>"$dir/validator-$1.log" 2>&1 & pids[$1]=$!; }
+cleanup() { pkill -f "$dir/validator-" 2>/dev/null || true; sleep 1; rm -rf "$(dirname "$dir")"; }
+trap cleanup EXIT
+rpcs=()
+for i in $(seq 0 $((validators - 1))); do
+  start "$i"
+  rpcs+=(--rpc "http://127.0.0.1:$((base + 10 * i))")
+done
+for i in $(seq 0 $((validators - 1))); do
+  for _ in $(seq 1 300); do grep -q "RPC listening" "$dir/validator-$i.log" && break; sleep 0.2; done
+done
+final() { "$atoll" status --rpc "http://127.0.0.1:$((base + 10 * $1))" 2>/dev/null \
+  | python3 -c 'import json,sys; print(min(s["final_height"] for s in json.load(sys.stdin)["shards"]))' 2>/dev/null || echo 0; }
+# Wait until the validators finalize together.
+for _ in $(seq 1 300); do [ "$(final 0)" -ge 2 ] && break; sleep 0.2; done
+last=$((validators - 1))
+if [ -n "$stop" ]; then
+  # The stopped validator takes no load: send to the others only.
+  rpcs=("${rpcs[@]:0:$((2 * last))}")
+  (
+    sleep 5
+    kill "${pids[$last]}"; wait "${pids[$last]}" 2>/dev/null || true
+    sleep "$stop"
+    target=$(final 0); t0=$(date +%s.%N)
+    start "$last"
+    while [ "$(final "$last")" -lt "$target" ]; do sleep 0.1; done
+    t1=$(date +%s.%N)
+    python3 -c "print('catch-up: %.1f s to reach final height $target after $stop s down' % ($t1 - $t0))" >&2
+  ) &
+fi
+"$atoll" load "${rpcs[@]}" --accounts 10000 --tps "$tps" --duration "$seconds" \
+  --cross-shard-ratio "$ratio" --json 2>/dev/null | tail -1
+wait
+heights() { for i in $(seq 0 $last); do echo -n "v$i=$(final "$i") "; done; echo; }
+echo "final heights: $(heights)"
