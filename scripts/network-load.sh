@@ -53,9 +53,10 @@ if [ -n "$stop" ]; then
     t1=$(date +%s.%N)
     python3 -c "print('catch-up: %.1f s to reach final height $target after $stop s down' % ($t1 - $t0))" >&2
   ) &
+  catchup=$!
 fi
 "$atoll" load "${rpcs[@]}" --accounts 10000 --tps "$tps" --duration "$seconds" \
   --cross-shard-ratio "$ratio" --json 2>/dev/null | tail -1
-wait
+if [ -n "$stop" ]; then wait "$catchup"; fi
 heights() { for i in $(seq 0 $last); do echo -n "v$i=$(final "$i") "; done; echo; }
 echo "final heights: $(heights)"

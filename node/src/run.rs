@@ -290,6 +290,7 @@ async fn start_network(
         network: handle.clone(),
         metrics: Arc::clone(metrics),
         limit,
+        pruned_below: 0,
     };
     let status: Arc<ConsensusStatus> = Arc::clone(&parts.consensus.status);
     network::spawn_engine(

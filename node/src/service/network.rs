@@ -57,6 +57,8 @@ pub struct NodeHost {
     pub metrics: Arc<Metrics>,
     /// Largest message.
     pub limit: usize,
+    /// Vote records below this height were pruned.
+    pub pruned_below: u64,
 }
 
 /// The key a vote record is stored under at its height.
@@ -101,11 +103,13 @@ impl Host for NodeHost {
             .store
             .put_final_blocks(&encoded, newest)
             .context("cannot store final blocks")?;
-        if newest.0 % KEEP_BEHIND == 0 {
+        let below = newest.0.saturating_sub(KEEP_BEHIND);
+        if below >= self.pruned_below + KEEP_BEHIND {
             self.keeper
                 .store
-                .prune_vote_records(newest.0.saturating_sub(KEEP_BEHIND))
+                .prune_vote_records(below)
                 .context("cannot prune vote records")?;
+            self.pruned_below = below;
         }
         for block in blocks {
             // Waits while the replica is far behind (a validator catching

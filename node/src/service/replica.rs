@@ -43,6 +43,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, watch};
 
+/// Most transactions a payload may give one shard (a rule of the chain,
+/// not a setting: every validator must judge a payload the same way).
+pub const MAX_SHARD_TRANSACTIONS: usize = 65_536;
+
 /// What a consensus block carries.
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Payload {
@@ -60,11 +64,20 @@ pub struct Payload {
 
 impl Payload {
     /// Decodes `bytes` for a chain of `shards` shards; anything else (bytes
-    /// that do not decode, the wrong number of shards) is an empty payload,
+    /// that do not decode, the wrong number of shards, more than
+    /// [`MAX_SHARD_TRANSACTIONS`] for a shard) is an empty payload,
     /// so every validator treats a malformed payload the same way.
     pub fn decode_or_empty(bytes: &[u8], shards: usize, limit: usize) -> Payload {
         match codec::decode::<Payload>("payload", bytes, limit) {
-            Ok(payload) if payload.shards.len() == shards => payload,
+            Ok(payload)
+                if payload.shards.len() == shards
+                    && payload
+                        .shards
+                        .iter()
+                        .all(|t| t.len() <= MAX_SHARD_TRANSACTIONS) =>
+            {
+                payload
+            }
             _ => Payload {
                 shards: vec![Vec::new(); shards],
                 ..Payload::default()
@@ -436,18 +449,18 @@ impl Builder {
             .shards
             .iter()
             .map(|shared| {
-                let ready =
-                    shared
-                        .mempool
-                        .lock()
-                        .ready(self.max_transactions, per_shard, |sender| {
-                            shared
-                                .state
-                                .account(&StateKey::Account(*sender))
-                                .ok()
-                                .flatten()
-                                .map_or(0, |account| account.nonce)
-                        });
+                let ready = shared.mempool.lock().ready(
+                    self.max_transactions.min(MAX_SHARD_TRANSACTIONS),
+                    per_shard,
+                    |sender| {
+                        shared
+                            .state
+                            .account(&StateKey::Account(*sender))
+                            .ok()
+                            .flatten()
+                            .map_or(0, |account| account.nonce)
+                    },
+                );
                 let ready = if blocked.is_empty() {
                     ready
                 } else {
