@@ -231,9 +231,7 @@ impl ShardChain {
         final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
-        self.inbox
-            .check_at(&incoming, self.next_epoch.0, final_header)
-            .map_err(|(index, error)| ShardError::Receipt { index, error })?;
+        self.check_incoming(&incoming, final_header)?;
         let offered = txs.len();
         let chain_id = self.head.chain_id;
         let txs = txs
@@ -273,13 +271,24 @@ impl ShardChain {
         final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
-        self.inbox
-            .check_at(&incoming, self.next_epoch.0, final_header)
-            .map_err(|(index, error)| ShardError::Receipt { index, error })?;
+        self.check_incoming(&incoming, final_header)?;
         let offered = txs.len();
         let kept = self.drop_known(txs.into_iter().map(VerifiedTx::into_inner).collect())?;
         let rejected = offered - kept.len();
         self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
+    }
+
+    /// Checks `incoming` receipts all or nothing ([`Inbox::check_at`], at
+    /// the next block's epoch) against `final_header`.
+    fn check_incoming(
+        &self,
+        incoming: &[ProvenReceipt],
+        final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
+    ) -> Result<(), ShardError> {
+        self.inbox
+            .check_at(incoming, self.next_epoch.0, final_header)
+            .map(|_| ())
+            .map_err(|(index, error)| ShardError::Receipt { index, error })
     }
 
     /// Whether the next blocks report this shard congested (its backlog of

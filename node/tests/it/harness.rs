@@ -92,21 +92,17 @@ impl Node {
         text = text.replace("interval = \"500ms\"", "interval = \"50ms\"");
         text = merge_sections(&text, extra);
         std::fs::write(&config, text).expect("config written");
-        let mut node = Node {
-            _dir: Some(dir),
-            home,
-            child: None,
-            rpc: "127.0.0.1:0".parse().expect("addr"),
-            metrics: None,
-        };
-        node.run();
-        node
+        Node::start_in(Some(dir), home)
     }
 
     /// Starts the node of an existing `home` (not removed on drop).
     pub fn start_home(home: PathBuf) -> Node {
+        Node::start_in(None, home)
+    }
+
+    fn start_in(dir: Option<tempfile::TempDir>, home: PathBuf) -> Node {
         let mut node = Node {
-            _dir: None,
+            _dir: dir,
             home,
             child: None,
             rpc: "127.0.0.1:0".parse().expect("addr"),
