@@ -4,6 +4,7 @@
 //! <home>/config.toml        node settings (see atoll_config::NodeConfig)
 //! <home>/genesis.json       chain id, shards, accounts, validators
 //! <home>/validator.json     this validator's key (mode 0600)
+//! <home>/validator-votes.log every vote it signed (with several validators)
 //! <home>/dev-keys.txt       every dev account: index, address, secret key
 //! <home>/keys/dev-<i>.json  key files of the first dev accounts
 //! <home>/<data_dir>/genesis.hash       the genesis the stores were made from
@@ -68,6 +69,13 @@ impl Home {
     /// The key file of dev account `index` (the first few only).
     pub fn dev_key_file(&self, index: usize) -> PathBuf {
         self.root.join("keys").join(format!("dev-{index}.json"))
+    }
+
+    /// The vote log: every vote this validator signed (see
+    /// `atoll_storage::VoteLog`); beside the key, outside the data
+    /// directory, and never to be restored from a backup.
+    pub fn vote_log(&self) -> PathBuf {
+        self.root.join("validator-votes.log")
     }
 
     /// The data directory named by `config`.

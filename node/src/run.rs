@@ -34,6 +34,8 @@ pub fn init_logging(config: &NodeConfig) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a terminal: a log file gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Human => builder.try_init(),
@@ -166,7 +168,10 @@ pub async fn run(
             &service,
             &genesis,
             genesis_hash,
-            &validator,
+            Signer {
+                key: &validator,
+                vote_log: home.vote_log(),
+            },
             &config,
             &metrics,
         )
@@ -215,6 +220,12 @@ pub async fn run(
     Ok(())
 }
 
+/// This validator's key and the log of what it signed.
+struct Signer<'a> {
+    key: &'a KeyPair,
+    vote_log: std::path::PathBuf,
+}
+
 /// Starts the libp2p network and the consensus engine of a node with
 /// other validators.
 async fn start_network(
@@ -222,11 +233,13 @@ async fn start_network(
     service: &Service,
     genesis: &Genesis,
     genesis_hash: Hash,
-    validator: &KeyPair,
+    signer: Signer<'_>,
     config: &NodeConfig,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<()> {
     let net = &config.network;
+    let validator = signer.key;
+    let (votes, records) = network::open_votes(&signer.vote_log, &parts.keeper.store)?;
     let listen = net
         .listen
         .parse()
@@ -246,6 +259,7 @@ async fn start_network(
     let (handle, events) =
         atoll_p2p::start(p2p).with_context(|| format!("cannot listen on {}", net.listen))?;
     let _ = parts.consensus.peer_id.set(handle.peer_id().to_string());
+    let _ = parts.consensus.network.set(handle.clone());
     tracing::info!(peer_id = %handle.peer_id(), listen = %net.listen, "network started");
     tokio::spawn(network::gossip_out(handle.clone(), parts.gossip));
     let stakes: Vec<_> = genesis
@@ -265,6 +279,7 @@ async fn start_network(
             timeout: net.consensus_timeout,
         },
         &parts.keeper.store,
+        &records,
         limit,
     )?;
     let builder = Arc::new(Builder {
@@ -290,6 +305,7 @@ async fn start_network(
         network: handle.clone(),
         metrics: Arc::clone(metrics),
         limit,
+        votes,
         pruned_below: 0,
     };
     let status: Arc<ConsensusStatus> = Arc::clone(&parts.consensus.status);

@@ -18,7 +18,11 @@
 //!   for the largest valid block), connections are limited in total and per
 //!   peer, and inbound requests waiting for an answer are bounded.
 //! - **Scoring**: a peer loses [`service::PENALTY`] for each invalid message
-//!   or response; at [`service::BAN_SCORE`] it is disconnected and refused.
+//!   or response; at [`service::BAN_SCORE`] it is disconnected and refused
+//!   at connection time (as are the peers the operator blocks).
+//! - **Redial**: bootnodes that are not connected are dialed again every
+//!   [`service::REDIAL_INTERVAL`], so a restart or a healed partition
+//!   reconnects by itself.
 
 mod codec;
 pub mod service;
@@ -26,5 +30,7 @@ pub mod topics;
 
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{Multiaddr, PeerId};
-pub use service::{peer_id_of, start, Handle, NetworkConfig, NetworkError, NetworkEvent, Verdict};
+pub use service::{
+    peer_id_of, start, Handle, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, Verdict,
+};
 pub use topics::Topic;

@@ -5,11 +5,13 @@ use crate::codec::BytesCodec;
 use crate::topics::Topic;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};
+use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    connection_limits, identify, identity, noise, ping, tcp, yamux, Multiaddr, PeerId,
-    StreamProtocol, Swarm, SwarmBuilder,
+    allow_block_list, connection_limits, identify, identity, noise, ping, tcp, yamux, Multiaddr,
+    PeerId, StreamProtocol, Swarm, SwarmBuilder,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -28,6 +30,10 @@ pub const PENALTY: i32 = 10;
 pub const BAN_SCORE: i32 = -50;
 /// Most peers remembered as banned (the oldest is forgotten first).
 pub const MAX_BANNED: usize = 4096;
+/// Most peers the operator may block.
+pub const MAX_BLOCKED: usize = 1024;
+/// How often bootnodes that are not connected are dialed again.
+pub const REDIAL_INTERVAL: Duration = Duration::from_secs(3);
 
 /// How the node's network is set up.
 #[derive(Clone, Debug)]
@@ -38,7 +44,8 @@ pub struct NetworkConfig {
     pub secret: [u8; 32],
     /// Where to listen (e.g. `/ip4/127.0.0.1/tcp/0`).
     pub listen: Multiaddr,
-    /// Peers to dial at start.
+    /// Peers to dial at start, and again whenever they are not connected
+    /// (every [`REDIAL_INTERVAL`]).
     pub bootnodes: Vec<Multiaddr>,
     /// The largest gossip message, request or response (fit for the largest
     /// valid block).
@@ -88,6 +95,9 @@ pub enum NetworkError {
     /// A gossip message was not published.
     #[error("cannot publish: {0}")]
     Publish(String),
+    /// The node asked for something the network refuses.
+    #[error("{0}")]
+    Invalid(String),
     /// A request got no answer.
     #[error("request to {peer} failed: {reason}")]
     Request {
@@ -152,6 +162,19 @@ enum Command {
     Dial(Multiaddr),
     Peers(oneshot::Sender<Vec<PeerId>>),
     Listening(oneshot::Sender<Vec<Multiaddr>>),
+    Block(Vec<PeerId>, oneshot::Sender<Result<(), NetworkError>>),
+    Info(oneshot::Sender<PeerInfo>),
+}
+
+/// What the network knows of its peers.
+#[derive(Clone, Debug, Default)]
+pub struct PeerInfo {
+    /// Connected now.
+    pub connected: Vec<PeerId>,
+    /// Banned for sending invalid data (refused until forgotten).
+    pub banned: usize,
+    /// Blocked by the operator ([`Handle::block`]).
+    pub blocked: Vec<PeerId>,
 }
 
 /// The node's handle on the network. Cheap to clone; every call goes
@@ -230,6 +253,22 @@ impl Handle {
         answer.await.map_err(|_| NetworkError::Stopped)
     }
 
+    /// Replaces the peers the operator blocks: their connections close,
+    /// they are not dialed and their connections are refused until they
+    /// are left out of a later list. At most [`MAX_BLOCKED`].
+    pub async fn block(&self, peers: Vec<PeerId>) -> Result<(), NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Block(peers, reply)).await?;
+        answer.await.map_err(|_| NetworkError::Stopped)?
+    }
+
+    /// Connected, banned and blocked peers.
+    pub async fn info(&self) -> Result<PeerInfo, NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Info(reply)).await?;
+        answer.await.map_err(|_| NetworkError::Stopped)
+    }
+
     /// The addresses this node listens on.
     pub async fn listening(&self) -> Result<Vec<Multiaddr>, NetworkError> {
         let (reply, answer) = oneshot::channel();
@@ -240,6 +279,8 @@ impl Handle {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    /// Banned and operator-blocked peers: refused at connection time.
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     requests: request_response::Behaviour<BytesCodec>,
@@ -289,6 +330,7 @@ pub fn start(
                 gossipsub::PeerScoreThresholds::default(),
             )?;
             Ok(Behaviour {
+                blocked: allow_block_list::Behaviour::default(),
                 limits: connection_limits::Behaviour::new(limits),
                 gossipsub,
                 requests: request_response::Behaviour::with_codec(
@@ -330,6 +372,8 @@ pub fn start(
         scores: HashMap::new(),
         banned: HashSet::new(),
         banned_order: VecDeque::new(),
+        operator_blocked: HashSet::new(),
+        bootnodes: config.bootnodes.clone(),
         listening: Vec::new(),
     };
     tokio::spawn(task.run(command_rx));
@@ -354,11 +398,16 @@ struct Task {
     scores: HashMap<PeerId, i32>,
     banned: HashSet<PeerId>,
     banned_order: VecDeque<PeerId>,
+    operator_blocked: HashSet<PeerId>,
+    bootnodes: Vec<Multiaddr>,
     listening: Vec<Multiaddr>,
 }
 
 impl Task {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut redial = tokio::time::interval(REDIAL_INTERVAL);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        redial.tick().await;
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
@@ -366,8 +415,58 @@ impl Task {
                     None => return,
                 },
                 event = self.swarm.select_next_some() => self.swarm_event(event),
+                _ = redial.tick() => self.redial(),
             }
         }
+    }
+
+    /// Dials the bootnodes that are not connected (a peer that restarted,
+    /// a link that broke, a partition that healed), unless blocked.
+    fn redial(&mut self) {
+        for address in self.bootnodes.clone() {
+            let Some(Protocol::P2p(peer)) = address.iter().last() else {
+                continue;
+            };
+            if self.swarm.is_connected(&peer) || self.is_blocked(&peer) {
+                continue;
+            }
+            let dial = DialOpts::peer_id(peer)
+                .addresses(vec![address])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            let _ = self.swarm.dial(dial);
+        }
+    }
+
+    fn is_blocked(&self, peer: &PeerId) -> bool {
+        self.banned.contains(peer) || self.operator_blocked.contains(peer)
+    }
+
+    /// Makes the operator's block list `peers`.
+    fn block(&mut self, peers: Vec<PeerId>) -> Result<(), NetworkError> {
+        if peers.len() > MAX_BLOCKED {
+            return Err(NetworkError::Invalid(format!(
+                "at most {MAX_BLOCKED} peers can be blocked"
+            )));
+        }
+        let wanted: HashSet<PeerId> = peers.into_iter().collect();
+        let list = &mut self.swarm.behaviour_mut().blocked;
+        for peer in self.operator_blocked.difference(&wanted) {
+            if !self.banned.contains(peer) {
+                list.unblock_peer(*peer);
+            }
+        }
+        for peer in &wanted {
+            list.block_peer(*peer);
+        }
+        if wanted != self.operator_blocked {
+            tracing::info!(
+                blocked = wanted.len(),
+                "the operator's peer block list changed"
+            );
+        }
+        self.operator_blocked = wanted;
+        Ok(())
     }
 
     fn command(&mut self, command: Command) {
@@ -439,6 +538,16 @@ impl Task {
             Command::Listening(reply) => {
                 let _ = reply.send(self.listening.clone());
             }
+            Command::Block(peers, reply) => {
+                let _ = reply.send(self.block(peers));
+            }
+            Command::Info(reply) => {
+                let _ = reply.send(PeerInfo {
+                    connected: self.swarm.connected_peers().copied().collect(),
+                    banned: self.banned.len(),
+                    blocked: self.operator_blocked.iter().copied().collect(),
+                });
+            }
         }
     }
 
@@ -458,10 +567,14 @@ impl Task {
             if self.banned_order.len() > MAX_BANNED {
                 if let Some(oldest) = self.banned_order.pop_front() {
                     self.banned.remove(&oldest);
+                    if !self.operator_blocked.contains(&oldest) {
+                        self.swarm.behaviour_mut().blocked.unblock_peer(oldest);
+                    }
                 }
             }
             self.scores.remove(&peer);
-            let _ = self.swarm.disconnect_peer_id(peer);
+            // Closes its connections and refuses new ones at once.
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
         }
     }
 
@@ -479,7 +592,7 @@ impl Task {
                 num_established,
                 ..
             } => {
-                if self.banned.contains(&peer_id) {
+                if self.is_blocked(&peer_id) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                 } else if num_established.get() == 1 {
                     self.emit(NetworkEvent::Connected(peer_id));

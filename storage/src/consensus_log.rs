@@ -1,5 +1,6 @@
-//! What the beacon store keeps for consensus: every vote record this
-//! validator signed (persisted before the vote is sent), every final
+//! What the beacon store keeps for consensus: vote records written by
+//! atoll before the vote log ([`crate::VoteLog`]; the node moves them there
+//! on start), every final
 //! consensus block with the certificates that prove it (served to
 //! validators catching up), the newest final block, and the newest block
 //! whose payload the shards executed.

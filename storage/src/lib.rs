@@ -14,6 +14,9 @@
 //! - [`BeaconStore`]: the beacon's blocks and shard schedule.
 //! - [`TxLocation`]: where a transaction was included and its outcome.
 //! - [`StorageError`]: every failure, with a message that says what to do.
+//! - [`VoteLog`]: the votes a validator signed, in a file beside its key
+//!   (outside the data directory, so an old copy of the data cannot make it
+//!   sign twice).
 //!
 //! # Column families and key layout
 //!
@@ -61,9 +64,11 @@ pub mod error;
 mod keys;
 mod schema;
 mod shard_store;
+pub mod vote_log;
 
 pub use beacon_store::{BeaconStore, BEACON};
 pub use commit::{BlockCommit, ReceiptRef};
 pub use error::StorageError;
 pub use schema::{StoreIdentity, SCHEMA_VERSION};
 pub use shard_store::{ShardStore, StoredReceipt, TxLocation};
+pub use vote_log::{VoteLog, VoteLogError};

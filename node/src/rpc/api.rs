@@ -46,6 +46,12 @@ pub trait AtollApi {
     #[method(name = "moveAccount")]
     async fn move_account(&self, address: String, to: u16) -> RpcResult<MoveInfo>;
 
+    /// Operator only (`rpc.admin = true`): the peers (libp2p peer ids) this
+    /// node refuses, replacing the previous list (`[]` lets them all back);
+    /// returns the list in force.
+    #[method(name = "setBlockedPeers")]
+    async fn set_blocked_peers(&self, peers: Vec<String>) -> RpcResult<Vec<String>>;
+
     /// `"newHeads"`: one notification per block of any shard, once it is
     /// final (WebSocket only).
     #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = HeadInfo)]

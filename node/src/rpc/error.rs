@@ -1,4 +1,4 @@
-//! The RPC error codes: the node's own (1001–1016), the JSON-RPC standard
+//! The RPC error codes: the node's own (1001–1020), the JSON-RPC standard
 //! ones it uses, and those jsonrpsee returns on its own. Every code is
 //! documented in `docs/rpc.md`; clients may match on them.
 
@@ -51,6 +51,9 @@ pub const ADMIN_DISABLED: i32 = 1018;
 /// `atoll_moveAccount` could not schedule the move (no such shard, or the
 /// map holds as many moved accounts as allowed).
 pub const MOVE_REFUSED: i32 = 1019;
+/// An operator's network method on a node that has no network (a lone
+/// validator).
+pub const NO_NETWORK: i32 = 1020;
 /// jsonrpsee: a connection asked for more subscriptions than allowed (16).
 pub const TOO_MANY_SUBSCRIPTIONS: i32 = -32006;
 /// jsonrpsee: a batch has more calls than allowed (10,000).
@@ -100,6 +103,7 @@ pub fn code_name(code: i32) -> &'static str {
         ACCOUNT_ARRIVING => "account_arriving",
         ADMIN_DISABLED => "admin_disabled",
         MOVE_REFUSED => "move_refused",
+        NO_NETWORK => "no_network",
         TOO_MANY_SUBSCRIPTIONS => "too_many_subscriptions",
         BATCH_TOO_LARGE => "batch_too_large",
         BATCH_RESPONSE_TOO_LARGE => "batch_response_too_large",

@@ -426,7 +426,17 @@ impl Rpc {
         })
     }
 
-    fn node_status(&self) -> Status {
+    /// What the network knows of its peers (None: no network, or it did not
+    /// answer within a second).
+    async fn peer_info(&self) -> Option<atoll_p2p::PeerInfo> {
+        let handle = self.node.any().consensus.as_ref()?.network.get()?.clone();
+        tokio::time::timeout(Duration::from_secs(1), handle.info())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    fn node_status(&self, peers: Option<atoll_p2p::PeerInfo>) -> Status {
         let any = self.node.any();
         let (mut transactions, mut bytes) = (0, 0);
         let mut shards = Vec::new();
@@ -486,19 +496,67 @@ impl Rpc {
                         .map(|k| format!("0x{}", hex::encode(k.0)))
                         .unwrap_or_default(),
                     final_height: c.status.final_height.load(Ordering::Relaxed),
+                    banned_peers: peers.as_ref().map_or(0, |p| p.banned),
+                    blocked_peers: peers
+                        .as_ref()
+                        .map(|p| p.blocked.iter().map(|b| b.to_string()).collect())
+                        .unwrap_or_default(),
+                    equivocations: c.status.equivocations.load(Ordering::Relaxed),
                 }
             }),
         }
     }
 
-    fn move_account(&self, address: &str, to: u16) -> RpcResult<MoveInfo> {
-        if !self.admin {
-            return Err(error(
-                error::ADMIN_DISABLED,
-                "atoll_moveAccount is an operator's method and this node does not serve them: \
-                 set rpc.admin = true in config.toml (only where the RPC port is private)",
-            ));
+    /// Refuses an operator's `method` unless `rpc.admin` is on.
+    fn check_admin(&self, method: &str) -> RpcResult<()> {
+        if self.admin {
+            return Ok(());
         }
+        Err(error(
+            error::ADMIN_DISABLED,
+            format!(
+                "atoll_{method} is an operator's method and this node does not serve them: \
+                 set rpc.admin = true in config.toml (only where the RPC port is private)"
+            ),
+        ))
+    }
+
+    async fn block_peers(&self, peers: Vec<String>) -> RpcResult<Vec<String>> {
+        self.check_admin("setBlockedPeers")?;
+        let Some(handle) = self
+            .node
+            .any()
+            .consensus
+            .as_ref()
+            .and_then(|c| c.network.get())
+            .cloned()
+        else {
+            return Err(error(
+                error::NO_NETWORK,
+                "this node runs alone (one validator in genesis): it has no peers to block",
+            ));
+        };
+        let mut parsed = Vec::with_capacity(peers.len());
+        for (i, peer) in peers.iter().enumerate() {
+            parsed.push(
+                peer.parse::<atoll_p2p::PeerId>()
+                    .map_err(|e| invalid_params(format!("peers[{i}]: {peer:?}: {e}")))?,
+            );
+        }
+        handle.block(parsed).await.map_err(|e| match e {
+            atoll_p2p::NetworkError::Invalid(reason) => invalid_params(reason),
+            other => error(error::SHUTTING_DOWN, other.to_string()),
+        })?;
+        let info = handle
+            .info()
+            .await
+            .map_err(|e| error(error::SHUTTING_DOWN, e.to_string()))?;
+        tracing::info!(peers = ?info.blocked, "operator set the blocked peers");
+        Ok(info.blocked.iter().map(|p| p.to_string()).collect())
+    }
+
+    fn move_account(&self, address: &str, to: u16) -> RpcResult<MoveInfo> {
+        self.check_admin("moveAccount")?;
         if self.node.any().consensus.is_some() {
             return Err(error(
                 error::MOVE_REFUSED,
@@ -567,13 +625,19 @@ impl AtollApiServer for Rpc {
     }
 
     async fn status(&self) -> RpcResult<Status> {
-        let result = Ok(self.node_status());
+        let peers = self.peer_info().await;
+        let result = Ok(self.node_status(peers));
         self.observe("status", result)
     }
 
     async fn move_account(&self, address: String, to: u16) -> RpcResult<MoveInfo> {
         let result = self.move_account(&address, to);
         self.observe("moveAccount", result)
+    }
+
+    async fn set_blocked_peers(&self, peers: Vec<String>) -> RpcResult<Vec<String>> {
+        let result = self.block_peers(peers).await;
+        self.observe("setBlockedPeers", result)
     }
 
     async fn subscribe_heads(

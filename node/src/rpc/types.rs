@@ -355,6 +355,13 @@ pub struct ConsensusStatusInfo {
     pub leader_key: String,
     /// The newest final consensus height.
     pub final_height: u64,
+    /// Peers banned for sending invalid data.
+    pub banned_peers: usize,
+    /// Peers the operator blocks (`atoll_setBlockedPeers`).
+    pub blocked_peers: Vec<String>,
+    /// Equivocations seen since the node started (a validator signed two
+    /// conflicting votes or proposals; logged with the offender).
+    pub equivocations: u64,
 }
 
 /// The beacon in `atoll_status`.

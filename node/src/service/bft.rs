@@ -53,6 +53,9 @@ pub struct ConsensusStatus {
     pub leader: AtomicU64,
     /// Connected peers.
     pub peers: AtomicU64,
+    /// Equivocations seen (two conflicting votes or proposals signed by
+    /// one validator), since start.
+    pub equivocations: AtomicU64,
 }
 
 /// The engine: the machine, the network and the host.
@@ -272,6 +275,7 @@ impl<H: Host> Engine<H> {
                 Effect::Finalized(blocks) => self.finalized(blocks)?,
                 Effect::Evidence(evidence) => {
                     tracing::warn!(offender = evidence.offender(), "equivocation evidence");
+                    self.status.equivocations.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }

@@ -148,6 +148,8 @@ pub struct ConsensusInfo {
     pub index: Option<u16>,
     /// This node's libp2p peer id, once the network started.
     pub peer_id: std::sync::OnceLock<String>,
+    /// The network, once started (the operator's peer block list).
+    pub network: std::sync::OnceLock<atoll_p2p::Handle>,
 }
 
 /// With several validators: what the network side needs from the service.
@@ -271,6 +273,7 @@ impl Service {
                 validators: validators.iter().map(|v| v.public_key).collect(),
                 index: *index,
                 peer_id: std::sync::OnceLock::new(),
+                network: std::sync::OnceLock::new(),
             })),
         };
         let stopping = Arc::new(AtomicBool::new(false));

@@ -1,9 +1,11 @@
 //! With several validators: the libp2p network, the consensus engine and
 //! the node's side of it ([`NodeHost`]).
 //!
-//! - Votes and proposals are persisted in the beacon store before they
-//!   leave ([`NodeHost::persist`]); a restarted validator rebuilds its
-//!   machine from them and never signs anything that conflicts.
+//! - Votes and proposals are appended to the vote log (a synced file beside
+//!   the key, outside the data directory) before they leave
+//!   ([`NodeHost::persist`]); a restarted validator rebuilds its machine
+//!   from them and never signs anything that conflicts, even when its data
+//!   directory was restored from an older copy.
 //! - Final consensus blocks are stored with their certificates, then
 //!   handed to the [`super::replica::Replica`], which executes them; the
 //!   stored blocks also serve validators that catch up.
@@ -19,12 +21,13 @@ use super::replica::Builder;
 use crate::metrics::Metrics;
 use anyhow::Context;
 use atoll_consensus::simplex::{
-    machine::KEEP_BEHIND, Choice, Config, FinalBlock, Record, Simplex, ValidatorSet,
+    machine::KEEP_BEHIND, Config, FinalBlock, Record, Simplex, ValidatorSet,
 };
 use atoll_p2p::{Handle, MessageId, PeerId, Topic, Verdict};
 use atoll_primitives::{codec, ChainId, Hash, KeyPair, SignedTransaction};
 use atoll_shard::execution::PreparedTx;
-use atoll_storage::BeaconStore;
+use atoll_storage::vote_log::MAX_RECORD;
+use atoll_storage::{BeaconStore, VoteLog};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -57,32 +60,50 @@ pub struct NodeHost {
     pub metrics: Arc<Metrics>,
     /// Largest message.
     pub limit: usize,
+    /// Every vote and proposal this validator signed.
+    pub votes: VoteLog,
     /// Vote records below this height were pruned.
     pub pruned_below: u64,
 }
 
-/// The key a vote record is stored under at its height.
-fn record_kind(record: &Record) -> (u64, u8) {
+/// The height of a vote record.
+fn record_height(record: &Record) -> u64 {
     match record {
-        Record::Voted {
-            height,
-            choice: Choice::Block(_),
-        } => (*height, 0),
-        Record::Voted {
-            height,
-            choice: Choice::Empty,
-        } => (*height, 1),
-        Record::Finalized { height } => (*height, 2),
-        Record::Proposed { height, .. } => (*height, 3),
+        Record::Voted { height, .. }
+        | Record::Finalized { height }
+        | Record::Proposed { height, .. } => *height,
     }
+}
+
+/// Opens the vote log at `path` and returns it with its records. Records
+/// an older atoll kept in the beacon store are moved into the log first.
+pub fn open_votes(
+    path: &std::path::Path,
+    store: &BeaconStore,
+) -> anyhow::Result<(VoteLog, Vec<Vec<u8>>)> {
+    let (mut log, records) = VoteLog::open(path)?;
+    let mut records: Vec<Vec<u8>> = records.into_iter().map(|(_, r)| r).collect();
+    let legacy = store.vote_records(0)?;
+    for bytes in &legacy {
+        let record = codec::decode::<Record>("vote record", bytes, MAX_RECORD)
+            .context("the beacon store's vote records are damaged")?;
+        log.append(record_height(&record), bytes)?;
+    }
+    if !legacy.is_empty() {
+        store.prune_vote_records(u64::MAX)?;
+        tracing::info!(
+            records = legacy.len(),
+            "vote records moved from the beacon store to the vote log"
+        );
+        records.extend(legacy);
+    }
+    Ok((log, records))
 }
 
 impl Host for NodeHost {
     fn persist(&mut self, record: Record) -> anyhow::Result<()> {
-        let (height, kind) = record_kind(&record);
-        self.keeper
-            .store
-            .put_vote_record(height, kind, &codec::encode(&record))
+        self.votes
+            .append(record_height(&record), &codec::encode(&record))
             .context("cannot store a vote record; this validator stops signing")
     }
 
@@ -105,10 +126,9 @@ impl Host for NodeHost {
             .context("cannot store final blocks")?;
         let below = newest.0.saturating_sub(KEEP_BEHIND);
         if below >= self.pruned_below + KEEP_BEHIND {
-            self.keeper
-                .store
-                .prune_vote_records(below)
-                .context("cannot prune vote records")?;
+            self.votes
+                .prune(below)
+                .context("cannot prune the vote log")?;
             self.pruned_below = below;
         }
         for block in blocks {
@@ -218,16 +238,21 @@ pub struct MachineStart {
     pub timeout: Duration,
 }
 
-/// The machine, rebuilt from the store: its vote records and the newest
-/// final block.
-pub fn machine(start: MachineStart, store: &BeaconStore, limit: usize) -> anyhow::Result<Simplex> {
+/// The machine, rebuilt from the newest final block in the store and the
+/// vote log's `records` (which may be ahead of the store: then the machine
+/// starts above the heights this validator already voted at).
+pub fn machine(
+    start: MachineStart,
+    store: &BeaconStore,
+    records: &[Vec<u8>],
+    limit: usize,
+) -> anyhow::Result<Simplex> {
     let (final_height, final_hash) = store.final_head()?.unwrap_or((0, start.genesis));
-    let records = store
-        .vote_records(final_height)?
-        .into_iter()
-        .map(|bytes| codec::decode::<Record>("vote record", &bytes, limit))
+    let records = records
+        .iter()
+        .map(|bytes| codec::decode::<Record>("vote record", bytes, limit))
         .collect::<Result<Vec<_>, _>>()
-        .context("the beacon store's vote records are damaged")?;
+        .context("the vote log's records do not decode")?;
     Ok(Simplex::new(
         Config {
             chain: start.chain,

@@ -145,3 +145,48 @@ async fn requests_are_answered_within_the_size_limit() {
     // The connection survives for the next one.
     assert_eq!(b.request(peer, vec![7; 10]).await.unwrap(), b"10");
 }
+
+async fn connected(handle: &Handle, peer: atoll_p2p::PeerId) -> bool {
+    handle.peers().await.unwrap().contains(&peer)
+}
+
+async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_peers_are_cut_off_and_bootnodes_are_redialed_when_unblocked() {
+    let (a, _a_events, a_address) = node(6, None, 1024).await;
+    let (b, _b_events, _) = node(7, Some(a_address), 1024).await;
+    wait_for("B connects to A", async || connected(&b, a.peer_id()).await).await;
+
+    // A blocks B: the connection closes, and B's redials are refused.
+    a.block(vec![b.peer_id()]).await.unwrap();
+    wait_for("A drops B", async || !connected(&a, b.peer_id()).await).await;
+    tokio::time::sleep(atoll_p2p::service::REDIAL_INTERVAL * 2).await;
+    assert!(
+        !connected(&a, b.peer_id()).await,
+        "a blocked peer got back in"
+    );
+    let info = a.info().await.unwrap();
+    assert_eq!(info.blocked, vec![b.peer_id()]);
+    assert_eq!(info.banned, 0);
+
+    // Unblocked: B dials its bootnode again by itself.
+    a.block(Vec::new()).await.unwrap();
+    wait_for("B reconnects", async || connected(&a, b.peer_id()).await).await;
+    assert!(a.info().await.unwrap().blocked.is_empty());
+
+    // Too long a list is refused and changes nothing.
+    let many = (0..=atoll_p2p::service::MAX_BLOCKED)
+        .map(|_| atoll_p2p::PeerId::random())
+        .collect();
+    assert!(a.block(many).await.is_err());
+    assert!(connected(&a, b.peer_id()).await);
+}

@@ -1,10 +1,13 @@
-//! `atoll localnet init`: the homes of a local multi-validator testnet.
+//! `atoll localnet`: a local multi-validator testnet. `init` makes the
+//! homes; `start`, `stop`, `status` and `logs` ([`control`]) run them as
+//! background processes.
 //!
 //! ```text
 //! <dir>/validator-<i>/   one home per validator (see `home`): the same
 //!                        genesis.json (every validator, stake 1 each,
 //!                        the funded dev accounts), its own key, and a
-//!                        config.toml with its own loopback ports
+//!                        config.toml with its own loopback ports (its
+//!                        operator's RPC methods on: the port is loopback)
 //! ```
 //!
 //! Validator `i` listens on `127.0.0.1`: RPC on `base + 10 i`, metrics on
@@ -19,6 +22,9 @@ use atoll_shard::workload::dev_key;
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub mod control;
 
 /// Most validators a localnet has.
 pub const MAX_VALIDATORS: usize = 64;
@@ -28,6 +34,53 @@ pub const MAX_VALIDATORS: usize = 64;
 pub enum LocalnetCommand {
     /// Create the homes of a local testnet: one per validator, one genesis.
     Init(LocalnetInit),
+    /// Start every validator of the localnet that is not running, in the
+    /// background (one process and one log file each), and wait until each
+    /// serves RPC.
+    Start {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Stop the running validators cleanly (SIGTERM) and wait for them.
+    Stop {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Seconds to wait for them to exit.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Show each validator: running or not, consensus and shard heights,
+    /// peers, RPC URL.
+    Status {
+        #[command(flatten)]
+        dir: DirArg,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the end of the validators' logs (each line prefixed with its
+    /// validator).
+    Logs {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Only this validator.
+        #[arg(long)]
+        validator: Option<usize>,
+        /// Lines from the end of each log.
+        #[arg(long, default_value_t = 20)]
+        lines: usize,
+        /// Keep printing what they write (until Ctrl-C).
+        #[arg(long, short)]
+        follow: bool,
+    },
+}
+
+/// The localnet directory.
+#[derive(Args)]
+pub struct DirArg {
+    /// The directory `atoll localnet init` made.
+    #[arg(long, default_value = "localnet")]
+    dir: PathBuf,
 }
 
 /// `atoll localnet init`.
@@ -63,6 +116,17 @@ pub struct LocalnetInit {
 pub fn run(command: LocalnetCommand) -> anyhow::Result<()> {
     match command {
         LocalnetCommand::Init(args) => init(&args),
+        LocalnetCommand::Start { dir } => control::start(&dir.dir),
+        LocalnetCommand::Stop { dir, timeout } => {
+            control::stop(&dir.dir, Duration::from_secs(timeout))
+        }
+        LocalnetCommand::Status { dir, json } => control::show(&dir.dir, json),
+        LocalnetCommand::Logs {
+            dir,
+            validator,
+            lines,
+            follow,
+        } => control::logs(&dir.dir, validator, lines, follow),
     }
 }
 
@@ -114,7 +178,7 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], port(i, 0))),
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], port(i, 1)))),
             epoch_length: args.epoch_length,
-            admin_rpc: false,
+            admin_rpc: true,
         };
         home::init_with(
             &validator_home(&args.dir, i),
@@ -141,7 +205,10 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             validator_home(&args.dir, i).root().display()
         );
     }
-    println!("Start each with: atoll run --home <home>");
+    println!(
+        "Start them all with `atoll localnet start --dir {}` (or each with `atoll run --home <home>`)",
+        args.dir.display()
+    );
     if args.dev_accounts > 0 {
         let first = dev_key(DEV_SEED, 0);
         println!(
