@@ -350,7 +350,9 @@ pub fn template(
         r#"# atoll node configuration. Every field is optional; absent fields take
 # the default shown. Relative paths are taken from the home directory.
 
-# Where the node keeps its stores (one RocksDB store per shard under shards/<id>).
+# Where the node keeps its stores (one RocksDB store per shard under
+# shards/<id>, the beacon's under beacon/). The vote log is not in it: it
+# stays beside validator.json.
 data_dir = "data"
 
 [rpc]
@@ -362,7 +364,8 @@ max_request_bytes = {max_request_bytes}
 # Most connections served at once.
 max_connections = {max_connections}
 # Serve the operator's methods (atoll_moveAccount: move an account to
-# another shard at the next epoch). Only where the RPC port is not public.
+# another shard at the next epoch; atoll_setBlockedPeers: refuse peers).
+# Only where the RPC port is not public.
 admin = {admin}
 
 [metrics]
@@ -406,7 +409,8 @@ max_per_block = {max_incoming}
 # through Simplex consensus over libp2p); a lone validator ignores it.
 # The libp2p address to listen on.
 listen = "{listen}"
-# Peers to connect to at start: "/ip4/<ip>/tcp/<port>/p2p/<peer id>".
+# Peers to connect to: "/ip4/<ip>/tcp/<port>/p2p/<peer id>"; dialed at
+# start and again every 3 s while not connected.
 bootnodes = {bootnodes}
 # Largest message (a consensus block, a sync answer), in bytes.
 max_message_bytes = {max_message}

@@ -155,7 +155,28 @@ pub fn start(dir: &Path) -> anyhow::Result<()> {
         }
     }
     print_table(&runtime, &members);
+    print_next_steps(dir, &members[0]);
     Ok(())
+}
+
+/// How to use the localnet that just started.
+fn print_next_steps(dir: &Path, first: &Member) {
+    let atoll = std::env::current_exe().map_or("atoll".into(), |p| p.display().to_string());
+    let dir = dir.display();
+    let key = first.home.dev_key_file(0);
+    let to = atoll_shard::workload::dev_key(crate::home::DEV_SEED, 1).address();
+    println!();
+    if key.exists() {
+        println!("Send a transfer (dev account 0 to dev account 1) and wait until it is final:");
+        println!(
+            "  {atoll} tx transfer --rpc {} --key {} --to {to} --amount 1000 --wait",
+            first.rpc,
+            key.display()
+        );
+    }
+    println!("Status:  {atoll} localnet status --dir {dir}");
+    println!("Logs:    {dir}/validator-<i>/node.log  ({atoll} localnet logs --dir {dir} --follow)");
+    println!("Stop:    {atoll} localnet stop --dir {dir}");
 }
 
 /// Stops every running validator (SIGTERM: each finishes its block and

@@ -96,6 +96,16 @@ impl<H: Host> Engine<H> {
         metrics: Arc<Metrics>,
     ) -> (Engine<H>, mpsc::Receiver<Wake>) {
         let (wake, woken) = mpsc::channel(1024);
+        // What the machine restored, shown before the first message (and
+        // the base of the first finalization's round count).
+        let height = machine.height();
+        status.height.store(height, Ordering::Relaxed);
+        status
+            .leader
+            .store(u64::from(machine.leader(height)), Ordering::Relaxed);
+        status
+            .final_height
+            .store(machine.final_block().0, Ordering::Relaxed);
         (
             Engine {
                 machine,

@@ -481,18 +481,24 @@ fn merge_sections(text: &str, extra: &str) -> String {
     out
 }
 
+/// One localnet at a time: four validators on two cores are load enough.
+static ONE_LOCALNET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A local testnet made by `atoll localnet init`, its validators started.
 pub struct Localnet {
     /// The validators (dropped first: their processes are killed before
     /// the directory goes).
     pub nodes: Vec<Node>,
     _dir: tempfile::TempDir,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Localnet {
     /// `validators` validators with `shards` shards and 40 dev accounts,
     /// on free loopback ports, each config with `extra` merged in.
     pub fn start(validators: usize, shards: u16, extra: &str) -> Localnet {
+        // A test that panicked while holding it left nothing behind.
+        let turn = ONE_LOCALNET.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("net");
         let base = free_port_range(validators * 10);
@@ -521,7 +527,11 @@ impl Localnet {
             std::fs::write(&config, merge_sections(&text, extra)).expect("config written");
         }
         let nodes = homes.into_iter().map(Node::start_home).collect();
-        Localnet { nodes, _dir: dir }
+        Localnet {
+            nodes,
+            _dir: dir,
+            _turn: turn,
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 mod abuse;
 mod cli;
 mod crash;
+mod faults;
 mod harness;
 mod moves;
 mod network;
