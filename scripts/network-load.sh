@@ -7,7 +7,7 @@
 # another shard) spread over every validator's RPC, prints the load
 # generator's JSON report and stops the validators.
 #
-# With STOP (seconds), the last validator is stopped (SIGTERM) 5 s into
+# With STOP (seconds), the last validator is killed (SIGKILL) 5 s into
 # the load, kept down for STOP seconds and restarted; the script prints how
 # long it took to reach the final height the others had when it came back
 # (the load goes to the other validators; make SECONDS longer than
@@ -45,7 +45,7 @@ if [ -n "$stop" ]; then
   rpcs=("${rpcs[@]:0:$((2 * last))}")
   (
     sleep 5
-    kill "${pids[$last]}"; wait "${pids[$last]}" 2>/dev/null || true
+    kill -9 "${pids[$last]}"; wait "${pids[$last]}" 2>/dev/null || true
     sleep "$stop"
     target=$(final 0); t0=$(date +%s.%N)
     start "$last"

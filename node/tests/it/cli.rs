@@ -198,3 +198,103 @@ fn bad_homes_get_clear_errors_and_change_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Stops a localnet's background validators however the test ends.
+struct StopOnDrop(std::path::PathBuf);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = cli(
+            &["localnet", "stop", "--dir", self.0.to_str().expect("utf-8")],
+            None,
+        );
+    }
+}
+
+fn localnet_json(dir: &str) -> Vec<Value> {
+    let (ok, out, err) = cli(&["localnet", "status", "--dir", dir, "--json"], None);
+    assert!(ok, "{err}");
+    serde_json::from_str::<Value>(&out)
+        .expect("json")
+        .as_array()
+        .expect("array")
+        .clone()
+}
+
+#[test]
+fn localnet_start_status_logs_and_stop_run_validators_in_the_background() {
+    let _turn = crate::harness::localnet_turn();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let net = tmp.path().join("net");
+    let dir = net.to_str().expect("utf-8");
+    let (ok, _, err) = cli(&["localnet", "start", "--dir", dir], None);
+    assert!(!ok && err.contains("is not a localnet"), "{err}");
+
+    let base = crate::harness::free_port_range(20).to_string();
+    let (ok, _, err) = cli(
+        &[
+            "localnet",
+            "init",
+            "--dir",
+            dir,
+            "--validators",
+            "2",
+            "--base-port",
+            &base,
+            "--dev-accounts",
+            "5",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let _stop = StopOnDrop(net.clone());
+    let (ok, out, err) = cli(&["localnet", "start", "--dir", dir], None);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches(" running ").count(), 2, "{out}");
+    assert!(
+        out.contains("Send a transfer") && out.contains("localnet stop"),
+        "{out}"
+    );
+
+    // Both run in the background, connected and finalizing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all = localnet_json(dir);
+        assert_eq!(all.len(), 2);
+        let ready = all.iter().all(|v| {
+            v["pid"].is_u64()
+                && v["status"]["consensus"]["peers"].as_u64() >= Some(1)
+                && v["status"]["consensus"]["final_height"].as_u64() >= Some(2)
+        });
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not finalizing: {all:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, out, _) = cli(&["localnet", "start", "--dir", dir], None);
+    assert!(ok && out.contains("already runs"), "{out}");
+    let (ok, out, _) = cli(&["localnet", "logs", "--dir", dir, "--lines", "3"], None);
+    assert!(ok);
+    assert!(
+        out.contains("validator-0 | ") && out.contains("validator-1 | "),
+        "{out}"
+    );
+    assert!(!out.contains('\u{1b}'), "colour codes in a log file");
+
+    let (ok, out, err) = cli(&["localnet", "stop", "--dir", dir], None);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("stopped").count(), 2, "{out}");
+    assert!(localnet_json(dir).iter().all(|v| v["pid"].is_null()));
+    assert!(!net.join("validator-0/atoll.pid").exists());
+    let (ok, out, _) = cli(&["localnet", "stop", "--dir", dir], None);
+    assert!(ok && out.contains("no validator was running"), "{out}");
+}
+
+#[test]
+fn network_methods_need_admin_and_a_network() {
+    let lone = Node::start_with(1, 1, &["--admin-rpc"], "");
+    lone.err("atoll_setBlockedPeers", serde_json::json!([[]]), 1020);
+    let closed = Node::start(1, "");
+    closed.err("atoll_setBlockedPeers", serde_json::json!([[]]), 1018);
+}

@@ -484,6 +484,12 @@ fn merge_sections(text: &str, extra: &str) -> String {
 /// One localnet at a time: four validators on two cores are load enough.
 static ONE_LOCALNET: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Waits for this test's turn to run validators.
+pub fn localnet_turn() -> std::sync::MutexGuard<'static, ()> {
+    // A test that panicked while holding it left nothing behind.
+    ONE_LOCALNET.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A local testnet made by `atoll localnet init`, its validators started.
 pub struct Localnet {
     /// The validators (dropped first: their processes are killed before
@@ -497,8 +503,7 @@ impl Localnet {
     /// `validators` validators with `shards` shards and 40 dev accounts,
     /// on free loopback ports, each config with `extra` merged in.
     pub fn start(validators: usize, shards: u16, extra: &str) -> Localnet {
-        // A test that panicked while holding it left nothing behind.
-        let turn = ONE_LOCALNET.lock().unwrap_or_else(|e| e.into_inner());
+        let turn = localnet_turn();
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("net");
         let base = free_port_range(validators * 10);
@@ -536,7 +541,7 @@ impl Localnet {
 }
 
 /// The first of `count` consecutive loopback ports that are all free now.
-fn free_port_range(count: usize) -> u16 {
+pub fn free_port_range(count: usize) -> u16 {
     let seed = std::process::id() as u64 * 7919
         + std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
