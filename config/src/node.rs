@@ -161,8 +161,8 @@ pub struct NetworkConfig {
     /// Most connections at once. Default: 64.
     pub max_connections: u32,
     /// How long a consensus height waits for its leader's proposal before
-    /// voting for the empty block (doubled after each height that ended
-    /// empty, up to 16 times). Default: `2s`.
+    /// voting for the empty block (doubled with each height in a row that
+    /// ended empty, from the second on, up to 16 times). Default: `2s`.
     #[serde(with = "humantime_serde")]
     pub consensus_timeout: Duration,
 }
@@ -417,7 +417,8 @@ max_message_bytes = {max_message}
 # Most connections at once.
 max_connections = {max_peers}
 # How long a height waits for its leader's proposal before voting to skip
-# it (doubled after each skipped height, up to 16 times).
+# it (doubled with each height skipped in a row from the second on, up to
+# 16 times).
 consensus_timeout = "{consensus_timeout}"
 
 [log]

@@ -20,8 +20,11 @@ pub const MAX_AHEAD: u64 = 64;
 pub const KEEP_BEHIND: u64 = 256;
 /// Most certificates (and blocks) one sync answer carries.
 pub const MAX_SYNC: usize = 128;
-/// The timeout doubles after each height that ended empty, up to this
-/// factor.
+/// The timeout doubles with each height that ended empty in a row, from
+/// the second on, up to this factor. One empty height (one validator
+/// down, its turn to lead) is routine and costs no more than a timeout;
+/// heights ending empty in a row mean the network is slower than the
+/// timeout.
 pub const MAX_BACKOFF: u32 = 16;
 
 /// What a validator signed, as persisted before it is sent: after a restart
@@ -296,7 +299,8 @@ impl Simplex {
     }
 
     fn timeout(&self) -> Duration {
-        self.config.timeout * (1u32 << self.empty_streak.min(MAX_BACKOFF.trailing_zeros()))
+        let doublings = self.empty_streak.saturating_sub(1);
+        self.config.timeout * (1u32 << doublings.min(MAX_BACKOFF.trailing_zeros()))
     }
 
     fn enter(&mut self, height: u64, out: &mut Vec<Effect>) {

@@ -7,8 +7,9 @@
 //!
 //! - **Iterations.** Height `h` has a leader ([`ValidatorSet::leader`]:
 //!   stake-weighted, fixed by hashing `h`). On entering `h` a validator
-//!   starts a timer (the paper's `3Δ`, doubled after each height that ended
-//!   empty, up to ×16: [`Config::timeout`], [`machine::MAX_BACKOFF`]).
+//!   starts a timer (the paper's `3Δ`, doubled with each height in a row
+//!   that ended empty from the second on, up to ×16: [`Config::timeout`],
+//!   [`machine::MAX_BACKOFF`]).
 //! - **Propose.** The leader proposes a block extending the notarized chain
 //!   it knows: its parent is the newest notarized block below `h`, and every
 //!   height in between has its *empty block* notarized.
