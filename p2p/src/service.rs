@@ -160,7 +160,6 @@ enum Command {
     Respond(u64, Vec<u8>),
     Penalize(PeerId),
     Dial(Multiaddr),
-    Peers(oneshot::Sender<Vec<PeerId>>),
     Listening(oneshot::Sender<Vec<Multiaddr>>),
     Block(Vec<PeerId>, oneshot::Sender<Result<(), NetworkError>>),
     Info(oneshot::Sender<PeerInfo>),
@@ -248,9 +247,7 @@ impl Handle {
 
     /// The peers connected now.
     pub async fn peers(&self) -> Result<Vec<PeerId>, NetworkError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Peers(reply)).await?;
-        answer.await.map_err(|_| NetworkError::Stopped)
+        Ok(self.info().await?.connected)
     }
 
     /// Replaces the peers the operator blocks: their connections close,
@@ -532,9 +529,6 @@ impl Task {
                     tracing::warn!(%address, %e, "cannot dial");
                 }
             }
-            Command::Peers(reply) => {
-                let _ = reply.send(self.swarm.connected_peers().copied().collect());
-            }
             Command::Listening(reply) => {
                 let _ = reply.send(self.listening.clone());
             }
@@ -587,16 +581,14 @@ impl Task {
     fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => self.listening.push(address),
+            // Blocked and banned peers never get here: the block list
+            // refuses their connections.
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 num_established,
                 ..
-            } => {
-                if self.is_blocked(&peer_id) {
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
-                } else if num_established.get() == 1 {
-                    self.emit(NetworkEvent::Connected(peer_id));
-                }
+            } if num_established.get() == 1 => {
+                self.emit(NetworkEvent::Connected(peer_id));
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,

@@ -92,9 +92,17 @@ fn frame(height: u64, record: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The records of `bytes` and the length of its whole frames; Err(offset)
-/// for a damaged frame that is not the last.
-fn parse(bytes: &[u8]) -> Result<(Records, usize), u64> {
+/// The records of `bytes` (the log at `path`) and the length of its whole
+/// frames; an error for a damaged frame that is not the last.
+fn parse(path: &Path, bytes: &[u8]) -> Result<(Records, usize), VoteLogError> {
+    frames(bytes).map_err(|offset| VoteLogError::Damaged {
+        path: path.to_path_buf(),
+        offset,
+    })
+}
+
+/// As [`parse`]; Err(offset) for the damaged frame.
+fn frames(bytes: &[u8]) -> Result<(Records, usize), u64> {
     let mut records = Vec::new();
     let mut at = 0;
     while bytes.len() - at >= HEAD {
@@ -150,10 +158,7 @@ impl VoteLog {
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
-        let (records, whole) = parse(&bytes).map_err(|offset| VoteLogError::Damaged {
-            path: path.to_path_buf(),
-            offset,
-        })?;
+        let (records, whole) = parse(path, &bytes)?;
         if whole < bytes.len() {
             tracing::warn!(
                 path = %path.display(),
@@ -194,10 +199,7 @@ impl VoteLog {
         let mut bytes = Vec::new();
         let mut reader = File::open(&self.path).map_err(io)?;
         reader.read_to_end(&mut bytes).map_err(io)?;
-        let (records, _) = parse(&bytes).map_err(|offset| VoteLogError::Damaged {
-            path: self.path.clone(),
-            offset,
-        })?;
+        let (records, _) = parse(&self.path, &bytes)?;
         let kept: Vec<u8> = records
             .iter()
             .filter(|(height, _)| *height >= below)
