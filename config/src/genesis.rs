@@ -45,6 +45,10 @@ pub struct Genesis {
     pub accounts: Vec<(Address, u128)>,
     /// The validator set, no key twice, every stake positive.
     pub validators: Vec<GenesisValidator>,
+    /// Validators in each shard's committee (between 1 and the number of
+    /// validators; all of them unless the file says otherwise). Every
+    /// validator is in the beacon committee.
+    pub committee_size: u16,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,6 +60,8 @@ struct GenesisFile {
     epoch_length: u64,
     accounts: Vec<AccountEntry>,
     validators: Vec<ValidatorEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    committee_size: Option<u16>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -208,12 +214,24 @@ impl Genesis {
                 stake: entry.stake,
             });
         }
+        let count = validators.len();
+        let committee_size = match file.committee_size {
+            None => u16::try_from(count).unwrap_or(u16::MAX),
+            Some(size) if size == 0 || usize::from(size) > count => {
+                return Err(field(
+                    "committee_size".into(),
+                    format!("{size} is not between 1 and the {count} validators"),
+                ))
+            }
+            Some(size) => size,
+        };
         Ok(Genesis {
             chain_id: ChainId(file.chain_id),
             layout,
             epoch_length: file.epoch_length,
             accounts,
             validators,
+            committee_size,
         })
     }
 
@@ -244,6 +262,8 @@ impl Genesis {
                     stake: v.stake,
                 })
                 .collect(),
+            committee_size: (usize::from(self.committee_size) < self.validators.len())
+                .then_some(self.committee_size),
         };
         serde_json::to_string_pretty(&file).expect("a genesis file always serialises")
     }
@@ -317,6 +337,14 @@ mod tests {
                 Box::new(|g| g["validators"][0]["stake"] = 0.into()),
             ),
             ("extra", Box::new(|g| g["extra"] = 1.into())),
+            (
+                "committee_size",
+                Box::new(|g| g["committee_size"] = 0.into()),
+            ),
+            (
+                "committee_size",
+                Box::new(|g| g["committee_size"] = 2.into()),
+            ),
         ];
         for (name, edit) in edits {
             let mut g = valid();

@@ -10,17 +10,22 @@
 //!   shard headers committed since the last one, each extending its shard's
 //!   chain; a recorded header is final, and receipts are proven against it.
 //!
+//! - [`committee`]: each shard's committee per epoch, drawn from a seed
+//!   no validator can bias, and the quorum a shard header needs.
+//!
 //! - [`simplex`]: the BFT protocol (Simplex, Chan and Pass, TCC 2023) as a
 //!   pure state machine, with stake-weighted quorums and equivocation
-//!   evidence. It is tested under a deterministic simulation; the node does
-//!   not run it yet (one validator finalizes alone).
+//!   evidence. It is tested under a deterministic simulation and run by the
+//!   node when the genesis lists several validators.
 //!
 //! The node stores beacon blocks and the schedule in the beacon's own
 //! RocksDB store (`atoll_storage::BeaconStore`).
 
 pub mod beacon;
+pub mod committee;
 pub mod shard_map;
 pub mod simplex;
 
 pub use beacon::{Beacon, BeaconBlock, BeaconError};
+pub use committee::Committees;
 pub use shard_map::{MapError, ShardMap, ShardSchedule};

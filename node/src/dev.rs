@@ -59,6 +59,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
             // A local dev node is the operator's own: its admin methods are
             // on, and its epochs short, so a move shows within seconds.
             admin_rpc: true,
+            committee_size: None,
             epoch_length: args.init.epoch_length().unwrap_or(DEV_EPOCH_LENGTH),
             ..args.init.options()
         };

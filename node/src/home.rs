@@ -108,6 +108,8 @@ pub struct InitOptions {
     pub epoch_length: u64,
     /// Whether the RPC serves the operator's methods.
     pub admin_rpc: bool,
+    /// Validators per shard committee (None: every validator).
+    pub committee_size: Option<u16>,
 }
 
 /// Writes config, genesis, validator key and dev keys into `home`, which
@@ -182,6 +184,9 @@ pub fn init_with(
                 stake: 1,
             })
             .collect(),
+        committee_size: options
+            .committee_size
+            .unwrap_or(u16::try_from(validators.len()).unwrap_or(u16::MAX)),
     };
     write_dev_keys(home, &keys)?;
     for (i, key) in keys.iter().enumerate().take(DEV_KEY_FILES) {
@@ -324,6 +329,7 @@ mod tests {
             metrics_addr: None,
             epoch_length: 50,
             admin_rpc: false,
+            committee_size: None,
         };
         init(&home, &options).expect("init");
         let genesis = Genesis::load(&home.genesis()).expect("genesis loads");

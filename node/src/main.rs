@@ -159,6 +159,7 @@ impl InitArgs {
                 .epoch_length
                 .unwrap_or(atoll_config::genesis::DEFAULT_EPOCH_LENGTH),
             admin_rpc: self.admin_rpc,
+            committee_size: None,
         }
     }
 }

@@ -6,8 +6,9 @@ use crate::keyfile;
 use crate::metrics::{self, Metrics};
 use crate::rpc;
 use crate::service::bft::ConsensusStatus;
+use crate::service::builder::Builder;
+use crate::service::committee::{Certifier, CommitteeView};
 use crate::service::network::{self, MachineStart, NodeHost, ShardLink};
-use crate::service::replica::Builder;
 use crate::service::{ChainParams, Mode, NetworkParts, Service};
 use anyhow::{bail, Context};
 use atoll_config::{Genesis, LogFormat, NodeConfig};
@@ -92,9 +93,31 @@ pub async fn run(
                 "this node's key is not among the genesis validators: it follows the chain without voting"
             );
         }
+        let stakes: Vec<_> = genesis
+            .validators
+            .iter()
+            .map(|v| (v.public_key, v.stake))
+            .collect();
+        let set = atoll_consensus::simplex::ValidatorSet::new(&stakes)
+            .context("genesis.json's validators")?;
+        let index = index.map(|i| i as u16);
         Mode::Network {
             genesis: genesis_hash,
-            index: index.map(|i| i as u16),
+            index,
+            committee: Arc::new(CommitteeView {
+                chain: genesis.chain_id,
+                committees: atoll_consensus::Committees::new(
+                    set,
+                    genesis.layout.shard_count(),
+                    usize::from(genesis.committee_size),
+                    genesis_hash,
+                ),
+                shards: genesis.layout.shard_count(),
+                key: index.map(|i| (i, validator.clone())),
+                network: std::sync::OnceLock::new(),
+                certifier: parking_lot::Mutex::new(Certifier::default()),
+                peers: parking_lot::Mutex::new(std::collections::BTreeMap::new()),
+            }),
         }
     };
     let data_dir = home.data_dir(&config);
@@ -260,6 +283,11 @@ async fn start_network(
         atoll_p2p::start(p2p).with_context(|| format!("cannot listen on {}", net.listen))?;
     let _ = parts.consensus.peer_id.set(handle.peer_id().to_string());
     let _ = parts.consensus.network.set(handle.clone());
+    let committee = service.shards[0]
+        .committee
+        .clone()
+        .context("a network node has committees")?;
+    let _ = committee.network.set(handle.clone());
     tracing::info!(peer_id = %handle.peer_id(), listen = %net.listen, "network started");
     tokio::spawn(network::gossip_out(handle.clone(), parts.gossip));
     let stakes: Vec<_> = genesis
@@ -290,6 +318,7 @@ async fn start_network(
         max_transactions: config.block.max_transactions.get(),
         max_bytes: config.block.max_bytes.get(),
         max_receipts: u32::try_from(config.receipts.max_per_block.get()).unwrap_or(u32::MAX),
+        committee: Arc::clone(&committee),
     });
     let host = NodeHost {
         keeper: parts.keeper,
@@ -300,6 +329,7 @@ async fn start_network(
             .iter()
             .map(|s| ShardLink {
                 admission: s.admission.clone(),
+                shared: Arc::clone(s),
             })
             .collect(),
         network: handle.clone(),
@@ -307,6 +337,12 @@ async fn start_network(
         limit,
         votes,
         pruned_below: 0,
+        committee,
+        stores: service
+            .shards
+            .iter()
+            .map(|s| Arc::clone(&s.store))
+            .collect(),
     };
     let status: Arc<ConsensusStatus> = Arc::clone(&parts.consensus.status);
     network::spawn_engine(

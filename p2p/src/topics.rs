@@ -9,6 +9,8 @@ pub enum Topic {
     Proposals,
     /// Consensus votes and certificates.
     Votes,
+    /// Committee members' signatures on shard headers.
+    HeaderVotes,
 }
 
 impl Topic {
@@ -18,6 +20,7 @@ impl Topic {
             Topic::Transactions(shard) => format!("/atoll/{chain}/shard-{shard}/transactions/1"),
             Topic::Proposals => format!("/atoll/{chain}/beacon/proposals/1"),
             Topic::Votes => format!("/atoll/{chain}/beacon/votes/1"),
+            Topic::HeaderVotes => format!("/atoll/{chain}/beacon/header-votes/1"),
         }
     }
 }

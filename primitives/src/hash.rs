@@ -37,6 +37,10 @@ pub mod domain {
     pub static P2P_IDENTITY: Domain = Domain::new("atoll 2026-11 p2p identity v1");
     /// Beacon block headers.
     pub static BEACON_HEADER: Domain = Domain::new("atoll 2026-11 beacon header v1");
+    /// Committee draws: which validators serve a shard in an epoch.
+    pub static COMMITTEE: Domain = Domain::new("atoll 2026-11 committee v1");
+    /// A committee member's signature on a shard header.
+    pub static HEADER_VOTE: Domain = Domain::new("atoll 2026-11 header vote v1");
     /// A leaf of a binary Merkle tree.
     pub static MERKLE_LEAF: Domain = Domain::new("atoll 2026-11 merkle leaf v1");
     /// An inner node of a binary Merkle tree.

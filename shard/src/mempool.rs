@@ -480,6 +480,16 @@ impl Mempool {
         }
     }
 
+    /// Drops every transaction (the shard is no longer this node's);
+    /// returns their hashes.
+    pub fn clear(&mut self) -> Vec<Hash> {
+        let hashes: Vec<Hash> = self.by_hash.keys().copied().collect();
+        for hash in &hashes {
+            self.remove_hash(hash);
+        }
+        hashes
+    }
+
     /// Drops every transaction of `sender` with a nonce below `account_nonce`
     /// (after a block advanced the account); returns their hashes.
     pub fn prune(&mut self, sender: Address, account_nonce: u64) -> Vec<Hash> {

@@ -121,6 +121,11 @@ impl BeaconStore {
                 crate::consensus_log::EXECUTED,
                 codec::encode(&executed),
             );
+            batch.put_cf(
+                meta,
+                crate::consensus_log::executed_at_key(height),
+                codec::encode(&executed),
+            );
         }
         self.inner.db.write_opt(batch, &sync_write())?;
         Ok(())

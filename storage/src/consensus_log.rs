@@ -23,6 +23,13 @@ const FINAL_BLOCK: &[u8] = b"consensus/block/";
 const FINAL_HEAD: &[u8] = b"consensus/final";
 /// The newest executed block: borsh `(u64, Hash)`.
 pub(crate) const EXECUTED: &[u8] = b"consensus/executed";
+/// Prefix of "beacon block h was made of consensus block (height, hash)".
+pub(crate) const EXECUTED_AT: &[u8] = b"consensus/executed-at/";
+
+/// The key of beacon height `height` under [`EXECUTED_AT`].
+pub(crate) fn executed_at_key(height: u64) -> Vec<u8> {
+    keyed(EXECUTED_AT, height, b"")
+}
 
 fn keyed(prefix: &[u8], height: u64, suffix: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(prefix.len() + 8 + suffix.len());
@@ -97,6 +104,17 @@ impl BeaconStore {
     pub fn executed(&self) -> Result<Option<(u64, Hash)>, StorageError> {
         self.inner
             .get(cf::META, "executed consensus block", EXECUTED, 64)
+    }
+
+    /// The consensus block (height, hash) that beacon block `height` was
+    /// made of, with several validators.
+    pub fn executed_at(&self, height: u64) -> Result<Option<(u64, Hash)>, StorageError> {
+        self.inner.get(
+            cf::META,
+            "executed consensus block",
+            &executed_at_key(height),
+            64,
+        )
     }
 
     fn scan(

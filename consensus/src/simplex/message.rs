@@ -82,6 +82,11 @@ impl ValidatorSet {
         self.keys.get(usize::from(index))
     }
 
+    /// The stake of validator `index` (0 if there is none).
+    pub fn stake(&self, index: ValidatorIndex) -> u64 {
+        self.stakes.get(usize::from(index)).copied().unwrap_or(0)
+    }
+
     /// Whether `signers` hold more than two thirds of the stake.
     pub fn is_quorum(&self, signers: &BTreeSet<ValidatorIndex>) -> bool {
         let stake: u128 = signers

@@ -107,9 +107,15 @@ pub struct LocalnetInit {
     /// Balance of each dev account.
     #[arg(long, default_value_t = 1_000_000_000_000_000_000_000)]
     dev_balance: u128,
-    /// Beacon blocks per epoch.
+    /// Beacon blocks per epoch; shard committees change at each epoch.
     #[arg(long, default_value_t = atoll_config::genesis::DEFAULT_EPOCH_LENGTH)]
     epoch_length: u64,
+    /// Validators in each shard's committee (default: every validator, so
+    /// each executes every shard). With fewer, a validator stores and
+    /// executes only the shards it is assigned to in the current and the
+    /// next epoch.
+    #[arg(long)]
+    committee_size: Option<u16>,
 }
 
 /// Runs a `localnet` command.
@@ -149,6 +155,14 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             args.validators
         );
     }
+    if let Some(size) = args.committee_size {
+        if size == 0 || usize::from(size) > args.validators {
+            bail!(
+                "--committee-size {size} must be between 1 and the {} validators",
+                args.validators
+            );
+        }
+    }
     if args.dir.exists() {
         bail!(
             "{} exists; choose another --dir or remove it",
@@ -179,6 +193,7 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], port(i, 1)))),
             epoch_length: args.epoch_length,
             admin_rpc: true,
+            committee_size: args.committee_size,
         };
         home::init_with(
             &validator_home(&args.dir, i),

@@ -85,8 +85,9 @@ impl Rpc {
             ));
         }
         let tx = PreparedTx::new(signed);
-        // Every shard runs here: the sender's shard takes it.
+        // The sender's shard takes it, if this validator tracks it.
         let shard = Arc::clone(self.node.shard_of(&tx.sender));
+        tracked(&shard)?;
         let hash = tx.hash;
         let until = wait_until.unwrap_or_default();
         // Register before admission, so a block that includes the
@@ -314,6 +315,7 @@ impl Rpc {
     async fn account(&self, address: &str, at: Option<BlockRef>) -> RpcResult<AccountInfo> {
         let address: Address = address.parse().map_err(invalid_params)?;
         let shard = self.node.shard_of(&address);
+        tracked(shard)?;
         let (height, account) = shard
             .store
             .account_at_head(&StateKey::Account(address))
@@ -388,6 +390,7 @@ impl Rpc {
                 ),
             ));
         };
+        tracked(shared)?;
         let heads = shared.heads.borrow().clone();
         let height = match at {
             BlockRef::Latest => heads.head.height,
@@ -452,6 +455,7 @@ impl Rpc {
                 head_height: heads.head.height,
                 head_hash: hex_hash(&heads.head.hash()),
                 final_height: heads.final_height,
+                tracked: shard.tracked.load(Ordering::Acquire),
             });
         }
         Status {
@@ -680,6 +684,29 @@ impl AtollApiServer for Rpc {
 }
 
 /// Parses `"<source>:<destination>:<sequence>"`.
+/// Refuses a request about a shard this validator does not track now,
+/// naming the validators that do.
+fn tracked(shard: &Shared) -> RpcResult<()> {
+    if shard.tracked.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let members = shard
+        .committee
+        .as_ref()
+        .map(|view| {
+            let epoch = shard.beacon.read().epoch();
+            view.committees.members(epoch, shard.shard)
+        })
+        .unwrap_or_default();
+    Err(error(
+        error::SHARD_NOT_TRACKED,
+        format!(
+            "this validator does not track shard {} in this epoch; its committee is validators              {members:?} (indices in genesis.json)",
+            shard.shard
+        ),
+    ))
+}
+
 fn parse_receipt_id(id: &str) -> RpcResult<(ShardId, ShardId, u64)> {
     let bad = || {
         invalid_params(format!(

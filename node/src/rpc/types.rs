@@ -294,6 +294,10 @@ pub struct ShardStatus {
     pub head_hash: String,
     /// Height of the newest final block.
     pub final_height: u64,
+    /// Whether this node stores and executes the shard now (with shard
+    /// committees, only its committees' shards; heights of another shard
+    /// are where this node last executed it).
+    pub tracked: bool,
 }
 
 /// A validator in `atoll_status`.

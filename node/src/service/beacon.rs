@@ -81,7 +81,13 @@ impl BeaconKeeper {
         let recorded: BTreeMap<ShardId, u64> = store.recorded()?.into_iter().collect();
         let mut kept = Vec::new();
         let mut unrecorded = Vec::new();
-        for chain in chains {
+        if !catch_up {
+            // With several validators a shard's store may be behind what the
+            // beacon recorded (the shard is another committee's): the
+            // recorded headers come from the beacon blocks themselves.
+            kept = recorded_headers(&store, chains, &recorded)?;
+        }
+        for chain in chains.iter().filter(|_| catch_up) {
             let shard = chain.head().shard;
             let head_height = chain.head().height;
             let last = recorded.get(&shard).copied().unwrap_or(0);
@@ -211,6 +217,52 @@ impl BeaconKeeper {
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct MoveError(pub MapError);
+
+/// The newest recorded headers of every shard (up to
+/// [`RETAINED_HEADERS`](atoll_consensus::beacon::RETAINED_HEADERS) each),
+/// read from the beacon blocks back from the head, oldest first; a shard
+/// recorded back to its first block starts with its genesis header.
+fn recorded_headers(
+    store: &BeaconStore,
+    chains: &[ShardChain],
+    recorded: &BTreeMap<ShardId, u64>,
+) -> anyhow::Result<Vec<Vec<ShardBlockHeader>>> {
+    let keep = atoll_consensus::beacon::RETAINED_HEADERS;
+    let mut lists: Vec<Vec<ShardBlockHeader>> = vec![Vec::new(); chains.len()];
+    let mut height = store.head()?.unwrap_or(0);
+    let full = |lists: &[Vec<ShardBlockHeader>]| lists.iter().all(|l| l.len() >= keep);
+    while height > 0 && !full(&lists) {
+        let bytes = store
+            .block(height)?
+            .with_context(|| format!("the beacon store has no block {height}"))?;
+        let block = BeaconBlock::decode(&bytes)
+            .with_context(|| format!("the stored beacon block {height} is damaged"))?;
+        for header in block.shard_headers.into_iter().rev() {
+            if let Some(list) = lists.get_mut(usize::from(header.shard.0)) {
+                if list.len() < keep {
+                    list.push(header);
+                }
+            }
+        }
+        height -= 1;
+    }
+    for (list, chain) in lists.iter_mut().zip(chains) {
+        list.reverse();
+        let shard = chain.head().shard;
+        let first = list.first().map_or(1, |h| h.height);
+        if first <= 1 && list.len() < keep {
+            list.insert(0, headers(chain, 0, 0)?.remove(0));
+        }
+        let newest = list.last().map_or(0, |h| h.height);
+        if newest != recorded.get(&shard).copied().unwrap_or(0) {
+            bail!(
+                "the beacon store records shard {shard} up to height {}, but its blocks end at                  {newest}: the store is damaged",
+                recorded.get(&shard).copied().unwrap_or(0)
+            );
+        }
+    }
+    Ok(lists)
+}
 
 fn headers(chain: &ShardChain, from: u64, to: u64) -> anyhow::Result<Vec<ShardBlockHeader>> {
     let mut headers = Vec::new();

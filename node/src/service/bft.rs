@@ -9,12 +9,14 @@
 //! was away for any time catches up block by block. It keeps asking the
 //! peer that answered until it is level.
 
+use super::receipts::ReceiptsRequest;
 use crate::metrics::Metrics;
 use atoll_consensus::simplex::{
     machine, Block, Effect, FinalBlock, Input, Message, Record, Simplex,
 };
 use atoll_p2p::{Handle, MessageId, NetworkEvent, PeerId, Topic, Verdict};
 use atoll_primitives::{codec, Hash};
+use borsh::{BorshDeserialize, BorshSerialize};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +42,19 @@ pub trait Host: Send {
     fn stored(&self, from: u64, max: usize, max_bytes: usize) -> Vec<FinalBlock>;
     /// Gossip on a shard's transaction topic; the host reports its verdict.
     fn transactions(&mut self, shard: u16, source: PeerId, id: MessageId, data: Vec<u8>);
+    /// Gossip on the header-vote topic; the host reports its verdict.
+    fn header_vote(&mut self, source: PeerId, id: MessageId, data: Vec<u8>);
+    /// A peer asks for receipts; the host answers request `id`.
+    fn receipts(&mut self, peer: PeerId, id: u64, request: ReceiptsRequest);
+}
+
+/// What one validator asks another.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub enum Request {
+    /// A consensus message (`Sync` or `Fetch`), answered with messages.
+    Consensus(Message),
+    /// Receipts of a source shard, answered with a `ReceiptsResponse`.
+    Receipts(ReceiptsRequest),
 }
 
 /// What the engine shows of consensus (RPC `atoll_status`).
@@ -132,6 +147,7 @@ impl<H: Host> Engine<H> {
     ) -> anyhow::Result<()> {
         self.network.subscribe(Topic::Proposals).await?;
         self.network.subscribe(Topic::Votes).await?;
+        self.network.subscribe(Topic::HeaderVotes).await?;
         for topic in topics {
             self.network.subscribe(topic).await?;
         }
@@ -185,6 +201,12 @@ impl<H: Host> Engine<H> {
                 data,
             } => self.host.transactions(shard, source, id, data),
             NetworkEvent::Gossip {
+                topic: Topic::HeaderVotes,
+                source,
+                id,
+                data,
+            } => self.host.header_vote(source, id, data),
+            NetworkEvent::Gossip {
                 source, id, data, ..
             } => {
                 // Forwarded only if it decodes and is signed as it must be;
@@ -206,7 +228,16 @@ impl<H: Host> Engine<H> {
             }
             NetworkEvent::Request { peer, id, data } => {
                 let mut replies = Vec::new();
-                match self.decode(&data) {
+                let request = codec::decode::<Request>("request", &data, self.limit).ok();
+                let message = match request {
+                    Some(Request::Receipts(request)) => {
+                        self.host.receipts(peer, id, request);
+                        return Ok(());
+                    }
+                    Some(Request::Consensus(message)) => Some(message),
+                    None => None,
+                };
+                match message {
                     Some(Message::Sync(from)) => {
                         // Below what the machine holds: from the store.
                         let (final_height, _) = self.machine.final_block();
@@ -335,7 +366,7 @@ impl<H: Host> Engine<H> {
         let (network, wake, bytes, limit) = (
             self.network.clone(),
             self.wake.clone(),
-            codec::encode(&message),
+            codec::encode(&Request::Consensus(message)),
             self.limit,
         );
         tokio::spawn(async move {
@@ -413,6 +444,8 @@ mod tests {
             Vec::new()
         }
         fn transactions(&mut self, _: u16, _: PeerId, _: MessageId, _: Vec<u8>) {}
+        fn header_vote(&mut self, _: PeerId, _: MessageId, _: Vec<u8>) {}
+        fn receipts(&mut self, _: PeerId, _: u64, _: ReceiptsRequest) {}
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

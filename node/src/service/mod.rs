@@ -18,10 +18,13 @@
 pub mod admission;
 pub mod beacon;
 pub mod bft;
+pub mod builder;
+pub mod committee;
 pub mod coordinator;
 pub mod finality;
 pub mod network;
 pub mod producer;
+pub mod receipts;
 pub mod replica;
 pub mod waiters;
 
@@ -135,6 +138,12 @@ pub struct Shared {
     pub gossip: Option<mpsc::Sender<(u16, Vec<SignedTransaction>)>>,
     /// With several validators: what consensus shows.
     pub consensus: Option<Arc<ConsensusInfo>>,
+    /// Whether this node stores and executes this shard now (always with
+    /// one validator; with several, when it is in the shard's committee
+    /// of this epoch or the next).
+    pub tracked: AtomicBool,
+    /// With several validators: the committees.
+    pub committee: Option<Arc<committee::CommitteeView>>,
 }
 
 /// What the RPC shows of consensus.
@@ -176,6 +185,8 @@ pub enum Mode {
         genesis: atoll_primitives::Hash,
         /// This validator's index in the genesis's list.
         index: Option<u16>,
+        /// The shard committees.
+        committee: Arc<committee::CommitteeView>,
     },
 }
 
@@ -261,10 +272,9 @@ impl Service {
         let relay = Arc::new(InProcessRelay::new(backlog));
         if solo {
             refill(&relay, &chains)?;
-        } else {
-            let recorded = beacon.read().recorded().into_iter().collect();
-            atoll_shard::relay::refill_up_to(&relay, &chains, &recorded)?;
         }
+        // With several validators the replica gathers each shard's
+        // receipts before each block (from its stores or from peers).
         let (gossip_tx, gossip_rx) = mpsc::channel(network::GOSSIP_QUEUE);
         let consensus = match &mode {
             Mode::Solo => None,
@@ -324,6 +334,11 @@ impl Service {
                 max_incoming: config.receipts.max_per_block.get(),
                 gossip: (!solo).then(|| gossip_tx.clone()),
                 consensus: consensus.clone(),
+                tracked: AtomicBool::new(true),
+                committee: match &mode {
+                    Mode::Network { committee, .. } => Some(Arc::clone(committee)),
+                    Mode::Solo => None,
+                },
             });
             let pool = chain.executor().pool_handle();
             let name = |what: &str| format!("{what}-{}", shared.shard);
@@ -346,41 +361,39 @@ impl Service {
             }
             shards.push(shared);
         }
-        if let (Mode::Network { genesis, .. }, Some(consensus)) = (mode, consensus) {
+        if let (
+            Mode::Network {
+                genesis, committee, ..
+            },
+            Some(consensus),
+        ) = (mode, consensus)
+        {
             drop(committed_rx);
             let executed = keeper.store.executed()?.unwrap_or((0, genesis));
-            let head = keeper.store.head()?;
-            let beacon_hash = match head {
-                Some(height) => keeper
-                    .store
-                    .block(height)?
-                    .map(|bytes| atoll_consensus::BeaconBlock::decode(&bytes).map(|b| b.hash()))
-                    .transpose()?
-                    .unwrap_or(atoll_primitives::Hash::ZERO),
-                None => atoll_primitives::Hash::ZERO,
-            };
             let (progress_tx, progress_rx) = watch::channel(replica::Executed {
                 height: executed.0,
                 hash: executed.1,
-                beacon: beacon_hash,
                 at: std::time::Instant::now(),
             });
             let (blocks_tx, blocks_rx) = std::sync::mpsc::sync_channel(REPLICA_QUEUE);
             let limit = config.network.max_message_bytes.get();
-            let replica = replica::Replica::new(
-                shards.clone(),
-                replica_chains,
-                Arc::clone(&keeper),
-                Arc::clone(&relay),
-                new_heads.clone(),
-                progress_tx,
+            let replica = replica::Replica {
+                shards: shards.clone(),
+                chains: replica_chains,
+                keeper: Arc::clone(&keeper),
+                relay: Arc::clone(&relay),
+                new_heads: new_heads.clone(),
+                progress: progress_tx,
                 limit,
-            );
-            let stopping_replica = Arc::clone(&stopping);
+                committee: Arc::clone(&committee),
+                runtime: tokio::runtime::Handle::current(),
+                backlog: config.receipts.backlog.get(),
+                stopping: Arc::clone(&stopping),
+            };
             threads.push(
                 std::thread::Builder::new()
                     .name("replica".into())
-                    .spawn(move || replica.run(blocks_rx, &stopping_replica))?,
+                    .spawn(move || replica.run(blocks_rx))?,
             );
             return Ok(Service {
                 shards,

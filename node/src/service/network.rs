@@ -17,7 +17,9 @@
 use super::admission::Admission;
 use super::beacon::BeaconKeeper;
 use super::bft::{ConsensusStatus, Engine, Host, PayloadTask};
-use super::replica::Builder;
+use super::builder::Builder;
+use super::committee::CommitteeView;
+use super::receipts::ReceiptsRequest;
 use crate::metrics::Metrics;
 use anyhow::Context;
 use atoll_consensus::simplex::{
@@ -42,6 +44,16 @@ pub const GOSSIP_QUEUE: usize = 1024;
 pub struct ShardLink {
     /// The shard's admission queue.
     pub admission: mpsc::Sender<Admission>,
+    /// The shard (whether this validator tracks it).
+    pub shared: Arc<super::Shared>,
+}
+
+impl ShardLink {
+    fn tracked(&self) -> bool {
+        self.shared
+            .tracked
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// The node's side of the consensus engine.
@@ -64,6 +76,10 @@ pub struct NodeHost {
     pub votes: VoteLog,
     /// Vote records below this height were pruned.
     pub pruned_below: u64,
+    /// The committees (header votes are checked against them).
+    pub committee: Arc<CommitteeView>,
+    /// Every shard's store, to answer receipt requests.
+    pub stores: Vec<Arc<atoll_storage::ShardStore>>,
 }
 
 /// The height of a vote record.
@@ -161,12 +177,58 @@ impl Host for NodeHost {
         out
     }
 
+    fn header_vote(&mut self, source: PeerId, id: MessageId, data: Vec<u8>) {
+        let (network, metrics) = (self.network.clone(), Arc::clone(&self.metrics));
+        let (view, keeper) = (Arc::clone(&self.committee), Arc::clone(&self.keeper));
+        tokio::spawn(async move {
+            // Two signature checks: off the engine's task.
+            let verdict = tokio::task::spawn_blocking(move || match view.check_vote(&data) {
+                None => Verdict::Reject,
+                Some(vote) => {
+                    let recorded = keeper
+                        .state
+                        .read()
+                        .shard_head(vote.header.shard)
+                        .map_or(0, |h| h.height);
+                    if view.certifier.lock().add(vote, Some(recorded)) {
+                        Verdict::Accept
+                    } else {
+                        Verdict::Ignore
+                    }
+                }
+            })
+            .await
+            .unwrap_or(Verdict::Ignore);
+            if verdict != Verdict::Ignore {
+                metrics.gossip(verdict == Verdict::Accept);
+            }
+            network.report(id, source, verdict).await;
+        });
+    }
+
+    fn receipts(&mut self, _peer: PeerId, id: u64, request: ReceiptsRequest) {
+        let (network, stores, limit) = (self.network.clone(), self.stores.clone(), self.limit);
+        tokio::spawn(async move {
+            let answer = tokio::task::spawn_blocking(move || {
+                super::receipts::serve(&stores, &request, limit)
+            })
+            .await
+            .unwrap_or_default();
+            network.respond(id, answer).await;
+        });
+    }
+
     fn transactions(&mut self, shard: u16, source: PeerId, id: MessageId, data: Vec<u8>) {
         let network = self.network.clone();
         let metrics = Arc::clone(&self.metrics);
         let Some(link) = self.shards.get(usize::from(shard)) else {
             return;
         };
+        if !link.tracked() {
+            // Not this validator's shard: no state to check them against.
+            tokio::spawn(async move { network.report(id, source, Verdict::Ignore).await });
+            return;
+        }
         let txs = match codec::decode::<Vec<SignedTransaction>>(
             "transaction gossip",
             &data,

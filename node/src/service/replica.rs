@@ -1,186 +1,154 @@
-//! With several validators: the shards execute what consensus finalized.
+//! With several validators: the beacon and the shards execute what
+//! consensus finalized.
 //!
-//! A consensus block's payload ([`Payload`]) fixes, for every shard, the
-//! transactions of its next block, the block's timestamp and how many
-//! waiting receipts it credits. Every validator executes a final payload
-//! the same way ([`Replica`]): each shard's block applies the receipts the
-//! relay holds for it (published after the previous step, so the same on
-//! every validator), then the payload's transactions
-//! ([`ShardChain::execute_agreed_block`]: repeats, known transactions, bad
-//! signatures and other chains' transactions are dropped by rule). The
-//! beacon block that records the shard headers then carries the payload's
-//! timestamp, so it too is the same everywhere, and the shard blocks are
-//! final at once: their contents were final before they were executed.
+//! For each final consensus block, in order, every validator:
 //!
-//! Each payload also names the newest block its leader had executed, with
-//! the hash of the beacon block it made: a validator whose own hash differs
-//! says so loudly (its state diverged; that is a bug, not a fault of the
-//! network).
+//! 1. **Beacon step**: records the payload's certified shard headers
+//!    ([`CommitteeView::recordable`]: each extends its shard's last recorded
+//!    header and carries signatures of more than two thirds of its
+//!    committee's stake) in a beacon block at the payload's timestamp,
+//!    stored with the consensus block it was made of. The beacon block is
+//!    the same on every validator and needs no execution.
+//! 2. **Shard steps**, for the shards it tracks (its committees of this
+//!    epoch and the next; every shard when the committee is every
+//!    validator), in parallel: shard block `b` (the beacon block's height)
+//!    credits the receipts of source blocks recorded up to beacon block `b`,
+//!    from its inbox cursors on, at most the payload's cap
+//!    ([`Inbound::gather`] first obtains them, from its own stores or from
+//!    the source's committee), then runs the payload's transactions
+//!    ([`ShardChain::execute_agreed_block`]: repeats, known transactions,
+//!    bad signatures and other chains' transactions are dropped by rule).
+//!    Its contents were final before it ran, so the block is final when
+//!    committed. A committee member then signs its header
+//!    ([`CommitteeView::vote`]) and gossips the vote; a later leader puts
+//!    the certified header into its payload.
 //!
-//! A leader builds its payload ([`Builder`]) once it has executed the
-//! parent (so its mempool no longer holds the parent's transactions) and a
-//! block interval has passed, or a full block is waiting. If the parent is
-//! not executed in time (it may be notarized but not yet final), the
-//! payload is empty: an empty payload extends the chain and lets its
-//! finalization finalize the parent.
+//! A shard that became tracked (a new committee, or a restart that cut a
+//! step short) catches up first: it executes each missing block from the
+//! stored final consensus blocks, with the receipts the rule above gives
+//! for that block's beacon height. So a validator moved to a shard at an
+//! epoch boundary syncs it during the epoch before, from its peers'
+//! consensus blocks and receipts, and checks each block it rebuilds
+//! against the certified header when the beacon holds it.
 
 use super::beacon::BeaconKeeper;
+use super::builder::Payload;
+use super::committee::CommitteeView;
 use super::coordinator::{mark_final, Committed};
-use super::producer::{finish, hold_back};
+use super::producer::finish;
+use super::receipts::{Inbound, Sources};
 use super::Shared;
 use crate::rpc::types::HeadInfo;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use atoll_consensus::simplex::{Block, FinalBlock};
-use atoll_primitives::{codec, Hash, ShardId, SignedTransaction, StateKey};
+use atoll_consensus::BeaconBlock;
+use atoll_primitives::{codec, Hash, ShardId};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
 use atoll_shard::ShardChain;
-use borsh::{BorshDeserialize, BorshSerialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 
-/// Most transactions a payload may give one shard (a rule of the chain,
-/// not a setting: every validator must judge a payload the same way).
-pub const MAX_SHARD_TRANSACTIONS: usize = 65_536;
-
-/// What a consensus block carries.
-#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct Payload {
-    /// The leader's clock when it built the payload (a shard block's
-    /// timestamp never goes below its parent's).
-    pub timestamp_ms: u64,
-    /// Each shard's transactions, in shard order.
-    pub shards: Vec<Vec<SignedTransaction>>,
-    /// Most receipts each shard's block credits.
-    pub max_receipts: u32,
-    /// The newest consensus block the leader had executed, and the hash of
-    /// the beacon block it made of it.
-    pub executed: Option<(u64, Hash)>,
-}
-
-impl Payload {
-    /// Decodes `bytes` for a chain of `shards` shards; anything else (bytes
-    /// that do not decode, the wrong number of shards, more than
-    /// [`MAX_SHARD_TRANSACTIONS`] for a shard) is an empty payload,
-    /// so every validator treats a malformed payload the same way.
-    pub fn decode_or_empty(bytes: &[u8], shards: usize, limit: usize) -> Payload {
-        match codec::decode::<Payload>("payload", bytes, limit) {
-            Ok(payload)
-                if payload.shards.len() == shards
-                    && payload
-                        .shards
-                        .iter()
-                        .all(|t| t.len() <= MAX_SHARD_TRANSACTIONS) =>
-            {
-                payload
-            }
-            _ => Payload {
-                shards: vec![Vec::new(); shards],
-                ..Payload::default()
-            },
-        }
-    }
-}
-
-/// The newest executed consensus block: its height and hash, the hash of
-/// the beacon block made of it, and when it was executed.
+/// The newest executed consensus block: its height and hash, and when it
+/// was executed.
 #[derive(Clone, Copy, Debug)]
 pub struct Executed {
     /// Its consensus height.
     pub height: u64,
     /// Its hash.
     pub hash: Hash,
-    /// The beacon block made of it (zero before the first).
-    pub beacon: Hash,
     /// When this validator executed it.
     pub at: Instant,
 }
 
-/// Executes final consensus blocks, in order, on every shard.
-pub struct Replica {
-    shards: Vec<Arc<Shared>>,
-    chains: Vec<ShardChain>,
-    keeper: Arc<BeaconKeeper>,
-    relay: Arc<InProcessRelay>,
-    new_heads: broadcast::Sender<Arc<HeadInfo>>,
-    progress: watch::Sender<Executed>,
-    /// Beacon block hashes of recent consensus heights, to compare with
-    /// what leaders say they made.
-    made: BTreeMap<u64, Hash>,
-    limit: usize,
+/// What a shard block at one beacon height is made of.
+struct Step {
+    /// The beacon height (= the shard block's height).
+    height: u64,
+    /// The beacon block's epoch.
+    epoch: u64,
+    /// Each source's newest recorded height after that beacon block.
+    limits: BTreeMap<ShardId, u64>,
+    /// The consensus block's payload.
+    payload: Arc<Payload>,
 }
 
-/// Consensus heights whose beacon hashes are kept for the comparison.
-const KEEP_MADE: usize = 1024;
+/// Executes final consensus blocks, in order.
+pub struct Replica {
+    /// Every shard, by shard number.
+    pub shards: Vec<Arc<Shared>>,
+    /// Every shard's chain, by shard number.
+    pub chains: Vec<ShardChain>,
+    /// The beacon and its store.
+    pub keeper: Arc<BeaconKeeper>,
+    /// Receipts waiting for the tracked shards.
+    pub relay: Arc<InProcessRelay>,
+    /// Final heads, to subscribers.
+    pub new_heads: broadcast::Sender<Arc<HeadInfo>>,
+    /// What was executed, to the payload builder.
+    pub progress: watch::Sender<Executed>,
+    /// Largest message.
+    pub limit: usize,
+    /// The committees.
+    pub committee: Arc<CommitteeView>,
+    /// The runtime the network runs on.
+    pub runtime: tokio::runtime::Handle,
+    /// A shard whose waiting receipts reach this says so in its header.
+    pub backlog: usize,
+    /// Set when the node stops.
+    pub stopping: Arc<AtomicBool>,
+}
 
 impl Replica {
-    /// A replica over `chains` (in shard order) that has executed up to
-    /// `executed`.
-    pub fn new(
-        shards: Vec<Arc<Shared>>,
-        chains: Vec<ShardChain>,
-        keeper: Arc<BeaconKeeper>,
-        relay: Arc<InProcessRelay>,
-        new_heads: broadcast::Sender<Arc<HeadInfo>>,
-        progress: watch::Sender<Executed>,
-        limit: usize,
-    ) -> Replica {
-        Replica {
-            shards,
-            chains,
-            keeper,
-            relay,
-            new_heads,
-            progress,
-            made: BTreeMap::new(),
-            limit,
-        }
-    }
-
     /// Executes the blocks that arrive until the node stops. A failure
     /// (a store error) stops the node: it cannot go on without its state.
-    pub fn run(mut self, blocks: Receiver<FinalBlock>, stopping: &AtomicBool) {
-        if let Err(err) = self.replay() {
+    pub fn run(mut self, blocks: Receiver<FinalBlock>) {
+        let mut inbound: Vec<Inbound> = self.shards.iter().map(|s| Inbound::new(s.shard)).collect();
+        if let Err(err) = self.replay(&mut inbound) {
             tracing::error!(
                 err = format!("{err:#}"),
                 "cannot execute the stored final blocks; the node stops"
             );
-            stopping.store(true, Ordering::Release);
+            self.stopping.store(true, Ordering::Release);
             return;
         }
         loop {
             let block = match blocks.recv_timeout(Duration::from_millis(100)) {
                 Ok(block) => block,
                 Err(RecvTimeoutError::Timeout) => {
-                    if stopping.load(Ordering::Acquire) {
+                    if self.stopping.load(Ordering::Acquire) {
                         return;
                     }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            if stopping.load(Ordering::Acquire) {
+            if self.stopping.load(Ordering::Acquire) {
                 return;
             }
-            if let Err(err) = self.execute(&block.proposal.block) {
+            if let Err(err) = self.execute(&block.proposal.block, &mut inbound) {
+                if self.stopping.load(Ordering::Acquire) {
+                    return;
+                }
                 tracing::error!(
                     err = format!("{err:#}"),
                     height = block.proposal.block.height,
                     "cannot execute a final block; the node stops"
                 );
-                stopping.store(true, Ordering::Release);
+                self.stopping.store(true, Ordering::Release);
                 return;
             }
         }
     }
 
     /// Executes the final blocks stored before a restart and not executed
-    /// yet (the store keeps a block before the replica gets it).
-    fn replay(&mut self) -> anyhow::Result<()> {
+    /// yet (the store keeps a block before the replica gets it), then
+    /// brings the tracked shards level with the beacon.
+    fn replay(&mut self, inbound: &mut [Inbound]) -> anyhow::Result<()> {
         let mut replayed = 0u64;
         loop {
             let from = self.progress.borrow().height + 1;
@@ -191,7 +159,7 @@ impl Replica {
             for (height, bytes) in stored {
                 let block: FinalBlock = codec::decode("stored final block", &bytes, self.limit)
                     .with_context(|| format!("the stored final block {height} is damaged"))?;
-                self.execute(&block.proposal.block)?;
+                self.execute(&block.proposal.block, inbound)?;
                 replayed += 1;
             }
         }
@@ -201,65 +169,124 @@ impl Replica {
                 "executed the final blocks stored before the restart"
             );
         }
+        if replayed == 0 {
+            // A step a crash cut short: the beacon block is stored, some
+            // shards are behind it.
+            self.shard_steps(None, inbound)?;
+        }
         Ok(())
     }
 
     /// Executes one final block (nothing if it was executed before).
-    pub fn execute(&mut self, block: &Block) -> anyhow::Result<()> {
+    pub fn execute(&mut self, block: &Block, inbound: &mut [Inbound]) -> anyhow::Result<()> {
         let done = *self.progress.borrow();
         if block.height <= done.height {
             return Ok(());
         }
-        let payload = Payload::decode_or_empty(&block.payload, self.chains.len(), self.limit);
-        self.compare(&payload);
-        let (epoch, map, recorded) = {
+        let payload = Arc::new(Payload::decode_or_empty(
+            &block.payload,
+            self.chains.len(),
+            self.limit,
+        ));
+        let headers = {
             let beacon = self.keeper.state.read();
-            (beacon.epoch(), Arc::clone(beacon.map()), beacon.recorded())
+            self.committee.recordable(&beacon, &payload.certified)
         };
-        let recorded: BTreeMap<ShardId, u64> = recorded.into_iter().collect();
-        // Read before any shard runs: the same on every validator.
-        let congested: Vec<bool> = self
-            .shards
+        let beacon = self
+            .keeper
+            .record_at(
+                headers,
+                payload.timestamp_ms,
+                Some((block.height, block.hash())),
+            )
+            .with_context(|| format!("cannot record consensus block {}", block.height))?;
+        let recorded: BTreeMap<ShardId, u64> =
+            self.keeper.state.read().recorded().into_iter().collect();
+        self.committee.certifier.lock().prune(&recorded);
+        self.shard_steps(Some((&beacon, payload)), inbound)?;
+        self.progress.send_replace(Executed {
+            height: block.height,
+            hash: block.hash(),
+            at: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Brings every tracked shard level with the beacon; `current` is the
+    /// beacon block just made, with its payload.
+    fn shard_steps(
+        &mut self,
+        current: Option<(&BeaconBlock, Arc<Payload>)>,
+        inbound: &mut [Inbound],
+    ) -> anyhow::Result<()> {
+        let (height, epoch) = {
+            let beacon = self.keeper.state.read();
+            (beacon.height(), beacon.epoch())
+        };
+        let tracked = self.committee.tracked(epoch);
+        for shared in &self.shards {
+            let now = tracked.contains(&shared.shard);
+            let before = shared.tracked.swap(now, Ordering::AcqRel);
+            if before && !now {
+                // No longer this validator's: its pool cannot be ordered
+                // without the state, and its clients are told so.
+                let dropped = shared.mempool.lock().clear();
+                shared.waiters.dropped(dropped.iter());
+                tracing::info!(shard = %shared.shard, epoch, "no longer tracking this shard");
+            } else if now && !before {
+                tracing::info!(shard = %shared.shard, epoch, "tracking this shard");
+            }
+        }
+        let lowest = self
+            .chains
             .iter()
-            .map(|s| self.relay.congested(s.shard))
+            .filter(|c| tracked.contains(&c.head().shard))
+            .map(|c| c.head().height)
+            .min()
+            .unwrap_or(height);
+        if lowest >= height {
+            return Ok(());
+        }
+        let steps = self.steps(lowest + 1, height, current)?;
+        let local: Vec<_> = self
+            .chains
+            .iter()
+            .map(|c| (c.shared_store(), c.head().height))
             .collect();
-        let max_receipts = (payload.max_receipts as usize).max(1);
-        let timestamp = payload.timestamp_ms;
-        let (keeper, relay, shards) = (&self.keeper, &self.relay, &self.shards);
-        let mut resumed = false;
-        let results: Vec<anyhow::Result<Option<Committed>>> = std::thread::scope(|scope| {
+        let stopping = Arc::clone(&self.stopping);
+        let sources = Sources {
+            local: &local,
+            view: &self.committee,
+            beacon: &self.keeper.state,
+            runtime: &self.runtime,
+            limit: self.limit,
+            stopping: &stopping,
+        };
+        let context = StepContext {
+            shards: &self.shards,
+            keeper: &self.keeper,
+            relay: &self.relay,
+            new_heads: &self.new_heads,
+            committee: &self.committee,
+            runtime: &self.runtime,
+            backlog: self.backlog,
+        };
+        let context = &context;
+        let results: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .chains
                 .iter_mut()
-                .zip(payload.shards)
-                .zip(shards)
-                .zip(&congested)
-                .map(|(((chain, txs), shared), congested)| {
-                    let last = recorded.get(&shared.shard).copied().unwrap_or(0);
-                    let map = Arc::clone(&map);
-                    scope.spawn(move || -> anyhow::Result<Option<Committed>> {
-                        if chain.head().height > last {
-                            // Executed before a crash cut the step short.
-                            return Ok(None);
+                .zip(inbound.iter_mut())
+                .filter(|(chain, _)| tracked.contains(&chain.head().shard))
+                .map(|(chain, inbound)| {
+                    let (steps, sources) = (&steps, &sources);
+                    scope.spawn(move || -> anyhow::Result<()> {
+                        for step in steps {
+                            if step.height > chain.head().height {
+                                context.shard_step(chain, inbound, step, sources)?;
+                            }
                         }
-                        let started = Instant::now();
-                        let moved_away = leaving(shared, chain, &map);
-                        chain.set_epoch(epoch, map);
-                        chain.set_congested(*congested);
-                        let incoming =
-                            relay.pending(shared.shard, &chain.inbox_cursors(), max_receipts);
-                        let credited = incoming.len();
-                        let txs = txs.into_iter().map(PreparedTx::new).collect();
-                        let produced = chain.execute_agreed_block(
-                            txs,
-                            incoming,
-                            |source, height| {
-                                keeper.state.read().final_header(source, height).cloned()
-                            },
-                            timestamp,
-                        )?;
-                        finish(shared, chain, &produced, credited, &moved_away, started);
-                        Ok(Some(Committed::from(produced)))
+                        Ok(())
                     })
                 })
                 .collect();
@@ -271,215 +298,163 @@ impl Replica {
                 })
                 .collect()
         });
-        let mut committed = Vec::new();
-        for (result, chain) in results.into_iter().zip(&self.chains) {
-            match result? {
-                Some(done) => committed.push(done),
-                None => {
-                    resumed = true;
-                    let header = chain.head().clone();
-                    committed.push(Committed {
-                        shard: header.shard,
-                        header,
-                        hashes: Vec::new(),
-                        receipts: Vec::new(),
-                    });
+        results.into_iter().collect()
+    }
+
+    /// What the shard blocks at beacon heights `from..=to` are made of.
+    fn steps(
+        &self,
+        from: u64,
+        to: u64,
+        current: Option<(&BeaconBlock, Arc<Payload>)>,
+    ) -> anyhow::Result<Vec<Step>> {
+        let mut limits: BTreeMap<ShardId, u64> =
+            self.keeper.state.read().recorded().into_iter().collect();
+        let mut steps = Vec::new();
+        let mut height = to;
+        while height >= from.max(1) {
+            let (block, payload) = match &current {
+                Some((block, payload)) if block.height == height => {
+                    ((*block).clone(), Arc::clone(payload))
                 }
+                _ => self.stored_step(height)?,
+            };
+            steps.push(Step {
+                height,
+                epoch: block.epoch,
+                limits: limits.clone(),
+                payload,
+            });
+            // Before this block, each shard it recorded stood one below its
+            // first header here.
+            for header in &block.shard_headers {
+                let entry = limits.entry(header.shard).or_default();
+                *entry = (*entry).min(header.height.saturating_sub(1));
+            }
+            height -= 1;
+        }
+        steps.reverse();
+        Ok(steps)
+    }
+
+    /// Beacon block `height` and the payload it was made of, from the
+    /// stores.
+    fn stored_step(&self, height: u64) -> anyhow::Result<(BeaconBlock, Arc<Payload>)> {
+        let store = &self.keeper.store;
+        let bytes = store
+            .block(height)?
+            .with_context(|| format!("the beacon store has no block {height}"))?;
+        let block = BeaconBlock::decode(&bytes)
+            .with_context(|| format!("the stored beacon block {height} is damaged"))?;
+        let (consensus, _) = store.executed_at(height)?.with_context(|| {
+            format!(
+                "the beacon store does not say which consensus block made beacon block {height}"
+            )
+        })?;
+        let (_, bytes) = store
+            .final_blocks(consensus, 1)?
+            .into_iter()
+            .find(|(h, _)| *h == consensus)
+            .with_context(|| format!("the final consensus block {consensus} is not stored"))?;
+        let final_block: FinalBlock = codec::decode("stored final block", &bytes, self.limit)
+            .with_context(|| format!("the stored final block {consensus} is damaged"))?;
+        let payload = Payload::decode_or_empty(
+            &final_block.proposal.block.payload,
+            self.chains.len(),
+            self.limit,
+        );
+        Ok((block, Arc::new(payload)))
+    }
+}
+
+/// What a shard step reads and tells, borrowed from the [`Replica`] (whose
+/// chains the steps hold).
+struct StepContext<'a> {
+    shards: &'a [Arc<Shared>],
+    keeper: &'a BeaconKeeper,
+    relay: &'a InProcessRelay,
+    new_heads: &'a broadcast::Sender<Arc<HeadInfo>>,
+    committee: &'a CommitteeView,
+    runtime: &'a tokio::runtime::Handle,
+    backlog: usize,
+}
+
+impl StepContext<'_> {
+    /// Executes `chain`'s block of `step`.
+    fn shard_step(
+        &self,
+        chain: &mut ShardChain,
+        inbound: &mut Inbound,
+        step: &Step,
+        sources: &Sources<'_>,
+    ) -> anyhow::Result<()> {
+        let shard = chain.head().shard;
+        let shared = &self.shards[usize::from(shard.0)];
+        let started = Instant::now();
+        inbound.gather(self.relay, &chain.inbox_cursors(), &step.limits, sources)?;
+        let map = {
+            let beacon = self.keeper.state.read();
+            beacon
+                .schedule()
+                .get(step.epoch)
+                .cloned()
+                .unwrap_or_else(|| Arc::clone(beacon.map()))
+        };
+        chain.set_epoch(step.epoch, map);
+        // Every receipt recorded up to this height and not yet credited is
+        // in the relay (and nothing newer): the same count everywhere.
+        chain.set_congested(self.relay.backlog(shard) >= self.backlog / 2);
+        let max_receipts = (step.payload.max_receipts as usize).max(1);
+        let incoming = self
+            .relay
+            .pending(shard, &chain.inbox_cursors(), max_receipts);
+        let credited = incoming.len();
+        let txs = step.payload.shards[usize::from(shard.0)]
+            .iter()
+            .cloned()
+            .map(PreparedTx::new)
+            .collect();
+        let keeper = self.keeper;
+        let produced = chain.execute_agreed_block(
+            txs,
+            incoming,
+            |source, height| keeper.state.read().final_header(source, height).cloned(),
+            step.payload.timestamp_ms,
+        )?;
+        if produced.block.header.height != step.height {
+            anyhow::bail!(
+                "shard {shard}'s block {} does not match beacon height {}: the shard's store and \
+                 the beacon store disagree",
+                produced.block.header.height,
+                step.height
+            );
+        }
+        finish(shared, chain, &produced, credited, &[], started);
+        let header = produced.block.header.clone();
+        let committed = Committed::from(produced);
+        mark_final(shared, &committed, self.new_heads);
+        if let Some(recorded) = keeper.state.read().final_header(shard, header.height) {
+            if recorded.hash() != header.hash() {
+                tracing::error!(
+                    shard = %shard,
+                    height = header.height,
+                    "this validator's block differs from the one its committee certified: its \
+                     state diverged"
+                );
             }
         }
-        let headers = committed.iter().map(|c| c.header.clone()).collect();
-        let beacon = self
-            .keeper
-            .record_at(headers, timestamp, Some((block.height, block.hash())))
-            .with_context(|| format!("cannot record consensus block {}", block.height))?;
-        let beacon_hash = beacon.hash();
-        for done in &committed {
-            let shared = &self.shards[usize::from(done.shard.0)];
-            mark_final(shared, done, &self.new_heads);
-            if !done.receipts.is_empty() {
-                // The relay of a validator has no bound (every validator
-                // must hold the same receipts); it never refuses.
-                if self
-                    .relay
-                    .publish(done.header.height, &done.receipts)
-                    .is_err()
-                {
-                    bail!("the relay refused receipts of shard {}", done.shard);
-                }
+        if let Some(network) = self.committee.network.get() {
+            let peer = network.peer_id().to_bytes();
+            if let Some(vote) = self.committee.vote(&header, &peer) {
+                let bytes = codec::encode(&vote);
+                let network = network.clone();
+                // No peer subscribed yet is not an error: the vote is in
+                // this validator's own certifier too.
+                self.runtime.spawn(async move {
+                    let _ = network.publish(atoll_p2p::Topic::HeaderVotes, bytes).await;
+                });
             }
         }
-        if resumed {
-            // The receipts of the blocks executed before the crash.
-            let recorded: BTreeMap<ShardId, u64> =
-                self.keeper.state.read().recorded().into_iter().collect();
-            atoll_shard::relay::refill_up_to(&self.relay, &self.chains, &recorded)?;
-        }
-        for done in &committed {
-            super::coordinator::wake_destinations(&self.shards, &done.receipts);
-        }
-        self.made.insert(block.height, beacon_hash);
-        while self.made.len() > KEEP_MADE {
-            self.made.pop_first();
-        }
-        self.progress.send_replace(Executed {
-            height: block.height,
-            hash: block.hash(),
-            beacon: beacon_hash,
-            at: Instant::now(),
-        });
         Ok(())
     }
-
-    /// Compares what the payload's leader says it made with what this
-    /// validator made.
-    fn compare(&self, payload: &Payload) {
-        let Some((height, theirs)) = payload.executed else {
-            return;
-        };
-        if let Some(ours) = self.made.get(&height) {
-            if *ours != theirs {
-                tracing::error!(
-                    height,
-                    ours = %ours,
-                    theirs = %theirs,
-                    "this validator's state diverges from the leader's at this consensus height"
-                );
-            }
-        }
-    }
-}
-
-/// When the step enters an epoch with a new map: drops the mempool's
-/// transactions of the accounts leaving this shard (as the producer does).
-fn leaving(
-    shared: &Shared,
-    chain: &ShardChain,
-    map: &Arc<atoll_primitives::ShardMap>,
-) -> Vec<Hash> {
-    let mut moved_away = Vec::new();
-    if !Arc::ptr_eq(map, chain.shard_map()) && **map != **chain.shard_map() {
-        let mut pool = shared.mempool.lock();
-        for (address, from, _) in chain.shard_map().moves(map) {
-            if from == shared.shard {
-                moved_away.extend(pool.prune(address, u64::MAX));
-            }
-        }
-    }
-    moved_away
-}
-
-/// Builds the payloads this validator proposes.
-pub struct Builder {
-    /// Every shard.
-    pub shards: Vec<Arc<Shared>>,
-    /// What the replica executed.
-    pub progress: watch::Receiver<Executed>,
-    /// Time between blocks when no full block waits.
-    pub interval: Duration,
-    /// How long to wait for the parent to be executed before proposing
-    /// an empty payload.
-    pub patience: Duration,
-    /// Most transactions per shard.
-    pub max_transactions: usize,
-    /// Largest payload, in bytes.
-    pub max_bytes: usize,
-    /// Most receipts a block credits.
-    pub max_receipts: u32,
-}
-
-impl Builder {
-    /// The payload of a block on `parent`.
-    pub async fn build(self: Arc<Self>, parent: Hash) -> Vec<u8> {
-        let started = tokio::time::Instant::now();
-        let mut progress = self.progress.clone();
-        loop {
-            if progress.borrow().hash == parent {
-                break;
-            }
-            let left =
-                (started + self.patience).saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return codec::encode(&self.empty());
-            }
-            let _ = tokio::time::timeout(left, progress.changed()).await;
-        }
-        let executed = *progress.borrow();
-        // A block interval after the parent, or sooner once a full block
-        // is waiting on some shard.
-        let due = tokio::time::Instant::from_std(executed.at + self.interval);
-        while tokio::time::Instant::now() < due && !self.full_block_waiting() {
-            tokio::time::sleep(Duration::from_millis(10).min(due - tokio::time::Instant::now()))
-                .await;
-        }
-        let builder = Arc::clone(&self);
-        tokio::task::spawn_blocking(move || builder.take(executed))
-            .await
-            .unwrap_or_else(|_| codec::encode(&self.empty()))
-    }
-
-    fn full_block_waiting(&self) -> bool {
-        self.shards
-            .iter()
-            .any(|s| s.mempool.lock().len() >= self.max_transactions)
-    }
-
-    fn empty(&self) -> Payload {
-        Payload {
-            timestamp_ms: now_ms(),
-            shards: vec![Vec::new(); self.shards.len()],
-            max_receipts: self.max_receipts,
-            executed: None,
-        }
-    }
-
-    /// Takes each shard's ready transactions (transfers to congested
-    /// shards wait), within the payload's byte bound.
-    fn take(&self, executed: Executed) -> Vec<u8> {
-        let per_shard = self.max_bytes / self.shards.len().max(1);
-        let map = Arc::clone(self.shards[0].beacon.read().map());
-        let blocked: BTreeSet<ShardId> = {
-            let beacon = self.shards[0].beacon.read();
-            self.shards
-                .iter()
-                .map(|s| s.shard)
-                .filter(|s| beacon.shard_head(*s).is_some_and(|h| h.congested))
-                .collect()
-        };
-        let shards = self
-            .shards
-            .iter()
-            .map(|shared| {
-                let ready = shared.mempool.lock().ready(
-                    self.max_transactions.min(MAX_SHARD_TRANSACTIONS),
-                    per_shard,
-                    |sender| {
-                        shared
-                            .state
-                            .account(&StateKey::Account(*sender))
-                            .ok()
-                            .flatten()
-                            .map_or(0, |account| account.nonce)
-                    },
-                );
-                let ready = if blocked.is_empty() {
-                    ready
-                } else {
-                    hold_back(ready, &map, &blocked)
-                };
-                ready.into_iter().map(|tx| tx.tx().signed.clone()).collect()
-            })
-            .collect();
-        codec::encode(&Payload {
-            timestamp_ms: now_ms(),
-            shards,
-            max_receipts: self.max_receipts,
-            executed: (executed.height > 0).then_some((executed.height, executed.beacon)),
-        })
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -1,0 +1,198 @@
+//! What a consensus block carries ([`Payload`]) and how a leader builds it
+//! ([`Builder`]).
+//!
+//! A leader builds its payload once it has executed the parent (so its
+//! mempool no longer holds the parent's transactions) and a block interval
+//! has passed, or a full block is waiting. If the parent is not executed in
+//! time (it may be notarized but not yet final), the payload is empty: an
+//! empty payload extends the chain and lets its finalization finalize the
+//! parent.
+
+use super::committee::{CertifiedHeader, CommitteeView, MAX_CERTIFIED_PER_SHARD};
+use super::producer::hold_back;
+use super::replica::Executed;
+use super::Shared;
+use atoll_primitives::{codec, Hash, ShardId, SignedTransaction, StateKey};
+use borsh::{BorshDeserialize, BorshSerialize};
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// Most transactions a payload may give one shard (a rule of the chain,
+/// not a setting: every validator must judge a payload the same way).
+pub const MAX_SHARD_TRANSACTIONS: usize = 65_536;
+
+/// What a consensus block carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Payload {
+    /// The leader's clock when it built the payload (a shard block's
+    /// timestamp never goes below its parent's).
+    pub timestamp_ms: u64,
+    /// Each shard's transactions, in shard order.
+    pub shards: Vec<Vec<SignedTransaction>>,
+    /// Most receipts each shard's block credits.
+    pub max_receipts: u32,
+    /// Shard headers certified by their committees, for the beacon block
+    /// to record (per shard in height order).
+    pub certified: Vec<CertifiedHeader>,
+}
+
+impl Payload {
+    /// Decodes `bytes` for a chain of `shards` shards; anything else (bytes
+    /// that do not decode, the wrong number of shards, more than
+    /// [`MAX_SHARD_TRANSACTIONS`] for a shard, too many certified headers)
+    /// is an empty payload, so every validator treats a malformed payload
+    /// the same way.
+    pub fn decode_or_empty(bytes: &[u8], shards: usize, limit: usize) -> Payload {
+        match codec::decode::<Payload>("payload", bytes, limit) {
+            Ok(payload)
+                if payload.shards.len() == shards
+                    && payload
+                        .shards
+                        .iter()
+                        .all(|t| t.len() <= MAX_SHARD_TRANSACTIONS)
+                    && payload.certified.len() <= shards * MAX_CERTIFIED_PER_SHARD =>
+            {
+                payload
+            }
+            _ => Payload {
+                shards: vec![Vec::new(); shards],
+                ..Payload::default()
+            },
+        }
+    }
+}
+
+/// Builds the payloads this validator proposes.
+pub struct Builder {
+    /// Every shard.
+    pub shards: Vec<Arc<Shared>>,
+    /// What the replica executed.
+    pub progress: watch::Receiver<Executed>,
+    /// Time between blocks when no full block waits.
+    pub interval: Duration,
+    /// How long to wait for the parent to be executed before proposing
+    /// an empty payload.
+    pub patience: Duration,
+    /// Most transactions per shard.
+    pub max_transactions: usize,
+    /// Largest payload, in bytes.
+    pub max_bytes: usize,
+    /// Most receipts a block credits.
+    pub max_receipts: u32,
+    /// The committees, with the certified headers collected.
+    pub committee: Arc<CommitteeView>,
+}
+
+impl Builder {
+    /// The payload of a block on `parent`.
+    pub async fn build(self: Arc<Self>, parent: Hash) -> Vec<u8> {
+        let started = tokio::time::Instant::now();
+        let mut progress = self.progress.clone();
+        loop {
+            if progress.borrow().hash == parent {
+                break;
+            }
+            let left =
+                (started + self.patience).saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return codec::encode(&self.empty());
+            }
+            let _ = tokio::time::timeout(left, progress.changed()).await;
+        }
+        let executed = *progress.borrow();
+        // A block interval after the parent, or sooner once a full block
+        // is waiting on some shard.
+        let due = tokio::time::Instant::from_std(executed.at + self.interval);
+        while tokio::time::Instant::now() < due && !self.full_block_waiting() {
+            tokio::time::sleep(Duration::from_millis(10).min(due - tokio::time::Instant::now()))
+                .await;
+        }
+        let builder = Arc::clone(&self);
+        tokio::task::spawn_blocking(move || builder.take())
+            .await
+            .unwrap_or_else(|_| codec::encode(&self.empty()))
+    }
+
+    fn full_block_waiting(&self) -> bool {
+        self.shards
+            .iter()
+            .any(|s| s.mempool.lock().len() >= self.max_transactions)
+    }
+
+    fn certified(&self) -> Vec<CertifiedHeader> {
+        let beacon = self.shards[0].beacon.read();
+        self.committee
+            .certifier
+            .lock()
+            .certified(&self.committee, &beacon)
+    }
+
+    fn empty(&self) -> Payload {
+        Payload {
+            timestamp_ms: now_ms(),
+            shards: vec![Vec::new(); self.shards.len()],
+            max_receipts: self.max_receipts,
+            certified: self.certified(),
+        }
+    }
+
+    /// Takes each tracked shard's ready transactions (transfers to
+    /// congested shards wait), within the payload's byte bound, and the
+    /// certified headers.
+    fn take(&self) -> Vec<u8> {
+        let per_shard = self.max_bytes / self.shards.len().max(1);
+        let map = Arc::clone(self.shards[0].beacon.read().map());
+        let blocked: BTreeSet<ShardId> = {
+            let beacon = self.shards[0].beacon.read();
+            self.shards
+                .iter()
+                .map(|s| s.shard)
+                .filter(|s| beacon.shard_head(*s).is_some_and(|h| h.congested))
+                .collect()
+        };
+        let shards = self
+            .shards
+            .iter()
+            .map(|shared| {
+                if !shared.tracked.load(Ordering::Acquire) {
+                    // Its state is not here to order transactions by.
+                    return Vec::new();
+                }
+                let ready = shared.mempool.lock().ready(
+                    self.max_transactions.min(MAX_SHARD_TRANSACTIONS),
+                    per_shard,
+                    |sender| {
+                        shared
+                            .state
+                            .account(&StateKey::Account(*sender))
+                            .ok()
+                            .flatten()
+                            .map_or(0, |account| account.nonce)
+                    },
+                );
+                let ready = if blocked.is_empty() {
+                    ready
+                } else {
+                    hold_back(ready, &map, &blocked)
+                };
+                ready.into_iter().map(|tx| tx.tx().signed.clone()).collect()
+            })
+            .collect();
+        codec::encode(&Payload {
+            timestamp_ms: now_ms(),
+            shards,
+            max_receipts: self.max_receipts,
+            certified: self.certified(),
+        })
+    }
+}
+
+/// The wall clock in milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,323 @@
+//! Shard committees on a running validator: which shards it tracks, the
+//! signatures its committee puts on shard headers, and the certificates a
+//! leader puts into its payload.
+//!
+//! ```text
+//!  committee member of shard s, after executing s's block at height k:
+//!      HeaderVote{header, validator, peer id, signature}
+//!        ── gossip /atoll/<c>/beacon/header-votes/1 ──▶ every validator
+//!  each validator: signer in committee(header.epoch, s), signature valid
+//!      → Certifier (per shard, heights above the recorded one, bounded)
+//!  leader: for each shard, from the newest recorded header on, the headers
+//!      that extend it and hold > 2/3 of their committee's stake
+//!        → Payload.certified; the beacon block of that consensus block
+//!          records them (every validator checks the signatures again)
+//! ```
+//!
+//! A validator tracks (stores and executes) the shards whose committee it
+//! is in this epoch or the next: it catches up on the next epoch's shards
+//! during this one, so it is ready before it must sign.
+
+use atoll_consensus::simplex::ValidatorIndex;
+use atoll_consensus::{Beacon, Committees};
+use atoll_primitives::hash::domain;
+use atoll_primitives::{codec, ChainId, Hash, KeyPair, ShardBlockHeader, ShardId, Signature};
+use borsh::{BorshDeserialize, BorshSerialize};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+
+/// Heights above a shard's recorded head for which votes are kept.
+pub const VOTE_WINDOW: u64 = 256;
+/// Most certified headers of one shard in a payload.
+pub const MAX_CERTIFIED_PER_SHARD: usize = 64;
+/// Largest encoded header vote.
+pub const MAX_VOTE_BYTES: usize = 64 * 1024;
+
+/// A committee member's signature on the header of a shard block it
+/// executed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct HeaderVote {
+    /// The header.
+    pub header: ShardBlockHeader,
+    /// The signer's index in the validator set.
+    pub validator: ValidatorIndex,
+    /// The signer's libp2p peer id (signed, so peers learn whom to ask for
+    /// the shard's receipts).
+    pub peer: Vec<u8>,
+    /// Signature over the header hash and the peer id.
+    pub signature: Signature,
+    /// Signature over the header hash alone: what a certificate carries.
+    pub certified: Signature,
+}
+
+/// A header with the committee signatures that certify it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CertifiedHeader {
+    /// The header.
+    pub header: ShardBlockHeader,
+    /// (signer, signature) pairs, by signer.
+    pub signatures: Vec<(ValidatorIndex, Signature)>,
+}
+
+/// What a header vote signs.
+fn vote_message(chain: ChainId, header: &Hash, peer: &[u8]) -> Hash {
+    Hash::domain(
+        &domain::HEADER_VOTE,
+        &[&chain.0.to_be_bytes(), header.as_bytes(), peer],
+    )
+}
+
+/// What a certificate's signatures sign (no peer id: one per signer).
+fn certified_message(chain: ChainId, header: &Hash) -> Hash {
+    Hash::domain(
+        &domain::HEADER_VOTE,
+        &[&chain.0.to_be_bytes(), header.as_bytes(), b"certified"],
+    )
+}
+
+/// This validator's part in the committees, shared by the replica (which
+/// signs headers and fetches receipts) and the engine (which checks votes).
+pub struct CommitteeView {
+    /// The chain.
+    pub chain: ChainId,
+    /// Every shard's committee, per epoch.
+    pub committees: Committees,
+    /// The number of shards.
+    pub shards: u16,
+    /// This validator's index and key, if it is one.
+    pub key: Option<(ValidatorIndex, KeyPair)>,
+    /// The network, once started.
+    pub network: OnceLock<atoll_p2p::Handle>,
+    /// Votes and certificates collected for the next payloads.
+    pub certifier: Mutex<Certifier>,
+    /// Peer ids of validators, learned from their signed votes.
+    pub peers: Mutex<BTreeMap<ValidatorIndex, atoll_p2p::PeerId>>,
+}
+
+impl CommitteeView {
+    /// The shards this validator tracks at `epoch`: its committees of this
+    /// epoch and the next. A node that is not a validator tracks every
+    /// shard.
+    pub fn tracked(&self, epoch: u64) -> BTreeSet<ShardId> {
+        match &self.key {
+            Some((index, _)) if !self.committees.everyone() => {
+                let mut shards: BTreeSet<ShardId> = self
+                    .committees
+                    .shards_of(epoch, *index)
+                    .into_iter()
+                    .collect();
+                shards.extend(self.committees.shards_of(epoch + 1, *index));
+                shards
+            }
+            _ => (0..self.shards).map(ShardId).collect(),
+        }
+    }
+
+    /// This validator's vote on `header` (None if it is not in the
+    /// header's committee).
+    pub fn vote(&self, header: &ShardBlockHeader, peer: &[u8]) -> Option<HeaderVote> {
+        let (index, key) = self.key.as_ref()?;
+        if !self
+            .committees
+            .is_member(header.epoch, header.shard, *index)
+        {
+            return None;
+        }
+        let hash = header.hash();
+        // Two signatures: one binds the peer id (for the vote), one does
+        // not (the one a certificate carries).
+        let signature = key.sign(vote_message(self.chain, &hash, peer).as_bytes());
+        let certified = key.sign(certified_message(self.chain, &hash).as_bytes());
+        let vote = HeaderVote {
+            header: header.clone(),
+            validator: *index,
+            peer: peer.to_vec(),
+            signature,
+            certified,
+        };
+        self.certifier.lock().add(vote.clone(), None);
+        Some(vote)
+    }
+
+    /// Checks a vote from the network: decodes, signer in the header's
+    /// committee, both signatures. Returns it if it is good.
+    pub fn check_vote(&self, bytes: &[u8]) -> Option<HeaderVote> {
+        let vote: HeaderVote = codec::decode("header vote", bytes, MAX_VOTE_BYTES).ok()?;
+        let header = &vote.header;
+        if header.chain_id != self.chain
+            || header.shard.0 >= self.shards
+            || !self
+                .committees
+                .is_member(header.epoch, header.shard, vote.validator)
+        {
+            return None;
+        }
+        let key = self.committees.validators().key(vote.validator)?;
+        let hash = header.hash();
+        key.verify(
+            vote_message(self.chain, &hash, &vote.peer).as_bytes(),
+            &vote.signature,
+        )
+        .ok()?;
+        key.verify(
+            certified_message(self.chain, &hash).as_bytes(),
+            &vote.certified,
+        )
+        .ok()?;
+        if let Ok(peer) = atoll_p2p::PeerId::from_bytes(&vote.peer) {
+            self.peers.lock().insert(vote.validator, peer);
+        }
+        Some(vote)
+    }
+
+    /// Whether `certified` holds valid signatures of more than two thirds
+    /// of its header's committee's stake.
+    pub fn is_certified(&self, certified: &CertifiedHeader) -> bool {
+        let header = &certified.header;
+        if header.chain_id != self.chain || header.shard.0 >= self.shards {
+            return false;
+        }
+        let message = certified_message(self.chain, &header.hash());
+        let mut signers = BTreeSet::new();
+        for (validator, signature) in &certified.signatures {
+            if !self
+                .committees
+                .is_member(header.epoch, header.shard, *validator)
+            {
+                return false;
+            }
+            let Some(key) = self.committees.validators().key(*validator) else {
+                return false;
+            };
+            if key.verify(message.as_bytes(), signature).is_err() || !signers.insert(*validator) {
+                return false;
+            }
+        }
+        self.committees
+            .is_quorum(header.epoch, header.shard, &signers)
+    }
+
+    /// The certified headers of `certified` that the beacon can record, in
+    /// order: per shard, each extends the one before (starting from the
+    /// beacon's newest recorded header). Everything else is left out, the
+    /// same way on every validator.
+    pub fn recordable(
+        &self,
+        beacon: &Beacon,
+        certified: &[CertifiedHeader],
+    ) -> Vec<ShardBlockHeader> {
+        let mut heads: BTreeMap<ShardId, (u64, Hash, u64)> = BTreeMap::new();
+        let mut out = Vec::new();
+        for item in certified {
+            let header = &item.header;
+            let head = match heads.get(&header.shard) {
+                Some(head) => Some(*head),
+                None => beacon
+                    .shard_head(header.shard)
+                    .map(|h| (h.height, h.hash(), h.epoch)),
+            };
+            let Some((height, hash, epoch)) = head else {
+                continue;
+            };
+            let extends = header.height == height + 1
+                && header.parent == hash
+                && header.epoch >= epoch
+                && header.epoch <= beacon.epoch()
+                && beacon
+                    .schedule()
+                    .get(header.epoch)
+                    .is_some_and(|map| map.hash() == header.map_hash);
+            if extends && self.is_certified(item) {
+                heads.insert(header.shard, (header.height, header.hash(), header.epoch));
+                out.push(header.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Header votes, collected until a quorum certifies a header.
+#[derive(Default)]
+pub struct Certifier {
+    /// Per (shard, height): per header hash, the header and its
+    /// certificate signatures by signer.
+    votes: BTreeMap<(ShardId, u64), BTreeMap<Hash, Collected>>,
+    /// Signers seen per (shard, height): a second vote of one signer at a
+    /// height is not counted.
+    seen: BTreeMap<(ShardId, u64), BTreeSet<ValidatorIndex>>,
+}
+
+struct Collected {
+    header: ShardBlockHeader,
+    signatures: BTreeMap<ValidatorIndex, Signature>,
+}
+
+impl Certifier {
+    /// Adds a checked vote; with `recorded` (the shard's newest recorded
+    /// height), votes at or below it or more than [`VOTE_WINDOW`] heights
+    /// above it are not kept. Returns whether it was kept.
+    pub fn add(&mut self, vote: HeaderVote, recorded: Option<u64>) -> bool {
+        let key = (vote.header.shard, vote.header.height);
+        if let Some(recorded) = recorded {
+            if vote.header.height <= recorded || vote.header.height > recorded + VOTE_WINDOW {
+                return false;
+            }
+        }
+        if !self.seen.entry(key).or_default().insert(vote.validator) {
+            return false;
+        }
+        self.votes
+            .entry(key)
+            .or_default()
+            .entry(vote.header.hash())
+            .or_insert_with(|| Collected {
+                header: vote.header,
+                signatures: BTreeMap::new(),
+            })
+            .signatures
+            .insert(vote.validator, vote.certified);
+        true
+    }
+
+    /// Drops what is at or below each shard's recorded height.
+    pub fn prune(&mut self, recorded: &BTreeMap<ShardId, u64>) {
+        let keep =
+            |(shard, height): &(ShardId, u64)| recorded.get(shard).is_none_or(|r| *height > *r);
+        self.votes.retain(|k, _| keep(k));
+        self.seen.retain(|k, _| keep(k));
+    }
+
+    /// For each shard, the certified headers that extend the beacon's
+    /// newest recorded one, in order.
+    pub fn certified(&self, view: &CommitteeView, beacon: &Beacon) -> Vec<CertifiedHeader> {
+        let mut out = Vec::new();
+        for shard in (0..view.shards).map(ShardId) {
+            let Some(head) = beacon.shard_head(shard) else {
+                continue;
+            };
+            let (mut height, mut parent) = (head.height, head.hash());
+            for _ in 0..MAX_CERTIFIED_PER_SHARD {
+                let Some(candidates) = self.votes.get(&(shard, height + 1)) else {
+                    break;
+                };
+                let found = candidates.values().find(|c| {
+                    c.header.parent == parent && {
+                        let signers = c.signatures.keys().copied().collect();
+                        view.committees.is_quorum(c.header.epoch, shard, &signers)
+                    }
+                });
+                let Some(found) = found else {
+                    break;
+                };
+                out.push(CertifiedHeader {
+                    header: found.header.clone(),
+                    signatures: found.signatures.iter().map(|(v, s)| (*v, *s)).collect(),
+                });
+                height += 1;
+                parent = found.header.hash();
+            }
+        }
+        out
+    }
+}
