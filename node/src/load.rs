@@ -28,7 +28,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,6 +110,49 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
 }
 
+/// Which RPC endpoint each shard's requests go to. With shard committees
+/// a validator answers only for the shards it tracks (1021 otherwise):
+/// the generator then moves that shard to the next endpoint.
+struct Routes {
+    clients: Vec<HttpClient>,
+    by_shard: Vec<AtomicUsize>,
+    /// Every endpoint tracks every shard: batches take turns among them.
+    everywhere: bool,
+}
+
+impl Routes {
+    /// Routes for `shards` shards, each to the first endpoint that tracks
+    /// it (by `atoll_status`), else the first.
+    async fn new(clients: Vec<HttpClient>, shards: usize) -> Routes {
+        let mut by_shard: Vec<AtomicUsize> = (0..shards).map(|_| AtomicUsize::new(0)).collect();
+        let mut everywhere = true;
+        for (i, client) in clients.iter().enumerate().rev() {
+            if let Ok(status) = client.status().await {
+                everywhere &= status.shards.iter().all(|s| s.tracked);
+                for shard in status.shards.iter().filter(|s| s.tracked) {
+                    if let Some(route) = by_shard.get_mut(usize::from(shard.shard)) {
+                        *route.get_mut() = i;
+                    }
+                }
+            }
+        }
+        Routes {
+            clients,
+            by_shard,
+            everywhere,
+        }
+    }
+
+    fn client(&self, shard: usize) -> &HttpClient {
+        &self.clients[self.by_shard[shard].load(Ordering::Relaxed) % self.clients.len()]
+    }
+
+    /// `shard`'s endpoint answered 1021: try the next one.
+    fn moved(&self, shard: usize) {
+        self.by_shard[shard].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Send times and finality times of the generated transactions.
 struct Tracker {
     index: HashMap<Hash, usize>,
@@ -144,6 +187,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot reach the node at {}", args.rpc[0]))?;
     let chain_id = ChainId(status.chain_id);
     let shard_count = u16::try_from(status.shards.len().max(1))?;
+    let routes = Arc::new(Routes::new(clients, usize::from(shard_count)).await);
     let layout = ShardLayout::uniform(shard_count).expect("at least one shard");
     let total = usize::try_from(args.tps.saturating_mul(args.duration))?;
     let progress_out = !args.json;
@@ -157,7 +201,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .into_par_iter()
         .map(|i| dev_key(DEV_SEED, i))
         .collect();
-    let nonces = account_nonces(&clients[0], &keys).await?;
+    let nonces = account_nonces(&routes, &layout, &keys).await?;
+    let shard_of_tx: Arc<Vec<u16>> = Arc::new(
+        (0..total)
+            .map(|k| layout.shard_of(&keys[k % keys.len()].address()).0)
+            .collect(),
+    );
     let plan = Plan {
         chain_id,
         layout,
@@ -187,10 +236,17 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    let start_heights: Vec<u64> = status.shards.iter().map(|s| s.final_height).collect();
+    let mut start_heights: Vec<u64> = Vec::new();
+    for shard in 0..usize::from(shard_count) {
+        let height = match routes.client(shard).status().await {
+            Ok(status) => status.shards[shard].final_height,
+            Err(_) => status.shards[shard].final_height,
+        };
+        start_heights.push(height);
+    }
     let settled_count = Arc::new(AtomicU64::new(0));
     let watcher = tokio::spawn(watch_finality(
-        clients[0].clone(),
+        Arc::clone(&routes),
         start_heights,
         Arc::clone(&tracker),
         Arc::clone(&final_count),
@@ -208,7 +264,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         while next < due {
             let end = (next + args.batch).min(due);
             let permit = Arc::clone(&in_flight).acquire_owned().await?;
-            let client = clients[turn % clients.len()].clone();
+            let (routes, shard_of_tx) = (Arc::clone(&routes), Arc::clone(&shard_of_tx));
+            let spread = turn;
             turn += 1;
             let (batch_hexes, batch_tracker, batch_errors, batch_admitted) = (
                 Arc::clone(&hexes),
@@ -220,7 +277,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             sends.push(tokio::spawn(async move {
                 let _permit = permit;
                 send_batch(
-                    &client,
+                    &routes,
+                    &shard_of_tx,
+                    spread,
                     &batch_hexes,
                     range,
                     &batch_tracker,
@@ -282,19 +341,40 @@ fn progress_message(
 }
 
 /// The next nonce of every key, asked in batches.
-async fn account_nonces(client: &HttpClient, keys: &[KeyPair]) -> anyhow::Result<Vec<u64>> {
+async fn account_nonces(
+    routes: &Routes,
+    layout: &ShardLayout,
+    keys: &[KeyPair],
+) -> anyhow::Result<Vec<u64>> {
     let mut nonces = Vec::with_capacity(keys.len());
     for (chunk_index, chunk) in keys.chunks(1000).enumerate() {
-        let mut batch = BatchRequestBuilder::new();
+        let mut answers = Vec::with_capacity(chunk.len());
         for key in chunk {
-            batch.insert(
-                "atoll_getAccount",
-                rpc_params![key.address().to_string(), "latest"],
-            )?;
+            let shard = usize::from(layout.shard_of(&key.address()).0);
+            let mut tries = 0;
+            let account = loop {
+                let answer = routes
+                    .client(shard)
+                    .request::<AccountInfo, _>(
+                        "atoll_getAccount",
+                        rpc_params![key.address().to_string(), "latest"],
+                    )
+                    .await;
+                match answer {
+                    Err(jsonrpsee::core::ClientError::Call(e))
+                        if e.code() == crate::rpc::error::SHARD_NOT_TRACKED
+                            && tries < routes.clients.len() =>
+                    {
+                        tries += 1;
+                        routes.moved(shard);
+                    }
+                    other => break other,
+                }
+            };
+            answers.push(account);
         }
-        let answers = client.batch_request::<AccountInfo>(batch).await?;
         for (i, answer) in answers.into_iter().enumerate() {
-            let account = answer.map_err(|e| anyhow::anyhow!("getAccount: {}", e.message()))?;
+            let account = answer.map_err(|e| anyhow::anyhow!("getAccount: {e}"))?;
             if account.balance == "0" {
                 bail!(
                     "dev account {} ({}) has no funds; initialise the node with --dev-accounts {} or more",
@@ -385,16 +465,55 @@ fn sign_all(
         .unzip()
 }
 
+/// Sends the transactions of `range`, each shard's to its endpoint (with
+/// one endpoint per shard, batches take turns by `spread`), and moves a
+/// shard to the next endpoint when its endpoint does not track it.
 async fn send_batch(
-    client: &HttpClient,
+    routes: &Routes,
+    shard_of_tx: &[u16],
+    spread: usize,
     hexes: &[String],
     range: std::ops::Range<usize>,
     tracker: &Mutex<Tracker>,
     errors: &Mutex<BTreeMap<String, u64>>,
     admitted: &AtomicU64,
 ) {
+    let mut by_shard: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+    for i in range {
+        by_shard.entry(shard_of_tx[i]).or_default().push(i);
+    }
+    for (shard, mut indices) in by_shard {
+        let shard = usize::from(shard);
+        for _ in 0..=routes.clients.len() {
+            let client = if routes.everywhere {
+                &routes.clients[spread % routes.clients.len()]
+            } else {
+                routes.client(shard)
+            };
+            indices = send_to(client, hexes, &indices, tracker, errors, admitted).await;
+            if indices.is_empty() {
+                break;
+            }
+            routes.moved(shard);
+        }
+        if !indices.is_empty() {
+            *errors.lock().entry("shard_not_tracked".into()).or_default() += indices.len() as u64;
+        }
+    }
+}
+
+/// Sends `indices`; returns those refused with 1021 (not tracked there).
+async fn send_to(
+    client: &HttpClient,
+    hexes: &[String],
+    indices: &[usize],
+    tracker: &Mutex<Tracker>,
+    errors: &Mutex<BTreeMap<String, u64>>,
+    admitted: &AtomicU64,
+) -> Vec<usize> {
+    let mut refused = Vec::new();
     let mut batch = BatchRequestBuilder::new();
-    for hex in &hexes[range.clone()] {
+    for hex in indices.iter().map(|i| &hexes[*i]) {
         if batch
             .insert("atoll_sendTransaction", rpc_params![hex, "none"])
             .is_err()
@@ -405,8 +524,8 @@ async fn send_batch(
     let sent = Instant::now();
     {
         let mut tracker = tracker.lock();
-        for i in range.clone() {
-            tracker.sent[i] = Some(sent);
+        for i in indices {
+            tracker.sent[*i].get_or_insert(sent);
         }
     }
     match client.batch_request::<String>(batch).await {
@@ -414,9 +533,10 @@ async fn send_batch(
             let mut ok = 0;
             let mut errors = errors.lock();
             let mut tracker = tracker.lock();
-            for (i, answer) in range.zip(answers) {
+            for (&i, answer) in indices.iter().zip(answers) {
                 match answer {
                     Ok(_) => ok += 1,
+                    Err(e) if e.code() == crate::rpc::error::SHARD_NOT_TRACKED => refused.push(i),
                     Err(e) => {
                         tracker.sent[i] = None;
                         *errors.entry(code_name(e.code()).into()).or_default() += 1;
@@ -428,12 +548,13 @@ async fn send_batch(
         Err(e) => {
             tracing::warn!(%e, "a batch failed");
             let mut tracker = tracker.lock();
-            for i in range.clone() {
-                tracker.sent[i] = None;
+            for i in indices {
+                tracker.sent[*i] = None;
             }
-            *errors.lock().entry("transport".into()).or_default() += range.len() as u64;
+            *errors.lock().entry("transport".into()).or_default() += indices.len() as u64;
         }
     }
+    refused
 }
 
 /// Follows every shard's final blocks from `from[shard] + 1` and records
@@ -441,7 +562,7 @@ async fn send_batch(
 /// cross-shard one is first seen credited in a final block of its
 /// recipient's shard.
 async fn watch_finality(
-    client: HttpClient,
+    routes: Arc<Routes>,
     mut from: Vec<u64>,
     tracker: Arc<Mutex<Tracker>>,
     final_count: Arc<AtomicU64>,
@@ -449,13 +570,18 @@ async fn watch_finality(
 ) {
     loop {
         tokio::time::sleep(POLL).await;
-        let Ok(status) = client.status().await else {
-            continue;
-        };
-        for shard in &status.shards {
-            let Some(next) = from.get_mut(usize::from(shard.shard)) else {
+        for index in 0..from.len() {
+            let client = routes.client(index);
+            let Ok(status) = client.status().await else {
                 continue;
             };
+            let (Some(shard), Some(next)) = (status.shards.get(index), from.get_mut(index)) else {
+                continue;
+            };
+            if !shard.tracked {
+                routes.moved(index);
+                continue;
+            }
             while *next < shard.final_height {
                 let Ok(block) = client
                     .get_block(shard.shard, BlockRef::Height(*next + 1))

@@ -297,9 +297,16 @@ fn print_table(runtime: &tokio::runtime::Runtime, members: &[Member]) {
                 let shards = s
                     .shards
                     .iter()
+                    .filter(|sh| sh.tracked)
                     .map(|sh| format!("{}:{}", sh.shard, sh.final_height))
                     .collect::<Vec<_>>()
                     .join(" ");
+                // With shard committees, only the shards it tracks now.
+                let shards = if shards.is_empty() {
+                    "none tracked".to_string()
+                } else {
+                    shards
+                };
                 match &s.consensus {
                     Some(c) => (
                         c.height.to_string(),

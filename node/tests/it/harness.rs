@@ -503,6 +503,11 @@ impl Localnet {
     /// `validators` validators with `shards` shards and 40 dev accounts,
     /// on free loopback ports, each config with `extra` merged in.
     pub fn start(validators: usize, shards: u16, extra: &str) -> Localnet {
+        Localnet::start_with(validators, shards, &[], extra)
+    }
+
+    /// As [`Localnet::start`], with more `atoll localnet init` arguments.
+    pub fn start_with(validators: usize, shards: u16, init: &[&str], extra: &str) -> Localnet {
         let turn = localnet_turn();
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("net");
@@ -515,6 +520,7 @@ impl Localnet {
             .args(["--chain-id", &CHAIN_ID.to_string()])
             .args(["--dev-accounts", "40", "--dev-balance", "1000000000"])
             .args(["--base-port", &base.to_string()])
+            .args(init)
             .output()
             .expect("atoll localnet init runs");
         assert!(

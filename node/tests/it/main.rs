@@ -4,6 +4,7 @@
 
 mod abuse;
 mod cli;
+mod committees;
 mod crash;
 mod faults;
 mod harness;
