@@ -278,8 +278,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 let _permit = permit;
                 send_batch(
                     &routes,
-                    &shard_of_tx,
-                    spread,
+                    (&shard_of_tx, spread),
                     &batch_hexes,
                     range,
                     &batch_tracker,
@@ -470,8 +469,7 @@ fn sign_all(
 /// shard to the next endpoint when its endpoint does not track it.
 async fn send_batch(
     routes: &Routes,
-    shard_of_tx: &[u16],
-    spread: usize,
+    (shard_of_tx, spread): (&[u16], usize),
     hexes: &[String],
     range: std::ops::Range<usize>,
     tracker: &Mutex<Tracker>,

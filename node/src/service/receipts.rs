@@ -455,3 +455,144 @@ fn check_run(
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_primitives::{
+        Address, ChainId, Hash, Receipt, ReceiptAction, ShardBlockHeader, ShardLayout, ShardMap,
+    };
+    use atoll_shard::inbox::prove_receipts;
+
+    const SOURCE: ShardId = ShardId(1);
+    const DEST: ShardId = ShardId(0);
+
+    fn receipt(sequence: u64, amount: u128) -> Receipt {
+        Receipt {
+            source: SOURCE,
+            destination: DEST,
+            sequence,
+            origin: Hash([sequence as u8; 32]),
+            action: ReceiptAction::Transfer {
+                to: Address([7; 20]),
+                amount,
+            },
+        }
+    }
+
+    fn header(height: u64, receipts: &[Receipt]) -> ShardBlockHeader {
+        let hashes: Vec<Hash> = receipts.iter().map(Receipt::hash).collect();
+        ShardBlockHeader {
+            chain_id: ChainId(5),
+            shard: SOURCE,
+            height,
+            parent: Hash::ZERO,
+            timestamp_ms: height,
+            epoch: 0,
+            map_hash: ShardMap::new(ShardLayout::uniform(2).expect("layout")).hash(),
+            state_root: Hash::ZERO,
+            tx_root: Hash::ZERO,
+            outcome_root: Hash::ZERO,
+            receipt_roots: if receipts.is_empty() {
+                Vec::new()
+            } else {
+                vec![(DEST, atoll_primitives::merkle::root(&hashes))]
+            },
+            incoming_root: Hash::ZERO,
+            inbox_cursors: Vec::new(),
+            congested: false,
+            tx_count: 0,
+            burnt_fees: 0,
+        }
+    }
+
+    /// Source blocks 1 (two receipts), 2 (none) and 3 (one), recorded; the
+    /// honest run of all three receipts, proven.
+    fn recorded() -> (Beacon, Vec<ProvenReceipt>) {
+        let blocks = [
+            vec![receipt(0, 10), receipt(1, 11)],
+            vec![],
+            vec![receipt(2, 12)],
+        ];
+        let mut headers = vec![header(0, &[])];
+        let mut proven = Vec::new();
+        for (i, receipts) in blocks.iter().enumerate() {
+            let height = i as u64 + 1;
+            headers.push(header(height, receipts));
+            proven.extend(prove_receipts(height, receipts, DEST));
+        }
+        let beacon = Beacon::restore(
+            ChainId(5),
+            ShardLayout::uniform(2).expect("layout"),
+            10,
+            None,
+            None,
+            vec![headers],
+        );
+        (beacon, proven)
+    }
+
+    #[test]
+    fn an_honest_run_passes_whole_or_in_parts() {
+        let (beacon, proven) = recorded();
+        assert!(check_run(&beacon, DEST, 0, None, 3, &proven));
+        assert!(check_run(&beacon, DEST, 0, None, 3, &proven[..1]));
+        // From the middle of block 1, then block 3 after block 1 ended.
+        assert!(check_run(
+            &beacon,
+            DEST,
+            1,
+            Some((1, false)),
+            3,
+            &proven[1..]
+        ));
+        assert!(check_run(
+            &beacon,
+            DEST,
+            2,
+            Some((1, true)),
+            3,
+            &proven[2..]
+        ));
+    }
+
+    #[test]
+    fn forged_skipped_or_unrecorded_receipts_are_refused() {
+        let (beacon, proven) = recorded();
+        // A forged amount fails its proof.
+        let mut forged = proven.clone();
+        forged[1].receipt.action = ReceiptAction::Transfer {
+            to: Address([7; 20]),
+            amount: 1_000_000,
+        };
+        assert!(!check_run(&beacon, DEST, 0, None, 3, &forged));
+        // A receipt left out: the sequence breaks.
+        let gap = vec![proven[0].clone(), proven[2].clone()];
+        assert!(!check_run(&beacon, DEST, 0, None, 3, &gap));
+        // Block 1's last receipt withheld and the next block's offered
+        // instead (renumbered): block 1 had not ended.
+        let mut renumbered = proven[2].clone();
+        renumbered.receipt.sequence = 1;
+        assert!(!check_run(
+            &beacon,
+            DEST,
+            1,
+            Some((1, false)),
+            3,
+            &[renumbered]
+        ));
+        // Beyond the limit the destination asked for.
+        assert!(!check_run(
+            &beacon,
+            DEST,
+            2,
+            Some((1, true)),
+            2,
+            &proven[2..]
+        ));
+        // For another destination.
+        assert!(!check_run(&beacon, ShardId(1), 0, None, 3, &proven));
+        // Nothing is not an answer.
+        assert!(!check_run(&beacon, DEST, 0, None, 3, &[]));
+    }
+}
