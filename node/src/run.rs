@@ -290,13 +290,8 @@ async fn start_network(
     let _ = committee.network.set(handle.clone());
     tracing::info!(peer_id = %handle.peer_id(), listen = %net.listen, "network started");
     tokio::spawn(network::gossip_out(handle.clone(), parts.gossip));
-    let stakes: Vec<_> = genesis
-        .validators
-        .iter()
-        .map(|v| (v.public_key, v.stake))
-        .collect();
-    let validators = atoll_consensus::simplex::ValidatorSet::new(&stakes)
-        .context("genesis.json's validators")?;
+    // The set the committees were drawn from (checked when they were made).
+    let validators = committee.committees.validators().clone();
     let key = parts.consensus.index.map(|i| (i, validator.clone()));
     let machine = network::machine(
         MachineStart {

@@ -292,35 +292,6 @@ pub fn refill(relay: &InProcessRelay, chains: &[crate::ShardChain]) -> Result<()
     Ok(())
 }
 
-/// As [`refill`], with only the receipts of source blocks at or below
-/// `recorded` (per source shard): with several validators the relay holds
-/// exactly the receipts of recorded blocks, so that every validator's
-/// shards credit the same ones.
-pub fn refill_up_to(
-    relay: &InProcessRelay,
-    chains: &[crate::ShardChain],
-    recorded: &BTreeMap<ShardId, u64>,
-) -> Result<(), ShardError> {
-    for destination in chains {
-        let cursors = destination.inbox_cursors();
-        for source in chains {
-            let (from, to) = (source.head().shard, destination.head().shard);
-            let limit = recorded.get(&from).copied().unwrap_or(0);
-            if from != to {
-                let next = cursors.get(&from).copied().unwrap_or(0);
-                let proven = proven_from_store(source.store(), to, next, usize::MAX)?;
-                relay.restore(
-                    proven
-                        .into_iter()
-                        .filter(|p| p.source_height <= limit)
-                        .collect(),
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

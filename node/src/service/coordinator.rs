@@ -137,7 +137,7 @@ pub fn mark_final(shard: &Shared, done: &Committed, new_heads: &broadcast::Sende
 
 /// Tells the producers of the shards `receipts` go to that receipts wait
 /// for them (each may then make a block before its interval is up).
-pub fn wake_destinations(shards: &[Arc<Shared>], receipts: &[Receipt]) {
+pub(crate) fn wake_destinations(shards: &[Arc<Shared>], receipts: &[Receipt]) {
     let mut woken: Vec<ShardId> = Vec::new();
     for receipt in receipts {
         if woken.contains(&receipt.destination) {
