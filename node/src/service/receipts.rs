@@ -222,11 +222,7 @@ impl Inbound {
                     self.destination
                 )
             })?;
-            if header
-                .receipt_roots
-                .iter()
-                .any(|(d, _)| *d == self.destination)
-            {
+            if sends_to(header, self.destination) {
                 return Ok(false);
             }
             anchor.complete_to = height;
@@ -270,15 +266,7 @@ impl Inbound {
             max,
         };
         if let Some((store, executed)) = sources.local.get(usize::from(source.0)) {
-            if *executed
-                >= up_to.min(
-                    sources
-                        .beacon
-                        .read()
-                        .shard_head(source)
-                        .map_or(0, |h| h.height),
-                )
-            {
+            if *executed >= up_to.min(held_needed(sources, source)) {
                 let mut got = proven_from_store(store, self.destination, from, max as usize)?;
                 got.retain(|p| p.source_height <= up_to);
                 if let Some(value) = accept(&got) {
@@ -380,6 +368,11 @@ fn candidates(sources: &Sources<'_>, source: ShardId) -> Vec<atoll_p2p::PeerId> 
     out
 }
 
+/// Whether the block of `header` sent receipts to `destination`.
+fn sends_to(header: &atoll_primitives::ShardBlockHeader, destination: ShardId) -> bool {
+    header.receipt_roots.iter().any(|(d, _)| *d == destination)
+}
+
 /// Whether `proven` is a receipt to `destination` proven against the
 /// recorded header of its source block.
 fn proven_ok(beacon: &Beacon, destination: ShardId, proven: &ProvenReceipt) -> bool {
@@ -411,7 +404,8 @@ fn check_run(
     if got.is_empty() {
         return false;
     }
-    let mut at = previous;
+    // Before the first receipt of a stream: "block 0 ended".
+    let mut at = previous.unwrap_or((0, true));
     for (expected, proven) in (next..).zip(got) {
         let receipt = &proven.receipt;
         if receipt.sequence != expected
@@ -427,31 +421,20 @@ fn check_run(
         // new block starts at index 0 after the previous one ended, and
         // every recorded header in between had nothing for `destination`.
         let index = proven.proof.index;
-        let ok = match at {
-            Some((height, _)) if height == proven.source_height => true,
-            Some((height, ended)) => {
-                ended
-                    && index == 0
-                    && proven.source_height > height
-                    && (height + 1..proven.source_height).all(|h| {
-                        beacon.final_header(receipt.source, h).is_some_and(|x| {
-                            !x.receipt_roots.iter().any(|(d, _)| *d == destination)
-                        })
-                    })
-            }
-            None => {
-                index == 0
-                    && (1..proven.source_height).all(|h| {
-                        beacon.final_header(receipt.source, h).is_some_and(|x| {
-                            !x.receipt_roots.iter().any(|(d, _)| *d == destination)
-                        })
-                    })
-            }
-        };
+        let (height, ended) = at;
+        let ok = height == proven.source_height
+            || (ended
+                && index == 0
+                && proven.source_height > height
+                && (height + 1..proven.source_height).all(|h| {
+                    beacon
+                        .final_header(receipt.source, h)
+                        .is_some_and(|x| !sends_to(x, destination))
+                }));
         if !ok {
             return false;
         }
-        at = Some((proven.source_height, index + 1 == proven.proof.leaf_count));
+        at = (proven.source_height, index + 1 == proven.proof.leaf_count);
     }
     true
 }
