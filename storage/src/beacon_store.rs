@@ -1,5 +1,7 @@
-//! The beacon's own store: beacon blocks by height, the shard schedule, and
-//! the newest shard height each beacon block left recorded.
+//! The beacon's own store: beacon blocks by height, the shard schedule, the
+//! newest shard height each beacon block left recorded, and every recorded
+//! shard header by (shard, height), so that receipts of old source blocks
+//! can still be proven after the beacon's memory let their headers go.
 //!
 //! It is a RocksDB instance of the same schema as a shard store (so it gets
 //! the same checks on open: schema version, chain, not someone else's
@@ -11,7 +13,10 @@ use crate::error::StorageError;
 use crate::keys::cf;
 use crate::shard_store::{sync_write, ShardStore};
 use crate::StoreIdentity;
-use atoll_primitives::{codec, ChainId, Hash, ShardId};
+use atoll_primitives::codec::MAX_BLOCK_BYTES;
+use atoll_primitives::{codec, ChainId, Hash, ShardBlockHeader, ShardId};
+use crate::keys;
+
 use rocksdb::WriteBatch;
 use std::path::Path;
 use std::sync::PoisonError;
@@ -27,6 +32,11 @@ const META_SCHEDULE: &[u8] = b"beacon_schedule";
 /// `meta` key of the newest recorded height of each shard (borsh
 /// `Vec<(ShardId, u64)>`), as of the newest beacon block.
 const META_RECORDED: &[u8] = b"beacon_recorded";
+
+/// `meta` key of the newest beacon height whose recorded headers are
+/// indexed by (shard, height) (a borsh `u64`); absent in stores written
+/// before the index existed, which [`BeaconStore::index_headers`] fills.
+const META_INDEXED: &[u8] = b"beacon_indexed";
 
 /// Largest encoded list of recorded heights accepted (one per shard).
 const MAX_RECORDED_BYTES: usize = 4 + 10 * 4096;
@@ -85,14 +95,64 @@ impl BeaconStore {
             .get_cf(self.inner.cf(cf::META), META_SCHEDULE)?)
     }
 
+    /// The shard header the beacon recorded for `shard` at `height`.
+    pub fn recorded_header(
+        &self,
+        shard: ShardId,
+        height: u64,
+    ) -> Result<Option<ShardBlockHeader>, StorageError> {
+        self.inner.get(
+            cf::HEADERS,
+            "recorded shard header",
+            &keys::recorded_header(shard, height),
+            MAX_BLOCK_BYTES,
+        )
+    }
+
+    /// The newest beacon height whose recorded headers are indexed (0:
+    /// none, or a store from before the index).
+    pub fn indexed_to(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .inner
+            .get(cf::META, "indexed beacon height", META_INDEXED, 16)?
+            .unwrap_or(0))
+    }
+
+    /// Indexes the `headers` that beacon block `height` recorded (for a
+    /// store written before the index: [`BeaconStore::append`] indexes
+    /// every new block itself), synced.
+    pub fn index_headers(
+        &self,
+        height: u64,
+        headers: &[ShardBlockHeader],
+    ) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        self.put_headers(&mut batch, height, headers);
+        self.inner.db.write_opt(batch, &sync_write())?;
+        Ok(())
+    }
+
+    fn put_headers(&self, batch: &mut WriteBatch, height: u64, headers: &[ShardBlockHeader]) {
+        let family = self.inner.cf(cf::HEADERS);
+        for header in headers {
+            batch.put_cf(
+                family,
+                keys::recorded_header(header.shard, header.height),
+                codec::encode(header),
+            );
+        }
+        batch.put_cf(self.inner.cf(cf::META), META_INDEXED, codec::encode(&height));
+    }
+
     /// Stores beacon block `height` (which must follow the head), the
-    /// shards' recorded heights after it, the schedule and, with several
-    /// validators, the consensus block whose payload it executed, in one
-    /// synced write.
+    /// shard `headers` it recorded, the shards' recorded heights after it,
+    /// the schedule and, with several validators, the consensus block
+    /// whose payload it executed, in one synced write.
     pub fn append(
         &self,
         height: u64,
         block: &[u8],
+        headers: &[ShardBlockHeader],
         recorded: &[(ShardId, u64)],
         schedule: &[u8],
         executed: Option<(u64, Hash)>,
@@ -112,6 +172,7 @@ impl BeaconStore {
         let meta = self.inner.cf(cf::META);
         let mut batch = WriteBatch::default();
         batch.put_cf(self.inner.cf(cf::BLOCKS), height.to_be_bytes(), block);
+        self.put_headers(&mut batch, height, headers);
         batch.put_cf(meta, META_RECORDED, codec::encode(&recorded.to_vec()));
         batch.put_cf(meta, META_SCHEDULE, schedule);
         batch.put_cf(meta, META_BEACON_HEAD, codec::encode(&height));
@@ -152,6 +213,57 @@ impl BeaconStore {
 mod tests {
     use super::*;
 
+    fn header(shard: u16, height: u64) -> ShardBlockHeader {
+        ShardBlockHeader {
+            chain_id: ChainId(5),
+            shard: ShardId(shard),
+            height,
+            parent: Hash::ZERO,
+            timestamp_ms: height,
+            epoch: 0,
+            map_hash: Hash::ZERO,
+            state_root: Hash::ZERO,
+            tx_root: Hash::ZERO,
+            outcome_root: Hash::ZERO,
+            receipt_roots: vec![(ShardId(1), Hash::ZERO)],
+            incoming_root: Hash::ZERO,
+            inbox_cursors: Vec::new(),
+            congested: false,
+            tx_count: 0,
+            burnt_fees: 0,
+        }
+    }
+
+    #[test]
+    fn recorded_headers_are_found_by_shard_and_height() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = BeaconStore::open(&dir.path().join("beacon"), ChainId(5)).expect("open");
+        let first = [header(0, 1), header(1, 1)];
+        store
+            .append(1, b"one", &first, &[], b"s", None)
+            .expect("append");
+        store
+            .append(2, b"two", &[header(0, 2)], &[], b"s", None)
+            .expect("append");
+        assert_eq!(store.indexed_to().expect("read"), 2);
+        assert_eq!(
+            store.recorded_header(ShardId(1), 1).expect("read"),
+            Some(header(1, 1))
+        );
+        assert_eq!(
+            store.recorded_header(ShardId(0), 2).expect("read"),
+            Some(header(0, 2))
+        );
+        assert_eq!(store.recorded_header(ShardId(1), 2).expect("read"), None);
+        // A store from before the index is filled block by block.
+        store.index_headers(3, &[header(1, 2)]).expect("index");
+        assert_eq!(store.indexed_to().expect("read"), 3);
+        assert_eq!(
+            store.recorded_header(ShardId(1), 2).expect("read"),
+            Some(header(1, 2))
+        );
+    }
+
     #[test]
     fn blocks_follow_one_another_and_survive_a_reopen() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -160,10 +272,10 @@ mod tests {
             let store = BeaconStore::open(&path, ChainId(5)).expect("open");
             assert_eq!(store.head().expect("head"), None);
             store
-                .append(1, b"one", &[(ShardId(0), 3)], b"s1", None)
+                .append(1, b"one", &[], &[(ShardId(0), 3)], b"s1", None)
                 .expect("first");
             assert!(matches!(
-                store.append(3, b"three", &[], b"s1", None),
+                store.append(3, b"three", &[], &[], b"s1", None),
                 Err(StorageError::UnexpectedHeight {
                     expected: 2,
                     found: 3
@@ -176,6 +288,7 @@ mod tests {
         assert_eq!(store.block(1).expect("read"), Some(b"one".to_vec()));
         assert_eq!(store.recorded().expect("read"), vec![(ShardId(0), 3)]);
         assert_eq!(store.schedule().expect("read"), Some(b"s2".to_vec()));
+        assert_eq!(store.indexed_to().expect("read"), 1);
         drop(store);
         assert!(matches!(
             BeaconStore::open(&path, ChainId(6)),

@@ -29,6 +29,9 @@ pub(crate) mod cf {
 const HEADER_BY_HEIGHT: u8 = 0;
 /// `headers` key prefix of a block hash, whose value is the block's height.
 const HEIGHT_BY_HASH: u8 = 1;
+/// `headers` key prefix, in the beacon store, of a shard header the beacon
+/// recorded: the big-endian shard and height follow.
+const RECORDED_HEADER: u8 = 2;
 
 /// `meta` key of the schema version (a borsh `u32`).
 pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -52,6 +55,15 @@ pub(crate) fn header(height: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = HEADER_BY_HEIGHT;
     key[1..].copy_from_slice(&height.to_be_bytes());
+    key
+}
+
+/// Beacon store `headers` key of the recorded header of `shard` at `height`.
+pub(crate) fn recorded_header(shard: ShardId, height: u64) -> [u8; 11] {
+    let mut key = [0u8; 11];
+    key[0] = RECORDED_HEADER;
+    key[1..3].copy_from_slice(&shard.0.to_be_bytes());
+    key[3..].copy_from_slice(&height.to_be_bytes());
     key
 }
 

@@ -8,6 +8,10 @@
 //! can leave shard blocks committed that no stored beacon block records:
 //! on start they are recorded in a catch-up beacon block (with one
 //! validator every committed shard block is final).
+//!
+//! The beacon keeps the newest recorded headers of each shard in memory;
+//! [`Recorded`] finds older ones in the store, so a shard that catches up
+//! after a long time still proves the receipts of old source blocks.
 
 use anyhow::{bail, Context};
 use atoll_consensus::{Beacon, BeaconBlock, MapError, ShardSchedule};
@@ -15,6 +19,7 @@ use atoll_primitives::{codec, Address, ChainId, ShardBlockHeader, ShardId, Shard
 use atoll_shard::ShardChain;
 use atoll_storage::BeaconStore;
 use parking_lot::{Mutex, RwLock};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -78,6 +83,7 @@ impl BeaconKeeper {
             }
             None => None,
         };
+        index_recorded_headers(&store)?;
         let recorded: BTreeMap<ShardId, u64> = store.recorded()?.into_iter().collect();
         let mut kept = Vec::new();
         let mut unrecorded = Vec::new();
@@ -149,6 +155,18 @@ impl BeaconKeeper {
         Ok(keeper)
     }
 
+    /// The recorded header of `shard` at `height`, from memory or the
+    /// store.
+    pub fn final_header(&self, shard: ShardId, height: u64) -> Option<ShardBlockHeader> {
+        let beacon = self.state.read();
+        Recorded {
+            beacon: &beacon,
+            store: &self.store,
+        }
+        .final_header(shard, height)
+        .map(Cow::into_owned)
+    }
+
     /// Makes the next beacon block from `headers` and stores it. Only then
     /// may anything treat those shard blocks as final.
     pub fn record(&self, headers: Vec<ShardBlockHeader>) -> anyhow::Result<BeaconBlock> {
@@ -180,7 +198,14 @@ impl BeaconKeeper {
             );
         }
         self.store
-            .append(block.height, &bytes, &recorded, &schedule, executed)
+            .append(
+                block.height,
+                &bytes,
+                &block.shard_headers,
+                &recorded,
+                &schedule,
+                executed,
+            )
             .context("cannot store the beacon block")?;
         Ok(block)
     }
@@ -211,6 +236,67 @@ impl BeaconKeeper {
         self.state.write().adopt_schedule(schedule);
         Ok(scheduled)
     }
+}
+
+/// Where recorded (so final) shard headers are found.
+pub trait FinalHeaders {
+    /// The recorded header of `shard` at `height`, if recorded.
+    fn final_header(&self, shard: ShardId, height: u64) -> Option<Cow<'_, ShardBlockHeader>>;
+}
+
+impl FinalHeaders for Beacon {
+    /// Only the newest headers the beacon keeps in memory.
+    fn final_header(&self, shard: ShardId, height: u64) -> Option<Cow<'_, ShardBlockHeader>> {
+        Beacon::final_header(self, shard, height).map(Cow::Borrowed)
+    }
+}
+
+/// Every recorded header: the beacon's newest, older ones from its store.
+pub struct Recorded<'a> {
+    /// The beacon.
+    pub beacon: &'a Beacon,
+    /// Its store.
+    pub store: &'a BeaconStore,
+}
+
+impl FinalHeaders for Recorded<'_> {
+    fn final_header(&self, shard: ShardId, height: u64) -> Option<Cow<'_, ShardBlockHeader>> {
+        if let Some(header) = self.beacon.final_header(shard, height) {
+            return Some(Cow::Borrowed(header));
+        }
+        // Only below what the beacon recorded: the store may be a block
+        // ahead of the state while a beacon block is being made.
+        if height > self.beacon.shard_head(shard)?.height {
+            return None;
+        }
+        match self.store.recorded_header(shard, height) {
+            Ok(header) => header.map(Cow::Owned),
+            Err(err) => {
+                tracing::error!(%err, shard = %shard, height, "cannot read a recorded header");
+                None
+            }
+        }
+    }
+}
+
+/// Indexes the recorded headers of beacon blocks stored before the store
+/// kept an index (a store from an older atoll), once.
+fn index_recorded_headers(store: &BeaconStore) -> anyhow::Result<()> {
+    let head = store.head()?.unwrap_or(0);
+    let from = store.indexed_to()? + 1;
+    if from > head {
+        return Ok(());
+    }
+    tracing::info!(from, to = head, "indexing the recorded shard headers of the beacon store");
+    for height in from..=head {
+        let bytes = store
+            .block(height)?
+            .with_context(|| format!("the beacon store has no block {height}"))?;
+        let block = BeaconBlock::decode(&bytes)
+            .with_context(|| format!("the stored beacon block {height} is damaged"))?;
+        store.index_headers(height, &block.shard_headers)?;
+    }
+    Ok(())
 }
 
 /// A move the schedule refused.
@@ -256,7 +342,8 @@ fn recorded_headers(
         let newest = list.last().map_or(0, |h| h.height);
         if newest != recorded.get(&shard).copied().unwrap_or(0) {
             bail!(
-                "the beacon store records shard {shard} up to height {}, but its blocks end at                  {newest}: the store is damaged",
+                "the beacon store records shard {shard} up to height {}, but its blocks end at \
+                 {newest}: the store is damaged",
                 recorded.get(&shard).copied().unwrap_or(0)
             );
         }

@@ -19,11 +19,12 @@
 //! withheld or forged receipt delays the destination only until an honest
 //! member of the source's committee answers.
 
+use super::beacon::{FinalHeaders, Recorded};
 use super::committee::CommitteeView;
 use atoll_consensus::Beacon;
 use atoll_primitives::{codec, ProvenReceipt, ShardId};
 use atoll_shard::relay::{proven_from_store, InProcessRelay};
-use atoll_storage::ShardStore;
+use atoll_storage::{BeaconStore, ShardStore};
 use borsh::{BorshDeserialize, BorshSerialize};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -116,6 +117,8 @@ pub struct Sources<'a> {
     pub view: &'a CommitteeView,
     /// The beacon (recorded headers).
     pub beacon: &'a RwLock<Beacon>,
+    /// Its store (recorded headers the beacon no longer keeps in memory).
+    pub store: &'a BeaconStore,
     /// The tokio runtime that runs the network.
     pub runtime: &'a tokio::runtime::Handle,
     /// Largest message.
@@ -182,8 +185,9 @@ impl Inbound {
         let destination = self.destination;
         let before = self.ask_any(source, next - 1, u64::MAX, 1, sources, |got| {
             let beacon = sources.beacon.read();
+            let headers = sources.recorded(&beacon);
             got.first()
-                .filter(|p| p.receipt.sequence == next - 1 && proven_ok(&beacon, destination, p))
+                .filter(|p| p.receipt.sequence == next - 1 && proven_ok(&headers, destination, p))
                 .cloned()
         })?;
         Ok(Anchor {
@@ -213,16 +217,17 @@ impl Inbound {
             anchor.complete_to = anchor.complete_to.max(height);
         }
         let beacon = sources.beacon.read();
+        let headers = sources.recorded(&beacon);
         while anchor.complete_to < limit {
             let height = anchor.complete_to + 1;
-            let header = beacon.final_header(source, height).ok_or_else(|| {
+            let header = headers.final_header(source, height).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "shard {source}'s header {height} is no longer kept by the beacon; shard {} \
+                    "shard {source}'s header {height} is not in the beacon store; shard {} \
                      cannot find its receipts",
                     self.destination
                 )
             })?;
-            if sends_to(header, self.destination) {
+            if sends_to(&header, self.destination) {
                 return Ok(false);
             }
             anchor.complete_to = height;
@@ -243,7 +248,8 @@ impl Inbound {
         let destination = self.destination;
         self.ask_any(source, next, limit, MAX_PER_REQUEST, sources, |got| {
             let beacon = sources.beacon.read();
-            check_run(&beacon, destination, next, previous, limit, got).then(|| got.to_vec())
+            let headers = sources.recorded(&beacon);
+            check_run(&headers, destination, next, previous, limit, got).then(|| got.to_vec())
         })
     }
 
@@ -331,6 +337,16 @@ impl Inbound {
     }
 }
 
+impl<'a> Sources<'a> {
+    /// Every recorded header, with `beacon` read-locked by the caller.
+    fn recorded<'b>(&'b self, beacon: &'b Beacon) -> Recorded<'b> {
+        Recorded {
+            beacon,
+            store: self.store,
+        }
+    }
+}
+
 /// The source's newest recorded height: what a peer that tracks it holds.
 fn held_needed(sources: &Sources<'_>, source: ShardId) -> u64 {
     sources
@@ -375,9 +391,9 @@ fn sends_to(header: &atoll_primitives::ShardBlockHeader, destination: ShardId) -
 
 /// Whether `proven` is a receipt to `destination` proven against the
 /// recorded header of its source block.
-fn proven_ok(beacon: &Beacon, destination: ShardId, proven: &ProvenReceipt) -> bool {
+fn proven_ok(headers: &impl FinalHeaders, destination: ShardId, proven: &ProvenReceipt) -> bool {
     let receipt = &proven.receipt;
-    let Some(header) = beacon.final_header(receipt.source, proven.source_height) else {
+    let Some(header) = headers.final_header(receipt.source, proven.source_height) else {
         return false;
     };
     receipt.destination == destination
@@ -394,7 +410,7 @@ fn proven_ok(beacon: &Beacon, destination: ShardId, proven: &ProvenReceipt) -> b
 /// `previous` ended or mid-block right after it), and no block skipped that
 /// had receipts for `destination`, all at or below `limit`.
 fn check_run(
-    beacon: &Beacon,
+    headers: &impl FinalHeaders,
     destination: ShardId,
     next: u64,
     previous: Option<(u64, bool)>,
@@ -414,7 +430,7 @@ fn check_run(
         {
             return false;
         }
-        if !proven_ok(beacon, destination, proven) {
+        if !proven_ok(headers, destination, proven) {
             return false;
         }
         // Continuity: within the same block the index goes up by one; a
@@ -427,9 +443,9 @@ fn check_run(
                 && index == 0
                 && proven.source_height > height
                 && (height + 1..proven.source_height).all(|h| {
-                    beacon
+                    headers
                         .final_header(receipt.source, h)
-                        .is_some_and(|x| !sends_to(x, destination))
+                        .is_some_and(|x| !sends_to(&x, destination))
                 }));
         if !ok {
             return false;
@@ -577,5 +593,38 @@ mod tests {
         assert!(!check_run(&beacon, ShardId(1), 0, None, 3, &proven));
         // Nothing is not an answer.
         assert!(!check_run(&beacon, DEST, 0, None, 3, &[]));
+    }
+
+    #[test]
+    fn headers_the_beacon_let_go_are_read_from_its_store() {
+        let (full, proven) = recorded();
+        // A beacon that keeps only the newest header, as after thousands
+        // of blocks; the store indexed every one.
+        let newest = full.shard_head(SOURCE).expect("recorded").clone();
+        let beacon = Beacon::restore(
+            ChainId(5),
+            ShardLayout::uniform(2).expect("layout"),
+            10,
+            None,
+            None,
+            vec![vec![newest]],
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = BeaconStore::open(&dir.path().join("beacon"), ChainId(5)).expect("open");
+        for height in 1..=3 {
+            let header = Beacon::final_header(&full, SOURCE, height).expect("kept").clone();
+            store.index_headers(height, &[header]).expect("index");
+        }
+        assert!(!check_run(&beacon, DEST, 0, None, 3, &proven));
+        let headers = Recorded {
+            beacon: &beacon,
+            store: &store,
+        };
+        assert!(check_run(&headers, DEST, 0, None, 3, &proven));
+        // Nothing above what the beacon recorded comes from the store.
+        store
+            .index_headers(4, &[header(4, &[receipt(3, 13)])])
+            .expect("index");
+        assert!(headers.final_header(SOURCE, 4).is_none());
     }
 }

@@ -258,6 +258,7 @@ impl Replica {
             local: &local,
             view: &self.committee,
             beacon: &self.keeper.state,
+            store: &self.keeper.store,
             runtime: &self.runtime,
             limit: self.limit,
             stopping: &stopping,
@@ -418,7 +419,7 @@ impl StepContext<'_> {
         let produced = chain.execute_agreed_block(
             txs,
             incoming,
-            |source, height| keeper.state.read().final_header(source, height).cloned(),
+            |source, height| keeper.final_header(source, height),
             step.payload.timestamp_ms,
         )?;
         if produced.block.header.height != step.height {
@@ -433,7 +434,7 @@ impl StepContext<'_> {
         let header = produced.block.header.clone();
         let committed = Committed::from(produced);
         mark_final(shared, &committed, self.new_heads);
-        if let Some(recorded) = keeper.state.read().final_header(shard, header.height) {
+        if let Some(recorded) = keeper.final_header(shard, header.height) {
             if recorded.hash() != header.hash() {
                 tracing::error!(
                     shard = %shard,
