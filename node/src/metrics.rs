@@ -62,6 +62,15 @@ pub struct Metrics {
     pub peers: Gauge,
     /// Gossip messages by verdict (accepted, rejected).
     pub gossip: Family<VerdictLabel, Counter>,
+    /// Receipts a destination obtained before crediting them, by how.
+    pub receipts_obtained: Family<HowLabel, Counter>,
+}
+
+/// Labels of the receipts-obtained counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HowLabel {
+    /// `local` (this validator's store), `pushed` or `pulled` (from a peer).
+    pub how: &'static str,
 }
 
 /// Labels of a gossip counter.
@@ -92,8 +101,14 @@ impl Metrics {
             consensus_block_interval: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             peers: Gauge::default(),
             gossip: Family::default(),
+            receipts_obtained: Family::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "receipts_obtained",
+            "Receipts a destination obtained before crediting them, by how",
+            metrics.receipts_obtained.clone(),
+        );
         registry.register(
             "consensus_height",
             "The consensus height being decided",
@@ -186,6 +201,13 @@ impl Metrics {
         self.rpc_requests
             .get_or_create(&RpcLabels { method, result })
             .inc();
+    }
+
+    /// Counts receipts a destination obtained.
+    pub fn receipts(&self, how: &'static str, count: usize) {
+        self.receipts_obtained
+            .get_or_create(&HowLabel { how })
+            .inc_by(count as u64);
     }
 
     /// Counts one gossip message's verdict.

@@ -117,6 +117,7 @@ pub async fn run(
                 network: std::sync::OnceLock::new(),
                 certifier: parking_lot::Mutex::new(Certifier::default()),
                 peers: parking_lot::Mutex::new(std::collections::BTreeMap::new()),
+                pushed: Default::default(),
             }),
         }
     };

@@ -10,12 +10,12 @@
 //! encodings; the caller decodes them with their own bounds.
 
 use crate::error::StorageError;
+use crate::keys;
 use crate::keys::cf;
 use crate::shard_store::{sync_write, ShardStore};
 use crate::StoreIdentity;
 use atoll_primitives::codec::MAX_BLOCK_BYTES;
 use atoll_primitives::{codec, ChainId, Hash, ShardBlockHeader, ShardId};
-use crate::keys;
 
 use rocksdb::WriteBatch;
 use std::path::Path;
@@ -141,7 +141,11 @@ impl BeaconStore {
                 codec::encode(header),
             );
         }
-        batch.put_cf(self.inner.cf(cf::META), META_INDEXED, codec::encode(&height));
+        batch.put_cf(
+            self.inner.cf(cf::META),
+            META_INDEXED,
+            codec::encode(&height),
+        );
     }
 
     /// Stores beacon block `height` (which must follow the head), the

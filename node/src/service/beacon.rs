@@ -287,7 +287,11 @@ fn index_recorded_headers(store: &BeaconStore) -> anyhow::Result<()> {
     if from > head {
         return Ok(());
     }
-    tracing::info!(from, to = head, "indexing the recorded shard headers of the beacon store");
+    tracing::info!(
+        from,
+        to = head,
+        "indexing the recorded shard headers of the beacon store"
+    );
     for height in from..=head {
         let bytes = store
             .block(height)?

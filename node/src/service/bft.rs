@@ -9,6 +9,7 @@
 //! was away for any time catches up block by block. It keeps asking the
 //! peer that answered until it is level.
 
+use super::push::PushedReceipts;
 use super::receipts::ReceiptsRequest;
 use crate::metrics::Metrics;
 use atoll_consensus::simplex::{
@@ -46,6 +47,8 @@ pub trait Host: Send {
     fn header_vote(&mut self, source: PeerId, id: MessageId, data: Vec<u8>);
     /// A peer asks for receipts; the host answers request `id`.
     fn receipts(&mut self, peer: PeerId, id: u64, request: ReceiptsRequest);
+    /// A peer pushes receipts; the host acknowledges request `id`.
+    fn pushed(&mut self, peer: PeerId, id: u64, pushed: PushedReceipts);
 }
 
 /// What one validator asks another.
@@ -55,6 +58,9 @@ pub enum Request {
     Consensus(Message),
     /// Receipts of a source shard, answered with a `ReceiptsResponse`.
     Receipts(ReceiptsRequest),
+    /// Receipts of a block just executed, for a shard the receiver
+    /// tracks; answered with nothing.
+    Push(PushedReceipts),
 }
 
 /// What the engine shows of consensus (RPC `atoll_status`).
@@ -232,6 +238,10 @@ impl<H: Host> Engine<H> {
                 let message = match request {
                     Some(Request::Receipts(request)) => {
                         self.host.receipts(peer, id, request);
+                        return Ok(());
+                    }
+                    Some(Request::Push(pushed)) => {
+                        self.host.pushed(peer, id, pushed);
                         return Ok(());
                     }
                     Some(Request::Consensus(message)) => Some(message),
@@ -446,6 +456,7 @@ mod tests {
         fn transactions(&mut self, _: u16, _: PeerId, _: MessageId, _: Vec<u8>) {}
         fn header_vote(&mut self, _: PeerId, _: MessageId, _: Vec<u8>) {}
         fn receipts(&mut self, _: PeerId, _: u64, _: ReceiptsRequest) {}
+        fn pushed(&mut self, _: PeerId, _: u64, _: PushedReceipts) {}
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,6 +93,8 @@ pub struct CommitteeView {
     pub certifier: Mutex<Certifier>,
     /// Peer ids of validators, learned from their signed votes.
     pub peers: Mutex<BTreeMap<ValidatorIndex, atoll_p2p::PeerId>>,
+    /// Receipts pushed to this validator, not yet taken.
+    pub pushed: super::push::Pushed,
 }
 
 impl CommitteeView {

@@ -24,6 +24,7 @@ pub mod coordinator;
 pub mod finality;
 pub mod network;
 pub mod producer;
+pub mod push;
 pub mod receipts;
 pub mod replica;
 pub mod waiters;

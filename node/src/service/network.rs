@@ -19,6 +19,7 @@ use super::beacon::BeaconKeeper;
 use super::bft::{ConsensusStatus, Engine, Host, PayloadTask};
 use super::builder::Builder;
 use super::committee::CommitteeView;
+use super::push::PushedReceipts;
 use super::receipts::ReceiptsRequest;
 use crate::metrics::Metrics;
 use anyhow::Context;
@@ -216,6 +217,30 @@ impl Host for NodeHost {
             .unwrap_or_default();
             network.respond(id, answer).await;
         });
+    }
+
+    fn pushed(&mut self, peer: PeerId, id: u64, pushed: PushedReceipts) {
+        let network = self.network.clone();
+        tokio::spawn(async move { network.respond(id, Vec::new()).await });
+        // Only for shards this validator tracks, from another shard; the
+        // rest is checked when taken (the source header may not be
+        // recorded yet).
+        let receipts: Vec<_> = pushed
+            .receipts
+            .into_iter()
+            .filter(|p| {
+                let (source, destination) = (p.receipt.source, p.receipt.destination);
+                source != destination
+                    && self.shards.get(usize::from(source.0)).is_some()
+                    && self
+                        .shards
+                        .get(usize::from(destination.0))
+                        .is_some_and(ShardLink::tracked)
+            })
+            .collect();
+        if !receipts.is_empty() {
+            self.committee.pushed.add(peer, receipts);
+        }
     }
 
     fn transactions(&mut self, shard: u16, source: PeerId, id: MessageId, data: Vec<u8>) {

@@ -18,6 +18,10 @@
 //! blocks, or does not answer within [`REQUEST_TIMEOUT`], is skipped. So a
 //! withheld or forged receipt delays the destination only until an honest
 //! member of the source's committee answers.
+//!
+//! Source committee members also push each block's receipts on finality
+//! ([`super::push`]); a destination takes a pushed run first, with the
+//! same checks, and pulls only what is still missing.
 
 use super::beacon::{FinalHeaders, Recorded};
 use super::committee::CommitteeView;
@@ -125,6 +129,8 @@ pub struct Sources<'a> {
     pub limit: usize,
     /// Set when the node stops.
     pub stopping: &'a AtomicBool,
+    /// Counts how receipts were obtained.
+    pub metrics: &'a crate::metrics::Metrics,
 }
 
 impl Inbound {
@@ -157,7 +163,10 @@ impl Inbound {
                 _ => self.start(source, next, sources)?,
             };
             while !self.complete(&mut anchor, source, limit, sources)? {
-                let got = self.fetch(source, &anchor, limit, sources)?;
+                let got = match self.take_pushed(source, &anchor, limit, sources) {
+                    Some(got) => got,
+                    None => self.fetch(source, &anchor, limit, sources)?,
+                };
                 relay.restore(got.clone());
                 let last = got.last().expect("fetch returns receipts");
                 anchor.next = last.receipt.sequence + 1;
@@ -183,7 +192,7 @@ impl Inbound {
             });
         }
         let destination = self.destination;
-        let before = self.ask_any(source, next - 1, u64::MAX, 1, sources, |got| {
+        let (before, _) = self.ask_any(source, next - 1, u64::MAX, 1, sources, |got| {
             let beacon = sources.beacon.read();
             let headers = sources.recorded(&beacon);
             got.first()
@@ -235,6 +244,78 @@ impl Inbound {
         Ok(true)
     }
 
+    /// The pushed receipts that continue `anchor`, as far as they pass the
+    /// checks of a pulled answer; the pusher of the first that fails is
+    /// scored down. None if no pushed receipt continues it.
+    fn take_pushed(
+        &self,
+        source: ShardId,
+        anchor: &Anchor,
+        limit: u64,
+        sources: &Sources<'_>,
+    ) -> Option<Vec<ProvenReceipt>> {
+        let run = sources
+            .view
+            .pushed
+            .take(source, self.destination, anchor.next, limit);
+        if run.is_empty() {
+            return None;
+        }
+        let (receipts, pushers): (Vec<ProvenReceipt>, Vec<atoll_p2p::PeerId>) =
+            run.into_iter().unzip();
+        let good = {
+            let beacon = sources.beacon.read();
+            let headers = sources.recorded(&beacon);
+            let ok = |n: usize| {
+                n == 0
+                    || check_run(
+                        &headers,
+                        self.destination,
+                        anchor.next,
+                        anchor.last,
+                        limit,
+                        &receipts[..n],
+                    )
+            };
+            // The whole run passes unless someone pushed a bad receipt;
+            // then the longest good start (a start of a good run is good).
+            if ok(receipts.len()) {
+                receipts.len()
+            } else {
+                let (mut low, mut high) = (0, receipts.len());
+                while low + 1 < high {
+                    let middle = (low + high) / 2;
+                    if ok(middle) {
+                        low = middle;
+                    } else {
+                        high = middle;
+                    }
+                }
+                low
+            }
+        };
+        if good < receipts.len() {
+            let peer = pushers[good];
+            tracing::warn!(
+                %peer,
+                source = %source,
+                destination = %self.destination,
+                sequence = receipts[good].receipt.sequence,
+                "a peer pushed a receipt that fails its proof or its place; scored down"
+            );
+            if let Some(network) = sources.view.network.get() {
+                sources.runtime.block_on(network.penalize(peer));
+            }
+        }
+        if good == 0 {
+            return None;
+        }
+        let mut receipts = receipts;
+        receipts.truncate(good);
+        sources.metrics.receipts("pushed", good);
+        Some(receipts)
+    }
+
     /// The next receipts after `anchor`, checked.
     fn fetch(
         &self,
@@ -246,15 +327,18 @@ impl Inbound {
         let next = anchor.next;
         let previous = anchor.last;
         let destination = self.destination;
-        self.ask_any(source, next, limit, MAX_PER_REQUEST, sources, |got| {
+        let (got, how) = self.ask_any(source, next, limit, MAX_PER_REQUEST, sources, |got| {
             let beacon = sources.beacon.read();
             let headers = sources.recorded(&beacon);
             check_run(&headers, destination, next, previous, limit, got).then(|| got.to_vec())
-        })
+        })?;
+        sources.metrics.receipts(how, got.len());
+        Ok(got)
     }
 
     /// Asks this validator's own store, then peers in turn (members of the
-    /// source's committees first), until `accept` takes an answer.
+    /// source's committees first), until `accept` takes an answer; says
+    /// where it came from (`local` or `pulled`).
     fn ask_any<T>(
         &self,
         source: ShardId,
@@ -263,7 +347,7 @@ impl Inbound {
         max: u32,
         sources: &Sources<'_>,
         accept: impl Fn(&[ProvenReceipt]) -> Option<T>,
-    ) -> anyhow::Result<T> {
+    ) -> anyhow::Result<(T, &'static str)> {
         let request = ReceiptsRequest {
             source,
             destination: self.destination,
@@ -276,7 +360,7 @@ impl Inbound {
                 let mut got = proven_from_store(store, self.destination, from, max as usize)?;
                 got.retain(|p| p.source_height <= up_to);
                 if let Some(value) = accept(&got) {
-                    return Ok(value);
+                    return Ok((value, "local"));
                 }
             }
         }
@@ -306,7 +390,7 @@ impl Inbound {
                     continue; // It does not hold them (yet).
                 }
                 match accept(&response.receipts) {
-                    Some(value) => return Ok(value),
+                    Some(value) => return Ok((value, "pulled")),
                     None if response.held_to >= up_to.min(held_needed(sources, source)) => {
                         tracing::warn!(
                             %peer,
@@ -612,7 +696,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = BeaconStore::open(&dir.path().join("beacon"), ChainId(5)).expect("open");
         for height in 1..=3 {
-            let header = Beacon::final_header(&full, SOURCE, height).expect("kept").clone();
+            let header = Beacon::final_header(&full, SOURCE, height)
+                .expect("kept")
+                .clone();
             store.index_headers(height, &[header]).expect("index");
         }
         assert!(!check_run(&beacon, DEST, 0, None, 3, &proven));

@@ -75,6 +75,9 @@ struct Step {
     limits: BTreeMap<ShardId, u64>,
     /// The consensus block's payload.
     payload: Arc<Payload>,
+    /// Whether this is the block just made (not a catch-up on an old one):
+    /// its receipts are pushed.
+    live: bool,
 }
 
 /// Executes final consensus blocks, in order.
@@ -262,6 +265,7 @@ impl Replica {
             runtime: &self.runtime,
             limit: self.limit,
             stopping: &stopping,
+            metrics: &self.shards[0].metrics,
         };
         let context = StepContext {
             shards: &self.shards,
@@ -271,6 +275,7 @@ impl Replica {
             committee: &self.committee,
             runtime: &self.runtime,
             backlog: self.backlog,
+            limit: self.limit,
         };
         let context = &context;
         let results: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
@@ -314,17 +319,21 @@ impl Replica {
         let mut steps = Vec::new();
         let mut height = to;
         while height >= from.max(1) {
-            let (block, payload) = match &current {
+            let (block, payload, live) = match &current {
                 Some((block, payload)) if block.height == height => {
-                    ((*block).clone(), Arc::clone(payload))
+                    ((*block).clone(), Arc::clone(payload), true)
                 }
-                _ => self.stored_step(height)?,
+                _ => {
+                    let (block, payload) = self.stored_step(height)?;
+                    (block, payload, false)
+                }
             };
             steps.push(Step {
                 height,
                 epoch: block.epoch,
                 limits: limits.clone(),
                 payload,
+                live,
             });
             // Before this block, each shard it recorded stood one below its
             // first header here.
@@ -378,6 +387,7 @@ struct StepContext<'a> {
     committee: &'a CommitteeView,
     runtime: &'a tokio::runtime::Handle,
     backlog: usize,
+    limit: usize,
 }
 
 impl StepContext<'_> {
@@ -443,6 +453,15 @@ impl StepContext<'_> {
                      state diverged"
                 );
             }
+        }
+        if step.live {
+            super::push::push(
+                self.committee,
+                self.runtime,
+                (shard, header.height, step.epoch),
+                &committed.receipts,
+                self.limit,
+            );
         }
         if let Some(network) = self.committee.network.get() {
             let peer = network.peer_id().to_bytes();

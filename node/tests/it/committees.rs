@@ -54,6 +54,16 @@ fn balance(net: &Localnet, address: Address) -> u128 {
         .expect("number")
 }
 
+/// Receipts `node` obtained `how` (`local`, `pushed`, `pulled`), from its
+/// metrics.
+fn obtained(node: &Node, how: &str) -> u64 {
+    let (_, text) = crate::harness::get(node.metrics.expect("metrics on"), "/metrics");
+    let prefix = format!("atoll_receipts_obtained_total{{how=\"{how}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
 /// Waits until some validator reports `hash` final.
 fn wait_final_anywhere(net: &Localnet, hash: &str) {
     wait_until("a transfer is final", Duration::from_secs(60), || {
@@ -134,6 +144,10 @@ fn committees_of_two_settle_every_cross_shard_transfer_once() {
     for node in &net.nodes {
         assert_eq!(status(node)["consensus"]["equivocations"], 0);
     }
+    // Source committees pushed receipts on finality, and destinations
+    // credited pushed ones (pulling only what was missing).
+    let pushed: u64 = net.nodes.iter().map(|n| obtained(n, "pushed")).sum();
+    assert!(pushed > 0, "no pushed receipt was credited");
     // The validators tracking a shard now agree on its blocks, at every
     // height all of them have executed.
     for shard in 0..2u64 {

@@ -1,0 +1,268 @@
+//! Receipts pushed on finality, so a destination committee usually holds
+//! them before it needs them.
+//!
+//! When a committee member executes a block of its shard (final: its
+//! contents were agreed before it ran), it sends the block's receipts for
+//! each destination, with their proofs, to the members of that
+//! destination's committees (this epoch's and the next's) that do not
+//! track the source themselves ([`push`], request `Request::Push`). The
+//! receiver keeps them in a bounded buffer ([`Pushed`]) without checking
+//! anything: the source header they are proven against is not recorded
+//! yet. When the destination needs them ([`super::receipts::Inbound`]), it
+//! takes the run that continues its cursor and checks it exactly as a
+//! pulled answer (proofs against the recorded headers, sequence, whole
+//! blocks); a receipt that fails scores its pusher down, and whatever is
+//! missing is pulled. A push is an optimization: nothing waits for one.
+
+use super::committee::CommitteeView;
+use atoll_primitives::{codec, ProvenReceipt, Receipt, ShardId};
+use atoll_shard::inbox::prove_receipts;
+use borsh::{BorshDeserialize, BorshSerialize};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Most pushed receipts held, over every (source, destination) pair.
+pub const MAX_PUSHED: usize = 65_536;
+/// How long a push may take to be acknowledged.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// "Here are receipts of a source block for a shard you track."
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct PushedReceipts {
+    /// The receipts, with their proofs (one source, one destination).
+    pub receipts: Vec<ProvenReceipt>,
+}
+
+/// One held receipt and who pushed it.
+type Held = (ProvenReceipt, atoll_p2p::PeerId);
+
+/// Pushed receipts not yet taken, per (source, destination), by sequence.
+#[derive(Default)]
+pub struct Pushed {
+    inner: Mutex<PushedInner>,
+}
+
+#[derive(Default)]
+struct PushedInner {
+    pairs: BTreeMap<(ShardId, ShardId), BTreeMap<u64, Held>>,
+    count: usize,
+}
+
+impl Pushed {
+    /// Holds `receipts` from `peer`; returns how many were kept. A
+    /// sequence already held keeps its first copy; when full, a receipt
+    /// replaces the pair's highest sequence if it is lower (the next
+    /// needed ones are the lowest), or is dropped.
+    pub fn add(&self, peer: atoll_p2p::PeerId, receipts: Vec<ProvenReceipt>) -> usize {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let mut kept = 0;
+        for proven in receipts {
+            let Receipt {
+                source,
+                destination,
+                sequence,
+                ..
+            } = proven.receipt;
+            let held = inner.pairs.entry((source, destination)).or_default();
+            if held.contains_key(&sequence) {
+                continue;
+            }
+            if inner.count >= MAX_PUSHED {
+                match held.last_key_value() {
+                    Some((&highest, _)) if highest > sequence => {
+                        held.remove(&highest);
+                        inner.count -= 1;
+                    }
+                    _ => continue,
+                }
+            }
+            held.insert(sequence, (proven, peer));
+            inner.count += 1;
+            kept += 1;
+        }
+        kept
+    }
+
+    /// Takes the held run of `source`'s receipts to `destination` that
+    /// starts at sequence `from` and comes from source blocks at or below
+    /// `up_to`, and forgets everything below `from` (already credited).
+    pub fn take(&self, source: ShardId, destination: ShardId, from: u64, up_to: u64) -> Vec<Held> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let Some(held) = inner.pairs.get_mut(&(source, destination)) else {
+            return Vec::new();
+        };
+        let rest = held.split_off(&from);
+        inner.count -= held.len();
+        *held = rest;
+        let mut run = Vec::new();
+        let mut next = from;
+        while let Some(entry) = held.first_entry() {
+            if *entry.key() != next || entry.get().0.source_height > up_to {
+                break;
+            }
+            run.push(entry.remove());
+            next += 1;
+        }
+        inner.count -= run.len();
+        run
+    }
+
+    /// Receipts held.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.inner.lock().count
+    }
+}
+
+/// Sends the receipts of `source`'s block at `height` (`receipts`: all it
+/// emitted) to the destination trackers that do not track `source`, at
+/// `epoch`, in messages of at most `limit` bytes. Returns at once: the
+/// sends run on `runtime`.
+pub fn push(
+    view: &CommitteeView,
+    runtime: &tokio::runtime::Handle,
+    (source, height, epoch): (ShardId, u64, u64),
+    receipts: &[Receipt],
+    limit: usize,
+) {
+    let Some(network) = view.network.get() else {
+        return;
+    };
+    let Some((me, _)) = view.key else {
+        return;
+    };
+    let committees = &view.committees;
+    if committees.everyone() || receipts.is_empty() {
+        return;
+    }
+    let tracks = |validator, shard| {
+        committees.is_member(epoch, shard, validator)
+            || committees.is_member(epoch + 1, shard, validator)
+    };
+    let peers = view.peers.lock().clone();
+    let mut destinations: Vec<ShardId> = receipts.iter().map(|r| r.destination).collect();
+    destinations.sort();
+    destinations.dedup();
+    for destination in destinations {
+        let mut targets: Vec<_> = committees.members(epoch, destination);
+        targets.extend(committees.members(epoch + 1, destination));
+        targets.sort_unstable();
+        targets.dedup();
+        let targets: Vec<_> = targets
+            .into_iter()
+            .filter(|&v| v != me && !tracks(v, source))
+            .filter_map(|v| peers.get(&v).copied())
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let proven = prove_receipts(height, receipts, destination);
+        for chunk in chunks(proven, limit) {
+            let bytes = codec::encode(&super::bft::Request::Push(PushedReceipts {
+                receipts: chunk,
+            }));
+            for &peer in &targets {
+                let (network, bytes) = (network.clone(), bytes.clone());
+                runtime.spawn(async move {
+                    let _ = tokio::time::timeout(PUSH_TIMEOUT, network.request(peer, bytes)).await;
+                });
+            }
+        }
+    }
+}
+
+/// `receipts` cut into runs whose encoding stays under half of `limit`.
+fn chunks(receipts: Vec<ProvenReceipt>, limit: usize) -> Vec<Vec<ProvenReceipt>> {
+    let budget = limit / 2;
+    let mut out = Vec::new();
+    let mut chunk = Vec::new();
+    let mut bytes = 0;
+    for proven in receipts {
+        let size = codec::encode(&proven).len();
+        if !chunk.is_empty() && bytes + size > budget {
+            out.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += size;
+        chunk.push(proven);
+    }
+    if !chunk.is_empty() {
+        out.push(chunk);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_primitives::{Address, Hash, ReceiptAction};
+
+    fn proven(source: u16, sequence: u64, height: u64) -> ProvenReceipt {
+        let receipt = Receipt {
+            source: ShardId(source),
+            destination: ShardId(9),
+            sequence,
+            origin: Hash([sequence as u8; 32]),
+            action: ReceiptAction::Transfer {
+                to: Address([1; 20]),
+                amount: 1,
+            },
+        };
+        prove_receipts(height, &[receipt], ShardId(9)).remove(0)
+    }
+
+    #[test]
+    fn a_run_is_taken_from_the_cursor_while_it_continues() {
+        let pushed = Pushed::default();
+        let peer = atoll_p2p::PeerId::random();
+        let receipts = [(0, 1), (1, 1), (2, 2), (4, 3), (5, 3)];
+        let kept = pushed.add(
+            peer,
+            receipts.iter().map(|&(s, h)| proven(1, s, h)).collect(),
+        );
+        assert_eq!(kept, 5);
+        // A repeat is not held twice.
+        assert_eq!(pushed.add(peer, vec![proven(1, 2, 2)]), 0);
+        // Nothing from another source, nothing above the height.
+        assert!(pushed.take(ShardId(2), ShardId(9), 0, 9).is_empty());
+        let run = pushed.take(ShardId(1), ShardId(9), 1, 1);
+        assert_eq!(run.len(), 1, "sequence 2 is of block 2, above 1");
+        assert_eq!(run[0].0.receipt.sequence, 1);
+        // Sequence 0 was below the cursor and is gone; the run stops at
+        // the gap before 4.
+        let run = pushed.take(ShardId(1), ShardId(9), 2, 9);
+        assert_eq!(run.len(), 1);
+        assert_eq!(pushed.len(), 2);
+        assert!(pushed.take(ShardId(1), ShardId(9), 3, 9).is_empty());
+        assert_eq!(pushed.take(ShardId(1), ShardId(9), 4, 9).len(), 2);
+        assert_eq!(pushed.len(), 0);
+    }
+
+    #[test]
+    fn a_full_buffer_keeps_the_lowest_sequences() {
+        let pushed = Pushed::default();
+        let peer = atoll_p2p::PeerId::random();
+        let far: Vec<_> = (0..MAX_PUSHED as u64)
+            .map(|i| proven(1, 1_000 + i, 1))
+            .collect();
+        assert_eq!(pushed.add(peer, far), MAX_PUSHED);
+        // Full: a lower sequence replaces the highest, a higher one is
+        // dropped.
+        assert_eq!(pushed.add(peer, vec![proven(1, 0, 1)]), 1);
+        assert_eq!(pushed.add(peer, vec![proven(1, 1_000_000, 1)]), 0);
+        assert_eq!(pushed.len(), MAX_PUSHED);
+        assert_eq!(pushed.take(ShardId(1), ShardId(9), 0, 9).len(), 1);
+    }
+
+    #[test]
+    fn chunks_stay_under_half_the_limit() {
+        let receipts: Vec<_> = (0..100).map(|i| proven(1, i, 1)).collect();
+        let size = codec::encode(&receipts[0]).len();
+        let parts = chunks(receipts, size * 20);
+        assert_eq!(parts.len(), 10);
+        assert!(parts.iter().all(|p| p.len() == 10));
+    }
+}
