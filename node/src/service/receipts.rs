@@ -266,33 +266,7 @@ impl Inbound {
         let good = {
             let beacon = sources.beacon.read();
             let headers = sources.recorded(&beacon);
-            let ok = |n: usize| {
-                n == 0
-                    || check_run(
-                        &headers,
-                        self.destination,
-                        anchor.next,
-                        anchor.last,
-                        limit,
-                        &receipts[..n],
-                    )
-            };
-            // The whole run passes unless someone pushed a bad receipt;
-            // then the longest good start (a start of a good run is good).
-            if ok(receipts.len()) {
-                receipts.len()
-            } else {
-                let (mut low, mut high) = (0, receipts.len());
-                while low + 1 < high {
-                    let middle = (low + high) / 2;
-                    if ok(middle) {
-                        low = middle;
-                    } else {
-                        high = middle;
-                    }
-                }
-                low
-            }
+            good_start(&headers, self.destination, anchor, limit, &receipts)
         };
         if good < receipts.len() {
             let peer = pushers[good];
@@ -488,6 +462,42 @@ fn proven_ok(headers: &impl FinalHeaders, destination: ShardId, proven: &ProvenR
             .is_some_and(|(_, root)| proven.proof.verify(root, &receipt.hash()))
 }
 
+/// How many of `run`'s first receipts make a good run after `anchor`
+/// (see [`check_run`]; a start of a good run is good).
+fn good_start(
+    headers: &impl FinalHeaders,
+    destination: ShardId,
+    anchor: &Anchor,
+    limit: u64,
+    run: &[ProvenReceipt],
+) -> usize {
+    let ok = |n: usize| {
+        n == 0
+            || check_run(
+                headers,
+                destination,
+                anchor.next,
+                anchor.last,
+                limit,
+                &run[..n],
+            )
+    };
+    // The whole run passes unless someone sent a bad receipt: one check.
+    if ok(run.len()) {
+        return run.len();
+    }
+    let (mut low, mut high) = (0, run.len());
+    while low + 1 < high {
+        let middle = (low + high) / 2;
+        if ok(middle) {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    low
+}
+
 /// Whether `got` is a good next run of receipts to `destination` from
 /// sequence `next`: consecutive, each proven against its recorded source
 /// header, each block complete from its first receipt (a run starts where
@@ -677,6 +687,26 @@ mod tests {
         assert!(!check_run(&beacon, ShardId(1), 0, None, 3, &proven));
         // Nothing is not an answer.
         assert!(!check_run(&beacon, DEST, 0, None, 3, &[]));
+    }
+
+    #[test]
+    fn a_pushed_run_is_kept_up_to_its_first_bad_receipt() {
+        let (beacon, proven) = recorded();
+        let start = Anchor {
+            next: 0,
+            complete_to: 0,
+            last: None,
+        };
+        assert_eq!(good_start(&beacon, DEST, &start, 3, &proven), 3);
+        let mut forged = proven.clone();
+        if let ReceiptAction::Transfer { amount, .. } = &mut forged[1].receipt.action {
+            *amount += 1;
+        }
+        assert_eq!(good_start(&beacon, DEST, &start, 3, &forged), 1);
+        forged[0].receipt.sequence = 5;
+        assert_eq!(good_start(&beacon, DEST, &start, 3, &forged), 0);
+        // Receipt 2 is of source block 3, above a limit of 2.
+        assert_eq!(good_start(&beacon, DEST, &start, 2, &proven), 2);
     }
 
     #[test]
