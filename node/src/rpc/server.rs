@@ -456,6 +456,11 @@ impl Rpc {
                 head_hash: hex_hash(&heads.head.hash()),
                 final_height: heads.final_height,
                 tracked: shard.tracked.load(Ordering::Acquire),
+                recorded_height: shard
+                    .beacon
+                    .read()
+                    .shard_head(shard.shard)
+                    .map_or(0, |h| h.height),
             });
         }
         Status {

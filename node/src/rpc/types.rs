@@ -298,6 +298,12 @@ pub struct ShardStatus {
     /// committees, only its committees' shards; heights of another shard
     /// are where this node last executed it).
     pub tracked: bool,
+    /// Height of the newest header of the shard the beacon recorded (with
+    /// several validators: certified by the shard's committee). Receipts
+    /// of later blocks wait for it; a gap to `final_height` that keeps
+    /// growing means the committee does not certify.
+    #[serde(default)]
+    pub recorded_height: u64,
 }
 
 /// A validator in `atoll_status`.

@@ -31,6 +31,9 @@ use std::sync::OnceLock;
 pub const VOTE_WINDOW: u64 = 256;
 /// Most certified headers of one shard in a payload.
 pub const MAX_CERTIFIED_PER_SHARD: usize = 64;
+/// Most epochs a validator looks back for a header whose certification
+/// may wait on its vote.
+const OWED_EPOCHS: u64 = 256;
 /// Largest encoded header vote.
 pub const MAX_VOTE_BYTES: usize = 64 * 1024;
 
@@ -98,10 +101,14 @@ pub struct CommitteeView {
 }
 
 impl CommitteeView {
-    /// The shards this validator tracks at `epoch`: its committees of this
-    /// epoch and the next. A node that is not a validator tracks every
+    /// The shards this validator tracks now: its committees of the
+    /// beacon's epoch and the next, and any shard whose certification
+    /// waits on a header of an earlier epoch when it was in the shard's
+    /// committee (its vote may be the one missing, and it can sign only
+    /// what it executed). A node that is not a validator tracks every
     /// shard.
-    pub fn tracked(&self, epoch: u64) -> BTreeSet<ShardId> {
+    pub fn tracked(&self, beacon: &Beacon) -> BTreeSet<ShardId> {
+        let epoch = beacon.epoch();
         match &self.key {
             Some((index, _)) if !self.committees.everyone() => {
                 let mut shards: BTreeSet<ShardId> = self
@@ -110,15 +117,50 @@ impl CommitteeView {
                     .into_iter()
                     .collect();
                 shards.extend(self.committees.shards_of(epoch + 1, *index));
+                for shard in (0..self.shards).map(ShardId) {
+                    let waiting = beacon.shard_head(shard).map_or(0, |h| h.epoch);
+                    let from = waiting.max(epoch.saturating_sub(OWED_EPOCHS));
+                    if (from..epoch).any(|e| self.committees.is_member(e, shard, *index)) {
+                        shards.insert(shard);
+                    }
+                }
                 shards
             }
             _ => (0..self.shards).map(ShardId).collect(),
         }
     }
 
+    /// Signs `header` if this validator is in its committee, keeps the vote
+    /// (within the window above `recorded`, the shard's newest recorded
+    /// height) and gossips it. A vote no peer hears is sent again by
+    /// [`super::revote::Revoter`] if certification stalls.
+    pub fn vote_and_publish(
+        &self,
+        header: &ShardBlockHeader,
+        recorded: u64,
+        runtime: &tokio::runtime::Handle,
+    ) {
+        let Some(network) = self.network.get() else {
+            return;
+        };
+        let Some(vote) = self.vote(header, &network.peer_id().to_bytes(), recorded) else {
+            return;
+        };
+        let bytes = codec::encode(&vote);
+        let network = network.clone();
+        runtime.spawn(async move {
+            let _ = network.publish(atoll_p2p::Topic::HeaderVotes, bytes).await;
+        });
+    }
+
     /// This validator's vote on `header` (None if it is not in the
-    /// header's committee).
-    pub fn vote(&self, header: &ShardBlockHeader, peer: &[u8]) -> Option<HeaderVote> {
+    /// header's committee), kept in its own certifier as any other vote.
+    pub fn vote(
+        &self,
+        header: &ShardBlockHeader,
+        peer: &[u8],
+        recorded: u64,
+    ) -> Option<HeaderVote> {
         let (index, key) = self.key.as_ref()?;
         if !self
             .committees
@@ -138,7 +180,7 @@ impl CommitteeView {
             signature,
             certified,
         };
-        self.certifier.lock().add(vote.clone(), None);
+        self.certifier.lock().add(vote.clone(), Some(recorded));
         Some(vote)
     }
 
@@ -258,7 +300,8 @@ struct Collected {
 impl Certifier {
     /// Adds a checked vote; with `recorded` (the shard's newest recorded
     /// height), votes at or below it or more than [`VOTE_WINDOW`] heights
-    /// above it are not kept. Returns whether it was kept.
+    /// above it are not kept (one refused now may be sent again later).
+    /// Returns whether it was kept.
     pub fn add(&mut self, vote: HeaderVote, recorded: Option<u64>) -> bool {
         let key = (vote.header.shard, vote.header.height);
         if let Some(recorded) = recorded {
@@ -321,5 +364,74 @@ impl Certifier {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_consensus::simplex::ValidatorSet;
+    use atoll_primitives::ShardLayout;
+
+    fn genesis(shard: u16) -> ShardBlockHeader {
+        ShardBlockHeader {
+            chain_id: ChainId(5),
+            shard: ShardId(shard),
+            height: 0,
+            parent: Hash::ZERO,
+            timestamp_ms: 0,
+            epoch: 0,
+            map_hash: Hash::ZERO,
+            state_root: Hash::ZERO,
+            tx_root: Hash::ZERO,
+            outcome_root: Hash::ZERO,
+            receipt_roots: Vec::new(),
+            incoming_root: Hash::ZERO,
+            inbox_cursors: Vec::new(),
+            congested: false,
+            tx_count: 0,
+            burnt_fees: 0,
+        }
+    }
+
+    fn view(index: ValidatorIndex) -> CommitteeView {
+        let keys: Vec<KeyPair> = (0..6u8).map(|i| KeyPair::from_seed([i; 32])).collect();
+        let stakes: Vec<_> = keys.iter().map(|k| (k.public(), 1)).collect();
+        let set = ValidatorSet::new(&stakes).expect("validators");
+        CommitteeView {
+            chain: ChainId(5),
+            committees: Committees::new(set, 2, 2, Hash::ZERO),
+            shards: 2,
+            key: Some((index, keys[usize::from(index)].clone())),
+            network: OnceLock::new(),
+            certifier: Mutex::new(Certifier::default()),
+            peers: Mutex::new(BTreeMap::new()),
+            pushed: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_shard_waiting_on_an_old_committee_is_tracked_by_its_members() {
+        // The beacon is in epoch 3 and has recorded nothing past the
+        // genesis headers (epoch 0): both shards wait on headers of
+        // epochs 0 to 2.
+        let layout = ShardLayout::uniform(2).expect("layout");
+        let mut beacon = Beacon::new(ChainId(5), layout, 10, vec![genesis(0), genesis(1)]);
+        while beacon.epoch() < 3 {
+            beacon.propose(Vec::new(), 1).expect("empty beacon block");
+        }
+        let mut owed = 0;
+        for index in 0..6 {
+            let view = view(index);
+            let committees = &view.committees;
+            let tracked = view.tracked(&beacon);
+            for shard in (0..2).map(ShardId) {
+                let now = (3..=4).any(|e| committees.is_member(e, shard, index));
+                let before = (0..3).any(|e| committees.is_member(e, shard, index));
+                assert_eq!(tracked.contains(&shard), now || before, "{index} {shard}");
+                owed += usize::from(before && !now);
+            }
+        }
+        assert!(owed > 0, "no validator is kept on a shard by an old epoch");
     }
 }

@@ -27,6 +27,7 @@ pub mod producer;
 pub mod push;
 pub mod receipts;
 pub mod replica;
+pub mod revote;
 pub mod waiters;
 
 use crate::metrics::Metrics;
@@ -390,6 +391,7 @@ impl Service {
                 runtime: tokio::runtime::Handle::current(),
                 backlog: config.receipts.backlog.get(),
                 stopping: Arc::clone(&stopping),
+                revoter: Default::default(),
             };
             threads.push(
                 std::thread::Builder::new()

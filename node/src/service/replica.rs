@@ -37,6 +37,7 @@ use super::committee::CommitteeView;
 use super::coordinator::{mark_final, Committed};
 use super::producer::finish;
 use super::receipts::{Inbound, Sources};
+use super::revote::Revoter;
 use super::Shared;
 use crate::rpc::types::HeadInfo;
 use anyhow::Context;
@@ -104,6 +105,8 @@ pub struct Replica {
     pub backlog: usize,
     /// Set when the node stops.
     pub stopping: Arc<AtomicBool>,
+    /// Sends header votes again where certification stalls.
+    pub revoter: Revoter,
 }
 
 impl Replica {
@@ -207,6 +210,12 @@ impl Replica {
             self.keeper.state.read().recorded().into_iter().collect();
         self.committee.certifier.lock().prune(&recorded);
         self.shard_steps(Some((&beacon, payload)), inbound)?;
+        self.revoter.check(
+            &self.chains,
+            &self.keeper.state,
+            &self.committee,
+            &self.runtime,
+        );
         self.progress.send_replace(Executed {
             height: block.height,
             hash: block.hash(),
@@ -222,11 +231,14 @@ impl Replica {
         current: Option<(&BeaconBlock, Arc<Payload>)>,
         inbound: &mut [Inbound],
     ) -> anyhow::Result<()> {
-        let (height, epoch) = {
+        let (height, epoch, tracked) = {
             let beacon = self.keeper.state.read();
-            (beacon.height(), beacon.epoch())
+            (
+                beacon.height(),
+                beacon.epoch(),
+                self.committee.tracked(&beacon),
+            )
         };
-        let tracked = self.committee.tracked(epoch);
         for shared in &self.shards {
             let now = tracked.contains(&shared.shard);
             let before = shared.tracked.swap(now, Ordering::AcqRel);
@@ -463,18 +475,13 @@ impl StepContext<'_> {
                 self.limit,
             );
         }
-        if let Some(network) = self.committee.network.get() {
-            let peer = network.peer_id().to_bytes();
-            if let Some(vote) = self.committee.vote(&header, &peer) {
-                let bytes = codec::encode(&vote);
-                let network = network.clone();
-                // No peer subscribed yet is not an error: the vote is in
-                // this validator's own certifier too.
-                self.runtime.spawn(async move {
-                    let _ = network.publish(atoll_p2p::Topic::HeaderVotes, bytes).await;
-                });
-            }
-        }
+        let recorded = keeper
+            .state
+            .read()
+            .shard_head(shard)
+            .map_or(0, |h| h.height);
+        self.committee
+            .vote_and_publish(&header, recorded, self.runtime);
         Ok(())
     }
 }

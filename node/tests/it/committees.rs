@@ -27,13 +27,18 @@ fn tracked(node: &Node) -> BTreeSet<u64> {
         .collect()
 }
 
-/// Calls `method` on the first validator that answers anything but 1021
-/// (not tracked), trying them in turn until `timeout`.
-fn on_a_tracker(net: &Localnet, method: &str, params: Value) -> Result<Value, (i64, String)> {
+/// Calls `method` on the first validator of `up` that answers anything
+/// but 1021 (not tracked), trying them in turn for up to a minute.
+fn on_a_tracker(
+    net: &Localnet,
+    up: &[usize],
+    method: &str,
+    params: Value,
+) -> Result<Value, (i64, String)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        for node in &net.nodes {
-            match node.call(method, params.clone()) {
+        for &i in up {
+            match net.nodes[i].call(method, params.clone()) {
                 Err((1021, _)) => continue,
                 other => return other,
             }
@@ -46,8 +51,9 @@ fn on_a_tracker(net: &Localnet, method: &str, params: Value) -> Result<Value, (i
     }
 }
 
-fn balance(net: &Localnet, address: Address) -> u128 {
-    on_a_tracker(net, "atoll_getAccount", json!([address.to_string()])).expect("account")["balance"]
+fn balance(net: &Localnet, up: &[usize], address: Address) -> u128 {
+    on_a_tracker(net, up, "atoll_getAccount", json!([address.to_string()])).expect("account")
+        ["balance"]
         .as_str()
         .expect("balance")
         .parse()
@@ -64,22 +70,18 @@ fn obtained(node: &Node, how: &str) -> u64 {
         .map_or(0, |n| n.trim().parse().expect("a count"))
 }
 
-/// Waits until some validator reports `hash` final.
-fn wait_final_anywhere(net: &Localnet, hash: &str) {
-    wait_until("a transfer is final", Duration::from_secs(60), || {
-        net.nodes.iter().any(|n| {
-            n.call("atoll_getTransactionStatus", json!([hash]))
-                .is_ok_and(|s| s["status"] == "final")
-        })
-    });
-}
-
-#[test]
-fn committees_of_two_settle_every_cross_shard_transfer_once() {
+/// Starts six validators, two shards, committees of two, epochs of
+/// `epoch_length` beacon blocks, and waits until they finalize together.
+fn start(epoch_length: u64) -> Localnet {
     let net = Localnet::start_with(
         VALIDATORS,
         2,
-        &["--committee-size", "2", "--epoch-length", "20"],
+        &[
+            "--committee-size",
+            "2",
+            "--epoch-length",
+            &epoch_length.to_string(),
+        ],
         FAST,
     );
     wait_until(
@@ -93,6 +95,112 @@ fn committees_of_two_settle_every_cross_shard_transfer_once() {
             })
         },
     );
+    net
+}
+
+/// What every dev account should hold, as transfers are sent.
+struct Expected {
+    balances: BTreeMap<Address, u128>,
+    fees: u128,
+}
+
+impl Expected {
+    fn new() -> Expected {
+        Expected {
+            balances: (0..ACCOUNTS).map(|i| (dev(i).address(), BALANCE)).collect(),
+            fees: 0,
+        }
+    }
+
+    /// Sends round `round` (each dev account pays another, about half of
+    /// them across shards) through the validators of `up`, and waits until
+    /// every transfer is final on one of them.
+    fn round(&mut self, net: &Localnet, up: &[usize], round: u64) {
+        let mut hashes = Vec::new();
+        for i in 0..ACCOUNTS {
+            let (from, to) = (dev(i), dev((i * 7 + round + 1) % ACCOUNTS));
+            let amount = 1_000 + round as u128;
+            let (tx, hash) = transfer(&from, round, to.address(), amount, 1, CHAIN_ID);
+            on_a_tracker(net, up, "atoll_sendTransaction", json!([tx])).expect("accepted");
+            *self.balances.get_mut(&from.address()).expect("dev") -= amount + 1;
+            *self.balances.get_mut(&to.address()).expect("dev") += amount;
+            self.fees += 1;
+            hashes.push(hash);
+        }
+        for hash in &hashes {
+            wait_until("a transfer is final", Duration::from_secs(60), || {
+                up.iter().any(|&i| {
+                    net.nodes[i]
+                        .call("atoll_getTransactionStatus", json!([hash]))
+                        .is_ok_and(|s| s["status"] == "final")
+                })
+            });
+        }
+    }
+
+    /// Exactly once: every balance is what the transfers make it (every
+    /// credit landed once), and nothing was created or lost. No validator
+    /// equivocated, and the validators tracking each shard agree on every
+    /// block they all executed.
+    fn check(&self, net: &Localnet) {
+        let up: Vec<usize> = (0..net.nodes.len()).collect();
+        wait_until("every credit lands", Duration::from_secs(90), || {
+            self.balances
+                .iter()
+                .all(|(a, b)| balance(net, &up, *a) == *b)
+        });
+        assert_eq!(
+            self.balances.values().sum::<u128>() + self.fees,
+            ACCOUNTS as u128 * BALANCE
+        );
+        for node in &net.nodes {
+            assert_eq!(status(node)["consensus"]["equivocations"], 0);
+        }
+        for shard in 0..2u64 {
+            let trackers: Vec<&Node> = net
+                .nodes
+                .iter()
+                .filter(|n| tracked(n).contains(&shard))
+                .collect();
+            assert!(trackers.len() >= 2, "shard {shard} has one tracker");
+            let top = trackers
+                .iter()
+                .map(|n| {
+                    status(n)["shards"][shard as usize]["final_height"]
+                        .as_u64()
+                        .expect("h")
+                })
+                .min()
+                .expect("trackers");
+            assert!(top > 20, "shard {shard} reached height {top} only");
+            for height in 1..=top {
+                let blocks: Vec<Value> = trackers
+                    .iter()
+                    .map(|n| n.ok("atoll_getBlock", json!([shard, height])))
+                    .collect();
+                for block in &blocks[1..] {
+                    assert_eq!(block["hash"], blocks[0]["hash"], "shard {shard} {height}");
+                    assert_eq!(block["state_root"], blocks[0]["state_root"]);
+                }
+            }
+        }
+    }
+}
+
+/// Per shard, the newest height the beacon recorded, as `node` sees it.
+fn recorded(node: &Node) -> Vec<u64> {
+    status(node)["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|s| s["recorded_height"].as_u64().expect("recorded height"))
+        .collect()
+}
+
+#[test]
+fn committees_of_two_settle_every_cross_shard_transfer_once() {
+    let net = start(20);
+    let all: Vec<usize> = (0..VALIDATORS).collect();
     // Committees of two: nobody tracks both shards in every epoch, and
     // someone does not track a shard, which it refuses to answer for.
     let tracking: Vec<BTreeSet<u64>> = net.nodes.iter().map(tracked).collect();
@@ -103,24 +211,10 @@ fn committees_of_two_settle_every_cross_shard_transfer_once() {
     let outsider = tracking.iter().position(|t| !t.contains(&0)).expect("one");
     net.nodes[outsider].err("atoll_getBlock", json!([0, 1]), 1021);
 
-    let mut expected: BTreeMap<Address, u128> =
-        (0..ACCOUNTS).map(|i| (dev(i).address(), BALANCE)).collect();
+    let mut expected = Expected::new();
     let mut epochs = BTreeSet::new();
-    let rounds = 6u64;
-    for round in 0..rounds {
-        let mut hashes = Vec::new();
-        for i in 0..ACCOUNTS {
-            let (from, to) = (dev(i), dev((i * 7 + round + 1) % ACCOUNTS));
-            let amount = 1_000 + round as u128;
-            let (tx, hash) = transfer(&from, round, to.address(), amount, 1, CHAIN_ID);
-            on_a_tracker(&net, "atoll_sendTransaction", json!([tx])).expect("accepted");
-            *expected.get_mut(&from.address()).expect("dev") -= amount + 1;
-            *expected.get_mut(&to.address()).expect("dev") += amount;
-            hashes.push(hash);
-        }
-        for hash in &hashes {
-            wait_final_anywhere(&net, hash);
-        }
+    for round in 0..6 {
+        expected.round(&net, &all, round);
         epochs.insert(
             status(&net.nodes[0])["beacon"]["epoch"]
                 .as_u64()
@@ -130,52 +224,96 @@ fn committees_of_two_settle_every_cross_shard_transfer_once() {
         std::thread::sleep(Duration::from_millis(1500));
     }
     assert!(epochs.len() >= 3, "the test spanned epochs {epochs:?} only");
-
-    // Exactly once: every balance is what the transfers make it (every
-    // credit landed once), and nothing was created or lost.
-    wait_until("every credit lands", Duration::from_secs(60), || {
-        expected.iter().all(|(a, b)| balance(&net, *a) == *b)
-    });
-    let fees = rounds as u128 * ACCOUNTS as u128;
-    assert_eq!(
-        expected.values().sum::<u128>() + fees,
-        ACCOUNTS as u128 * BALANCE
-    );
-    for node in &net.nodes {
-        assert_eq!(status(node)["consensus"]["equivocations"], 0);
-    }
+    expected.check(&net);
     // Source committees pushed receipts on finality, and destinations
     // credited pushed ones (pulling only what was missing).
     let pushed: u64 = net.nodes.iter().map(|n| obtained(n, "pushed")).sum();
     assert!(pushed > 0, "no pushed receipt was credited");
-    // The validators tracking a shard now agree on its blocks, at every
-    // height all of them have executed.
-    for shard in 0..2u64 {
-        let trackers: Vec<&Node> = net
-            .nodes
-            .iter()
-            .filter(|n| tracked(n).contains(&shard))
-            .collect();
-        assert!(trackers.len() >= 2, "shard {shard} has one tracker");
-        let top = trackers
-            .iter()
-            .map(|n| {
-                status(n)["shards"][shard as usize]["final_height"]
-                    .as_u64()
-                    .expect("h")
+}
+
+#[test]
+fn a_killed_committee_member_comes_back_and_certification_goes_on() {
+    const EPOCH: u64 = 40;
+    let mut net = start(EPOCH);
+    let all: Vec<usize> = (0..VALIDATORS).collect();
+    let mut expected = Expected::new();
+    expected.round(&net, &all, 0);
+    // Right after an epoch starts, a member of shard 0's committee (as
+    // one that does not track the shard names it) is killed: until it is
+    // back, that committee of two cannot certify shard 0's headers of
+    // this epoch, so their receipts wait; blocks keep finalizing.
+    wait_until("an epoch starts", Duration::from_secs(60), || {
+        let height = status(&net.nodes[0])["beacon"]["height"]
+            .as_u64()
+            .expect("height");
+        (1..=3).contains(&(height % EPOCH))
+    });
+    let outsider = net
+        .nodes
+        .iter()
+        .position(|n| !tracked(n).contains(&0))
+        .expect("a validator outside shard 0's committees");
+    let message = net.nodes[outsider].err("atoll_getBlock", json!([0, 1]), 1021);
+    let members = message
+        .split_once('[')
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list)
+        .expect("the message names the committee");
+    let victim: usize = members
+        .split(',')
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a validator index");
+    let killed = Instant::now();
+    net.nodes[victim].signal(9);
+    let up: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
+    // Per shard, the newest final height any live validator executed.
+    let heights = |net: &Localnet, up: &[usize]| -> Vec<u64> {
+        (0..2)
+            .map(|shard| {
+                up.iter()
+                    .map(|&i| {
+                        status(&net.nodes[i])["shards"][shard]["final_height"]
+                            .as_u64()
+                            .expect("height")
+                    })
+                    .max()
+                    .expect("validators")
             })
-            .min()
-            .expect("trackers");
-        assert!(top > 20, "shard {shard} reached height {top} only");
-        for height in 1..=top {
-            let blocks: Vec<Value> = trackers
-                .iter()
-                .map(|n| n.ok("atoll_getBlock", json!([shard, height])))
-                .collect();
-            for block in &blocks[1..] {
-                assert_eq!(block["hash"], blocks[0]["hash"], "shard {shard} {height}");
-                assert_eq!(block["state_root"], blocks[0]["state_root"]);
-            }
-        }
+            .collect()
+    };
+    let before = heights(&net, &up);
+    for round in 1..4 {
+        expected.round(&net, &up, round);
     }
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(killed.elapsed()));
+    let during = heights(&net, &up);
+    let certified = recorded(&net.nodes[up[0]]);
+    assert!(
+        during.iter().zip(&before).all(|(d, b)| d > b),
+        "blocks stopped finalizing: {before:?} -> {during:?}"
+    );
+    assert!(
+        certified[0] + 5 <= during[0],
+        "shard 0 was certified to {} of {} without validator {victim}",
+        certified[0],
+        during[0]
+    );
+    // Back: it catches up on the shard whose headers wait for its vote,
+    // signs them (again, if its first votes were lost), and every shard's
+    // certification passes the height reached while it was down.
+    net.nodes[victim].run();
+    expected.round(&net, &all, 4);
+    let target = heights(&net, &all);
+    wait_until(
+        "every shard is certified past the outage",
+        Duration::from_secs(90),
+        || {
+            recorded(&net.nodes[0])
+                .iter()
+                .zip(&target)
+                .all(|(r, t)| r >= t)
+        },
+    );
+    expected.check(&net);
 }
