@@ -41,8 +41,11 @@ done
 for i in $(seq 0 $((validators - 1))); do
   for _ in $(seq 1 300); do grep -q "RPC listening" "$dir/validator-$i.log" && break; sleep 0.2; done
 done
+# A validator's executed height: its beacon height (one beacon block per
+# executed consensus block, the same on every validator whatever shards it
+# tracks).
 final() { "$atoll" status --rpc "http://127.0.0.1:$((base + 10 * $1))" 2>/dev/null \
-  | python3 -c 'import json,sys; print(min(s["final_height"] for s in json.load(sys.stdin)["shards"] if s.get("tracked", True)))' 2>/dev/null || echo 0; }
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["beacon"]["height"])' 2>/dev/null || echo 0; }
 # Wait until the validators finalize together.
 for _ in $(seq 1 300); do [ "$(final 0)" -ge 2 ] && break; sleep 0.2; done
 last=$((validators - 1))
@@ -57,7 +60,7 @@ if [ -n "$stop" ]; then
     start "$last"
     while [ "$(final "$last")" -lt "$target" ]; do sleep 0.1; done
     t1=$(date +%s.%N)
-    python3 -c "print('catch-up: %.1f s to reach final height $target after $stop s down' % ($t1 - $t0))" >&2
+    python3 -c "print('catch-up: %.1f s to reach beacon height $target after $stop s down' % ($t1 - $t0))" >&2
   ) &
   catchup=$!
 fi
@@ -65,4 +68,4 @@ fi
   --cross-shard-ratio "$ratio" --json 2>/dev/null | tail -1
 if [ -n "$stop" ]; then wait "$catchup"; fi
 heights() { for i in $(seq 0 $last); do echo -n "v$i=$(final "$i") "; done; echo; }
-echo "final heights: $(heights)"
+echo "beacon heights: $(heights)"
