@@ -120,7 +120,8 @@ impl BeaconStore {
 
     /// Indexes the `headers` that beacon block `height` recorded (for a
     /// store written before the index: [`BeaconStore::append`] indexes
-    /// every new block itself), synced.
+    /// every new block itself). Not synced: the index and its height are
+    /// written together, so one lost in a crash is simply indexed again.
     pub fn index_headers(
         &self,
         height: u64,
@@ -128,7 +129,7 @@ impl BeaconStore {
     ) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         self.put_headers(&mut batch, height, headers);
-        self.inner.db.write_opt(batch, &sync_write())?;
+        self.inner.db.write(batch)?;
         Ok(())
     }
 

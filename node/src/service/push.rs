@@ -15,7 +15,7 @@
 //! missing is pulled. A push is an optimization: nothing waits for one.
 
 use super::committee::CommitteeView;
-use atoll_primitives::{codec, ProvenReceipt, Receipt, ShardId};
+use atoll_primitives::{codec, ProvenReceipt, Receipt, ShardBlockHeader, ShardId};
 use atoll_shard::inbox::prove_receipts;
 use borsh::{BorshDeserialize, BorshSerialize};
 use parking_lot::Mutex;
@@ -51,9 +51,11 @@ struct PushedInner {
 
 impl Pushed {
     /// Holds `receipts` from `peer`; returns how many were kept. A
-    /// sequence already held keeps its first copy; when full, a receipt
-    /// replaces the pair's highest sequence if it is lower (the next
-    /// needed ones are the lowest), or is dropped.
+    /// sequence already held keeps its first copy. When full, the pair
+    /// holding the most gives up its highest sequence (the next needed
+    /// are the lowest, and no peer can crowd out other pairs by filling
+    /// one), unless that is the new receipt's own pair and the new one is
+    /// higher still: then it is dropped.
     pub fn add(&self, peer: atoll_p2p::PeerId, receipts: Vec<ProvenReceipt>) -> usize {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
@@ -65,24 +67,50 @@ impl Pushed {
                 sequence,
                 ..
             } = proven.receipt;
-            let held = inner.pairs.entry((source, destination)).or_default();
-            if held.contains_key(&sequence) {
+            let pair = (source, destination);
+            if inner
+                .pairs
+                .get(&pair)
+                .is_some_and(|h| h.contains_key(&sequence))
+            {
                 continue;
             }
             if inner.count >= MAX_PUSHED {
-                match held.last_key_value() {
-                    Some((&highest, _)) if highest > sequence => {
-                        held.remove(&highest);
-                        inner.count -= 1;
-                    }
-                    _ => continue,
+                let Some((&largest, held)) = inner.pairs.iter_mut().max_by_key(|(_, h)| h.len())
+                else {
+                    continue;
+                };
+                let Some(highest) = held.last_entry() else {
+                    continue;
+                };
+                if largest == pair && *highest.key() < sequence {
+                    continue;
                 }
+                highest.remove();
+                inner.count -= 1;
             }
-            held.insert(sequence, (proven, peer));
+            inner
+                .pairs
+                .entry(pair)
+                .or_default()
+                .insert(sequence, (proven, peer));
             inner.count += 1;
             kept += 1;
         }
         kept
+    }
+
+    /// Drops everything held for `destination` (no longer tracked: its
+    /// receipts will be fetched if it is tracked again).
+    pub fn forget(&self, destination: ShardId) {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        inner.pairs.retain(|(_, d), held| {
+            if *d == destination {
+                inner.count -= held.len();
+            }
+            *d != destination
+        });
     }
 
     /// Takes the held run of `source`'s receipts to `destination` that
@@ -117,17 +145,18 @@ impl Pushed {
     }
 }
 
-/// Sends the receipts of `source`'s block at `height` (`receipts`: all it
-/// emitted) to the destination trackers that do not track `source`, at
-/// `epoch`, in messages of at most `limit` bytes. Returns at once: the
-/// sends run on `runtime`.
+/// Sends the receipts of the block of `header` (`receipts`: all it
+/// emitted) to the trackers of each destination, in the block's epoch,
+/// that do not track its shard, in messages of at most `limit` bytes.
+/// Returns at once: the sends run on `runtime`.
 pub fn push(
     view: &CommitteeView,
     runtime: &tokio::runtime::Handle,
-    (source, height, epoch): (ShardId, u64, u64),
+    header: &ShardBlockHeader,
     receipts: &[Receipt],
     limit: usize,
 ) {
+    let (source, height, epoch) = (header.shard, header.height, header.epoch);
     let Some(network) = view.network.get() else {
         return;
     };
@@ -254,7 +283,13 @@ mod tests {
         assert_eq!(pushed.add(peer, vec![proven(1, 0, 1)]), 1);
         assert_eq!(pushed.add(peer, vec![proven(1, 1_000_000, 1)]), 0);
         assert_eq!(pushed.len(), MAX_PUSHED);
+        // Another pair is not crowded out: the full pair gives way.
+        assert_eq!(pushed.add(peer, vec![proven(2, 0, 1)]), 1);
+        assert_eq!(pushed.len(), MAX_PUSHED);
         assert_eq!(pushed.take(ShardId(1), ShardId(9), 0, 9).len(), 1);
+        assert_eq!(pushed.take(ShardId(2), ShardId(9), 0, 9).len(), 1);
+        pushed.forget(ShardId(9));
+        assert_eq!(pushed.len(), 0);
     }
 
     #[test]

@@ -614,15 +614,19 @@ mod tests {
             headers.push(header(height, receipts));
             proven.extend(prove_receipts(height, receipts, DEST));
         }
-        let beacon = Beacon::restore(
+        (beacon_of(headers), proven)
+    }
+
+    /// A beacon that holds `headers` of the source (oldest first).
+    fn beacon_of(headers: Vec<ShardBlockHeader>) -> Beacon {
+        Beacon::restore(
             ChainId(5),
             ShardLayout::uniform(2).expect("layout"),
             10,
             None,
             None,
             vec![headers],
-        );
-        (beacon, proven)
+        )
     }
 
     #[test]
@@ -715,14 +719,7 @@ mod tests {
         // A beacon that keeps only the newest header, as after thousands
         // of blocks; the store indexed every one.
         let newest = full.shard_head(SOURCE).expect("recorded").clone();
-        let beacon = Beacon::restore(
-            ChainId(5),
-            ShardLayout::uniform(2).expect("layout"),
-            10,
-            None,
-            None,
-            vec![vec![newest]],
-        );
+        let beacon = beacon_of(vec![newest]);
         let dir = tempfile::tempdir().expect("temp dir");
         let store = BeaconStore::open(&dir.path().join("beacon"), ChainId(5)).expect("open");
         for height in 1..=3 {

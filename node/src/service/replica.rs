@@ -247,6 +247,7 @@ impl Replica {
                 // without the state, and its clients are told so.
                 let dropped = shared.mempool.lock().clear();
                 shared.waiters.dropped(dropped.iter());
+                self.committee.pushed.forget(shared.shard);
                 tracing::info!(shard = %shared.shard, epoch, "no longer tracking this shard");
             } else if now && !before {
                 tracing::info!(shard = %shared.shard, epoch, "tracking this shard");
@@ -470,7 +471,7 @@ impl StepContext<'_> {
             super::push::push(
                 self.committee,
                 self.runtime,
-                (shard, header.height, step.epoch),
+                &header,
                 &committed.receipts,
                 self.limit,
             );
