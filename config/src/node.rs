@@ -165,6 +165,12 @@ pub struct NetworkConfig {
     /// ended empty, from the second on, up to 16 times). Default: `2s`.
     #[serde(with = "humantime_serde")]
     pub consensus_timeout: Duration,
+    /// A shard this validator must execute whose store is more than this
+    /// many blocks behind the shard's newest certified header is synced
+    /// from a peer's state snapshot (checked against the certified state
+    /// root) instead of by executing every missing block; 0 always
+    /// executes them. Default: 32.
+    pub state_sync_gap: u64,
 }
 
 impl Default for NetworkConfig {
@@ -175,6 +181,7 @@ impl Default for NetworkConfig {
             max_message_bytes: NonZeroUsize::new(40 * 1024 * 1024).expect("non-zero constant"),
             max_connections: 64,
             consensus_timeout: Duration::from_secs(2),
+            state_sync_gap: 32,
         }
     }
 }

@@ -64,6 +64,16 @@ pub struct Metrics {
     pub gossip: Family<VerdictLabel, Counter>,
     /// Receipts a destination obtained before crediting them, by how.
     pub receipts_obtained: Family<HowLabel, Counter>,
+    /// State snapshots a syncing shard tried, by result.
+    pub state_syncs: Family<ResultLabel, Counter>,
+}
+
+/// Labels of the state-sync counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `installed`, `rejected` (it failed its checks) or `failed` (no
+    /// peer served one, or its height was not certified in time).
+    pub result: &'static str,
 }
 
 /// Labels of the receipts-obtained counter.
@@ -102,12 +112,18 @@ impl Metrics {
             peers: Gauge::default(),
             gossip: Family::default(),
             receipts_obtained: Family::default(),
+            state_syncs: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
             "receipts_obtained",
             "Receipts a destination obtained before crediting them, by how",
             metrics.receipts_obtained.clone(),
+        );
+        registry.register(
+            "state_syncs",
+            "State snapshots a syncing shard tried, by result",
+            metrics.state_syncs.clone(),
         );
         registry.register(
             "consensus_height",
@@ -208,6 +224,13 @@ impl Metrics {
         self.receipts_obtained
             .get_or_create(&HowLabel { how })
             .inc_by(count as u64);
+    }
+
+    /// Counts one state snapshot tried, by `result`.
+    pub fn state_sync(&self, result: &'static str) {
+        self.state_syncs
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     /// Counts one gossip message's verdict.

@@ -339,6 +339,7 @@ async fn start_network(
             .iter()
             .map(|s| Arc::clone(&s.store))
             .collect(),
+        served: Arc::default(),
     };
     let status: Arc<ConsensusStatus> = Arc::clone(&parts.consensus.status);
     network::spawn_engine(

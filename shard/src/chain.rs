@@ -11,7 +11,7 @@ use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
 use atoll_primitives::{
     Account, ProvenReceipt, ShardBlock, ShardBlockHeader, ShardId, ShardLayout, ShardMap, StateKey,
 };
-use atoll_storage::{BlockCommit, ShardStore, StoreIdentity};
+use atoll_storage::{BlockCommit, ShardStore, SnapshotInstall, StoreIdentity};
 use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -178,6 +178,42 @@ impl ShardChain {
         self.executor = self.executor.clone().with_min_parallel_block(min);
     }
 
+    /// Replaces this shard's store with a snapshot of its state (synced
+    /// from peers) and goes on from its head. `tree` is the state tree of
+    /// the snapshot's entries; its root must be the head's state root, or
+    /// nothing changes.
+    pub fn install_snapshot(
+        &mut self,
+        install: &SnapshotInstall<'_>,
+        tree: StateTree,
+        layout: ShardLayout,
+    ) -> Result<(), ShardError> {
+        if tree.root() != install.head.state_root {
+            return Err(ShardError::StateRootMismatch {
+                height: install.head.height,
+                header: install.head.state_root,
+                stored: tree.root(),
+            });
+        }
+        self.store.install_snapshot(install)?;
+        self.state.clear();
+        let map = Arc::new(
+            install
+                .shard_map
+                .cloned()
+                .unwrap_or_else(|| ShardMap::new(layout)),
+        );
+        self.next_epoch = (install.head.epoch, Arc::clone(&map), map.hash());
+        self.map = map;
+        self.inbox = Inbox::new(
+            install.head.shard,
+            install.head.inbox_cursors.iter().copied().collect(),
+        );
+        self.tree = tree;
+        self.head = install.head.clone();
+        Ok(())
+    }
+
     /// The current state of `key` with a proof against the head's state root.
     pub fn prove(&self, key: &StateKey) -> Result<(Option<Account>, StateProof), ShardError> {
         Ok((self.store.account(key)?, self.tree.prove(key)))
@@ -312,7 +348,7 @@ impl ShardChain {
         let mut seen = HashSet::with_capacity(txs.len());
         let mut kept = Vec::with_capacity(txs.len());
         for tx in txs {
-            if seen.insert(tx.hash) && self.store.transaction(&tx.hash)?.is_none() {
+            if seen.insert(tx.hash) && !self.store.includes_transaction(&tx.hash)? {
                 kept.push(tx);
             }
         }

@@ -11,6 +11,7 @@ use atoll_primitives::{
 };
 use rocksdb::WriteBatch;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 
 /// A receipt named by its stream and place in it: (source or destination
@@ -244,6 +245,23 @@ impl ShardStore {
                     hash: *hash,
                     height: location.height,
                 });
+            }
+        }
+        if self.synced.load(Ordering::Acquire) {
+            let synced_keys: Vec<[u8; 33]> =
+                tx_hashes.iter().map(keys::synced_transaction).collect();
+            let found = self
+                .db
+                .batched_multi_get_cf(self.cf(cf::TX_INDEX), &synced_keys, false);
+            for ((hash, key), value) in tx_hashes.iter().zip(&synced_keys).zip(found) {
+                if let Some(bytes) = value? {
+                    let height: u64 =
+                        keys::decode("synced transaction", key, &bytes, MAX_SMALL_VALUE_BYTES)?;
+                    return Err(StorageError::DuplicateTransaction {
+                        hash: *hash,
+                        height,
+                    });
+                }
             }
         }
         Ok(())

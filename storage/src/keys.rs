@@ -44,6 +44,17 @@ pub(crate) const META_HEAD: &[u8] = b"head";
 pub(crate) const META_SHARD_MAP: &[u8] = b"shard_map";
 /// `meta` key prefix of an outbox cursor, followed by the big-endian destination.
 const META_OUTBOX_CURSOR: &[u8] = b"outbox_cursor/";
+/// `meta` key of the lowest height whose header this store holds, when
+/// its state was installed from a peer's snapshot (a borsh `u64`); absent
+/// in a store that executed every block from genesis.
+pub(crate) const META_HISTORY_FROM: &[u8] = b"history_from";
+/// `tx_index` key prefix of a transaction included below the history of a
+/// store installed from a snapshot: known, with no location or outcome.
+const SYNCED_TRANSACTION: u8 = b'k';
+/// `meta` key prefix, in a store installed from a snapshot, of the proven
+/// last receipt to a destination below its history, followed by the
+/// big-endian destination (so the store can serve snapshots in turn).
+const META_SYNCED_RECEIPT: &[u8] = b"synced_receipt/";
 /// Prefix of "incoming receipt (source, sequence) was applied at height".
 const META_INCOMING: &[u8] = b"incoming/";
 /// Prefix of "incoming receipt (source, sequence) was forwarded as
@@ -98,7 +109,17 @@ pub(crate) fn transaction(hash: &Hash) -> [u8; 32] {
     hash.0
 }
 
-/// `meta` key of the outbox cursor to `destination`.
+/// `tx_index` key of a transaction known to be in the chain below the
+/// history of a store installed from a snapshot (33 bytes: never a
+/// [`transaction`] key).
+pub(crate) fn synced_transaction(hash: &Hash) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[0] = SYNCED_TRANSACTION;
+    key[1..].copy_from_slice(&hash.0);
+    key
+}
+
+/// `meta` key of "incoming receipt `sequence` from `source` was applied".
 pub(crate) fn incoming(source: ShardId, sequence: u64) -> Vec<u8> {
     let mut key = META_INCOMING.to_vec();
     key.extend_from_slice(&source.0.to_be_bytes());
@@ -115,10 +136,31 @@ pub(crate) fn forwarded(source: ShardId, sequence: u64) -> Vec<u8> {
     key
 }
 
+/// `meta` key of the outbox cursor to `destination`.
 pub(crate) fn outbox_cursor(destination: ShardId) -> Vec<u8> {
     let mut key = META_OUTBOX_CURSOR.to_vec();
     key.extend_from_slice(&destination.0.to_be_bytes());
     key
+}
+
+/// `meta` key of the proven last receipt to `destination` that a store
+/// installed from a snapshot got with it.
+pub(crate) fn synced_receipt(destination: ShardId) -> Vec<u8> {
+    let mut key = META_SYNCED_RECEIPT.to_vec();
+    key.extend_from_slice(&destination.0.to_be_bytes());
+    key
+}
+
+/// The destination of an outbox cursor key; None for any other key.
+pub(crate) fn outbox_destination(key: &[u8]) -> Option<ShardId> {
+    let rest = key.strip_prefix(META_OUTBOX_CURSOR)?;
+    let bytes: [u8; 2] = rest.try_into().ok()?;
+    Some(ShardId(u16::from_be_bytes(bytes)))
+}
+
+/// The prefix of every outbox cursor key.
+pub(crate) fn outbox_cursor_prefix() -> &'static [u8] {
+    META_OUTBOX_CURSOR
 }
 
 /// Decodes a value read from the store at `key`; failure means the store is corrupt.

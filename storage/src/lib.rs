@@ -12,6 +12,9 @@
 //!   writes it all or not at all, so a node killed at any moment restarts at
 //!   its last committed block.
 //! - [`BeaconStore`]: the beacon's blocks and shard schedule.
+//! - [`StateSnapshot`] and [`SnapshotInstall`]: a shard's state read in
+//!   one consistent snapshot to serve a peer, and installed in place of a
+//!   store's contents in one atomic write (state sync).
 //! - [`TxLocation`]: where a transaction was included and its outcome.
 //! - [`StorageError`]: every failure, with a message that says what to do.
 //! - [`VoteLog`]: the votes a validator signed, in a file beside its key
@@ -37,6 +40,8 @@
 //! | `meta` | `"outbox_cursor/"` ‖ destination shard (u16) | next receipt sequence (u64) |
 //! | `meta` | `"incoming/"` ‖ source shard (u16) ‖ sequence (u64) | height that applied it |
 //! | `meta` | `"forwarded/"` ‖ source shard (u16) ‖ sequence (u64) | (destination, sequence) of the receipt that carried it on |
+//! | `tx_index` | `'k'` ‖ transaction hash (32 bytes) | height (u64): a transaction below the history of a store installed from a snapshot |
+//! | `meta` | `"history_from"` | height of the snapshot a store was installed from (absent in a store that executed from genesis) |
 //! | `meta` | `"shard_map"` | the [`atoll_primitives::ShardMap`] the head executed under (absent until it first changes) |
 //!
 //! [`BeaconStore`] is the beacon's store: the same schema, opened with the
@@ -64,6 +69,7 @@ pub mod error;
 mod keys;
 mod schema;
 mod shard_store;
+mod snapshot;
 pub mod vote_log;
 
 pub use beacon_store::{BeaconStore, BEACON};
@@ -71,4 +77,5 @@ pub use commit::{BlockCommit, ReceiptRef};
 pub use error::StorageError;
 pub use schema::{StoreIdentity, SCHEMA_VERSION};
 pub use shard_store::{ShardStore, StoredReceipt, TxLocation};
+pub use snapshot::{SnapshotInstall, StateSnapshot};
 pub use vote_log::{VoteLog, VoteLogError};

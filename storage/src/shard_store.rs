@@ -14,6 +14,7 @@ use rocksdb::{
     IteratorMode, Options, SingleThreaded, SnapshotWithThreadMode, WriteBatch, WriteOptions,
 };
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Largest encoded state key, account, height or cursor accepted from the store.
@@ -45,6 +46,9 @@ pub struct ShardStore {
     /// Held from a commit's validation to its write, so two commits cannot
     /// both validate against the same head.
     pub(crate) commit_lock: Mutex<()>,
+    /// Whether the state was installed from a snapshot: transactions below
+    /// the history are then known by hash only.
+    pub(crate) synced: AtomicBool,
 }
 
 impl std::fmt::Debug for ShardStore {
@@ -111,10 +115,14 @@ impl ShardStore {
             identity,
             path: path.to_path_buf(),
             commit_lock: Mutex::new(()),
+            synced: AtomicBool::new(false),
         };
         if !matches!(found, Found::Store { .. }) {
             store.write_meta()?;
         }
+        store
+            .synced
+            .store(store.history_from()? > 0, Ordering::Release);
         Ok(store)
     }
 
@@ -242,6 +250,10 @@ impl ShardStore {
         let key = keys::body(height);
         match self.get::<ShardBlockBody>(cf::BLOCKS, "block body", &key, MAX_BLOCK_BYTES)? {
             Some(body) => Ok(Some(ShardBlock { header, body })),
+            // The head of a snapshot comes without its body.
+            None if self.synced.load(Ordering::Acquire) && height == self.history_from()? => {
+                Ok(None)
+            }
             None => Err(StorageError::Corrupt {
                 what: "block body",
                 key: hex::encode(key),
@@ -299,6 +311,33 @@ impl ShardStore {
                 let account = keys::decode("account", &key, &value, MAX_SMALL_VALUE_BYTES)?;
                 Ok((state_key, account))
             })
+    }
+
+    /// Whether the transaction `hash` is in the chain: indexed, or below the
+    /// history of a store installed from a snapshot.
+    pub fn includes_transaction(&self, hash: &Hash) -> Result<bool, StorageError> {
+        if self.transaction(hash)?.is_some() {
+            return Ok(true);
+        }
+        Ok(self.synced.load(Ordering::Acquire)
+            && self
+                .db
+                .get_pinned_cf(self.cf(cf::TX_INDEX), keys::synced_transaction(hash))?
+                .is_some())
+    }
+
+    /// The lowest height whose block this store holds: 0 for a store that
+    /// executed every block from genesis, the snapshot's height for one
+    /// installed from a peer's snapshot (its head then, with no body).
+    pub fn history_from(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .get(
+                cf::META,
+                "history start",
+                keys::META_HISTORY_FROM,
+                MAX_SMALL_VALUE_BYTES,
+            )?
+            .unwrap_or(0))
     }
 
     /// Where the transaction `hash` was included, and its outcome.

@@ -1,4 +1,4 @@
-//! The RPC error codes: the node's own (1001–1021), the JSON-RPC standard
+//! The RPC error codes: the node's own (1001–1022), the JSON-RPC standard
 //! ones it uses, and those jsonrpsee returns on its own. Every code is
 //! documented in `docs/rpc.md`; clients may match on them.
 
@@ -57,6 +57,9 @@ pub const NO_NETWORK: i32 = 1020;
 /// The request is about a shard this validator does not store or execute
 /// in this epoch (it is not in the shard's committee); ask a member.
 pub const SHARD_NOT_TRACKED: i32 = 1021;
+/// A block below the state snapshot this validator synced the shard from
+/// (it holds the blocks above it only); ask another validator.
+pub const HISTORY_NOT_HELD: i32 = 1022;
 /// jsonrpsee: a connection asked for more subscriptions than allowed (16).
 pub const TOO_MANY_SUBSCRIPTIONS: i32 = -32006;
 /// jsonrpsee: a batch has more calls than allowed (10,000).
@@ -108,6 +111,7 @@ pub fn code_name(code: i32) -> &'static str {
         MOVE_REFUSED => "move_refused",
         NO_NETWORK => "no_network",
         SHARD_NOT_TRACKED => "shard_not_tracked",
+        HISTORY_NOT_HELD => "history_not_held",
         TOO_MANY_SUBSCRIPTIONS => "too_many_subscriptions",
         BATCH_TOO_LARGE => "batch_too_large",
         BATCH_RESPONSE_TOO_LARGE => "batch_response_too_large",

@@ -402,11 +402,21 @@ impl Rpc {
                 .map_err(internal)?
                 .ok_or_else(|| error(error::NOT_FOUND, "no block has that hash"))?,
         };
-        let block = shared
-            .store
-            .block(height)
-            .map_err(internal)?
-            .ok_or_else(|| error(error::NOT_FOUND, format!("no block at height {height}")))?;
+        let Some(block) = shared.store.block(height).map_err(internal)? else {
+            let from = shared.store.history_from().map_err(internal)?;
+            if height <= from && height <= heads.head.height {
+                return Err(error(
+                    error::HISTORY_NOT_HELD,
+                    format!(
+                        "this validator synced shard {shard}'s state from a snapshot at height                          {from} and holds its blocks above it only; ask a validator that                          executed height {height}"
+                    ),
+                ));
+            }
+            return Err(error(
+                error::NOT_FOUND,
+                format!("no block at height {height}"),
+            ));
+        };
         let is_final = height <= heads.final_height;
         Ok(BlockInfo {
             header: head_info(&block.header, is_final),

@@ -11,6 +11,7 @@
 
 use super::push::PushedReceipts;
 use super::receipts::ReceiptsRequest;
+use super::snapshot::SnapshotRequest;
 use crate::metrics::Metrics;
 use atoll_consensus::simplex::{
     machine, Block, Effect, FinalBlock, Input, Message, Record, Simplex,
@@ -49,6 +50,9 @@ pub trait Host: Send {
     fn receipts(&mut self, peer: PeerId, id: u64, request: ReceiptsRequest);
     /// A peer pushes receipts; the host acknowledges request `id`.
     fn pushed(&mut self, peer: PeerId, id: u64, pushed: PushedReceipts);
+    /// A peer asks for a part of a shard's state snapshot; the host
+    /// answers request `id`.
+    fn snapshot(&mut self, peer: PeerId, id: u64, request: SnapshotRequest);
 }
 
 /// What one validator asks another.
@@ -61,6 +65,8 @@ pub enum Request {
     /// Receipts of a block just executed, for a shard the receiver
     /// tracks; answered with nothing.
     Push(PushedReceipts),
+    /// A part of a shard's state snapshot, answered with a `SnapshotPart`.
+    Snapshot(SnapshotRequest),
 }
 
 /// What the engine shows of consensus (RPC `atoll_status`).
@@ -242,6 +248,10 @@ impl<H: Host> Engine<H> {
                     }
                     Some(Request::Push(pushed)) => {
                         self.host.pushed(peer, id, pushed);
+                        return Ok(());
+                    }
+                    Some(Request::Snapshot(request)) => {
+                        self.host.snapshot(peer, id, request);
                         return Ok(());
                     }
                     Some(Request::Consensus(message)) => Some(message),
@@ -457,6 +467,7 @@ mod tests {
         fn header_vote(&mut self, _: PeerId, _: MessageId, _: Vec<u8>) {}
         fn receipts(&mut self, _: PeerId, _: u64, _: ReceiptsRequest) {}
         fn pushed(&mut self, _: PeerId, _: u64, _: PushedReceipts) {}
+        fn snapshot(&mut self, _: PeerId, _: u64, _: SnapshotRequest) {}
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

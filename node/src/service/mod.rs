@@ -28,6 +28,8 @@ pub mod push;
 pub mod receipts;
 pub mod replica;
 pub mod revote;
+pub mod snapshot;
+pub mod state_sync;
 pub mod waiters;
 
 use crate::metrics::Metrics;
@@ -392,6 +394,7 @@ impl Service {
                 backlog: config.receipts.backlog.get(),
                 stopping: Arc::clone(&stopping),
                 revoter: Default::default(),
+                sync: state_sync::StateSync::new(config.network.state_sync_gap, shards.len()),
             };
             threads.push(
                 std::thread::Builder::new()

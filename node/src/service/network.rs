@@ -21,6 +21,7 @@ use super::builder::Builder;
 use super::committee::CommitteeView;
 use super::push::PushedReceipts;
 use super::receipts::ReceiptsRequest;
+use super::snapshot::{Served, SnapshotPart, SnapshotRequest};
 use crate::metrics::Metrics;
 use anyhow::Context;
 use atoll_consensus::simplex::{
@@ -79,8 +80,10 @@ pub struct NodeHost {
     pub pruned_below: u64,
     /// The committees (header votes are checked against them).
     pub committee: Arc<CommitteeView>,
-    /// Every shard's store, to answer receipt requests.
+    /// Every shard's store, to answer receipt and snapshot requests.
     pub stores: Vec<Arc<atoll_storage::ShardStore>>,
+    /// The state snapshots served to syncing validators.
+    pub served: Arc<Served>,
 }
 
 /// The height of a vote record.
@@ -241,6 +244,27 @@ impl Host for NodeHost {
         if !receipts.is_empty() {
             self.committee.pushed.add(peer, receipts);
         }
+    }
+
+    fn snapshot(&mut self, _peer: PeerId, id: u64, request: SnapshotRequest) {
+        let network = self.network.clone();
+        let shard = usize::from(request.shard.0);
+        // Only a shard this validator executes: another's store is stale.
+        let store = self
+            .shards
+            .get(shard)
+            .filter(|link| link.tracked())
+            .and_then(|_| self.stores.get(shard).cloned());
+        let served = Arc::clone(&self.served);
+        tokio::spawn(async move {
+            let answer = match store {
+                Some(store) => tokio::task::spawn_blocking(move || served.serve(&store, &request))
+                    .await
+                    .unwrap_or_default(),
+                None => codec::encode(&SnapshotPart::default()),
+            };
+            network.respond(id, answer).await;
+        });
     }
 
     fn transactions(&mut self, shard: u16, source: PeerId, id: MessageId, data: Vec<u8>) {

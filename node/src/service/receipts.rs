@@ -76,6 +76,11 @@ pub fn serve(stores: &[Arc<ShardStore>], request: &ReceiptsRequest, limit: usize
         let held_to = store.head()?.map_or(0, |h| h.height);
         let max = request.max.min(MAX_PER_REQUEST) as usize;
         let mut receipts = proven_from_store(store, request.destination, request.from, max)?;
+        if receipts.is_empty() && request.from < store.outbox_cursor(request.destination)? {
+            // Sent before the snapshot this store was synced from: not
+            // held here (saying "held" would read as withholding them).
+            return Ok(ReceiptsResponse::default());
+        }
         receipts.retain(|p| p.source_height <= request.up_to);
         Ok(ReceiptsResponse { held_to, receipts })
     })()
@@ -419,10 +424,22 @@ fn held_needed(sources: &Sources<'_>, source: ShardId) -> u64 {
 /// connected peer.
 fn candidates(sources: &Sources<'_>, source: ShardId) -> Vec<atoll_p2p::PeerId> {
     let epoch = sources.beacon.read().epoch();
-    let known = sources.view.peers.lock().clone();
+    peers_of(sources.view, epoch, sources.runtime, source)
+}
+
+/// Peers that may hold `shard`: the members of its committees in `epoch`
+/// and the epochs beside it whose peer ids are known, then every
+/// connected peer.
+pub fn peers_of(
+    view: &CommitteeView,
+    epoch: u64,
+    runtime: &tokio::runtime::Handle,
+    shard: ShardId,
+) -> Vec<atoll_p2p::PeerId> {
+    let known = view.peers.lock().clone();
     let mut out = Vec::new();
     for e in [epoch, epoch.saturating_sub(1), epoch + 1] {
-        for member in sources.view.committees.members(e, source) {
+        for member in view.committees.members(e, shard) {
             if let Some(peer) = known.get(&member) {
                 if !out.contains(peer) {
                     out.push(*peer);
@@ -430,8 +447,8 @@ fn candidates(sources: &Sources<'_>, source: ShardId) -> Vec<atoll_p2p::PeerId> 
             }
         }
     }
-    if let Some(network) = sources.view.network.get() {
-        if let Ok(info) = sources.runtime.block_on(network.info()) {
+    if let Some(network) = view.network.get() {
+        if let Ok(info) = runtime.block_on(network.info()) {
             for peer in info.connected {
                 if !out.contains(&peer) {
                     out.push(peer);

@@ -38,6 +38,7 @@ use super::coordinator::{mark_final, Committed};
 use super::producer::finish;
 use super::receipts::{Inbound, Sources};
 use super::revote::Revoter;
+use super::state_sync::{Next, StateSync, SyncContext};
 use super::Shared;
 use crate::rpc::types::HeadInfo;
 use anyhow::Context;
@@ -47,7 +48,7 @@ use atoll_primitives::{codec, Hash, ShardId};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
 use atoll_shard::ShardChain;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -107,6 +108,8 @@ pub struct Replica {
     pub stopping: Arc<AtomicBool>,
     /// Sends header votes again where certification stalls.
     pub revoter: Revoter,
+    /// Syncs shards far behind from peers' state snapshots.
+    pub sync: StateSync,
 }
 
 impl Replica {
@@ -248,11 +251,13 @@ impl Replica {
                 let dropped = shared.mempool.lock().clear();
                 shared.waiters.dropped(dropped.iter());
                 self.committee.pushed.forget(shared.shard);
+                self.sync.forget(shared.shard);
                 tracing::info!(shard = %shared.shard, epoch, "no longer tracking this shard");
             } else if now && !before {
                 tracing::info!(shard = %shared.shard, epoch, "tracking this shard");
             }
         }
+        let tracked = self.ready(&tracked, inbound)?;
         let lowest = self
             .chains
             .iter()
@@ -320,6 +325,52 @@ impl Replica {
         results.into_iter().collect()
     }
 
+    /// The shards of `tracked` whose blocks execute now: not those waiting
+    /// for a state snapshot ([`StateSync`]). A shard that just installed
+    /// one starts its receipts over from the snapshot's inbox cursors.
+    fn ready(
+        &mut self,
+        tracked: &BTreeSet<ShardId>,
+        inbound: &mut [Inbound],
+    ) -> anyhow::Result<BTreeSet<ShardId>> {
+        let (keeper, limit, count) = (&self.keeper, self.limit, self.chains.len());
+        let payload_at =
+            |height: u64| stored_step(keeper, count, limit, height).map(|(_, payload)| payload);
+        let context = SyncContext {
+            keeper,
+            view: &self.committee,
+            runtime: &self.runtime,
+            limit,
+            layout: self.shards[0].layout,
+            payload_at: &payload_at,
+            metrics: &self.shards[0].metrics,
+        };
+        let mut ready = BTreeSet::new();
+        for (chain, inbound) in self.chains.iter_mut().zip(inbound.iter_mut()) {
+            let shard = chain.head().shard;
+            if !tracked.contains(&shard) {
+                continue;
+            }
+            match self.sync.next(chain, &context)? {
+                Next::Wait => continue,
+                Next::Execute => {}
+                Next::Installed => {
+                    let shared = &self.shards[usize::from(shard.0)];
+                    *inbound = Inbound::new(shard);
+                    self.relay.acknowledge(shard, &chain.inbox_cursors());
+                    *shared.head_map.write() = Arc::clone(chain.shard_map());
+                    let head = Arc::new(chain.head().clone());
+                    shared.heads.send_modify(|heads| {
+                        heads.final_height = heads.final_height.max(head.height);
+                        heads.head = head;
+                    });
+                }
+            }
+            ready.insert(shard);
+        }
+        Ok(ready)
+    }
+
     /// What the shard blocks at beacon heights `from..=to` are made of.
     fn steps(
         &self,
@@ -337,7 +388,8 @@ impl Replica {
                     ((*block).clone(), Arc::clone(payload), true)
                 }
                 _ => {
-                    let (block, payload) = self.stored_step(height)?;
+                    let (block, payload) =
+                        stored_step(&self.keeper, self.chains.len(), self.limit, height)?;
                     (block, payload, false)
                 }
             };
@@ -359,11 +411,18 @@ impl Replica {
         steps.reverse();
         Ok(steps)
     }
+}
 
-    /// Beacon block `height` and the payload it was made of, from the
-    /// stores.
-    fn stored_step(&self, height: u64) -> anyhow::Result<(BeaconBlock, Arc<Payload>)> {
-        let store = &self.keeper.store;
+/// Beacon block `height` and the payload it was made of, from the stores
+/// (payloads of `shards` shards, messages of at most `limit` bytes).
+fn stored_step(
+    keeper: &BeaconKeeper,
+    shards: usize,
+    limit: usize,
+    height: u64,
+) -> anyhow::Result<(BeaconBlock, Arc<Payload>)> {
+    {
+        let store = &keeper.store;
         let bytes = store
             .block(height)?
             .with_context(|| format!("the beacon store has no block {height}"))?;
@@ -379,13 +438,9 @@ impl Replica {
             .into_iter()
             .find(|(h, _)| *h == consensus)
             .with_context(|| format!("the final consensus block {consensus} is not stored"))?;
-        let final_block: FinalBlock = codec::decode("stored final block", &bytes, self.limit)
+        let final_block: FinalBlock = codec::decode("stored final block", &bytes, limit)
             .with_context(|| format!("the stored final block {consensus} is damaged"))?;
-        let payload = Payload::decode_or_empty(
-            &final_block.proposal.block.payload,
-            self.chains.len(),
-            self.limit,
-        );
+        let payload = Payload::decode_or_empty(&final_block.proposal.block.payload, shards, limit);
         Ok((block, Arc::new(payload)))
     }
 }

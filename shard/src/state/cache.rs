@@ -79,6 +79,14 @@ impl CachedState {
         }
     }
 
+    /// Forgets every account held: the store's state was replaced
+    /// wholesale (a snapshot was installed). Call after the write.
+    pub fn clear(&self) {
+        let mut entries = self.entries.write();
+        entries.generation += 1;
+        entries.map.clear();
+    }
+
     /// Accounts held.
     pub fn len(&self) -> usize {
         self.entries.read().map.len()
