@@ -15,7 +15,9 @@
 #
 # ATOLL_COMMITTEE_SIZE=C gives each shard a committee of C validators
 # (default: every validator); ATOLL_EPOCH_LENGTH=N sets the epoch (and so
-# how often committees change), in beacon blocks.
+# how often committees change), in beacon blocks; ATOLL_STATE_SYNC_GAP=G
+# sets `network.state_sync_gap` (0: a validator behind executes every
+# block it missed instead of syncing its shards from a state snapshot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -29,6 +31,11 @@ base=${ATOLL_LOAD_PORT:-29000}
   --dev-accounts 10000 --base-port "$base" \
   ${ATOLL_COMMITTEE_SIZE:+--committee-size "$ATOLL_COMMITTEE_SIZE"} \
   ${ATOLL_EPOCH_LENGTH:+--epoch-length "$ATOLL_EPOCH_LENGTH"} >/dev/null
+if [ -n "${ATOLL_STATE_SYNC_GAP:-}" ]; then
+  for config in "$dir"/validator-*/config.toml; do
+    sed -i "s/^state_sync_gap = .*/state_sync_gap = $ATOLL_STATE_SYNC_GAP/" "$config"
+  done
+fi
 pids=()
 start() { "$atoll" run --home "$dir/validator-$1" >>"$dir/validator-$1.log" 2>&1 & pids[$1]=$!; }
 cleanup() { pkill -f "$dir/validator-" 2>/dev/null || true; sleep 1; rm -rf "$(dirname "$dir")"; }
@@ -43,9 +50,10 @@ for i in $(seq 0 $((validators - 1))); do
 done
 # A validator's executed height: its beacon height (one beacon block per
 # executed consensus block, the same on every validator whatever shards it
-# tracks).
+# tracks), or the final height of a shard it tracks if one is behind (a
+# shard waiting for a state snapshot does not hold the beacon back).
 final() { "$atoll" status --rpc "http://127.0.0.1:$((base + 10 * $1))" 2>/dev/null \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["beacon"]["height"])' 2>/dev/null || echo 0; }
+  | python3 -c 'import json,sys; s=json.load(sys.stdin); print(min([s["beacon"]["height"]] + [x["final_height"] for x in s["shards"] if x["tracked"]]))' 2>/dev/null || echo 0; }
 # Wait until the validators finalize together.
 for _ in $(seq 1 300); do [ "$(final 0)" -ge 2 ] && break; sleep 0.2; done
 last=$((validators - 1))
@@ -61,6 +69,7 @@ if [ -n "$stop" ]; then
     while [ "$(final "$last")" -lt "$target" ]; do sleep 0.1; done
     t1=$(date +%s.%N)
     python3 -c "print('catch-up: %.1f s to reach beacon height $target after $stop s down' % ($t1 - $t0))" >&2
+    grep -a "state snapshot\|from a peer's snapshot" "$dir/validator-$last.log" | sed 's/^/  /' >&2 || true
   ) &
   catchup=$!
 fi
@@ -69,3 +78,7 @@ fi
 if [ -n "$stop" ]; then wait "$catchup"; fi
 heights() { for i in $(seq 0 $last); do echo -n "v$i=$(final "$i") "; done; echo; }
 echo "beacon heights: $(heights)"
+# Shards synced from a state snapshot (validators moved to a shard their
+# store last executed long ago), with the time each took.
+grep -ah "installed the shard's state\|state snapshot not used" "$dir"/validator-*.log \
+  | sed 's/^/  /' >&2 || true

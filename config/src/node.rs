@@ -427,6 +427,11 @@ max_connections = {max_peers}
 # it (doubled with each height skipped in a row from the second on, up to
 # 16 times).
 consensus_timeout = "{consensus_timeout}"
+# A shard this validator must execute whose store is more than this many
+# blocks behind the shard's newest certified header is synced from a
+# peer's state snapshot (checked against the certified state root) rather
+# than by executing every block it missed; 0 always executes them.
+state_sync_gap = {state_sync_gap}
 
 [log]
 # "human" or "json".
@@ -453,6 +458,7 @@ filter = "{filter}"
         max_peers = defaults.network.max_connections,
         consensus_timeout =
             humantime_serde::re::humantime::format_duration(defaults.network.consensus_timeout),
+        state_sync_gap = defaults.network.state_sync_gap,
     )
 }
 

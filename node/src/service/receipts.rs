@@ -567,17 +567,18 @@ fn check_run(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use atoll_primitives::{
         Address, ChainId, Hash, Receipt, ReceiptAction, ShardBlockHeader, ShardLayout, ShardMap,
     };
     use atoll_shard::inbox::prove_receipts;
 
-    const SOURCE: ShardId = ShardId(1);
-    const DEST: ShardId = ShardId(0);
+    pub(crate) const SOURCE: ShardId = ShardId(1);
+    pub(crate) const DEST: ShardId = ShardId(0);
 
-    fn receipt(sequence: u64, amount: u128) -> Receipt {
+    /// Receipt `sequence` from [`SOURCE`] to [`DEST`], moving `amount`.
+    pub(crate) fn receipt(sequence: u64, amount: u128) -> Receipt {
         Receipt {
             source: SOURCE,
             destination: DEST,
@@ -590,7 +591,8 @@ mod tests {
         }
     }
 
-    fn header(height: u64, receipts: &[Receipt]) -> ShardBlockHeader {
+    /// A header of [`SOURCE`] at `height` that sent `receipts` to [`DEST`].
+    pub(crate) fn header(height: u64, receipts: &[Receipt]) -> ShardBlockHeader {
         let hashes: Vec<Hash> = receipts.iter().map(Receipt::hash).collect();
         ShardBlockHeader {
             chain_id: ChainId(5),

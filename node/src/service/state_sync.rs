@@ -34,7 +34,8 @@ use crate::metrics::Metrics;
 use anyhow::Context;
 use atoll_p2p::{Handle, PeerId};
 use atoll_primitives::{
-    codec, merkle, Account, Hash, ProvenReceipt, ShardId, ShardLayout, ShardMap, StateKey,
+    codec, merkle, Account, Hash, ProvenReceipt, ShardBlockHeader, ShardId, ShardLayout, ShardMap,
+    StateKey,
 };
 use atoll_shard::state::StateTree;
 use atoll_shard::ShardChain;
@@ -222,7 +223,14 @@ impl StateSync {
             return Ok(Next::Execute);
         };
         let epoch = ctx.keeper.state.read().epoch();
-        let peers = super::receipts::peers_of(ctx.view, epoch, ctx.runtime, shard);
+        let mut peers = super::receipts::peers_of(ctx.view, epoch, ctx.runtime, shard);
+        if peers.is_empty() {
+            // Not connected yet (just started): nobody to ask, nothing failed.
+            return Ok(Next::Wait);
+        }
+        // After a failure, another peer goes first.
+        let turn = slot.failures as usize % peers.len();
+        peers.rotate_left(turn);
         tracing::info!(
             shard = %shard,
             head,
@@ -413,8 +421,21 @@ fn install(chain: &mut ShardChain, fetched: &Fetched, ctx: &SyncContext<'_>) -> 
             head.epoch
         )));
     }
-    let (transactions, last_sent) = history(shard, height, chain.head().chain_id, ctx)?;
-    check_outbox(shard, fetched, &last_sent, ctx)?;
+    let header_at = |h: u64| ctx.keeper.final_header(shard, h);
+    let (transactions, last_sent) = history(
+        shard,
+        height,
+        chain.head().chain_id,
+        &header_at,
+        ctx.payload_at,
+    )?;
+    check_outbox(
+        shard,
+        &fetched.outbox,
+        &fetched.last_receipts,
+        &last_sent,
+        &header_at,
+    )?;
     let genesis_map = ShardMap::new(ctx.layout);
     let install = SnapshotInstall {
         head: &head,
@@ -439,23 +460,22 @@ fn history(
     shard: ShardId,
     height: u64,
     chain_id: atoll_primitives::ChainId,
-    ctx: &SyncContext<'_>,
+    header_at: &dyn Fn(u64) -> Option<ShardBlockHeader>,
+    payload_at: &dyn Fn(u64) -> anyhow::Result<Arc<Payload>>,
 ) -> anyhow::Result<(Vec<(Hash, u64)>, BTreeMap<ShardId, u64>)> {
     let mut known: HashSet<Hash> = HashSet::new();
     let mut transactions = Vec::new();
     let mut last_sent = BTreeMap::new();
     for h in 1..=height {
-        let header = ctx
-            .keeper
-            .final_header(shard, h)
-            .with_context(|| format!("shard {shard}'s header {h} is not recorded"))?;
+        let header =
+            header_at(h).with_context(|| format!("shard {shard}'s header {h} is not recorded"))?;
         for (destination, _) in &header.receipt_roots {
             last_sent.insert(*destination, h);
         }
         if header.tx_count == 0 {
             continue;
         }
-        let payload = (ctx.payload_at)(h)?;
+        let payload = payload_at(h)?;
         let offered = payload
             .shards
             .get(usize::from(shard.0))
@@ -493,12 +513,13 @@ fn history(
 /// sent to has one.
 fn check_outbox(
     shard: ShardId,
-    fetched: &Fetched,
+    outbox: &[(ShardId, u64)],
+    last_receipts: &[ProvenReceipt],
     last_sent: &BTreeMap<ShardId, u64>,
-    ctx: &SyncContext<'_>,
+    header_at: &dyn Fn(u64) -> Option<ShardBlockHeader>,
 ) -> Result<(), Fault> {
     let bad = |why: String| Err(Fault::Peer(why));
-    let destinations: Vec<ShardId> = fetched.outbox.iter().map(|(d, _)| *d).collect();
+    let destinations: Vec<ShardId> = outbox.iter().map(|(d, _)| *d).collect();
     if !destinations.windows(2).all(|w| w[0] < w[1]) {
         return bad("its outbox cursors are not in destination order".into());
     }
@@ -508,15 +529,13 @@ fn check_outbox(
             last_sent.keys().collect::<Vec<_>>()
         ));
     }
-    if fetched.last_receipts.len() != fetched.outbox.len() {
+    if last_receipts.len() != outbox.len() {
         return bad("it proves only some of its outbox cursors".into());
     }
-    for ((destination, cursor), proven) in fetched.outbox.iter().zip(&fetched.last_receipts) {
+    for ((destination, cursor), proven) in outbox.iter().zip(last_receipts) {
         let sent_at = last_sent[destination];
         let receipt = &proven.receipt;
-        let header = ctx
-            .keeper
-            .final_header(shard, sent_at)
+        let header = header_at(sent_at)
             .with_context(|| format!("shard {shard}'s header {sent_at} is not recorded"))?;
         let proven_ok = receipt.source == shard
             && receipt.destination == *destination
@@ -536,4 +555,158 @@ fn check_outbox(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::receipts::tests::{header, receipt, DEST, SOURCE};
+    use atoll_primitives::{Action, ChainId, KeyPair, Receipt, SignedTransaction, Transaction};
+    use atoll_shard::inbox::prove_receipts;
+
+    /// Source blocks 1 (receipts 0 and 1), 2 (none) and 3 (receipt 2),
+    /// with the last receipt proven.
+    fn sent() -> (Vec<ShardBlockHeader>, ProvenReceipt) {
+        let blocks: [Vec<Receipt>; 3] = [
+            vec![receipt(0, 10), receipt(1, 11)],
+            vec![],
+            vec![receipt(2, 12)],
+        ];
+        let mut headers = vec![header(0, &[])];
+        for (i, receipts) in blocks.iter().enumerate() {
+            headers.push(header(i as u64 + 1, receipts));
+        }
+        let last = prove_receipts(3, &blocks[2], DEST).remove(0);
+        (headers, last)
+    }
+
+    fn outbox_ok(
+        headers: &[ShardBlockHeader],
+        outbox: &[(ShardId, u64)],
+        last: &[ProvenReceipt],
+    ) -> bool {
+        let header_at = |h: u64| headers.get(h as usize).cloned();
+        let mut last_sent = BTreeMap::new();
+        for header in headers {
+            for (destination, _) in &header.receipt_roots {
+                last_sent.insert(*destination, header.height);
+            }
+        }
+        match check_outbox(SOURCE, outbox, last, &last_sent, &header_at) {
+            Ok(()) => true,
+            Err(Fault::Peer(_)) => false,
+            Err(Fault::Local(err)) => panic!("a local error: {err:#}"),
+        }
+    }
+
+    #[test]
+    fn outbox_cursors_must_follow_the_last_receipt_sent() {
+        let (headers, last) = sent();
+        assert!(outbox_ok(
+            &headers,
+            &[(DEST, 3)],
+            std::slice::from_ref(&last)
+        ));
+        // One too many or too few.
+        assert!(!outbox_ok(
+            &headers,
+            &[(DEST, 4)],
+            std::slice::from_ref(&last)
+        ));
+        assert!(!outbox_ok(
+            &headers,
+            &[(DEST, 2)],
+            std::slice::from_ref(&last)
+        ));
+        // A destination sent to left out, or one never sent to added.
+        assert!(!outbox_ok(&headers, &[], &[]));
+        assert!(!outbox_ok(
+            &headers,
+            &[(DEST, 3), (ShardId(2), 1)],
+            &[last.clone(), last.clone()]
+        ));
+        // A cursor without its proof.
+        assert!(!outbox_ok(&headers, &[(DEST, 3)], &[]));
+        // A receipt of an earlier block that sent to the destination.
+        let earlier = prove_receipts(1, &[receipt(0, 10), receipt(1, 11)], DEST);
+        assert!(!outbox_ok(&headers, &[(DEST, 2)], &[earlier[1].clone()]));
+        // A forged receipt fails its proof.
+        let mut forged = last.clone();
+        forged.receipt = receipt(2, 13);
+        assert!(!outbox_ok(&headers, &[(DEST, 3)], &[forged]));
+    }
+
+    #[test]
+    fn a_receipt_that_does_not_end_its_block_proves_no_cursor() {
+        let blocks = [vec![receipt(0, 10), receipt(1, 11)]];
+        let headers = vec![header(0, &[]), header(1, &blocks[0])];
+        let proven = prove_receipts(1, &blocks[0], DEST);
+        assert!(outbox_ok(&headers, &[(DEST, 2)], &[proven[1].clone()]));
+        assert!(!outbox_ok(&headers, &[(DEST, 1)], &[proven[0].clone()]));
+    }
+
+    fn transfer(key: &KeyPair, nonce: u64, chain: u64) -> SignedTransaction {
+        Transaction {
+            chain_id: ChainId(chain),
+            sender: key.public(),
+            nonce,
+            fee: 1,
+            action: Action::Transfer {
+                to: atoll_primitives::Address([9; 20]),
+                amount: 5,
+            },
+        }
+        .sign(key)
+    }
+
+    /// A header of [`SOURCE`] at `height` whose block kept `kept`.
+    fn block_of(height: u64, kept: &[&SignedTransaction]) -> ShardBlockHeader {
+        let hashes: Vec<Hash> = kept.iter().map(|tx| tx.hash()).collect();
+        ShardBlockHeader {
+            tx_root: merkle::root(&hashes),
+            tx_count: kept.len() as u32,
+            ..header(height, &[])
+        }
+    }
+
+    #[test]
+    fn the_chain_s_transactions_are_rebuilt_as_the_blocks_kept_them() {
+        let key = KeyPair::from_seed([3; 32]);
+        let (a, b, c) = (
+            transfer(&key, 0, 5),
+            transfer(&key, 1, 5),
+            transfer(&key, 2, 5),
+        );
+        let other_chain = transfer(&key, 3, 6);
+        let mut bad = transfer(&key, 4, 5);
+        bad.signature = a.signature;
+        // Block 1 kept a and b (a repeated, another chain's transaction
+        // and a bad signature offered too); block 2 was offered a again
+        // (already in the chain) and c, and kept c.
+        let payloads = [
+            vec![a.clone(), a.clone(), other_chain, b.clone(), bad],
+            vec![a.clone(), c.clone()],
+        ];
+        let headers = [header(0, &[]), block_of(1, &[&a, &b]), block_of(2, &[&c])];
+        let header_at = |h: u64| headers.get(h as usize).cloned();
+        let payload_at = |h: u64| -> anyhow::Result<Arc<Payload>> {
+            let mut shards = vec![Vec::new(); 2];
+            shards[usize::from(SOURCE.0)] = payloads[h as usize - 1].clone();
+            Ok(Arc::new(Payload {
+                shards,
+                ..Payload::default()
+            }))
+        };
+        let (transactions, last_sent) =
+            history(SOURCE, 2, ChainId(5), &header_at, &payload_at).expect("rebuilt");
+        assert_eq!(
+            transactions,
+            vec![(a.hash(), 1), (b.hash(), 1), (c.hash(), 2)]
+        );
+        assert!(last_sent.is_empty());
+        // A header whose transactions the stored payload does not give.
+        let wrong = [header(0, &[]), block_of(1, &[&b, &a])];
+        let header_at = |h: u64| wrong.get(h as usize).cloned();
+        assert!(history(SOURCE, 1, ChainId(5), &header_at, &payload_at).is_err());
+    }
 }
