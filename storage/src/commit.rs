@@ -78,7 +78,8 @@ impl ShardStore {
         Ok(())
     }
 
-    fn check_identity(&self, header: &ShardBlockHeader) -> Result<(), StorageError> {
+    /// The header is of this store's chain and shard.
+    pub(crate) fn check_identity(&self, header: &ShardBlockHeader) -> Result<(), StorageError> {
         let identity = self.identity();
         if header.chain_id != identity.chain_id {
             return Err(StorageError::WrongChain {

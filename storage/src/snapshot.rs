@@ -138,21 +138,8 @@ impl ShardStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let head = install.head;
+        self.check_identity(head)?;
         let identity = self.identity();
-        if head.chain_id != identity.chain_id {
-            return Err(StorageError::WrongChain {
-                height: head.height,
-                expected: identity.chain_id,
-                found: head.chain_id,
-            });
-        }
-        if head.shard != identity.shard {
-            return Err(StorageError::WrongShard {
-                height: head.height,
-                expected: identity.shard,
-                found: head.shard,
-            });
-        }
         let mut batch = WriteBatch::default();
         for family in cf::ALL {
             batch.delete_range_cf(self.cf(family), &[][..], &KEY_END[..]);
