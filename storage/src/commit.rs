@@ -234,35 +234,39 @@ impl ShardStore {
                 height,
             });
         }
-        let index_keys: Vec<[u8; 32]> = tx_hashes.iter().map(keys::transaction).collect();
+        let indexed: Vec<[u8; 32]> = tx_hashes.iter().map(keys::transaction).collect();
+        self.first_known(tx_hashes, &indexed, |key, bytes| {
+            let location: TxLocation =
+                keys::decode("transaction location", key, bytes, MAX_SMALL_VALUE_BYTES)?;
+            Ok(location.height)
+        })?;
+        if self.synced.load(Ordering::Acquire) {
+            let synced: Vec<[u8; 33]> = tx_hashes.iter().map(keys::synced_transaction).collect();
+            self.first_known(tx_hashes, &synced, |key, bytes| {
+                keys::decode("synced transaction", key, bytes, MAX_SMALL_VALUE_BYTES)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Refuses the first of `hashes` whose `tx_index` key (`index_keys`,
+    /// in the same order) is present; `height` reads the block height from
+    /// the value found.
+    fn first_known<K: AsRef<[u8]>>(
+        &self,
+        hashes: &[Hash],
+        index_keys: &[K],
+        height: impl Fn(&[u8], &[u8]) -> Result<u64, StorageError>,
+    ) -> Result<(), StorageError> {
         let found = self
             .db
-            .batched_multi_get_cf(self.cf(cf::TX_INDEX), &index_keys, false);
-        for ((hash, key), value) in tx_hashes.iter().zip(&index_keys).zip(found) {
+            .batched_multi_get_cf(self.cf(cf::TX_INDEX), index_keys, false);
+        for ((hash, key), value) in hashes.iter().zip(index_keys).zip(found) {
             if let Some(bytes) = value? {
-                let location: TxLocation =
-                    keys::decode("transaction location", key, &bytes, MAX_SMALL_VALUE_BYTES)?;
                 return Err(StorageError::DuplicateTransaction {
                     hash: *hash,
-                    height: location.height,
+                    height: height(key.as_ref(), &bytes)?,
                 });
-            }
-        }
-        if self.synced.load(Ordering::Acquire) {
-            let synced_keys: Vec<[u8; 33]> =
-                tx_hashes.iter().map(keys::synced_transaction).collect();
-            let found = self
-                .db
-                .batched_multi_get_cf(self.cf(cf::TX_INDEX), &synced_keys, false);
-            for ((hash, key), value) in tx_hashes.iter().zip(&synced_keys).zip(found) {
-                if let Some(bytes) = value? {
-                    let height: u64 =
-                        keys::decode("synced transaction", key, &bytes, MAX_SMALL_VALUE_BYTES)?;
-                    return Err(StorageError::DuplicateTransaction {
-                        hash: *hash,
-                        height,
-                    });
-                }
             }
         }
         Ok(())

@@ -199,7 +199,9 @@ impl ShardStore {
 mod tests {
     use super::*;
     use crate::{BlockCommit, StoreIdentity};
-    use atoll_primitives::{merkle, Address, ChainId, ShardBlock, ShardBlockBody};
+    use atoll_primitives::{
+        merkle, Action, Address, ChainId, KeyPair, ShardBlock, ShardBlockBody, Transaction,
+    };
 
     fn identity() -> StoreIdentity {
         StoreIdentity {
@@ -293,7 +295,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store_with_history(dir.path());
         let head = header(40, Hash([9; 32]));
-        let known = Hash([5; 32]);
+        let tx = Transaction {
+            chain_id: ChainId(3),
+            sender: KeyPair::from_seed([1; 32]).public(),
+            nonce: 0,
+            fee: 1,
+            action: Action::Transfer {
+                to: Address([2; 20]),
+                amount: 1,
+            },
+        }
+        .sign(&KeyPair::from_seed([1; 32]));
+        let known = tx.hash();
         store
             .install_snapshot(&SnapshotInstall {
                 head: &head,
@@ -318,8 +331,33 @@ mod tests {
         assert!(!store.includes_transaction(&Hash([6; 32])).expect("read"));
         let snapshot = store.state_snapshot().expect("read").expect("head");
         assert_eq!(snapshot.outbox, vec![(ShardId(0), 7)]);
-        // The next block extends the installed head, and a known
-        // transaction cannot enter the chain again.
+        // A transaction known from below the snapshot cannot enter the
+        // chain again; the next block extends the installed head.
+        let repeat = ShardBlock {
+            header: ShardBlockHeader {
+                tx_root: merkle::root(&[known]),
+                tx_count: 1,
+                ..header(41, head.hash())
+            },
+            body: ShardBlockBody {
+                incoming: Vec::new(),
+                transactions: vec![tx],
+            },
+        };
+        let err = store
+            .commit_block(&BlockCommit {
+                block: &repeat,
+                outcomes: &[atoll_primitives::TxOutcome::Success],
+                state_changes: &[],
+                receipts: &[],
+                shard_map: None,
+                forwarded: &[],
+            })
+            .expect_err("a known transaction");
+        assert!(matches!(
+            err,
+            StorageError::DuplicateTransaction { height: 12, .. }
+        ));
         let next = ShardBlock {
             header: header(41, head.hash()),
             body: ShardBlockBody::default(),

@@ -60,24 +60,31 @@ fn balance(net: &Localnet, up: &[usize], address: Address) -> u128 {
         .expect("number")
 }
 
-/// Receipts `node` obtained `how` (`local`, `pushed`, `pulled`), from its
-/// metrics.
-fn obtained(node: &Node, how: &str) -> u64 {
+/// The counter `series` (a metric name with its labels) of `node`, from
+/// its metrics; 0 while it was never counted.
+fn counter(node: &Node, series: &str) -> u64 {
     let (_, text) = crate::harness::get(node.metrics.expect("metrics on"), "/metrics");
-    let prefix = format!("atoll_receipts_obtained_total{{how=\"{how}\"}} ");
+    let prefix = format!("{series} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map_or(0, |n| n.trim().parse().expect("a count"))
 }
 
+/// Receipts `node` obtained `how` (`local`, `pushed`, `pulled`).
+fn obtained(node: &Node, how: &str) -> u64 {
+    counter(
+        node,
+        &format!("atoll_receipts_obtained_total{{how=\"{how}\"}}"),
+    )
+}
+
 /// State snapshots `node` tried, by `result` (`installed`, `rejected`,
-/// `failed`), from its metrics.
+/// `failed`).
 fn state_syncs(node: &Node, result: &str) -> u64 {
-    let (_, text) = crate::harness::get(node.metrics.expect("metrics on"), "/metrics");
-    let prefix = format!("atoll_state_syncs_total{{result=\"{result}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0, |n| n.trim().parse().expect("a count"))
+    counter(
+        node,
+        &format!("atoll_state_syncs_total{{result=\"{result}\"}}"),
+    )
 }
 
 /// Starts six validators, two shards, committees of two, epochs of
