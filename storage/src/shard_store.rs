@@ -328,7 +328,8 @@ impl ShardStore {
 
     /// The lowest height whose block this store holds: 0 for a store that
     /// executed every block from genesis, the snapshot's height for one
-    /// installed from a peer's snapshot (its head then, with no body).
+    /// installed from a peer's snapshot (its head then, with no body; such
+    /// a store also keeps its genesis block).
     pub fn history_from(&self) -> Result<u64, StorageError> {
         Ok(self
             .get(

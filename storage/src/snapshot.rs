@@ -3,7 +3,8 @@
 //! place of everything it held ([`ShardStore::install_snapshot`]).
 //!
 //! A store installed from a snapshot holds the snapshot's header as its
-//! head, with no body, and no block below it ([`ShardStore::history_from`]).
+//! head, with no body, and no block below it but the genesis block
+//! ([`ShardStore::history_from`]).
 //! It knows the transactions below its history by hash only, which is what
 //! the duplicate check of later blocks needs
 //! ([`ShardStore::includes_transaction`]).
@@ -140,6 +141,10 @@ impl ShardStore {
         let head = install.head;
         self.check_identity(head)?;
         let identity = self.identity();
+        // The genesis block stays: it is the same on every validator, and
+        // a restarting node rebuilds the beacon's recorded headers of a
+        // young shard from it.
+        let genesis = self.block(0)?.filter(|_| head.height > 0);
         let mut batch = WriteBatch::default();
         for family in cf::ALL {
             batch.delete_range_cf(self.cf(family), &[][..], &KEY_END[..]);
@@ -152,6 +157,19 @@ impl ShardStore {
         );
         batch.put_cf(meta, keys::META_IDENTITY, codec::encode(&identity));
         let headers = self.cf(cf::HEADERS);
+        if let Some(genesis) = &genesis {
+            batch.put_cf(headers, keys::header(0), codec::encode(&genesis.header));
+            batch.put_cf(
+                headers,
+                keys::height_by_hash(&genesis.hash()),
+                codec::encode(&0u64),
+            );
+            batch.put_cf(
+                self.cf(cf::BLOCKS),
+                keys::body(0),
+                codec::encode(&genesis.body),
+            );
+        }
         batch.put_cf(headers, keys::header(head.height), codec::encode(head));
         batch.put_cf(
             headers,
@@ -294,6 +312,7 @@ mod tests {
     fn an_installed_snapshot_replaces_everything_and_survives_a_reopen() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store_with_history(dir.path());
+        let genesis = store.block(0).expect("read").expect("a genesis block");
         let head = header(40, Hash([9; 32]));
         let tx = Transaction {
             chain_id: ChainId(3),
@@ -322,6 +341,7 @@ mod tests {
         assert_eq!(store.head().expect("read"), Some(head.clone()));
         assert_eq!(store.history_from().expect("read"), 40);
         assert_eq!(store.header(1).expect("read"), None);
+        assert_eq!(store.block(0).expect("read"), Some(genesis));
         // The head's body was not part of the snapshot.
         assert_eq!(store.block(40).expect("read"), None);
         assert_eq!(store.account(&key(1)).expect("read"), None);

@@ -408,7 +408,9 @@ impl Rpc {
                 return Err(error(
                     error::HISTORY_NOT_HELD,
                     format!(
-                        "this validator synced shard {shard}'s state from a snapshot at height                          {from} and holds its blocks above it only; ask a validator that                          executed height {height}"
+                        "this validator synced shard {shard}'s state from a snapshot at height \
+                         {from} and holds only its genesis block and the blocks above it; ask a \
+                         validator that executed height {height}"
                     ),
                 ));
             }

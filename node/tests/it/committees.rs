@@ -228,7 +228,7 @@ fn recorded(node: &Node) -> Vec<u64> {
 
 #[test]
 fn committees_of_two_settle_every_cross_shard_transfer_once() {
-    let net = start(20, 4);
+    let mut net = start(20, 4);
     let all: Vec<usize> = (0..VALIDATORS).collect();
     // Committees of two: nobody tracks both shards in every epoch, and
     // someone does not track a shard, which it refuses to answer for.
@@ -265,6 +265,16 @@ fn committees_of_two_settle_every_cross_shard_transfer_once() {
     let rejected: u64 = net.nodes.iter().map(|n| state_syncs(n, "rejected")).sum();
     assert!(installed > 0, "no validator synced a shard from a snapshot");
     assert_eq!(rejected, 0, "an honest snapshot was rejected");
+    // A validator holding a synced store restarts from it and goes on.
+    let synced = net
+        .nodes
+        .iter()
+        .position(|n| state_syncs(n, "installed") > 0)
+        .expect("a synced validator");
+    net.nodes[synced].signal(9);
+    net.nodes[synced].run();
+    expected.round(&net, &all, 6);
+    expected.check(&net);
 }
 
 #[test]
