@@ -293,14 +293,19 @@ fn index_recorded_headers(store: &BeaconStore) -> anyhow::Result<()> {
         "indexing the recorded shard headers of the beacon store"
     );
     for height in from..=head {
-        let bytes = store
-            .block(height)?
-            .with_context(|| format!("the beacon store has no block {height}"))?;
-        let block = BeaconBlock::decode(&bytes)
-            .with_context(|| format!("the stored beacon block {height} is damaged"))?;
+        let block = stored_block(store, height)?;
         store.index_headers(height, &block.shard_headers)?;
     }
     Ok(())
+}
+
+/// Beacon block `height`, from `store`.
+pub fn stored_block(store: &BeaconStore, height: u64) -> anyhow::Result<BeaconBlock> {
+    let bytes = store
+        .block(height)?
+        .with_context(|| format!("the beacon store has no block {height}"))?;
+    BeaconBlock::decode(&bytes)
+        .with_context(|| format!("the stored beacon block {height} is damaged"))
 }
 
 /// A move the schedule refused.
@@ -322,11 +327,7 @@ fn recorded_headers(
     let mut height = store.head()?.unwrap_or(0);
     let full = |lists: &[Vec<ShardBlockHeader>]| lists.iter().all(|l| l.len() >= keep);
     while height > 0 && !full(&lists) {
-        let bytes = store
-            .block(height)?
-            .with_context(|| format!("the beacon store has no block {height}"))?;
-        let block = BeaconBlock::decode(&bytes)
-            .with_context(|| format!("the stored beacon block {height} is damaged"))?;
+        let block = stored_block(store, height)?;
         for header in block.shard_headers.into_iter().rev() {
             if let Some(list) = lists.get_mut(usize::from(header.shard.0)) {
                 if list.len() < keep {

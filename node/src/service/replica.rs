@@ -31,7 +31,7 @@
 //! consensus blocks and receipts, and checks each block it rebuilds
 //! against the certified header when the beacon holds it.
 
-use super::beacon::BeaconKeeper;
+use super::beacon::{stored_block, BeaconKeeper};
 use super::builder::Payload;
 use super::committee::CommitteeView;
 use super::coordinator::{mark_final, Committed};
@@ -65,6 +65,18 @@ pub struct Executed {
     pub hash: Hash,
     /// When this validator executed it.
     pub at: Instant,
+}
+
+/// Most beacon heights whose payloads a catch-up holds at once (each
+/// payload is at most `network.max_message_bytes`).
+const STEPS_AT_ONCE: u64 = 16;
+
+/// Beacon heights `from..=to` of a catch-up.
+struct Span {
+    from: u64,
+    to: u64,
+    /// Each source's newest recorded height after beacon block `to`.
+    limits: BTreeMap<ShardId, u64>,
 }
 
 /// What a shard block at one beacon height is made of.
@@ -268,7 +280,26 @@ impl Replica {
         if lowest >= height {
             return Ok(());
         }
-        let steps = self.steps(lowest + 1, height, current)?;
+        // A long catch-up goes a few beacon heights at a time, so that the
+        // payloads held at once stay bounded.
+        for span in self.spans(lowest + 1, height, current.as_ref())? {
+            if self.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            let steps = self.steps(span, current.as_ref())?;
+            self.run_steps(&steps, &tracked, inbound)?;
+        }
+        Ok(())
+    }
+
+    /// Executes `steps` on the `tracked` shards, each shard on its own
+    /// thread.
+    fn run_steps(
+        &mut self,
+        steps: &[Step],
+        tracked: &BTreeSet<ShardId>,
+        inbound: &mut [Inbound],
+    ) -> anyhow::Result<()> {
         let local: Vec<_> = self
             .chains
             .iter()
@@ -303,7 +334,7 @@ impl Replica {
                 .zip(inbound.iter_mut())
                 .filter(|(chain, _)| tracked.contains(&chain.head().shard))
                 .map(|(chain, inbound)| {
-                    let (steps, sources) = (&steps, &sources);
+                    let sources = &sources;
                     scope.spawn(move || -> anyhow::Result<()> {
                         for step in steps {
                             if step.height > chain.head().height {
@@ -371,19 +402,53 @@ impl Replica {
         Ok(ready)
     }
 
-    /// What the shard blocks at beacon heights `from..=to` are made of.
-    fn steps(
+    /// Beacon heights `from..=to` (`from` at least 1) cut into spans of at
+    /// most [`STEPS_AT_ONCE`], oldest first, each with the recorded heights
+    /// after its last block. Reads the beacon blocks, not their payloads.
+    fn spans(
         &self,
         from: u64,
         to: u64,
-        current: Option<(&BeaconBlock, Arc<Payload>)>,
-    ) -> anyhow::Result<Vec<Step>> {
+        current: Option<&(&BeaconBlock, Arc<Payload>)>,
+    ) -> anyhow::Result<Vec<Span>> {
         let mut limits: BTreeMap<ShardId, u64> =
             self.keeper.state.read().recorded().into_iter().collect();
+        let mut spans = Vec::new();
+        let mut end = to;
+        while end >= from {
+            let start = end.saturating_sub(STEPS_AT_ONCE - 1).max(from);
+            spans.push(Span {
+                from: start,
+                to: end,
+                limits: limits.clone(),
+            });
+            for height in (start..=end).rev() {
+                let block = match current {
+                    Some((block, _)) if block.height == height => (*block).clone(),
+                    _ => stored_block(&self.keeper.store, height)?,
+                };
+                lower_limits(&mut limits, &block);
+            }
+            end = start - 1;
+        }
+        spans.reverse();
+        Ok(spans)
+    }
+
+    /// What the shard blocks of `span` are made of.
+    fn steps(
+        &self,
+        span: Span,
+        current: Option<&(&BeaconBlock, Arc<Payload>)>,
+    ) -> anyhow::Result<Vec<Step>> {
+        let Span {
+            from,
+            to,
+            mut limits,
+        } = span;
         let mut steps = Vec::new();
-        let mut height = to;
-        while height >= from.max(1) {
-            let (block, payload, live) = match &current {
+        for height in (from..=to).rev() {
+            let (block, payload, live) = match current {
                 Some((block, payload)) if block.height == height => {
                     ((*block).clone(), Arc::clone(payload), true)
                 }
@@ -400,16 +465,19 @@ impl Replica {
                 payload,
                 live,
             });
-            // Before this block, each shard it recorded stood one below its
-            // first header here.
-            for header in &block.shard_headers {
-                let entry = limits.entry(header.shard).or_default();
-                *entry = (*entry).min(header.height.saturating_sub(1));
-            }
-            height -= 1;
+            lower_limits(&mut limits, &block);
         }
         steps.reverse();
         Ok(steps)
+    }
+}
+
+/// Takes `limits` (recorded heights after `block`) to those before it:
+/// each shard it recorded stood one below its first header there.
+fn lower_limits(limits: &mut BTreeMap<ShardId, u64>, block: &BeaconBlock) {
+    for header in &block.shard_headers {
+        let entry = limits.entry(header.shard).or_default();
+        *entry = (*entry).min(header.height.saturating_sub(1));
     }
 }
 
@@ -423,11 +491,7 @@ fn stored_step(
 ) -> anyhow::Result<(BeaconBlock, Arc<Payload>)> {
     {
         let store = &keeper.store;
-        let bytes = store
-            .block(height)?
-            .with_context(|| format!("the beacon store has no block {height}"))?;
-        let block = BeaconBlock::decode(&bytes)
-            .with_context(|| format!("the stored beacon block {height} is damaged"))?;
+        let block = stored_block(store, height)?;
         let (consensus, _) = store.executed_at(height)?.with_context(|| {
             format!(
                 "the beacon store does not say which consensus block made beacon block {height}"
