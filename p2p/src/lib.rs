@@ -2,8 +2,9 @@
 //!
 //! One task owns the libp2p `Swarm` ([`start`]); the node talks to it through
 //! a cloneable [`Handle`] over one bounded queue, and hears from it through a
-//! bounded stream of [`NetworkEvent`]s (the task never waits on the node:
-//! when the node falls behind, gossip is dropped as ignored).
+//! stream of [`NetworkEvent`]s ([`Events`]) bounded by count and by bytes
+//! (the task never waits on the node: when the node falls behind, gossip is
+//! dropped as ignored).
 //!
 //! - **Transport**: TCP with noise and yamux; identify and ping.
 //! - **Gossip** (gossipsub, signed messages): topics named
@@ -16,7 +17,8 @@
 //!   receipts with proofs.
 //! - **Bounds**: every message, request and response has a size limit (fit
 //!   for the largest valid block), connections are limited in total and per
-//!   peer, and inbound requests waiting for an answer are bounded.
+//!   peer, inbound requests waiting for an answer are bounded, and so are
+//!   the bytes of the events waiting for the node (256 MiB by default).
 //! - **Scoring**: a peer loses [`service::PENALTY`] for each invalid message
 //!   or response; at [`service::BAN_SCORE`] it is disconnected and refused
 //!   at connection time (as are the peers the operator blocks).
@@ -25,9 +27,11 @@
 //!   reconnects by itself.
 
 mod codec;
+pub mod events;
 pub mod service;
 pub mod topics;
 
+pub use events::Events;
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{Multiaddr, PeerId};
 pub use service::{

@@ -2,6 +2,7 @@
 //! the node talks to it through.
 
 use crate::codec::BytesCodec;
+use crate::events::{self, EventSender, Events};
 use crate::topics::Topic;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};
@@ -56,6 +57,9 @@ pub struct NetworkConfig {
     pub max_per_peer: u32,
     /// Commands and events waiting between the node and the swarm task.
     pub queue: usize,
+    /// Most bytes of messages in the events waiting for the node (one
+    /// event always fits an empty queue, however large).
+    pub queue_bytes: usize,
 }
 
 impl NetworkConfig {
@@ -70,6 +74,7 @@ impl NetworkConfig {
             max_connections: 128,
             max_per_peer: 2,
             queue: 4096,
+            queue_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -287,9 +292,7 @@ struct Behaviour {
 
 /// Starts the swarm task (on the current tokio runtime), listening and
 /// dialing the bootnodes. Returns the handle and the node's event stream.
-pub fn start(
-    config: NetworkConfig,
-) -> Result<(Handle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+pub fn start(config: NetworkConfig) -> Result<(Handle, Events), NetworkError> {
     let start = |e: String| NetworkError::Start(e);
     let key =
         identity::Keypair::ed25519_from_bytes(config.secret).map_err(|e| start(e.to_string()))?;
@@ -356,7 +359,7 @@ pub fn start(
         }
     }
     let (commands, command_rx) = mpsc::channel(config.queue);
-    let (event_tx, events) = mpsc::channel(config.queue);
+    let (event_tx, events) = events::channel(config.queue, config.queue_bytes);
     let task = Task {
         swarm,
         chain: config.chain,
@@ -380,7 +383,7 @@ pub fn start(
 struct Task {
     swarm: Swarm<Behaviour>,
     chain: u64,
-    events: mpsc::Sender<NetworkEvent>,
+    events: EventSender,
     topics: HashMap<gossipsub::TopicHash, Topic>,
     requests: HashMap<
         request_response::OutboundRequestId,
@@ -573,9 +576,10 @@ impl Task {
     }
 
     /// Hands `event` to the node without ever waiting: when the node is
-    /// behind, the event is dropped (gossip is then ignored).
+    /// behind (the queue is full by count or by bytes), the event is
+    /// dropped (gossip is then ignored).
     fn emit(&mut self, event: NetworkEvent) -> bool {
-        self.events.try_send(event).is_ok()
+        self.events.try_send(event)
     }
 
     fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {

@@ -153,7 +153,7 @@ impl<H: Host> Engine<H> {
     /// the consensus ones.
     pub async fn run(
         mut self,
-        mut events: mpsc::Receiver<NetworkEvent>,
+        mut events: atoll_p2p::Events,
         mut woken: mpsc::Receiver<Wake>,
         topics: Vec<Topic>,
     ) -> anyhow::Result<()> {

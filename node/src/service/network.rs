@@ -382,7 +382,7 @@ pub fn machine(
 pub fn spawn_engine(
     machine: Simplex,
     network: Handle,
-    events: mpsc::Receiver<atoll_p2p::NetworkEvent>,
+    events: atoll_p2p::Events,
     host: NodeHost,
     status: Arc<ConsensusStatus>,
     metrics: Arc<Metrics>,

@@ -3,18 +3,13 @@
 //! and requests get answers within the size limit.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use atoll_p2p::{start, Handle, Multiaddr, NetworkConfig, NetworkEvent, Topic, Verdict};
+use atoll_p2p::{start, Events, Handle, Multiaddr, NetworkConfig, NetworkEvent, Topic, Verdict};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 const CHAIN: u64 = 31;
 
-async fn node(
-    seed: u8,
-    bootnode: Option<Multiaddr>,
-    limit: usize,
-) -> (Handle, mpsc::Receiver<NetworkEvent>, Multiaddr) {
+async fn node(seed: u8, bootnode: Option<Multiaddr>, limit: usize) -> (Handle, Events, Multiaddr) {
     let mut config = NetworkConfig::new(CHAIN, [seed; 32], "/ip4/127.0.0.1/tcp/0".parse().unwrap());
     config.bootnodes = bootnode.into_iter().collect();
     config.max_message_bytes = limit;
@@ -46,7 +41,7 @@ async fn publish(handle: &Handle, data: &[u8]) {
 
 /// The next gossip message, answering requests and skipping other events.
 async fn next_gossip(
-    events: &mut mpsc::Receiver<NetworkEvent>,
+    events: &mut Events,
     wait: Duration,
 ) -> Option<(Vec<u8>, atoll_p2p::MessageId, atoll_p2p::PeerId)> {
     timeout(wait, async {
