@@ -288,10 +288,7 @@ impl ShardChain {
         txs: Vec<VerifiedTx>,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
-        let offered = txs.len();
-        let kept = self.drop_known(txs.into_iter().map(VerifiedTx::into_inner).collect())?;
-        let rejected = offered - kept.len();
-        self.execute_and_commit(kept, Vec::new(), rejected, timestamp_ms)
+        self.produce_block_with_receipts(txs, Vec::new(), |_, _| None, timestamp_ms)
     }
 
     /// As [`ShardChain::produce_verified_block`], first crediting `incoming`
