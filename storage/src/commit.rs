@@ -272,17 +272,9 @@ impl ShardStore {
         Ok(())
     }
 
-    /// The write batch of a validated commit.
-    fn commit_batch(
-        &self,
-        commit: &BlockCommit<'_>,
-        tx_hashes: &[Hash],
-        cursors: &BTreeMap<ShardId, u64>,
-    ) -> WriteBatch {
-        let block = commit.block;
+    /// Puts `block`'s header, its hash index and its body into `batch`.
+    pub(crate) fn put_block(&self, batch: &mut WriteBatch, block: &ShardBlock) {
         let height = block.header.height;
-        let mut batch = WriteBatch::default();
-
         let headers = self.cf(cf::HEADERS);
         batch.put_cf(headers, keys::header(height), codec::encode(&block.header));
         batch.put_cf(
@@ -295,6 +287,20 @@ impl ShardStore {
             keys::body(height),
             codec::encode(&block.body),
         );
+    }
+
+    /// The write batch of a validated commit.
+    fn commit_batch(
+        &self,
+        commit: &BlockCommit<'_>,
+        tx_hashes: &[Hash],
+        cursors: &BTreeMap<ShardId, u64>,
+    ) -> WriteBatch {
+        let block = commit.block;
+        let height = block.header.height;
+        let mut batch = WriteBatch::default();
+
+        self.put_block(&mut batch, block);
 
         let state = self.cf(cf::STATE);
         for (key, account) in commit.state_changes {

@@ -156,20 +156,10 @@ impl ShardStore {
             codec::encode(&crate::SCHEMA_VERSION),
         );
         batch.put_cf(meta, keys::META_IDENTITY, codec::encode(&identity));
-        let headers = self.cf(cf::HEADERS);
         if let Some(genesis) = &genesis {
-            batch.put_cf(headers, keys::header(0), codec::encode(&genesis.header));
-            batch.put_cf(
-                headers,
-                keys::height_by_hash(&genesis.hash()),
-                codec::encode(&0u64),
-            );
-            batch.put_cf(
-                self.cf(cf::BLOCKS),
-                keys::body(0),
-                codec::encode(&genesis.body),
-            );
+            self.put_block(&mut batch, genesis);
         }
+        let headers = self.cf(cf::HEADERS);
         batch.put_cf(headers, keys::header(head.height), codec::encode(head));
         batch.put_cf(
             headers,
