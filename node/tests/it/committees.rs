@@ -180,32 +180,52 @@ impl Expected {
             // installing a snapshot, or hold one taken at the lowest final
             // height (its head, without a body): at some moment at least
             // two trackers all hold the newest block they all made final.
-            let (mut trackers, mut top) = (Vec::new(), 0);
-            wait_until(
-                "the shard's trackers hold its top final block",
-                Duration::from_secs(60),
-                || {
-                    trackers = net
-                        .nodes
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let (trackers, top) = loop {
+                let trackers = net
+                    .nodes
+                    .iter()
+                    .filter(|n| tracked(n).contains(&shard))
+                    .collect::<Vec<&Node>>();
+                let finals: Vec<u64> = trackers
+                    .iter()
+                    .map(|n| {
+                        status(n)["shards"][shard as usize]["final_height"]
+                            .as_u64()
+                            .expect("h")
+                    })
+                    .collect();
+                let top = finals.iter().copied().min().unwrap_or(0);
+                let answers: Vec<Result<Value, (i64, String)>> = trackers
+                    .iter()
+                    .map(|n| n.call("atoll_getBlock", json!([shard, top])))
+                    .collect();
+                if trackers.len() >= 2 && top > 20 && answers.iter().all(Result::is_ok) {
+                    break (trackers, top);
+                }
+                if Instant::now() >= deadline {
+                    let lagging: Vec<String> = trackers
                         .iter()
-                        .filter(|n| tracked(n).contains(&shard))
-                        .collect::<Vec<&Node>>();
-                    top = trackers
-                        .iter()
-                        .map(|n| {
-                            status(n)["shards"][shard as usize]["final_height"]
-                                .as_u64()
-                                .expect("h")
+                        .zip(&answers)
+                        .filter(|(_, a)| a.is_err())
+                        .map(|(n, a)| {
+                            let log = n.log();
+                            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                            format!(
+                                "{a:?}\n{}",
+                                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                            )
                         })
-                        .min()
-                        .unwrap_or(0);
-                    trackers.len() >= 2
-                        && top > 20
-                        && trackers
-                            .iter()
-                            .all(|n| n.call("atoll_getBlock", json!([shard, top])).is_ok())
-                },
-            );
+                        .collect();
+                    panic!(
+                        "shard {shard}'s {} trackers (final heights {finals:?}) do not all hold \
+                         block {top}:\n{}",
+                        trackers.len(),
+                        lagging.join("\n---\n")
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            };
             for height in 1..=top {
                 // A tracker that synced the shard from a snapshot holds
                 // only the blocks above it (1022); one that left the
