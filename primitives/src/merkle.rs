@@ -65,8 +65,13 @@ fn split_point(n: usize) -> usize {
     1 << (usize::BITS - 1 - (n - 1).leading_zeros())
 }
 
+/// The most siblings a proof can have: a list holds at most 2^64 items, so
+/// no path from a leaf to the root is longer. Decoding refuses longer
+/// proofs, so a peer cannot make a proof hold megabytes of siblings.
+pub const MAX_PROOF_DEPTH: usize = 64;
+
 /// A proof that an item is at `index` in a list of `leaf_count` items.
-#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize)]
 pub struct MerkleProof {
     /// Position of the item in the list.
     pub index: u64,
@@ -76,7 +81,35 @@ pub struct MerkleProof {
     pub siblings: Vec<Hash>,
 }
 
+impl BorshDeserialize for MerkleProof {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
+        let index = u64::deserialize_reader(reader)?;
+        let leaf_count = u64::deserialize_reader(reader)?;
+        let len = u32::deserialize_reader(reader)?;
+        if len as usize > MAX_PROOF_DEPTH {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a Merkle proof of {len} siblings, over the {MAX_PROOF_DEPTH} of any tree"),
+            ));
+        }
+        let siblings = (0..len)
+            .map(|_| Hash::deserialize_reader(reader))
+            .collect::<std::io::Result<Vec<Hash>>>()?;
+        Ok(MerkleProof {
+            index,
+            leaf_count,
+            siblings,
+        })
+    }
+}
+
 impl MerkleProof {
+    /// Whether the item proven is the last of its list. Safe on any
+    /// numbers a peer sends (an index of `u64::MAX` is simply not last).
+    pub fn is_last(&self) -> bool {
+        self.index.checked_add(1) == Some(self.leaf_count)
+    }
+
     /// The proof for the item at `index` of `items`, or `None` if out of range.
     pub fn new(items: &[Hash], index: usize) -> Option<MerkleProof> {
         if index >= items.len() {
@@ -114,7 +147,7 @@ impl MerkleProof {
     /// Whether this proof shows `item` at `self.index` under `root`
     /// (the verification algorithm of RFC 9162, section 2.1.3.2).
     pub fn verify(&self, root: &Hash, item: &Hash) -> bool {
-        if self.index >= self.leaf_count || self.siblings.len() > 64 {
+        if self.index >= self.leaf_count || self.siblings.len() > MAX_PROOF_DEPTH {
             return false;
         }
         let (mut fnode, mut snode) = (self.index, self.leaf_count - 1);
@@ -215,6 +248,43 @@ mod tests {
         );
         assert_eq!(r, fake);
         assert_ne!(root(&[fake]), r);
+    }
+
+    #[test]
+    fn decoding_refuses_proofs_longer_than_any_tree() {
+        let proof = |siblings: usize| MerkleProof {
+            index: 0,
+            leaf_count: 1,
+            siblings: vec![Hash([1; 32]); siblings],
+        };
+        let deepest = crate::codec::encode(&proof(MAX_PROOF_DEPTH));
+        let decoded: MerkleProof =
+            crate::codec::decode("proof", &deepest, usize::MAX).expect("64 siblings decode");
+        assert_eq!(decoded, proof(MAX_PROOF_DEPTH));
+        let longer = crate::codec::encode(&proof(MAX_PROOF_DEPTH + 1));
+        assert!(crate::codec::decode::<MerkleProof>("proof", &longer, usize::MAX).is_err());
+        // A length prefix of u32::MAX with nothing after it is refused
+        // before anything is read.
+        let mut huge = crate::codec::encode(&proof(0));
+        let at = huge.len() - 4;
+        huge[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(crate::codec::decode::<MerkleProof>("proof", &huge, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn the_last_item_is_found_without_overflow() {
+        let last = |index, leaf_count| {
+            MerkleProof {
+                index,
+                leaf_count,
+                siblings: Vec::new(),
+            }
+            .is_last()
+        };
+        assert!(last(4, 5));
+        assert!(!last(3, 5));
+        assert!(!last(u64::MAX, u64::MAX));
+        assert!(!last(u64::MAX, 0));
     }
 
     proptest! {

@@ -175,10 +175,7 @@ impl Inbound {
                 relay.restore(got.clone());
                 let last = got.last().expect("fetch returns receipts");
                 anchor.next = last.receipt.sequence + 1;
-                anchor.last = Some((
-                    last.source_height,
-                    last.proof.index + 1 == last.proof.leaf_count,
-                ));
+                anchor.last = Some((last.source_height, last.proof.is_last()));
                 anchor.complete_to = last.source_height.saturating_sub(1);
             }
             self.anchors.insert(source, anchor);
@@ -207,10 +204,7 @@ impl Inbound {
         Ok(Anchor {
             next,
             complete_to: before.source_height.saturating_sub(1),
-            last: Some((
-                before.source_height,
-                before.proof.index + 1 == before.proof.leaf_count,
-            )),
+            last: Some((before.source_height, before.proof.is_last())),
         })
     }
 
@@ -561,7 +555,7 @@ fn check_run(
         if !ok {
             return false;
         }
-        at = (proven.source_height, index + 1 == proven.proof.leaf_count);
+        at = (proven.source_height, proven.proof.is_last());
     }
     true
 }
@@ -710,6 +704,29 @@ pub(crate) mod tests {
         assert!(!check_run(&beacon, ShardId(1), 0, None, 3, &proven));
         // Nothing is not an answer.
         assert!(!check_run(&beacon, DEST, 0, None, 3, &[]));
+        // Numbers at the top of their range are refused, not a panic.
+        let mut top = proven.clone();
+        top[0].proof.index = u64::MAX;
+        top[0].proof.leaf_count = u64::MAX;
+        assert!(!check_run(&beacon, DEST, 0, None, 3, &top));
+        let mut high = proven[2].clone();
+        high.source_height = u64::MAX;
+        assert!(!check_run(
+            &beacon,
+            DEST,
+            2,
+            Some((1, true)),
+            u64::MAX,
+            &[high.clone()]
+        ));
+        assert!(!check_run(
+            &beacon,
+            DEST,
+            2,
+            Some((u64::MAX, true)),
+            u64::MAX,
+            &[high]
+        ));
     }
 
     #[test]

@@ -541,7 +541,7 @@ fn check_outbox(
             && receipt.destination == *destination
             && cursor.checked_sub(1) == Some(receipt.sequence)
             && proven.source_height == sent_at
-            && proven.proof.index + 1 == proven.proof.leaf_count
+            && proven.proof.is_last()
             && header
                 .receipt_roots
                 .iter()
@@ -634,6 +634,23 @@ mod tests {
         let mut forged = last.clone();
         forged.receipt = receipt(2, 13);
         assert!(!outbox_ok(&headers, &[(DEST, 3)], &[forged]));
+    }
+
+    /// Regression: a proof whose index is `u64::MAX` panicked the replica
+    /// (overflow checks are on in release builds) before it was verified.
+    #[test]
+    fn a_proof_index_at_the_top_of_the_range_is_refused_not_a_panic() {
+        let (headers, last) = sent();
+        for (index, leaf_count) in [
+            (u64::MAX, u64::MAX),
+            (u64::MAX, 0),
+            (u64::MAX - 1, u64::MAX),
+        ] {
+            let mut forged = last.clone();
+            forged.proof.index = index;
+            forged.proof.leaf_count = leaf_count;
+            assert!(!outbox_ok(&headers, &[(DEST, 3)], &[forged]));
+        }
     }
 
     #[test]
