@@ -37,6 +37,16 @@ const OWED_EPOCHS: u64 = 256;
 /// Largest encoded header vote.
 pub const MAX_VOTE_BYTES: usize = 64 * 1024;
 
+/// Why a header vote from the network is not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VoteFault {
+    /// Malformed, for another chain or shard, not by a committee member,
+    /// or badly signed: its sender is scored down.
+    Bad,
+    /// Well-formed but of no use (out of the window, or a repeat): ignored.
+    Unwanted,
+}
+
 /// A committee member's signature on the header of a shard block it
 /// executed.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -153,6 +163,24 @@ impl CommitteeView {
         });
     }
 
+    /// Whether `peer` may push receipts of `source` in `epoch`: it is a
+    /// validator (known by the peer id its header votes bind) in the
+    /// source's committee of that epoch or one next to it. A stranger's
+    /// push is dropped unread.
+    pub fn may_push(&self, peer: &atoll_p2p::PeerId, source: ShardId, epoch: u64) -> bool {
+        let validator = self
+            .peers
+            .lock()
+            .iter()
+            .find(|(_, p)| *p == peer)
+            .map(|(v, _)| *v);
+        validator.is_some_and(|v| {
+            [epoch.saturating_sub(1), epoch, epoch.saturating_add(1)]
+                .into_iter()
+                .any(|e| self.committees.is_member(e, source, v))
+        })
+    }
+
     /// This validator's vote on `header` (None if it is not in the
     /// header's committee), kept in its own certifier as any other vote.
     pub fn vote(
@@ -184,35 +212,66 @@ impl CommitteeView {
         Some(vote)
     }
 
-    /// Checks a vote from the network: decodes, signer in the header's
-    /// committee, both signatures. Returns it if it is good.
-    pub fn check_vote(&self, bytes: &[u8]) -> Option<HeaderVote> {
-        let vote: HeaderVote = codec::decode("header vote", bytes, MAX_VOTE_BYTES).ok()?;
+    /// Checks a vote from the network: decodes, then (cheap checks first)
+    /// whether the certifier would keep it given the shard's `recorded`
+    /// height and the beacon's `epoch` (no header of a later epoch than
+    /// the next can be certified yet), signer in the header's committee,
+    /// and only then both signatures. Replayed or out-of-window votes cost
+    /// no signature check.
+    pub fn check_vote(
+        &self,
+        bytes: &[u8],
+        recorded: &dyn Fn(ShardId) -> u64,
+        epoch: u64,
+    ) -> Result<HeaderVote, VoteFault> {
+        let vote: HeaderVote =
+            codec::decode("header vote", bytes, MAX_VOTE_BYTES).map_err(|_| VoteFault::Bad)?;
         let header = &vote.header;
-        if header.chain_id != self.chain
-            || header.shard.0 >= self.shards
+        if header.chain_id != self.chain || header.shard.0 >= self.shards {
+            return Err(VoteFault::Bad);
+        }
+        if header.epoch > epoch.saturating_add(1)
             || !self
-                .committees
-                .is_member(header.epoch, header.shard, vote.validator)
+                .certifier
+                .lock()
+                .wants(&vote, Some(recorded(header.shard)))
         {
-            return None;
+            return Err(VoteFault::Unwanted);
         }
-        let key = self.committees.validators().key(vote.validator)?;
+        if !self
+            .committees
+            .is_member(header.epoch, header.shard, vote.validator)
+        {
+            return Err(VoteFault::Bad);
+        }
+        let key = self
+            .committees
+            .validators()
+            .key(vote.validator)
+            .ok_or(VoteFault::Bad)?;
         let hash = header.hash();
-        key.verify(
-            vote_message(self.chain, &hash, &vote.peer).as_bytes(),
-            &vote.signature,
-        )
-        .ok()?;
-        key.verify(
-            certified_message(self.chain, &hash).as_bytes(),
-            &vote.certified,
-        )
-        .ok()?;
-        if let Ok(peer) = atoll_p2p::PeerId::from_bytes(&vote.peer) {
-            self.peers.lock().insert(vote.validator, peer);
+        let signed = key
+            .verify(
+                vote_message(self.chain, &hash, &vote.peer).as_bytes(),
+                &vote.signature,
+            )
+            .and_then(|()| {
+                key.verify(
+                    certified_message(self.chain, &hash).as_bytes(),
+                    &vote.certified,
+                )
+            });
+        if signed.is_err() {
+            return Err(VoteFault::Bad);
         }
-        Some(vote)
+        if let Ok(peer) = atoll_p2p::PeerId::from_bytes(&vote.peer) {
+            let new = self.peers.lock().insert(vote.validator, peer) != Some(peer);
+            if let (true, Some(network)) = (new, self.network.get()) {
+                // A validator: strangers never take its connection slot.
+                network.reserve(vec![peer]);
+            }
+        }
+        Ok(vote)
     }
 
     /// Whether `certified` holds valid signatures of more than two thirds
@@ -303,15 +362,11 @@ impl Certifier {
     /// above it are not kept (one refused now may be sent again later).
     /// Returns whether it was kept.
     pub fn add(&mut self, vote: HeaderVote, recorded: Option<u64>) -> bool {
-        let key = (vote.header.shard, vote.header.height);
-        if let Some(recorded) = recorded {
-            if vote.header.height <= recorded || vote.header.height > recorded + VOTE_WINDOW {
-                return false;
-            }
-        }
-        if !self.seen.entry(key).or_default().insert(vote.validator) {
+        if !self.wants(&vote, recorded) {
             return false;
         }
+        let key = (vote.header.shard, vote.header.height);
+        self.seen.entry(key).or_default().insert(vote.validator);
         self.votes
             .entry(key)
             .or_default()
@@ -323,6 +378,22 @@ impl Certifier {
             .signatures
             .insert(vote.validator, vote.certified);
         true
+    }
+
+    /// Whether [`Certifier::add`] would keep `vote`: inside the window
+    /// above `recorded` and the first from its validator at its height.
+    /// Checks no signature.
+    pub fn wants(&self, vote: &HeaderVote, recorded: Option<u64>) -> bool {
+        let height = vote.header.height;
+        if let Some(recorded) = recorded {
+            if height <= recorded || height > recorded.saturating_add(VOTE_WINDOW) {
+                return false;
+            }
+        }
+        !self
+            .seen
+            .get(&(vote.header.shard, height))
+            .is_some_and(|seen| seen.contains(&vote.validator))
     }
 
     /// Drops what is at or below each shard's recorded height.
@@ -433,5 +504,75 @@ mod tests {
             }
         }
         assert!(owed > 0, "no validator is kept on a shard by an old epoch");
+    }
+
+    /// Regression (hostile peers): a vote the certifier already holds or
+    /// one outside the window is ignored before its signatures are
+    /// checked (a forged copy of a held vote is not even looked at), and a
+    /// forged vote inside the window scores its sender down.
+    #[test]
+    fn header_votes_are_windowed_before_their_signatures_are_checked() {
+        let member = (0..6)
+            .find(|&i| view(0).committees.is_member(0, ShardId(0), i))
+            .expect("shard 0 has members");
+        let signer = view(member);
+        let header = ShardBlockHeader {
+            height: 1,
+            ..genesis(0)
+        };
+        let vote = signer.vote(&header, b"peer", 0).expect("a member votes");
+        let bytes = codec::encode(&vote);
+        let receiver = view(if member == 0 { 1 } else { 0 });
+        let at = |height: u64| move |_: ShardId| height;
+        assert_eq!(receiver.check_vote(&bytes, &at(0), 0), Ok(vote.clone()));
+        receiver.certifier.lock().add(vote.clone(), Some(0));
+        let mut forged = vote.clone();
+        forged.signature = forged.certified;
+        let forged = codec::encode(&forged);
+        assert_eq!(
+            receiver.check_vote(&forged, &at(0), 0),
+            Err(VoteFault::Unwanted)
+        );
+        let fresh = view(receiver.key.as_ref().map_or(0, |(i, _)| *i));
+        assert_eq!(fresh.check_vote(&forged, &at(0), 0), Err(VoteFault::Bad));
+        assert_eq!(
+            fresh.check_vote(&bytes, &at(1), 0),
+            Err(VoteFault::Unwanted)
+        );
+        assert_eq!(
+            fresh.check_vote(&bytes, &at(u64::MAX), 0),
+            Err(VoteFault::Unwanted)
+        );
+        assert_eq!(fresh.check_vote(&[1, 2, 3], &at(0), 0), Err(VoteFault::Bad));
+        // A header of an epoch the beacon cannot certify yet.
+        let mut later = vote.clone();
+        later.header.epoch = 2;
+        let later = codec::encode(&later);
+        assert_eq!(
+            fresh.check_vote(&later, &at(0), 0),
+            Err(VoteFault::Unwanted)
+        );
+    }
+
+    /// Regression (hostile peers): pushes were taken from anyone.
+    #[test]
+    fn only_possible_source_committee_members_may_push() {
+        let receiver = view(0);
+        let shard = ShardId(1);
+        let member = (0..6)
+            .find(|&v| (0..=1).any(|e| receiver.committees.is_member(e, shard, v)))
+            .expect("a member");
+        let outsider =
+            (0..6).find(|&v| !(0..=2).any(|e| receiver.committees.is_member(e, shard, v)));
+        let (member_peer, stranger) = (atoll_p2p::PeerId::random(), atoll_p2p::PeerId::random());
+        assert!(!receiver.may_push(&member_peer, shard, 0), "not known yet");
+        receiver.peers.lock().insert(member, member_peer);
+        assert!(receiver.may_push(&member_peer, shard, 0));
+        assert!(!receiver.may_push(&stranger, shard, 0));
+        if let Some(outsider) = outsider {
+            let peer = atoll_p2p::PeerId::random();
+            receiver.peers.lock().insert(outsider, peer);
+            assert!(!receiver.may_push(&peer, shard, 1));
+        }
     }
 }

@@ -18,10 +18,11 @@ use super::admission::Admission;
 use super::beacon::BeaconKeeper;
 use super::bft::{ConsensusStatus, Engine, Host, PayloadTask};
 use super::builder::Builder;
-use super::committee::CommitteeView;
+use super::committee::{CommitteeView, VoteFault};
 use super::push::PushedReceipts;
 use super::receipts::ReceiptsRequest;
 use super::snapshot::{Served, SnapshotPart, SnapshotRequest};
+use super::sync_serve::Archive;
 use crate::metrics::Metrics;
 use anyhow::Context;
 use atoll_consensus::simplex::{
@@ -120,6 +121,35 @@ pub fn open_votes(
     Ok((log, records))
 }
 
+/// The final blocks in the beacon store, for validators that catch up.
+pub struct StoredBlocks {
+    /// The beacon and its store.
+    pub keeper: Arc<BeaconKeeper>,
+    /// Largest message.
+    pub limit: usize,
+}
+
+impl Archive for StoredBlocks {
+    fn stored(&self, from: u64, max: usize, max_bytes: usize) -> Vec<FinalBlock> {
+        let Ok(found) = self.keeper.store.final_blocks(from, max) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for (_, encoded) in found {
+            bytes += encoded.len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            match codec::decode::<FinalBlock>("stored final block", &encoded, self.limit) {
+                Ok(block) => out.push(block),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
 impl Host for NodeHost {
     fn persist(&mut self, record: Record) -> anyhow::Result<()> {
         self.votes
@@ -162,42 +192,30 @@ impl Host for NodeHost {
         Ok(())
     }
 
-    fn stored(&self, from: u64, max: usize, max_bytes: usize) -> Vec<FinalBlock> {
-        let Ok(found) = self.keeper.store.final_blocks(from, max) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        for (_, encoded) in found {
-            bytes += encoded.len();
-            if bytes > max_bytes && !out.is_empty() {
-                break;
-            }
-            match codec::decode::<FinalBlock>("stored final block", &encoded, self.limit) {
-                Ok(block) => out.push(block),
-                Err(_) => break,
-            }
-        }
-        out
-    }
-
     fn header_vote(&mut self, source: PeerId, id: MessageId, data: Vec<u8>) {
         let (network, metrics) = (self.network.clone(), Arc::clone(&self.metrics));
         let (view, keeper) = (Arc::clone(&self.committee), Arc::clone(&self.keeper));
         tokio::spawn(async move {
             // Two signature checks: off the engine's task.
-            let verdict = tokio::task::spawn_blocking(move || match view.check_vote(&data) {
-                None => Verdict::Reject,
-                Some(vote) => {
-                    let recorded = keeper
+            let verdict = tokio::task::spawn_blocking(move || {
+                let recorded = |shard| {
+                    keeper
                         .state
                         .read()
-                        .shard_head(vote.header.shard)
-                        .map_or(0, |h| h.height);
-                    if view.certifier.lock().add(vote, Some(recorded)) {
-                        Verdict::Accept
-                    } else {
-                        Verdict::Ignore
+                        .shard_head(shard)
+                        .map_or(0, |h| h.height)
+                };
+                let epoch = keeper.state.read().epoch();
+                match view.check_vote(&data, &recorded, epoch) {
+                    Err(VoteFault::Bad) => Verdict::Reject,
+                    Err(VoteFault::Unwanted) => Verdict::Ignore,
+                    Ok(vote) => {
+                        let recorded = recorded(vote.header.shard);
+                        if view.certifier.lock().add(vote, Some(recorded)) {
+                            Verdict::Accept
+                        } else {
+                            Verdict::Ignore
+                        }
                     }
                 }
             })
@@ -225,9 +243,12 @@ impl Host for NodeHost {
     fn pushed(&mut self, peer: PeerId, id: u64, pushed: PushedReceipts) {
         let network = self.network.clone();
         tokio::spawn(async move { network.respond(id, Vec::new()).await });
-        // Only for shards this validator tracks, from another shard; the
-        // rest is checked when taken (the source header may not be
-        // recorded yet).
+        // Only from a validator that can be in the source's committee,
+        // for shards this validator tracks, from another shard; the rest
+        // is checked when taken (the source header may not be recorded
+        // yet).
+        let epoch = self.keeper.state.read().epoch();
+        let mut may_push = std::collections::BTreeMap::new();
         let receipts: Vec<_> = pushed
             .receipts
             .into_iter()
@@ -239,6 +260,9 @@ impl Host for NodeHost {
                         .shards
                         .get(usize::from(destination.0))
                         .is_some_and(ShardLink::tracked)
+                    && *may_push
+                        .entry(source)
+                        .or_insert_with(|| self.committee.may_push(&peer, source, epoch))
             })
             .collect();
         if !receipts.is_empty() {
@@ -301,11 +325,7 @@ impl Host for NodeHost {
             return;
         }
         tokio::spawn(async move {
-            let verdict = match answer.await {
-                Ok(true) => Verdict::Accept,
-                Ok(false) => Verdict::Reject,
-                Err(_) => Verdict::Ignore,
-            };
+            let verdict = answer.await.unwrap_or(Verdict::Ignore);
             if verdict != Verdict::Ignore {
                 metrics.gossip(verdict == Verdict::Accept);
             }
@@ -392,7 +412,11 @@ pub fn spawn_engine(
     let topics: Vec<Topic> = (0..host.shards.len() as u16)
         .map(Topic::Transactions)
         .collect();
-    let (engine, woken) = Engine::new(machine, network, host, limit, status, metrics);
+    let archive = Arc::new(StoredBlocks {
+        keeper: Arc::clone(&host.keeper),
+        limit,
+    });
+    let (engine, woken) = Engine::new(machine, network, host, archive, limit, status, metrics);
     tokio::spawn(async move {
         if let Err(err) = engine.run(events, woken, topics).await {
             tracing::error!(

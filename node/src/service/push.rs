@@ -24,6 +24,10 @@ use std::time::Duration;
 
 /// Most pushed receipts held, over every (source, destination) pair.
 pub const MAX_PUSHED: usize = 65_536;
+/// Most bytes of pushed receipts held (their encodings, proofs included):
+/// a receipt's proof is bounded by the tree's depth, so this bound and
+/// [`MAX_PUSHED`] meet at receipts of about a kilobyte each.
+pub const MAX_PUSHED_BYTES: usize = 64 * 1024 * 1024;
 /// How long a push may take to be acknowledged.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -45,17 +49,34 @@ pub struct Pushed {
 
 #[derive(Default)]
 struct PushedInner {
-    pairs: BTreeMap<(ShardId, ShardId), BTreeMap<u64, Held>>,
+    pairs: BTreeMap<(ShardId, ShardId), PairHeld>,
     count: usize,
+    bytes: usize,
+}
+
+/// What one (source, destination) pair holds: receipts by sequence, each
+/// with its encoded size, and their total.
+#[derive(Default)]
+struct PairHeld {
+    by_sequence: BTreeMap<u64, (Held, usize)>,
+    bytes: usize,
+}
+
+impl PushedInner {
+    /// Drops `size` bytes and `count` receipts from the totals.
+    fn release(&mut self, count: usize, size: usize) {
+        self.count -= count;
+        self.bytes -= size;
+    }
 }
 
 impl Pushed {
     /// Holds `receipts` from `peer`; returns how many were kept. A
-    /// sequence already held keeps its first copy. When full, the pair
-    /// holding the most gives up its highest sequence (the next needed
-    /// are the lowest, and no peer can crowd out other pairs by filling
-    /// one), unless that is the new receipt's own pair and the new one is
-    /// higher still: then it is dropped.
+    /// sequence already held keeps its first copy. When full (by count or
+    /// by bytes), the pair holding the most bytes gives up its highest
+    /// sequences (the next needed are the lowest, and no peer can crowd
+    /// out other pairs by filling one), unless that is the new receipt's
+    /// own pair and the new one is higher still: then it is dropped.
     pub fn add(&self, peer: atoll_p2p::PeerId, receipts: Vec<ProvenReceipt>) -> usize {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
@@ -71,30 +92,44 @@ impl Pushed {
             if inner
                 .pairs
                 .get(&pair)
-                .is_some_and(|h| h.contains_key(&sequence))
+                .is_some_and(|h| h.by_sequence.contains_key(&sequence))
             {
                 continue;
             }
-            if inner.count >= MAX_PUSHED {
-                let Some((&largest, held)) = inner.pairs.iter_mut().max_by_key(|(_, h)| h.len())
+            let size = codec::encode(&proven).len();
+            if size > MAX_PUSHED_BYTES {
+                continue;
+            }
+            let mut room = true;
+            while inner.count >= MAX_PUSHED || inner.bytes + size > MAX_PUSHED_BYTES {
+                let Some((&largest, held)) = inner.pairs.iter_mut().max_by_key(|(_, h)| h.bytes)
                 else {
-                    continue;
+                    room = false;
+                    break;
                 };
-                let Some(highest) = held.last_entry() else {
-                    continue;
+                let Some(highest) = held.by_sequence.last_entry() else {
+                    room = false;
+                    break;
                 };
                 if largest == pair && *highest.key() < sequence {
-                    continue;
+                    room = false;
+                    break;
                 }
-                highest.remove();
-                inner.count -= 1;
+                let (_, freed) = highest.remove();
+                held.bytes -= freed;
+                if held.by_sequence.is_empty() {
+                    inner.pairs.remove(&largest);
+                }
+                inner.release(1, freed);
             }
-            inner
-                .pairs
-                .entry(pair)
-                .or_default()
-                .insert(sequence, (proven, peer));
+            if !room {
+                continue;
+            }
+            let held = inner.pairs.entry(pair).or_default();
+            held.by_sequence.insert(sequence, ((proven, peer), size));
+            held.bytes += size;
             inner.count += 1;
+            inner.bytes += size;
             kept += 1;
         }
         kept
@@ -104,13 +139,17 @@ impl Pushed {
     /// receipts will be fetched if it is tracked again).
     pub fn forget(&self, destination: ShardId) {
         let mut inner = self.inner.lock();
-        let inner = &mut *inner;
-        inner.pairs.retain(|(_, d), held| {
-            if *d == destination {
-                inner.count -= held.len();
+        let gone: Vec<_> = inner
+            .pairs
+            .keys()
+            .filter(|(_, d)| *d == destination)
+            .copied()
+            .collect();
+        for pair in gone {
+            if let Some(held) = inner.pairs.remove(&pair) {
+                inner.release(held.by_sequence.len(), held.bytes);
             }
-            *d != destination
-        });
+        }
     }
 
     /// Takes the held run of `source`'s receipts to `destination` that
@@ -122,19 +161,27 @@ impl Pushed {
         let Some(held) = inner.pairs.get_mut(&(source, destination)) else {
             return Vec::new();
         };
-        let rest = held.split_off(&from);
-        inner.count -= held.len();
-        *held = rest;
+        let rest = held.by_sequence.split_off(&from);
+        let below = std::mem::replace(&mut held.by_sequence, rest);
+        let mut freed: usize = below.values().map(|(_, size)| size).sum();
+        let mut count = below.len();
         let mut run = Vec::new();
-        let mut next = from;
-        while let Some(entry) = held.first_entry() {
-            if *entry.key() != next || entry.get().0.source_height > up_to {
+        let mut next = Some(from);
+        while let Some(entry) = held.by_sequence.first_entry() {
+            if Some(*entry.key()) != next || entry.get().0 .0.source_height > up_to {
                 break;
             }
-            run.push(entry.remove());
-            next += 1;
+            let (receipt, size) = entry.remove();
+            freed += size;
+            count += 1;
+            run.push(receipt);
+            next = next.and_then(|n| n.checked_add(1));
         }
-        inner.count -= run.len();
+        held.bytes -= freed;
+        if held.by_sequence.is_empty() {
+            inner.pairs.remove(&(source, destination));
+        }
+        inner.release(count, freed);
         run
     }
 
@@ -142,6 +189,12 @@ impl Pushed {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner.lock().count
+    }
+
+    /// Bytes of the receipts held.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().bytes
     }
 }
 
@@ -290,6 +343,33 @@ mod tests {
         assert_eq!(pushed.take(ShardId(2), ShardId(9), 0, 9).len(), 1);
         pushed.forget(ShardId(9));
         assert_eq!(pushed.len(), 0);
+    }
+
+    /// Regression (hostile peers): the buffer was bounded by count only,
+    /// so receipts with the fattest proofs held far more than their share
+    /// of memory. Now the bytes held stay under [`MAX_PUSHED_BYTES`], and a
+    /// full buffer still takes a lower sequence of another pair.
+    #[test]
+    fn a_buffer_of_fat_receipts_stays_under_its_byte_bound() {
+        let pushed = Pushed::default();
+        let peer = atoll_p2p::PeerId::random();
+        let fat = |source, sequence| {
+            let mut proven = proven(source, sequence, 1);
+            proven.proof.siblings = vec![Hash([7; 32]); atoll_primitives::merkle::MAX_PROOF_DEPTH];
+            proven
+        };
+        let size = codec::encode(&fat(1, 0)).len();
+        let fits = MAX_PUSHED_BYTES / size;
+        assert!(fits < MAX_PUSHED, "the byte bound is the one that binds");
+        let kept = pushed.add(peer, (0..fits as u64 + 100).map(|i| fat(1, i)).collect());
+        assert_eq!(kept, fits);
+        assert!(pushed.bytes() <= MAX_PUSHED_BYTES);
+        assert_eq!(pushed.len(), fits);
+        assert_eq!(pushed.add(peer, vec![fat(2, 0)]), 1);
+        assert!(pushed.bytes() <= MAX_PUSHED_BYTES);
+        assert_eq!(pushed.take(ShardId(2), ShardId(9), 0, 9).len(), 1);
+        assert_eq!(pushed.take(ShardId(1), ShardId(9), 0, 9).len(), fits - 1);
+        assert_eq!((pushed.len(), pushed.bytes()), (0, 0));
     }
 
     #[test]
