@@ -11,13 +11,20 @@
 //!
 //! Calls per batch are bounded by the server's batch limit
 //! ([`super::MAX_BATCH`]), and the answer by the response size limit, as for
-//! jsonrpsee's own batches.
+//! jsonrpsee's own batches. The limit is applied as answers arrive, not
+//! once they are all held: when the answers in hand (kept for the response
+//! or waiting for an earlier call) pass it, the batch stops at once with
+//! the "batch response was too large" error and its other calls are
+//! dropped, so 10,000 `getBlock` calls on a full block hold about one
+//! response limit of memory, not gigabytes.
 
-use futures::future::{join_all, Either};
+use futures::future::Either;
+use futures::stream::{FuturesUnordered, StreamExt};
 use jsonrpsee::core::server::BatchResponseBuilder;
 use jsonrpsee::server::middleware::rpc::{
     Batch, BatchEntry, MethodResponse, Notification, Request, RpcServiceT,
 };
+use std::collections::BTreeMap;
 use std::future::Future;
 
 /// The middleware around the RPC service `S`.
@@ -88,10 +95,9 @@ where
                 service.notification(notification).await;
             }
             let mut response = BatchResponseBuilder::new_with_limit(limit);
-            for answer in join_all(answers).await {
-                if let Err(too_large) = response.append(answer) {
-                    return too_large;
-                }
+            match in_order_within(answers, limit, &mut response).await {
+                Ok(()) => {}
+                Err(too_large) => return too_large,
             }
             if response.is_empty() && got_notification {
                 MethodResponse::notification()
@@ -99,5 +105,116 @@ where
                 MethodResponse::from_batch(response.finish())
             }
         }
+    }
+}
+
+/// Runs every call of `answers` at once and appends their answers to
+/// `response` in request order. Answers that finish early wait for the
+/// ones before them; when the bytes of the answers in hand pass `limit`,
+/// stops with the builder's "too large" error (the other calls are
+/// dropped unfinished).
+async fn in_order_within<F>(
+    answers: Vec<F>,
+    limit: usize,
+    response: &mut BatchResponseBuilder,
+) -> Result<(), MethodResponse>
+where
+    F: Future<Output = MethodResponse>,
+{
+    let mut running: FuturesUnordered<_> = answers
+        .into_iter()
+        .enumerate()
+        .map(|(index, answer)| async move { (index, answer.await) })
+        .collect();
+    let mut waiting: BTreeMap<usize, MethodResponse> = BTreeMap::new();
+    let (mut next, mut appended, mut waiting_bytes) = (0, 0usize, 0usize);
+    while let Some((index, answer)) = running.next().await {
+        waiting_bytes += answer.as_json().get().len();
+        waiting.insert(index, answer);
+        while let Some(answer) = waiting.remove(&next) {
+            let size = answer.as_json().get().len();
+            waiting_bytes -= size;
+            appended += size;
+            response.append(answer)?;
+            next += 1;
+        }
+        if appended.saturating_add(waiting_bytes) > limit {
+            // The whole answer cannot fit: fail now, as the builder would
+            // once it got there.
+            return Err(too_large(limit));
+        }
+    }
+    Ok(())
+}
+
+/// The error of a batch whose answers pass `limit` bytes (the one
+/// jsonrpsee gives for its own batches).
+fn too_large(limit: usize) -> MethodResponse {
+    MethodResponse::error(
+        jsonrpsee::types::Id::Null,
+        jsonrpsee::types::error::reject_too_big_batch_response(limit),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonrpsee::types::Id;
+    use jsonrpsee::ResponsePayload;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn answer(index: usize, bytes: usize) -> MethodResponse {
+        let payload = ResponsePayload::success("x".repeat(bytes));
+        MethodResponse::response(Id::Number(index as u64), payload, usize::MAX)
+    }
+
+    /// Regression (hostile clients): every answer of a batch was held
+    /// before the limit applied. Now a batch stops as soon as the answers
+    /// in hand pass the limit: about limit / answer size calls finish,
+    /// not all 10,000.
+    #[tokio::test]
+    async fn a_batch_stops_once_its_answers_pass_the_limit() {
+        let finished = AtomicUsize::new(0);
+        let calls: Vec<_> = (0..10_000)
+            .map(|i| {
+                let finished = &finished;
+                async move {
+                    tokio::task::yield_now().await;
+                    finished.fetch_add(1, Ordering::Relaxed);
+                    answer(i, 1_000)
+                }
+            })
+            .collect();
+        let limit = 100_000;
+        let mut response = BatchResponseBuilder::new_with_limit(limit);
+        let err = in_order_within(calls, limit, &mut response)
+            .await
+            .expect_err("10 MB of answers do not fit in 100 kB");
+        assert!(err.as_json().get().contains("-32011"), "{}", err.as_json());
+        let finished = finished.load(Ordering::Relaxed);
+        assert!(finished <= 200, "{finished} calls ran to the end");
+    }
+
+    #[tokio::test]
+    async fn answers_come_in_request_order_whatever_order_they_finish_in() {
+        let calls: Vec<_> = (0..50usize)
+            .map(|i| async move {
+                for _ in 0..(50 - i) {
+                    tokio::task::yield_now().await;
+                }
+                answer(i, 10)
+            })
+            .collect();
+        let mut response = BatchResponseBuilder::new_with_limit(1 << 20);
+        in_order_within(calls, 1 << 20, &mut response)
+            .await
+            .expect("fits");
+        let json = MethodResponse::from_batch(response.finish());
+        let ids: Vec<u64> = serde_json::from_str::<Vec<serde_json::Value>>(json.as_json().get())
+            .expect("a JSON array")
+            .iter()
+            .map(|v| v["id"].as_u64().expect("an id"))
+            .collect();
+        assert_eq!(ids, (0..50).collect::<Vec<u64>>());
     }
 }
