@@ -228,6 +228,40 @@ impl Simplex {
         }
     }
 
+    /// Whether `message` could change anything here: a proposal, vote or
+    /// certificate inside the height window that this machine does not
+    /// hold yet. Cheap (no signature is checked), so a driver asks it
+    /// before [`Simplex::is_signed`]: replayed old votes and certificates
+    /// then cost a lookup, not a signature check per copy.
+    pub fn wants(&self, message: &Message) -> bool {
+        match message {
+            Message::Propose(proposal) => {
+                let height = proposal.block.height;
+                height != 0
+                    && self.in_window(height)
+                    && !self.blocks.contains_key(&proposal.block.hash())
+            }
+            Message::Vote(vote) => {
+                let key = (vote.height, vote.choice);
+                vote.height != 0
+                    && self.in_window(vote.height)
+                    && !self.certificates.contains_key(&key)
+                    && !self
+                        .votes
+                        .get(&key)
+                        .is_some_and(|by| by.contains_key(&vote.signer))
+            }
+            Message::Certificate(certificate) => {
+                certificate.height != 0
+                    && certificate.height.saturating_add(KEEP_BEHIND) > self.final_height
+                    && !self
+                        .certificates
+                        .contains_key(&(certificate.height, certificate.choice))
+            }
+            Message::Fetch(_) | Message::Sync(_) => true,
+        }
+    }
+
     /// What proves `block` final, as far as this machine still holds it
     /// (call it when [`Effect::Finalized`] names the block).
     pub fn final_proof(&self, block: &Block) -> Option<FinalBlock> {

@@ -207,3 +207,96 @@ fn a_leader_records_its_proposal_first_and_never_proposes_again_after_a_restart(
         "{effects:?}"
     );
 }
+
+/// Regression (hostile peers): a replayed vote or certificate the machine
+/// already holds, or one below its window, is not wanted, so a driver never
+/// spends a signature check on it; a new one inside the window is.
+#[test]
+fn replays_and_old_heights_are_not_wanted_before_any_signature_is_checked() {
+    let (mut m, keys, me) = machine(&[]);
+    let other = (0..4u16).find(|i| *i != me).unwrap();
+    let vote = Vote::sign(
+        CHAIN,
+        1,
+        Some(Choice::Empty),
+        other,
+        &keys[usize::from(other)],
+    );
+    assert!(m.wants(&Message::Vote(vote)));
+    m.handle(Input::Message(Message::Vote(vote)));
+    assert!(!m.wants(&Message::Vote(vote)), "a vote held is a replay");
+    // A forged copy of a held vote is refused without being verified.
+    let mut forged = vote;
+    forged.signature = Vote::sign(CHAIN, 2, None, other, &keys[usize::from(other)]).signature;
+    assert!(!m.wants(&Message::Vote(forged)));
+    let certificate = notarization(&keys, me, Choice::Empty);
+    assert!(m.wants(&Message::Certificate(certificate.clone())));
+    m.handle(Input::Message(Message::Certificate(certificate.clone())));
+    assert!(!m.wants(&Message::Certificate(certificate)), "held already");
+    // Far past the window: 300 blocks final since.
+    let (mut far, keys, me) = machine(&[]);
+    let set = validators(&keys);
+    let signers: Vec<u16> = (0..4u16).filter(|i| *i != me).collect();
+    let certificate = |height, choice| Certificate {
+        height,
+        choice,
+        signatures: signers
+            .iter()
+            .map(|&i| {
+                (
+                    i,
+                    Vote::sign(CHAIN, height, choice, i, &keys[usize::from(i)]).signature,
+                )
+            })
+            .collect(),
+    };
+    let (mut parent, mut parent_height) = (Hash::ZERO, 0);
+    for height in 1..=300u64 {
+        let block = Block {
+            height,
+            parent,
+            parent_height,
+            payload: Vec::new(),
+        };
+        let hash = block.hash();
+        let leader = set.leader(height);
+        let proposal = Proposal::sign(CHAIN, block, leader, &keys[usize::from(leader)]);
+        far.handle(Input::Message(Message::Propose(proposal)));
+        let notarized = certificate(height, Some(Choice::Block(hash)));
+        far.handle(Input::Message(Message::Certificate(notarized)));
+        far.handle(Input::Message(Message::Certificate(certificate(
+            height, None,
+        ))));
+        (parent, parent_height) = (hash, height);
+    }
+    assert_eq!(far.final_block().0, 300);
+    let old = Vote::sign(
+        CHAIN,
+        2,
+        Some(Choice::Empty),
+        other,
+        &keys[usize::from(other)],
+    );
+    assert!(!far.wants(&Message::Vote(old)), "below the window");
+    assert!(!far.wants(&Message::Certificate(notarization(
+        &keys,
+        me,
+        Choice::Empty
+    ))));
+    let ahead = Vote::sign(
+        CHAIN,
+        310,
+        Some(Choice::Empty),
+        other,
+        &keys[usize::from(other)],
+    );
+    assert!(far.wants(&Message::Vote(ahead)));
+    let too_far = Vote::sign(
+        CHAIN,
+        700,
+        Some(Choice::Empty),
+        other,
+        &keys[usize::from(other)],
+    );
+    assert!(!far.wants(&Message::Vote(too_far)), "above the window");
+}

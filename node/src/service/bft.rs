@@ -12,10 +12,9 @@
 use super::push::PushedReceipts;
 use super::receipts::ReceiptsRequest;
 use super::snapshot::SnapshotRequest;
+use super::sync_serve::{encode_within, Archive, SyncServer};
 use crate::metrics::Metrics;
-use atoll_consensus::simplex::{
-    machine, Block, Effect, FinalBlock, Input, Message, Record, Simplex,
-};
+use atoll_consensus::simplex::{Block, Effect, FinalBlock, Input, Message, Record, Simplex};
 use atoll_p2p::{Handle, MessageId, NetworkEvent, PeerId, Topic, Verdict};
 use atoll_primitives::{codec, Hash};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -39,9 +38,6 @@ pub trait Host: Send {
     fn payload(&mut self, height: u64, parent: Hash) -> PayloadTask;
     /// Blocks became final, in height order, with their proofs.
     fn finalized(&mut self, blocks: Vec<FinalBlock>) -> anyhow::Result<()>;
-    /// Stored final blocks from `from` on, at most `max` of them and about
-    /// `max_bytes` in all.
-    fn stored(&self, from: u64, max: usize, max_bytes: usize) -> Vec<FinalBlock>;
     /// Gossip on a shard's transaction topic; the host reports its verdict.
     fn transactions(&mut self, shard: u16, source: PeerId, id: MessageId, data: Vec<u8>);
     /// Gossip on the header-vote topic; the host reports its verdict.
@@ -99,6 +95,10 @@ pub struct Engine<H: Host> {
     metrics: Arc<Metrics>,
     peers: usize,
     last_final: Option<Instant>,
+    /// Final blocks below the machine's, served by the [`SyncServer`]
+    /// that `run` starts.
+    archive: Arc<dyn Archive>,
+    sync: Option<SyncServer>,
 }
 
 /// What a waiting task hands back to the engine.
@@ -113,11 +113,13 @@ pub enum Wake {
 
 impl<H: Host> Engine<H> {
     /// An engine for `machine` over `network`; messages over `limit` bytes
-    /// are refused.
+    /// are refused; `Sync` requests below the machine's final height are
+    /// answered from `archive`, off the engine's task.
     pub fn new(
         machine: Simplex,
         network: Handle,
         host: H,
+        archive: Arc<dyn Archive>,
         limit: usize,
         status: Arc<ConsensusStatus>,
         metrics: Arc<Metrics>,
@@ -144,6 +146,8 @@ impl<H: Host> Engine<H> {
                 metrics,
                 peers: 0,
                 last_final: None,
+                archive,
+                sync: None,
             },
             woken,
         )
@@ -157,6 +161,11 @@ impl<H: Host> Engine<H> {
         mut woken: mpsc::Receiver<Wake>,
         topics: Vec<Topic>,
     ) -> anyhow::Result<()> {
+        self.sync = Some(SyncServer::start(
+            Arc::clone(&self.archive),
+            self.network.clone(),
+            self.limit,
+        ));
         self.network.subscribe(Topic::Proposals).await?;
         self.network.subscribe(Topic::Votes).await?;
         self.network.subscribe(Topic::HeaderVotes).await?;
@@ -191,6 +200,10 @@ impl<H: Host> Engine<H> {
     async fn replies(&mut self, peer: PeerId, messages: Vec<Message>) -> anyhow::Result<()> {
         let before = self.machine.final_block().0;
         for message in messages {
+            // What the machine would drop anyway is not verified.
+            if !self.machine.wants(&message) {
+                continue;
+            }
             if !self.machine.is_signed(&message) {
                 self.network.penalize(peer).await;
                 return Ok(());
@@ -222,8 +235,14 @@ impl<H: Host> Engine<H> {
                 source, id, data, ..
             } => {
                 // Forwarded only if it decodes and is signed as it must be;
-                // anything else scores its sender down.
+                // anything else scores its sender down. What the machine
+                // would drop anyway (a replayed old vote or certificate,
+                // a copy already held) is ignored before any signature
+                // is checked, so replays cost a lookup each.
                 match self.decode(&data) {
+                    Some(message) if !self.machine.wants(&message) => {
+                        self.network.report(id, source, Verdict::Ignore).await;
+                    }
                     Some(
                         message
                         @ (Message::Propose(_) | Message::Vote(_) | Message::Certificate(_)),
@@ -258,19 +277,23 @@ impl<H: Host> Engine<H> {
                     None => None,
                 };
                 match message {
-                    Some(Message::Sync(from)) => {
-                        // Below what the machine holds: from the store.
-                        let (final_height, _) = self.machine.final_block();
-                        let mut next = from;
-                        if from <= final_height {
-                            let stored = self.host.stored(from, machine::MAX_SYNC, self.limit / 2);
-                            next = stored.last().map_or(from, |b| b.proposal.block.height + 1);
-                            replies.extend(stored.iter().flat_map(FinalBlock::messages));
+                    Some(Message::Sync(from)) if from <= self.machine.final_block().0 => {
+                        // Below what the machine holds: from the store, on
+                        // the sync server's task (the asker comes back for
+                        // the rest); nothing when it is busy.
+                        let queued = self
+                            .sync
+                            .as_ref()
+                            .is_some_and(|sync| sync.try_serve(peer, id, from));
+                        if !queued {
+                            let nothing = encode_within(Vec::new(), self.limit);
+                            self.network.respond(id, nothing).await;
                         }
-                        if next > final_height {
-                            self.input(Input::Message(Message::Sync(next)), Some(&mut replies))
-                                .await?;
-                        }
+                        return Ok(());
+                    }
+                    Some(message @ Message::Sync(_)) => {
+                        self.input(Input::Message(message), Some(&mut replies))
+                            .await?;
                     }
                     Some(message @ Message::Fetch(_)) => {
                         self.input(Input::Message(message), Some(&mut replies))
@@ -278,7 +301,9 @@ impl<H: Host> Engine<H> {
                     }
                     _ => self.network.penalize(peer).await,
                 }
-                self.network.respond(id, self.bounded(replies)).await;
+                self.network
+                    .respond(id, encode_within(replies, self.limit))
+                    .await;
             }
             NetworkEvent::Connected(_) => self.set_peers(self.peers + 1),
             NetworkEvent::Disconnected(_) => self.set_peers(self.peers.saturating_sub(1)),
@@ -290,17 +315,6 @@ impl<H: Host> Engine<H> {
         self.peers = peers;
         self.status.peers.store(peers as u64, Ordering::Relaxed);
         self.metrics.peers.set(peers as i64);
-    }
-
-    /// `replies` encoded, cut to what fits in a response.
-    fn bounded(&self, mut replies: Vec<Message>) -> Vec<u8> {
-        loop {
-            let bytes = codec::encode(&replies);
-            if bytes.len() <= self.limit || replies.is_empty() {
-                return bytes;
-            }
-            replies.truncate(replies.len() / 2);
-        }
     }
 
     /// Hands `input` to the machine and carries out its effects; replies go
@@ -441,6 +455,15 @@ mod tests {
         finals: Finals,
     }
 
+    /// Nothing stored: a validator behind catches up from the machines.
+    struct NoArchive;
+
+    impl Archive for NoArchive {
+        fn stored(&self, _: u64, _: usize, _: usize) -> Vec<FinalBlock> {
+            Vec::new()
+        }
+    }
+
     impl Host for Memory {
         fn persist(&mut self, record: Record) -> anyhow::Result<()> {
             self.records.push(record);
@@ -459,9 +482,6 @@ mod tests {
                     .map(|b| (b.proposal.block.height, b.proposal.block.hash())),
             );
             Ok(())
-        }
-        fn stored(&self, _: u64, _: usize, _: usize) -> Vec<FinalBlock> {
-            Vec::new()
         }
         fn transactions(&mut self, _: u16, _: PeerId, _: MessageId, _: Vec<u8>) {}
         fn header_vote(&mut self, _: PeerId, _: MessageId, _: Vec<u8>) {}
@@ -521,6 +541,7 @@ mod tests {
                 machine,
                 network,
                 host,
+                Arc::new(NoArchive),
                 limit,
                 Arc::default(),
                 Arc::new(Metrics::new()),

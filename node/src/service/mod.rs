@@ -30,6 +30,7 @@ pub mod replica;
 pub mod revote;
 pub mod snapshot;
 pub mod state_sync;
+pub mod sync_serve;
 pub mod waiters;
 
 use crate::metrics::Metrics;
