@@ -51,8 +51,13 @@ pub struct NetworkConfig {
     /// The largest gossip message, request or response (fit for the largest
     /// valid block).
     pub max_message_bytes: usize,
-    /// Most connections in total.
+    /// Most connections of peers that are not reserved (strangers); past
+    /// it a stranger's new connection is closed at once.
     pub max_connections: u32,
+    /// Peers that always get a connection, whatever strangers hold
+    /// (validators). Bootnodes named with `/p2p/<id>` are reserved too, and
+    /// the node adds validators it learns of ([`Handle::reserve`]).
+    pub reserved: Vec<PeerId>,
     /// Most connections to one peer.
     pub max_per_peer: u32,
     /// Commands and events waiting between the node and the swarm task.
@@ -72,6 +77,7 @@ impl NetworkConfig {
             bootnodes: Vec::new(),
             max_message_bytes: 40 * 1024 * 1024,
             max_connections: 128,
+            reserved: Vec::new(),
             max_per_peer: 2,
             queue: 4096,
             queue_bytes: 256 * 1024 * 1024,
@@ -168,7 +174,12 @@ enum Command {
     Listening(oneshot::Sender<Vec<Multiaddr>>),
     Block(Vec<PeerId>, oneshot::Sender<Result<(), NetworkError>>),
     Info(oneshot::Sender<PeerInfo>),
+    Reserve(Vec<PeerId>),
 }
+
+/// Most reserved peers (connections beyond [`NetworkConfig::max_connections`]
+/// are kept for them: up to this many, times the per-peer limit).
+pub const MAX_RESERVED: usize = 1024;
 
 /// What the network knows of its peers.
 #[derive(Clone, Debug, Default)]
@@ -264,6 +275,13 @@ impl Handle {
         answer.await.map_err(|_| NetworkError::Stopped)?
     }
 
+    /// Reserves connection slots for `peers` (validators): strangers
+    /// filling [`NetworkConfig::max_connections`] never keep them out.
+    /// Returns at once (false if the command queue is full).
+    pub fn reserve(&self, peers: Vec<PeerId>) -> bool {
+        self.commands.try_send(Command::Reserve(peers)).is_ok()
+    }
+
     /// Connected, banned and blocked peers.
     pub async fn info(&self) -> Result<PeerInfo, NetworkError> {
         let (reply, answer) = oneshot::channel();
@@ -310,8 +328,13 @@ pub fn start(config: NetworkConfig) -> Result<(Handle, Events), NetworkError> {
         .build()
         .map_err(|e| start(e.to_string()))?;
     let limit = config.max_message_bytes;
+    // libp2p's own limit leaves room for the reserved peers; the task
+    // holds strangers to `max_connections` itself.
+    let reserved_room = u32::try_from(MAX_RESERVED)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(config.max_per_peer);
     let limits = connection_limits::ConnectionLimits::default()
-        .with_max_established(Some(config.max_connections))
+        .with_max_established(Some(config.max_connections.saturating_add(reserved_room)))
         .with_max_established_per_peer(Some(config.max_per_peer))
         .with_max_pending_incoming(Some(config.max_connections));
     let mut swarm = SwarmBuilder::with_existing_identity(key)
@@ -375,6 +398,17 @@ pub fn start(config: NetworkConfig) -> Result<(Handle, Events), NetworkError> {
         operator_blocked: HashSet::new(),
         bootnodes: config.bootnodes.clone(),
         listening: Vec::new(),
+        reserved: config
+            .reserved
+            .iter()
+            .copied()
+            .chain(config.bootnodes.iter().filter_map(peer_of))
+            .take(MAX_RESERVED)
+            .collect(),
+        strangers: HashSet::new(),
+        refused: HashSet::new(),
+        max_strangers: config.max_connections as usize,
+        accepted: HashMap::new(),
     };
     tokio::spawn(task.run(command_rx));
     Ok((Handle { commands, peer_id }, events))
@@ -401,6 +435,25 @@ struct Task {
     operator_blocked: HashSet<PeerId>,
     bootnodes: Vec<Multiaddr>,
     listening: Vec<Multiaddr>,
+    /// Peers whose connections do not count against `max_strangers`.
+    reserved: HashSet<PeerId>,
+    /// Open connections of peers that are not reserved.
+    strangers: HashSet<libp2p::swarm::ConnectionId>,
+    /// Connections closed for want of a stranger's slot (their close is
+    /// not reported to the node, which never heard of them).
+    refused: HashSet<libp2p::swarm::ConnectionId>,
+    max_strangers: usize,
+    /// Open accepted connections per peer (the node hears of a peer's
+    /// first and last).
+    accepted: HashMap<PeerId, usize>,
+}
+
+/// The peer id a multiaddr ends with (`/p2p/<id>`), if any.
+fn peer_of(address: &Multiaddr) -> Option<PeerId> {
+    address.iter().find_map(|protocol| match protocol {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
 }
 
 impl Task {
@@ -538,9 +591,17 @@ impl Task {
             Command::Block(peers, reply) => {
                 let _ = reply.send(self.block(peers));
             }
+            Command::Reserve(peers) => {
+                for peer in peers {
+                    if self.reserved.len() >= MAX_RESERVED {
+                        break;
+                    }
+                    self.reserved.insert(peer);
+                }
+            }
             Command::Info(reply) => {
                 let _ = reply.send(PeerInfo {
-                    connected: self.swarm.connected_peers().copied().collect(),
+                    connected: self.accepted.keys().copied().collect(),
                     banned: self.banned.len(),
                     blocked: self.operator_blocked.iter().copied().collect(),
                 });
@@ -589,17 +650,46 @@ impl Task {
             // refuses their connections.
             SwarmEvent::ConnectionEstablished {
                 peer_id,
-                num_established,
+                connection_id,
                 ..
-            } if num_established.get() == 1 => {
-                self.emit(NetworkEvent::Connected(peer_id));
+            } => {
+                if !self.reserved.contains(&peer_id) {
+                    if self.strangers.len() >= self.max_strangers {
+                        // The strangers' slots are full: the reserved
+                        // room is for validators only.
+                        tracing::debug!(peer = %peer_id, "connection refused: no slot for strangers");
+                        self.refused.insert(connection_id);
+                        self.swarm.close_connection(connection_id);
+                        return;
+                    }
+                    self.strangers.insert(connection_id);
+                }
+                let open = self.accepted.entry(peer_id).or_insert(0);
+                *open += 1;
+                if *open == 1 {
+                    self.emit(NetworkEvent::Connected(peer_id));
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
                 ..
             } => {
-                self.emit(NetworkEvent::Disconnected(peer_id));
+                self.strangers.remove(&connection_id);
+                if self.refused.remove(&connection_id) {
+                    return;
+                }
+                let last = match self.accepted.get_mut(&peer_id) {
+                    Some(open) => {
+                        *open -= 1;
+                        *open == 0
+                    }
+                    None => false,
+                };
+                if last {
+                    self.accepted.remove(&peer_id);
+                    self.emit(NetworkEvent::Disconnected(peer_id));
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,

@@ -185,3 +185,42 @@ async fn blocked_peers_are_cut_off_and_bootnodes_are_redialed_when_unblocked() {
     assert!(a.block(many).await.is_err());
     assert!(connected(&a, b.peer_id()).await);
 }
+
+/// Regression (hostile peers): strangers filling every connection slot kept
+/// validators out. Reserved peers now always get in, and strangers are held
+/// to `max_connections`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_filling_the_slots_do_not_keep_a_validator_out() {
+    let validator_seed = 90;
+    let mut config = NetworkConfig::new(CHAIN, [80; 32], "/ip4/127.0.0.1/tcp/0".parse().unwrap());
+    config.max_connections = 2;
+    config.reserved = vec![atoll_p2p::peer_id_of([validator_seed; 32])];
+    let (a, _a_events) = start(config).unwrap();
+    let a_address: Multiaddr = loop {
+        if let Some(address) = a.listening().await.unwrap().into_iter().next() {
+            break format!("{address}/p2p/{}", a.peer_id()).parse().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut strangers = Vec::new();
+    for seed in 81..85 {
+        strangers.push(node(seed, Some(a_address.clone()), 64 * 1024).await);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let connected = a.info().await.unwrap().connected;
+    assert!(connected.len() <= 2, "{} strangers got in", connected.len());
+    let (validator, _v_events, _) = node(validator_seed, Some(a_address), 64 * 1024).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let connected = a.info().await.unwrap().connected;
+        if connected.contains(&validator.peer_id()) {
+            assert!(connected.len() <= 3);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the validator never got a connection: {connected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
