@@ -6,6 +6,7 @@
 
 use super::Shared;
 use crate::metrics::Metrics;
+use atoll_p2p::Verdict;
 use atoll_primitives::{Action, StateKey};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
@@ -30,13 +31,12 @@ pub enum Admission {
         reply: oneshot::Sender<Result<(), Rejection>>,
     },
     /// Transactions gossiped by a peer: admitted where they pass, and
-    /// `verdict` hears whether every signature verified (whether the
-    /// gossip may be forwarded).
+    /// `verdict` hears what becomes of the gossip (see [`peer_verdict`]).
     Peer {
         /// The transactions.
         txs: Vec<PreparedTx>,
-        /// Whether every signature verified.
-        verdict: oneshot::Sender<bool>,
+        /// Forward it, drop it, or drop it and score the sender down.
+        verdict: oneshot::Sender<Verdict>,
     },
     /// Wakes the stage so it sees that the node is stopping.
     Stop,
@@ -169,28 +169,66 @@ fn admit_batch(
     drop(mempool);
 }
 
+/// What becomes of a peer's batch of gossiped transactions, from what
+/// admission found: forwarded only when every transaction in it is good
+/// news (its signature verifies and it entered this pool or was there
+/// already), so this validator never relays what cannot pay or is stale;
+/// its sender is scored down when a signature fails or when nothing in it
+/// was new and something could not pay (spam from unfunded senders).
+/// Other refusals (a nonce just used, a full pool) happen to honest peers
+/// whose view of the state differs: the batch is only not forwarded.
+pub fn peer_verdict(
+    valid_signatures: bool,
+    fresh: usize,
+    unpayable: usize,
+    total: usize,
+) -> Verdict {
+    if !valid_signatures {
+        Verdict::Reject
+    } else if fresh == total {
+        Verdict::Accept
+    } else if fresh == 0 && unpayable > 0 {
+        Verdict::Reject
+    } else {
+        Verdict::Ignore
+    }
+}
+
 /// Transactions from a peer: checked and admitted as a client's are
 /// (refusals are normal: the peer's view of the state may differ), and
-/// `verdict` hears whether every signature verified.
+/// `verdict` hears whether to forward the gossip ([`peer_verdict`]). What
+/// was admitted from a batch that is not forwarded is gossiped again by
+/// this validator, so the good part of a mixed batch still spreads.
 fn admit_from_peer(
     shared: &Shared,
     txs: Vec<PreparedTx>,
-    verdict: oneshot::Sender<bool>,
+    verdict: oneshot::Sender<Verdict>,
     pool: &rayon::ThreadPool,
 ) {
+    let total = txs.len();
     let verdicts = verify_all(txs, pool);
     let valid = verdicts.iter().all(Option::is_some);
     let mut displaced = Vec::new();
+    let mut admitted = Vec::new();
+    let (mut fresh, mut unpayable) = (0, 0);
     {
         let mut mempool = shared.mempool.lock();
         for tx in verdicts.into_iter().flatten() {
             if mempool.contains(&tx.tx().hash) {
+                fresh += 1;
                 continue;
             }
-            if let Ok(nonce) = check_state(shared, tx.tx()) {
-                if let Ok(out) = mempool.admit(tx, nonce) {
-                    displaced.extend(out);
+            match check_state(shared, tx.tx()) {
+                Ok(nonce) => {
+                    let signed = tx.tx().signed.clone();
+                    if let Ok(out) = mempool.admit(tx, nonce) {
+                        displaced.extend(out);
+                        admitted.push(signed);
+                        fresh += 1;
+                    }
                 }
+                Err(Rejection::InsufficientBalance { .. }) => unpayable += 1,
+                Err(_) => {}
             }
         }
         let shard = shared.shard.0;
@@ -200,7 +238,13 @@ fn admit_from_peer(
             shared.displaced.lock().extend(displaced);
         }
     }
-    let _ = verdict.send(valid);
+    let verdict_now = peer_verdict(valid, fresh, unpayable, total);
+    if verdict_now != Verdict::Accept && !admitted.is_empty() {
+        if let Some(gossip) = &shared.gossip {
+            let _ = gossip.try_send((shared.shard.0, admitted));
+        }
+    }
+    let _ = verdict.send(verdict_now);
 }
 
 /// Checks `tx` against the committed state: not already included, and the
@@ -247,4 +291,26 @@ fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
         });
     }
     Ok(account.nonce)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (hostile peers): a batch whose senders cannot pay was
+    /// forwarded with no penalty as long as its signatures verified.
+    #[test]
+    fn only_batches_that_are_all_good_news_are_forwarded() {
+        assert_eq!(peer_verdict(true, 10, 0, 10), Verdict::Accept);
+        // A bad signature anywhere: the sender is scored down.
+        assert_eq!(peer_verdict(false, 9, 0, 10), Verdict::Reject);
+        // Nothing new, and unfunded senders: spam.
+        assert_eq!(peer_verdict(true, 0, 10, 10), Verdict::Reject);
+        assert_eq!(peer_verdict(true, 0, 1, 10), Verdict::Reject);
+        // Some good, some that cannot pay: not forwarded, no penalty (the
+        // good ones are gossiped again by this validator).
+        assert_eq!(peer_verdict(true, 5, 5, 10), Verdict::Ignore);
+        // Stale (nonces used meanwhile): an honest race, not forwarded.
+        assert_eq!(peer_verdict(true, 0, 0, 10), Verdict::Ignore);
+    }
 }
