@@ -340,6 +340,7 @@ async fn start_network(
             .map(|s| Arc::clone(&s.store))
             .collect(),
         served: Arc::default(),
+        serving: Arc::new(tokio::sync::Semaphore::new(network::MAX_SERVING)),
     };
     let status: Arc<ConsensusStatus> = Arc::clone(&parts.consensus.status);
     network::spawn_engine(

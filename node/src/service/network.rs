@@ -85,7 +85,15 @@ pub struct NodeHost {
     pub stores: Vec<Arc<atoll_storage::ShardStore>>,
     /// The state snapshots served to syncing validators.
     pub served: Arc<Served>,
+    /// Receipt and snapshot requests being answered (each reads the store
+    /// on a blocking thread): at most [`MAX_SERVING`] at once.
+    pub serving: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most receipt and snapshot requests answered at once; past it a request
+/// is answered at once with "not held" (the asker tries another peer or
+/// comes back), so peers cannot pile up blocking reads of the store.
+pub const MAX_SERVING: usize = 16;
 
 /// The height of a vote record.
 fn record_height(record: &Record) -> u64 {
@@ -230,8 +238,14 @@ impl Host for NodeHost {
 
     fn receipts(&mut self, _peer: PeerId, id: u64, request: ReceiptsRequest) {
         let (network, stores, limit) = (self.network.clone(), self.stores.clone(), self.limit);
+        let Ok(permit) = Arc::clone(&self.serving).try_acquire_owned() else {
+            let not_held = codec::encode(&super::receipts::ReceiptsResponse::default());
+            tokio::spawn(async move { network.respond(id, not_held).await });
+            return;
+        };
         tokio::spawn(async move {
             let answer = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 super::receipts::serve(&stores, &request, limit)
             })
             .await
@@ -280,12 +294,16 @@ impl Host for NodeHost {
             .filter(|link| link.tracked())
             .and_then(|_| self.stores.get(shard).cloned());
         let served = Arc::clone(&self.served);
+        let permit = Arc::clone(&self.serving).try_acquire_owned().ok();
         tokio::spawn(async move {
-            let answer = match store {
-                Some(store) => tokio::task::spawn_blocking(move || served.serve(&store, &request))
-                    .await
-                    .unwrap_or_default(),
-                None => codec::encode(&SnapshotPart::default()),
+            let answer = match (store, permit) {
+                (Some(store), Some(permit)) => tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    served.serve(&store, &request)
+                })
+                .await
+                .unwrap_or_default(),
+                _ => codec::encode(&SnapshotPart::default()),
             };
             network.respond(id, answer).await;
         });
