@@ -13,7 +13,7 @@ use crate::service::{ChainParams, Mode, NetworkParts, Service};
 use anyhow::{bail, Context};
 use atoll_config::{Genesis, LogFormat, NodeConfig};
 use atoll_primitives::hash::domain;
-use atoll_primitives::{Account, Hash, KeyPair, ShardId, StateKey};
+use atoll_primitives::{Account, Hash, KeyPair, ShardId, StateKey, StateValue};
 use atoll_shard::ShardChain;
 use atoll_storage::{BeaconStore, StoreIdentity};
 use std::net::SocketAddr;
@@ -125,15 +125,15 @@ pub async fn run(
     check_genesis_binding(&data_dir, &genesis_bytes)?;
     drop(genesis_bytes);
     let layout = genesis.layout;
-    let mut per_shard: Vec<Vec<(StateKey, Account)>> =
+    let mut per_shard: Vec<Vec<(StateKey, StateValue)>> =
         vec![Vec::new(); usize::from(layout.shard_count())];
     for (address, balance) in &genesis.accounts {
         per_shard[usize::from(layout.shard_of(address).0)].push((
             StateKey::Account(*address),
-            Account {
+            StateValue::Account(Account {
                 balance: *balance,
                 nonce: 0,
-            },
+            }),
         ));
     }
     // The cores are shared out among the shards rather than each shard

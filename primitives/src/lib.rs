@@ -41,5 +41,5 @@ pub use hash::Hash;
 pub use receipt::{ProvenReceipt, Receipt, ReceiptAction};
 pub use shard::{ShardId, ShardLayout};
 pub use shard_map::ShardMap;
-pub use state::{Account, StateKey};
+pub use state::{Account, StateChange, StateKey, StateValue};
 pub use transaction::{Action, ChainId, SignedTransaction, Transaction};

@@ -9,7 +9,8 @@ use crate::prelude;
 use crate::signatures::{find_bad_signatures, VerifiedTx};
 use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
 use atoll_primitives::{
-    Account, ProvenReceipt, ShardBlock, ShardBlockHeader, ShardId, ShardLayout, ShardMap, StateKey,
+    Account, ProvenReceipt, ShardBlock, ShardBlockHeader, ShardId, ShardLayout, ShardMap,
+    StateChange, StateKey, StateValue,
 };
 use atoll_storage::{BlockCommit, ShardStore, SnapshotInstall, StoreIdentity};
 use std::collections::{BTreeMap, HashSet};
@@ -18,8 +19,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 impl StateView for ShardStore {
-    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
-        Ok(self.account(key)?)
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
+        Ok(self.state(key)?)
     }
 }
 
@@ -65,7 +66,7 @@ impl ShardChain {
         path: &Path,
         identity: StoreIdentity,
         layout: ShardLayout,
-        genesis: &[(StateKey, Account)],
+        genesis: &[(StateKey, StateValue)],
         threads: NonZeroUsize,
     ) -> Result<ShardChain, ShardError> {
         let store = Arc::new(ShardStore::open(path, identity)?);
@@ -84,7 +85,11 @@ impl ShardChain {
                 (tree, head)
             }
             None => {
-                let tree = StateTree::from_entries(genesis.iter().copied());
+                let tree = StateTree::from_entries(genesis.iter().cloned());
+                let genesis: Vec<StateChange> = genesis
+                    .iter()
+                    .map(|(key, value)| (*key, Some(value.clone())))
+                    .collect();
                 let block = genesis_block(
                     identity.chain_id,
                     identity.shard,
@@ -94,7 +99,7 @@ impl ShardChain {
                 store.commit_block(&BlockCommit {
                     block: &block,
                     outcomes: &[],
-                    state_changes: genesis,
+                    state_changes: &genesis,
                     receipts: &[],
                     shard_map: None,
                     forwarded: &[],
@@ -215,8 +220,8 @@ impl ShardChain {
     }
 
     /// The current state of `key` with a proof against the head's state root.
-    pub fn prove(&self, key: &StateKey) -> Result<(Option<Account>, StateProof), ShardError> {
-        Ok((self.store.account(key)?, self.tree.prove(key)))
+    pub fn prove(&self, key: &StateKey) -> Result<(Option<StateValue>, StateProof), ShardError> {
+        Ok((self.store.state(key)?, self.tree.prove(key)))
     }
 
     /// Drops repeats within `txs`, transactions already in the chain and
@@ -403,15 +408,10 @@ impl ShardChain {
         for proven in &incoming {
             cursors.insert(proven.receipt.source, proven.receipt.sequence + 1);
         }
-        let changes: Vec<(StateKey, Option<Account>)> = output
-            .state_changes
-            .iter()
-            .map(|(k, v)| (*k, Some(*v)))
-            .collect();
         let mut tree = self.tree.clone();
         self.executor
             .pool()
-            .install(|| tree.update_parallel(&changes));
+            .install(|| tree.update_parallel(&output.state_changes));
         let inbound = Inbound {
             incoming,
             inbox_cursors: cursors.iter().map(|(s, c)| (*s, *c)).collect(),
@@ -470,9 +470,9 @@ struct Credited<'a> {
 }
 
 impl StateView for Credited<'_> {
-    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
         match self.credits.get(key) {
-            Some(account) => Ok(Some(*account)),
+            Some(account) => Ok(Some(StateValue::Account(*account))),
             None => self.base.get(key),
         }
     }
@@ -482,8 +482,8 @@ impl StateView for Credited<'_> {
 /// the transactions then wrote (both sorted by key).
 fn merge_changes(
     credits: BTreeMap<StateKey, Account>,
-    written: Vec<(StateKey, Account)>,
-) -> Vec<(StateKey, Account)> {
+    written: Vec<StateChange>,
+) -> Vec<StateChange> {
     let mut merged = Vec::with_capacity(credits.len() + written.len());
     let mut written = written.into_iter().peekable();
     for (key, credited) in credits {
@@ -492,7 +492,7 @@ fn merge_changes(
         }
         match written.next_if(|(k, _)| *k == key) {
             Some(entry) => merged.push(entry),
-            None => merged.push((key, credited)),
+            None => merged.push((key, Some(StateValue::Account(credited)))),
         }
     }
     merged.extend(written);

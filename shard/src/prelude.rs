@@ -130,6 +130,6 @@ fn read(
 ) -> Result<Account, ShardError> {
     match changes.get(key) {
         Some(account) => Ok(*account),
-        None => Ok(state.get(key)?.unwrap_or_default()),
+        None => Ok(crate::state::account_in(state.get(key)?)),
     }
 }

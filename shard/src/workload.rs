@@ -4,7 +4,9 @@
 
 use crate::execution::PreparedTx;
 use atoll_primitives::hash::Domain;
-use atoll_primitives::{Account, Action, Address, ChainId, Hash, KeyPair, StateKey, Transaction};
+use atoll_primitives::{
+    Account, Action, Address, ChainId, Hash, KeyPair, StateKey, StateValue, Transaction,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -22,12 +24,12 @@ pub fn dev_key(seed: u64, index: u64) -> KeyPair {
 }
 
 /// Genesis entries giving every key `balance`.
-pub fn genesis_accounts(keys: &[KeyPair], balance: u128) -> Vec<(StateKey, Account)> {
+pub fn genesis_accounts(keys: &[KeyPair], balance: u128) -> Vec<(StateKey, StateValue)> {
     keys.iter()
         .map(|k| {
             (
                 StateKey::Account(k.address()),
-                Account { balance, nonce: 0 },
+                StateValue::Account(Account { balance, nonce: 0 }),
             )
         })
         .collect()

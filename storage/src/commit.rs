@@ -6,8 +6,8 @@ use crate::shard_store::{
     sync_write, ShardStore, StoredReceipt, TxLocation, MAX_SMALL_VALUE_BYTES,
 };
 use atoll_primitives::{
-    codec, merkle, Account, Hash, ProvenReceipt, Receipt, ShardBlock, ShardBlockHeader, ShardId,
-    ShardMap, StateKey, TxOutcome,
+    codec, merkle, Hash, ProvenReceipt, Receipt, ShardBlock, ShardBlockHeader, ShardId, ShardMap,
+    StateChange, TxOutcome,
 };
 use rocksdb::WriteBatch;
 use std::collections::{BTreeMap, HashSet};
@@ -27,7 +27,7 @@ pub struct BlockCommit<'a> {
     /// One outcome per transaction, in the same order.
     pub outcomes: &'a [TxOutcome],
     /// Final values of every key the block wrote (genesis: the genesis accounts).
-    pub state_changes: &'a [(StateKey, Account)],
+    pub state_changes: &'a [StateChange],
     /// Outgoing receipts emitted by this block, numbered on from each
     /// destination's outbox cursor.
     pub receipts: &'a [Receipt],
@@ -303,8 +303,11 @@ impl ShardStore {
         self.put_block(&mut batch, block);
 
         let state = self.cf(cf::STATE);
-        for (key, account) in commit.state_changes {
-            batch.put_cf(state, keys::state(key), account.to_bytes());
+        for (key, value) in commit.state_changes {
+            match value {
+                Some(value) => batch.put_cf(state, keys::state(key), value.to_bytes()),
+                None => batch.delete_cf(state, keys::state(key)),
+            }
         }
 
         let receipts = self.cf(cf::RECEIPTS);

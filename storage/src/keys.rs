@@ -4,7 +4,7 @@
 //! order (iterating `headers` walks the chain from genesis upwards).
 
 use crate::error::StorageError;
-use atoll_primitives::{codec, Hash, ShardId, StateKey};
+use atoll_primitives::{codec, Hash, ShardId, StateKey, StateValue};
 use borsh::BorshDeserialize;
 
 /// Column family names.
@@ -161,6 +161,20 @@ pub(crate) fn outbox_destination(key: &[u8]) -> Option<ShardId> {
 /// The prefix of every outbox cursor key.
 pub(crate) fn outbox_cursor_prefix() -> &'static [u8] {
     META_OUTBOX_CURSOR
+}
+
+/// Decodes the state value of `state_key` read from the store at `key`;
+/// failure means the store is corrupt.
+pub(crate) fn state_value(
+    state_key: &StateKey,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<StateValue, StorageError> {
+    StateValue::from_bytes(state_key, bytes).map_err(|e| StorageError::Corrupt {
+        what: "state value",
+        key: hex::encode(key),
+        reason: e.to_string(),
+    })
 }
 
 /// Decodes a value read from the store at `key`; failure means the store is corrupt.

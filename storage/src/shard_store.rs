@@ -5,8 +5,8 @@ use crate::keys::{self, cf};
 use crate::schema::{self, Found, StoreIdentity, SCHEMA_VERSION};
 use atoll_primitives::codec::{self, MAX_BLOCK_BYTES, MAX_RECEIPT_BYTES};
 use atoll_primitives::{
-    Account, Hash, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader, ShardId, ShardMap,
-    StateKey, TxOutcome,
+    Account, Address, Hash, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader, ShardId,
+    ShardMap, StateKey, StateValue, TxOutcome,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{
@@ -263,22 +263,29 @@ impl ShardStore {
     }
 
     /// The current value of `key`, None if the state does not hold it.
-    pub fn account(&self, key: &StateKey) -> Result<Option<Account>, StorageError> {
-        self.get(
-            cf::STATE,
-            "account",
-            &keys::state(key),
-            MAX_SMALL_VALUE_BYTES,
-        )
+    pub fn state(&self, key: &StateKey) -> Result<Option<StateValue>, StorageError> {
+        let stored = keys::state(key);
+        match self.db.get_pinned_cf(self.cf(cf::STATE), &stored)? {
+            Some(bytes) => keys::state_value(key, &stored, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The account at `address`, None if the state does not hold it.
+    pub fn account(&self, address: &Address) -> Result<Option<Account>, StorageError> {
+        Ok(match self.state(&StateKey::Account(*address))? {
+            Some(StateValue::Account(account)) => Some(account),
+            _ => None,
+        })
     }
 
     /// The head's height and the value of `key` after it, read from one
     /// snapshot, so a commit between the two reads cannot pair a value with
     /// the wrong height. The height is None for a store with no block yet.
-    pub fn account_at_head(
+    pub fn state_at_head(
         &self,
         key: &StateKey,
-    ) -> Result<(Option<u64>, Option<Account>), StorageError> {
+    ) -> Result<(Option<u64>, Option<StateValue>), StorageError> {
         let snapshot = self.db.snapshot();
         let height = self.get_at(
             &snapshot,
@@ -287,14 +294,12 @@ impl ShardStore {
             keys::META_HEAD,
             MAX_SMALL_VALUE_BYTES,
         )?;
-        let account = self.get_at(
-            &snapshot,
-            cf::STATE,
-            "account",
-            &keys::state(key),
-            MAX_SMALL_VALUE_BYTES,
-        )?;
-        Ok((height, account))
+        let stored = keys::state(key);
+        let value = match snapshot.get_pinned_cf(self.cf(cf::STATE), &stored)? {
+            Some(bytes) => Some(keys::state_value(key, &stored, &bytes)?),
+            None => None,
+        };
+        Ok((height, value))
     }
 
     /// Every (key, value) of the state, in key order (used to rebuild the state tree at start-up).
@@ -302,14 +307,14 @@ impl ShardStore {
     /// The iteration reads one consistent snapshot of the state.
     pub fn state_entries(
         &self,
-    ) -> impl Iterator<Item = Result<(StateKey, Account), StorageError>> + '_ {
+    ) -> impl Iterator<Item = Result<(StateKey, StateValue), StorageError>> + '_ {
         self.db
             .iterator_cf(self.cf(cf::STATE), IteratorMode::Start)
             .map(|entry| {
                 let (key, value) = entry?;
                 let state_key = keys::decode("state key", &key, &key, MAX_SMALL_VALUE_BYTES)?;
-                let account = keys::decode("account", &key, &value, MAX_SMALL_VALUE_BYTES)?;
-                Ok((state_key, account))
+                let value = keys::state_value(&state_key, &key, &value)?;
+                Ok((state_key, value))
             })
     }
 
@@ -474,9 +479,9 @@ mod tests {
             .put_cf(store.cf(cf::STATE), keys::state(&key), [1, 2, 3])
             .expect("raw write");
         assert!(matches!(
-            store.account(&key),
+            store.state(&key),
             Err(StorageError::Corrupt {
-                what: "account",
+                what: "state value",
                 ..
             })
         ));

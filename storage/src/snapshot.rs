@@ -14,7 +14,7 @@ use crate::keys::{self, cf};
 use crate::shard_store::{sync_write, ShardStore, MAX_SMALL_VALUE_BYTES};
 use atoll_primitives::codec::{self, MAX_BLOCK_BYTES, MAX_RECEIPT_BYTES};
 use atoll_primitives::{
-    Account, Hash, ProvenReceipt, ShardBlockHeader, ShardId, ShardMap, StateKey,
+    Hash, ProvenReceipt, ShardBlockHeader, ShardId, ShardMap, StateKey, StateValue,
 };
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 use std::sync::atomic::Ordering;
@@ -34,7 +34,7 @@ pub struct StateSnapshot {
     /// The head header: the state is the one after this block.
     pub head: ShardBlockHeader,
     /// Every state entry, in key order.
-    pub entries: Vec<(StateKey, Account)>,
+    pub entries: Vec<(StateKey, StateValue)>,
     /// The next outgoing receipt sequence to each destination it ever sent
     /// to, by destination.
     pub outbox: Vec<(ShardId, u64)>,
@@ -46,7 +46,7 @@ pub struct SnapshotInstall<'a> {
     /// The new head (checked against the state by the caller).
     pub head: &'a ShardBlockHeader,
     /// The state after it, in key order.
-    pub entries: &'a [(StateKey, Account)],
+    pub entries: &'a [(StateKey, StateValue)],
     /// The next outgoing receipt sequence per destination (those above 0).
     pub outbox: &'a [(ShardId, u64)],
     /// The shard map the head executed under, when it is not the genesis
@@ -90,8 +90,8 @@ impl ShardStore {
         for entry in snapshot.iterator_cf(self.cf(cf::STATE), IteratorMode::Start) {
             let (key, value) = entry?;
             let state_key = keys::decode("state key", &key, &key, MAX_SMALL_VALUE_BYTES)?;
-            let account = keys::decode("account", &key, &value, MAX_SMALL_VALUE_BYTES)?;
-            entries.push((state_key, account));
+            let value = keys::state_value(&state_key, &key, &value)?;
+            entries.push((state_key, value));
         }
         let prefix = keys::outbox_cursor_prefix();
         let mut outbox = Vec::new();
@@ -167,8 +167,8 @@ impl ShardStore {
             codec::encode(&head.height),
         );
         let state = self.cf(cf::STATE);
-        for (key, account) in install.entries {
-            batch.put_cf(state, keys::state(key), account.to_bytes());
+        for (key, value) in install.entries {
+            batch.put_cf(state, keys::state(key), value.to_bytes());
         }
         for (destination, cursor) in install.outbox {
             batch.put_cf(
@@ -243,16 +243,20 @@ mod tests {
         StateKey::Account(Address([i; 20]))
     }
 
-    fn account(balance: u128) -> Account {
-        Account { balance, nonce: 1 }
+    fn account(balance: u128) -> StateValue {
+        StateValue::Account(atoll_primitives::Account { balance, nonce: 1 })
     }
 
-    fn commit(store: &ShardStore, block: &ShardBlock, changes: &[(StateKey, Account)]) {
+    fn commit(store: &ShardStore, block: &ShardBlock, changes: &[(StateKey, StateValue)]) {
+        let changes: Vec<_> = changes
+            .iter()
+            .map(|(key, value)| (*key, Some(value.clone())))
+            .collect();
         store
             .commit_block(&BlockCommit {
                 block,
                 outcomes: &[],
-                state_changes: changes,
+                state_changes: &changes,
                 receipts: &[],
                 shard_map: None,
                 forwarded: &[],
@@ -334,8 +338,8 @@ mod tests {
         assert_eq!(store.block(0).expect("read"), Some(genesis));
         // The head's body was not part of the snapshot.
         assert_eq!(store.block(40).expect("read"), None);
-        assert_eq!(store.account(&key(1)).expect("read"), None);
-        assert_eq!(store.account(&key(3)).expect("read"), Some(account(30)));
+        assert_eq!(store.state(&key(1)).expect("read"), None);
+        assert_eq!(store.state(&key(3)).expect("read"), Some(account(30)));
         assert_eq!(store.outbox_cursor(ShardId(0)).expect("read"), 7);
         assert!(store.includes_transaction(&known).expect("read"));
         assert!(!store.includes_transaction(&Hash([6; 32])).expect("read"));

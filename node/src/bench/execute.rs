@@ -6,7 +6,7 @@
 //! reported, so the ratios come from the same conditions.
 
 use anyhow::{bail, Context};
-use atoll_primitives::{Account, ChainId, ShardId, ShardLayout, StateKey};
+use atoll_primitives::{ChainId, ShardId, ShardLayout};
 use atoll_shard::execution::{sequential, BlockContext, BlockOutput, ExecutionPath, Executor};
 use atoll_shard::signatures::{find_bad_signatures, find_bad_signatures_one_by_one};
 use atoll_shard::state::StateTree;
@@ -116,7 +116,7 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         map: std::sync::Arc::new(atoll_primitives::ShardMap::new(ShardLayout::single())),
         outbox: BTreeMap::new(),
     };
-    let tree = StateTree::from_entries(genesis.iter().copied());
+    let tree = StateTree::from_entries(genesis.iter().cloned());
     // Every parallel stage runs on the executor's pool, as in the node.
     let executor = Executor::new(threads)?;
     let executor_1 = Executor::new(NonZeroUsize::MIN)?;
@@ -163,16 +163,12 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     )?;
 
     progress("measuring the state-root update…");
-    let changes: Vec<(StateKey, Option<Account>)> = expected
-        .state_changes
-        .iter()
-        .map(|(k, v)| (*k, Some(*v)))
-        .collect();
+    let changes = &expected.state_changes;
     let [root_time] = interleaved(
         rounds * 4,
         [&mut || {
             let mut t = tree.clone();
-            pool_n.install(|| t.update_parallel(&changes));
+            pool_n.install(|| t.update_parallel(changes));
             std::hint::black_box(t.root());
             Ok(())
         }],
@@ -183,13 +179,8 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         let pool = executor.pool();
         expect_valid(find_bad_signatures(&txs, pool))?;
         let (output, _) = executor.execute(&ctx, &txs, store)?;
-        let changes: Vec<(StateKey, Option<Account>)> = output
-            .state_changes
-            .iter()
-            .map(|(k, v)| (*k, Some(*v)))
-            .collect();
         let mut t = tree.clone();
-        pool.install(|| t.update_parallel(&changes));
+        pool.install(|| t.update_parallel(&output.state_changes));
         std::hint::black_box(t.root());
         check(output)
     };

@@ -13,7 +13,8 @@ use crate::service::waiters::WaitEnd;
 use crate::service::{NodeView, Shared};
 use atoll_primitives::codec::{self, MAX_TRANSACTION_BYTES};
 use atoll_primitives::{
-    Address, Hash, ReceiptAction, ShardId, SignedTransaction, StateKey, TxFailure, TxOutcome,
+    Account, Address, Hash, ReceiptAction, ShardId, SignedTransaction, StateKey, StateValue,
+    TxFailure, TxOutcome,
 };
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
@@ -316,10 +317,11 @@ impl Rpc {
         let address: Address = address.parse().map_err(invalid_params)?;
         let shard = self.node.shard_of(&address);
         tracked(shard)?;
-        let (height, account) = shard
+        let (height, value) = shard
             .store
-            .account_at_head(&StateKey::Account(address))
+            .state_at_head(&StateKey::Account(address))
             .map_err(internal)?;
+        let account: Option<Account> = value.as_ref().and_then(StateValue::account).copied();
         let height = height.unwrap_or(0);
         // Arriving: its shard marked it so, or has not made its first block
         // under the map that moved it there (its state is on its way).

@@ -7,7 +7,7 @@
 use super::Shared;
 use crate::metrics::Metrics;
 use atoll_p2p::Verdict;
-use atoll_primitives::{Action, StateKey};
+use atoll_primitives::Action;
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
 use atoll_shard::signatures::verify_all;
@@ -266,9 +266,8 @@ fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
     }
     let account = shared
         .state
-        .account(&StateKey::Account(tx.sender))
-        .map_err(|e| Rejection::Storage(e.to_string()))?
-        .unwrap_or_default();
+        .account(&tx.sender)
+        .map_err(|e| Rejection::Storage(e.to_string()))?;
     // Arriving: the shard's newest block marked it so, or the shard has not
     // made its first block under the map that moved the account here.
     if account.is_arriving() || shared.head_map.read().shard_of(&tx.sender) != shared.shard {

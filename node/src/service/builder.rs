@@ -12,7 +12,7 @@ use super::committee::{CertifiedHeader, CommitteeView, MAX_CERTIFIED_PER_SHARD};
 use super::producer::hold_back;
 use super::replica::Executed;
 use super::Shared;
-use atoll_primitives::{codec, Hash, ShardId, SignedTransaction, StateKey};
+use atoll_primitives::{codec, Hash, ShardId, SignedTransaction};
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -167,9 +167,7 @@ impl Builder {
                     |sender| {
                         shared
                             .state
-                            .account(&StateKey::Account(*sender))
-                            .ok()
-                            .flatten()
+                            .account(sender)
                             .map_or(0, |account| account.nonce)
                     },
                 );

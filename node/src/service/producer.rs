@@ -10,7 +10,9 @@ use super::Shared;
 use crate::metrics::Metrics;
 use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};
 use atoll_config::BlockConfig;
-use atoll_primitives::{Action, Address, ShardBlockHeader, ShardId, ShardMap, StateKey};
+use atoll_primitives::{
+    Action, Address, ShardBlockHeader, ShardId, ShardMap, StateKey, StateValue,
+};
 use atoll_shard::relay::ReceiptRelay;
 use atoll_shard::signatures::VerifiedTx;
 use atoll_shard::{ProducedBlock, ShardChain};
@@ -133,11 +135,7 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
         pool.ready(max_txs, config.max_bytes.get(), |sender| {
             // A storage error here reads as nonce 0: nothing of the sender's
             // is ready, and the commit below reports the error.
-            state
-                .account(&StateKey::Account(*sender))
-                .ok()
-                .flatten()
-                .map_or(0, |account| account.nonce)
+            state.account(sender).map_or(0, |account| account.nonce)
         })
     };
     // Backpressure: this block says whether this shard is congested, and
@@ -207,9 +205,10 @@ pub fn finish(
         }
         // What is left below an account's new nonce can never run: another
         // transaction used its nonce.
-        for (key, account) in &produced.output.state_changes {
-            let StateKey::Account(address) = key;
-            pruned.extend(pool.prune(*address, account.nonce));
+        for (key, value) in &produced.output.state_changes {
+            if let (StateKey::Account(address), Some(StateValue::Account(account))) = (key, value) {
+                pruned.extend(pool.prune(*address, account.nonce));
+            }
         }
         let shard = shared.shard.0;
         Metrics::shard(&shared.metrics.mempool_transactions, shard).set(pool.len() as i64);

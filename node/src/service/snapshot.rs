@@ -15,7 +15,7 @@
 //! the receipt's Merkle proof, so the client can check them against the
 //! recorded headers (nothing in a snapshot is taken on trust).
 
-use atoll_primitives::{codec, Account, ProvenReceipt, ShardId, StateKey};
+use atoll_primitives::{codec, ProvenReceipt, ShardId, StateKey, StateValue};
 use atoll_shard::relay::proven_from_store;
 use atoll_storage::ShardStore;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -57,7 +57,7 @@ pub struct SnapshotPart {
     /// How many parts it has.
     pub parts: u32,
     /// This part's entries, in key order.
-    pub entries: Vec<(StateKey, Account)>,
+    pub entries: Vec<(StateKey, StateValue)>,
     /// Part 0 only: the next receipt sequence to each destination the
     /// shard ever sent to, by destination.
     pub outbox: Vec<(ShardId, u64)>,
@@ -70,7 +70,7 @@ pub struct SnapshotPart {
 struct Kept {
     taken: Instant,
     height: u64,
-    entries: Vec<(StateKey, Account)>,
+    entries: Vec<(StateKey, StateValue)>,
     outbox: Vec<(ShardId, u64)>,
     last_receipts: Vec<ProvenReceipt>,
 }
@@ -200,15 +200,15 @@ mod tests {
 
     /// A shard of `accounts` accounts at height 1.
     fn chain(dir: &std::path::Path, accounts: u32) -> ShardChain {
-        let genesis: Vec<(StateKey, Account)> = (0..accounts)
+        let genesis: Vec<(StateKey, StateValue)> = (0..accounts)
             .map(|i| {
                 let mut address = [0u8; 20];
                 address[..4].copy_from_slice(&i.to_be_bytes());
-                let account = Account {
+                let account = atoll_primitives::Account {
                     balance: u128::from(i) + 1,
                     nonce: 0,
                 };
-                (StateKey::Account(Address(address)), account)
+                (StateKey::Account(Address(address)), account.into())
             })
             .collect();
         let identity = StoreIdentity {
@@ -246,7 +246,7 @@ mod tests {
         let mut all = first.entries;
         all.extend(second.entries);
         assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
-        let tree = StateTree::from_entries(all.iter().copied());
+        let tree = StateTree::from_entries(all.iter().cloned());
         assert_eq!(tree.root(), chain.head().state_root);
         // Past the last part, or of a height not kept: nothing.
         assert_eq!(ask(&served, chain.store(), 1, 2), SnapshotPart::default());

@@ -34,8 +34,8 @@ use crate::metrics::Metrics;
 use anyhow::Context;
 use atoll_p2p::{Handle, PeerId};
 use atoll_primitives::{
-    codec, merkle, Account, Hash, ProvenReceipt, ShardBlockHeader, ShardId, ShardLayout, ShardMap,
-    StateKey,
+    codec, merkle, Hash, ProvenReceipt, ShardBlockHeader, ShardId, ShardLayout, ShardMap, StateKey,
+    StateValue,
 };
 use atoll_shard::state::StateTree;
 use atoll_shard::ShardChain;
@@ -55,7 +55,7 @@ const RECORD_WAIT: Duration = Duration::from_secs(30);
 pub struct Fetched {
     peer: PeerId,
     height: u64,
-    entries: Vec<(StateKey, Account)>,
+    entries: Vec<(StateKey, StateValue)>,
     outbox: Vec<(ShardId, u64)>,
     last_receipts: Vec<ProvenReceipt>,
     /// When it arrived.
@@ -311,7 +311,7 @@ async fn fetch(
 /// A fetched snapshot's height, entries, outbox cursors and last receipts.
 type Parts = (
     u64,
-    Vec<(StateKey, Account)>,
+    Vec<(StateKey, StateValue)>,
     Vec<(ShardId, u64)>,
     Vec<ProvenReceipt>,
 );
@@ -388,6 +388,10 @@ async fn fetch_from(
         entries.windows(2).all(|w| w[0].0 < w[1].0),
         "the entries are not in strictly increasing key order"
     );
+    anyhow::ensure!(
+        entries.iter().all(|(key, value)| value.fits(key)),
+        "an entry's value is not of the kind its key holds"
+    );
     Ok(Some((height, entries, outbox, last_receipts)))
 }
 
@@ -400,7 +404,7 @@ fn install(chain: &mut ShardChain, fetched: &Fetched, ctx: &SyncContext<'_>) -> 
         .keeper
         .final_header(shard, height)
         .with_context(|| format!("shard {shard}'s header {height} is not recorded"))?;
-    let tree = StateTree::from_entries(fetched.entries.iter().copied());
+    let tree = StateTree::from_entries(fetched.entries.iter().cloned());
     if tree.root() != head.state_root {
         return Err(Fault::Peer(format!(
             "its state does not hash to the state root certified at height {height}"

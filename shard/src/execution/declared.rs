@@ -26,7 +26,7 @@ use super::{BlockContext, BlockOutput, PreparedTx};
 use crate::error::ShardError;
 use crate::state::StateView;
 use ahash::RandomState;
-use atoll_primitives::{Account, StateKey};
+use atoll_primitives::{StateChange, StateKey, StateValue};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 use smallvec::SmallVec;
@@ -125,7 +125,8 @@ impl Block<'_> {
     /// declarer has finished (see `wait_for`), and its slot names the last
     /// transaction that actually wrote the key, so this is one lookup however
     /// many declarers in between failed without writing.
-    fn written_before(&self, key: &StateKey, declarer: Option<u32>) -> Option<Account> {
+    /// `Some(None)`: a transaction deleted it.
+    fn written_before(&self, key: &StateKey, declarer: Option<u32>) -> Option<Option<StateValue>> {
         let writer = self.last_writer(key, declarer)?;
         let written = self.slots[writer as usize]
             .get()
@@ -135,7 +136,7 @@ impl Block<'_> {
             .writes
             .iter()
             .find(|(k, _)| k == key)
-            .map(|(_, value)| *value)
+            .map(|(_, value)| value.clone())
     }
 
     /// The last transaction up to `declarer` (which declared `key`) that
@@ -246,12 +247,12 @@ struct Reader<'a, 'b> {
 impl TxReader for Reader<'_, '_> {
     type Stop = Stop;
 
-    fn read(&mut self, key: &StateKey) -> Result<Option<Account>, Stop> {
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, Stop> {
         let Some((_, prev)) = self.dependencies.iter().find(|(k, _)| k == key) else {
             return Err(Stop::Undeclared);
         };
         match self.block.written_before(key, *prev) {
-            Some(value) => Ok(Some(value)),
+            Some(value) => Ok(value),
             None => self.block.state.get(key).map_err(Stop::Storage),
         }
     }
@@ -298,7 +299,7 @@ pub(crate) fn execute(
     // The final value of each declared key: its last declarer's write, or an
     // earlier one's when the last did not write it after all.
     let last_declarers: Vec<(StateKey, u32)> = last_declarer.into_iter().collect();
-    let writes: Vec<(StateKey, Account)> = pool.install(|| {
+    let writes: Vec<StateChange> = pool.install(|| {
         last_declarers
             .par_iter()
             .filter_map(|(key, last)| {

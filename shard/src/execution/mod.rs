@@ -20,8 +20,7 @@ pub mod transfer;
 use crate::error::ShardError;
 use crate::state::StateView;
 use atoll_primitives::{
-    Account, Address, ChainId, Hash, Receipt, ShardId, ShardMap, SignedTransaction, StateKey,
-    TxOutcome,
+    Address, ChainId, Hash, Receipt, ShardId, ShardMap, SignedTransaction, StateChange, TxOutcome,
 };
 use rayon::slice::ParallelSliceMut;
 use std::collections::BTreeMap;
@@ -72,8 +71,9 @@ pub struct BlockContext {
 pub struct BlockOutput {
     /// One outcome per transaction, in block order.
     pub outcomes: Vec<TxOutcome>,
-    /// The final value of every key the block wrote, sorted by key.
-    pub state_changes: Vec<(StateKey, Account)>,
+    /// The final value of every key the block wrote (`None`: deleted),
+    /// sorted by key.
+    pub state_changes: Vec<StateChange>,
     /// Receipts to other shards, in block order, with sequence numbers.
     pub receipts: Vec<Receipt>,
     /// Fees burnt by the block.
@@ -88,7 +88,7 @@ impl BlockOutput {
         ctx: &BlockContext,
         txs: &[PreparedTx],
         effects: impl IntoIterator<Item = transfer::TxEffect>,
-        mut state_changes: Vec<(StateKey, Account)>,
+        mut state_changes: Vec<StateChange>,
         pool: Option<&rayon::ThreadPool>,
     ) -> BlockOutput {
         let mut next_sequence = ctx.outbox.clone();

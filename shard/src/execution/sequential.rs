@@ -6,20 +6,21 @@ use super::transfer::{execute_transaction, TxReader};
 use super::{BlockContext, BlockOutput, PreparedTx};
 use crate::error::ShardError;
 use crate::state::StateView;
-use atoll_primitives::{Account, StateKey};
+use atoll_primitives::{StateKey, StateValue};
 use std::collections::HashMap;
 
 struct Overlay<'a> {
-    writes: HashMap<StateKey, Account>,
+    /// What the block wrote so far (`None`: deleted).
+    writes: HashMap<StateKey, Option<StateValue>>,
     state: &'a dyn StateView,
 }
 
 impl TxReader for Overlay<'_> {
     type Stop = ShardError;
 
-    fn read(&mut self, key: &StateKey) -> Result<Option<Account>, ShardError> {
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
         match self.writes.get(key) {
-            Some(account) => Ok(Some(*account)),
+            Some(value) => Ok(value.clone()),
             None => self.state.get(key),
         }
     }
@@ -38,7 +39,7 @@ pub fn execute(
     let mut effects = Vec::with_capacity(txs.len());
     for tx in txs {
         let effect = execute_transaction(ctx, tx, &mut overlay)?;
-        overlay.writes.extend(effect.writes.iter().copied());
+        overlay.writes.extend(effect.writes.iter().cloned());
         effects.push(effect);
     }
     let changes = overlay.writes.into_iter().collect();

@@ -2,7 +2,11 @@
 //! transaction semantics, shared by every executor.
 
 use super::{BlockContext, PreparedTx};
-use atoll_primitives::{Account, Action, ReceiptAction, ShardId, StateKey, TxFailure, TxOutcome};
+use crate::state::account_in;
+use atoll_primitives::{
+    Account, Action, ReceiptAction, ShardId, StateChange, StateKey, StateValue, TxFailure,
+    TxOutcome,
+};
 use smallvec::SmallVec;
 
 /// Where a transaction's reads come from. The sequential executor reads its
@@ -11,12 +15,25 @@ use smallvec::SmallVec;
 pub(crate) trait TxReader {
     /// Why a read could not return a value.
     type Stop;
-    /// The current value of `key` as seen by this transaction.
-    fn read(&mut self, key: &StateKey) -> Result<Option<Account>, Self::Stop>;
+    /// The current value of `key` as seen by this transaction (`None`:
+    /// the state does not hold it).
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, Self::Stop>;
+
+    /// The account under `key` (an account key): the empty account when
+    /// the state does not hold it.
+    fn read_account(&mut self, key: &StateKey) -> Result<Account, Self::Stop> {
+        Ok(account_in(self.read(key)?))
+    }
 }
 
-/// The writes a transaction makes (at most the sender and the recipient).
-pub(crate) type WriteSet = SmallVec<[(StateKey, Account); 2]>;
+/// The writes a transaction makes (a transfer: at most the sender and the
+/// recipient).
+pub(crate) type WriteSet = SmallVec<[StateChange; 2]>;
+
+/// The write of `account` under `key`.
+fn set(key: StateKey, account: Account) -> StateChange {
+    (key, Some(StateValue::Account(account)))
+}
 
 /// The effect of one transaction.
 #[derive(Clone, Debug)]
@@ -75,7 +92,7 @@ pub(crate) fn execute_transaction<R: TxReader>(
         }));
     }
     let sender_key = StateKey::Account(tx.sender);
-    let sender = reader.read(&sender_key)?.unwrap_or_default();
+    let sender = reader.read_account(&sender_key)?;
     if sender.is_arriving() {
         return Ok(TxEffect::failed(TxFailure::SenderArriving));
     }
@@ -118,12 +135,12 @@ pub(crate) fn execute_transaction<R: TxReader>(
                     balance: sender.balance,
                     needed,
                 });
-                effect.writes.push((sender_key, charged));
+                effect.writes.push(set(sender_key, charged));
                 return Ok(effect);
             };
             let destination = ctx.map.shard_of(to);
             if destination != ctx.shard {
-                effect.writes.push((
+                effect.writes.push(set(
                     sender_key,
                     Account {
                         balance: after_amount,
@@ -138,20 +155,20 @@ pub(crate) fn execute_transaction<R: TxReader>(
                     },
                 ));
             } else if *to == tx.sender {
-                effect.writes.push((sender_key, charged));
+                effect.writes.push(set(sender_key, charged));
             } else {
                 let recipient_key = StateKey::Account(*to);
-                let recipient = reader.read(&recipient_key)?.unwrap_or_default();
+                let recipient = reader.read_account(&recipient_key)?;
                 match recipient.balance.checked_add(*amount) {
                     Some(balance) => {
-                        effect.writes.push((
+                        effect.writes.push(set(
                             sender_key,
                             Account {
                                 balance: after_amount,
                                 ..charged
                             },
                         ));
-                        effect.writes.push((
+                        effect.writes.push(set(
                             recipient_key,
                             Account {
                                 balance,
@@ -161,7 +178,7 @@ pub(crate) fn execute_transaction<R: TxReader>(
                     }
                     None => {
                         effect.outcome = TxOutcome::Failure(TxFailure::BalanceOverflow);
-                        effect.writes.push((sender_key, charged));
+                        effect.writes.push(set(sender_key, charged));
                     }
                 }
             }

@@ -15,17 +15,18 @@
 
 use super::StateView;
 use crate::error::ShardError;
-use atoll_primitives::{Account, StateKey};
+use atoll_primitives::{Account, Address, StateChange, StateKey, StateValue};
 use atoll_storage::ShardStore;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Accounts kept by default (about 80 bytes each).
+/// Values kept by default (about 80 bytes each: code is never kept, see
+/// [`kept`]).
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
 
 struct Entries {
-    map: HashMap<StateKey, Option<Account>>,
+    map: HashMap<StateKey, Option<StateValue>>,
     generation: u64,
 }
 
@@ -50,31 +51,40 @@ impl CachedState {
     }
 
     /// The committed value of `key`.
-    pub fn account(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
+    pub fn value(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
         let generation = {
             let entries = self.entries.read();
             if let Some(value) = entries.map.get(key) {
-                return Ok(*value);
+                return Ok(value.clone());
             }
             entries.generation
         };
-        let value = self.store.account(key)?;
+        let value = self.store.state(key)?;
         let mut entries = self.entries.write();
-        if entries.generation == generation && entries.map.len() < self.capacity {
-            entries.map.insert(*key, value);
+        if kept(key) && entries.generation == generation && entries.map.len() < self.capacity {
+            entries.map.insert(*key, value.clone());
         }
         Ok(value)
     }
 
+    /// The committed account at `address`: the empty account when the
+    /// state does not hold it.
+    pub fn account(&self, address: &Address) -> Result<Account, ShardError> {
+        Ok(super::account_in(self.value(&StateKey::Account(*address))?))
+    }
+
     /// Records a committed block's final values. Call after the commit.
-    pub fn apply(&self, changes: &[(StateKey, Account)]) {
+    pub fn apply(&self, changes: &[StateChange]) {
         let mut entries = self.entries.write();
         entries.generation += 1;
         for (key, value) in changes {
+            if !kept(key) {
+                continue;
+            }
             if entries.map.len() < self.capacity {
-                entries.map.insert(*key, Some(*value));
+                entries.map.insert(*key, value.clone());
             } else if let Some(slot) = entries.map.get_mut(key) {
-                *slot = Some(*value);
+                *slot = value.clone();
             }
         }
     }
@@ -99,9 +109,16 @@ impl CachedState {
 }
 
 impl StateView for CachedState {
-    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
-        self.account(key)
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
+        self.value(key)
     }
+}
+
+/// Whether the cache keeps `key`'s value: everything but code, which can
+/// be tens of kilobytes a value (a count bound would not bound its memory)
+/// and is read once per block by the contracts that run it.
+fn kept(key: &StateKey) -> bool {
+    !matches!(key, StateKey::Code(_))
 }
 
 #[cfg(test)]
@@ -126,23 +143,27 @@ mod tests {
         let (_dir, store) = store();
         let cache = CachedState::new(store, 2);
         let (a, b, c) = (test_key(1), test_key(2), test_key(3));
-        assert_eq!(cache.account(&a).expect("read"), None);
-        let one = Account {
+        assert_eq!(cache.value(&a).expect("read"), None);
+        let one = Some(StateValue::Account(atoll_primitives::Account {
             balance: 5,
             nonce: 1,
-        };
-        cache.apply(&[(a, one), (b, one)]);
-        assert_eq!(cache.account(&a).expect("read"), Some(one));
+        }));
+        cache.apply(&[(a, one.clone()), (b, one.clone())]);
+        assert_eq!(cache.value(&a).expect("read"), one);
         assert_eq!(cache.len(), 2);
         // Full: a new key is read through, not kept; held keys still update.
-        assert_eq!(cache.account(&c).expect("read"), None);
+        assert_eq!(cache.value(&c).expect("read"), None);
         assert_eq!(cache.len(), 2);
-        let two = Account {
-            balance: 9,
-            nonce: 2,
-        };
-        cache.apply(&[(a, two), (c, two)]);
-        assert_eq!(cache.account(&a).expect("read"), Some(two));
+        let two = Some(StateValue::Slot([2; 32]));
+        cache.apply(&[(a, two.clone()), (c, two.clone())]);
+        assert_eq!(cache.value(&a).expect("read"), two);
         assert_eq!(cache.len(), 2);
+        // A deletion is kept as "absent".
+        cache.apply(&[(a, None)]);
+        assert_eq!(cache.value(&a).expect("read"), None);
+        // Code is never kept.
+        let code = StateKey::Code(atoll_primitives::Hash([1; 32]));
+        cache.apply(&[(code, Some(StateValue::Code(vec![1, 2, 3])))]);
+        assert!(!cache.entries.read().map.contains_key(&code));
     }
 }

@@ -6,7 +6,7 @@ pub mod proof;
 pub mod tree;
 
 use crate::error::ShardError;
-use atoll_primitives::{Account, StateKey};
+use atoll_primitives::{Account, StateKey, StateValue};
 use std::collections::HashMap;
 
 pub use cache::CachedState;
@@ -15,13 +15,22 @@ pub use tree::StateTree;
 
 /// Read access to a shard's committed state, shared by all executor threads.
 pub trait StateView: Sync {
-    /// The value stored under `key`, or `None` if the key has never been written.
-    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError>;
+    /// The value stored under `key`, or `None` if the state does not hold it.
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError>;
 }
 
-impl StateView for HashMap<StateKey, Account> {
-    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
-        Ok(HashMap::get(self, key).copied())
+impl StateView for HashMap<StateKey, StateValue> {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
+        Ok(HashMap::get(self, key).cloned())
+    }
+}
+
+/// The account a value read under an account key holds: the empty account
+/// when the state does not hold the key.
+pub fn account_in(value: Option<StateValue>) -> Account {
+    match value {
+        Some(StateValue::Account(account)) => account,
+        _ => Account::default(),
     }
 }
 

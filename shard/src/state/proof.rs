@@ -10,7 +10,7 @@
 //! (the key itself, or another key sharing the prefix, which proves absence).
 
 use atoll_primitives::hash::{domain, Hash};
-use atoll_primitives::{Account, StateKey};
+use atoll_primitives::{StateKey, StateValue};
 use borsh::{BorshDeserialize, BorshSerialize};
 
 /// The deepest a path can go: one level per bit of a key path.
@@ -21,9 +21,10 @@ pub fn key_path(key: &StateKey) -> Hash {
     Hash::domain(&domain::STATE_KEY, &[&key.to_bytes()])
 }
 
-/// The hash of `account` as stored in a leaf.
-pub fn value_hash(account: &Account) -> Hash {
-    Hash::domain(&domain::STATE_VALUE, &[&account.to_bytes()])
+/// The hash of `value` as stored in a leaf (over its stored bytes, so an
+/// account hashes as it did before other kinds of values existed).
+pub fn value_hash(value: &StateValue) -> Hash {
+    Hash::domain(&domain::STATE_VALUE, &[&value.to_bytes()])
 }
 
 /// The hash of a leaf; it does not depend on the depth the leaf sits at.
@@ -81,7 +82,7 @@ pub struct StateProof {
 impl StateProof {
     /// Whether this proof shows that under `root`, `key` holds `value`
     /// (`None`: the key is absent).
-    pub fn verify(&self, root: &Hash, key: &StateKey, value: Option<&Account>) -> bool {
+    pub fn verify(&self, root: &Hash, key: &StateKey, value: Option<&StateValue>) -> bool {
         let depth = self.siblings.len();
         if depth > MAX_DEPTH {
             return false;
@@ -147,11 +148,11 @@ mod tests {
 
     use crate::state::test_key as key;
 
-    fn account(i: u64) -> Account {
-        Account {
+    fn account(i: u64) -> StateValue {
+        StateValue::Account(atoll_primitives::Account {
             balance: u128::from(i) * 1_000 + 7,
             nonce: i % 13,
-        }
+        })
     }
 
     /// A tree holding keys `0..n` with values `account(i)`.

@@ -14,7 +14,7 @@
 //! and cloning a [`StateTree`] is a cheap snapshot.
 
 use super::proof::{bit, key_path, leaf_hash, node_hash, value_hash, ProofEnd, StateProof};
-use atoll_primitives::{Account, Hash, StateKey};
+use atoll_primitives::{Hash, StateChange, StateKey, StateValue};
 use rayon::prelude::*;
 use std::fmt;
 use std::sync::Arc;
@@ -232,23 +232,23 @@ impl StateTree {
 
     /// Sets every key to its new value; `None` deletes the key. Keys may come
     /// in any order; a key given twice: last wins.
-    pub fn update(&mut self, changes: &[(StateKey, Option<Account>)]) {
+    pub fn update(&mut self, changes: &[StateChange]) {
         let changes = prepare(changes, false);
         self.root = update_node(&self.root, 0, &changes, usize::MAX);
     }
 
     /// Same result as [`StateTree::update`], with the hashing and disjoint
     /// subtrees spread over the current rayon pool.
-    pub fn update_parallel(&mut self, changes: &[(StateKey, Option<Account>)]) {
+    pub fn update_parallel(&mut self, changes: &[StateChange]) {
         let changes = prepare(changes, true);
         self.root = update_node(&self.root, 0, &changes, PARALLEL_MIN_CHANGES);
     }
 
     /// A tree holding exactly `entries` (a key given twice: last wins).
-    pub fn from_entries(entries: impl IntoIterator<Item = (StateKey, Account)>) -> StateTree {
+    pub fn from_entries(entries: impl IntoIterator<Item = (StateKey, StateValue)>) -> StateTree {
         let changes: Vec<_> = entries
             .into_iter()
-            .map(|(key, account)| (key, Some(account)))
+            .map(|(key, value)| (key, Some(value)))
             .collect();
         let mut tree = StateTree::new();
         tree.update_parallel(&changes);
@@ -302,8 +302,8 @@ impl fmt::Debug for StateTree {
 }
 
 /// Hashes a batch and sorts it by path, keeping the last change of each key.
-fn prepare(changes: &[(StateKey, Option<Account>)], parallel: bool) -> Vec<Change> {
-    let hash = |(key, value): &(StateKey, Option<Account>)| Change {
+fn prepare(changes: &[StateChange], parallel: bool) -> Vec<Change> {
+    let hash = |(key, value): &StateChange| Change {
         key_path: key_path(key),
         value_hash: value.as_ref().map(value_hash),
     };
@@ -338,11 +338,11 @@ mod tests {
 
     use crate::state::test_key as key;
 
-    fn account(v: u64) -> Account {
-        Account {
+    fn account(v: u64) -> StateValue {
+        StateValue::Account(atoll_primitives::Account {
             balance: (u128::from(v) << 70) | u128::from(v),
             nonce: v,
-        }
+        })
     }
 
     /// A deterministic stream of pseudo-random numbers (splitmix64).
@@ -503,7 +503,7 @@ mod tests {
                 .collect();
             for (k, v) in &changes {
                 match v {
-                    Some(v) => model.insert(*k, *v),
+                    Some(v) => model.insert(*k, v.clone()),
                     None => model.remove(k),
                 };
             }
@@ -514,7 +514,7 @@ mod tests {
             assert_eq!(parallel.len(), model.len());
         }
         check(&parallel);
-        let fresh = StateTree::from_entries(model.iter().map(|(k, v)| (*k, *v)));
+        let fresh = StateTree::from_entries(model.iter().map(|(k, v)| (*k, v.clone())));
         assert_eq!(fresh.root(), parallel.root());
         // Emptying the tree in one parallel batch collapses everything.
         let deletes: Vec<_> = model.keys().map(|k| (*k, None)).collect();
@@ -543,7 +543,7 @@ mod tests {
                     batch.iter().map(|&(k, v)| (key(k), v.map(account))).collect();
                 for (k, v) in &changes {
                     match v {
-                        Some(v) => model.insert(*k, *v),
+                        Some(v) => model.insert(*k, v.clone()),
                         None => model.remove(k),
                     };
                 }
@@ -552,13 +552,13 @@ mod tests {
                 check(&tree);
                 prop_assert_eq!(tree.len(), model.len());
             }
-            let fresh = StateTree::from_entries(model.iter().map(|(k, v)| (*k, *v)));
+            let fresh = StateTree::from_entries(model.iter().map(|(k, v)| (*k, v.clone())));
             prop_assert_eq!(tree.root(), fresh.root());
             prop_assert_eq!(parallel.root(), fresh.root());
             // Inserting one key at a time, in reverse order, lands on the same root.
             let mut one_by_one = StateTree::new();
             for (k, v) in model.iter().rev() {
-                one_by_one.update(&[(*k, Some(*v))]);
+                one_by_one.update(&[(*k, Some(v.clone()))]);
             }
             prop_assert_eq!(one_by_one.root(), fresh.root());
         }

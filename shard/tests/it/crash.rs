@@ -6,9 +6,7 @@
 //!
 //! Replay a failing run with `ATOLL_CRASH_SEED=<seed>`.
 
-use atoll_primitives::{
-    Account, Action, ChainId, KeyPair, ShardId, ShardLayout, StateKey, Transaction,
-};
+use atoll_primitives::{Account, Action, ChainId, KeyPair, ShardId, ShardLayout, Transaction};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::workload::{dev_keys, genesis_accounts};
 use atoll_shard::ShardChain;
@@ -67,7 +65,7 @@ fn next_block(
         .map(|k| {
             chain
                 .store()
-                .account(&StateKey::Account(k.address()))
+                .account(&k.address())
                 .unwrap()
                 .map_or(0, |a: Account| a.nonce)
         })

@@ -4,7 +4,7 @@
 
 use crate::shards;
 use atoll_primitives::{
-    Action, ChainId, KeyPair, ShardBlockHeader, ShardId, ShardLayout, StateKey, Transaction,
+    Action, ChainId, KeyPair, ShardBlockHeader, ShardId, ShardLayout, Transaction,
 };
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::inbox::{prove_receipts, ReceiptError};
@@ -45,7 +45,7 @@ fn transfer(key: &KeyPair, nonce: u64, to: &KeyPair, amount: u128) -> VerifiedTx
 fn balance(chain: &ShardChain, key: &KeyPair) -> u128 {
     chain
         .store()
-        .account(&StateKey::Account(key.address()))
+        .account(&key.address())
         .unwrap()
         .map_or(0, |a| a.balance)
 }

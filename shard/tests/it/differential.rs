@@ -1,8 +1,8 @@
 //! Invariant 3 (determinism): Block-STM (with and without declared keys) and
 //! the declared-dependency executor give exactly the sequential result.
 
-use crate::scenario::{generate, Scenario};
-use atoll_primitives::{Account, StateKey};
+use crate::scenario::{generate, supply, Scenario};
+use atoll_primitives::{StateKey, StateValue};
 use atoll_shard::execution::{sequential, BlockOutput, Executor};
 use atoll_shard::state::StateTree;
 use proptest::prelude::*;
@@ -10,27 +10,25 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
 fn post_state_root(
-    genesis: &HashMap<StateKey, Account>,
+    genesis: &HashMap<StateKey, StateValue>,
     output: &BlockOutput,
 ) -> atoll_primitives::Hash {
-    let mut tree = StateTree::from_entries(genesis.iter().map(|(k, v)| (*k, *v)));
-    let changes: Vec<(StateKey, Option<Account>)> = output
-        .state_changes
-        .iter()
-        .map(|(k, v)| (*k, Some(*v)))
-        .collect();
-    tree.update(&changes);
+    let mut tree = StateTree::from_entries(genesis.iter().map(|(k, v)| (*k, v.clone())));
+    tree.update(&output.state_changes);
     tree.root()
 }
 
 /// Balances after the block plus receipts in flight plus burnt fees equal the
 /// balances before (mod 2^128, see `Scenario::genesis_supply`).
 fn assert_conserved(scenario: &Scenario, output: &BlockOutput) {
-    let mut after: HashMap<StateKey, Account> = scenario.genesis.clone();
-    after.extend(output.state_changes.iter().copied());
-    let total = after
-        .values()
-        .fold(0u128, |s, a| s.wrapping_add(a.balance))
+    let mut after: HashMap<StateKey, StateValue> = scenario.genesis.clone();
+    for (key, value) in &output.state_changes {
+        match value {
+            Some(value) => after.insert(*key, value.clone()),
+            None => after.remove(key),
+        };
+    }
+    let total = supply(after.values())
         // The generator's whales make the supply wrap, so the receipts'
         // value is summed mod 2^128 too (`receipt_value` would overflow).
         .wrapping_add(

@@ -7,8 +7,8 @@
 use crate::shards;
 use atoll_consensus::Beacon;
 use atoll_primitives::{
-    Account, Action, ChainId, KeyPair, ReceiptAction, ShardId, ShardLayout, StateKey, Transaction,
-    TxFailure, TxOutcome,
+    Account, Action, ChainId, KeyPair, ReceiptAction, ShardId, ShardLayout, Transaction, TxFailure,
+    TxOutcome,
 };
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
@@ -105,7 +105,7 @@ impl World {
     fn account(&self, shard: u16, key: &KeyPair) -> Account {
         self.chains[usize::from(shard)]
             .store()
-            .account(&StateKey::Account(key.address()))
+            .account(&key.address())
             .unwrap()
             .unwrap_or_default()
     }
@@ -233,7 +233,7 @@ fn a_moved_account_keeps_its_balance_and_nonce_and_is_never_replayed() {
         .chains
         .iter()
         .flat_map(|c| c.store().state_entries())
-        .map(|e| e.unwrap().1.balance)
+        .filter_map(|e| e.unwrap().1.account().map(|a| a.balance))
         .sum();
     let burnt: u128 = world
         .chains

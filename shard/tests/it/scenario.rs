@@ -4,7 +4,8 @@
 //! balance overflows.
 
 use atoll_primitives::{
-    Account, Action, Address, ChainId, KeyPair, ShardId, ShardLayout, StateKey, Transaction,
+    Account, Action, Address, ChainId, KeyPair, ShardId, ShardLayout, StateKey, StateValue,
+    Transaction,
 };
 use atoll_shard::execution::{BlockContext, PreparedTx};
 use atoll_shard::workload::dev_keys;
@@ -17,7 +18,7 @@ pub const SHARD: ShardId = ShardId(0);
 
 pub struct Scenario {
     pub ctx: BlockContext,
-    pub genesis: HashMap<StateKey, Account>,
+    pub genesis: HashMap<StateKey, StateValue>,
     pub txs: Vec<PreparedTx>,
 }
 
@@ -26,10 +27,16 @@ impl Scenario {
     /// (whales make the true sum overflow; equality mod 2^128 still checks
     /// conservation).
     pub fn genesis_supply(&self) -> u128 {
-        self.genesis
-            .values()
-            .fold(0u128, |s, a| s.wrapping_add(a.balance))
+        supply(self.genesis.values())
     }
+}
+
+/// The sum of the balances of the accounts among `values`, mod 2^128.
+pub fn supply<'a>(values: impl IntoIterator<Item = &'a StateValue>) -> u128 {
+    values
+        .into_iter()
+        .filter_map(StateValue::account)
+        .fold(0u128, |s, a| s.wrapping_add(a.balance))
 }
 
 fn address_on(layout: &ShardLayout, rng: &mut StdRng, home: bool) -> Address {
@@ -72,17 +79,21 @@ pub fn generate(seed: u64, account_count: usize, tx_count: usize) -> Scenario {
             (_, 1) => rng.gen_range(0..5),
             _ => rng.gen_range(0..10_000),
         };
+        let account = Account {
+            balance,
+            nonce: rng.gen_range(0..3),
+        };
         genesis.insert(
             StateKey::Account(key.address()),
-            Account {
-                balance,
-                nonce: rng.gen_range(0..3),
-            },
+            StateValue::Account(account),
         );
     }
     let mut nonces: Vec<u64> = keys
         .iter()
-        .map(|k| genesis[&StateKey::Account(k.address())].nonce)
+        .map(|k| match genesis[&StateKey::Account(k.address())] {
+            StateValue::Account(account) => account.nonce,
+            _ => unreachable!("the generator writes accounts only"),
+        })
         .collect();
     let mut txs = Vec::with_capacity(tx_count);
     for _ in 0..tx_count {

@@ -3,7 +3,7 @@
 
 use crate::scenario::{CHAIN, SHARD};
 use atoll_primitives::{
-    Account, Action, ChainId, ShardLayout, StateKey, Transaction, TxFailure, TxOutcome,
+    Account, Action, ChainId, ShardLayout, StateKey, StateValue, Transaction, TxFailure, TxOutcome,
 };
 use atoll_shard::execution::{sequential, BlockContext, Executor, PreparedTx};
 use atoll_shard::state::StateView;
@@ -44,13 +44,14 @@ fn transfer(
 #[test]
 fn a_nonce_at_its_maximum_cannot_advance() {
     let keys = dev_keys(1, 2);
-    let mut state: HashMap<StateKey, Account> = genesis_accounts(&keys, 100).into_iter().collect();
+    let mut state: HashMap<StateKey, StateValue> =
+        genesis_accounts(&keys, 100).into_iter().collect();
     state.insert(
         StateKey::Account(keys[0].address()),
-        Account {
+        StateValue::Account(Account {
             balance: 100,
             nonce: u64::MAX - 1,
-        },
+        }),
     );
     // u64::MAX itself marks an account whose state is moving between
     // shards, so u64::MAX - 1 is the last nonce: it cannot be used.
@@ -67,8 +68,12 @@ fn a_nonce_at_its_maximum_cannot_advance() {
 #[test]
 fn an_account_whose_state_is_arriving_cannot_send() {
     let keys = dev_keys(1, 2);
-    let mut state: HashMap<StateKey, Account> = genesis_accounts(&keys, 100).into_iter().collect();
-    state.insert(StateKey::Account(keys[0].address()), Account::arriving(50));
+    let mut state: HashMap<StateKey, StateValue> =
+        genesis_accounts(&keys, 100).into_iter().collect();
+    state.insert(
+        StateKey::Account(keys[0].address()),
+        StateValue::Account(Account::arriving(50)),
+    );
     // Not even with the sentinel as its nonce.
     let txs = [
         transfer(&keys[0], 0, 1, keys[1].address(), 5),
@@ -90,14 +95,14 @@ fn an_account_whose_state_is_arriving_cannot_send() {
 #[test]
 fn a_long_run_of_failures_that_write_nothing() {
     let keys = dev_keys(2, 1_200);
-    let mut state: HashMap<StateKey, Account> =
+    let mut state: HashMap<StateKey, StateValue> =
         genesis_accounts(&keys[1..], 1_000).into_iter().collect();
     state.insert(
         StateKey::Account(keys[0].address()),
-        Account {
+        StateValue::Account(Account {
             balance: 0,
             nonce: 0,
-        },
+        }),
     );
     let mut txs: Vec<PreparedTx> = (1..600)
         .map(|i| transfer(&keys[i], 0, 1, keys[i + 600].address(), 3))
@@ -121,12 +126,12 @@ fn a_long_run_of_failures_that_write_nothing() {
 }
 
 /// A state that panics when one key is read.
-struct PanicsOn(StateKey, HashMap<StateKey, Account>);
+struct PanicsOn(StateKey, HashMap<StateKey, StateValue>);
 
 impl StateView for PanicsOn {
-    fn get(&self, key: &StateKey) -> Result<Option<Account>, ShardError> {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
         assert_ne!(*key, self.0, "deliberate panic while reading the state");
-        Ok(self.1.get(key).copied())
+        Ok(self.1.get(key).cloned())
     }
 }
 
@@ -135,7 +140,8 @@ impl StateView for PanicsOn {
 #[test]
 fn a_panicking_transaction_stops_the_block_instead_of_hanging_it() {
     let keys = dev_keys(3, 400);
-    let genesis: HashMap<StateKey, Account> = genesis_accounts(&keys, 1_000).into_iter().collect();
+    let genesis: HashMap<StateKey, StateValue> =
+        genesis_accounts(&keys, 1_000).into_iter().collect();
     // Transaction 100's recipient is read by it and by later transactions.
     let txs: Vec<PreparedTx> = (0..399)
         .map(|i| transfer(&keys[i], 0, 1, keys[(i * 7 + 1) % 400].address(), 1))

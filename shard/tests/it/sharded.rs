@@ -6,8 +6,7 @@
 
 use atoll_consensus::Beacon;
 use atoll_primitives::{
-    Action, Address, ChainId, KeyPair, ShardId, ShardLayout, StateKey, Transaction, TxFailure,
-    TxOutcome,
+    Action, Address, ChainId, KeyPair, ShardId, ShardLayout, Transaction, TxFailure, TxOutcome,
 };
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::relay::{refill, InProcessRelay, ReceiptRelay};
@@ -25,7 +24,7 @@ fn total_balance(chains: &[ShardChain]) -> u128 {
     chains
         .iter()
         .flat_map(|c| c.store().state_entries())
-        .map(|entry| entry.unwrap().1.balance)
+        .filter_map(|entry| entry.unwrap().1.account().map(|a| a.balance))
         .sum()
 }
 
@@ -112,7 +111,7 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>, moves: Moves<'_>) {
                 for i in senders {
                     let account = chain
                         .store()
-                        .account(&StateKey::Account(keys[i].address()))
+                        .account(&keys[i].address())
                         .unwrap()
                         .unwrap_or_default();
                     let to: Address = if rng.gen_bool(0.1) {
@@ -228,11 +227,7 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>, moves: Moves<'_>) {
         let address = keys[i].address();
         let home = map.shard_of(&address);
         for chain in &chains {
-            let account = chain
-                .store()
-                .account(&StateKey::Account(address))
-                .unwrap()
-                .unwrap_or_default();
+            let account = chain.store().account(&address).unwrap().unwrap_or_default();
             if chain.head().shard == home {
                 assert!(!account.is_arriving(), "the state of {address} arrived");
                 assert!(account.nonce > 0, "{address} sent from its new shard");

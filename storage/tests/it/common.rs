@@ -2,8 +2,8 @@
 
 use atoll_primitives::{
     Account, Action, Address, ChainId, Hash, KeyPair, Receipt, ReceiptAction, ShardBlock,
-    ShardBlockBody, ShardBlockHeader, ShardId, SignedTransaction, StateKey, Transaction, TxFailure,
-    TxOutcome,
+    ShardBlockBody, ShardBlockHeader, ShardId, SignedTransaction, StateKey, StateValue,
+    Transaction, TxFailure, TxOutcome,
 };
 use atoll_storage::{BlockCommit, ShardStore, StoreIdentity};
 use tempfile::TempDir;
@@ -29,8 +29,8 @@ pub fn key(seed: u8) -> StateKey {
     StateKey::Account(Address([seed; 20]))
 }
 
-pub fn account(balance: u128, nonce: u64) -> Account {
-    Account { balance, nonce }
+pub fn account(balance: u128, nonce: u64) -> StateValue {
+    StateValue::Account(Account { balance, nonce })
 }
 
 /// A signed transfer from the key of `seed`; `nonce` makes each one unique.
@@ -112,9 +112,9 @@ pub fn outcomes(n: usize) -> Vec<TxOutcome> {
 pub fn commit_genesis(store: &ShardStore) -> ShardBlockHeader {
     let genesis = block(None, Vec::new());
     let state = [
-        (key(1), account(1_000, 0)),
-        (key(2), account(2_000, 0)),
-        (key(3), account(3_000, 0)),
+        (key(1), Some(account(1_000, 0))),
+        (key(2), Some(account(2_000, 0))),
+        (key(3), Some(account(3_000, 0))),
     ];
     store
         .commit_block(&BlockCommit {
@@ -133,7 +133,7 @@ pub fn commit_genesis(store: &ShardStore) -> ShardBlockHeader {
 #[derive(Debug, PartialEq)]
 pub struct Snapshot {
     pub head: Option<ShardBlockHeader>,
-    pub state: Vec<(StateKey, Account)>,
+    pub state: Vec<(StateKey, StateValue)>,
     pub cursors: Vec<u64>,
 }
 

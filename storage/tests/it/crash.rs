@@ -40,7 +40,7 @@ fn crash_child_writer() {
             .commit_block(&BlockCommit {
                 block: &block,
                 outcomes: &outcomes(1),
-                state_changes: &[(rotating_key(height), account(height.into(), height))],
+                state_changes: &[(rotating_key(height), Some(account(height.into(), height)))],
                 receipts: &[receipt(ShardId(0), height - 1, origin)],
                 shard_map: None,
                 forwarded: &[],
@@ -136,7 +136,7 @@ fn check_consistent(store: &ShardStore, head: &ShardBlockHeader) {
         let last_write = (1..=head.height).rev().find(|h| h % ROTATING_KEYS == slot);
         let expected = last_write.map(|h| account(h.into(), h));
         assert_eq!(
-            store.account(&rotating_key(slot)).unwrap(),
+            store.state(&rotating_key(slot)).unwrap(),
             expected,
             "slot {slot}"
         );

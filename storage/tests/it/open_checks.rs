@@ -181,7 +181,7 @@ fn missing_directory_is_created() {
     commit_genesis(&store);
     drop(store);
     let store = ShardStore::open(&path, identity()).unwrap();
-    assert_eq!(store.account(&key(2)).unwrap(), Some(account(2_000, 0)));
+    assert_eq!(store.state(&key(2)).unwrap(), Some(account(2_000, 0)));
 }
 
 #[test]

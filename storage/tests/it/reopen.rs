@@ -26,8 +26,8 @@ fn committed_chain_survives_reopen() {
                 receipt(ShardId(0), first + 1, origin),
             ];
             let state = [
-                (key(1), account(1_000 - height as u128, height)),
-                (key(9), account(height as u128, 0)),
+                (key(1), Some(account(1_000 - height as u128, height))),
+                (key(9), Some(account(height as u128, 0))),
             ];
             store
                 .commit_block(&BlockCommit {
@@ -79,8 +79,8 @@ fn committed_chain_survives_reopen() {
             (key(9), account(3, 0)),
         ]
     );
-    assert_eq!(store.account(&key(1)).unwrap(), Some(account(997, 3)));
-    assert_eq!(store.account(&key(4)).unwrap(), None);
+    assert_eq!(store.state(&key(1)).unwrap(), Some(account(997, 3)));
+    assert_eq!(store.state(&key(4)).unwrap(), None);
 
     assert_eq!(store.outbox_cursor(ShardId(0)).unwrap(), 6);
     assert_eq!(store.outbox_cursor(ShardId(2)).unwrap(), 3);
@@ -115,4 +115,67 @@ fn commits_continue_after_reopen() {
         .unwrap();
     assert_eq!(store.head().unwrap(), Some(next.header));
     assert_eq!(store.outbox_cursor(ShardId(0)).unwrap(), 1);
+}
+
+/// Code, code hashes and storage slots are state like accounts: written in
+/// the block's one commit, read back after a reopen, and a change without a
+/// value deletes its key (an emptied slot is not kept as zero).
+#[test]
+fn every_kind_of_state_value_is_committed_and_deletions_remove_keys() {
+    use atoll_primitives::{Address, Hash, StateKey, StateValue};
+    let dir = tempfile::tempdir().unwrap();
+    let contract = Address([0xc0; 20]);
+    let code_hash = Hash([0xcd; 32]);
+    let slot = StateKey::Slot(contract, [1; 32]);
+    let genesis = {
+        let store = ShardStore::open(dir.path(), identity()).unwrap();
+        let genesis = commit_genesis(&store);
+        let next = block(Some(&genesis), Vec::new());
+        let changes = [
+            (
+                StateKey::CodeHash(contract),
+                Some(StateValue::CodeHash(code_hash)),
+            ),
+            (
+                StateKey::Code(code_hash),
+                Some(StateValue::Code(vec![0x60, 0x01, 0x00])),
+            ),
+            (slot, Some(StateValue::Slot([7; 32]))),
+        ];
+        store
+            .commit_block(&BlockCommit {
+                block: &next,
+                outcomes: &[],
+                state_changes: &changes,
+                receipts: &[],
+                shard_map: None,
+                forwarded: &[],
+            })
+            .unwrap();
+        next.header
+    };
+    let store = ShardStore::open(dir.path(), identity()).unwrap();
+    assert_eq!(
+        store.state(&StateKey::Code(code_hash)).unwrap(),
+        Some(StateValue::Code(vec![0x60, 0x01, 0x00]))
+    );
+    assert_eq!(store.state(&slot).unwrap(), Some(StateValue::Slot([7; 32])));
+    assert_eq!(
+        store.state_entries().count(),
+        6,
+        "three accounts, code hash, code, slot"
+    );
+    let next = block(Some(&genesis), Vec::new());
+    store
+        .commit_block(&BlockCommit {
+            block: &next,
+            outcomes: &[],
+            state_changes: &[(slot, None)],
+            receipts: &[],
+            shard_map: None,
+            forwarded: &[],
+        })
+        .unwrap();
+    assert_eq!(store.state(&slot).unwrap(), None);
+    assert_eq!(store.state_entries().count(), 5);
 }

@@ -13,7 +13,7 @@ fn store_with_two_blocks() -> (tempfile::TempDir, ShardStore, ShardBlock) {
         .commit_block(&BlockCommit {
             block: &first,
             outcomes: &outcomes(1),
-            state_changes: &[(key(1), account(989, 1))],
+            state_changes: &[(key(1), Some(account(989, 1)))],
             receipts: &[receipt(ShardId(0), 0, Hash([1; 32]))],
             shard_map: None,
             forwarded: &[],
@@ -312,7 +312,7 @@ fn a_transaction_is_included_at_most_once() {
         other => panic!("expected DuplicateTransaction, got {other}"),
     }
     // The state key written by the refused block is untouched too.
-    assert_eq!(store.account(&key(1)).unwrap(), Some(account(989, 1)));
+    assert_eq!(store.state(&key(1)).unwrap(), Some(account(989, 1)));
 
     let twice = block(Some(&first.header), vec![transfer(2, 5), transfer(2, 5)]);
     let err = assert_rejected(&store, commit(&twice, &outcomes(2)));
@@ -327,7 +327,10 @@ fn refused_commit_with_state_changes_writes_no_state() {
     let (_dir, store, first) = store_with_two_blocks();
     let mut bad = next(&first, 0);
     bad.header.height = 9;
-    let changes = [(key(1), account(1, 1)), (key(50), account(5, 0))];
+    let changes = [
+        (key(1), Some(account(1, 1))),
+        (key(50), Some(account(5, 0))),
+    ];
     let err = assert_rejected(
         &store,
         BlockCommit {
@@ -343,7 +346,7 @@ fn refused_commit_with_state_changes_writes_no_state() {
         matches!(err, StorageError::UnexpectedHeight { .. }),
         "{err}"
     );
-    assert_eq!(store.account(&key(50)).unwrap(), None);
+    assert_eq!(store.state(&key(50)).unwrap(), None);
 }
 
 #[test]

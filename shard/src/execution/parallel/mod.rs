@@ -24,7 +24,7 @@ use super::{BlockContext, BlockOutput, ExecutionPath, ExecutionStats, PreparedTx
 use crate::error::ShardError;
 use crate::state::StateView;
 use ahash::RandomState;
-use atoll_primitives::{Account, StateKey};
+use atoll_primitives::{StateKey, StateValue};
 use mvmemory::{Incarnation, MvMemory, MvRead, ReadOrigin, ReadSet, TxnIndex};
 use parking_lot::Mutex;
 use scheduler::{Scheduler, Task};
@@ -77,12 +77,12 @@ struct MvReader<'a> {
 impl TxReader for MvReader<'_> {
     type Stop = Stop;
 
-    fn read(&mut self, key: &StateKey) -> Result<Option<Account>, Stop> {
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, Stop> {
         match self.memory.read(key, self.txn) {
             MvRead::Value(writer, incarnation, value) => {
                 self.reads
                     .push((*key, ReadOrigin::Version(writer, incarnation)));
-                Ok(Some(value))
+                Ok(value)
             }
             MvRead::NotFound => {
                 self.reads.push((*key, ReadOrigin::Storage));

@@ -15,7 +15,7 @@
 
 use super::super::transfer::WriteSet;
 use ahash::RandomState;
-use atoll_primitives::{Account, StateKey};
+use atoll_primitives::{StateChange, StateKey, StateValue};
 use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -36,19 +36,19 @@ pub(crate) enum ReadOrigin {
 }
 
 /// The result of reading a key from the multi-version memory.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum MvRead {
-    /// A lower transaction wrote this value.
-    Value(TxnIndex, Incarnation, Account),
+    /// A lower transaction wrote this value (`None`: it deleted the key).
+    Value(TxnIndex, Incarnation, Option<StateValue>),
     /// No lower transaction wrote the key: read the committed state.
     NotFound,
     /// The highest lower writer is being re-executed: wait for it.
     Dependency(TxnIndex),
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Entry {
-    Written(Incarnation, Account),
+    Written(Incarnation, Option<StateValue>),
     Estimate,
 }
 
@@ -61,11 +61,25 @@ impl KeyVersions {
     fn read(&self, txn: TxnIndex) -> MvRead {
         let entries = self.0.lock();
         let below = entries.partition_point(|(writer, _)| *writer < txn);
-        match below.checked_sub(1).map(|i| entries[i]) {
+        match below.checked_sub(1).map(|i| &entries[i]) {
             None => MvRead::NotFound,
-            Some((writer, Entry::Estimate)) => MvRead::Dependency(writer),
+            Some((writer, Entry::Estimate)) => MvRead::Dependency(*writer),
             Some((writer, Entry::Written(incarnation, value))) => {
-                MvRead::Value(writer, incarnation, value)
+                MvRead::Value(*writer, *incarnation, value.clone())
+            }
+        }
+    }
+
+    /// Where `txn`'s read would come from, without copying the value;
+    /// `None` when it would meet an ESTIMATE.
+    fn origin(&self, txn: TxnIndex) -> Option<ReadOrigin> {
+        let entries = self.0.lock();
+        let below = entries.partition_point(|(writer, _)| *writer < txn);
+        match below.checked_sub(1).map(|i| &entries[i]) {
+            None => Some(ReadOrigin::Storage),
+            Some((_, Entry::Estimate)) => None,
+            Some((writer, Entry::Written(incarnation, _))) => {
+                Some(ReadOrigin::Version(*writer, *incarnation))
             }
         }
     }
@@ -168,7 +182,9 @@ impl MvMemory {
         writes: &WriteSet,
     ) -> bool {
         for (key, value) in writes {
-            self.with_versions_or_insert(key, |v| v.set(txn, Entry::Written(incarnation, *value)));
+            self.with_versions_or_insert(key, |v| {
+                v.set(txn, Entry::Written(incarnation, value.clone()))
+            });
         }
         let new_keys: KeyList = writes.iter().map(|(k, _)| *k).collect();
         let mut last_written = self.last_written[txn as usize].lock();
@@ -193,19 +209,16 @@ impl MvMemory {
     /// same version.
     pub(crate) fn validate_read_set(&self, txn: TxnIndex) -> bool {
         let reads = self.last_read[txn as usize].lock();
-        reads
-            .iter()
-            .all(|(key, origin)| match (self.read(key, txn), origin) {
-                (MvRead::NotFound, ReadOrigin::Storage) => true,
-                (MvRead::Value(writer, incarnation, _), ReadOrigin::Version(w, i)) => {
-                    writer == *w && incarnation == *i
-                }
-                _ => false,
-            })
+        reads.iter().all(|(key, origin)| {
+            let now = self
+                .with_versions(key, |v| v.origin(txn))
+                .unwrap_or(Some(ReadOrigin::Storage));
+            now == Some(*origin)
+        })
     }
 
     /// The final value of every written key once all transactions are done.
-    pub(crate) fn into_final_writes(self) -> Vec<(StateKey, Account)> {
+    pub(crate) fn into_final_writes(self) -> Vec<StateChange> {
         let declared = self
             .declared
             .into_iter()
@@ -218,7 +231,7 @@ impl MvMemory {
         });
         declared
             .chain(undeclared)
-            .filter_map(|(key, versions)| match versions.last().copied() {
+            .filter_map(|(key, mut versions)| match versions.pop() {
                 Some((_, Entry::Written(_, value))) => Some((key, value)),
                 // A declared key no transaction wrote has no entries left.
                 None => None,
