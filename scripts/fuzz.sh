@@ -20,6 +20,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 CARGO_FUZZ_VERSION=0.13.1
+script_started=$SECONDS
 SECONDS_PER_TARGET="${ATOLL_FUZZ_SECONDS:-20}"
 FUZZ_TARGET_DIR="$CARGO_TARGET_DIR/fuzz"
 # cargo-fuzz needs nightly-only rustc flags; stable rustc takes them with
@@ -62,35 +63,37 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check ||
   fail "the fuzz targets are not formatted: run 'cargo fmt --manifest-path fuzz/Cargo.toml'"
 
 # RocksDB: link the static library the main build already compiled (about
-# 13 minutes of C++ on 2 cores) instead of compiling it again. A copy with
-# its debug sections stripped (1.5 GB -> ~100 MB; libFuzzer's backtraces
-# need the Rust line tables, not RocksDB's) is kept in the fuzz target dir
-# with the version it is of, so the fuzz build does not depend on the main
-# build staying put. Without one, librocksdb-sys compiles RocksDB into the
-# fuzz target dir, once.
+# 13 minutes of C++ on 2 cores) instead of compiling it again: the newest
+# librocksdb.a of the locked librocksdb-sys version under
+# $CARGO_TARGET_DIR/release (test.sh has just built it). A copy with its
+# debug sections stripped (1.5 GB -> ~45 MB; backtraces need the Rust line
+# tables, not RocksDB's) is kept in the fuzz target dir, refreshed when the
+# main build's changes, and used alone when the main build is gone. With
+# neither, librocksdb-sys compiles RocksDB into the fuzz target dir, once.
 rocksdb_version=$(lock_versions fuzz/Cargo.lock | awk '$1 == "librocksdb-sys" {print $2}')
 [ -n "$rocksdb_version" ] || fail "fuzz/Cargo.lock locks no librocksdb-sys"
 rocksdb_copy="$FUZZ_TARGET_DIR/rocksdb"
-if [ "$(cat "$rocksdb_copy/version" 2>/dev/null)" != "$rocksdb_version" ]; then
-  built=""
-  for output in "$CARGO_TARGET_DIR"/release/build/librocksdb-sys-*/output; do
-    [ -f "$output" ] || continue
-    out_dir=$(sed -n 's/^cargo:out_dir=//p' "$output")
-    if grep -q "^cargo:cargo_manifest_dir=.*/librocksdb-sys-$rocksdb_version\$" "$output" &&
-      [ -f "$out_dir/librocksdb.a" ]; then
-      built="$out_dir/librocksdb.a"
-    fi
-  done
-  if [ -n "$built" ]; then
+built=""
+for output in "$CARGO_TARGET_DIR"/release/build/librocksdb-sys-*/output; do
+  [ -f "$output" ] || continue
+  grep -q "^cargo:cargo_manifest_dir=.*/librocksdb-sys-$rocksdb_version\$" "$output" || continue
+  lib="$(sed -n 's/^cargo:out_dir=//p' "$output")/librocksdb.a"
+  if [ -f "$lib" ] && { [ -z "$built" ] || [ "$lib" -nt "$built" ]; }; then
+    built="$lib"
+  fi
+done
+if [ -n "$built" ]; then
+  source_id="$rocksdb_version $(stat -c '%n %s %Y' "$built")"
+  if [ "$(cat "$rocksdb_copy/source" 2>/dev/null)" != "$source_id" ]; then
     echo "fuzz: linking RocksDB $rocksdb_version from the main build ($built)" >&2
     rm -rf "$rocksdb_copy"
     mkdir -p "$rocksdb_copy"
     strip --strip-debug -o "$rocksdb_copy/librocksdb.a" "$built" ||
       fail "cannot copy $built into $rocksdb_copy (strip --strip-debug)"
-    echo "$rocksdb_version" >"$rocksdb_copy/version"
+    echo "$source_id" >"$rocksdb_copy/source"
   fi
 fi
-if [ "$(cat "$rocksdb_copy/version" 2>/dev/null)" = "$rocksdb_version" ]; then
+if [ "$(cut -d' ' -f1 "$rocksdb_copy/source" 2>/dev/null)" = "$rocksdb_version" ]; then
   export ROCKSDB_LIB_DIR="$rocksdb_copy" ROCKSDB_STATIC=1
 else
   echo "fuzz: no RocksDB $rocksdb_version built by the main build in $CARGO_TARGET_DIR:" \
@@ -98,11 +101,12 @@ else
   unset ROCKSDB_LIB_DIR ROCKSDB_STATIC
 fi
 
-started=$SECONDS
+build_started=$SECONDS
 echo "fuzz: building the targets (cargo-fuzz $CARGO_FUZZ_VERSION, stable toolchain, into $FUZZ_TARGET_DIR)" >&2
 "${FUZZ[@]}" build "${FUZZ_FLAGS[@]}" ||
   fail "the fuzz targets do not build: ${FUZZ[*]} build ${FUZZ_FLAGS[*]}"
-build_seconds=$((SECONDS - started))
+build_seconds=$((SECONDS - build_started))
+fuzz_started=$SECONDS
 
 mapfile -t all_targets < <("${FUZZ[@]}" list)
 [ ${#all_targets[@]} -gt 0 ] || fail "cargo fuzz list names no targets"
@@ -174,7 +178,8 @@ for target in "${targets[@]}"; do
 done
 
 echo
-echo "fuzz: build ${build_seconds}s, total $((SECONDS - started))s"
+echo "fuzz: setup $((build_started - script_started))s, build ${build_seconds}s," \
+  "replay and fuzzing $((SECONDS - fuzz_started))s, total $((SECONDS - script_started))s"
 printf '%-26s %6s %14s %10s  %s\n' target time executions exec/s result
 printf '%s\n' "${summary[@]}"
 if [ ${#failures[@]} -gt 0 ]; then

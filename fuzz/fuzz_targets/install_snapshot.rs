@@ -6,10 +6,11 @@
 //! first whether the head executed under a moved shard map, its next three
 //! bits how many transactions the chain held below the snapshot, the
 //! second the head's epoch. The rest is part 0 of the peer's snapshot,
-//! decoded with the node's limit; its entries and cursors are put in the
-//! order the node's checks demand, and the head's state root is made the
-//! entries' root (what the certified header would have to say for the
-//! snapshot to pass).
+//! decoded with the node's limit; its entries are put in key order, only
+//! the cursors whose last receipts could pass `check_outbox` are kept
+//! (inputs with cursors out of destination order are refused, as there),
+//! and the head's state root is made the entries' root (what the certified
+//! header would have to say for the snapshot to pass).
 //!
 //! After the install the store holds exactly the snapshot (head, every
 //! entry, cursors, proven receipts, known transactions, the genesis
@@ -20,7 +21,7 @@
 use atoll_fuzz_fixtures::store::{self, Fixture};
 use atoll_fuzz_fixtures::{limits, split_local};
 use atoll_node::service::snapshot::SnapshotPart;
-use atoll_primitives::{codec, ShardBlockHeader};
+use atoll_primitives::{codec, ShardBlock, ShardBlockHeader, ShardMap};
 use atoll_shard::state::StateTree;
 use atoll_storage::SnapshotInstall;
 use libfuzzer_sys::fuzz_target;
@@ -29,27 +30,29 @@ use std::sync::{Mutex, OnceLock};
 /// Certified heights are far below this; the next block's height must fit.
 const MAX_HEIGHT: u64 = 1 << 40;
 
-fn fixture() -> &'static Mutex<(
-    Fixture,
-    ShardBlockHeader,
-    Option<atoll_primitives::ShardBlock>,
-)> {
-    static FIXTURE: OnceLock<
-        Mutex<(
-            Fixture,
-            ShardBlockHeader,
-            Option<atoll_primitives::ShardBlock>,
-        )>,
-    > = OnceLock::new();
-    FIXTURE.get_or_init(|| {
+/// Shard 0's chain, kept across inputs, with the header every installed
+/// head is made from and the genesis block an install must keep.
+struct Target {
+    fixture: Fixture,
+    template: ShardBlockHeader,
+    genesis: Option<ShardBlock>,
+}
+
+fn target() -> &'static Mutex<Target> {
+    static TARGET: OnceLock<Mutex<Target>> = OnceLock::new();
+    TARGET.get_or_init(|| {
         let fixture = store::chain_with_receipts();
-        let head = fixture.chain.head().clone();
+        let template = fixture.chain.head().clone();
         let genesis = fixture
             .chain
             .store()
             .block(0)
             .expect("the fixture store reads");
-        Mutex::new((fixture, head, genesis))
+        Mutex::new(Target {
+            fixture,
+            template,
+            genesis,
+        })
     })
 }
 
@@ -68,22 +71,38 @@ fuzz_target!(|data: &[u8]| {
     let mut entries = part.entries;
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries.dedup_by(|a, b| a.0 == b.0);
-    let mut outbox = part.outbox;
-    outbox.sort_by_key(|(destination, _)| *destination);
-    outbox.dedup_by_key(|(destination, _)| *destination);
+    // Cursors pass `check_outbox` only in destination order, each with its
+    // last receipt, proven (so with at most 64 siblings).
+    let (outbox, last_receipts): (Vec<_>, Vec<_>) = part
+        .outbox
+        .into_iter()
+        .zip(part.last_receipts)
+        .filter(|((destination, cursor), proven)| {
+            proven.receipt.destination == *destination
+                && cursor.checked_sub(1) == Some(proven.receipt.sequence)
+                && proven.proof.index < proven.proof.leaf_count
+                && proven.proof.siblings.len() <= 64
+        })
+        .unzip();
+    if !outbox.windows(2).all(|w| w[0].0 < w[1].0) {
+        return;
+    }
     let moved = (flags & 1 == 1).then(store::moved_map);
-    let map_hash = moved.as_ref().map_or_else(
-        || atoll_primitives::ShardMap::new(store::layout()).hash(),
-        |m| m.hash(),
-    );
+    let map_hash = moved
+        .as_ref()
+        .map_or_else(|| ShardMap::new(store::layout()).hash(), |m| m.hash());
     let transactions: Vec<_> = store::synced_transactions()
         .into_iter()
         .take(usize::from(flags >> 1 & 7))
         .collect();
     let tree = StateTree::from_entries(entries.iter().copied());
 
-    let mut guard = fixture().lock().unwrap_or_else(|e| e.into_inner());
-    let (fixture, template, genesis) = &mut *guard;
+    let mut target = target().lock().unwrap_or_else(|e| e.into_inner());
+    let Target {
+        fixture,
+        template,
+        genesis,
+    } = &mut *target;
     let head = ShardBlockHeader {
         height: part.height,
         epoch: u64::from(epoch),
@@ -97,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
         outbox: &outbox,
         shard_map: moved.as_ref(),
         transactions: &transactions,
-        last_receipts: &part.last_receipts,
+        last_receipts: &last_receipts,
     };
     fixture
         .chain
@@ -124,18 +143,13 @@ fuzz_target!(|data: &[u8]| {
     for (hash, _) in &transactions {
         assert!(read.includes_transaction(hash).expect("the store reads"));
     }
-    for proven in &part.last_receipts {
+    for proven in &last_receipts {
         let destination = proven.receipt.destination;
-        let last = part
-            .last_receipts
-            .iter()
-            .rev()
-            .find(|p| p.receipt.destination == destination);
+        let stored = read.synced_receipt(destination).expect("the store reads");
         assert_eq!(
-            read.synced_receipt(destination)
-                .expect("the store reads")
-                .as_ref(),
-            last
+            stored.as_ref(),
+            Some(proven),
+            "a proven last receipt is lost"
         );
     }
     let next = fixture
