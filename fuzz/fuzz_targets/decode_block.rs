@@ -8,7 +8,14 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(block) = ShardBlock::decode(data) {
-        assert_eq!(block.encode(), data, "decoding accepted a non-canonical encoding");
-        assert_eq!(block.header.tx_count as usize, block.body.transactions.len());
+        assert_eq!(
+            block.encode(),
+            data,
+            "decoding accepted a non-canonical encoding"
+        );
+        assert_eq!(
+            block.header.tx_count as usize,
+            block.body.transactions.len()
+        );
     }
 });

@@ -8,7 +8,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(tx) = SignedTransaction::decode(data) {
-        assert_eq!(tx.encode(), data, "decoding accepted a non-canonical encoding");
+        assert_eq!(
+            tx.encode(),
+            data,
+            "decoding accepted a non-canonical encoding"
+        );
         // Verification of arbitrary keys and signatures must not panic either.
         let _ = tx.verify();
     }

@@ -47,6 +47,7 @@ pub enum TxCommand {
     Status {
         /// The transaction hash.
         hash: String,
+        /// The node to ask.
         #[command(flatten)]
         rpc: RpcArgs,
     },
@@ -74,6 +75,7 @@ pub struct TransferArgs {
     /// recipient on another shard, also until the credit there is final.
     #[arg(long)]
     pub wait: bool,
+    /// The node to ask.
     #[command(flatten)]
     pub rpc: RpcArgs,
 }
@@ -155,6 +157,7 @@ pub enum AdminCommand {
         /// The shard it moves to.
         #[arg(long)]
         to: u16,
+        /// The node to ask.
         #[command(flatten)]
         rpc: RpcArgs,
     },

@@ -302,6 +302,66 @@ pub fn check_genesis_binding(data_dir: &Path, genesis_bytes: &[u8]) -> anyhow::R
     }
 }
 
+/// The options of a new home directory.
+#[derive(clap::Args, Clone)]
+pub struct InitArgs {
+    /// The chain id transactions must carry.
+    #[arg(long, default_value_t = 1)]
+    chain_id: u64,
+    /// Shards: each has its own store, mempool, producer and executor;
+    /// accounts are spread over them by address.
+    #[arg(long, default_value_t = 1)]
+    shards: u16,
+    /// Dev accounts to fund in genesis (deterministic, well-known keys).
+    #[arg(long, default_value_t = 10)]
+    dev_accounts: usize,
+    /// Balance of each dev account, in the smallest unit.
+    #[arg(long, default_value_t = 1_000_000_000_000_000_000_000)]
+    dev_balance: u128,
+    /// The JSON-RPC address (HTTP and WebSocket); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    rpc_addr: SocketAddr,
+    /// The Prometheus metrics address; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:9615")]
+    metrics_addr: SocketAddr,
+    /// Serve no metrics.
+    #[arg(long)]
+    no_metrics: bool,
+    /// Beacon blocks per epoch: a move of an account to another shard
+    /// (`atoll admin move-account`) takes effect at the next epoch.
+    /// Default: 1000 (`atoll dev`: 100, a few seconds).
+    #[arg(long)]
+    epoch_length: Option<u64>,
+    /// Serve the operator's RPC methods (moving an account to another
+    /// shard); `atoll dev` always does. Only where the RPC port is private.
+    #[arg(long)]
+    admin_rpc: bool,
+}
+
+impl InitArgs {
+    /// `--epoch-length`, if given.
+    pub fn epoch_length(&self) -> Option<u64> {
+        self.epoch_length
+    }
+
+    /// The options of `atoll init` these arguments give.
+    pub fn options(&self) -> InitOptions {
+        InitOptions {
+            chain_id: self.chain_id,
+            shards: self.shards,
+            dev_accounts: self.dev_accounts,
+            dev_balance: self.dev_balance,
+            rpc_addr: self.rpc_addr,
+            metrics_addr: (!self.no_metrics).then_some(self.metrics_addr),
+            epoch_length: self
+                .epoch_length
+                .unwrap_or(atoll_config::genesis::DEFAULT_EPOCH_LENGTH),
+            admin_rpc: self.admin_rpc,
+            committee_size: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

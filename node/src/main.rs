@@ -1,28 +1,19 @@
-//! `atoll`: the validator daemon and its command-line tools.
+//! `atoll`: the validator daemon and its command-line tools; the command
+//! line only, everything it runs is in the `atoll_node` library.
 //!
 //! - `atoll init` / `atoll run` / `atoll dev`: make a home directory and run
-//!   a single-validator node from it (see [`home`], [`run`], [`service`]).
+//!   a node from it (see `atoll_node::home`, `run`, `service`).
 //! - `atoll keys`, `atoll account`, `atoll tx`, `atoll status`: a small
-//!   JSON-RPC client ([`client`]).
-//! - `atoll load`: the load generator ([`load`]).
-//! - `atoll bench execute`: the block pipeline on a generated block ([`bench`]).
+//!   JSON-RPC client (`atoll_node::client`).
+//! - `atoll load`: the load generator (`atoll_node::load`).
+//! - `atoll bench execute`: the block pipeline on a generated block
+//!   (`atoll_node::bench`).
 
-mod bench;
-mod client;
-mod dev;
-mod home;
-mod keyfile;
-mod load;
-mod localnet;
-mod metrics;
-mod rpc;
-mod run;
-mod service;
-
+use atoll_node::home::{Home, InitArgs};
+use atoll_node::rpc::types::BlockRef;
+use atoll_node::{bench, client, dev, home, load, localnet, run, runtime};
 use atoll_primitives::Address;
 use clap::{Parser, Subcommand};
-use home::{Home, InitOptions};
-use rpc::types::BlockRef;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -105,65 +96,6 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
-/// The options of a new home directory.
-#[derive(clap::Args, Clone)]
-pub struct InitArgs {
-    /// The chain id transactions must carry.
-    #[arg(long, default_value_t = 1)]
-    chain_id: u64,
-    /// Shards: each has its own store, mempool, producer and executor;
-    /// accounts are spread over them by address.
-    #[arg(long, default_value_t = 1)]
-    shards: u16,
-    /// Dev accounts to fund in genesis (deterministic, well-known keys).
-    #[arg(long, default_value_t = 10)]
-    dev_accounts: usize,
-    /// Balance of each dev account, in the smallest unit.
-    #[arg(long, default_value_t = 1_000_000_000_000_000_000_000)]
-    dev_balance: u128,
-    /// The JSON-RPC address (HTTP and WebSocket); port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:8545")]
-    rpc_addr: SocketAddr,
-    /// The Prometheus metrics address; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:9615")]
-    metrics_addr: SocketAddr,
-    /// Serve no metrics.
-    #[arg(long)]
-    no_metrics: bool,
-    /// Beacon blocks per epoch: a move of an account to another shard
-    /// (`atoll admin move-account`) takes effect at the next epoch.
-    /// Default: 1000 (`atoll dev`: 100, a few seconds).
-    #[arg(long)]
-    epoch_length: Option<u64>,
-    /// Serve the operator's RPC methods (moving an account to another
-    /// shard); `atoll dev` always does. Only where the RPC port is private.
-    #[arg(long)]
-    admin_rpc: bool,
-}
-
-impl InitArgs {
-    /// `--epoch-length`, if given.
-    fn epoch_length(&self) -> Option<u64> {
-        self.epoch_length
-    }
-
-    fn options(&self) -> InitOptions {
-        InitOptions {
-            chain_id: self.chain_id,
-            shards: self.shards,
-            dev_accounts: self.dev_accounts,
-            dev_balance: self.dev_balance,
-            rpc_addr: self.rpc_addr,
-            metrics_addr: (!self.no_metrics).then_some(self.metrics_addr),
-            epoch_length: self
-                .epoch_length
-                .unwrap_or(atoll_config::genesis::DEFAULT_EPOCH_LENGTH),
-            admin_rpc: self.admin_rpc,
-            committee_size: None,
-        }
-    }
-}
-
 fn parse_block_ref(text: &str) -> Result<BlockRef, String> {
     let quoted = if text.parse::<u64>().is_ok() {
         text.to_string()
@@ -181,12 +113,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
 }
 
 fn init_cli_logging() {

@@ -13,7 +13,14 @@ pub struct BytesCodec {
     pub limit: usize,
 }
 
-async fn read_framed<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io::Result<Vec<u8>> {
+/// Reads one message: its 4-byte big-endian length, refused over `limit`
+/// before anything more is read, then that many bytes. What the codec
+/// reads every request and response with; public for the fuzz target
+/// `p2p_framing`.
+pub async fn read_framed<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    limit: usize,
+) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -36,7 +43,9 @@ async fn read_framed<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> i
     Ok(buf)
 }
 
-async fn write_framed<T: AsyncWrite + Unpin + Send>(
+/// Writes `data` as one message (refused over `limit`) and closes the
+/// stream; public for the fuzz target `p2p_framing`.
+pub async fn write_framed<T: AsyncWrite + Unpin + Send>(
     io: &mut T,
     data: Vec<u8>,
     limit: usize,

@@ -26,7 +26,7 @@
 //!   [`service::REDIAL_INTERVAL`], so a restart or a healed partition
 //!   reconnects by itself.
 
-mod codec;
+pub mod codec;
 pub mod events;
 pub mod service;
 pub mod topics;

@@ -38,11 +38,13 @@ pub enum LocalnetCommand {
     /// background (one process and one log file each), and wait until each
     /// serves RPC.
     Start {
+        /// The localnet.
         #[command(flatten)]
         dir: DirArg,
     },
     /// Stop the running validators cleanly (SIGTERM) and wait for them.
     Stop {
+        /// The localnet.
         #[command(flatten)]
         dir: DirArg,
         /// Seconds to wait for them to exit.
@@ -52,6 +54,7 @@ pub enum LocalnetCommand {
     /// Show each validator: running or not, consensus and shard heights,
     /// peers, RPC URL.
     Status {
+        /// The localnet.
         #[command(flatten)]
         dir: DirArg,
         /// One JSON array instead of a table.
@@ -61,6 +64,7 @@ pub enum LocalnetCommand {
     /// Print the end of the validators' logs (each line prefixed with its
     /// validator).
     Logs {
+        /// The localnet.
         #[command(flatten)]
         dir: DirArg,
         /// Only this validator.

@@ -187,7 +187,7 @@ impl Pushed {
 
     /// Receipts held.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inner.lock().count
     }
 

@@ -514,7 +514,7 @@ fn good_start(
 /// header, each block complete from its first receipt (a run starts where
 /// `previous` ended or mid-block right after it), and no block skipped that
 /// had receipts for `destination`, all at or below `limit`.
-fn check_run(
+pub fn check_run(
     headers: &impl FinalHeaders,
     destination: ShardId,
     next: u64,

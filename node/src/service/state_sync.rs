@@ -255,7 +255,7 @@ fn fail(slot: &mut Slot, shard: ShardId, ctx: &SyncContext<'_>, result: &'static
 }
 
 /// Why a fetched snapshot was not installed.
-enum Fault {
+pub enum Fault {
     /// It failed a check: the peer sent a bad one.
     Peer(String),
     /// This validator's own stores failed.
@@ -515,7 +515,7 @@ fn history(
 /// Each outbox cursor is one past a receipt proven against the last
 /// recorded header that sent to its destination, and every destination
 /// sent to has one.
-fn check_outbox(
+pub fn check_outbox(
     shard: ShardId,
     outbox: &[(ShardId, u64)],
     last_receipts: &[ProvenReceipt],

@@ -1,0 +1,33 @@
+//! A peer's answer to `Sync` or `Fetch` (`service::bft`, "consensus
+//! replies"): decoded with the node's limit, re-encoded to the same bytes,
+//! then taken message by message by a validator's machine as the engine
+//! does (it stops at the first one not signed as it must be).
+#![no_main]
+
+use atoll_consensus::simplex::{Input, Message};
+use atoll_fuzz_fixtures::{consensus, limits};
+use atoll_primitives::codec;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(messages) =
+        codec::decode::<Vec<Message>>("consensus replies", data, limits::max_message_bytes())
+    else {
+        return;
+    };
+    assert_eq!(
+        codec::encode(&messages),
+        data,
+        "a non-canonical encoding decoded"
+    );
+    let mut machine = consensus::machine();
+    let before = machine.final_block().0;
+    for message in messages {
+        if !machine.is_signed(&message) {
+            break;
+        }
+        machine.handle(Input::Message(message));
+    }
+    // Finality never goes back, whatever a peer answers.
+    assert!(machine.final_block().0 >= before);
+});

@@ -1,0 +1,46 @@
+//! Transactions gossiped on a shard's topic (`service::network`): decoded
+//! as the node does (its limit is the message's own length, the network
+//! bounds it), re-encoded to the same bytes, then, for a batch the node
+//! would take (1 to `MAX_GOSSIP_TXS`), their signatures checked as the
+//! admission stage checks them (batched on a pool): each verdict must be
+//! that of checking the transaction alone.
+#![no_main]
+
+use atoll_node::service::network::MAX_GOSSIP_TXS;
+use atoll_primitives::{codec, SignedTransaction};
+use atoll_shard::execution::PreparedTx;
+use atoll_shard::signatures::verify_all;
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("a one-thread pool")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(txs) = codec::decode::<Vec<SignedTransaction>>("transaction gossip", data, data.len())
+    else {
+        return;
+    };
+    assert_eq!(
+        codec::encode(&txs),
+        data,
+        "a non-canonical encoding decoded"
+    );
+    if txs.is_empty() || txs.len() > MAX_GOSSIP_TXS {
+        return;
+    }
+    let alone: Vec<bool> = txs.iter().map(|tx| tx.verify().is_ok()).collect();
+    let batched = verify_all(txs.into_iter().map(PreparedTx::new).collect(), pool());
+    let batched: Vec<bool> = batched.iter().map(Option::is_some).collect();
+    assert_eq!(
+        batched, alone,
+        "batched and single signature checks disagree"
+    );
+});

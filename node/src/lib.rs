@@ -1,0 +1,41 @@
+//! The atoll validator node as a library: everything the `atoll` binary
+//! (`src/main.rs`, the command line only) runs, and what the fuzz targets
+//! (`fuzz/`) decode and check.
+//!
+//! - [`home`], [`run`], [`dev`], [`localnet`]: a node's home directory,
+//!   running it, a dev node and local testnets.
+//! - [`service`]: the node's threads and tasks: admission, producers, the
+//!   coordinator, and with several validators the consensus engine
+//!   ([`service::bft`]), its host ([`service::network`]), payloads
+//!   ([`service::builder`]), header votes ([`service::committee`]), receipts
+//!   between committees ([`service::receipts`]) and state sync
+//!   ([`service::snapshot`], [`service::state_sync`]).
+//! - [`rpc`]: the JSON-RPC server; [`metrics`]: Prometheus metrics.
+//! - [`client`], [`load`], [`bench`]: the client commands, the load
+//!   generator and `atoll bench`.
+//!
+//! Every type a peer or a client sends is decoded with
+//! `atoll_primitives::codec::decode`, each with its own size limit; `fuzz/`
+//! has a target for each of them.
+
+pub mod bench;
+pub mod client;
+pub mod dev;
+pub mod home;
+mod keyfile;
+pub mod load;
+pub mod localnet;
+pub mod metrics;
+pub mod rpc;
+pub mod run;
+pub mod service;
+
+pub use home::InitArgs;
+
+/// A multi-threaded tokio runtime with I/O and timers, for the commands
+/// that talk to a node or run one.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
