@@ -47,6 +47,23 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The value the action moves out of the sender's balance (besides
+    /// the fee).
+    pub fn value(&self) -> u128 {
+        match self {
+            Action::Transfer { amount, .. } => *amount,
+        }
+    }
+
+    /// The account the action sends value or a call to, if any.
+    pub fn recipient(&self) -> Option<&Address> {
+        match self {
+            Action::Transfer { to, .. } => Some(to),
+        }
+    }
+}
+
 /// The body of a transaction: everything the sender signs.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct Transaction {
@@ -63,6 +80,13 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// The most this transaction can take from its sender's balance: the
+    /// action's value plus the fee (saturating; such a balance cannot
+    /// exist, so the check it feeds fails as it should).
+    pub fn max_cost(&self) -> u128 {
+        self.action.value().saturating_add(self.fee)
+    }
+
     /// The domain-separated hash of the canonical encoding of the body: the
     /// transaction's identity, and the message its signature covers.
     pub fn hash(&self) -> Hash {
@@ -149,6 +173,17 @@ mod tests {
         let mut other = tx;
         other.tx.fee += 1;
         assert_eq!(other.verify(), Err(CryptoError::BadSignature));
+    }
+
+    #[test]
+    fn a_transfer_costs_its_amount_plus_its_fee_at_most() {
+        let mut tx = sample().tx;
+        let Action::Transfer { to, amount } = tx.action.clone();
+        assert_eq!(tx.action.value(), amount);
+        assert_eq!(tx.action.recipient(), Some(&to));
+        assert_eq!(tx.max_cost(), amount + tx.fee);
+        tx.fee = u128::MAX;
+        assert_eq!(tx.max_cost(), u128::MAX, "saturates instead of overflowing");
     }
 
     #[test]

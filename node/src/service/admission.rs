@@ -7,7 +7,6 @@
 use super::Shared;
 use crate::metrics::Metrics;
 use atoll_p2p::Verdict;
-use atoll_primitives::Action;
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
 use atoll_shard::signatures::verify_all;
@@ -281,8 +280,7 @@ fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
             got: tx.signed.tx.nonce,
         }));
     }
-    let Action::Transfer { amount, .. } = &tx.signed.tx.action;
-    let needed = amount.saturating_add(tx.signed.tx.fee);
+    let needed = tx.signed.tx.max_cost();
     if account.balance < needed {
         return Err(Rejection::InsufficientBalance {
             balance: account.balance,

@@ -10,9 +10,7 @@ use super::Shared;
 use crate::metrics::Metrics;
 use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};
 use atoll_config::BlockConfig;
-use atoll_primitives::{
-    Action, Address, ShardBlockHeader, ShardId, ShardMap, StateKey, StateValue,
-};
+use atoll_primitives::{Address, ShardBlockHeader, ShardId, ShardMap, StateKey, StateValue};
 use atoll_shard::relay::ReceiptRelay;
 use atoll_shard::signatures::VerifiedTx;
 use atoll_shard::{ProducedBlock, ShardChain};
@@ -279,8 +277,13 @@ pub fn hold_back(
     let mut held: HashSet<Address> = HashSet::new();
     txs.into_iter()
         .filter(|tx| {
-            let Action::Transfer { to, .. } = &tx.signed.tx.action;
-            if held.contains(&tx.sender) || blocked.contains(&map.shard_of(to)) {
+            let to_blocked = tx
+                .signed
+                .tx
+                .action
+                .recipient()
+                .is_some_and(|to| blocked.contains(&map.shard_of(to)));
+            if held.contains(&tx.sender) || to_blocked {
                 held.insert(tx.sender);
                 false
             } else {
@@ -318,7 +321,7 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atoll_primitives::{ChainId, ShardLayout, Transaction};
+    use atoll_primitives::{Action, ChainId, ShardLayout, Transaction};
     use atoll_shard::execution::PreparedTx;
     use atoll_shard::workload::dev_keys;
 
