@@ -379,6 +379,8 @@ impl ShardChain {
         let ctx = BlockContext {
             chain_id: self.head.chain_id,
             shard: self.head.shard,
+            height: self.head.height + 1,
+            timestamp_ms,
             map: Arc::clone(&map),
             outbox,
         };

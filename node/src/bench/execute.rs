@@ -113,6 +113,8 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     let ctx = BlockContext {
         chain_id: CHAIN,
         shard: ShardId(0),
+        height: 1,
+        timestamp_ms: 0,
         map: std::sync::Arc::new(atoll_primitives::ShardMap::new(ShardLayout::single())),
         outbox: BTreeMap::new(),
     };

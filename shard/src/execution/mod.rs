@@ -60,6 +60,11 @@ pub struct BlockContext {
     pub chain_id: ChainId,
     /// The shard executing the block.
     pub shard: ShardId,
+    /// The block's height (what a contract will read as its block number).
+    pub height: u64,
+    /// The block's timestamp, in milliseconds since the Unix epoch (never
+    /// below its parent's).
+    pub timestamp_ms: u64,
     /// Which shard holds which address (the map of the block's epoch).
     pub map: Arc<ShardMap>,
     /// Next receipt sequence number per destination shard (missing: 0).

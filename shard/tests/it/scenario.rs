@@ -155,6 +155,8 @@ pub fn generate(seed: u64, account_count: usize, tx_count: usize) -> Scenario {
     let ctx = BlockContext {
         chain_id: CHAIN,
         shard: SHARD,
+        height: 1,
+        timestamp_ms: 0,
         map: std::sync::Arc::new(atoll_primitives::ShardMap::new(layout)),
         outbox,
     };

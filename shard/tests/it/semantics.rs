@@ -19,6 +19,8 @@ fn ctx() -> BlockContext {
     BlockContext {
         chain_id: CHAIN,
         shard: SHARD,
+        height: 1,
+        timestamp_ms: 0,
         map: std::sync::Arc::new(atoll_primitives::ShardMap::new(ShardLayout::single())),
         outbox: BTreeMap::new(),
     }
