@@ -171,23 +171,17 @@ fn admit_batch(
 /// What becomes of a peer's batch of gossiped transactions, from what
 /// admission found: forwarded only when every transaction in it is good
 /// news (its signature verifies and it entered this pool or was there
-/// already), so this validator never relays what cannot pay or is stale;
-/// its sender is scored down when a signature fails or when nothing in it
-/// was new and something could not pay (spam from unfunded senders).
-/// Other refusals (a nonce just used, a full pool) happen to honest peers
-/// whose view of the state differs: the batch is only not forwarded.
-pub fn peer_verdict(
-    valid_signatures: bool,
-    fresh: usize,
-    unpayable: usize,
-    total: usize,
-) -> Verdict {
+/// already), so this validator never relays what cannot pay or is stale.
+/// Its sender is scored down only for a bad signature, which no view of
+/// the state excuses. A sender that cannot pay is not held against the
+/// peer: a validator whose state is a block behind cannot tell an unfunded
+/// sender from one a block it has not executed yet funded, and scoring
+/// honest peers down for that would ban them.
+pub fn peer_verdict(valid_signatures: bool, fresh: usize, total: usize) -> Verdict {
     if !valid_signatures {
         Verdict::Reject
     } else if fresh == total {
         Verdict::Accept
-    } else if fresh == 0 && unpayable > 0 {
-        Verdict::Reject
     } else {
         Verdict::Ignore
     }
@@ -209,7 +203,7 @@ fn admit_from_peer(
     let valid = verdicts.iter().all(Option::is_some);
     let mut displaced = Vec::new();
     let mut admitted = Vec::new();
-    let (mut fresh, mut unpayable) = (0, 0);
+    let mut fresh = 0;
     {
         let mut mempool = shared.mempool.lock();
         for tx in verdicts.into_iter().flatten() {
@@ -217,17 +211,13 @@ fn admit_from_peer(
                 fresh += 1;
                 continue;
             }
-            match check_state(shared, tx.tx()) {
-                Ok(nonce) => {
-                    let signed = tx.tx().signed.clone();
-                    if let Ok(out) = mempool.admit(tx, nonce) {
-                        displaced.extend(out);
-                        admitted.push(signed);
-                        fresh += 1;
-                    }
+            if let Ok(nonce) = check_state(shared, tx.tx()) {
+                let signed = tx.tx().signed.clone();
+                if let Ok(out) = mempool.admit(tx, nonce) {
+                    displaced.extend(out);
+                    admitted.push(signed);
+                    fresh += 1;
                 }
-                Err(Rejection::InsufficientBalance { .. }) => unpayable += 1,
-                Err(_) => {}
             }
         }
         let shard = shared.shard.0;
@@ -237,7 +227,7 @@ fn admit_from_peer(
             shared.displaced.lock().extend(displaced);
         }
     }
-    let verdict_now = peer_verdict(valid, fresh, unpayable, total);
+    let verdict_now = peer_verdict(valid, fresh, total);
     if verdict_now != Verdict::Accept && !admitted.is_empty() {
         if let Some(gossip) = &shared.gossip {
             let _ = gossip.try_send((shared.shard.0, admitted));
@@ -298,16 +288,13 @@ mod tests {
     /// forwarded with no penalty as long as its signatures verified.
     #[test]
     fn only_batches_that_are_all_good_news_are_forwarded() {
-        assert_eq!(peer_verdict(true, 10, 0, 10), Verdict::Accept);
+        assert_eq!(peer_verdict(true, 10, 10), Verdict::Accept);
         // A bad signature anywhere: the sender is scored down.
-        assert_eq!(peer_verdict(false, 9, 0, 10), Verdict::Reject);
-        // Nothing new, and unfunded senders: spam.
-        assert_eq!(peer_verdict(true, 0, 10, 10), Verdict::Reject);
-        assert_eq!(peer_verdict(true, 0, 1, 10), Verdict::Reject);
-        // Some good, some that cannot pay: not forwarded, no penalty (the
-        // good ones are gossiped again by this validator).
-        assert_eq!(peer_verdict(true, 5, 5, 10), Verdict::Ignore);
-        // Stale (nonces used meanwhile): an honest race, not forwarded.
-        assert_eq!(peer_verdict(true, 0, 0, 10), Verdict::Ignore);
+        assert_eq!(peer_verdict(false, 9, 10), Verdict::Reject);
+        // Some or all that cannot pay or are stale: not forwarded (the
+        // good ones are gossiped again by this validator), and not held
+        // against a peer whose view of the state may be newer.
+        assert_eq!(peer_verdict(true, 5, 10), Verdict::Ignore);
+        assert_eq!(peer_verdict(true, 0, 10), Verdict::Ignore);
     }
 }
