@@ -1,6 +1,7 @@
 //! Shard blocks and transaction outcomes.
 
 use crate::codec::{self, MAX_BLOCK_BYTES, MAX_BLOCK_TRANSACTIONS};
+use crate::crypto::Address;
 use crate::error::DecodeError;
 use crate::hash::{domain, Hash};
 use crate::merkle;
@@ -214,6 +215,13 @@ pub enum TxFailure {
     /// The sender's account moved to this shard and its state has not
     /// arrived yet. Nothing was charged.
     SenderArriving,
+    /// A contract action that no block may run as it stands (gas limit
+    /// below its intrinsic cost or above the block's, price below the base
+    /// fee, creation code too long). Nothing was charged.
+    Invalid {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// The result of executing one transaction.
@@ -223,6 +231,77 @@ pub enum TxOutcome {
     Success,
     /// The action failed; see [`TxFailure`] for what was charged.
     Failure(TxFailure),
+    /// The transaction ran code (a contract action, or a transfer to an
+    /// account with code): whatever its status, it paid for the gas it
+    /// used and its nonce advanced.
+    Contract(ContractOutcome),
+}
+
+impl TxOutcome {
+    /// Whether the transaction did what it asked (a contract transaction:
+    /// its code returned without reverting).
+    pub fn is_success(&self) -> bool {
+        match self {
+            TxOutcome::Success => true,
+            TxOutcome::Failure(_) => false,
+            TxOutcome::Contract(outcome) => outcome.status == ContractStatus::Success,
+        }
+    }
+}
+
+/// What running a contract transaction did.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ContractOutcome {
+    /// How the code ended.
+    pub status: ContractStatus,
+    /// Gas used (after refunds): what the sender paid for, at its price.
+    pub gas_used: u64,
+    /// The logs emitted, in order (none unless it succeeded).
+    pub logs: Vec<Log>,
+    /// Returned data, or revert data when it reverted.
+    pub output: Vec<u8>,
+    /// The address of the contract created, if it created one and succeeded.
+    pub created: Option<Address>,
+}
+
+/// How a contract transaction's code ended. Anything but `Success` undid
+/// all its state changes (value included) except the gas payment and the
+/// nonce.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub enum ContractStatus {
+    /// It returned.
+    Success,
+    /// It reverted (`REVERT`): the output holds the revert data.
+    Revert,
+    /// It ran out of gas and used all of it.
+    OutOfGas,
+    /// It stopped on an exceptional halt other than running out of gas
+    /// (invalid opcode, stack error, …) and used all its gas.
+    Halted {
+        /// The halt, as the EVM names it.
+        reason: String,
+    },
+    /// It would have changed an account that lives on another shard
+    /// (sending it value, creating a contract there): cross-shard contract
+    /// calls do not exist yet. Calls into another shard revert inside the
+    /// EVM instead (see `atoll_shard`'s EVM module).
+    OtherShard {
+        /// The account.
+        address: Address,
+        /// The shard it lives on.
+        shard: u16,
+    },
+}
+
+/// An event a contract emitted.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Log {
+    /// The contract that emitted it.
+    pub address: Address,
+    /// Its topics (at most four).
+    pub topics: Vec<[u8; 32]>,
+    /// Its data.
+    pub data: Vec<u8>,
 }
 
 impl TxOutcome {

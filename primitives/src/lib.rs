@@ -26,6 +26,7 @@ pub mod block;
 pub mod codec;
 pub mod crypto;
 pub mod error;
+pub mod gas;
 pub mod hash;
 pub mod merkle;
 pub mod receipt;
@@ -34,9 +35,13 @@ pub mod shard_map;
 pub mod state;
 pub mod transaction;
 
-pub use block::{ShardBlock, ShardBlockBody, ShardBlockHeader, TxFailure, TxOutcome};
+pub use block::{
+    ContractOutcome, ContractStatus, Log, ShardBlock, ShardBlockBody, ShardBlockHeader, TxFailure,
+    TxOutcome,
+};
 pub use crypto::{Address, KeyPair, PublicKey, Signature};
 pub use error::{CryptoError, DecodeError};
+pub use gas::GasRules;
 pub use hash::Hash;
 pub use receipt::{ProvenReceipt, Receipt, ReceiptAction};
 pub use shard::{ShardId, ShardLayout};

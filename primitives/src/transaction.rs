@@ -33,17 +33,47 @@ impl fmt::Display for ChainId {
 
 /// What a transaction does.
 ///
-/// The encoding is borsh's: a one-byte variant index, then the fields. New
-/// actions (contract deploy and call) are appended after `Transfer`, so the
-/// encoding, hash and signature of a transfer never change.
+/// The encoding is borsh's: a one-byte variant index, then the fields.
+/// Contract actions are appended after `Transfer`, so the encoding, hash
+/// and signature of a transfer never change.
+///
+/// What the transaction's `fee` means depends on the action: a transfer
+/// pays it as a flat fee; a contract action offers it as its price per
+/// unit of gas and buys `gas_limit × fee` up front (see `atoll_shard`'s
+/// execution for the refund and the burn).
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub enum Action {
-    /// Move `amount` from the sender to `to` (on any shard).
+    /// Move `amount` from the sender to `to` (on any shard). A transfer to
+    /// an account that holds code runs that code with
+    /// [`crate::gas::TRANSFER_CALL_GAS`] gas, as on Ethereum.
     Transfer {
         /// The recipient.
         to: Address,
         /// The amount moved, in the smallest unit.
         amount: u128,
+    },
+    /// Create a contract: run `init_code` and store what it returns as
+    /// the new account's code. The new account's address is Ethereum's
+    /// (from the sender's address and nonce).
+    Create {
+        /// Sent to the new contract.
+        value: u128,
+        /// The creation code (constructor and its ABI-encoded arguments).
+        init_code: Vec<u8>,
+        /// The most gas the creation may use.
+        gas_limit: u64,
+    },
+    /// Call the contract at `to` with `input` (or send value to an
+    /// account without code).
+    Call {
+        /// The callee.
+        to: Address,
+        /// Sent with the call.
+        value: u128,
+        /// The call data (ABI-encoded function and arguments).
+        input: Vec<u8>,
+        /// The most gas the call may use.
+        gas_limit: u64,
     },
 }
 
@@ -53,13 +83,24 @@ impl Action {
     pub fn value(&self) -> u128 {
         match self {
             Action::Transfer { amount, .. } => *amount,
+            Action::Create { value, .. } | Action::Call { value, .. } => *value,
         }
     }
 
     /// The account the action sends value or a call to, if any.
     pub fn recipient(&self) -> Option<&Address> {
         match self {
-            Action::Transfer { to, .. } => Some(to),
+            Action::Transfer { to, .. } | Action::Call { to, .. } => Some(to),
+            Action::Create { .. } => None,
+        }
+    }
+
+    /// The gas a contract action buys (`None`: a transfer, which pays a
+    /// flat fee).
+    pub fn gas_limit(&self) -> Option<u64> {
+        match self {
+            Action::Transfer { .. } => None,
+            Action::Create { gas_limit, .. } | Action::Call { gas_limit, .. } => Some(*gas_limit),
         }
     }
 }
@@ -73,7 +114,8 @@ pub struct Transaction {
     pub sender: PublicKey,
     /// Must equal the sender account's nonce when the transaction executes.
     pub nonce: u64,
-    /// Paid (and burnt) whenever the transaction passes its nonce check.
+    /// A transfer's flat fee, paid (and burnt) whenever it passes its
+    /// nonce check; a contract action's price per unit of gas.
     pub fee: u128,
     /// What the transaction does.
     pub action: Action,
@@ -81,10 +123,20 @@ pub struct Transaction {
 
 impl Transaction {
     /// The most this transaction can take from its sender's balance: the
-    /// action's value plus the fee (saturating; such a balance cannot
-    /// exist, so the check it feeds fails as it should).
+    /// action's value plus the fee, or plus the gas it buys for a contract
+    /// action (saturating; such a balance cannot exist, so the check it
+    /// feeds fails as it should).
     pub fn max_cost(&self) -> u128 {
-        self.action.value().saturating_add(self.fee)
+        self.action.value().saturating_add(self.max_fee())
+    }
+
+    /// The most the transaction pays for running: its fee, or for a
+    /// contract action its gas limit times its price (saturating).
+    pub fn max_fee(&self) -> u128 {
+        match self.action.gas_limit() {
+            None => self.fee,
+            Some(gas) => self.fee.saturating_mul(u128::from(gas)),
+        }
     }
 
     /// The domain-separated hash of the canonical encoding of the body: the
@@ -178,7 +230,9 @@ mod tests {
     #[test]
     fn a_transfer_costs_its_amount_plus_its_fee_at_most() {
         let mut tx = sample().tx;
-        let Action::Transfer { to, amount } = tx.action.clone();
+        let Action::Transfer { to, amount } = tx.action.clone() else {
+            unreachable!("the sample is a transfer")
+        };
         assert_eq!(tx.action.value(), amount);
         assert_eq!(tx.action.recipient(), Some(&to));
         assert_eq!(tx.max_cost(), amount + tx.fee);
@@ -197,6 +251,29 @@ mod tests {
         let bytes = codec::encode(&action);
         assert_eq!(bytes.len(), 1 + 20 + 16);
         assert_eq!(bytes[0], 0);
+    }
+
+    #[test]
+    fn a_contract_action_buys_its_gas_at_the_fee_per_unit() {
+        let mut tx = sample().tx;
+        tx.action = Action::Call {
+            to: Address([9; 20]),
+            value: 5,
+            input: vec![1, 2],
+            gas_limit: 100,
+        };
+        assert_eq!(tx.max_fee(), 200);
+        assert_eq!(tx.max_cost(), 205);
+        tx.fee = u128::MAX;
+        assert_eq!(tx.max_cost(), u128::MAX);
+        tx.action = Action::Create {
+            value: 0,
+            init_code: vec![],
+            gas_limit: 7,
+        };
+        assert_eq!(tx.action.recipient(), None);
+        assert_eq!(tx.action.gas_limit(), Some(7));
+        assert_eq!(codec::encode(&tx.action)[0], 1, "appended after Transfer");
     }
 
     #[test]

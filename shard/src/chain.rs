@@ -3,13 +3,14 @@
 
 use crate::block::{genesis_block, seal_block, Inbound};
 use crate::error::ShardError;
+use crate::execution::evm::block_hash_key;
 use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
 use crate::inbox::Inbox;
 use crate::prelude;
 use crate::signatures::{find_bad_signatures, VerifiedTx};
 use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
 use atoll_primitives::{
-    Account, ProvenReceipt, ShardBlock, ShardBlockHeader, ShardId, ShardLayout, ShardMap,
+    Account, GasRules, ProvenReceipt, ShardBlock, ShardBlockHeader, ShardId, ShardLayout, ShardMap,
     StateChange, StateKey, StateValue,
 };
 use atoll_storage::{BlockCommit, ShardStore, SnapshotInstall, StoreIdentity};
@@ -55,6 +56,8 @@ pub struct ShardChain {
     inbox: Inbox,
     /// What the next block reports as its congestion.
     congested: bool,
+    /// The chain's gas rules (from its genesis).
+    gas: GasRules,
 }
 
 impl ShardChain {
@@ -114,6 +117,7 @@ impl ShardChain {
             map,
             inbox,
             congested: false,
+            gas: GasRules::default(),
             state: Arc::new(CachedState::new(
                 Arc::clone(&store),
                 cache::DEFAULT_CAPACITY,
@@ -171,6 +175,35 @@ impl ShardChain {
             };
             self.next_epoch = (epoch, map, hash);
         }
+    }
+
+    /// Sets the chain's gas rules (every validator of a chain must use the
+    /// same: they come from its genesis).
+    pub fn set_gas_rules(&mut self, gas: GasRules) {
+        self.gas = gas;
+    }
+
+    /// The chain's gas rules.
+    pub fn gas_rules(&self) -> GasRules {
+        self.gas
+    }
+
+    /// `txs` without the contract transactions that would take the block
+    /// past its gas limit (by their gas limits, in order; a transaction
+    /// that does not fit is skipped and later smaller ones may still fit).
+    /// The result depends only on `txs` and the rules.
+    fn within_gas_limit(&self, txs: Vec<PreparedTx>) -> Vec<PreparedTx> {
+        let mut left = self.gas.block_gas_limit;
+        txs.into_iter()
+            .filter(|tx| match tx.signed.tx.action.gas_limit() {
+                None => true,
+                Some(gas) if gas <= left => {
+                    left -= gas;
+                    true
+                }
+                Some(_) => false,
+            })
+            .collect()
     }
 
     /// The executor (and its thread pool).
@@ -233,7 +266,7 @@ impl ShardChain {
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
         let offered = txs.len();
-        let kept = self.drop_known(txs)?;
+        let kept = self.within_gas_limit(self.drop_known(txs)?);
         let kept = self.drop_bad_signatures(kept);
         let rejected = offered - kept.len();
         self.execute_and_commit(kept, Vec::new(), rejected, timestamp_ms)
@@ -279,7 +312,7 @@ impl ShardChain {
             .into_iter()
             .filter(|tx| tx.signed.tx.chain_id == chain_id)
             .collect();
-        let kept = self.drop_known(txs)?;
+        let kept = self.within_gas_limit(self.drop_known(txs)?);
         let kept = self.drop_bad_signatures(kept);
         let rejected = offered - kept.len();
         self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
@@ -312,6 +345,7 @@ impl ShardChain {
         self.check_incoming(&incoming, final_header)?;
         let offered = txs.len();
         let kept = self.drop_known(txs.into_iter().map(VerifiedTx::into_inner).collect())?;
+        let kept = self.within_gas_limit(kept);
         let rejected = offered - kept.len();
         self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
     }
@@ -383,6 +417,8 @@ impl ShardChain {
             timestamp_ms,
             map: Arc::clone(&map),
             outbox,
+            gas: self.gas,
+            parent_hash: self.head.hash(),
         };
         let credits = prelude.changes;
         let forwarded = prelude.forwarded;
@@ -398,6 +434,19 @@ impl ShardChain {
         if !credits.is_empty() {
             output.state_changes =
                 merge_changes(credits, std::mem::take(&mut output.state_changes));
+        }
+        // This block records its parent's hash for `BLOCKHASH` (no
+        // transaction writes that system slot).
+        let parent = (
+            block_hash_key(self.head.height),
+            Some(StateValue::Slot(ctx.parent_hash.0)),
+        );
+        match output
+            .state_changes
+            .binary_search_by_key(&parent.0, |(key, _)| *key)
+        {
+            Ok(at) => output.state_changes[at] = parent,
+            Err(at) => output.state_changes.insert(at, parent),
         }
         if !prelude.receipts.is_empty() {
             let mut receipts = prelude.receipts;

@@ -117,6 +117,8 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         timestamp_ms: 0,
         map: std::sync::Arc::new(atoll_primitives::ShardMap::new(ShardLayout::single())),
         outbox: BTreeMap::new(),
+        gas: atoll_primitives::GasRules::default(),
+        parent_hash: atoll_primitives::Hash([0; 32]),
     };
     let tree = StateTree::from_entries(genesis.iter().cloned());
     // Every parallel stage runs on the executor's pool, as in the node.

@@ -4,8 +4,8 @@ use super::api::AtollApiServer;
 use super::error::{self, code_name, error, internal, invalid_params};
 use super::types::{
     hex_hash, parse_hash, AccountInfo, BeaconStatus, BlockInfo, BlockRef, ConsensusStatusInfo,
-    IncomingInfo, MempoolInfo, MoveInfo, Outcome, ReceiptInfo, ReceiptState, ShardStatus, Status,
-    TxState, TxStatus, ValidatorInfo, WaitUntil,
+    ContractResult, IncomingInfo, LogEntry, MempoolInfo, MoveInfo, Outcome, ReceiptInfo,
+    ReceiptState, ShardStatus, Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
 };
 use crate::service::admission::{Admission, Rejection};
 use crate::service::producer::head_info;
@@ -766,13 +766,83 @@ fn outcome(outcome: &TxOutcome) -> Outcome {
             success: true,
             failure: None,
             message: None,
+            contract: None,
         },
         TxOutcome::Failure(failure) => Outcome {
             success: false,
             failure: Some(failure_name(failure).into()),
             message: Some(failure_message(failure)),
+            contract: None,
         },
+        TxOutcome::Contract(run) => contract_outcome(run),
     }
+}
+
+/// The API's view of what a transaction's code did.
+fn contract_outcome(run: &atoll_primitives::ContractOutcome) -> Outcome {
+    use atoll_primitives::ContractStatus;
+    let hex = |bytes: &[u8]| format!("0x{}", hex::encode(bytes));
+    let (status, message) = match &run.status {
+        ContractStatus::Success => ("success", None),
+        ContractStatus::Revert => (
+            "revert",
+            Some(match revert_reason(&run.output) {
+                Some(reason) => format!("reverted: {reason}; the gas used was charged"),
+                None => "reverted; the gas used was charged".to_string(),
+            }),
+        ),
+        ContractStatus::OutOfGas => (
+            "out_of_gas",
+            Some("ran out of gas; all of it was charged".to_string()),
+        ),
+        ContractStatus::Halted { reason } => (
+            "halted",
+            Some(format!("halted ({reason}); all its gas was charged")),
+        ),
+        ContractStatus::OtherShard { address, shard } => (
+            "other_shard",
+            Some(format!(
+                "it would change {address}, which lives on shard {shard}: cross-shard contract calls are not supported yet; the gas used was charged"
+            )),
+        ),
+    };
+    Outcome {
+        success: run.status == ContractStatus::Success,
+        failure: message.is_some().then(|| status.to_string()),
+        message,
+        contract: Some(ContractResult {
+            status: status.into(),
+            gas_used: run.gas_used,
+            logs: run
+                .logs
+                .iter()
+                .map(|log| LogEntry {
+                    address: log.address.to_string(),
+                    topics: log.topics.iter().map(|t| hex(t)).collect(),
+                    data: hex(&log.data),
+                })
+                .collect(),
+            output: hex(&run.output),
+            created: run.created.map(|a| a.to_string()),
+        }),
+    }
+}
+
+/// The message of a Solidity `Error(string)` revert, if `output` is one.
+pub(crate) fn revert_reason(output: &[u8]) -> Option<String> {
+    let body = output.strip_prefix(&[0x08, 0xc3, 0x79, 0xa0])?;
+    let word = |at: usize| -> Option<usize> {
+        let bytes = body.get(at..at + 32)?;
+        if bytes[..24].iter().any(|b| *b != 0) {
+            return None;
+        }
+        Some(u64::from_be_bytes(bytes[24..].try_into().ok()?) as usize)
+    };
+    let offset = word(0)?;
+    let len = word(offset)?;
+    let start = offset.checked_add(32)?;
+    let text = body.get(start..start.checked_add(len)?)?;
+    Some(String::from_utf8_lossy(text).into_owned())
 }
 
 fn failure_name(failure: &atoll_primitives::TxFailure) -> &'static str {
@@ -786,6 +856,7 @@ fn failure_name(failure: &atoll_primitives::TxFailure) -> &'static str {
         SenderOnOtherShard { .. } => "sender_on_other_shard",
         NonceExhausted => "nonce_exhausted",
         SenderArriving => "sender_arriving",
+        Invalid { .. } => "invalid",
     }
 }
 
@@ -810,6 +881,7 @@ fn failure_message(failure: &atoll_primitives::TxFailure) -> String {
         }
         NonceExhausted => "the sender's nonce cannot advance further; nothing was charged".into(),
         SenderArriving => "the sender's account is moving to this shard and its state has not arrived yet; nothing was charged: send it again shortly".into(),
+        Invalid { reason } => format!("{reason}; nothing was charged"),
     }
 }
 

@@ -118,6 +118,36 @@ pub struct Outcome {
     /// A readable description of the failure, absent on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What its code did, for a transaction that ran code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<ContractResult>,
+}
+
+/// What a transaction's code did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractResult {
+    /// `success`, `revert`, `out_of_gas`, `halted` or `other_shard`.
+    pub status: String,
+    /// Gas used (what the sender paid for, at its price).
+    pub gas_used: u64,
+    /// The logs emitted (none unless it succeeded).
+    pub logs: Vec<LogEntry>,
+    /// Returned data, or revert data, as 0x-prefixed hex.
+    pub output: String,
+    /// The contract created, if it created one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+/// An event a contract emitted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The contract that emitted it.
+    pub address: String,
+    /// Its topics, as 0x-prefixed hex.
+    pub topics: Vec<String>,
+    /// Its data, as 0x-prefixed hex.
+    pub data: String,
 }
 
 /// Where a cross-shard receipt is.

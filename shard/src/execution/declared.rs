@@ -21,7 +21,7 @@
 //! write it, which each finished transaction records for its keys, so a read
 //! costs one lookup however many failed declarers lie in between.
 
-use super::transfer::{declared_keys, execute_transaction, TxEffect, TxReader};
+use super::transaction::{declared_keys, execute_transaction, TxEffect, TxReader};
 use super::{BlockContext, BlockOutput, PreparedTx};
 use crate::error::ShardError;
 use crate::state::StateView;
@@ -36,7 +36,7 @@ use std::sync::OnceLock;
 
 /// For one transaction: each declared key with the previous transaction that
 /// declared it (`None`: no earlier transaction in the block did).
-type Dependencies = SmallVec<[(StateKey, Option<u32>); 2]>;
+type Dependencies = SmallVec<[(StateKey, Option<u32>); 3]>;
 
 /// Transactions per published chunk of dependencies.
 const CHUNK: usize = 256;

@@ -5,7 +5,7 @@
 //! [`declared`] (transactions that declare their keys, run in dependency
 //! order on several threads) and [`parallel`] (Block-STM, for everything).
 //! All run the same per-transaction function
-//! ([`transfer::execute_transaction`]) and differ only in where reads come from
+//! ([`transaction::execute_transaction`]) and differ only in where reads come from
 //! and how writes become visible, so the differential tests exercise exactly
 //! the concurrency machinery. Values every transaction would otherwise touch
 //! (burnt fees, the per-destination receipt sequence numbers) are not state
@@ -13,14 +13,17 @@
 //! ([`BlockOutput::assemble`]), so they never make two transactions conflict.
 
 pub mod declared;
+pub mod evm;
+mod native;
 pub mod parallel;
 pub mod sequential;
-pub mod transfer;
+pub mod transaction;
 
 use crate::error::ShardError;
 use crate::state::StateView;
 use atoll_primitives::{
-    Address, ChainId, Hash, Receipt, ShardId, ShardMap, SignedTransaction, StateChange, TxOutcome,
+    Address, ChainId, GasRules, Hash, Receipt, ShardId, ShardMap, SignedTransaction, StateChange,
+    TxOutcome,
 };
 use rayon::slice::ParallelSliceMut;
 use std::collections::BTreeMap;
@@ -69,6 +72,12 @@ pub struct BlockContext {
     pub map: Arc<ShardMap>,
     /// Next receipt sequence number per destination shard (missing: 0).
     pub outbox: BTreeMap<ShardId, u64>,
+    /// The chain's gas rules (block gas limit, base fee).
+    pub gas: GasRules,
+    /// The hash of the parent block (what `BLOCKHASH` gives for the
+    /// height before this one; older heights come from the state, see
+    /// [`evm::block_hash_key`]).
+    pub parent_hash: Hash,
 }
 
 /// Everything a block's execution produced.
@@ -92,7 +101,7 @@ impl BlockOutput {
     pub(crate) fn assemble(
         ctx: &BlockContext,
         txs: &[PreparedTx],
-        effects: impl IntoIterator<Item = transfer::TxEffect>,
+        effects: impl IntoIterator<Item = transaction::TxEffect>,
         mut state_changes: Vec<StateChange>,
         pool: Option<&rayon::ThreadPool>,
     ) -> BlockOutput {

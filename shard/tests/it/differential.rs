@@ -131,6 +131,9 @@ fn outcomes_cover_every_failure_kind() {
                 // Needs an account moving between shards: covered by the
                 // multi-shard tests.
                 TxOutcome::Failure(TxFailure::SenderArriving) => "arriving",
+                // Contract transactions: the contract differential tests.
+                TxOutcome::Failure(TxFailure::Invalid { .. }) => "invalid",
+                TxOutcome::Contract(_) => "contract",
             });
         }
         if !out.receipts.is_empty() {

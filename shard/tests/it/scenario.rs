@@ -159,6 +159,8 @@ pub fn generate(seed: u64, account_count: usize, tx_count: usize) -> Scenario {
         timestamp_ms: 0,
         map: std::sync::Arc::new(atoll_primitives::ShardMap::new(layout)),
         outbox,
+        gas: atoll_primitives::GasRules::default(),
+        parent_hash: atoll_primitives::Hash([0; 32]),
     };
     Scenario { ctx, genesis, txs }
 }

@@ -23,6 +23,8 @@ fn ctx() -> BlockContext {
         timestamp_ms: 0,
         map: std::sync::Arc::new(atoll_primitives::ShardMap::new(ShardLayout::single())),
         outbox: BTreeMap::new(),
+        gas: atoll_primitives::GasRules::default(),
+        parent_hash: atoll_primitives::Hash([0; 32]),
     }
 }
 

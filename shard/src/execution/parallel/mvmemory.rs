@@ -13,7 +13,7 @@
 //! pre-estimation the paper suggests: a later reader then waits for the writer
 //! instead of reading a stale value and being aborted.
 
-use super::super::transfer::WriteSet;
+use super::super::transaction::WriteSet;
 use ahash::RandomState;
 use atoll_primitives::{StateChange, StateKey, StateValue};
 use parking_lot::{Mutex, RwLock};
@@ -106,7 +106,7 @@ impl KeyVersions {
 
 /// The keys a transaction read, with where each value came from.
 pub(crate) type ReadSet = SmallVec<[(StateKey, ReadOrigin); 2]>;
-type KeyList = SmallVec<[StateKey; 2]>;
+type KeyList = SmallVec<[StateKey; 3]>;
 
 pub(crate) struct MvMemory {
     /// Keys declared before execution; the map itself is never resized, so

@@ -1,0 +1,665 @@
+//! Contract execution: revm over the shard's state.
+//!
+//! revm reads through [`StateDb`], a `Database` over the transaction's
+//! [`TxReader`], so every account field, code and storage slot it reads is
+//! one state key (in Block-STM: one location of the multi-version memory,
+//! validated like a transfer's reads). Its writes are taken from the
+//! state it returns, never committed into revm.
+//!
+//! Gas is atoll's, not revm's: fee charging is off in revm. A contract
+//! action buys `gas_limit × price` up front (revm sees the sender's balance
+//! without it), is refunded the unused part afterwards, and the used part
+//! is burnt through [`TxEffect::fee_burnt`], so no transaction writes a
+//! beneficiary or any other shared account just for paying.
+//!
+//! Accounts on other shards: cross-shard calls do not exist yet. An
+//! account that lives on another shard (or is still arriving on this one)
+//! looks to revm like a contract whose code reverts with
+//! `Error("atoll: 0x… lives on shard N…")`, so a call into another shard
+//! fails visibly inside the EVM and never silently reaches an empty
+//! account; a transaction that would still change such an account (value
+//! to it through `SELFDESTRUCT`, a contract created at an address on
+//! another shard) ends as [`ContractStatus::OtherShard`] and keeps only
+//! its gas payment and nonce.
+
+use super::transaction::{set, Checked, TxEffect, TxReader, WriteSet};
+use super::{BlockContext, PreparedTx};
+use crate::state::account_in;
+use atoll_primitives::{
+    gas::TRANSFER_CALL_GAS, Account, Action, Address, ContractOutcome, ContractStatus, Hash, Log,
+    StateKey, StateValue, TxFailure, TxOutcome,
+};
+use revm::bytecode::Bytecode;
+use revm::context::result::{EVMError, ExecutionResult, HaltReason};
+use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
+use revm::database_interface::DBErrorMarker;
+use revm::primitives::hardfork::SpecId;
+use revm::primitives::{keccak256, Address as EvmAddress, Bytes, TxKind, B256, KECCAK_EMPTY, U256};
+use revm::state::{AccountInfo, EvmState};
+use revm::{Database, ExecuteEvm, MainBuilder, MainContext};
+use std::collections::HashMap;
+use std::fmt;
+
+/// The Ethereum hard fork contracts run under.
+pub const SPEC: SpecId = SpecId::OSAKA;
+
+/// The system account whose storage holds the hashes of the shard's last
+/// [`BLOCK_HASH_DEPTH`] blocks, one slot per height modulo the depth (as
+/// Ethereum's EIP-2935 history contract does). Kept in the state, so a
+/// validator that synced a snapshot answers `BLOCKHASH` exactly as one
+/// that executed every block. No key derives it and no code lives there.
+pub const BLOCK_HASH_ACCOUNT: Address = Address(*b"atoll/block-hashes\0\0");
+
+/// How many heights back `BLOCKHASH` reaches (Ethereum's 256).
+pub const BLOCK_HASH_DEPTH: u64 = 256;
+
+/// The state key holding the hash of the block at `height` (until the
+/// block `BLOCK_HASH_DEPTH` heights later replaces it). Block `h` writes
+/// the hash of block `h - 1` there (see `ShardChain`).
+pub fn block_hash_key(height: u64) -> StateKey {
+    let index = U256::from(height % BLOCK_HASH_DEPTH);
+    StateKey::Slot(BLOCK_HASH_ACCOUNT, index.to_be_bytes::<32>())
+}
+
+/// Runs a contract action (create or call) for a sender that passed the
+/// common checks.
+pub(super) fn contract_action<R: TxReader>(
+    ctx: &BlockContext,
+    tx: &PreparedTx,
+    checked: Checked,
+    reader: &mut R,
+) -> Result<TxEffect, R::Stop> {
+    let body = &tx.signed.tx;
+    let (kind, value, input, gas_limit) = match &body.action {
+        Action::Create {
+            value,
+            init_code,
+            gas_limit,
+        } => (TxKind::Create, *value, init_code, *gas_limit),
+        Action::Call {
+            to,
+            value,
+            input,
+            gas_limit,
+        } => (TxKind::Call(evm_address(to)), *value, input, *gas_limit),
+        Action::Transfer { .. } => unreachable!("transfers run in native::transfer"),
+    };
+    let price = body.fee;
+    if price < u128::from(ctx.gas.base_fee) {
+        return Ok(invalid(format!(
+            "gas price {price} is below the base fee {}",
+            ctx.gas.base_fee
+        )));
+    }
+    if gas_limit > ctx.gas.block_gas_limit {
+        return Ok(invalid(format!(
+            "gas limit {gas_limit} is above the block gas limit {}",
+            ctx.gas.block_gas_limit
+        )));
+    }
+    let balance = checked.sender.balance;
+    let max_fee = body.max_fee();
+    let Some(after_gas) = balance.checked_sub(max_fee).filter(|after| *after >= value) else {
+        return Ok(TxEffect::failed(TxFailure::CannotPayFee {
+            balance,
+            fee: body.max_cost(),
+        }));
+    };
+    let shown = Account {
+        balance: after_gas,
+        nonce: checked.sender.nonce,
+    };
+    let tx_env = TxEnv {
+        caller: evm_address(&tx.sender),
+        gas_limit,
+        gas_price: price,
+        kind,
+        value: U256::from(value),
+        data: Bytes::copy_from_slice(input),
+        nonce: checked.sender.nonce,
+        chain_id: Some(ctx.chain_id.0),
+        ..TxEnv::default()
+    };
+    let mut db = StateDb::new(ctx, reader, tx.sender, shown);
+    let ran = match run(ctx, &mut db, tx_env) {
+        Ok(ran) => ran,
+        Err(EvmFailure::Stopped) => return Err(db.take_stop()),
+        Err(EvmFailure::Invalid(reason)) => return Ok(invalid(reason)),
+    };
+    let gas_used = ran.result.tx_gas_used().min(gas_limit);
+    // The unused gas goes back; the used gas is burnt.
+    let refund = price * u128::from(gas_limit - gas_used);
+    let burnt = price * u128::from(gas_used);
+    let failed_sender = Account {
+        balance: after_gas + refund,
+        nonce: checked.next_nonce,
+    };
+    Ok(db.finish(ran, gas_used, burnt, refund, failed_sender))
+}
+
+/// Runs the code at `to` for a native transfer of `amount` that reached it:
+/// the flat fee is already in `charged` (the sender after paying it, nonce
+/// advanced); the code runs with [`TRANSFER_CALL_GAS`] and costs nothing
+/// more.
+pub(super) fn transfer_to_code<R: TxReader>(
+    ctx: &BlockContext,
+    tx: &PreparedTx,
+    checked: Checked,
+    charged: Account,
+    to: Address,
+    amount: u128,
+    reader: &mut R,
+) -> Result<TxEffect, R::Stop> {
+    let shown = Account {
+        balance: charged.balance,
+        nonce: checked.sender.nonce,
+    };
+    let tx_env = TxEnv {
+        caller: evm_address(&tx.sender),
+        gas_limit: TRANSFER_CALL_GAS,
+        gas_price: u128::from(ctx.gas.base_fee),
+        kind: TxKind::Call(evm_address(&to)),
+        value: U256::from(amount),
+        nonce: checked.sender.nonce,
+        chain_id: Some(ctx.chain_id.0),
+        ..TxEnv::default()
+    };
+    let fee = tx.signed.tx.fee;
+    let mut db = StateDb::new(ctx, reader, tx.sender, shown);
+    let ran = match run(ctx, &mut db, tx_env) {
+        Ok(ran) => ran,
+        Err(EvmFailure::Stopped) => return Err(db.take_stop()),
+        // Only reachable for state revm cannot accept (the sender holding
+        // code): the fee is still paid, as for any transfer.
+        Err(EvmFailure::Invalid(reason)) => {
+            let mut effect = TxEffect::failed(TxFailure::Invalid { reason });
+            effect
+                .writes
+                .push(set(StateKey::Account(tx.sender), charged));
+            effect.fee_burnt = fee;
+            return Ok(effect);
+        }
+    };
+    let gas_used = ran.result.tx_gas_used().min(TRANSFER_CALL_GAS);
+    Ok(db.finish(ran, gas_used, fee, 0, charged))
+}
+
+/// A transaction no block may run as it stands: nothing is charged.
+fn invalid(reason: String) -> TxEffect {
+    TxEffect::failed(TxFailure::Invalid { reason })
+}
+
+/// What revm returned for one transaction.
+struct Ran {
+    result: ExecutionResult,
+    state: EvmState,
+}
+
+/// Why revm did not run a transaction.
+enum EvmFailure {
+    /// A read stopped (Block-STM met an unfinished write).
+    Stopped,
+    /// revm refused the transaction (intrinsic gas above the gas limit, init
+    /// code too long, …).
+    Invalid(String),
+}
+
+/// Runs `tx_env` on revm over `db` in the block's environment.
+fn run<R: TxReader>(
+    ctx: &BlockContext,
+    db: &mut StateDb<'_, R>,
+    tx_env: TxEnv,
+) -> Result<Ran, EvmFailure> {
+    let block = BlockEnv {
+        number: U256::from(ctx.height),
+        timestamp: U256::from(ctx.timestamp_ms / 1000),
+        gas_limit: ctx.gas.block_gas_limit,
+        basefee: ctx.gas.base_fee,
+        // No proof-of-work and no beacon randomness: the parent's hash
+        // stands in, as deterministic as it is unpredictable before the
+        // parent exists.
+        prevrandao: Some(B256::from(ctx.parent_hash.0)),
+        ..BlockEnv::default()
+    };
+    let mut cfg = CfgEnv::new_with_spec(SPEC);
+    cfg.chain_id = ctx.chain_id.0;
+    cfg.disable_fee_charge = true;
+    let mut evm = Context::mainnet()
+        .with_db(db)
+        .with_block(block)
+        .with_cfg(cfg)
+        .build_mainnet();
+    match evm.transact(tx_env) {
+        Ok(out) => Ok(Ran {
+            result: out.result,
+            state: out.state,
+        }),
+        Err(EVMError::Database(Interrupted)) => Err(EvmFailure::Stopped),
+        Err(other) => Err(EvmFailure::Invalid(other.to_string())),
+    }
+}
+
+/// The error [`StateDb`] gives revm when a read stopped; the stop itself
+/// waits in the database.
+#[derive(Debug)]
+struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a state read was interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+impl DBErrorMarker for Interrupted {}
+
+/// Where an account revm loaded lives, and what atoll held for it.
+#[derive(Clone, Copy, Debug)]
+struct Loaded {
+    /// The account before the transaction (`None`: not in the state).
+    account: Option<Account>,
+    /// `Some(shard)`: it lives on another shard, or (this shard) is still
+    /// arriving; revm saw the reverting stand-in code.
+    elsewhere: Option<u16>,
+}
+
+/// revm's view of the state: reads through the transaction's reader,
+/// remembers what it loaded, and shows the sender as it is after buying
+/// its gas.
+struct StateDb<'a, R: TxReader> {
+    ctx: &'a BlockContext,
+    reader: &'a mut R,
+    sender: Address,
+    shown_sender: Account,
+    loaded: HashMap<Address, Loaded>,
+    stop: Option<R::Stop>,
+}
+
+impl<'a, R: TxReader> StateDb<'a, R> {
+    fn new(
+        ctx: &'a BlockContext,
+        reader: &'a mut R,
+        sender: Address,
+        shown_sender: Account,
+    ) -> StateDb<'a, R> {
+        StateDb {
+            ctx,
+            reader,
+            sender,
+            shown_sender,
+            loaded: HashMap::new(),
+            stop: None,
+        }
+    }
+
+    /// The stop that interrupted revm.
+    fn take_stop(&mut self) -> R::Stop {
+        self.stop
+            .take()
+            .expect("the database fails only after a read stopped")
+    }
+
+    /// Reads `key`, keeping the stop for the executor if it stops.
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, Interrupted> {
+        self.reader.read(key).map_err(|stop| {
+            self.stop = Some(stop);
+            Interrupted
+        })
+    }
+
+    /// Loads `address`: what atoll holds for it and where it lives.
+    fn load(&mut self, address: Address) -> Result<(Loaded, Option<AccountInfo>), Interrupted> {
+        let home = self.ctx.map.shard_of(&address);
+        if home != self.ctx.shard && !is_precompile(&address) {
+            let loaded = Loaded {
+                account: None,
+                elsewhere: Some(home.0),
+            };
+            return Ok((loaded, Some(stand_in(&address, home.0, "lives on"))));
+        }
+        let account = self
+            .read(&StateKey::Account(address))?
+            .map(|v| account_in(Some(v)));
+        if account.is_some_and(|a| a.is_arriving()) {
+            let loaded = Loaded {
+                account,
+                elsewhere: Some(self.ctx.shard.0),
+            };
+            let info = stand_in(&address, self.ctx.shard.0, "is still arriving on");
+            return Ok((loaded, Some(info)));
+        }
+        let code = match self.read(&StateKey::CodeHash(address))? {
+            Some(StateValue::CodeHash(hash)) => Some((hash, self.code(hash)?)),
+            _ => None,
+        };
+        let loaded = Loaded {
+            account,
+            elsewhere: None,
+        };
+        if account.is_none() && code.is_none() {
+            return Ok((loaded, None));
+        }
+        let account = account.unwrap_or_default();
+        let info = match code {
+            Some((hash, code)) => AccountInfo::new(
+                U256::from(account.balance),
+                account.nonce,
+                B256::from(hash.0),
+                code,
+            ),
+            None => {
+                AccountInfo::from_balance(U256::from(account.balance)).with_nonce(account.nonce)
+            }
+        };
+        Ok((loaded, Some(info)))
+    }
+
+    /// The code stored under `hash` (empty if the state does not hold it,
+    /// which only a speculative Block-STM read can see).
+    fn code(&mut self, hash: Hash) -> Result<Bytecode, Interrupted> {
+        Ok(match self.read(&StateKey::Code(hash))? {
+            Some(StateValue::Code(bytes)) => bytecode(bytes),
+            _ => Bytecode::default(),
+        })
+    }
+
+    /// Turns revm's result into the transaction's effect. `failed_sender`
+    /// is the sender's account when the code's changes are undone (gas
+    /// paid, nonce advanced); `refund` is added to the sender's balance
+    /// when they are kept.
+    fn finish(
+        mut self,
+        ran: Ran,
+        gas_used: u64,
+        fee_burnt: u128,
+        refund: u128,
+        failed_sender: Account,
+    ) -> TxEffect {
+        let Ran { result, state } = ran;
+        let (mut status, logs, output, created) = match result {
+            ExecutionResult::Success { logs, output, .. } => {
+                let created = output.address().map(|a| Address(a.into_array()));
+                (
+                    ContractStatus::Success,
+                    logs.iter().map(log).collect(),
+                    output.into_data().to_vec(),
+                    created,
+                )
+            }
+            ExecutionResult::Revert { output, .. } => {
+                (ContractStatus::Revert, Vec::new(), output.to_vec(), None)
+            }
+            ExecutionResult::Halt { reason, .. } => {
+                (halt_status(reason), Vec::new(), Vec::new(), None)
+            }
+        };
+        let sender_key = StateKey::Account(self.sender);
+        let mut writes = WriteSet::new();
+        if status == ContractStatus::Success {
+            match self.writes(&state, failed_sender.nonce, refund) {
+                Ok(kept) => writes = kept,
+                Err((address, shard)) => status = ContractStatus::OtherShard { address, shard },
+            }
+        }
+        let outcome = if status == ContractStatus::Success {
+            ContractOutcome {
+                status,
+                gas_used,
+                logs,
+                output,
+                created,
+            }
+        } else {
+            writes.clear();
+            writes.push(set(sender_key, failed_sender));
+            ContractOutcome {
+                status,
+                gas_used,
+                logs: Vec::new(),
+                output,
+                created: None,
+            }
+        };
+        TxEffect {
+            outcome: TxOutcome::Contract(outcome),
+            writes,
+            receipt: None,
+            fee_burnt,
+        }
+    }
+
+    /// The writes of a successful run: every account, code and slot it
+    /// changed. `Err`: it changed an account that lives elsewhere.
+    fn writes(
+        &mut self,
+        state: &EvmState,
+        sender_nonce: u64,
+        refund: u128,
+    ) -> Result<WriteSet, (Address, u16)> {
+        let mut writes = WriteSet::new();
+        // A deterministic order (revm's map is not ordered); the block's
+        // write set is sorted later anyway, but equal effects compare equal.
+        let mut touched: Vec<_> = state
+            .iter()
+            .filter(|(_, account)| account.is_touched())
+            .collect();
+        touched.sort_unstable_by_key(|(address, _)| **address);
+        for (evm_address, account) in touched {
+            let address = Address(evm_address.into_array());
+            if address == self.sender {
+                let balance = to_u128(account.info.balance).saturating_add(refund);
+                writes.push(set(
+                    StateKey::Account(address),
+                    Account {
+                        balance,
+                        nonce: sender_nonce,
+                    },
+                ));
+                continue;
+            }
+            let loaded = match self.loaded.get(&address) {
+                Some(loaded) => *loaded,
+                // revm loads every account it touches through `basic`.
+                None => return Err((address, self.ctx.map.shard_of(&address).0)),
+            };
+            let before = writes.len();
+            if account.is_created() && account.is_selfdestructed() {
+                // Created and destroyed by this transaction: nothing stays.
+                if loaded.account.is_some() {
+                    writes.push((StateKey::Account(address), None));
+                }
+            } else {
+                let after = Account {
+                    balance: to_u128(account.info.balance),
+                    nonce: account.info.nonce,
+                };
+                let has_code = account.info.code_hash != KECCAK_EMPTY;
+                if after != loaded.account.unwrap_or_default() {
+                    let value = (after != Account::default() || has_code)
+                        .then_some(StateValue::Account(after));
+                    if value.is_some() || loaded.account.is_some() {
+                        writes.push((StateKey::Account(address), value));
+                    }
+                }
+                if account.is_created() && has_code {
+                    let hash = Hash(account.info.code_hash.0);
+                    let code = account
+                        .info
+                        .code
+                        .as_ref()
+                        .map(|code| code.original_bytes().to_vec())
+                        .unwrap_or_default();
+                    writes.push((
+                        StateKey::CodeHash(address),
+                        Some(StateValue::CodeHash(hash)),
+                    ));
+                    writes.push((StateKey::Code(hash), Some(StateValue::Code(code))));
+                }
+                for (index, slot) in account.changed_storage_slots() {
+                    let word = slot.present_value.to_be_bytes::<32>();
+                    let value = (word != [0; 32]).then_some(StateValue::Slot(word));
+                    writes.push((StateKey::Slot(address, index.to_be_bytes::<32>()), value));
+                }
+            }
+            if let Some(shard) = loaded.elsewhere {
+                if writes.len() > before {
+                    return Err((address, shard));
+                }
+            }
+        }
+        if !writes
+            .iter()
+            .any(|(key, _)| *key == StateKey::Account(self.sender))
+        {
+            // revm always loads and touches the caller; kept for safety.
+            let mut sender = self.shown_sender;
+            sender.balance = sender.balance.saturating_add(refund);
+            sender.nonce = sender_nonce;
+            writes.push(set(StateKey::Account(self.sender), sender));
+        }
+        Ok(writes)
+    }
+}
+
+impl<R: TxReader> Database for StateDb<'_, R> {
+    type Error = Interrupted;
+
+    fn basic(&mut self, address: EvmAddress) -> Result<Option<AccountInfo>, Interrupted> {
+        let address = Address(address.into_array());
+        if address == self.sender {
+            let shown = self.shown_sender;
+            // The sender holds no code (its address is a key's, and
+            // creation never reaches it), so revm accepts it as a caller.
+            return Ok(Some(
+                AccountInfo::from_balance(U256::from(shown.balance)).with_nonce(shown.nonce),
+            ));
+        }
+        let (loaded, info) = self.load(address)?;
+        self.loaded.insert(address, loaded);
+        Ok(info)
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Interrupted> {
+        // `basic` hands revm the code with the account; this only runs if
+        // revm drops it from its cache.
+        if code_hash == KECCAK_EMPTY {
+            return Ok(Bytecode::default());
+        }
+        self.code(Hash(code_hash.0))
+    }
+
+    fn storage(&mut self, address: EvmAddress, index: U256) -> Result<U256, Interrupted> {
+        let address = Address(address.into_array());
+        if self
+            .loaded
+            .get(&address)
+            .is_some_and(|l| l.elsewhere.is_some())
+        {
+            return Ok(U256::ZERO);
+        }
+        let key = StateKey::Slot(address, index.to_be_bytes::<32>());
+        Ok(match self.read(&key)? {
+            Some(StateValue::Slot(word)) => U256::from_be_bytes(word),
+            _ => U256::ZERO,
+        })
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, Interrupted> {
+        // revm asks only for the 256 heights before this block.
+        let height = self.ctx.height;
+        if number >= height || number + BLOCK_HASH_DEPTH < height {
+            return Ok(B256::ZERO);
+        }
+        if number + 1 == height {
+            return Ok(B256::from(self.ctx.parent_hash.0));
+        }
+        Ok(match self.read(&block_hash_key(number))? {
+            Some(StateValue::Slot(word)) => B256::from(word),
+            _ => B256::ZERO,
+        })
+    }
+}
+
+/// revm's address for an atoll address (the same 20 bytes).
+pub(crate) fn evm_address(address: &Address) -> EvmAddress {
+    EvmAddress::from(address.0)
+}
+
+/// Whether `address` is one of the precompiles the EVM may call (0x01 to
+/// 0x0100 in Osaka): they run on every shard.
+fn is_precompile(address: &Address) -> bool {
+    let (high, low) = address.0.split_at(18);
+    high.iter().all(|b| *b == 0) && (1..=0x0100).contains(&u16::from_be_bytes([low[0], low[1]]))
+}
+
+/// `bytes` as revm bytecode (raw legacy code unless it parses as more).
+fn bytecode(bytes: Vec<u8>) -> Bytecode {
+    let bytes = Bytes::from(bytes);
+    Bytecode::new_raw_checked(bytes.clone()).unwrap_or_else(|_| Bytecode::new_legacy(bytes))
+}
+
+/// The account revm sees for an address it may not touch: code that
+/// reverts with `Error("atoll: 0x… <relation> shard N; …")`.
+fn stand_in(address: &Address, shard: u16, relation: &str) -> AccountInfo {
+    let message = format!(
+        "atoll: {address} {relation} shard {shard}; cross-shard contract calls are not supported yet"
+    );
+    let code = Bytecode::new_legacy(Bytes::from(reverting_code(message.as_bytes())));
+    let hash = code.hash_slow();
+    AccountInfo::new(U256::ZERO, 0, hash, code)
+}
+
+/// EVM code that reverts with the ABI encoding of `Error(message)`.
+fn reverting_code(message: &[u8]) -> Vec<u8> {
+    let mut data = vec![0x08, 0xc3, 0x79, 0xa0];
+    data.extend_from_slice(&U256::from(32).to_be_bytes::<32>());
+    data.extend_from_slice(&U256::from(message.len()).to_be_bytes::<32>());
+    data.extend_from_slice(message);
+    data.resize(4 + 64 + message.len().div_ceil(32) * 32, 0);
+    let len = u16::try_from(data.len()).expect("the message is short");
+    let [hi, lo] = len.to_be_bytes();
+    const PROLOGUE: u8 = 14;
+    let mut code = vec![
+        0x61, hi, lo, // PUSH2 len
+        0x60, PROLOGUE, // PUSH1 offset of the data in this code
+        0x60, 0x00, // PUSH1 0
+        0x39, // CODECOPY
+        0x61, hi, lo, // PUSH2 len
+        0x60, 0x00, // PUSH1 0
+        0xfd, // REVERT
+    ];
+    debug_assert_eq!(code.len(), usize::from(PROLOGUE));
+    code.extend_from_slice(&data);
+    code
+}
+
+/// A balance revm computed, as atoll's `u128`. The total supply fits in a
+/// `u128`, so only a speculative Block-STM run over inconsistent reads can
+/// exceed it, and its result is discarded by validation.
+fn to_u128(value: U256) -> u128 {
+    u128::try_from(value).unwrap_or(u128::MAX)
+}
+
+/// An atoll log from revm's.
+fn log(log: &revm::primitives::Log) -> Log {
+    Log {
+        address: Address(log.address.into_array()),
+        topics: log.data.topics().iter().map(|t| t.0).collect(),
+        data: log.data.data.to_vec(),
+    }
+}
+
+/// The status of a halted run.
+fn halt_status(reason: HaltReason) -> ContractStatus {
+    match reason {
+        HaltReason::OutOfGas(_) => ContractStatus::OutOfGas,
+        other => ContractStatus::Halted {
+            reason: format!("{other:?}"),
+        },
+    }
+}
+
+/// The keccak-256 hash of `code` (what `EXTCODEHASH` returns for it).
+pub fn code_hash(code: &[u8]) -> Hash {
+    Hash(keccak256(code).0)
+}

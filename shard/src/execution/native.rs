@@ -1,0 +1,91 @@
+//! Native transfers: the sender pays a flat fee and moves an amount to an
+//! account on this shard or, through a receipt, on another. A transfer to
+//! an account holding code runs that code ([`super::evm::transfer_to_code`]).
+
+use super::transaction::{set, Checked, TxEffect, TxReader, WriteSet};
+use super::{evm, BlockContext, PreparedTx};
+use atoll_primitives::{Account, Address, ReceiptAction, StateKey, TxFailure, TxOutcome};
+
+/// Executes a transfer of `amount` to `to` by a sender that passed the
+/// common checks.
+pub(super) fn transfer<R: TxReader>(
+    ctx: &BlockContext,
+    tx: &PreparedTx,
+    checked: Checked,
+    to: Address,
+    amount: u128,
+    reader: &mut R,
+) -> Result<TxEffect, R::Stop> {
+    let fee = tx.signed.tx.fee;
+    let sender = checked.sender;
+    let Some(after_fee) = sender.balance.checked_sub(fee) else {
+        return Ok(TxEffect::failed(TxFailure::CannotPayFee {
+            balance: sender.balance,
+            fee,
+        }));
+    };
+    let sender_key = StateKey::Account(tx.sender);
+    let charged = Account {
+        balance: after_fee,
+        nonce: checked.next_nonce,
+    };
+    // From here on the fee is burnt and the nonce advances, whatever the action does.
+    let mut effect = TxEffect {
+        outcome: TxOutcome::Success,
+        writes: WriteSet::new(),
+        receipt: None,
+        fee_burnt: fee,
+    };
+    let Some(after_amount) = after_fee.checked_sub(amount) else {
+        effect.outcome = TxOutcome::Failure(TxFailure::InsufficientBalance {
+            balance: sender.balance,
+            needed: amount.saturating_add(fee),
+        });
+        effect.writes.push(set(sender_key, charged));
+        return Ok(effect);
+    };
+    let destination = ctx.map.shard_of(&to);
+    if destination != ctx.shard {
+        effect.writes.push(set(
+            sender_key,
+            Account {
+                balance: after_amount,
+                ..charged
+            },
+        ));
+        effect.receipt = Some((destination, ReceiptAction::Transfer { to, amount }));
+        return Ok(effect);
+    }
+    if to == tx.sender {
+        effect.writes.push(set(sender_key, charged));
+        return Ok(effect);
+    }
+    if reader.read(&StateKey::CodeHash(to))?.is_some() {
+        return evm::transfer_to_code(ctx, tx, checked, charged, to, amount, reader);
+    }
+    let recipient_key = StateKey::Account(to);
+    let recipient = reader.read_account(&recipient_key)?;
+    match recipient.balance.checked_add(amount) {
+        Some(balance) => {
+            effect.writes.push(set(
+                sender_key,
+                Account {
+                    balance: after_amount,
+                    ..charged
+                },
+            ));
+            effect.writes.push(set(
+                recipient_key,
+                Account {
+                    balance,
+                    ..recipient
+                },
+            ));
+        }
+        None => {
+            effect.outcome = TxOutcome::Failure(TxFailure::BalanceOverflow);
+            effect.writes.push(set(sender_key, charged));
+        }
+    }
+    Ok(effect)
+}

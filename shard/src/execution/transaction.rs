@@ -1,0 +1,151 @@
+//! What one transaction does to the state: the single definition of the
+//! transaction semantics, shared by every executor.
+//!
+//! [`execute_transaction`] makes the checks every transaction needs (chain
+//! id, sender's shard, nonce, that the sender can pay) and dispatches by
+//! action: native transfers to [`super::native`], contract actions (and a
+//! transfer that reaches code) to [`super::evm`].
+
+use super::{evm, native, BlockContext, PreparedTx};
+use crate::state::account_in;
+use atoll_primitives::{
+    Account, Action, ReceiptAction, ShardId, StateChange, StateKey, StateValue, TxFailure,
+    TxOutcome,
+};
+use smallvec::SmallVec;
+
+/// Where a transaction's reads come from. The sequential executor reads its
+/// own overlay then the store; Block-STM reads the multi-version memory and
+/// may stop the transaction when it meets an unfinished write.
+pub(crate) trait TxReader {
+    /// Why a read could not return a value.
+    type Stop;
+    /// The current value of `key` as seen by this transaction (`None`:
+    /// the state does not hold it).
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, Self::Stop>;
+
+    /// The account under `key` (an account key): the empty account when
+    /// the state does not hold it.
+    fn read_account(&mut self, key: &StateKey) -> Result<Account, Self::Stop> {
+        Ok(account_in(self.read(key)?))
+    }
+}
+
+/// The writes a transaction makes (a transfer: at most the sender and the
+/// recipient).
+pub(crate) type WriteSet = SmallVec<[StateChange; 2]>;
+
+/// The effect of one transaction.
+#[derive(Clone, Debug)]
+pub(crate) struct TxEffect {
+    pub outcome: TxOutcome,
+    pub writes: WriteSet,
+    pub receipt: Option<(ShardId, ReceiptAction)>,
+    pub fee_burnt: u128,
+}
+
+impl TxEffect {
+    pub(super) fn failed(failure: TxFailure) -> TxEffect {
+        TxEffect {
+            outcome: TxOutcome::Failure(failure),
+            writes: WriteSet::new(),
+            receipt: None,
+            fee_burnt: 0,
+        }
+    }
+}
+
+/// The keys a transaction may read or write, known before it runs. For a
+/// native transfer this is exact up to failures (a failed transfer writes a
+/// subset) and up to code at the recipient (then it runs that code and
+/// reads more), which is what lets Block-STM schedule transfers without
+/// aborts. A contract action declares only its sender.
+pub(crate) fn declared_keys(ctx: &BlockContext, tx: &PreparedTx) -> SmallVec<[StateKey; 3]> {
+    let mut keys = SmallVec::new();
+    keys.push(StateKey::Account(tx.sender));
+    match &tx.signed.tx.action {
+        Action::Transfer { to, .. } => {
+            if *to != tx.sender && ctx.map.shard_of(to) == ctx.shard {
+                keys.push(StateKey::Account(*to));
+                keys.push(StateKey::CodeHash(*to));
+            }
+        }
+        Action::Create { .. } | Action::Call { .. } => {}
+    }
+    keys
+}
+
+/// The sender's account once the checks every transaction needs have
+/// passed, and its nonce after this transaction.
+pub(super) struct Checked {
+    /// The sender's account before the transaction.
+    pub sender: Account,
+    /// Its nonce after the transaction.
+    pub next_nonce: u64,
+}
+
+/// Executes `tx`: checks chain id, sender shard and nonce, then runs the
+/// action (which charges its fee or gas) or records why it failed.
+pub(crate) fn execute_transaction<R: TxReader>(
+    ctx: &BlockContext,
+    tx: &PreparedTx,
+    reader: &mut R,
+) -> Result<TxEffect, R::Stop> {
+    let checked = match check(ctx, tx, reader)? {
+        Ok(checked) => checked,
+        Err(failure) => return Ok(TxEffect::failed(failure)),
+    };
+    match &tx.signed.tx.action {
+        Action::Transfer { to, amount } => native::transfer(ctx, tx, checked, *to, *amount, reader),
+        Action::Create { .. } | Action::Call { .. } => {
+            evm::contract_action(ctx, tx, checked, reader)
+        }
+    }
+}
+
+/// The checks every transaction needs before it may be charged anything:
+/// chain id, the sender on this shard and settled here, its nonce, and
+/// that the nonce can advance.
+fn check<R: TxReader>(
+    ctx: &BlockContext,
+    tx: &PreparedTx,
+    reader: &mut R,
+) -> Result<Result<Checked, TxFailure>, R::Stop> {
+    let body = &tx.signed.tx;
+    if body.chain_id != ctx.chain_id {
+        return Ok(Err(TxFailure::WrongChainId {
+            expected: ctx.chain_id.0,
+            got: body.chain_id.0,
+        }));
+    }
+    let sender_shard = ctx.map.shard_of(&tx.sender);
+    if sender_shard != ctx.shard {
+        return Ok(Err(TxFailure::SenderOnOtherShard {
+            shard: sender_shard.0,
+        }));
+    }
+    let sender = reader.read_account(&StateKey::Account(tx.sender))?;
+    if sender.is_arriving() {
+        return Ok(Err(TxFailure::SenderArriving));
+    }
+    if body.nonce != sender.nonce {
+        return Ok(Err(TxFailure::BadNonce {
+            expected: sender.nonce,
+            got: body.nonce,
+        }));
+    }
+    // The nonce after u64::MAX - 1 would read as "arriving".
+    let Some(next_nonce) = sender
+        .nonce
+        .checked_add(1)
+        .filter(|next| *next != Account::ARRIVING_NONCE)
+    else {
+        return Ok(Err(TxFailure::NonceExhausted));
+    };
+    Ok(Ok(Checked { sender, next_nonce }))
+}
+
+/// The write of `account` under `key`.
+pub(super) fn set(key: StateKey, account: Account) -> StateChange {
+    (key, Some(StateValue::Account(account)))
+}
