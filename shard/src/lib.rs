@@ -17,6 +17,7 @@
 
 pub mod block;
 pub mod chain;
+pub mod contracts;
 pub mod error;
 pub mod execution;
 pub mod inbox;

@@ -24,6 +24,7 @@
 
 use super::transaction::{set, Checked, TxEffect, TxReader, WriteSet};
 use super::{BlockContext, PreparedTx};
+use crate::contracts::create_address;
 use crate::state::account_in;
 use atoll_primitives::{
     gas::TRANSFER_CALL_GAS, Account, Action, Address, ContractOutcome, ContractStatus, Hash, Log,
@@ -121,6 +122,9 @@ pub(super) fn contract_action<R: TxReader>(
         ..TxEnv::default()
     };
     let mut db = StateDb::new(ctx, reader, tx.sender, shown);
+    if let TxKind::Create = kind {
+        db.creating = Some(create_address(&tx.sender, checked.sender.nonce));
+    }
     let ran = match run(ctx, &mut db, tx_env) {
         Ok(ran) => ran,
         Err(EvmFailure::Stopped) => return Err(db.take_stop()),
@@ -272,6 +276,11 @@ struct StateDb<'a, R: TxReader> {
     sender: Address,
     shown_sender: Account,
     loaded: HashMap<Address, Loaded>,
+    /// The address a creation transaction creates: shown to revm as empty
+    /// even on another shard, so the creation runs and then ends
+    /// `OtherShard` (paying for its gas) rather than colliding with the
+    /// stand-in code.
+    creating: Option<Address>,
     stop: Option<R::Stop>,
 }
 
@@ -288,6 +297,7 @@ impl<'a, R: TxReader> StateDb<'a, R> {
             sender,
             shown_sender,
             loaded: HashMap::new(),
+            creating: None,
             stop: None,
         }
     }
@@ -310,6 +320,13 @@ impl<'a, R: TxReader> StateDb<'a, R> {
     /// Loads `address`: what atoll holds for it and where it lives.
     fn load(&mut self, address: Address) -> Result<(Loaded, Option<AccountInfo>), Interrupted> {
         let home = self.ctx.map.shard_of(&address);
+        if home != self.ctx.shard && self.creating == Some(address) {
+            let loaded = Loaded {
+                account: None,
+                elsewhere: Some(home.0),
+            };
+            return Ok((loaded, None));
+        }
         if home != self.ctx.shard && !is_precompile(&address) {
             let loaded = Loaded {
                 account: None,

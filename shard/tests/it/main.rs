@@ -1,6 +1,7 @@
 //! Integration tests of the shard crate (one binary, one module per area).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod contracts;
 mod crash;
 mod cross_shard;
 mod differential;

@@ -74,3 +74,7 @@ pub fn transfer_block(
         })
         .collect()
 }
+
+mod defi;
+
+pub use defi::{DefiState, SetupError};
