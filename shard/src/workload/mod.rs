@@ -75,6 +75,6 @@ pub fn transfer_block(
         .collect()
 }
 
-mod defi;
+pub mod defi;
 
 pub use defi::{DefiState, SetupError};

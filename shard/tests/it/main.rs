@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod contracts;
+mod contracts_differential;
 mod crash;
 mod cross_shard;
 mod differential;
