@@ -3,7 +3,7 @@
 
 use crate::block::{genesis_block, seal_block, Inbound};
 use crate::error::ShardError;
-use crate::execution::evm::block_hash_key;
+use crate::execution::evm::{block_hash_key, CodeCache};
 use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
 use crate::inbox::Inbox;
 use crate::prelude;
@@ -58,6 +58,8 @@ pub struct ShardChain {
     congested: bool,
     /// The chain's gas rules (from its genesis).
     gas: GasRules,
+    /// Contract code read by earlier blocks.
+    codes: CodeCache,
 }
 
 impl ShardChain {
@@ -118,6 +120,7 @@ impl ShardChain {
             inbox,
             congested: false,
             gas: GasRules::default(),
+            codes: CodeCache::default(),
             state: Arc::new(CachedState::new(
                 Arc::clone(&store),
                 cache::DEFAULT_CAPACITY,
@@ -419,6 +422,7 @@ impl ShardChain {
             outbox,
             gas: self.gas,
             parent_hash: self.head.hash(),
+            codes: self.codes.clone(),
         };
         let credits = prelude.changes;
         let forwarded = prelude.forwarded;

@@ -6,26 +6,39 @@
 //! reported, so the ratios come from the same conditions.
 
 use anyhow::{bail, Context};
-use atoll_primitives::{ChainId, ShardId, ShardLayout};
-use atoll_shard::execution::{sequential, BlockContext, BlockOutput, ExecutionPath, Executor};
+use atoll_primitives::{ChainId, ShardId, ShardLayout, StateKey, StateValue, TxOutcome};
+use atoll_shard::execution::{
+    sequential, BlockContext, BlockOutput, ExecutionPath, Executor, PreparedTx,
+};
 use atoll_shard::signatures::{find_bad_signatures, find_bad_signatures_one_by_one};
 use atoll_shard::state::StateTree;
-use atoll_shard::workload::{dev_keys, genesis_accounts, transfer_block};
+use atoll_shard::workload::{dev_keys, genesis_accounts, transfer_block, DefiState};
 use atoll_shard::ShardChain;
 use atoll_storage::StoreIdentity;
 use clap::Args;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 /// Options of `atoll bench execute`.
 #[derive(Args)]
 pub struct ExecuteArgs {
+    /// What the block holds: native `transfers`, `erc20` transfers of one
+    /// token among distinct holders, or `amm` swaps (each trader on one of
+    /// `--pools` pairs over two tokens). Contracts are deployed and funded
+    /// before the measurement by executing setup blocks.
+    #[arg(long, value_enum, default_value_t = Workload::Transfers)]
+    pub(super) workload: Workload,
+    /// AMM pools the swaps are spread over (`--workload amm`; 1 puts every
+    /// swap on the same pool).
+    #[arg(long, default_value_t = 100)]
+    pub(super) pools: usize,
     /// Transactions in the block.
     #[arg(long, default_value_t = 20_000)]
     pub(super) txs: usize,
-    /// Accounts the transfers move value between (2 means every transaction
+    /// Accounts the transactions move value between (2 means every transfer
     /// conflicts with the one before it).
     #[arg(long, default_value_t = 10_000)]
     pub(super) accounts: usize,
@@ -46,10 +59,30 @@ pub struct ExecuteArgs {
     pub(super) json: bool,
 }
 
+/// What the benchmark block holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// Native transfers.
+    Transfers,
+    /// ERC-20 `transfer` calls of one token.
+    Erc20,
+    /// AMM `swap` calls.
+    Amm,
+}
+
 /// The figures printed by `--json` (transactions per second unless noted).
 #[derive(Serialize)]
 struct Report {
+    workload: Workload,
+    /// AMM pools (`amm` only).
+    pools: Option<usize>,
     txs: usize,
+    /// Gas the block used (contract workloads; 0 for transfers).
+    gas_used: u64,
+    /// Gas executed per second, sequential and with the chosen path.
+    sequential_gas_per_s: f64,
+    parallel_gas_per_s: f64,
     accounts: usize,
     threads: usize,
     verify_single_tps: f64,
@@ -87,14 +120,10 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
             eprintln!("{msg}");
         }
     };
-    progress(&format!(
-        "generating {} accounts and signing {} transfers…",
-        args.accounts, args.txs
-    ));
-    let keys = dev_keys(1, args.accounts);
-    let genesis = genesis_accounts(&keys, 1_000_000_000_000);
-    let mut nonces = vec![0; keys.len()];
-    let txs = transfer_block(CHAIN, &keys, &mut nonces, args.txs, 2);
+    if args.workload == Workload::Amm && args.pools == 0 {
+        bail!("--pools must be at least 1");
+    }
+    let (genesis, ctx, txs) = generate(args, &progress)?;
 
     let dir = tempfile::tempdir().context("creating a temporary directory for the bench store")?;
     let identity = StoreIdentity {
@@ -110,16 +139,6 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     )
     .context("opening the bench shard store")?;
     let store = chain.store();
-    let ctx = BlockContext {
-        chain_id: CHAIN,
-        shard: ShardId(0),
-        height: 1,
-        timestamp_ms: 0,
-        map: std::sync::Arc::new(atoll_primitives::ShardMap::new(ShardLayout::single())),
-        outbox: BTreeMap::new(),
-        gas: atoll_primitives::GasRules::default(),
-        parent_hash: atoll_primitives::Hash([0; 32]),
-    };
     let tree = StateTree::from_entries(genesis.iter().cloned());
     // Every parallel stage runs on the executor's pool, as in the node.
     let executor = Executor::new(threads)?;
@@ -138,6 +157,20 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
 
     progress("measuring execution…");
     let expected = sequential::execute(&ctx, &txs, store)?;
+    let failed = expected.outcomes.iter().filter(|o| !o.is_success()).count();
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} generated transactions failed, e.g. {:?}",
+        expected.outcomes.iter().find(|o| !o.is_success())
+    );
+    let gas_used: u64 = expected
+        .outcomes
+        .iter()
+        .map(|o| match o {
+            TxOutcome::Contract(c) => c.gas_used,
+            _ => 0,
+        })
+        .sum();
     let check = |output: BlockOutput| -> anyhow::Result<()> {
         anyhow::ensure!(
             output == expected,
@@ -194,7 +227,13 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     )?;
 
     let tps = |d: Duration| args.txs as f64 / d.as_secs_f64();
+    let gas_per_s = |d: Duration| gas_used as f64 / d.as_secs_f64();
     let report = Report {
+        workload: args.workload,
+        pools: (args.workload == Workload::Amm).then_some(args.pools),
+        gas_used,
+        sequential_gas_per_s: gas_per_s(sequential_time),
+        parallel_gas_per_s: gas_per_s(parallel_time),
         txs: args.txs,
         accounts: args.accounts,
         threads: threads.get(),
@@ -219,6 +258,49 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         print_table(&report);
     }
     Ok(())
+}
+
+/// The genesis, the block's context and the block for `args.workload`.
+fn generate(
+    args: &ExecuteArgs,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<(Vec<(StateKey, StateValue)>, BlockContext, Vec<PreparedTx>)> {
+    let keys = dev_keys(1, args.accounts);
+    let mut rng = StdRng::seed_from_u64(2);
+    let defi = match args.workload {
+        Workload::Transfers => {
+            progress(&format!(
+                "generating {} accounts and signing {} transfers…",
+                args.accounts, args.txs
+            ));
+            let genesis = genesis_accounts(&keys, 1_000_000_000_000);
+            let mut nonces = vec![0; keys.len()];
+            let txs = transfer_block(CHAIN, &keys, &mut nonces, args.txs, 2);
+            let ctx = DefiState::new(CHAIN, Vec::new()).ctx;
+            return Ok((genesis, ctx, txs));
+        }
+        Workload::Erc20 => {
+            progress(&format!(
+                "deploying a token and funding {} holders…",
+                args.accounts
+            ));
+            DefiState::erc20(CHAIN, keys)?
+        }
+        Workload::Amm => {
+            progress(&format!(
+                "deploying two tokens and {} pools, funding and approving {} traders…",
+                args.pools, args.accounts
+            ));
+            DefiState::amm(CHAIN, keys, args.pools)?
+        }
+    };
+    let mut defi = defi;
+    progress(&format!("signing {} transactions…", args.txs));
+    let txs = match args.workload {
+        Workload::Erc20 => defi.erc20_block(args.txs, &mut rng),
+        _ => defi.swap_block(args.txs, &mut rng),
+    };
+    Ok((defi.entries(), defi.ctx.clone(), txs))
 }
 
 fn default_threads() -> NonZeroUsize {
@@ -257,8 +339,13 @@ fn expect_valid(bad: Vec<usize>) -> anyhow::Result<()> {
 }
 
 fn print_table(r: &Report) {
+    let what = match (r.workload, r.pools) {
+        (Workload::Transfers, _) => "native transfers".to_string(),
+        (Workload::Erc20, _) => "ERC-20 transfers".to_string(),
+        (_, pools) => format!("AMM swaps on {} pools", pools.unwrap_or(0)),
+    };
     println!(
-        "block: {} transfers over {} accounts, {} threads",
+        "block: {} {what} over {} accounts, {} threads",
         r.txs, r.accounts, r.threads
     );
     println!("  verify one by one    {:>12.0} tx/s", r.verify_single_tps);
@@ -275,6 +362,14 @@ fn print_table(r: &Report) {
         "  Block-STM forced     {:>12.0} tx/s   ({} executions)",
         r.blockstm_tps, r.blockstm_executions
     );
+    if r.gas_used > 0 {
+        println!(
+            "  gas executed         {:>12.1} Mgas/s sequential, {:.1} Mgas/s parallel ({} gas in the block)",
+            r.sequential_gas_per_s / 1e6,
+            r.parallel_gas_per_s / 1e6,
+            r.gas_used
+        );
+    }
     println!(
         "  state root update    {:>12.0} keys/s ({:.1} ms)",
         r.state_root_keys_per_s, r.state_root_ms

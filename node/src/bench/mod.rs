@@ -18,6 +18,9 @@ pub enum BenchCommand {
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Execute(args) => match args.shards {
+            Some(_) if args.workload != execute::Workload::Transfers => anyhow::bail!(
+                "--shards measures native transfers only; leave out --workload or --shards"
+            ),
             Some(shards) => sharded::run(&args, shards),
             None => execute::run(&args),
         },

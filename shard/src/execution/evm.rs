@@ -30,6 +30,7 @@ use atoll_primitives::{
     gas::TRANSFER_CALL_GAS, Account, Action, Address, ContractOutcome, ContractStatus, Hash, Log,
     StateKey, StateValue, TxFailure, TxOutcome,
 };
+use parking_lot::RwLock;
 use revm::bytecode::Bytecode;
 use revm::context::result::{EVMError, ExecutionResult, HaltReason};
 use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
@@ -40,6 +41,7 @@ use revm::state::{AccountInfo, EvmState};
 use revm::{Database, ExecuteEvm, MainBuilder, MainContext};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// The Ethereum hard fork contracts run under.
 pub const SPEC: SpecId = SpecId::OSAKA;
@@ -60,6 +62,36 @@ pub const BLOCK_HASH_DEPTH: u64 = 256;
 pub fn block_hash_key(height: u64) -> StateKey {
     let index = U256::from(height % BLOCK_HASH_DEPTH);
     StateKey::Slot(BLOCK_HASH_ACCOUNT, index.to_be_bytes::<32>())
+}
+
+/// Analysed contract code by hash, shared by a shard's blocks and threads
+/// (a contract called by every transaction of a block is read and
+/// analysed once, not once per transaction and thread). Bounded: it is
+/// emptied when full.
+#[derive(Clone, Default)]
+pub struct CodeCache(Arc<RwLock<HashMap<Hash, Bytecode>>>);
+
+impl CodeCache {
+    /// The most codes held.
+    pub const CAPACITY: usize = 4_096;
+
+    fn get(&self, hash: &Hash) -> Option<Bytecode> {
+        self.0.read().get(hash).cloned()
+    }
+
+    fn insert(&self, hash: Hash, code: Bytecode) {
+        let mut codes = self.0.write();
+        if codes.len() >= Self::CAPACITY {
+            codes.clear();
+        }
+        codes.insert(hash, code);
+    }
+}
+
+impl fmt::Debug for CodeCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CodeCache({} codes)", self.0.read().len())
+    }
 }
 
 /// Runs a contract action (create or call) for a sender that passed the
@@ -372,10 +404,19 @@ impl<'a, R: TxReader> StateDb<'a, R> {
     }
 
     /// The code stored under `hash` (empty if the state does not hold it,
-    /// which only a speculative Block-STM read can see).
+    /// which only a speculative Block-STM read can see). Code is addressed
+    /// by its hash, so what the cache holds for a hash is what the state
+    /// holds, in every block: a cache hit needs no read.
     fn code(&mut self, hash: Hash) -> Result<Bytecode, Interrupted> {
+        if let Some(code) = self.ctx.codes.get(&hash) {
+            return Ok(code);
+        }
         Ok(match self.read(&StateKey::Code(hash))? {
-            Some(StateValue::Code(bytes)) => bytecode(bytes),
+            Some(StateValue::Code(bytes)) => {
+                let code = bytecode(bytes);
+                self.ctx.codes.insert(hash, code.clone());
+                code
+            }
             _ => Bytecode::default(),
         })
     }

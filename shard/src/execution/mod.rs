@@ -78,6 +78,8 @@ pub struct BlockContext {
     /// height before this one; older heights come from the state, see
     /// [`evm::block_hash_key`]).
     pub parent_hash: Hash,
+    /// Contract code already read, by hash (shared across blocks).
+    pub codes: evm::CodeCache,
 }
 
 /// Everything a block's execution produced.
@@ -270,7 +272,11 @@ impl Executor {
                 return Ok(result);
             }
         }
-        self.execute_parallel(ctx, txs, state)
+        // Block-STM, falling back to one thread if the block turns out
+        // mostly serial.
+        self.pool.install(|| {
+            parallel::execute(ctx, txs, state, &self.pool, self.use_declared_keys, true)
+        })
     }
 
     /// Executes `txs` in declared-dependency order whatever the block looks
@@ -301,15 +307,17 @@ impl Executor {
         }))
     }
 
-    /// Executes `txs` with Block-STM whatever the block looks like.
+    /// Executes `txs` with Block-STM whatever the block looks like (however
+    /// many conflicts it meets).
     pub fn execute_parallel(
         &self,
         ctx: &BlockContext,
         txs: &[PreparedTx],
         state: &dyn StateView,
     ) -> Result<(BlockOutput, ExecutionStats), ShardError> {
-        self.pool
-            .install(|| parallel::execute(ctx, txs, state, &self.pool, self.use_declared_keys))
+        self.pool.install(|| {
+            parallel::execute(ctx, txs, state, &self.pool, self.use_declared_keys, false)
+        })
     }
 }
 

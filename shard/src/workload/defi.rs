@@ -81,6 +81,7 @@ impl DefiState {
                 outbox: BTreeMap::new(),
                 gas: GasRules::default(),
                 parent_hash: Hash([0; 32]),
+                codes: Default::default(),
             },
             state,
             keys,

@@ -161,6 +161,7 @@ pub fn generate(seed: u64, account_count: usize, tx_count: usize) -> Scenario {
         outbox,
         gas: atoll_primitives::GasRules::default(),
         parent_hash: atoll_primitives::Hash([0; 32]),
+        codes: Default::default(),
     };
     Scenario { ctx, genesis, txs }
 }

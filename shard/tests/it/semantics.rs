@@ -25,6 +25,7 @@ fn ctx() -> BlockContext {
         outbox: BTreeMap::new(),
         gas: atoll_primitives::GasRules::default(),
         parent_hash: atoll_primitives::Hash([0; 32]),
+        codes: Default::default(),
     }
 }
 

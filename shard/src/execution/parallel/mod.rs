@@ -29,7 +29,7 @@ use mvmemory::{Incarnation, MvMemory, MvRead, ReadOrigin, ReadSet, TxnIndex};
 use parking_lot::Mutex;
 use scheduler::{Scheduler, Task};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// How many leading transactions [`mostly_serial`] looks at.
 const SERIAL_SAMPLE: usize = 512;
@@ -58,6 +58,9 @@ pub(crate) fn mostly_serial(ctx: &BlockContext, txs: &[PreparedTx]) -> bool {
     // Fewer than two transactions could run at once on average.
     longest_chain * 2 > sample.len()
 }
+
+/// Executions seen before contention may stop Block-STM.
+const CONTENTION_SAMPLE: u64 = 128;
 
 /// Why a transaction stopped before finishing.
 enum Stop {
@@ -103,6 +106,12 @@ struct Worker<'a> {
     error: Mutex<Option<ShardError>>,
     executions: AtomicU64,
     aborts: AtomicU64,
+    /// Aborts plus waits on a lower transaction's ESTIMATE.
+    conflicts: AtomicU64,
+    /// Whether to stop when conflicts show the block is mostly serial.
+    give_up_on_contention: bool,
+    /// Set when it stopped for that reason.
+    gave_up: AtomicBool,
 }
 
 impl Worker<'_> {
@@ -147,6 +156,7 @@ impl Worker<'_> {
                         .finish_execution(txn, incarnation, wrote_new_key);
                 }
                 Err(Stop::Dependency(blocking)) => {
+                    self.note_conflict();
                     if self.scheduler.add_dependency(txn, blocking) {
                         return None;
                     }
@@ -168,8 +178,26 @@ impl Worker<'_> {
         if aborted {
             self.memory.convert_writes_to_estimates(txn);
             self.aborts.fetch_add(1, Ordering::Relaxed);
+            self.note_conflict();
         }
         self.scheduler.finish_validation(txn, aborted)
+    }
+
+    /// Counts a conflict; with `give_up_on_contention`, halts the block once
+    /// conflicts pass a third of the executions (after a first sample):
+    /// such a block (every swap on one pool) runs faster sequentially than
+    /// through aborts and waits, and the transactions' declared keys could
+    /// not tell (a contract call declares only its sender).
+    fn note_conflict(&self) {
+        let conflicts = self.conflicts.fetch_add(1, Ordering::Relaxed) + 1;
+        let executions = self.executions.load(Ordering::Relaxed);
+        if self.give_up_on_contention
+            && executions >= CONTENTION_SAMPLE
+            && conflicts * 3 > executions
+        {
+            self.gave_up.store(true, Ordering::Relaxed);
+            self.scheduler.halt();
+        }
     }
 }
 
@@ -180,6 +208,7 @@ pub(crate) fn execute(
     state: &dyn StateView,
     pool: &rayon::ThreadPool,
     use_declared_keys: bool,
+    give_up_on_contention: bool,
 ) -> Result<(BlockOutput, ExecutionStats), ShardError> {
     let declared = if use_declared_keys {
         txs.iter().map(|tx| declared_keys(ctx, tx)).collect()
@@ -196,10 +225,24 @@ pub(crate) fn execute(
         error: Mutex::new(None),
         executions: AtomicU64::new(0),
         aborts: AtomicU64::new(0),
+        conflicts: AtomicU64::new(0),
+        give_up_on_contention,
+        gave_up: AtomicBool::new(false),
     };
     pool.broadcast(|_| worker.run());
     if let Some(error) = worker.error.into_inner() {
         return Err(error);
+    }
+    if worker.gave_up.into_inner() {
+        // Mostly serial after all: what ran is dropped and the block runs
+        // on one thread, which is never much slower than sequential.
+        let output = super::sequential::execute(ctx, txs, state)?;
+        let stats = ExecutionStats {
+            path: ExecutionPath::Sequential,
+            executions: worker.executions.into_inner() + txs.len() as u64,
+            aborts: worker.aborts.into_inner(),
+        };
+        return Ok((output, stats));
     }
     let stats = ExecutionStats {
         path: ExecutionPath::Parallel,

@@ -19,7 +19,6 @@ use atoll_primitives::{StateChange, StateKey, StateValue};
 use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// A transaction's position in the block.
 pub(crate) type TxnIndex = u32;
@@ -108,12 +107,19 @@ impl KeyVersions {
 pub(crate) type ReadSet = SmallVec<[(StateKey, ReadOrigin); 2]>;
 type KeyList = SmallVec<[StateKey; 3]>;
 
+/// How many maps hold the undeclared keys.
+const UNDECLARED_SHARDS: usize = 64;
+
 pub(crate) struct MvMemory {
     /// Keys declared before execution; the map itself is never resized, so
     /// lookups take no lock.
     declared: HashMap<StateKey, KeyVersions, RandomState>,
-    /// Keys first written without having been declared.
-    undeclared: RwLock<HashMap<StateKey, Arc<KeyVersions>, RandomState>>,
+    /// Keys first written without having been declared (a contract's
+    /// slots), in [`UNDECLARED_SHARDS`] maps by key hash, so threads
+    /// touching different keys rarely share a lock.
+    undeclared: Box<[RwLock<HashMap<StateKey, KeyVersions, RandomState>>]>,
+    /// Picks a key's shard of `undeclared`.
+    shard_hasher: RandomState,
     last_written: Vec<Mutex<KeyList>>,
     last_read: Vec<Mutex<ReadSet>>,
 }
@@ -139,7 +145,10 @@ impl MvMemory {
         let last_written = declared_keys.into_iter().map(Mutex::new).collect();
         MvMemory {
             declared,
-            undeclared: RwLock::new(HashMap::default()),
+            undeclared: (0..UNDECLARED_SHARDS)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
+            shard_hasher: RandomState::new(),
             last_written,
             last_read,
         }
@@ -149,20 +158,30 @@ impl MvMemory {
         if let Some(versions) = self.declared.get(key) {
             return Some(f(versions));
         }
-        let versions = self.undeclared.read().get(key).cloned();
-        versions.map(|v| f(&v))
+        self.undeclared_shard(key).read().get(key).map(f)
+    }
+
+    fn undeclared_shard(
+        &self,
+        key: &StateKey,
+    ) -> &RwLock<HashMap<StateKey, KeyVersions, RandomState>> {
+        let hash = self.shard_hasher.hash_one(key) as usize;
+        &self.undeclared[hash % UNDECLARED_SHARDS]
     }
 
     fn with_versions_or_insert<R>(&self, key: &StateKey, f: impl FnOnce(&KeyVersions) -> R) -> R {
         if let Some(versions) = self.declared.get(key) {
             return f(versions);
         }
-        let existing = self.undeclared.read().get(key).cloned();
-        let versions = match existing {
-            Some(v) => v,
-            None => self.undeclared.write().entry(*key).or_default().clone(),
-        };
-        f(&versions)
+        let shard = self.undeclared_shard(key);
+        {
+            let map = shard.read();
+            if let Some(versions) = map.get(key) {
+                return f(versions);
+            }
+        }
+        let mut map = shard.write();
+        f(map.entry(*key).or_default())
     }
 
     /// Reads `key` as transaction `txn` sees it.
@@ -223,12 +242,12 @@ impl MvMemory {
             .declared
             .into_iter()
             .map(|(k, v)| (k, v.0.into_inner()));
-        let undeclared = self.undeclared.into_inner().into_iter().map(|(k, v)| {
-            let versions = Arc::try_unwrap(v)
-                .map(|v| v.0.into_inner())
-                .unwrap_or_else(|v| v.0.lock().clone());
-            (k, versions)
-        });
+        let undeclared = self
+            .undeclared
+            .into_vec()
+            .into_iter()
+            .flat_map(|shard| shard.into_inner())
+            .map(|(k, v)| (k, v.0.into_inner()));
         declared
             .chain(undeclared)
             .filter_map(|(key, mut versions)| match versions.pop() {
