@@ -14,7 +14,7 @@
 //! ```
 
 use crate::error::ConfigError;
-use atoll_primitives::{Address, ChainId, PublicKey, ShardLayout};
+use atoll_primitives::{Address, ChainId, GasRules, PublicKey, ShardLayout};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -49,6 +49,8 @@ pub struct Genesis {
     /// validators; all of them unless the file says otherwise). Every
     /// validator is in the beacon committee.
     pub committee_size: u16,
+    /// The gas rules of contract transactions (block gas limit, base fee).
+    pub gas: GasRules,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -62,7 +64,28 @@ struct GenesisFile {
     validators: Vec<ValidatorEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     committee_size: Option<u16>,
+    /// The most gas (by gas limit) one shard block's contract transactions
+    /// may buy.
+    #[serde(default = "default_block_gas_limit")]
+    block_gas_limit: u64,
+    /// The least price per gas a contract transaction may offer.
+    #[serde(default = "default_base_fee")]
+    base_fee: u64,
 }
+
+fn default_block_gas_limit() -> u64 {
+    atoll_primitives::gas::DEFAULT_BLOCK_GAS_LIMIT
+}
+
+fn default_base_fee() -> u64 {
+    atoll_primitives::gas::DEFAULT_BASE_FEE
+}
+
+/// The smallest block gas limit a genesis may set (a few contract
+/// deployments).
+pub const MIN_BLOCK_GAS_LIMIT: u64 = 30_000_000;
+/// The largest block gas limit a genesis may set.
+pub const MAX_BLOCK_GAS_LIMIT: u64 = 100_000_000_000;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,6 +248,21 @@ impl Genesis {
             }
             Some(size) => size,
         };
+        if !(MIN_BLOCK_GAS_LIMIT..=MAX_BLOCK_GAS_LIMIT).contains(&file.block_gas_limit) {
+            return Err(field(
+                "block_gas_limit".into(),
+                format!(
+                    "{} is not between {MIN_BLOCK_GAS_LIMIT} and {MAX_BLOCK_GAS_LIMIT}",
+                    file.block_gas_limit
+                ),
+            ));
+        }
+        if file.base_fee == 0 {
+            return Err(field(
+                "base_fee".into(),
+                "must be at least 1 (free gas would let anyone fill blocks for nothing)".into(),
+            ));
+        }
         Ok(Genesis {
             chain_id: ChainId(file.chain_id),
             layout,
@@ -232,6 +270,10 @@ impl Genesis {
             accounts,
             validators,
             committee_size,
+            gas: GasRules {
+                block_gas_limit: file.block_gas_limit,
+                base_fee: file.base_fee,
+            },
         })
     }
 
@@ -264,6 +306,8 @@ impl Genesis {
                 .collect(),
             committee_size: (usize::from(self.committee_size) < self.validators.len())
                 .then_some(self.committee_size),
+            block_gas_limit: self.gas.block_gas_limit,
+            base_fee: self.gas.base_fee,
         };
         serde_json::to_string_pretty(&file).expect("a genesis file always serialises")
     }
@@ -284,6 +328,29 @@ mod tests {
             ],
             "validators": [{ "public_key": KeyPair::from_seed([3; 32]).public().to_string(), "stake": 10 }]
         })
+    }
+
+    #[test]
+    fn gas_rules_default_and_are_checked() {
+        let genesis = Genesis::from_json(&valid().to_string()).expect("valid genesis");
+        assert_eq!(genesis.gas, GasRules::default());
+        let mut file = valid();
+        file["block_gas_limit"] = 50_000_000.into();
+        file["base_fee"] = 7.into();
+        let genesis = Genesis::from_json(&file.to_string()).expect("valid genesis");
+        assert_eq!(genesis.gas.block_gas_limit, 50_000_000);
+        assert_eq!(genesis.gas.base_fee, 7);
+        assert_eq!(Genesis::from_json(&genesis.to_json()).unwrap(), genesis);
+        for (field, value) in [
+            ("block_gas_limit", 1_000u64),
+            ("block_gas_limit", MAX_BLOCK_GAS_LIMIT + 1),
+            ("base_fee", 0),
+        ] {
+            let mut file = valid();
+            file[field] = value.into();
+            let err = Genesis::from_json(&file.to_string()).unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
     }
 
     #[test]

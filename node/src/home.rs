@@ -187,6 +187,7 @@ pub fn init_with(
         committee_size: options
             .committee_size
             .unwrap_or(u16::try_from(validators.len()).unwrap_or(u16::MAX)),
+        gas: atoll_primitives::GasRules::default(),
     };
     write_dev_keys(home, &keys)?;
     for (i, key) in keys.iter().enumerate().take(DEV_KEY_FILES) {

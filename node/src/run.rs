@@ -161,6 +161,7 @@ pub async fn run(
     for opened in opening {
         let mut chain = opened.await??;
         chain.set_min_parallel_block(config.execution.min_parallel_block);
+        chain.set_gas_rules(genesis.gas);
         tracing::info!(
             head = chain.head().height,
             state_root = %chain.head().state_root,

@@ -442,6 +442,21 @@ impl Mempool {
         max_bytes: usize,
         account_nonce: impl Fn(&Address) -> u64,
     ) -> Vec<VerifiedTx> {
+        self.ready_within_gas(max, max_bytes, u64::MAX, account_nonce)
+    }
+
+    /// As [`Mempool::ready`], with contract transactions whose gas limits
+    /// sum to at most `max_gas` (a block's gas limit): a sender whose next
+    /// transaction does not fit contributes nothing more (its later
+    /// nonces need that one first).
+    pub fn ready_within_gas(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        max_gas: u64,
+        account_nonce: impl Fn(&Address) -> u64,
+    ) -> Vec<VerifiedTx> {
+        let mut gas_left = max_gas;
         let mut heads = BinaryHeap::new();
         for (sender, queue) in &self.by_sender {
             let nonce = account_nonce(sender);
@@ -460,6 +475,11 @@ impl Mempool {
             if bytes + pending.size > max_bytes {
                 break;
             }
+            let gas = pending.tx.tx().signed.tx.action.gas_limit().unwrap_or(0);
+            if gas > gas_left {
+                continue;
+            }
+            gas_left -= gas;
             bytes += pending.size;
             out.push(pending.tx.clone());
             if let Some(next) = nonce

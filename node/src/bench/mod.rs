@@ -2,6 +2,7 @@
 //! same run), never pass/fail verdicts.
 
 mod execute;
+mod open;
 mod sharded;
 
 use clap::Subcommand;
@@ -12,6 +13,9 @@ pub enum BenchCommand {
     /// Signature checks, sequential vs parallel execution, state-root update
     /// and the whole pipeline, on one pre-signed block of transfers.
     Execute(execute::ExecuteArgs),
+    /// What opening a shard with many contract storage slots costs (the
+    /// state tree is rebuilt from the stored state at open).
+    Open(open::OpenArgs),
 }
 
 /// Runs a benchmark.
@@ -24,5 +28,6 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             Some(shards) => sharded::run(&args, shards),
             None => execute::run(&args),
         },
+        BenchCommand::Open(args) => open::run(&args),
     }
 }

@@ -891,6 +891,7 @@ fn rejection_error(rejection: Rejection) -> ErrorObjectOwned {
         Rejection::AlreadyIncluded { .. } => error::ALREADY_KNOWN,
         Rejection::InsufficientBalance { .. } => error::INSUFFICIENT_BALANCE,
         Rejection::Storage(message) => return internal(message),
+        Rejection::Invalid(_) => error::INVALID_TRANSACTION,
         Rejection::Moved { .. } => error::WRONG_SHARD,
         Rejection::Arriving { .. } => error::ACCOUNT_ARRIVING,
         Rejection::Pool(pool) => match pool {
@@ -905,4 +906,74 @@ fn rejection_error(rejection: Rejection) -> ErrorObjectOwned {
         },
     };
     error(code, rejection.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_primitives::{ContractOutcome, ContractStatus};
+
+    /// An `Error(string)` revert as Solidity encodes it.
+    fn error_string(message: &str) -> Vec<u8> {
+        let mut data = vec![0x08, 0xc3, 0x79, 0xa0];
+        let mut word = |n: usize| {
+            let mut w = [0u8; 32];
+            w[24..].copy_from_slice(&(n as u64).to_be_bytes());
+            data.extend_from_slice(&w);
+        };
+        word(32);
+        word(message.len());
+        data.extend_from_slice(message.as_bytes());
+        data.resize(4 + 64 + message.len().div_ceil(32) * 32, 0);
+        data
+    }
+
+    #[test]
+    fn a_revert_shows_its_reason_and_what_was_charged() {
+        let output = error_string("Token: balance too low");
+        assert_eq!(
+            revert_reason(&output).as_deref(),
+            Some("Token: balance too low")
+        );
+        assert_eq!(revert_reason(&output[..40]), None, "truncated data");
+        assert_eq!(revert_reason(b"\x08\xc3\x79\xa0"), None);
+        let shown = outcome(&TxOutcome::Contract(ContractOutcome {
+            status: ContractStatus::Revert,
+            gas_used: 24_000,
+            logs: Vec::new(),
+            output,
+            created: None,
+        }));
+        assert!(!shown.success);
+        assert_eq!(shown.failure.as_deref(), Some("revert"));
+        assert_eq!(
+            shown.message.as_deref(),
+            Some("reverted: Token: balance too low; the gas used was charged")
+        );
+        let contract = shown.contract.expect("a contract outcome");
+        assert_eq!(contract.status, "revert");
+        assert_eq!(contract.gas_used, 24_000);
+        assert!(contract.output.starts_with("0x08c379a0"));
+    }
+
+    #[test]
+    fn a_success_has_no_failure_and_shows_logs_and_the_created_address() {
+        let created = atoll_primitives::Address([7; 20]);
+        let shown = outcome(&TxOutcome::Contract(ContractOutcome {
+            status: ContractStatus::Success,
+            gas_used: 50_000,
+            logs: vec![atoll_primitives::Log {
+                address: created,
+                topics: vec![[1; 32]],
+                data: vec![2, 3],
+            }],
+            output: Vec::new(),
+            created: Some(created),
+        }));
+        assert!(shown.success && shown.failure.is_none() && shown.message.is_none());
+        let contract = shown.contract.expect("a contract outcome");
+        assert_eq!(contract.created, Some(created.to_string()));
+        assert_eq!(contract.logs[0].data, "0x0203");
+        assert_eq!(contract.logs[0].topics[0], format!("0x{}", "01".repeat(32)));
+    }
 }

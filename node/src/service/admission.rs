@@ -78,6 +78,10 @@ pub enum Rejection {
         /// This shard.
         shard: u16,
     },
+    /// No block could run it as it stands (a contract transaction's gas
+    /// price, gas limit or creation code).
+    #[error("invalid transaction: {0}")]
+    Invalid(String),
     /// Reading the state failed.
     #[error("storage error: {0}")]
     Storage(String),
@@ -243,6 +247,9 @@ fn admit_from_peer(
 /// sender's other pending transactions will spend: a transaction that
 /// passes it can still fail in its block, with the failure in its outcome.
 fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
+    if let Some(reason) = atoll_shard::execution::evm::invalid_reason(&tx.signed.tx, &shared.gas) {
+        return Err(Rejection::Invalid(reason));
+    }
     let storage = |e: atoll_storage::StorageError| Rejection::Storage(e.to_string());
     if let Some(location) = shared.store.transaction(&tx.hash).map_err(storage)? {
         return Err(Rejection::AlreadyIncluded {

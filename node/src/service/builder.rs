@@ -161,9 +161,10 @@ impl Builder {
                     // Its state is not here to order transactions by.
                     return Vec::new();
                 }
-                let ready = shared.mempool.lock().ready(
+                let ready = shared.mempool.lock().ready_within_gas(
                     self.max_transactions.min(MAX_SHARD_TRANSACTIONS),
                     per_shard,
+                    shared.gas.block_gas_limit,
                     |sender| {
                         shared
                             .state

@@ -136,6 +136,8 @@ pub struct Shared {
     pub stopping: Arc<AtomicBool>,
     /// Most transactions in one block.
     pub max_block_transactions: usize,
+    /// The chain's gas rules (from the genesis): block gas limit, base fee.
+    pub gas: atoll_primitives::GasRules,
     /// Most receipts one block credits.
     pub max_incoming: usize,
     /// With several validators: where admitted client transactions go to
@@ -336,6 +338,7 @@ impl Service {
                 metrics: Arc::clone(&metrics),
                 stopping: Arc::clone(&stopping),
                 max_block_transactions: config.block.max_transactions.get(),
+                gas: chain.gas_rules(),
                 max_incoming: config.receipts.max_per_block.get(),
                 gossip: (!solo).then(|| gossip_tx.clone()),
                 consensus: consensus.clone(),

@@ -130,7 +130,8 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     let txs = {
         let pool = shared.mempool.lock();
         let state = &shared.state;
-        pool.ready(max_txs, config.max_bytes.get(), |sender| {
+        let max_gas = chain.gas_rules().block_gas_limit;
+        pool.ready_within_gas(max_txs, config.max_bytes.get(), max_gas, |sender| {
             // A storage error here reads as nonce 0: nothing of the sender's
             // is ready, and the commit below reports the error.
             state.account(sender).map_or(0, |account| account.nonce)

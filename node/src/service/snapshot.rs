@@ -242,7 +242,8 @@ mod tests {
         assert_eq!(first.entries.len(), PART_ENTRIES);
         let second = ask(&served, chain.store(), 1, 1);
         assert_eq!((second.height, second.parts), (1, 2));
-        assert_eq!(second.entries.len(), 5);
+        // The accounts, and the slot where block 1 recorded its parent's hash.
+        assert_eq!(second.entries.len(), 5 + 1);
         let mut all = first.entries;
         all.extend(second.entries);
         assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
@@ -262,6 +263,7 @@ mod tests {
         chain.produce_block(Vec::new(), 2).expect("block 2");
         // Within REUSE: the same snapshot, so its parts stay consistent.
         assert_eq!(ask(&served, chain.store(), 0, 0).height, 1);
-        assert_eq!(ask(&served, chain.store(), 1, 0).entries.len(), 3);
+        // Three accounts and the block-hash slot block 1 wrote.
+        assert_eq!(ask(&served, chain.store(), 1, 0).entries.len(), 3 + 1);
     }
 }

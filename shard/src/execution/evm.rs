@@ -27,8 +27,8 @@ use super::{BlockContext, PreparedTx};
 use crate::contracts::create_address;
 use crate::state::account_in;
 use atoll_primitives::{
-    gas::TRANSFER_CALL_GAS, Account, Action, Address, ContractOutcome, ContractStatus, Hash, Log,
-    StateKey, StateValue, TxFailure, TxOutcome,
+    gas::TRANSFER_CALL_GAS, Account, Action, Address, ContractOutcome, ContractStatus, GasRules,
+    Hash, Log, StateKey, StateValue, TxFailure, TxOutcome,
 };
 use parking_lot::RwLock;
 use revm::bytecode::Bytecode;
@@ -94,6 +94,57 @@ impl fmt::Debug for CodeCache {
     }
 }
 
+/// The most creation code a transaction may carry (EIP-3860).
+pub const MAX_INIT_CODE_BYTES: usize = 2 * 24_576;
+
+/// Why no block could run `tx` as it stands, whatever the state (the rules
+/// the executor applies, checked early so that admission turns such a
+/// transaction away with the reason): a price below the base fee, a gas
+/// limit above the block's or below the transaction's least intrinsic
+/// cost, creation code above [`MAX_INIT_CODE_BYTES`]. `None` for a
+/// transfer, or a contract action that may run.
+pub fn invalid_reason(tx: &atoll_primitives::Transaction, gas: &GasRules) -> Option<String> {
+    let (gas_limit, data, create) = match &tx.action {
+        Action::Transfer { .. } => return None,
+        Action::Create {
+            init_code,
+            gas_limit,
+            ..
+        } => (*gas_limit, init_code, true),
+        Action::Call {
+            input, gas_limit, ..
+        } => (*gas_limit, input, false),
+    };
+    if tx.fee < u128::from(gas.base_fee) {
+        return Some(format!(
+            "gas price {} is below the base fee {}",
+            tx.fee, gas.base_fee
+        ));
+    }
+    if gas_limit > gas.block_gas_limit {
+        return Some(format!(
+            "gas limit {gas_limit} is above the block gas limit {}",
+            gas.block_gas_limit
+        ));
+    }
+    if create && data.len() > MAX_INIT_CODE_BYTES {
+        return Some(format!(
+            "creation code of {} bytes is above the limit of {MAX_INIT_CODE_BYTES}",
+            data.len()
+        ));
+    }
+    // A lower bound of the intrinsic cost (the EVM charges more for
+    // creation code words and may apply the calldata floor).
+    let zeros = data.iter().filter(|b| **b == 0).count() as u64;
+    let least =
+        21_000 + if create { 32_000 } else { 0 } + 4 * zeros + 16 * (data.len() as u64 - zeros);
+    (gas_limit < least).then(|| {
+        format!(
+            "gas limit {gas_limit} is below the transaction's intrinsic cost of at least {least}"
+        )
+    })
+}
+
 /// Runs a contract action (create or call) for a sender that passed the
 /// common checks.
 pub(super) fn contract_action<R: TxReader>(
@@ -118,17 +169,8 @@ pub(super) fn contract_action<R: TxReader>(
         Action::Transfer { .. } => unreachable!("transfers run in native::transfer"),
     };
     let price = body.fee;
-    if price < u128::from(ctx.gas.base_fee) {
-        return Ok(invalid(format!(
-            "gas price {price} is below the base fee {}",
-            ctx.gas.base_fee
-        )));
-    }
-    if gas_limit > ctx.gas.block_gas_limit {
-        return Ok(invalid(format!(
-            "gas limit {gas_limit} is above the block gas limit {}",
-            ctx.gas.block_gas_limit
-        )));
+    if let Some(reason) = invalid_reason(body, &ctx.gas) {
+        return Ok(invalid(reason));
     }
     let balance = checked.sender.balance;
     let max_fee = body.max_fee();
