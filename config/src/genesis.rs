@@ -348,7 +348,9 @@ mod tests {
         ] {
             let mut file = valid();
             file[field] = value.into();
-            let err = Genesis::from_json(&file.to_string()).unwrap_err().to_string();
+            let err = Genesis::from_json(&file.to_string())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(field), "{err}");
         }
     }

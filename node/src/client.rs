@@ -1,5 +1,5 @@
 //! The small client: `atoll keys`, `atoll account`, `atoll tx transfer`,
-//! `atoll status`. Everything but `keys` talks to a node over JSON-RPC.
+//! `atoll status` (contracts: `contract_client`). Everything but `keys` talks to a node over JSON-RPC.
 
 use crate::keyfile;
 use crate::rpc::api::AtollApiClient;
@@ -43,6 +43,14 @@ pub struct RpcArgs {
 pub enum TxCommand {
     /// Sign and send a transfer.
     Transfer(TransferArgs),
+    /// Deploy a contract: sign and send its creation code (a file of hex,
+    /// such as `contracts/out/Token.bin`) with ABI-encoded constructor
+    /// arguments; waits until final and prints the outcome, gas used, logs
+    /// and the created address.
+    Deploy(crate::contract_client::DeployArgs),
+    /// Call a contract with hex call data in a transaction; waits until
+    /// final and prints the outcome, return data, gas used and logs.
+    Call(crate::contract_client::CallTxArgs),
     /// Show where a transaction is: unknown, pending, included or final.
     Status {
         /// The transaction hash.

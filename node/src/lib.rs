@@ -20,6 +20,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod contract_client;
 pub mod dev;
 pub mod home;
 mod keyfile;

@@ -81,6 +81,9 @@ enum Command {
     /// Send transactions and follow them.
     #[command(subcommand)]
     Tx(client::TxCommand),
+    /// Call a contract read-only at the head (nothing is sent or charged):
+    /// prints the return data (or revert reason), logs and gas used.
+    Call(atoll_node::contract_client::ReadArgs),
     /// Show a node's chain id, heights, validators and mempool.
     Status {
         #[command(flatten)]
@@ -157,6 +160,18 @@ fn run_cli(command: Command) -> anyhow::Result<()> {
         Command::Tx(client::TxCommand::Transfer(args)) => {
             init_cli_logging();
             runtime()?.block_on(client::transfer(args))
+        }
+        Command::Tx(client::TxCommand::Deploy(args)) => {
+            init_cli_logging();
+            runtime()?.block_on(atoll_node::contract_client::deploy(args))
+        }
+        Command::Tx(client::TxCommand::Call(args)) => {
+            init_cli_logging();
+            runtime()?.block_on(atoll_node::contract_client::call_tx(args))
+        }
+        Command::Call(args) => {
+            init_cli_logging();
+            runtime()?.block_on(atoll_node::contract_client::read(args))
         }
         Command::Tx(client::TxCommand::Status { hash, rpc }) => {
             init_cli_logging();

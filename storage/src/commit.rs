@@ -3,7 +3,7 @@
 use crate::error::StorageError;
 use crate::keys::{self, cf};
 use crate::shard_store::{
-    sync_write, ShardStore, StoredReceipt, TxLocation, MAX_SMALL_VALUE_BYTES,
+    sync_write, ShardStore, StoredReceipt, TxLocation, MAX_SMALL_VALUE_BYTES, MAX_TX_LOCATION_BYTES,
 };
 use atoll_primitives::{
     codec, merkle, Hash, ProvenReceipt, Receipt, ShardBlock, ShardBlockHeader, ShardId, ShardMap,
@@ -237,7 +237,7 @@ impl ShardStore {
         let indexed: Vec<[u8; 32]> = tx_hashes.iter().map(keys::transaction).collect();
         self.first_known(tx_hashes, &indexed, |key, bytes| {
             let location: TxLocation =
-                keys::decode("transaction location", key, bytes, MAX_SMALL_VALUE_BYTES)?;
+                keys::decode("transaction location", key, bytes, MAX_TX_LOCATION_BYTES)?;
             Ok(location.height)
         })?;
         if self.synced.load(Ordering::Acquire) {

@@ -19,8 +19,11 @@ use std::sync::Mutex;
 
 /// Largest encoded state key, account, height or cursor accepted from the store.
 pub(crate) const MAX_SMALL_VALUE_BYTES: usize = 256;
-/// Largest encoded [`TxLocation`] accepted (a failure outcome holds a few numbers).
-const MAX_TX_LOCATION_BYTES: usize = 256;
+/// Largest encoded [`TxLocation`] accepted. A contract outcome holds logs
+/// and return data, which gas bounds: a transaction may use at most 2^24
+/// gas, log data costs 8 gas a byte and memory grows quadratically in cost,
+/// so neither passes a few megabytes; 16 MiB leaves room.
+pub const MAX_TX_LOCATION_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where a transaction was included, and what it did.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

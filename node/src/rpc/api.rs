@@ -3,7 +3,8 @@
 //! the generated client.
 
 use super::types::{
-    AccountInfo, BlockInfo, BlockRef, HeadInfo, MoveInfo, ReceiptInfo, Status, TxStatus, WaitUntil,
+    AccountInfo, BlockInfo, BlockRef, CallArgs, HeadInfo, MoveInfo, Outcome, ReceiptInfo, Status,
+    TxStatus, WaitUntil,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -32,6 +33,25 @@ pub trait AtollApi {
     /// Balance, nonce and shard of an account at `at` (default `"latest"`).
     #[method(name = "getAccount")]
     async fn get_account(&self, address: String, at: Option<BlockRef>) -> RpcResult<AccountInfo>;
+
+    /// Runs a call (or, without `to`, creation code) at the head of the
+    /// callee's shard without committing anything: its outcome, return or
+    /// revert data, logs and gas used.
+    #[method(name = "call")]
+    async fn call(&self, args: CallArgs) -> RpcResult<Outcome>;
+
+    /// The least gas limit with which a call (or creation) succeeds at the
+    /// head.
+    #[method(name = "estimateGas")]
+    async fn estimate_gas(&self, args: CallArgs) -> RpcResult<u64>;
+
+    /// The code at an address, as hex (`0x` for an account without code).
+    #[method(name = "getCode")]
+    async fn get_code(&self, address: String) -> RpcResult<String>;
+
+    /// One 32-byte storage word of a contract at the head, as hex.
+    #[method(name = "getStorageAt")]
+    async fn get_storage_at(&self, address: String, slot: String) -> RpcResult<String>;
 
     /// A block's header fields and transaction hashes.
     #[method(name = "getBlock")]

@@ -63,6 +63,8 @@ pub const HISTORY_NOT_HELD: i32 = 1022;
 /// A contract transaction no block could run as it stands (gas price
 /// below the base fee, gas limit out of bounds, creation code too long).
 pub const INVALID_TRANSACTION: i32 = 1023;
+/// A gas estimate found no gas limit with which the call succeeds.
+pub const CALL_FAILED: i32 = 1024;
 /// jsonrpsee: a connection asked for more subscriptions than allowed (16).
 pub const TOO_MANY_SUBSCRIPTIONS: i32 = -32006;
 /// jsonrpsee: a batch has more calls than allowed (10,000).
@@ -116,6 +118,7 @@ pub fn code_name(code: i32) -> &'static str {
         SHARD_NOT_TRACKED => "shard_not_tracked",
         HISTORY_NOT_HELD => "history_not_held",
         INVALID_TRANSACTION => "invalid_transaction",
+        CALL_FAILED => "call_failed",
         TOO_MANY_SUBSCRIPTIONS => "too_many_subscriptions",
         BATCH_TOO_LARGE => "batch_too_large",
         BATCH_RESPONSE_TOO_LARGE => "batch_response_too_large",

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod batch;
+mod contracts;
 pub mod error;
 mod server;
 pub mod types;

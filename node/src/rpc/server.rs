@@ -1,11 +1,12 @@
 //! The server side of the API.
 
 use super::api::AtollApiServer;
+use super::contracts::Contracts;
 use super::error::{self, code_name, error, internal, invalid_params};
 use super::types::{
-    hex_hash, parse_hash, AccountInfo, BeaconStatus, BlockInfo, BlockRef, ConsensusStatusInfo,
-    ContractResult, IncomingInfo, LogEntry, MempoolInfo, MoveInfo, Outcome, ReceiptInfo,
-    ReceiptState, ShardStatus, Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
+    hex_hash, parse_hash, AccountInfo, BeaconStatus, BlockInfo, BlockRef, CallArgs,
+    ConsensusStatusInfo, ContractResult, IncomingInfo, LogEntry, MempoolInfo, MoveInfo, Outcome,
+    ReceiptInfo, ReceiptState, ShardStatus, Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
 };
 use crate::service::admission::{Admission, Rejection};
 use crate::service::producer::head_info;
@@ -42,12 +43,18 @@ pub struct Rpc {
     node: NodeView,
     /// Whether the operator's methods are served.
     admin: bool,
+    /// Calls, gas estimates, code and storage reads.
+    contracts: Contracts,
 }
 
 impl Rpc {
     /// The API for `node`; `admin` turns the operator's methods on.
     pub fn new(node: NodeView, admin: bool) -> Rpc {
-        Rpc { node, admin }
+        Rpc {
+            contracts: Contracts::new(node.clone()),
+            node,
+            admin,
+        }
     }
 
     /// Counts the request in the metrics and passes the result on.
@@ -642,6 +649,26 @@ impl AtollApiServer for Rpc {
         self.observe("getAccount", result)
     }
 
+    async fn call(&self, args: CallArgs) -> RpcResult<Outcome> {
+        let result = self.contracts.call(args).await;
+        self.observe("call", result)
+    }
+
+    async fn estimate_gas(&self, args: CallArgs) -> RpcResult<u64> {
+        let result = self.contracts.estimate_gas(args).await;
+        self.observe("estimateGas", result)
+    }
+
+    async fn get_code(&self, address: String) -> RpcResult<String> {
+        let result = self.contracts.code(&address);
+        self.observe("getCode", result)
+    }
+
+    async fn get_storage_at(&self, address: String, slot: String) -> RpcResult<String> {
+        let result = self.contracts.storage(&address, &slot);
+        self.observe("getStorageAt", result)
+    }
+
     async fn get_block(&self, shard: u16, at: BlockRef) -> RpcResult<BlockInfo> {
         let result = self.block(shard, at);
         self.observe("getBlock", result)
@@ -705,7 +732,7 @@ impl AtollApiServer for Rpc {
 /// Parses `"<source>:<destination>:<sequence>"`.
 /// Refuses a request about a shard this validator does not track now,
 /// naming the validators that do.
-fn tracked(shard: &Shared) -> RpcResult<()> {
+pub(super) fn tracked(shard: &Shared) -> RpcResult<()> {
     if shard.tracked.load(Ordering::Acquire) {
         return Ok(());
     }
@@ -779,7 +806,7 @@ fn outcome(outcome: &TxOutcome) -> Outcome {
 }
 
 /// The API's view of what a transaction's code did.
-fn contract_outcome(run: &atoll_primitives::ContractOutcome) -> Outcome {
+pub(super) fn contract_outcome(run: &atoll_primitives::ContractOutcome) -> Outcome {
     use atoll_primitives::ContractStatus;
     let hex = |bytes: &[u8]| format!("0x{}", hex::encode(bytes));
     let (status, message) = match &run.status {

@@ -466,3 +466,24 @@ mod tests {
         }
     }
 }
+
+/// A read-only call or creation (`atoll_call`, `atoll_estimateGas`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallArgs {
+    /// The caller (default: the zero address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The callee; absent: `data` is creation code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Value sent, in the smallest unit, as a decimal string (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Call data or creation code, as hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Gas it may use (default and most: the transaction gas cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gas: Option<u64>,
+}

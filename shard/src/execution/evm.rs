@@ -94,6 +94,9 @@ impl fmt::Debug for CodeCache {
     }
 }
 
+/// The most gas one transaction may use (Osaka's cap, EIP-7825).
+pub const MAX_TX_GAS: u64 = revm::primitives::eip7825::TX_GAS_LIMIT_CAP;
+
 /// The most creation code a transaction may carry (EIP-3860).
 pub const MAX_INIT_CODE_BYTES: usize = 2 * 24_576;
 
@@ -121,10 +124,10 @@ pub fn invalid_reason(tx: &atoll_primitives::Transaction, gas: &GasRules) -> Opt
             tx.fee, gas.base_fee
         ));
     }
-    if gas_limit > gas.block_gas_limit {
+    if gas_limit > gas.block_gas_limit.min(MAX_TX_GAS) {
         return Some(format!(
-            "gas limit {gas_limit} is above the block gas limit {}",
-            gas.block_gas_limit
+            "gas limit {gas_limit} is above the most a transaction may use ({})",
+            gas.block_gas_limit.min(MAX_TX_GAS)
         ));
     }
     if create && data.len() > MAX_INIT_CODE_BYTES {
@@ -213,6 +216,104 @@ pub(super) fn contract_action<R: TxReader>(
         nonce: checked.next_nonce,
     };
     Ok(db.finish(ran, gas_used, burnt, refund, failed_sender))
+}
+
+/// A read-only call or creation (`atoll_call`, gas estimates): run at a
+/// state, never committed, nothing charged.
+#[derive(Clone, Debug)]
+pub struct CallRequest {
+    /// The caller (its balance and nonce are read from the state).
+    pub from: Address,
+    /// The callee; `None` runs `input` as creation code.
+    pub to: Option<Address>,
+    /// Value sent with it.
+    pub value: u128,
+    /// Call data or creation code.
+    pub input: Vec<u8>,
+    /// Gas it may use.
+    pub gas_limit: u64,
+}
+
+/// Runs `request` against `state` in the context `ctx` and returns what it
+/// did; `Ok(Err(reason))`: the EVM refused it as a transaction (gas limit
+/// below its intrinsic cost, …).
+pub fn call(
+    ctx: &BlockContext,
+    state: &dyn crate::state::StateView,
+    request: &CallRequest,
+) -> Result<Result<ContractOutcome, String>, crate::ShardError> {
+    let mut reader = ViewReader(state);
+    let sender = reader.read_account(&StateKey::Account(request.from))?;
+    let tx_env = TxEnv {
+        caller: evm_address(&request.from),
+        gas_limit: request.gas_limit,
+        gas_price: u128::from(ctx.gas.base_fee),
+        kind: match request.to {
+            Some(to) => TxKind::Call(evm_address(&to)),
+            None => TxKind::Create,
+        },
+        value: U256::from(request.value),
+        data: Bytes::copy_from_slice(&request.input),
+        nonce: sender.nonce,
+        chain_id: Some(ctx.chain_id.0),
+        ..TxEnv::default()
+    };
+    let mut db = StateDb::new(ctx, &mut reader, request.from, sender);
+    if request.to.is_none() {
+        db.creating = Some(create_address(&request.from, sender.nonce));
+    }
+    let ran = match run(ctx, &mut db, tx_env) {
+        Ok(ran) => ran,
+        Err(EvmFailure::Stopped) => return Err(db.take_stop()),
+        Err(EvmFailure::Invalid(reason)) => return Ok(Err(reason)),
+    };
+    let gas_used = ran.result.tx_gas_used();
+    let effect = db.finish(ran, gas_used, 0, 0, sender);
+    match effect.outcome {
+        TxOutcome::Contract(outcome) => Ok(Ok(outcome)),
+        other => unreachable!("a run gives a contract outcome, not {other:?}"),
+    }
+}
+
+/// The least gas limit with which `request` succeeds (searched between what
+/// it used and `cap`), or the outcome of its failure with `cap` gas.
+pub fn estimate_gas(
+    ctx: &BlockContext,
+    state: &dyn crate::state::StateView,
+    request: &CallRequest,
+    cap: u64,
+) -> Result<Result<u64, Result<ContractOutcome, String>>, crate::ShardError> {
+    let mut attempt = request.clone();
+    let mut run_with = |gas_limit: u64| {
+        attempt.gas_limit = gas_limit;
+        call(ctx, state, &attempt)
+    };
+    let first = run_with(cap)?;
+    let used = match &first {
+        Ok(outcome) if outcome.status == ContractStatus::Success => outcome.gas_used,
+        _ => return Ok(Err(first)),
+    };
+    // Refunds and the 63/64 rule mean a run may need more than it used.
+    let (mut low, mut high) = (used.saturating_sub(1), cap);
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        match run_with(mid)? {
+            Ok(outcome) if outcome.status == ContractStatus::Success => high = mid,
+            _ => low = mid,
+        }
+    }
+    Ok(Ok(high))
+}
+
+/// Reads a committed state view (a read-only call at the head).
+struct ViewReader<'a>(&'a dyn crate::state::StateView);
+
+impl TxReader for ViewReader<'_> {
+    type Stop = crate::ShardError;
+
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, crate::ShardError> {
+        self.0.get(key)
+    }
 }
 
 /// Runs the code at `to` for a native transfer of `amount` that reached it:
@@ -479,10 +580,16 @@ impl<'a, R: TxReader> StateDb<'a, R> {
         let (mut status, logs, output, created) = match result {
             ExecutionResult::Success { logs, output, .. } => {
                 let created = output.address().map(|a| Address(a.into_array()));
+                // A creation returns the new code, which the state holds:
+                // the outcome keeps only the address.
+                let data = match created {
+                    Some(_) => Vec::new(),
+                    None => output.into_data().to_vec(),
+                };
                 (
                     ContractStatus::Success,
                     logs.iter().map(log).collect(),
-                    output.into_data().to_vec(),
+                    data,
                     created,
                 )
             }

@@ -1,0 +1,221 @@
+//! The contract queries of the API: a read-only call at the head, a gas
+//! estimate, and code and storage reads. Calls run on the blocking pool,
+//! a few at a time (each may run up to the transaction gas cap).
+
+use super::error::{self, error, internal, invalid_params};
+use super::server::{contract_outcome, tracked};
+use super::types::{CallArgs, Outcome};
+use crate::service::{NodeView, Shared};
+use atoll_primitives::{Address, ShardMap, StateKey, StateValue};
+use atoll_shard::execution::evm::{self, CallRequest, CodeCache, MAX_TX_GAS};
+use atoll_shard::execution::BlockContext;
+use jsonrpsee::core::RpcResult;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Calls and estimates run at once; more are refused with `BUSY`.
+pub const MAX_CONCURRENT_CALLS: usize = 4;
+
+/// Largest call data or creation code a call may carry (a block's size
+/// bounds what a transaction could carry anyway).
+const MAX_CALL_INPUT: usize = 128 * 1024;
+
+/// Runs the contract queries of one node.
+#[derive(Clone)]
+pub struct Contracts {
+    node: NodeView,
+    running: Arc<Semaphore>,
+}
+
+impl Contracts {
+    pub fn new(node: NodeView) -> Contracts {
+        Contracts {
+            node,
+            running: Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS)),
+        }
+    }
+
+    /// `atoll_call`: runs `args` at the head of the callee's shard.
+    pub async fn call(&self, args: CallArgs) -> RpcResult<Outcome> {
+        let (shard, request) = self.request(&args, MAX_TX_GAS)?;
+        let _permit = self.permit()?;
+        let ctx = context(&shard);
+        let result = tokio::task::spawn_blocking(move || evm::call(&ctx, &*shard.state, &request))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        match result {
+            Ok(outcome) => {
+                // Nothing is charged for a call: drop what the message says
+                // a transaction would have paid.
+                let mut shown = contract_outcome(&outcome);
+                shown.message = shown.message.map(|m| match m.rsplit_once("; ") {
+                    Some((what, _)) => what.to_string(),
+                    None => m,
+                });
+                Ok(shown)
+            }
+            Err(reason) => Err(error(
+                error::INVALID_TRANSACTION,
+                format!("invalid call: {reason}"),
+            )),
+        }
+    }
+
+    /// `atoll_estimateGas`: the least gas limit with which `args` succeeds.
+    pub async fn estimate_gas(&self, args: CallArgs) -> RpcResult<u64> {
+        let (shard, request) = self.request(&args, MAX_TX_GAS)?;
+        let cap = request.gas_limit;
+        let _permit = self.permit()?;
+        let ctx = context(&shard);
+        let result = tokio::task::spawn_blocking(move || {
+            evm::estimate_gas(&ctx, &*shard.state, &request, cap)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        match result {
+            Ok(gas) => Ok(gas),
+            Err(Ok(outcome)) => {
+                let shown = contract_outcome(&outcome);
+                Err(error(
+                    error::CALL_FAILED,
+                    format!(
+                        "it fails with {cap} gas: {}",
+                        shown.message.unwrap_or_else(|| "it did not succeed".into())
+                    ),
+                ))
+            }
+            Err(Err(reason)) => Err(error(
+                error::INVALID_TRANSACTION,
+                format!("invalid call: {reason}"),
+            )),
+        }
+    }
+
+    /// `atoll_getCode`: the code at `address` (`0x` if none).
+    pub fn code(&self, address: &str) -> RpcResult<String> {
+        let address: Address = address.parse().map_err(invalid_params)?;
+        let shard = self.node.shard_of(&address);
+        tracked(shard)?;
+        let hash = match state_value(&shard, &StateKey::CodeHash(address))? {
+            Some(StateValue::CodeHash(hash)) => hash,
+            _ => return Ok("0x".into()),
+        };
+        match state_value(&shard, &StateKey::Code(hash))? {
+            Some(StateValue::Code(code)) => Ok(format!("0x{}", hex::encode(code))),
+            _ => Err(internal(format!("code {hash} is missing from the state"))),
+        }
+    }
+
+    /// `atoll_getStorageAt`: the 32-byte word in `slot` of `address`.
+    pub fn storage(&self, address: &str, slot: &str) -> RpcResult<String> {
+        let address: Address = address.parse().map_err(invalid_params)?;
+        let slot = word(slot).map_err(invalid_params)?;
+        let shard = self.node.shard_of(&address);
+        tracked(shard)?;
+        let value = match state_value(&shard, &StateKey::Slot(address, slot))? {
+            Some(StateValue::Slot(value)) => value,
+            _ => [0; 32],
+        };
+        Ok(format!("0x{}", hex::encode(value)))
+    }
+
+    fn permit(&self) -> RpcResult<tokio::sync::SemaphorePermit<'_>> {
+        self.running.try_acquire().map_err(|_| {
+            error(
+                error::BUSY,
+                format!("{MAX_CONCURRENT_CALLS} calls are already running; retry shortly"),
+            )
+        })
+    }
+
+    /// The shard that runs `args` and the request, checked.
+    fn request(&self, args: &CallArgs, cap: u64) -> RpcResult<(Arc<Shared>, CallRequest)> {
+        let parse = |field: &str, text: &Option<String>| -> RpcResult<Option<Address>> {
+            text.as_deref()
+                .map(|t| {
+                    t.parse()
+                        .map_err(|e| invalid_params(format!("{field}: {e}")))
+                })
+                .transpose()
+        };
+        let from = parse("from", &args.from)?.unwrap_or(Address([0; 20]));
+        let to = parse("to", &args.to)?;
+        let value = match &args.value {
+            None => 0,
+            Some(text) => text.parse().map_err(|_| {
+                invalid_params(format!("value: {text:?} is not a whole number below 2^128"))
+            })?,
+        };
+        let input = match &args.data {
+            None => Vec::new(),
+            Some(text) => hex::decode(text.strip_prefix("0x").unwrap_or(text))
+                .map_err(|e| invalid_params(format!("data: {e}")))?,
+        };
+        if input.len() > MAX_CALL_INPUT {
+            return Err(invalid_params(format!(
+                "data: {} bytes is more than the {MAX_CALL_INPUT} a call may carry",
+                input.len()
+            )));
+        }
+        let shard = Arc::clone(self.node.shard_of(to.as_ref().unwrap_or(&from)));
+        tracked(&shard)?;
+        let cap = cap.min(shard.gas.block_gas_limit);
+        let gas_limit = args.gas.unwrap_or(cap);
+        if gas_limit > cap {
+            return Err(invalid_params(format!(
+                "gas: {gas_limit} is above the most a transaction may use ({cap})"
+            )));
+        }
+        Ok((
+            shard,
+            CallRequest {
+                from,
+                to,
+                value,
+                input,
+                gas_limit,
+            },
+        ))
+    }
+}
+
+/// The head's value of `key` on `shard`.
+fn state_value(shard: &Shared, key: &StateKey) -> RpcResult<Option<StateValue>> {
+    use atoll_shard::state::StateView;
+    shard.state.get(key).map_err(internal)
+}
+
+/// The context of the block after `shard`'s head, as a call sees it.
+fn context(shard: &Shared) -> BlockContext {
+    let head = Arc::clone(&shard.heads.borrow().head);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let map: Arc<ShardMap> = Arc::clone(&shard.head_map.read());
+    BlockContext {
+        chain_id: shard.chain_id,
+        shard: shard.shard,
+        height: head.height + 1,
+        timestamp_ms: now.max(head.timestamp_ms),
+        map,
+        outbox: BTreeMap::new(),
+        gas: shard.gas,
+        parent_hash: head.hash(),
+        codes: CodeCache::default(),
+    }
+}
+
+/// A 32-byte word from hex (`0x` optional, fewer digits left-padded).
+fn word(text: &str) -> Result<[u8; 32], String> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 64 {
+        return Err(format!("slot: {text:?} is not 1 to 64 hex digits"));
+    }
+    let padded = format!("{digits:0>64}");
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(&padded, &mut out).map_err(|e| format!("slot: {text:?}: {e}"))?;
+    Ok(out)
+}
