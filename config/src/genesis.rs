@@ -340,7 +340,10 @@ mod tests {
         let genesis = Genesis::from_json(&file.to_string()).expect("valid genesis");
         assert_eq!(genesis.gas.block_gas_limit, 50_000_000);
         assert_eq!(genesis.gas.base_fee, 7);
-        assert_eq!(Genesis::from_json(&genesis.to_json()).unwrap(), genesis);
+        assert_eq!(
+            Genesis::from_json(&genesis.to_json()).expect("round trip"),
+            genesis
+        );
         for (field, value) in [
             ("block_gas_limit", 1_000u64),
             ("block_gas_limit", MAX_BLOCK_GAS_LIMIT + 1),
@@ -349,7 +352,7 @@ mod tests {
             let mut file = valid();
             file[field] = value.into();
             let err = Genesis::from_json(&file.to_string())
-                .unwrap_err()
+                .expect_err("refused")
                 .to_string();
             assert!(err.contains(field), "{err}");
         }

@@ -150,12 +150,9 @@ mod tests {
     #[test]
     fn create_addresses_are_ethereum_s() {
         // The first contract the well-known Hardhat account 0 deploys.
-        let sender = Address(
-            hex::decode("f39fd6e51aad88f6f4ce6ab8827279cfffb92266")
-                .unwrap()
-                .try_into()
-                .unwrap(),
-        );
+        let mut sender = Address([0; 20]);
+        hex::decode_to_slice("f39fd6e51aad88f6f4ce6ab8827279cfffb92266", &mut sender.0)
+            .expect("20 bytes of hex");
         assert_eq!(
             hex::encode(create_address(&sender, 0).0),
             "5fbdb2315678afecb367f032d93f642f64180aa3"

@@ -260,11 +260,11 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A genesis, the context of the block after it, and that block.
+type Generated = (Vec<(StateKey, StateValue)>, BlockContext, Vec<PreparedTx>);
+
 /// The genesis, the block's context and the block for `args.workload`.
-fn generate(
-    args: &ExecuteArgs,
-    progress: &dyn Fn(&str),
-) -> anyhow::Result<(Vec<(StateKey, StateValue)>, BlockContext, Vec<PreparedTx>)> {
+fn generate(args: &ExecuteArgs, progress: &dyn Fn(&str)) -> anyhow::Result<Generated> {
     let keys = dev_keys(1, args.accounts);
     let mut rng = StdRng::seed_from_u64(2);
     let defi = match args.workload {

@@ -99,11 +99,11 @@ impl Contracts {
         let address: Address = address.parse().map_err(invalid_params)?;
         let shard = self.node.shard_of(&address);
         tracked(shard)?;
-        let hash = match state_value(&shard, &StateKey::CodeHash(address))? {
+        let hash = match state_value(shard, &StateKey::CodeHash(address))? {
             Some(StateValue::CodeHash(hash)) => hash,
             _ => return Ok("0x".into()),
         };
-        match state_value(&shard, &StateKey::Code(hash))? {
+        match state_value(shard, &StateKey::Code(hash))? {
             Some(StateValue::Code(code)) => Ok(format!("0x{}", hex::encode(code))),
             _ => Err(internal(format!("code {hash} is missing from the state"))),
         }
@@ -115,7 +115,7 @@ impl Contracts {
         let slot = word(slot).map_err(invalid_params)?;
         let shard = self.node.shard_of(&address);
         tracked(shard)?;
-        let value = match state_value(&shard, &StateKey::Slot(address, slot))? {
+        let value = match state_value(shard, &StateKey::Slot(address, slot))? {
             Some(StateValue::Slot(value)) => value,
             _ => [0; 32],
         };

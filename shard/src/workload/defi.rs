@@ -43,7 +43,7 @@ pub enum SetupError {
         /// What it was.
         what: String,
         /// Its outcome.
-        outcome: TxOutcome,
+        outcome: Box<TxOutcome>,
     },
 }
 
@@ -232,7 +232,7 @@ impl DefiState {
         match output.outcomes.into_iter().find(|o| !o.is_success()) {
             Some(outcome) => Err(SetupError::Failed {
                 what: what.to_string(),
-                outcome,
+                outcome: Box::new(outcome),
             }),
             None => Ok(()),
         }
