@@ -46,16 +46,7 @@ impl Contracts {
             .map_err(internal)?
             .map_err(internal)?;
         match result {
-            Ok(outcome) => {
-                // Nothing is charged for a call: drop what the message says
-                // a transaction would have paid.
-                let mut shown = contract_outcome(&outcome);
-                shown.message = shown.message.map(|m| match m.rsplit_once("; ") {
-                    Some((what, _)) => what.to_string(),
-                    None => m,
-                });
-                Ok(shown)
-            }
+            Ok(outcome) => Ok(uncharged(&outcome)),
             Err(reason) => Err(error(
                 error::INVALID_TRANSACTION,
                 format!("invalid call: {reason}"),
@@ -78,7 +69,7 @@ impl Contracts {
         match result {
             Ok(gas) => Ok(gas),
             Err(Ok(outcome)) => {
-                let shown = contract_outcome(&outcome);
+                let shown = uncharged(&outcome);
                 Err(error(
                     error::CALL_FAILED,
                     format!(
@@ -180,6 +171,17 @@ impl Contracts {
             },
         ))
     }
+}
+
+/// The API's view of a call's outcome. Nothing is charged for a call, so
+/// the message leaves out what a transaction would have paid.
+fn uncharged(outcome: &atoll_primitives::ContractOutcome) -> Outcome {
+    let mut shown = contract_outcome(outcome);
+    shown.message = shown.message.map(|m| match m.rsplit_once("; ") {
+        Some((what, _)) => what.to_string(),
+        None => m,
+    });
+    shown
 }
 
 /// The head's value of `key` on `shard`.

@@ -5,6 +5,7 @@
 mod abuse;
 mod cli;
 mod committees;
+mod contracts;
 mod crash;
 mod faults;
 mod harness;
