@@ -25,6 +25,7 @@ pub mod dev;
 pub mod home;
 mod keyfile;
 pub mod load;
+mod load_erc20;
 pub mod localnet;
 pub mod metrics;
 pub mod rpc;

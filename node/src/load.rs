@@ -64,9 +64,22 @@ pub struct LoadArgs {
     /// Seconds to wait, after the last batch, for transactions to become final.
     #[arg(long, default_value_t = 30)]
     settle: u64,
+    /// What to send: native `transfers`, or `erc20` transfers of a token
+    /// that dev account 0 deploys and hands out first (one-shard chains).
+    #[arg(long, value_enum, default_value_t = LoadWorkload::Transfers)]
+    workload: LoadWorkload,
     /// Print one JSON object with the results instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// What `atoll load` sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadWorkload {
+    /// Native transfers of 1.
+    Transfers,
+    /// ERC-20 `transfer` calls of 1 token.
+    Erc20,
 }
 
 /// The results (`--json` prints them as one object).
@@ -201,6 +214,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .into_par_iter()
         .map(|i| dev_key(DEV_SEED, i))
         .collect();
+    let token = match args.workload {
+        LoadWorkload::Transfers => None,
+        LoadWorkload::Erc20 => {
+            if shard_count > 1 || args.cross_shard_ratio > 0.0 {
+                bail!("--workload erc20 needs a one-shard chain and no --cross-shard-ratio (cross-shard contract calls do not exist yet)");
+            }
+            Some(crate::load_erc20::set_up(routes.client(0), chain_id, &keys, progress_out).await?)
+        }
+    };
     let nonces = account_nonces(&routes, &layout, &keys).await?;
     let shard_of_tx: Arc<Vec<u16>> = Arc::new(
         (0..total)
@@ -211,6 +233,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         chain_id,
         layout,
         cross_shard_ratio: args.cross_shard_ratio,
+        token,
     };
     let (hexes, (hashes, cross)) = sign_all(&plan, &keys, &nonces, total);
     let tracker = Arc::new(Mutex::new(Tracker {
@@ -393,6 +416,8 @@ struct Plan {
     chain_id: ChainId,
     layout: ShardLayout,
     cross_shard_ratio: f64,
+    /// `Some`: ERC-20 transfers of this token instead of native transfers.
+    token: Option<atoll_primitives::Address>,
 }
 
 /// Signs `total` transfers: sender `k % accounts` with consecutive nonces;
@@ -450,9 +475,12 @@ fn sign_all(
                 sender: keys[sender].public(),
                 nonce: nonces[sender] + (k / accounts) as u64,
                 fee: 1,
-                action: Action::Transfer {
-                    to: keys[to].address(),
-                    amount: 1,
+                action: match plan.token {
+                    None => Action::Transfer {
+                        to: keys[to].address(),
+                        amount: 1,
+                    },
+                    Some(token) => crate::load_erc20::transfer_action(token, keys[to].address(), 1),
                 },
             };
             let signed = body.sign(&keys[sender]);

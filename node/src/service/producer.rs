@@ -33,7 +33,8 @@ pub fn run(shared: &Shared, mut chain: ShardChain, config: &BlockConfig) {
     // transactions arrived since the last one. (Counting new arrivals, not
     // the pool's size, keeps a pool full of not-yet-ready transactions from
     // spinning out empty blocks.)
-    let mut last_full = false;
+    // How many transactions the last block took if it was full.
+    let mut last_full: Option<usize> = None;
     let mut pool_after_last: usize = 0;
     // Receipts from other shards get a block sooner than the interval, but
     // not sooner than this after the last block: a credit then lands about
@@ -49,7 +50,8 @@ pub fn run(shared: &Shared, mut chain: ShardChain, config: &BlockConfig) {
         {
             let mut pool = shared.mempool.lock();
             let early = |len: usize| {
-                (last_full && len >= max) || len >= pool_after_last.saturating_add(max)
+                last_full.is_some_and(|taken| len >= taken.clamp(1, max))
+                    || len >= pool_after_last.saturating_add(max)
             };
             loop {
                 let now = Instant::now();
@@ -97,8 +99,13 @@ pub fn run(shared: &Shared, mut chain: ShardChain, config: &BlockConfig) {
     }
 }
 
-/// Builds, commits and announces one block. Returns whether it was full.
-fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> anyhow::Result<bool> {
+/// Builds, commits and announces one block. Returns how many transactions
+/// it took if it was full (by count or by gas).
+fn produce(
+    shared: &Shared,
+    chain: &mut ShardChain,
+    config: &BlockConfig,
+) -> anyhow::Result<Option<usize>> {
     let started = Instant::now();
     let max_txs = config.max_transactions.get();
     // Receipts first, then the epoch: the relay holds only receipts of
@@ -155,7 +162,15 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
             })
             .collect()
     };
-    let full = txs.len() >= max_txs;
+    // Full by count, or by gas: a block of contract transactions is full
+    // once the gas limits left no room for another (within a tenth).
+    let gas: u64 = txs
+        .iter()
+        .filter_map(|tx| tx.tx().signed.tx.action.gas_limit())
+        .sum();
+    let gas_limit = chain.gas_rules().block_gas_limit;
+    let full = txs.len() >= max_txs || gas >= gas_limit - gas_limit / 10;
+    let count = txs.len();
     let txs = if blocked.is_empty() {
         txs
     } else {
@@ -173,7 +188,7 @@ fn produce(shared: &Shared, chain: &mut ShardChain, config: &BlockConfig) -> any
     finish(shared, chain, &produced, credited, &moved_away, started);
     // The coordinator makes it final. If it is gone the node is stopping.
     let _ = shared.committed.send(Committed::from(produced));
-    Ok(full)
+    Ok(full.then_some(count))
 }
 
 /// What follows a block's commit, wherever its contents came from: the
