@@ -6,9 +6,13 @@
 //!
 //! Replay a failing run with `ATOLL_CRASH_SEED=<seed>`.
 
-use atoll_primitives::{Account, Action, ChainId, KeyPair, ShardId, ShardLayout, Transaction};
+use atoll_primitives::{
+    Account, Action, Address, ChainId, KeyPair, ShardId, ShardLayout, StateKey, StateValue,
+    Transaction,
+};
+use atoll_shard::contracts::{call_data, create_address, Contract, Word};
 use atoll_shard::execution::PreparedTx;
-use atoll_shard::workload::{dev_keys, genesis_accounts};
+use atoll_shard::workload::{dev_keys, DefiState};
 use atoll_shard::ShardChain;
 use atoll_storage::StoreIdentity;
 use rand::rngs::StdRng;
@@ -39,8 +43,22 @@ fn keys() -> Vec<KeyPair> {
         .collect()
 }
 
+/// The genesis: the keys funded, and a `Probe` contract (deployed by the
+/// first key whose contract address falls on shard 0), so blocks also
+/// write contract storage and create contracts with code.
+fn genesis(keys: &[KeyPair]) -> (Vec<(StateKey, StateValue)>, Address) {
+    let mut defi = DefiState::new(IDENTITY.chain_id, keys.to_vec());
+    let deployer = (0..keys.len())
+        .find(|i| layout().shard_of(&create_address(&keys[*i].address(), 0)) == ShardId(0))
+        .expect("some key's first contract lands on shard 0");
+    let probe = defi
+        .deploy(deployer, Contract::Probe.init_code(&[]))
+        .expect("the probe deploys");
+    (defi.entries(), probe)
+}
+
 fn open(dir: &Path, keys: &[KeyPair]) -> ShardChain {
-    let genesis = genesis_accounts(keys, 1_000_000);
+    let (genesis, _) = genesis(keys);
     ShardChain::open(
         dir,
         IDENTITY,
@@ -58,6 +76,7 @@ fn next_block(
     keys: &[KeyPair],
     other_shard: &[atoll_primitives::Address],
 ) -> Vec<PreparedTx> {
+    let probe = genesis(keys).1;
     let height = chain.head().height + 1;
     let mut rng = StdRng::seed_from_u64(height);
     let mut nonces: Vec<u64> = keys
@@ -78,15 +97,32 @@ fn next_block(
             } else {
                 keys[rng.gen_range(0..keys.len())].address()
             };
+            // A quarter are contract calls: a storage write, or a contract
+            // created with its code and a slot.
+            let action = match rng.gen_range(0..8) {
+                0 => Action::Call {
+                    to: probe,
+                    value: 0,
+                    input: call_data("bump()", &[]),
+                    gas_limit: 100_000,
+                },
+                1 => Action::Call {
+                    to: probe,
+                    value: 0,
+                    input: call_data("create(uint256)", &[Word::uint(rng.gen_range(1..9))]),
+                    gas_limit: 300_000,
+                },
+                _ => Action::Transfer {
+                    to,
+                    amount: rng.gen_range(1..50),
+                },
+            };
             let tx = Transaction {
                 chain_id: IDENTITY.chain_id,
                 sender: keys[from].public(),
                 nonce: nonces[from],
                 fee: 1,
-                action: Action::Transfer {
-                    to,
-                    amount: rng.gen_range(1..50),
-                },
+                action,
             };
             nonces[from] += 1;
             PreparedTx::new(tx.sign(&keys[from]))
@@ -207,5 +243,21 @@ fn sigkill_at_random_moments_never_loses_or_tears_a_block() {
         last_height > 0,
         "seed {seed}: the child never committed a block"
     );
-    eprintln!("crash test: {kills} kills, reached height {last_height}");
+    // The blocks did write contract state: the probe's counter, and
+    // contracts it created (code and slots).
+    let probe = genesis(&keys).1;
+    let state: Vec<_> = reference
+        .store()
+        .state_entries()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(state
+        .iter()
+        .any(|(key, _)| matches!(key, StateKey::Slot(a, _) if *a == probe)));
+    let codes = state
+        .iter()
+        .filter(|(key, _)| matches!(key, StateKey::CodeHash(_)))
+        .count();
+    assert!(codes > 1, "seed {seed}: no contract was created");
+    eprintln!("crash test: {kills} kills, reached height {last_height}, {codes} contracts");
 }
