@@ -450,7 +450,7 @@ struct StateDb<'a, R: TxReader> {
     reader: &'a mut R,
     sender: Address,
     shown_sender: Account,
-    loaded: HashMap<Address, Loaded>,
+    loaded: HashMap<Address, Loaded, ahash::RandomState>,
     /// The address a creation transaction creates: shown to revm as empty
     /// even on another shard, so the creation runs and then ends
     /// `OtherShard` (paying for its gas) rather than colliding with the
@@ -471,7 +471,7 @@ impl<'a, R: TxReader> StateDb<'a, R> {
             reader,
             sender,
             shown_sender,
-            loaded: HashMap::new(),
+            loaded: HashMap::default(),
             creating: None,
             stop: None,
         }

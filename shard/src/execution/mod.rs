@@ -267,7 +267,12 @@ impl Executor {
             };
             return Ok((output, stats));
         }
-        if self.use_declared_keys {
+        // A contract action declares only its sender, so a block holding one
+        // would leave the declared path at its first undeclared read.
+        let all_declare = txs
+            .iter()
+            .all(|tx| tx.signed.tx.action.gas_limit().is_none());
+        if self.use_declared_keys && all_declare {
             if let Some(result) = self.execute_declared(ctx, txs, state)? {
                 return Ok(result);
             }
