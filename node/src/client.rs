@@ -201,16 +201,20 @@ pub async fn tx_status(hash: String, rpc: &RpcArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `atoll tx transfer`.
-pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
-    let key = keyfile::read(&args.key)?;
-    let client = connect(&args.rpc.rpc)?;
+/// What sending a transaction from `key` needs from the node: a client,
+/// the chain id, and the nonce to use (`nonce`, or the account's next).
+pub(crate) async fn sending(
+    rpc: &RpcArgs,
+    key: &atoll_primitives::KeyPair,
+    nonce: Option<u64>,
+) -> anyhow::Result<(HttpClient, ChainId, u64)> {
+    let client = connect(&rpc.rpc)?;
     let status = client
         .status()
         .await
         .map_err(call_error)
-        .with_context(|| format!("cannot reach the node at {}", args.rpc.rpc))?;
-    let nonce = match args.nonce {
+        .with_context(|| format!("cannot reach the node at {}", rpc.rpc))?;
+    let nonce = match nonce {
         Some(nonce) => nonce,
         None => {
             client
@@ -220,8 +224,15 @@ pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
                 .nonce
         }
     };
+    Ok((client, ChainId(status.chain_id), nonce))
+}
+
+/// Runs `atoll tx transfer`.
+pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
+    let key = keyfile::read(&args.key)?;
+    let (client, chain_id, nonce) = sending(&args.rpc, &key, args.nonce).await?;
     let body = Transaction {
-        chain_id: ChainId(status.chain_id),
+        chain_id,
         sender: key.public(),
         nonce,
         fee: args.fee,

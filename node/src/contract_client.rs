@@ -1,13 +1,13 @@
 //! The contract commands of the client: `atoll tx deploy`, `atoll tx call`
 //! and the read-only `atoll call`.
 
-use crate::client::{call_error, connect, RpcArgs};
+use crate::client::{call_error, connect, sending, RpcArgs};
 use crate::keyfile;
 use crate::rpc::api::AtollApiClient;
-use crate::rpc::types::{BlockRef, CallArgs, WaitUntil};
+use crate::rpc::types::{CallArgs, WaitUntil};
 use anyhow::Context;
 use atoll_primitives::gas::DEFAULT_BASE_FEE;
-use atoll_primitives::{Action, Address, ChainId, Transaction};
+use atoll_primitives::{Action, Address, Transaction};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -112,22 +112,7 @@ pub async fn call_tx(args: CallTxArgs) -> anyhow::Result<()> {
 /// unless told not to, and prints its status with the outcome.
 async fn send(args: SendArgs, to: Option<Address>, input: Vec<u8>) -> anyhow::Result<()> {
     let key = keyfile::read(&args.key)?;
-    let client = connect(&args.rpc.rpc)?;
-    let status = client
-        .status()
-        .await
-        .map_err(call_error)
-        .with_context(|| format!("cannot reach the node at {}", args.rpc.rpc))?;
-    let nonce = match args.nonce {
-        Some(nonce) => nonce,
-        None => {
-            client
-                .get_account(key.address().to_string(), Some(BlockRef::Latest))
-                .await
-                .map_err(call_error)?
-                .nonce
-        }
-    };
+    let (client, chain_id, nonce) = sending(&args.rpc, &key, args.nonce).await?;
     let gas_limit = match args.gas {
         Some(gas) => gas,
         None => {
@@ -159,7 +144,7 @@ async fn send(args: SendArgs, to: Option<Address>, input: Vec<u8>) -> anyhow::Re
         },
     };
     let signed = Transaction {
-        chain_id: ChainId(status.chain_id),
+        chain_id,
         sender: key.public(),
         nonce,
         fee: args.gas_price,

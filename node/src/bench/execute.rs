@@ -6,15 +6,13 @@
 //! reported, so the ratios come from the same conditions.
 
 use anyhow::{bail, Context};
-use atoll_primitives::{ChainId, ShardId, ShardLayout, StateKey, StateValue, TxOutcome};
+use atoll_primitives::{ChainId, StateKey, StateValue, TxOutcome};
 use atoll_shard::execution::{
     sequential, BlockContext, BlockOutput, ExecutionPath, Executor, PreparedTx,
 };
 use atoll_shard::signatures::{find_bad_signatures, find_bad_signatures_one_by_one};
 use atoll_shard::state::StateTree;
 use atoll_shard::workload::{dev_keys, genesis_accounts, transfer_block, DefiState};
-use atoll_shard::ShardChain;
-use atoll_storage::StoreIdentity;
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -126,18 +124,7 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     let (genesis, ctx, txs) = generate(args, &progress)?;
 
     let dir = tempfile::tempdir().context("creating a temporary directory for the bench store")?;
-    let identity = StoreIdentity {
-        chain_id: CHAIN,
-        shard: ShardId(0),
-    };
-    let chain = ShardChain::open(
-        dir.path(),
-        identity,
-        ShardLayout::single(),
-        &genesis,
-        threads,
-    )
-    .context("opening the bench shard store")?;
+    let chain = super::bench_shard(dir.path(), CHAIN, &genesis, threads)?;
     let store = chain.store();
     let tree = StateTree::from_entries(genesis.iter().cloned());
     // Every parallel stage runs on the executor's pool, as in the node.

@@ -3,9 +3,7 @@
 //! open and checks the root against its head; this measures that.
 
 use anyhow::Context;
-use atoll_primitives::{Account, Address, ChainId, ShardId, ShardLayout, StateKey, StateValue};
-use atoll_shard::ShardChain;
-use atoll_storage::StoreIdentity;
+use atoll_primitives::{Account, Address, ChainId, StateKey, StateValue};
 use clap::Args;
 use std::num::NonZeroUsize;
 use std::time::Instant;
@@ -29,10 +27,6 @@ pub fn run(args: &OpenArgs) -> anyhow::Result<()> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
     let dir = tempfile::tempdir().context("creating a temporary directory for the bench store")?;
-    let identity = StoreIdentity {
-        chain_id: ChainId(1),
-        shard: ShardId(0),
-    };
     eprintln!("generating {} slots…", args.slots);
     let contract = |i: u64| {
         let mut address = [0xc0; 20];
@@ -59,21 +53,13 @@ pub fn run(args: &OpenArgs) -> anyhow::Result<()> {
         ));
     }
     let started = Instant::now();
-    let chain = ShardChain::open(
-        dir.path(),
-        identity,
-        ShardLayout::single(),
-        &genesis,
-        threads,
-    )
-    .context("creating the bench shard")?;
+    let chain = super::bench_shard(dir.path(), ChainId(1), &genesis, threads)?;
     let created = started.elapsed();
     let root = chain.head().state_root;
     drop(chain);
     drop(genesis);
     let started = Instant::now();
-    let chain = ShardChain::open(dir.path(), identity, ShardLayout::single(), &[], threads)
-        .context("reopening the bench shard")?;
+    let chain = super::bench_shard(dir.path(), ChainId(1), &[], threads)?;
     let reopened = started.elapsed();
     anyhow::ensure!(chain.head().state_root == root, "the reopened root differs");
     let entries = u64::try_from(chain.store().state_entries().count())?;

@@ -38,7 +38,7 @@ impl Contracts {
 
     /// `atoll_call`: runs `args` at the head of the callee's shard.
     pub async fn call(&self, args: CallArgs) -> RpcResult<Outcome> {
-        let (shard, request) = self.request(&args, MAX_TX_GAS)?;
+        let (shard, request) = self.request(&args)?;
         let _permit = self.permit()?;
         let ctx = context(&shard);
         let result = tokio::task::spawn_blocking(move || evm::call(&ctx, &*shard.state, &request))
@@ -56,7 +56,7 @@ impl Contracts {
 
     /// `atoll_estimateGas`: the least gas limit with which `args` succeeds.
     pub async fn estimate_gas(&self, args: CallArgs) -> RpcResult<u64> {
-        let (shard, request) = self.request(&args, MAX_TX_GAS)?;
+        let (shard, request) = self.request(&args)?;
         let cap = request.gas_limit;
         let _permit = self.permit()?;
         let ctx = context(&shard);
@@ -123,7 +123,7 @@ impl Contracts {
     }
 
     /// The shard that runs `args` and the request, checked.
-    fn request(&self, args: &CallArgs, cap: u64) -> RpcResult<(Arc<Shared>, CallRequest)> {
+    fn request(&self, args: &CallArgs) -> RpcResult<(Arc<Shared>, CallRequest)> {
         let parse = |field: &str, text: &Option<String>| -> RpcResult<Option<Address>> {
             text.as_deref()
                 .map(|t| {
@@ -153,7 +153,7 @@ impl Contracts {
         }
         let shard = Arc::clone(self.node.shard_of(to.as_ref().unwrap_or(&from)));
         tracked(&shard)?;
-        let cap = cap.min(shard.gas.block_gas_limit);
+        let cap = MAX_TX_GAS.min(shard.gas.block_gas_limit);
         let gas_limit = args.gas.unwrap_or(cap);
         if gas_limit > cap {
             return Err(invalid_params(format!(

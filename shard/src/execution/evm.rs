@@ -400,9 +400,17 @@ fn run<R: TxReader>(
         prevrandao: Some(B256::from(ctx.parent_hash.0)),
         ..BlockEnv::default()
     };
-    let mut cfg = CfgEnv::new_with_spec(SPEC);
+    // The spec's gas table is built once, not per transaction (cloning
+    // shares it).
+    static BASE: std::sync::OnceLock<CfgEnv> = std::sync::OnceLock::new();
+    let mut cfg = BASE
+        .get_or_init(|| {
+            let mut cfg = CfgEnv::new_with_spec(SPEC);
+            cfg.disable_fee_charge = true;
+            cfg
+        })
+        .clone();
     cfg.chain_id = ctx.chain_id.0;
-    cfg.disable_fee_charge = true;
     let mut evm = Context::mainnet()
         .with_db(db)
         .with_block(block)

@@ -340,10 +340,7 @@ fn value_reaches_code_by_call_and_by_plain_transfer() {
             amount: 300,
         },
     );
-    let output = defi.execute(&[tx]).unwrap();
-    let TxOutcome::Contract(outcome) = &output.outcomes[0] else {
-        panic!("{:?}", output.outcomes[0]);
-    };
+    let (outcome, _) = run_one(&mut defi, tx);
     assert_eq!(outcome.status, ContractStatus::OutOfGas);
     assert_eq!(
         native(&defi, 1).balance,
@@ -361,14 +358,8 @@ fn value_reaches_code_by_call_and_by_plain_transfer() {
             amount: 300,
         },
     );
-    let output = defi.execute(&[tx]).unwrap();
-    assert!(matches!(
-        &output.outcomes[0],
-        TxOutcome::Contract(ContractOutcome {
-            status: ContractStatus::Revert,
-            ..
-        })
-    ));
+    let (outcome, _) = run_one(&mut defi, tx);
+    assert_eq!(outcome.status, ContractStatus::Revert);
     assert_eq!(native(&defi, 1).balance, before.balance - 1);
 
     // A call to an account without code just moves the value.
