@@ -36,7 +36,8 @@ pub struct ProducedBlock {
     pub output: BlockOutput,
     /// Executor counters.
     pub stats: ExecutionStats,
-    /// Transactions left out: bad signature, repeated, or already in the chain.
+    /// Transactions left out: bad signature, repeated, already in the chain,
+    /// or past the block gas limit.
     pub rejected: usize,
 }
 
@@ -269,7 +270,7 @@ impl ShardChain {
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
         let offered = txs.len();
-        let kept = self.within_gas_limit(self.drop_known(txs)?);
+        let kept = self.drop_known(txs)?;
         let kept = self.drop_bad_signatures(kept);
         let rejected = offered - kept.len();
         self.execute_and_commit(kept, Vec::new(), rejected, timestamp_ms)
@@ -315,7 +316,7 @@ impl ShardChain {
             .into_iter()
             .filter(|tx| tx.signed.tx.chain_id == chain_id)
             .collect();
-        let kept = self.within_gas_limit(self.drop_known(txs)?);
+        let kept = self.drop_known(txs)?;
         let kept = self.drop_bad_signatures(kept);
         let rejected = offered - kept.len();
         self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
@@ -348,7 +349,6 @@ impl ShardChain {
         self.check_incoming(&incoming, final_header)?;
         let offered = txs.len();
         let kept = self.drop_known(txs.into_iter().map(VerifiedTx::into_inner).collect())?;
-        let kept = self.within_gas_limit(kept);
         let rejected = offered - kept.len();
         self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
     }
@@ -403,6 +403,11 @@ impl ShardChain {
         rejected: usize,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
+        // Every path (produced, agreed, replayed) keeps the block within
+        // its gas limit the same way, after the other filters.
+        let offered = txs.len();
+        let txs = self.within_gas_limit(txs);
+        let rejected = rejected + (offered - txs.len());
         let timestamp_ms = timestamp_ms.max(self.head.timestamp_ms);
         let (epoch, map, map_hash) = self.next_epoch.clone();
         let mut outbox = self.outbox()?;

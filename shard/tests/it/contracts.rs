@@ -554,3 +554,47 @@ fn a_chain_with_contract_state_reopens_and_serves_blockhash() {
 }
 
 use rand::SeedableRng;
+
+#[test]
+fn a_block_holds_contract_transactions_up_to_its_gas_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = StoreIdentity {
+        chain_id: CHAIN,
+        shard: atoll_primitives::ShardId(0),
+    };
+    let mut defi = DefiState::new(CHAIN, dev_keys(12, 4));
+    let probe = probe(&mut defi);
+    let threads = NonZeroUsize::new(1).unwrap();
+    let genesis = defi.entries();
+    let mut chain = ShardChain::open(
+        dir.path(),
+        identity,
+        ShardLayout::single(),
+        &genesis,
+        threads,
+    )
+    .unwrap();
+    chain.set_gas_rules(atoll_primitives::GasRules {
+        block_gas_limit: 250_000,
+        base_fee: 1,
+    });
+    // Three calls of 100,000 gas from three senders, and a transfer: the
+    // third call does not fit; the transfer needs no gas limit.
+    let mut txs: Vec<_> = (1..4)
+        .map(|who| defi.call(who, probe, call_data("bump()", &[]), 100_000))
+        .collect();
+    txs.push(defi.sign(
+        0,
+        Action::Transfer {
+            to: defi.keys[1].address(),
+            amount: 5,
+        },
+    ));
+    let produced = chain.produce_block(txs.clone(), 1_000).unwrap();
+    assert_eq!(produced.rejected, 1);
+    assert_eq!(
+        produced.hashes,
+        vec![txs[0].hash, txs[1].hash, txs[3].hash],
+        "the call past the limit is left out"
+    );
+}
