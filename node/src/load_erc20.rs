@@ -30,6 +30,19 @@ pub fn transfer_action(token: Address, to: Address, amount: u128) -> Action {
     }
 }
 
+/// The hex of `action` signed by `key` with `nonce`, at price 1.
+fn signed_hex(chain_id: ChainId, key: &KeyPair, nonce: u64, action: Action) -> String {
+    let signed = Transaction {
+        chain_id,
+        sender: key.public(),
+        nonce,
+        fee: 1,
+        action,
+    }
+    .sign(key);
+    hex::encode(signed.encode())
+}
+
 /// Deploys the shipped ERC-20 from `keys[0]` and sends every other key
 /// [`GRANT`] tokens; returns the token once every grant is final.
 pub async fn set_up(
@@ -45,17 +58,6 @@ pub async fn set_up(
         .context("reading the deployer's nonce")?
         .nonce;
     let token = create_address(&deployer.address(), nonce);
-    let sign = |nonce: u64, action: Action| {
-        let signed = Transaction {
-            chain_id,
-            sender: deployer.public(),
-            nonce,
-            fee: 1,
-            action,
-        }
-        .sign(deployer);
-        hex::encode(signed.encode())
-    };
     if progress {
         eprintln!("Deploying an ERC-20 from dev account 0 ({token})…");
     }
@@ -66,7 +68,10 @@ pub async fn set_up(
         gas_limit: 1_000_000,
     };
     client
-        .send_transaction(sign(nonce, deploy), Some(WaitUntil::Final))
+        .send_transaction(
+            signed_hex(chain_id, deployer, nonce, deploy),
+            Some(WaitUntil::Final),
+        )
         .await
         .context("deploying the token")?;
     nonce += 1;
@@ -132,19 +137,9 @@ async fn grant(
         let mut sent = 0;
         for ((sender, recipients), nonce) in plan.iter().zip(nonces.iter_mut()) {
             for (to, amount) in recipients.iter().skip(wave * PER_WAVE).take(PER_WAVE) {
-                let key = &keys[*sender];
-                let signed = Transaction {
-                    chain_id,
-                    sender: key.public(),
-                    nonce: *nonce,
-                    fee: 1,
-                    action: transfer_action(token, keys[*to].address(), *amount),
-                }
-                .sign(key);
-                batch.insert(
-                    "atoll_sendTransaction",
-                    jsonrpsee::rpc_params![hex::encode(signed.encode())],
-                )?;
+                let action = transfer_action(token, keys[*to].address(), *amount);
+                let hex = signed_hex(chain_id, &keys[*sender], *nonce, action);
+                batch.insert("atoll_sendTransaction", jsonrpsee::rpc_params![hex])?;
                 *nonce += 1;
                 sent += 1;
             }
