@@ -282,8 +282,8 @@ pub enum ContractStatus {
         reason: String,
     },
     /// It would have changed an account that lives on another shard
-    /// (sending it value, creating a contract there): cross-shard contract
-    /// calls do not exist yet. Calls into another shard revert inside the
+    /// (sending it value by `SELFDESTRUCT`): cross-shard contract calls do
+    /// not exist yet. Calls into another shard revert inside the
     /// EVM instead (see `atoll_shard`'s EVM module).
     OtherShard {
         /// The account.

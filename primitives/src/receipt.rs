@@ -29,6 +29,17 @@ pub enum ReceiptAction {
         /// state had not reached the source yet either).
         nonce: u64,
     },
+    /// A contract was created at `account` on `shard` (its creator's),
+    /// which is not the shard `account`'s address range gives: sent to that
+    /// shard, which from then on routes `account` to `shard` and sends on
+    /// what it already held for it (value sent there before the contract
+    /// existed).
+    Placed {
+        /// The contract's address.
+        account: Address,
+        /// The shard it lives on.
+        shard: ShardId,
+    },
 }
 
 impl ReceiptAction {
@@ -37,6 +48,7 @@ impl ReceiptAction {
         match self {
             ReceiptAction::Transfer { to, .. } => *to,
             ReceiptAction::Move { account, .. } => *account,
+            ReceiptAction::Placed { account, .. } => *account,
         }
     }
 }
@@ -68,6 +80,7 @@ impl Receipt {
         match self.action {
             ReceiptAction::Transfer { amount, .. } => amount,
             ReceiptAction::Move { balance, .. } => balance,
+            ReceiptAction::Placed { .. } => 0,
         }
     }
 

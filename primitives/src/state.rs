@@ -2,7 +2,9 @@
 //!
 //! One map holds everything a shard knows: accounts (balance and nonce),
 //! which code an account runs (its code hash), code by its hash (stored
-//! once however many accounts run it) and contracts' storage slots. Each
+//! once however many accounts run it), contracts' storage slots, and where
+//! a contract lives when that is not the shard its address range gives
+//! (its placement). Each
 //! [`StateKey`] variant has exactly one [`StateValue`] variant; new kinds
 //! are appended to both enums, so existing encodings never change. A
 //! [`StateChange`] with no value deletes its key (an emptied storage slot
@@ -11,6 +13,7 @@
 use crate::crypto::Address;
 use crate::error::DecodeError;
 use crate::hash::Hash;
+use crate::shard::ShardId;
 use borsh::{BorshDeserialize, BorshSerialize};
 
 /// A key in a shard's state.
@@ -28,6 +31,10 @@ pub enum StateKey {
     /// One 32-byte storage slot of a contract ([`StateValue::Slot`]);
     /// absent when the slot holds zero.
     Slot(Address, [u8; 32]),
+    /// The shard a contract lives on when that is not the one its
+    /// address range gives ([`StateValue::Placement`]): held by the shard
+    /// that created it and by the shard its range gives, which routes to it.
+    Placement(Address),
 }
 
 /// A value in a shard's state; which variant goes with which key is fixed
@@ -42,6 +49,8 @@ pub enum StateValue {
     Code(Vec<u8>),
     /// A storage slot's value (never zero: a zero slot is deleted).
     Slot([u8; 32]),
+    /// The shard a contract lives on.
+    Placement(ShardId),
 }
 
 /// One key's new value in a block's write set; `None` deletes the key.
@@ -64,6 +73,7 @@ impl StateValue {
                 | (StateKey::CodeHash(_), StateValue::CodeHash(_))
                 | (StateKey::Code(_), StateValue::Code(_))
                 | (StateKey::Slot(..), StateValue::Slot(_))
+                | (StateKey::Placement(_), StateValue::Placement(_))
         )
     }
 
@@ -77,6 +87,7 @@ impl StateValue {
             StateValue::CodeHash(hash) => hash.0.to_vec(),
             StateValue::Code(code) => code.clone(),
             StateValue::Slot(word) => word.to_vec(),
+            StateValue::Placement(shard) => shard.0.to_be_bytes().to_vec(),
         }
     }
 
@@ -97,6 +108,13 @@ impl StateValue {
             StateKey::Code(_) => StateValue::Code(bytes.to_vec()),
             StateKey::Slot(..) => {
                 StateValue::Slot(bytes.try_into().map_err(|_| fixed("storage slot"))?)
+            }
+            StateKey::Placement(_) => {
+                let shard = bytes.try_into().map_err(|_| DecodeError::Invalid {
+                    what: "placement",
+                    reason: format!("{} bytes, not 2", bytes.len()),
+                })?;
+                StateValue::Placement(ShardId(u16::from_be_bytes(shard)))
             }
         })
     }
@@ -194,6 +212,10 @@ mod tests {
                 StateValue::Code(vec![0x60, 0x00]),
             ),
             (StateKey::Slot(address, [1; 32]), StateValue::Slot([2; 32])),
+            (
+                StateKey::Placement(address),
+                StateValue::Placement(ShardId(3)),
+            ),
         ];
         for (key, value) in cases {
             assert!(value.fits(&key));

@@ -10,7 +10,7 @@ use crate::prelude;
 use crate::signatures::{find_bad_signatures, VerifiedTx};
 use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
 use atoll_primitives::{
-    Account, GasRules, ProvenReceipt, ShardBlock, ShardBlockHeader, ShardId, ShardLayout, ShardMap,
+    GasRules, ProvenReceipt, ShardBlock, ShardBlockHeader, ShardId, ShardLayout, ShardMap,
     StateChange, StateKey, StateValue,
 };
 use atoll_storage::{BlockCommit, ShardStore, SnapshotInstall, StoreIdentity};
@@ -526,13 +526,13 @@ impl ShardChain {
 /// The committed state with a block's credits on top, for its transactions.
 struct Credited<'a> {
     base: &'a dyn StateView,
-    credits: &'a BTreeMap<StateKey, Account>,
+    credits: &'a BTreeMap<StateKey, StateValue>,
 }
 
 impl StateView for Credited<'_> {
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
         match self.credits.get(key) {
-            Some(account) => Ok(Some(StateValue::Account(*account))),
+            Some(value) => Ok(Some(value.clone())),
             None => self.base.get(key),
         }
     }
@@ -541,7 +541,7 @@ impl StateView for Credited<'_> {
 /// The block's final write set: the credited accounts, overwritten by what
 /// the transactions then wrote (both sorted by key).
 fn merge_changes(
-    credits: BTreeMap<StateKey, Account>,
+    credits: BTreeMap<StateKey, StateValue>,
     written: Vec<StateChange>,
 ) -> Vec<StateChange> {
     let mut merged = Vec::with_capacity(credits.len() + written.len());
@@ -552,7 +552,7 @@ fn merge_changes(
         }
         match written.next_if(|(k, _)| *k == key) {
             Some(entry) => merged.push(entry),
-            None => merged.push((key, Some(StateValue::Account(credited)))),
+            None => merged.push((key, Some(credited))),
         }
     }
     merged.extend(written);

@@ -17,12 +17,22 @@
 //! (its source sent it under an older map) is forwarded, unchanged, to the
 //! account's shard under the block's map. Either way it is consumed here
 //! exactly once, and the value stays accounted for.
+//!
+//! **Placements.** A contract lives on its creator's shard, which may not
+//! be the one its address range gives (its home). The creator sends the
+//! home a [`ReceiptAction::Placed`] receipt; the home records the placement
+//! (`StateKey::Placement`), sends on whatever the address already held
+//! here (value sent to it before the contract existed) as a move receipt,
+//! and from then on forwards receipts for the address to its shard. The
+//! shard that holds a receipt's account is thus the map's, unless a
+//! placement here says otherwise ([`holder`]).
 
 use crate::error::ShardError;
 use crate::state::StateView;
 use atoll_primitives::hash::domain;
 use atoll_primitives::{
     Account, Address, Hash, ProvenReceipt, Receipt, ReceiptAction, ShardId, ShardMap, StateKey,
+    StateValue,
 };
 use atoll_storage::ReceiptRef;
 use std::collections::BTreeMap;
@@ -30,8 +40,9 @@ use std::collections::BTreeMap;
 /// The effect of a block's prelude.
 #[derive(Debug, Default)]
 pub struct Prelude {
-    /// The final value of every account the prelude changed.
-    pub changes: BTreeMap<StateKey, Account>,
+    /// The final value of every key the prelude changed (accounts and
+    /// placements).
+    pub changes: BTreeMap<StateKey, StateValue>,
     /// The receipts it emits (moves out, then forwarded receipts), numbered.
     pub receipts: Vec<Receipt>,
     /// Each forwarded incoming receipt (source, sequence) with the
@@ -81,18 +92,18 @@ pub fn run(
                 prelude
                     .receipts
                     .push(emit(to, action, move_origin(&address, epoch)));
-                prelude.changes.insert(key, Account::default());
+                prelude.changes.insert(key, Account::default().into());
             } else if to == shard {
                 prelude
                     .changes
-                    .insert(key, Account::arriving(account.balance));
+                    .insert(key, Account::arriving(account.balance).into());
             }
         }
     }
     for proven in incoming {
         let receipt = &proven.receipt;
         let address = receipt.action.account();
-        let owner = next.shard_of(&address);
+        let owner = holder(shard, next, &address, &prelude.changes, state)?;
         if owner != shard {
             let forwarded = emit(owner, receipt.action.clone(), receipt.origin);
             prelude.forwarded.push((
@@ -117,19 +128,70 @@ pub fn run(
             ReceiptAction::Move { balance, nonce, .. } => account
                 .merge_moved(Account { balance, nonce })
                 .ok_or_else(overflow)?,
+            ReceiptAction::Placed { shard: placed, .. } => {
+                prelude
+                    .changes
+                    .insert(StateKey::Placement(address), StateValue::Placement(placed));
+                if account == Account::default() {
+                    continue;
+                }
+                let moved = ReceiptAction::Move {
+                    account: address,
+                    balance: account.balance,
+                    nonce: account.nonce,
+                };
+                prelude.receipts.push(emit(placed, moved, receipt.origin));
+                Account::default()
+            }
         };
-        prelude.changes.insert(key, after);
+        prelude.changes.insert(key, after.into());
     }
     Ok(prelude)
 }
 
+/// The shard that holds `address` for a receipt applied here: the one
+/// `map` gives, unless a placement here says otherwise (a contract this
+/// shard created at an address of another's range is here; one of this
+/// shard's range that another created, whose account here is then empty,
+/// is there).
+fn holder(
+    shard: ShardId,
+    map: &ShardMap,
+    address: &Address,
+    changes: &BTreeMap<StateKey, StateValue>,
+    state: &dyn StateView,
+) -> Result<ShardId, ShardError> {
+    let home = map.shard_of(address);
+    let empty = || -> Result<bool, ShardError> {
+        Ok(
+            read(changes, state, &StateKey::Account(*address))? == Account::default()
+                && get(changes, state, &StateKey::CodeHash(*address))?.is_none(),
+        )
+    };
+    if home == shard && !empty()? {
+        return Ok(home);
+    }
+    Ok(match get(changes, state, &StateKey::Placement(*address))? {
+        Some(StateValue::Placement(placed)) => placed,
+        _ => home,
+    })
+}
+
+fn get(
+    changes: &BTreeMap<StateKey, StateValue>,
+    state: &dyn StateView,
+    key: &StateKey,
+) -> Result<Option<StateValue>, ShardError> {
+    match changes.get(key) {
+        Some(value) => Ok(Some(value.clone())),
+        None => state.get(key),
+    }
+}
+
 fn read(
-    changes: &BTreeMap<StateKey, Account>,
+    changes: &BTreeMap<StateKey, StateValue>,
     state: &dyn StateView,
     key: &StateKey,
 ) -> Result<Account, ShardError> {
-    match changes.get(key) {
-        Some(account) => Ok(*account),
-        None => Ok(crate::state::account_in(state.get(key)?)),
-    }
+    Ok(crate::state::account_in(get(changes, state, key)?))
 }

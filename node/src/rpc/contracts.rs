@@ -88,7 +88,7 @@ impl Contracts {
     /// `atoll_getCode`: the code at `address` (`0x` if none).
     pub fn code(&self, address: &str) -> RpcResult<String> {
         let address: Address = address.parse().map_err(invalid_params)?;
-        let shard = self.node.shard_of(&address);
+        let shard = self.node.holder_of(&address);
         tracked(shard)?;
         let hash = match state_value(shard, &StateKey::CodeHash(address))? {
             Some(StateValue::CodeHash(hash)) => hash,
@@ -104,7 +104,7 @@ impl Contracts {
     pub fn storage(&self, address: &str, slot: &str) -> RpcResult<String> {
         let address: Address = address.parse().map_err(invalid_params)?;
         let slot = word(slot).map_err(invalid_params)?;
-        let shard = self.node.shard_of(&address);
+        let shard = self.node.holder_of(&address);
         tracked(shard)?;
         let value = match state_value(shard, &StateKey::Slot(address, slot))? {
             Some(StateValue::Slot(value)) => value,
@@ -151,7 +151,10 @@ impl Contracts {
                 input.len()
             )));
         }
-        let shard = Arc::clone(self.node.shard_of(to.as_ref().unwrap_or(&from)));
+        let shard = match &to {
+            Some(to) => Arc::clone(self.node.holder_of(to)),
+            None => Arc::clone(self.node.shard_of(&from)),
+        };
         tracked(&shard)?;
         let cap = MAX_TX_GAS.min(shard.gas.block_gas_limit);
         let gas_limit = args.gas.unwrap_or(cap);

@@ -302,6 +302,7 @@ impl Rpc {
                 balance,
                 nonce,
             } => ("move", account, balance, Some(nonce)),
+            ReceiptAction::Placed { account, .. } => ("placement", account, 0, None),
         };
         Ok(ReceiptInfo {
             id: format!("{}:{}:{sequence}", source.0, destination.0),
@@ -322,7 +323,7 @@ impl Rpc {
 
     async fn account(&self, address: &str, at: Option<BlockRef>) -> RpcResult<AccountInfo> {
         let address: Address = address.parse().map_err(invalid_params)?;
-        let shard = self.node.shard_of(&address);
+        let shard = self.node.holder_of(&address);
         tracked(shard)?;
         let (height, value) = shard
             .store
@@ -332,8 +333,9 @@ impl Rpc {
         let height = height.unwrap_or(0);
         // Arriving: its shard marked it so, or has not made its first block
         // under the map that moved it there (its state is on its way).
+        let placed_here = !std::ptr::eq(&**shard, &**self.node.shard_of(&address));
         let arriving = account.is_some_and(|a| a.is_arriving())
-            || shard.head_map.read().shard_of(&address) != shard.shard;
+            || (!placed_here && shard.head_map.read().shard_of(&address) != shard.shard);
         let mut final_height = shard.heads.borrow().final_height;
         let at = at.unwrap_or(BlockRef::Latest);
         if at == BlockRef::Final && final_height < height {
@@ -585,6 +587,19 @@ impl Rpc {
         Ok(info.blocked.iter().map(|p| p.to_string()).collect())
     }
 
+    /// Whether a contract lives at `address` (on its home shard or, placed,
+    /// on its creator's).
+    fn is_contract(&self, address: &Address) -> RpcResult<bool> {
+        use atoll_shard::state::StateView;
+        let holder = self.node.holder_of(address);
+        let placed = !Arc::ptr_eq(holder, self.node.shard_of(address));
+        let code = holder
+            .state
+            .get(&StateKey::CodeHash(*address))
+            .map_err(internal)?;
+        Ok(placed || code.is_some())
+    }
+
     fn move_account(&self, address: &str, to: u16) -> RpcResult<MoveInfo> {
         self.check_admin("moveAccount")?;
         if self.node.any().consensus.is_some() {
@@ -595,6 +610,15 @@ impl Rpc {
             ));
         }
         let address: Address = address.parse().map_err(invalid_params)?;
+        if self.is_contract(&address)? {
+            return Err(error(
+                error::MOVE_REFUSED,
+                format!(
+                    "{address} is a contract: moving it would leave its code and storage \
+                     behind, so contract accounts do not move yet"
+                ),
+            ));
+        }
         let keeper = Arc::clone(&self.node.any().keeper);
         let scheduled = keeper.schedule_move(address, ShardId(to)).map_err(|e| {
             match e.downcast_ref::<crate::service::beacon::MoveError>() {

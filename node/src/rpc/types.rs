@@ -189,8 +189,10 @@ pub struct ReceiptInfo {
     /// Height of the source block that emitted it (`atoll_getReceipt` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_height: Option<u64>,
-    /// `"transfer"` (the credit of a cross-shard transfer) or `"move"` (the
-    /// state of an account that moved shard) (`atoll_getReceipt` only).
+    /// `"transfer"` (the credit of a cross-shard transfer), `"move"` (the
+    /// state of an account that moved shard) or `"placement"` (a contract
+    /// created on another shard than its address range's, sent to that
+    /// range's shard; `to` is the contract) (`atoll_getReceipt` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// The credited (or moving) address (`atoll_getReceipt` only).

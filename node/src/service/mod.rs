@@ -226,6 +226,31 @@ impl NodeView {
         let shard = self.any().beacon.read().shard_of(address);
         &self.shards[usize::from(shard.0)]
     }
+
+    /// The shard that holds `address`: the one the current map gives,
+    /// unless a contract at `address` was placed on another (its
+    /// creator's; see `atoll_shard::prelude`). The creator's shard records
+    /// the placement in the block that creates the contract, the home
+    /// shard once the placement receipt reaches it, so both are asked. A
+    /// shard this validator does not track may not know a recent
+    /// placement: asking it then answers that it is not tracked.
+    pub fn holder_of(&self, address: &atoll_primitives::Address) -> &Arc<Shared> {
+        use atoll_primitives::{StateKey, StateValue};
+        use atoll_shard::state::StateView;
+        let key = StateKey::Placement(*address);
+        let placement = |shard: &Shared| match shard.state.get(&key) {
+            Ok(Some(StateValue::Placement(placed))) => Some(placed),
+            _ => None,
+        };
+        let home = self.shard_of(address);
+        if let Some(placed) = placement(home) {
+            return self.shards.get(usize::from(placed.0)).unwrap_or(home);
+        }
+        self.shards
+            .iter()
+            .find(|shard| placement(shard) == Some(shard.shard))
+            .unwrap_or(home)
+    }
 }
 
 /// The node's shards and threads, started.

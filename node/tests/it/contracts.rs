@@ -147,3 +147,87 @@ fn a_token_is_deployed_called_and_read_through_the_client() {
     let message = node.err("atoll_getStorageAt", json!([token, "0xzz"]), -32602);
     assert!(message.contains("slot"), "{message}");
 }
+
+#[test]
+fn a_contract_created_at_an_address_of_another_shard_is_served_from_its_creators() {
+    use atoll_primitives::{ShardId, ShardLayout};
+    use atoll_shard::contracts::{call_data, create_address, Contract, Word};
+    use std::time::{Duration, Instant};
+
+    let node = Node::start_sharded(2, 8, "");
+    let layout = ShardLayout::uniform(2).expect("layout");
+    let on = |shard: u16| {
+        (0..8)
+            .map(dev)
+            .find(|k| layout.shard_of(&k.address()) == ShardId(shard))
+            .expect("a dev key on each shard")
+    };
+    let (creator, payer) = (on(0), on(1));
+    let send = |key: &atoll_primitives::KeyPair, nonce: u64, action: Action| {
+        let signed = Transaction {
+            chain_id: ChainId(CHAIN_ID),
+            sender: key.public(),
+            nonce,
+            fee: 1,
+            action,
+        }
+        .sign(key);
+        let hash = node.ok(
+            "atoll_sendTransaction",
+            json!([hex::encode(signed.encode()), "final"]),
+        );
+        node.wait_final(hash.as_str().expect("a hash"), Duration::from_secs(30))
+    };
+
+    // Deploy until a contract's address falls in shard 1's range.
+    let mut nonce = 0;
+    let contract = loop {
+        let address = create_address(&creator.address(), nonce);
+        let create = Action::Create {
+            value: 0,
+            init_code: Contract::Child.init_code(&[Word::uint(42)]),
+            gas_limit: 500_000,
+        };
+        let status = send(&creator, nonce, create);
+        assert_eq!(status["status"], "final", "{status}");
+        nonce += 1;
+        if layout.shard_of(&address) == ShardId(1) {
+            break address;
+        }
+        assert!(nonce < 16, "sixteen addresses all in shard 0's range");
+    };
+
+    // It is served from shard 0, where it lives.
+    let code = node.ok("atoll_getCode", json!([contract.to_string()]));
+    assert!(code.as_str().expect("hex").len() > 10, "{code}");
+    let data = format!("0x{}", hex::encode(call_data("value()", &[])));
+    let read = node.ok(
+        "atoll_call",
+        json!([{"to": contract.to_string(), "data": data}]),
+    );
+    assert_eq!(
+        read["contract"]["output"],
+        format!("0x{}", word(42)),
+        "{read}"
+    );
+    let account = node.ok("atoll_getAccount", json!([contract.to_string()]));
+    assert_eq!(account["nonce"], 1, "{account}");
+    assert_eq!(account["shard"], 0, "{account}");
+    assert!(account.get("arriving").is_none(), "{account}");
+
+    // Value sent from shard 1 reaches it on shard 0.
+    let status = send(
+        &payer,
+        0,
+        Action::Transfer {
+            to: contract,
+            amount: 77,
+        },
+    );
+    assert_eq!(status["status"], "final", "{status}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.account(contract).0 != 77 {
+        assert!(Instant::now() < deadline, "the value never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

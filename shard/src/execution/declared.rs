@@ -16,6 +16,9 @@
 //! earlier one, which another worker has already claimed and is running, so
 //! the block always makes progress.
 //!
+//! Placements are read but never declared: only contract actions write
+//! them, and a block with one goes to Block-STM.
+//!
 //! A declared key a transaction did not write after all (a failed transfer
 //! does not touch its recipient) is read from the last transaction that did
 //! write it, which each finished transaction records for its keys, so a read
@@ -249,6 +252,12 @@ impl TxReader for Reader<'_, '_> {
 
     fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, Stop> {
         let Some((_, prev)) = self.dependencies.iter().find(|(k, _)| k == key) else {
+            // No transfer writes a placement (the code a transfer may run
+            // has too little gas to create), so the block's own state
+            // holds every placement its transactions can see.
+            if let StateKey::Placement(_) = key {
+                return self.block.state.get(key).map_err(Stop::Storage);
+            }
             return Err(Stop::Undeclared);
         };
         match self.block.written_before(key, *prev) {

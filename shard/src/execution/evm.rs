@@ -12,33 +12,42 @@
 //! is burnt through [`TxEffect::fee_burnt`], so no transaction writes a
 //! beneficiary or any other shared account just for paying.
 //!
+//! Placement: a contract lives on its creator's shard, whatever range its
+//! address falls in. A creation here at an address of another shard's
+//! range writes a placement (`StateKey::Placement`) and sends that shard a
+//! `Placed` receipt, so that it routes the address here from then on
+//! ([`crate::prelude`]). [`super::creations`] tells the database each
+//! address about to be created, which it shows as empty rather than as a
+//! stand-in.
+//!
 //! Accounts on other shards: cross-shard calls do not exist yet. An
 //! account that lives on another shard (or is still arriving on this one)
 //! looks to revm like a contract whose code reverts with
 //! `Error("atoll: 0x… lives on shard N…")`, so a call into another shard
 //! fails visibly inside the EVM and never silently reaches an empty
 //! account; a transaction that would still change such an account (value
-//! to it through `SELFDESTRUCT`, a contract created at an address on
-//! another shard) ends as [`ContractStatus::OtherShard`] and keeps only
-//! its gas payment and nonce.
+//! to it through `SELFDESTRUCT`) ends as [`ContractStatus::OtherShard`]
+//! and keeps only its gas payment and nonce.
 
-use super::transaction::{set, Checked, TxEffect, TxReader, WriteSet};
+use super::creations::{Creations, NoteCreation};
+use super::transaction::{set, Checked, Emitted, TxEffect, TxReader, WriteSet};
 use super::{BlockContext, PreparedTx};
-use crate::contracts::create_address;
 use crate::state::account_in;
 use atoll_primitives::{
     gas::TRANSFER_CALL_GAS, Account, Action, Address, ContractOutcome, ContractStatus, GasRules,
-    Hash, Log, StateKey, StateValue, TxFailure, TxOutcome,
+    Hash, Log, ReceiptAction, ShardId, StateKey, StateValue, TxFailure, TxOutcome,
 };
 use parking_lot::RwLock;
 use revm::bytecode::Bytecode;
 use revm::context::result::{EVMError, ExecutionResult, HaltReason};
-use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
+use revm::context::{BlockEnv, CfgEnv, Context, ContextSetters, TxEnv};
 use revm::database_interface::DBErrorMarker;
+use revm::handler::Handler;
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::{keccak256, Address as EvmAddress, Bytes, TxKind, B256, KECCAK_EMPTY, U256};
 use revm::state::{AccountInfo, EvmState};
 use revm::{Database, ExecuteEvm, MainBuilder, MainContext};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -199,9 +208,6 @@ pub(super) fn contract_action<R: TxReader>(
         ..TxEnv::default()
     };
     let mut db = StateDb::new(ctx, reader, tx.sender, shown);
-    if let TxKind::Create = kind {
-        db.creating = Some(create_address(&tx.sender, checked.sender.nonce));
-    }
     let ran = match run(ctx, &mut db, tx_env) {
         Ok(ran) => ran,
         Err(EvmFailure::Stopped) => return Err(db.take_stop()),
@@ -259,9 +265,6 @@ pub fn call(
         ..TxEnv::default()
     };
     let mut db = StateDb::new(ctx, &mut reader, request.from, sender);
-    if request.to.is_none() {
-        db.creating = Some(create_address(&request.from, sender.nonce));
-    }
     let ran = match run(ctx, &mut db, tx_env) {
         Ok(ran) => ran,
         Err(EvmFailure::Stopped) => return Err(db.take_stop()),
@@ -416,11 +419,12 @@ fn run<R: TxReader>(
         .with_block(block)
         .with_cfg(cfg)
         .build_mainnet();
-    match evm.transact(tx_env) {
-        Ok(out) => Ok(Ran {
-            result: out.result,
-            state: out.state,
-        }),
+    evm.ctx.set_tx(tx_env);
+    let result = Creations::new().run(&mut evm);
+    // Clears the journal whether or not the run succeeded.
+    let state = evm.finalize();
+    match result {
+        Ok(result) => Ok(Ran { result, state }),
         Err(EVMError::Database(Interrupted)) => Err(EvmFailure::Stopped),
         Err(other) => Err(EvmFailure::Invalid(other.to_string())),
     }
@@ -448,6 +452,27 @@ struct Loaded {
     /// `Some(shard)`: it lives on another shard, or (this shard) is still
     /// arriving; revm saw the reverting stand-in code.
     elsewhere: Option<u16>,
+    /// `Some(home)`: an address of shard `home`'s range that this
+    /// transaction is creating here; created, it is placed here.
+    placing: Option<ShardId>,
+}
+
+impl Loaded {
+    fn here(account: Option<Account>) -> Loaded {
+        Loaded {
+            account,
+            elsewhere: None,
+            placing: None,
+        }
+    }
+
+    fn elsewhere(account: Option<Account>, shard: ShardId) -> Loaded {
+        Loaded {
+            account,
+            elsewhere: Some(shard.0),
+            placing: None,
+        }
+    }
 }
 
 /// revm's view of the state: reads through the transaction's reader,
@@ -459,11 +484,11 @@ struct StateDb<'a, R: TxReader> {
     sender: Address,
     shown_sender: Account,
     loaded: HashMap<Address, Loaded, ahash::RandomState>,
-    /// The address a creation transaction creates: shown to revm as empty
-    /// even on another shard, so the creation runs and then ends
-    /// `OtherShard` (paying for its gas) rather than colliding with the
-    /// stand-in code.
-    creating: Option<Address>,
+    /// The addresses this transaction creates (told by
+    /// [`super::creations`] before revm loads each): shown to revm as
+    /// empty even in another shard's range, since a contract lives on its
+    /// creator's shard.
+    creating: SmallVec<[Address; 1]>,
     stop: Option<R::Stop>,
 }
 
@@ -480,7 +505,7 @@ impl<'a, R: TxReader> StateDb<'a, R> {
             sender,
             shown_sender,
             loaded: HashMap::default(),
-            creating: None,
+            creating: SmallVec::new(),
             stop: None,
         }
     }
@@ -500,42 +525,56 @@ impl<'a, R: TxReader> StateDb<'a, R> {
         })
     }
 
-    /// Loads `address`: what atoll holds for it and where it lives.
+    /// The shard a placement here records for `address`, if any.
+    fn placement(&mut self, address: Address) -> Result<Option<ShardId>, Interrupted> {
+        Ok(match self.read(&StateKey::Placement(address))? {
+            Some(StateValue::Placement(shard)) => Some(shard),
+            _ => None,
+        })
+    }
+
+    /// Loads `address`: what atoll holds for it and where it lives (see
+    /// [`super::native`] for the rule).
     fn load(&mut self, address: Address) -> Result<(Loaded, Option<AccountInfo>), Interrupted> {
+        let here = self.ctx.shard;
         let home = self.ctx.map.shard_of(&address);
-        if home != self.ctx.shard && self.creating == Some(address) {
-            let loaded = Loaded {
-                account: None,
-                elsewhere: Some(home.0),
-            };
-            return Ok((loaded, None));
-        }
-        if home != self.ctx.shard && !is_precompile(&address) {
-            let loaded = Loaded {
-                account: None,
-                elsewhere: Some(home.0),
-            };
-            return Ok((loaded, Some(stand_in(&address, home.0, "lives on"))));
+        if home != here && !is_precompile(&address) {
+            match self.placement(address)? {
+                Some(shard) if shard == here => {}
+                None if self.creating.contains(&address) => {
+                    let loaded = Loaded {
+                        placing: Some(home),
+                        ..Loaded::here(None)
+                    };
+                    return Ok((loaded, None));
+                }
+                placed => {
+                    let holder = placed.unwrap_or(home);
+                    let info = stand_in(&address, holder.0, "lives on");
+                    return Ok((Loaded::elsewhere(None, holder), Some(info)));
+                }
+            }
         }
         let account = self
             .read(&StateKey::Account(address))?
             .map(|v| account_in(Some(v)));
         if account.is_some_and(|a| a.is_arriving()) {
-            let loaded = Loaded {
-                account,
-                elsewhere: Some(self.ctx.shard.0),
-            };
-            let info = stand_in(&address, self.ctx.shard.0, "is still arriving on");
-            return Ok((loaded, Some(info)));
+            let info = stand_in(&address, here.0, "is still arriving on");
+            return Ok((Loaded::elsewhere(account, here), Some(info)));
         }
         let code = match self.read(&StateKey::CodeHash(address))? {
             Some(StateValue::CodeHash(hash)) => Some((hash, self.code(hash)?)),
             _ => None,
         };
-        let loaded = Loaded {
-            account,
-            elsewhere: None,
-        };
+        let empty = account.unwrap_or_default() == Account::default() && code.is_none();
+        if empty && home == here && !is_precompile(&address) {
+            // A contract of this range that another shard created.
+            if let Some(holder) = self.placement(address)? {
+                let info = stand_in(&address, holder.0, "lives on");
+                return Ok((Loaded::elsewhere(account, holder), Some(info)));
+            }
+        }
+        let loaded = Loaded::here(account);
         if account.is_none() && code.is_none() {
             return Ok((loaded, None));
         }
@@ -610,9 +649,10 @@ impl<'a, R: TxReader> StateDb<'a, R> {
         };
         let sender_key = StateKey::Account(self.sender);
         let mut writes = WriteSet::new();
+        let mut receipts = Emitted::new();
         if status == ContractStatus::Success {
             match self.writes(&state, failed_sender.nonce, refund) {
-                Ok(kept) => writes = kept,
+                Ok((kept, placed)) => (writes, receipts) = (kept, placed),
                 Err((address, shard)) => status = ContractStatus::OtherShard { address, shard },
             }
         }
@@ -638,20 +678,23 @@ impl<'a, R: TxReader> StateDb<'a, R> {
         TxEffect {
             outcome: TxOutcome::Contract(outcome),
             writes,
-            receipt: None,
+            receipts,
             fee_burnt,
         }
     }
 
     /// The writes of a successful run: every account, code and slot it
-    /// changed. `Err`: it changed an account that lives elsewhere.
+    /// changed, and the placement of each contract it created at an address
+    /// of another shard's range, with the `Placed` receipt for that shard.
+    /// `Err`: it changed an account that lives elsewhere.
     fn writes(
         &mut self,
         state: &EvmState,
         sender_nonce: u64,
         refund: u128,
-    ) -> Result<WriteSet, (Address, u16)> {
+    ) -> Result<(WriteSet, Emitted), (Address, u16)> {
         let mut writes = WriteSet::new();
+        let mut receipts = Emitted::new();
         // A deterministic order (revm's map is not ordered); the block's
         // write set is sorted later anyway, but equal effects compare equal.
         let mut touched: Vec<_> = state
@@ -715,8 +758,24 @@ impl<'a, R: TxReader> StateDb<'a, R> {
                     let value = (word != [0; 32]).then_some(StateValue::Slot(word));
                     writes.push((StateKey::Slot(address, index.to_be_bytes::<32>()), value));
                 }
+                if let (Some(home), true) = (loaded.placing, account.is_created()) {
+                    let here = self.ctx.shard;
+                    writes.push((
+                        StateKey::Placement(address),
+                        Some(StateValue::Placement(here)),
+                    ));
+                    receipts.push((
+                        home,
+                        ReceiptAction::Placed {
+                            account: address,
+                            shard: here,
+                        },
+                    ));
+                    continue;
+                }
             }
-            if let Some(shard) = loaded.elsewhere {
+            let elsewhere = loaded.elsewhere.or(loaded.placing.map(|home| home.0));
+            if let Some(shard) = elsewhere {
                 if writes.len() > before {
                     return Err((address, shard));
                 }
@@ -732,7 +791,13 @@ impl<'a, R: TxReader> StateDb<'a, R> {
             sender.nonce = sender_nonce;
             writes.push(set(StateKey::Account(self.sender), sender));
         }
-        Ok(writes)
+        Ok((writes, receipts))
+    }
+}
+
+impl<R: TxReader> NoteCreation for &mut StateDb<'_, R> {
+    fn creating(&mut self, address: EvmAddress) {
+        self.creating.push(Address(address.into_array()));
     }
 }
 

@@ -12,6 +12,7 @@
 //! keys: they are accumulated in block order after execution
 //! ([`BlockOutput::assemble`]), so they never make two transactions conflict.
 
+mod creations;
 pub mod declared;
 pub mod evm;
 mod native;
@@ -115,7 +116,7 @@ impl BlockOutput {
             burnt_fees = burnt_fees
                 .checked_add(effect.fee_burnt)
                 .expect("burnt fees are bounded by the total supply, which fits in u128");
-            if let Some((destination, action)) = effect.receipt {
+            for (destination, action) in effect.receipts {
                 let sequence = next_sequence.entry(destination).or_insert(0);
                 receipts.push(Receipt {
                     source: ctx.shard,

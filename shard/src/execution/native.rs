@@ -1,8 +1,16 @@
 //! Native transfers: the sender pays a flat fee and moves an amount to an
 //! account on this shard or, through a receipt, on another. A transfer to
 //! an account holding code runs that code ([`super::evm::transfer_to_code`]).
+//!
+//! Where the recipient lives: the shard its address range gives, unless a
+//! placement says otherwise. This shard holds a placement for each contract
+//! it created at an address of another shard's range (it is here), and
+//! for each contract of its own range that another shard created (it is
+//! there; then its account here is empty, so the placement is read only
+//! for an empty recipient). A third shard holds none: its transfer goes to
+//! the range's shard, which forwards it.
 
-use super::transaction::{set, Checked, TxEffect, TxReader, WriteSet};
+use super::transaction::{placement, set, Checked, Emitted, TxEffect, TxReader, WriteSet};
 use super::{evm, BlockContext, PreparedTx};
 use atoll_primitives::{Account, Address, ReceiptAction, StateKey, TxFailure, TxOutcome};
 
@@ -33,7 +41,7 @@ pub(super) fn transfer<R: TxReader>(
     let mut effect = TxEffect {
         outcome: TxOutcome::Success,
         writes: WriteSet::new(),
-        receipt: None,
+        receipts: Emitted::new(),
         fee_burnt: fee,
     };
     let Some(after_amount) = after_fee.checked_sub(amount) else {
@@ -44,16 +52,16 @@ pub(super) fn transfer<R: TxReader>(
         effect.writes.push(set(sender_key, charged));
         return Ok(effect);
     };
-    let destination = ctx.map.shard_of(&to);
-    if destination != ctx.shard {
-        effect.writes.push(set(
-            sender_key,
-            Account {
-                balance: after_amount,
-                ..charged
-            },
-        ));
-        effect.receipt = Some((destination, ReceiptAction::Transfer { to, amount }));
+    let sent = Account {
+        balance: after_amount,
+        ..charged
+    };
+    let home = ctx.map.shard_of(&to);
+    if home != ctx.shard && placement(reader, &to)? != Some(ctx.shard) {
+        effect.writes.push(set(sender_key, sent));
+        effect
+            .receipts
+            .push((home, ReceiptAction::Transfer { to, amount }));
         return Ok(effect);
     }
     if to == tx.sender {
@@ -65,15 +73,18 @@ pub(super) fn transfer<R: TxReader>(
     }
     let recipient_key = StateKey::Account(to);
     let recipient = reader.read_account(&recipient_key)?;
+    if home == ctx.shard && recipient == Account::default() {
+        if let Some(holder) = placement(reader, &to)? {
+            effect.writes.push(set(sender_key, sent));
+            effect
+                .receipts
+                .push((holder, ReceiptAction::Transfer { to, amount }));
+            return Ok(effect);
+        }
+    }
     match recipient.balance.checked_add(amount) {
         Some(balance) => {
-            effect.writes.push(set(
-                sender_key,
-                Account {
-                    balance: after_amount,
-                    ..charged
-                },
-            ));
+            effect.writes.push(set(sender_key, sent));
             effect.writes.push(set(
                 recipient_key,
                 Account {

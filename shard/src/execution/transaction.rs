@@ -9,7 +9,7 @@
 use super::{evm, native, BlockContext, PreparedTx};
 use crate::state::account_in;
 use atoll_primitives::{
-    Account, Action, ReceiptAction, ShardId, StateChange, StateKey, StateValue, TxFailure,
+    Account, Action, Address, ReceiptAction, ShardId, StateChange, StateKey, StateValue, TxFailure,
     TxOutcome,
 };
 use smallvec::SmallVec;
@@ -35,12 +35,16 @@ pub(crate) trait TxReader {
 /// recipient).
 pub(crate) type WriteSet = SmallVec<[StateChange; 2]>;
 
+/// The receipts a transaction emits, by destination (a transfer: at most
+/// one; a contract action: one per contract it placed here).
+pub(crate) type Emitted = SmallVec<[(ShardId, ReceiptAction); 1]>;
+
 /// The effect of one transaction.
 #[derive(Clone, Debug)]
 pub(crate) struct TxEffect {
     pub outcome: TxOutcome,
     pub writes: WriteSet,
-    pub receipt: Option<(ShardId, ReceiptAction)>,
+    pub receipts: Emitted,
     pub fee_burnt: u128,
 }
 
@@ -49,7 +53,7 @@ impl TxEffect {
         TxEffect {
             outcome: TxOutcome::Failure(failure),
             writes: WriteSet::new(),
-            receipt: None,
+            receipts: Emitted::new(),
             fee_burnt: 0,
         }
     }
@@ -60,6 +64,7 @@ impl TxEffect {
 /// subset) and up to code at the recipient (then it runs that code and
 /// reads more), which is what lets Block-STM schedule transfers without
 /// aborts. A contract action declares only its sender.
+/// Placements are not declared (see [`super::declared`]).
 pub(crate) fn declared_keys(ctx: &BlockContext, tx: &PreparedTx) -> SmallVec<[StateKey; 3]> {
     let mut keys = SmallVec::new();
     keys.push(StateKey::Account(tx.sender));
@@ -73,6 +78,18 @@ pub(crate) fn declared_keys(ctx: &BlockContext, tx: &PreparedTx) -> SmallVec<[St
         Action::Create { .. } | Action::Call { .. } => {}
     }
     keys
+}
+
+/// The shard a placement in this shard's state records for `address`
+/// (see [`StateKey::Placement`]), if any.
+pub(super) fn placement<R: TxReader>(
+    reader: &mut R,
+    address: &Address,
+) -> Result<Option<ShardId>, R::Stop> {
+    Ok(match reader.read(&StateKey::Placement(*address))? {
+        Some(StateValue::Placement(shard)) => Some(shard),
+        _ => None,
+    })
 }
 
 /// The sender's account once the checks every transaction needs have

@@ -253,6 +253,11 @@ impl DefiState {
                 None => self.state.remove(key),
             };
         }
+        for receipt in &output.receipts {
+            self.ctx
+                .outbox
+                .insert(receipt.destination, receipt.sequence + 1);
+        }
         self.ctx.height += 1;
         self.ctx.timestamp_ms += 1_000;
         // A stand-in parent hash, distinct per height.

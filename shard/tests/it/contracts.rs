@@ -4,8 +4,8 @@
 //! reopened.
 
 use atoll_primitives::{
-    Account, Action, ChainId, ContractOutcome, ContractStatus, ShardLayout, ShardMap, StateKey,
-    StateValue, TxFailure, TxOutcome,
+    Account, Action, ChainId, ContractOutcome, ContractStatus, ReceiptAction, ShardId, ShardLayout,
+    ShardMap, StateKey, StateValue, TxFailure, TxOutcome,
 };
 use atoll_shard::contracts::{
     call_data, create2_address, create_address, mapping_slot, word, Contract, Word,
@@ -426,7 +426,9 @@ fn contract_calls_toward_another_shard_fail_visibly_and_lose_no_value() {
     );
     assert!(!defi.state.contains_key(&StateKey::Account(remote)));
 
-    // Creations whose Ethereum address falls on shard 1 end OtherShard.
+    // A contract lives on its creator's shard: creations whose Ethereum
+    // address falls in shard 1's range succeed here, are placed here, and
+    // tell shard 1 so.
     let mut other_shard = 0;
     for _ in 0..6 {
         let before = native(&defi, 1);
@@ -439,22 +441,47 @@ fn contract_calls_toward_another_shard_fail_visibly_and_lose_no_value() {
                 gas_limit: 500_000,
             },
         );
-        let (outcome, _) = run_one(&mut defi, tx);
+        let (outcome, output) = run_one(&mut defi, tx);
         let paid = before.balance - native(&defi, 1).balance;
         assert_eq!(paid, u128::from(outcome.gas_used));
+        assert_eq!(outcome.status, ContractStatus::Success);
+        assert_eq!(outcome.created, Some(address));
+        assert!(defi.state.contains_key(&StateKey::CodeHash(address)));
+        let placement = defi.state.get(&StateKey::Placement(address)).cloned();
         if layout.shard_of(&address).0 == 1 {
             other_shard += 1;
+            assert_eq!(placement, Some(StateValue::Placement(ShardId(0))));
+            let placed: Vec<_> = output
+                .receipts
+                .iter()
+                .map(|r| (r.destination, r.action.clone()))
+                .collect();
             assert_eq!(
-                outcome.status,
-                ContractStatus::OtherShard { address, shard: 1 }
+                placed,
+                vec![(
+                    ShardId(1),
+                    ReceiptAction::Placed {
+                        account: address,
+                        shard: ShardId(0)
+                    }
+                )]
             );
-            assert!(!defi.state.contains_key(&StateKey::CodeHash(address)));
-        } else {
+            // It runs here like any local contract.
+            let tx = defi.call(
+                1,
+                address,
+                call_data("set(uint256)", &[Word::uint(9)]),
+                100_000,
+            );
+            let (outcome, _) = run_one(&mut defi, tx);
             assert_eq!(outcome.status, ContractStatus::Success);
-            assert_eq!(outcome.created, Some(address));
+            assert_eq!(slot(&defi, address, slot_n(0)), 9);
+        } else {
+            assert_eq!(placement, None);
+            assert!(output.receipts.is_empty());
         }
     }
-    assert!(other_shard > 0, "six creations all landed on shard 0");
+    assert!(other_shard > 0, "six creations all fell in shard 0's range");
 }
 
 #[test]

@@ -2,9 +2,13 @@
 //! on 1, 2, 4 and 8 threads (with and without declared keys) and the
 //! executor's own choice of path must give exactly the sequential result
 //! (outcomes with gas used, logs and output, the state changes and so the
-//! state root, receipts, burnt fees).
+//! state root, receipts, burnt fees), on one shard and on the first of two
+//! (where calls toward the other fail and creations are placed here).
 
-use atoll_primitives::{Action, Address, ChainId, ContractStatus, TxFailure, TxOutcome};
+use atoll_primitives::{
+    Action, Address, ChainId, ContractStatus, ReceiptAction, ShardLayout, ShardMap, TxFailure,
+    TxOutcome,
+};
 use atoll_shard::contracts::{call_data, Contract, Word};
 use atoll_shard::execution::{sequential, BlockOutput, Executor, PreparedTx};
 use atoll_shard::workload::{defi::swap_data, dev_keys, DefiState};
@@ -12,6 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 const CHAIN: ChainId = ChainId(23);
 const ACCOUNTS: usize = 16;
@@ -28,6 +33,13 @@ fn world(seed: u64) -> World {
     let pools = [1, 3, 12][seed as usize % 3];
     let mut defi = DefiState::amm(CHAIN, dev_keys(100 + seed, ACCOUNTS), pools).unwrap();
     let probe = defi.deploy(0, Contract::Probe.init_code(&[])).unwrap();
+    if seed % 2 == 1 {
+        // Odd seeds split the chain in two after the set-up: senders,
+        // recipients and contracts of shard 1's range are then elsewhere
+        // (transactions refused, receipts, reverting stand-ins), and
+        // contracts created at addresses of that range are placed here.
+        defi.ctx.map = Arc::new(ShardMap::new(ShardLayout::uniform(2).unwrap()));
+    }
     World { defi, probe }
 }
 
@@ -192,6 +204,7 @@ fn block_stm_runs_contract_blocks_exactly_as_the_sequential_executor() {
         })
         .collect();
     let mut seen = BTreeSet::new();
+    let mut placed = 0;
     for seed in 0..seeds {
         let mut world = world(seed);
         let mut rng = StdRng::seed_from_u64(seed);
@@ -220,6 +233,11 @@ fn block_stm_runs_contract_blocks_exactly_as_the_sequential_executor() {
                 );
             }
             seen.extend(expected.outcomes.iter().map(kind));
+            placed += expected
+                .receipts
+                .iter()
+                .filter(|r| matches!(r.action, ReceiptAction::Placed { .. }))
+                .count();
             world.defi.apply(&expected);
         }
     }
@@ -235,4 +253,5 @@ fn block_stm_runs_contract_blocks_exactly_as_the_sequential_executor() {
     ] {
         assert!(seen.contains(wanted), "no {wanted} outcome in {seen:?}");
     }
+    assert!(placed > 0, "no contract was placed on its creator's shard");
 }

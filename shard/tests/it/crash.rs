@@ -259,5 +259,13 @@ fn sigkill_at_random_moments_never_loses_or_tears_a_block() {
         .filter(|(key, _)| matches!(key, StateKey::CodeHash(_)))
         .count();
     assert!(codes > 1, "seed {seed}: no contract was created");
-    eprintln!("crash test: {kills} kills, reached height {last_height}, {codes} contracts");
+    // Children at addresses of the other shard's range live here too.
+    let placed = state
+        .iter()
+        .filter(|(key, _)| matches!(key, StateKey::Placement(_)))
+        .count();
+    assert!(placed > 0, "seed {seed}: no child was placed here");
+    eprintln!(
+        "crash test: {kills} kills, reached height {last_height}, {codes} contracts, {placed} placed"
+    );
 }

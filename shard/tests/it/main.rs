@@ -9,6 +9,7 @@ mod differential;
 mod inbox;
 mod mempool;
 mod moves;
+mod placement;
 mod scenario;
 mod semantics;
 mod sharded;
