@@ -25,7 +25,7 @@ pub mod dev;
 pub mod home;
 mod keyfile;
 pub mod load;
-mod load_erc20;
+mod load_defi;
 pub mod localnet;
 pub mod metrics;
 pub mod rpc;

@@ -10,6 +10,7 @@
 
 use crate::client::{connect, DEFAULT_RPC};
 use crate::home::DEV_SEED;
+use crate::load_defi;
 use crate::rpc::api::AtollApiClient;
 use crate::rpc::error::code_name;
 use crate::rpc::types::{parse_hash, AccountInfo, BlockRef};
@@ -64,10 +65,16 @@ pub struct LoadArgs {
     /// Seconds to wait, after the last batch, for transactions to become final.
     #[arg(long, default_value_t = 30)]
     settle: u64,
-    /// What to send: native `transfers`, or `erc20` transfers of a token
-    /// that dev account 0 deploys and hands out first (one-shard chains).
+    /// What to send: native `transfers`; `erc20` transfers of a token that
+    /// dev account 0 deploys and hands out first; or `amm` swaps on
+    /// `--pools` constant-product pools of two such tokens, which dev
+    /// account 0 deploys and funds and every account approves first.
+    /// Contract workloads need a one-shard chain.
     #[arg(long, value_enum, default_value_t = LoadWorkload::Transfers)]
     workload: LoadWorkload,
+    /// Pools of `--workload amm`; account `i` swaps on pool `i mod pools`.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pools: u32,
     /// Print one JSON object with the results instead of text.
     #[arg(long)]
     json: bool,
@@ -80,6 +87,8 @@ pub enum LoadWorkload {
     Transfers,
     /// ERC-20 `transfer` calls of 1 token.
     Erc20,
+    /// Swaps of 1,000 tokens on constant-product pools.
+    Amm,
 }
 
 /// The results (`--json` prints them as one object).
@@ -121,7 +130,16 @@ pub struct Report {
     pub settlement_beacon_blocks_p99: f64,
     /// Errors by kind (error code names, or `transport`).
     pub errors: BTreeMap<String, u64>,
+    /// Contract workloads: the outcomes in their blocks of up to
+    /// [`OUTCOME_SAMPLE`] finalized transactions spread over the run, by
+    /// status (`success`, `revert`, `out_of_gas`, …): a final transaction
+    /// may still have failed in its block.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sampled_outcomes: BTreeMap<String, u64>,
 }
+
+/// How many finalized contract transactions the report looks up.
+const OUTCOME_SAMPLE: usize = 200;
 
 /// Which RPC endpoint each shard's requests go to. With shard committees
 /// a validator answers only for the shards it tracks (1021 otherwise):
@@ -206,7 +224,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let progress_out = !args.json;
     if progress_out {
         eprintln!(
-            "Preparing {total} transfers among {} accounts…",
+            "Preparing {total} transactions among {} accounts…",
             args.accounts
         );
     }
@@ -214,13 +232,19 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .into_par_iter()
         .map(|i| dev_key(DEV_SEED, i))
         .collect();
-    let token = match args.workload {
+    if args.workload != LoadWorkload::Transfers && (shard_count > 1 || args.cross_shard_ratio > 0.0)
+    {
+        bail!("--workload erc20|amm needs a one-shard chain and no --cross-shard-ratio (cross-shard contract calls do not exist yet)");
+    }
+    let client = routes.client(0);
+    let targets = match args.workload {
         LoadWorkload::Transfers => None,
         LoadWorkload::Erc20 => {
-            if shard_count > 1 || args.cross_shard_ratio > 0.0 {
-                bail!("--workload erc20 needs a one-shard chain and no --cross-shard-ratio (cross-shard contract calls do not exist yet)");
-            }
-            Some(crate::load_erc20::set_up(routes.client(0), chain_id, &keys, progress_out).await?)
+            Some(load_defi::set_up_erc20(client, chain_id, &keys, progress_out).await?)
+        }
+        LoadWorkload::Amm => {
+            let pools = args.pools as usize;
+            Some(load_defi::set_up_amm(client, chain_id, &keys, pools, progress_out).await?)
         }
     };
     let nonces = account_nonces(&routes, &layout, &keys).await?;
@@ -233,7 +257,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         chain_id,
         layout,
         cross_shard_ratio: args.cross_shard_ratio,
-        token,
+        targets,
     };
     let (hexes, (hashes, cross)) = sign_all(&plan, &keys, &nonces, total);
     let tracker = Arc::new(Mutex::new(Tracker {
@@ -340,13 +364,43 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     watcher.abort();
     bar.finish_and_clear();
 
-    let report = report(&args, &tracker.lock(), started, send_time, &errors.lock());
+    let mut report = report(&args, &tracker.lock(), started, send_time, &errors.lock());
+    if plan.targets.is_some() {
+        let finalized: Vec<Hash> = {
+            let tracker = tracker.lock();
+            (0..total)
+                .filter(|i| tracker.finalized[*i].is_some())
+                .map(|i| hashes[i])
+                .collect()
+        };
+        report.sampled_outcomes = sample_outcomes(routes.client(0), &finalized).await;
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_report(&report, send_time);
     }
     Ok(())
+}
+
+/// The outcomes of up to [`OUTCOME_SAMPLE`] of `finalized`, evenly spread,
+/// by status (`unknown`: the lookup failed).
+async fn sample_outcomes(client: &HttpClient, finalized: &[Hash]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    let step = finalized.len().div_ceil(OUTCOME_SAMPLE).max(1);
+    for hash in finalized.iter().step_by(step) {
+        let status = client.get_transaction_status(format!("0x{hash}")).await;
+        let kind = match status.ok().and_then(|s| s.outcome) {
+            Some(outcome) => match (outcome.contract, outcome.failure) {
+                (Some(contract), _) => contract.status,
+                (None, Some(failure)) => failure,
+                (None, None) => "success".into(),
+            },
+            None => "unknown".into(),
+        };
+        *counts.entry(kind).or_default() += 1;
+    }
+    counts
 }
 
 fn progress_message(
@@ -416,8 +470,9 @@ struct Plan {
     chain_id: ChainId,
     layout: ShardLayout,
     cross_shard_ratio: f64,
-    /// `Some`: ERC-20 transfers of this token instead of native transfers.
-    token: Option<atoll_primitives::Address>,
+    /// `Some`: contract calls (ERC-20 transfers, swaps) instead of native
+    /// transfers.
+    targets: Option<load_defi::Targets>,
 }
 
 /// Signs `total` transfers: sender `k % accounts` with consecutive nonces;
@@ -475,12 +530,12 @@ fn sign_all(
                 sender: keys[sender].public(),
                 nonce: nonces[sender] + (k / accounts) as u64,
                 fee: 1,
-                action: match plan.token {
+                action: match &plan.targets {
                     None => Action::Transfer {
                         to: keys[to].address(),
                         amount: 1,
                     },
-                    Some(token) => crate::load_erc20::transfer_action(token, keys[to].address(), 1),
+                    Some(targets) => targets.action(sender, keys[to].address(), &mut rng),
                 },
             };
             let signed = body.sign(&keys[sender]);
@@ -710,6 +765,7 @@ fn report(
         settlement_beacon_blocks_p50: percentile(&beacon_blocks, 0.50),
         settlement_beacon_blocks_p99: percentile(&beacon_blocks, 0.99),
         errors: errors.clone(),
+        sampled_outcomes: BTreeMap::new(),
     }
 }
 
@@ -749,6 +805,17 @@ fn print_report(report: &Report, send_time: Duration) {
             report.settlement_beacon_blocks_p50,
             report.settlement_after_final_ms_p99,
             report.settlement_beacon_blocks_p99
+        );
+    }
+    if !report.sampled_outcomes.is_empty() {
+        let counts: Vec<String> = report
+            .sampled_outcomes
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        println!(
+            "outcomes    {} (a sample of the final transactions)",
+            counts.join(", ")
         );
     }
     if report.errors.is_empty() {

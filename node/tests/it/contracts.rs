@@ -231,3 +231,40 @@ fn a_contract_created_at_an_address_of_another_shard_is_served_from_its_creators
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn the_load_tool_sets_up_and_runs_the_contract_workloads() {
+    let node = Node::start(20, "");
+    let rpc = format!("http://{}", node.rpc);
+    for workload in [
+        &["--workload", "erc20"][..],
+        &["--workload", "amm", "--pools", "3"],
+    ] {
+        let mut args = vec![
+            "load",
+            "--rpc",
+            &rpc,
+            "--accounts",
+            "20",
+            "--tps",
+            "200",
+            "--duration",
+            "2",
+            "--json",
+        ];
+        args.extend_from_slice(workload);
+        let (ok, out, err) = cli(&args, None);
+        assert!(ok, "{workload:?}: {out}{err}");
+        let report: Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        assert_eq!(report["submitted"], 400, "{workload:?}: {report}");
+        assert_eq!(report["finalized"], 400, "{workload:?}: {report}");
+        assert_eq!(report["errors"], json!({}), "{workload:?}: {report}");
+        // Every sampled transaction succeeded in its block.
+        let outcomes = report["sampled_outcomes"].as_object().expect("outcomes");
+        assert_eq!(
+            outcomes.keys().collect::<Vec<_>>(),
+            vec!["success"],
+            "{workload:?}: {report}"
+        );
+    }
+}
