@@ -138,11 +138,7 @@ pub async fn set_up_erc20(
     keys: &[KeyPair],
     progress: bool,
 ) -> anyhow::Result<Targets> {
-    let sender = Sender {
-        client,
-        chain_id,
-        keys,
-    };
+    let sender = Sender::new(client, chain_id, keys);
     Ok(Targets::Token(token(&sender, 0, progress).await?))
 }
 
@@ -156,11 +152,7 @@ pub async fn set_up_amm(
     pools: usize,
     progress: bool,
 ) -> anyhow::Result<Targets> {
-    let sender = Sender {
-        client,
-        chain_id,
-        keys,
-    };
+    let sender = Sender::new(client, chain_id, keys);
     let reserve = LIQUIDITY * pools as u128;
     let t0 = token(&sender, reserve, progress).await?;
     let t1 = token(&sender, reserve, progress).await?;
@@ -232,7 +224,15 @@ struct Sender<'a> {
     keys: &'a [KeyPair],
 }
 
-impl Sender<'_> {
+impl<'a> Sender<'a> {
+    fn new(client: &'a HttpClient, chain_id: ChainId, keys: &'a [KeyPair]) -> Sender<'a> {
+        Sender {
+            client,
+            chain_id,
+            keys,
+        }
+    }
+
     /// The next nonce of key `who`.
     async fn nonce(&self, who: usize) -> anyhow::Result<u64> {
         let address = self.keys[who].address().to_string();
