@@ -373,7 +373,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 .map(|i| hashes[i])
                 .collect()
         };
-        report.sampled_outcomes = sample_outcomes(routes.client(0), &finalized).await;
+        report.sampled_outcomes = sample_outcomes(client, &finalized).await;
     }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

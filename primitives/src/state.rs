@@ -65,6 +65,14 @@ impl StateValue {
         }
     }
 
+    /// The shard a placement names, if this is one.
+    pub fn placement(&self) -> Option<ShardId> {
+        match self {
+            StateValue::Placement(shard) => Some(*shard),
+            _ => None,
+        }
+    }
+
     /// Whether this value is of the kind `key` holds.
     pub fn fits(&self, key: &StateKey) -> bool {
         matches!(

@@ -103,7 +103,9 @@ pub fn run(
     for proven in incoming {
         let receipt = &proven.receipt;
         let address = receipt.action.account();
-        let owner = holder(shard, next, &address, &prelude.changes, state)?;
+        let key = StateKey::Account(address);
+        let account = read(&prelude.changes, state, &key)?;
+        let owner = holder(shard, next, (&address, &account), &prelude.changes, state)?;
         if owner != shard {
             let forwarded = emit(owner, receipt.action.clone(), receipt.origin);
             prelude.forwarded.push((
@@ -113,8 +115,6 @@ pub fn run(
             prelude.receipts.push(forwarded);
             continue;
         }
-        let key = StateKey::Account(address);
-        let account = read(&prelude.changes, state, &key)?;
         let overflow = || ShardError::CreditOverflow {
             from: receipt.source,
             sequence: receipt.sequence,
@@ -149,32 +149,27 @@ pub fn run(
     Ok(prelude)
 }
 
-/// The shard that holds `address` for a receipt applied here: the one
-/// `map` gives, unless a placement here says otherwise (a contract this
-/// shard created at an address of another's range is here; one of this
-/// shard's range that another created, whose account here is then empty,
-/// is there).
+/// The shard that holds `address` (whose account here is `account`) for a
+/// receipt applied here: the one `map` gives, unless a placement here says
+/// otherwise (a contract this shard created at an address of another's
+/// range is here; one of this shard's range that another created, whose
+/// account here is then empty, is there).
 fn holder(
     shard: ShardId,
     map: &ShardMap,
-    address: &Address,
+    (address, account): (&Address, &Account),
     changes: &BTreeMap<StateKey, StateValue>,
     state: &dyn StateView,
 ) -> Result<ShardId, ShardError> {
     let home = map.shard_of(address);
-    let empty = || -> Result<bool, ShardError> {
-        Ok(
-            read(changes, state, &StateKey::Account(*address))? == Account::default()
-                && get(changes, state, &StateKey::CodeHash(*address))?.is_none(),
-        )
-    };
-    if home == shard && !empty()? {
+    if home == shard
+        && (*account != Account::default()
+            || get(changes, state, &StateKey::CodeHash(*address))?.is_some())
+    {
         return Ok(home);
     }
-    Ok(match get(changes, state, &StateKey::Placement(*address))? {
-        Some(StateValue::Placement(placed)) => placed,
-        _ => home,
-    })
+    let placement = get(changes, state, &StateKey::Placement(*address))?;
+    Ok(placement.and_then(|v| v.placement()).unwrap_or(home))
 }
 
 fn get(

@@ -333,7 +333,7 @@ impl Rpc {
         let height = height.unwrap_or(0);
         // Arriving: its shard marked it so, or has not made its first block
         // under the map that moved it there (its state is on its way).
-        let placed_here = !std::ptr::eq(&**shard, &**self.node.shard_of(&address));
+        let placed_here = !Arc::ptr_eq(shard, self.node.shard_of(&address));
         let arriving = account.is_some_and(|a| a.is_arriving())
             || (!placed_here && shard.head_map.read().shard_of(&address) != shard.shard);
         let mut final_height = shard.heads.borrow().final_height;

@@ -235,12 +235,12 @@ impl NodeView {
     /// shard this validator does not track may not know a recent
     /// placement: asking it then answers that it is not tracked.
     pub fn holder_of(&self, address: &atoll_primitives::Address) -> &Arc<Shared> {
-        use atoll_primitives::{StateKey, StateValue};
+        use atoll_primitives::StateKey;
         use atoll_shard::state::StateView;
         let key = StateKey::Placement(*address);
         let placement = |shard: &Shared| match shard.state.get(&key) {
-            Ok(Some(StateValue::Placement(placed))) => Some(placed),
-            _ => None,
+            Ok(value) => value.and_then(|v| v.placement()),
+            Err(_) => None,
         };
         let home = self.shard_of(address);
         if let Some(placed) = placement(home) {

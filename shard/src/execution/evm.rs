@@ -527,10 +527,9 @@ impl<'a, R: TxReader> StateDb<'a, R> {
 
     /// The shard a placement here records for `address`, if any.
     fn placement(&mut self, address: Address) -> Result<Option<ShardId>, Interrupted> {
-        Ok(match self.read(&StateKey::Placement(address))? {
-            Some(StateValue::Placement(shard)) => Some(shard),
-            _ => None,
-        })
+        Ok(self
+            .read(&StateKey::Placement(address))?
+            .and_then(|value| value.placement()))
     }
 
     /// Loads `address`: what atoll holds for it and where it lives (see

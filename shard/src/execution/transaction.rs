@@ -86,10 +86,9 @@ pub(super) fn placement<R: TxReader>(
     reader: &mut R,
     address: &Address,
 ) -> Result<Option<ShardId>, R::Stop> {
-    Ok(match reader.read(&StateKey::Placement(*address))? {
-        Some(StateValue::Placement(shard)) => Some(shard),
-        _ => None,
-    })
+    Ok(reader
+        .read(&StateKey::Placement(*address))?
+        .and_then(|value| value.placement()))
 }
 
 /// The sender's account once the checks every transaction needs have

@@ -37,6 +37,11 @@ fn signed(key: &KeyPair, nonce: u64, action: Action) -> VerifiedTx {
     VerifiedTx::verify(PreparedTx::new(body.sign(key))).unwrap()
 }
 
+/// A transfer of `amount` to `to`.
+fn pay(key: &KeyPair, nonce: u64, to: Address, amount: u128) -> VerifiedTx {
+    signed(key, nonce, Action::Transfer { to, amount })
+}
+
 /// Two shards, their recorded headers, and the receipts on their way.
 struct Pair {
     dirs: [TempDir; 2],
@@ -167,23 +172,13 @@ fn a_contract_lives_on_its_creators_shard_and_value_sent_to_its_address_follows_
         .unwrap();
     let probe = create_address(&creator.address(), nonce);
     let bumps = (0..nonce)
-        .map(|n| {
-            let to = creator.address();
-            signed(creator, n, Action::Transfer { to, amount: 1 })
-        })
+        .map(|n| pay(creator, n, creator.address(), 1))
         .collect();
     pair.block(0, bumps);
 
     // Value sent to the address before the contract exists lands on shard
     // 1, the range's shard, as a plain account.
-    let early = signed(
-        payer,
-        0,
-        Action::Transfer {
-            to: probe,
-            amount: 500,
-        },
-    );
+    let early = pay(payer, 0, probe, 500);
     pair.block(1, vec![early]);
     assert_eq!(pair.balance(1, &probe), 500);
 
@@ -216,14 +211,7 @@ fn a_contract_lives_on_its_creators_shard_and_value_sent_to_its_address_follows_
 
     // Shard 1 records the placement and sends on the early value; a
     // transfer in the same block goes straight to shard 0.
-    let late = signed(
-        payer,
-        1,
-        Action::Transfer {
-            to: probe,
-            amount: 300,
-        },
-    );
+    let late = pay(payer, 1, probe, 300);
     let produced = pair.block(1, vec![late]);
     assert_eq!(produced.output.outcomes, vec![TxOutcome::Success]);
     assert_eq!(
@@ -315,14 +303,7 @@ fn a_contract_lives_on_its_creators_shard_and_value_sent_to_its_address_follows_
 
     // Reopened, shard 1 still routes the contract's address to shard 0.
     pair.reopen(1);
-    let again = signed(
-        payer,
-        2,
-        Action::Transfer {
-            to: probe,
-            amount: 5,
-        },
-    );
+    let again = pay(payer, 2, probe, 5);
     let produced = pair.block(1, vec![again]);
     let sent = ReceiptAction::Transfer {
         to: probe,
