@@ -7,8 +7,8 @@
 
 use atoll_fuzz_fixtures::limits;
 use atoll_fuzz_fixtures::receipts::{self, SOURCE};
-use atoll_node::service::snapshot::SnapshotPart;
-use atoll_node::service::state_sync::check_outbox;
+use atoll_node::service::network::state_sync::check_outbox;
+use atoll_node::service::network::wire::SnapshotPart;
 use atoll_primitives::codec;
 use libfuzzer_sys::fuzz_target;
 

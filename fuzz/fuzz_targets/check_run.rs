@@ -11,7 +11,8 @@
 
 use atoll_fuzz_fixtures::receipts::{self, DEST, TOP};
 use atoll_fuzz_fixtures::{limits, split_local};
-use atoll_node::service::receipts::{check_run, ReceiptsResponse};
+use atoll_node::service::network::receipts::check_run;
+use atoll_node::service::network::wire::ReceiptsResponse;
 use atoll_primitives::codec;
 use libfuzzer_sys::fuzz_target;
 

@@ -1,6 +1,6 @@
 //! A consensus message from a peer (gossip on the proposal and vote
 //! topics, or a `Sync`/`Fetch` request), as the engine takes it
-//! (`service::bft`): decoded with the node's limit, re-encoded to the same
+//! (`service::network::engine`): decoded with the node's limit, re-encoded to the same
 //! bytes; one the machine does not want (`Simplex::wants`: replayed or out
 //! of its window) is ignored unchecked, the rest handed to a validator's
 //! machine when signed as it must be (gossip) or when a request. Nothing a

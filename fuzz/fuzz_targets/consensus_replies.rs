@@ -1,4 +1,4 @@
-//! A peer's answer to `Sync` or `Fetch` (`service::bft`, "consensus
+//! A peer's answer to `Sync` or `Fetch` (`service::network::engine`, "consensus
 //! replies"): decoded with the node's limit, re-encoded to the same bytes,
 //! then taken message by message by a validator's machine as the engine
 //! does: one the machine does not want (`Simplex::wants`) is skipped

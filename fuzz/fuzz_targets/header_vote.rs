@@ -8,7 +8,7 @@
 #![no_main]
 
 use atoll_fuzz_fixtures::{consensus, limits};
-use atoll_node::service::committee::HeaderVote;
+use atoll_node::service::network::wire::HeaderVote;
 use atoll_primitives::codec;
 use libfuzzer_sys::fuzz_target;
 

@@ -20,7 +20,7 @@
 
 use atoll_fuzz_fixtures::store::{self, Fixture};
 use atoll_fuzz_fixtures::{limits, split_local};
-use atoll_node::service::snapshot::SnapshotPart;
+use atoll_node::service::network::wire::SnapshotPart;
 use atoll_primitives::{codec, ShardBlock, ShardBlockHeader, ShardMap};
 use atoll_shard::state::StateTree;
 use atoll_storage::SnapshotInstall;

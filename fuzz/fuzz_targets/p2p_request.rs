@@ -1,4 +1,4 @@
-//! A request from a peer (`service::bft::Request`): decoded with the
+//! A request from a peer (`service::network::wire::Request`, sorted by `service::network::router`): decoded with the
 //! node's limit, re-encoded to the same bytes, then handled as the node
 //! handles it, against the fixtures:
 //!
@@ -17,10 +17,12 @@
 use atoll_consensus::simplex::{Effect, Input, Message};
 use atoll_fuzz_fixtures::store::{self, Fixture};
 use atoll_fuzz_fixtures::{consensus, limits};
-use atoll_node::service::bft::Request;
-use atoll_node::service::push::Pushed;
-use atoll_node::service::receipts::{serve, ReceiptsResponse};
-use atoll_node::service::snapshot::{Served, SnapshotPart};
+use atoll_node::service::network::pushed::Pushed;
+use atoll_node::service::network::receipts::serve;
+use atoll_node::service::network::snapshot::Served;
+use atoll_node::service::network::wire::ReceiptsResponse;
+use atoll_node::service::network::wire::Request;
+use atoll_node::service::network::wire::SnapshotPart;
 use atoll_primitives::{codec, ShardId};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeSet;

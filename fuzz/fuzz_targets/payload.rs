@@ -7,7 +7,7 @@
 #![no_main]
 
 use atoll_fuzz_fixtures::{consensus, limits, receipts};
-use atoll_node::service::builder::{Payload, MAX_SHARD_TRANSACTIONS};
+use atoll_node::service::network::wire::{Payload, MAX_SHARD_TRANSACTIONS};
 use atoll_primitives::codec;
 use libfuzzer_sys::fuzz_target;
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use atoll_fuzz_fixtures::limits;
-use atoll_node::service::receipts::ReceiptsResponse;
+use atoll_node::service::network::wire::ReceiptsResponse;
 use atoll_primitives::codec;
 use libfuzzer_sys::fuzz_target;
 

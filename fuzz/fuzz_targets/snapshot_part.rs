@@ -5,7 +5,7 @@
 #![no_main]
 
 use atoll_fuzz_fixtures::limits;
-use atoll_node::service::snapshot::SnapshotPart;
+use atoll_node::service::network::wire::SnapshotPart;
 use atoll_primitives::codec;
 use libfuzzer_sys::fuzz_target;
 

@@ -6,7 +6,7 @@
 //! that of checking the transaction alone.
 #![no_main]
 
-use atoll_node::service::network::MAX_GOSSIP_TXS;
+use atoll_node::service::network::wire::MAX_GOSSIP_TXS;
 use atoll_primitives::{codec, SignedTransaction};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::signatures::verify_all;

@@ -4,12 +4,13 @@
 //!
 //! - [`home`], [`run`], [`dev`], [`localnet`]: a node's home directory,
 //!   running it, a dev node and local testnets.
-//! - [`service`]: the node's threads and tasks: admission, producers, the
-//!   coordinator, and with several validators the consensus engine
-//!   ([`service::bft`]), its host ([`service::network`]), payloads
-//!   ([`service::builder`]), header votes ([`service::committee`]), receipts
-//!   between committees ([`service::receipts`]) and state sync
-//!   ([`service::snapshot`], [`service::state_sync`]).
+//! - [`service`]: the node's threads and tasks, by role: what every node
+//!   runs ([`service::common`]: admission, waiters, the committed-block
+//!   path), the lone validator's producers and coordinator
+//!   ([`service::solo`]), and a validator among others
+//!   ([`service::network`]: the peer router, the consensus engine and its
+//!   host, the wire types, payloads, header votes, receipts between
+//!   committees and state sync).
 //! - [`rpc`]: the JSON-RPC server; [`metrics`]: Prometheus metrics.
 //! - [`client`], [`load`], [`bench`]: the client commands, the load
 //!   generator and `atoll bench`.
@@ -20,7 +21,6 @@
 
 pub mod bench;
 pub mod client;
-pub mod contract_client;
 pub mod dev;
 pub mod home;
 mod keyfile;

@@ -83,7 +83,7 @@ enum Command {
     Tx(client::TxCommand),
     /// Call a contract read-only at the head (nothing is sent or charged):
     /// prints the return data (or revert reason), logs and gas used.
-    Call(atoll_node::contract_client::ReadArgs),
+    Call(atoll_node::client::contracts::ReadArgs),
     /// Show a node's chain id, heights, validators and mempool.
     Status {
         #[command(flatten)]
@@ -163,15 +163,15 @@ fn run_cli(command: Command) -> anyhow::Result<()> {
         }
         Command::Tx(client::TxCommand::Deploy(args)) => {
             init_cli_logging();
-            runtime()?.block_on(atoll_node::contract_client::deploy(args))
+            runtime()?.block_on(atoll_node::client::contracts::deploy(args))
         }
         Command::Tx(client::TxCommand::Call(args)) => {
             init_cli_logging();
-            runtime()?.block_on(atoll_node::contract_client::call_tx(args))
+            runtime()?.block_on(atoll_node::client::contracts::call_tx(args))
         }
         Command::Call(args) => {
             init_cli_logging();
-            runtime()?.block_on(atoll_node::contract_client::read(args))
+            runtime()?.block_on(atoll_node::client::contracts::read(args))
         }
         Command::Tx(client::TxCommand::Status { hash, rpc }) => {
             init_cli_logging();

@@ -5,10 +5,12 @@ use crate::home::{check_genesis_binding, Home};
 use crate::keyfile;
 use crate::metrics::{self, Metrics};
 use crate::rpc;
-use crate::service::bft::ConsensusStatus;
-use crate::service::builder::Builder;
-use crate::service::committee::{Certifier, CommitteeView};
-use crate::service::network::{self, MachineStart, NodeHost, ShardLink};
+use crate::service::common::shard::ConsensusStatus;
+use crate::service::network;
+use crate::service::network::builder::Builder;
+use crate::service::network::committee::{Certifier, CommitteeView};
+use crate::service::network::host::{self, MachineStart, NodeHost};
+use crate::service::network::router::{self, PeerRouter, ShardLink};
 use crate::service::{ChainParams, Mode, NetworkParts, Service};
 use anyhow::{bail, Context};
 use atoll_config::{Genesis, LogFormat, NodeConfig};
@@ -264,7 +266,7 @@ async fn start_network(
 ) -> anyhow::Result<()> {
     let net = &config.network;
     let validator = signer.key;
-    let (votes, records) = network::open_votes(&signer.vote_log, &parts.keeper.store)?;
+    let (votes, records) = host::open_votes(&signer.vote_log, &parts.keeper.store)?;
     let listen = net
         .listen
         .parse()
@@ -295,7 +297,7 @@ async fn start_network(
     // The set the committees were drawn from (checked when they were made).
     let validators = committee.committees.validators().clone();
     let key = parts.consensus.index.map(|i| (i, validator.clone()));
-    let machine = network::machine(
+    let machine = host::machine(
         MachineStart {
             chain: genesis.chain_id,
             validators,
@@ -317,10 +319,8 @@ async fn start_network(
         max_receipts: u32::try_from(config.receipts.max_per_block.get()).unwrap_or(u32::MAX),
         committee: Arc::clone(&committee),
     });
-    let host = NodeHost {
-        keeper: parts.keeper,
-        blocks: parts.blocks,
-        builder,
+    let router = PeerRouter {
+        keeper: Arc::clone(&parts.keeper),
         shards: service
             .shards
             .iter()
@@ -332,8 +332,6 @@ async fn start_network(
         network: handle.clone(),
         metrics: Arc::clone(metrics),
         limit,
-        votes,
-        pruned_below: 0,
         committee,
         stores: service
             .shards
@@ -341,16 +339,23 @@ async fn start_network(
             .map(|s| Arc::clone(&s.store))
             .collect(),
         served: Arc::default(),
-        serving: Arc::new(tokio::sync::Semaphore::new(network::MAX_SERVING)),
+        serving: Arc::new(tokio::sync::Semaphore::new(router::MAX_SERVING)),
+    };
+    let host = NodeHost {
+        keeper: parts.keeper,
+        blocks: parts.blocks,
+        builder,
+        votes,
+        pruned_below: 0,
     };
     let status: Arc<ConsensusStatus> = Arc::clone(&parts.consensus.status);
-    network::spawn_engine(
+    network::spawn(
         machine,
         handle,
         events,
         host,
+        router,
         status,
-        Arc::clone(metrics),
         service.stopping(),
     );
     Ok(())

@@ -5,7 +5,8 @@
 use super::error::{self, error, internal, invalid_params};
 use super::server::{contract_outcome, tracked};
 use super::types::{CallArgs, Outcome};
-use crate::service::{NodeView, Shared};
+use crate::service::common::shard::Shared;
+use crate::service::NodeView;
 use atoll_primitives::{Address, ShardMap, StateKey, StateValue};
 use atoll_shard::execution::evm::{self, CallRequest, CodeCache, MAX_TX_GAS};
 use atoll_shard::execution::BlockContext;

@@ -8,10 +8,11 @@ use super::types::{
     ConsensusStatusInfo, ContractResult, IncomingInfo, LogEntry, MempoolInfo, MoveInfo, Outcome,
     ReceiptInfo, ReceiptState, ShardStatus, Status, TxState, TxStatus, ValidatorInfo, WaitUntil,
 };
-use crate::service::admission::{Admission, Rejection};
-use crate::service::producer::head_info;
-use crate::service::waiters::WaitEnd;
-use crate::service::{NodeView, Shared};
+use crate::service::common::admission::{Admission, Rejection};
+use crate::service::common::committed::head_info;
+use crate::service::common::shard::Shared;
+use crate::service::common::waiters::WaitEnd;
+use crate::service::NodeView;
 use atoll_primitives::codec::{self, MAX_TRANSACTION_BYTES};
 use atoll_primitives::{
     Account, Address, Hash, ReceiptAction, ShardId, SignedTransaction, StateKey, StateValue,
@@ -621,7 +622,7 @@ impl Rpc {
         }
         let keeper = Arc::clone(&self.node.any().keeper);
         let scheduled = keeper.schedule_move(address, ShardId(to)).map_err(|e| {
-            match e.downcast_ref::<crate::service::beacon::MoveError>() {
+            match e.downcast_ref::<crate::service::common::keeper::MoveError>() {
                 Some(refused) => error(error::MOVE_REFUSED, refused.to_string()),
                 None => internal(format!("{e:#}")),
             }

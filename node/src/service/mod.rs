@@ -12,50 +12,39 @@
 //!                          publishes receipts) ─────▶ relay, executes, commits
 //! ```
 //!
+//! That is the lone validator ([`solo`]). With several validators the
+//! producer and coordinator are replaced by the replica, which executes
+//! what consensus finalized ([`network`]); what both pipelines share is in
+//! [`common`].
+//!
 //! Threads, not tasks, run admission, production and the coordinator: they
 //! are CPU-bound or block on the stores. The RPC server runs on tokio.
 
-pub mod admission;
-pub mod beacon;
-pub mod bft;
-pub mod builder;
-pub mod committee;
-pub mod coordinator;
-pub mod finality;
+pub mod common;
 pub mod network;
-pub mod producer;
-pub mod push;
-pub mod receipts;
-pub mod replica;
-pub mod revote;
-pub mod snapshot;
-pub mod state_sync;
-pub mod sync_serve;
-pub mod waiters;
+pub mod solo;
 
 use crate::metrics::Metrics;
 use crate::rpc::types::HeadInfo;
-use admission::Admission;
 use atoll_config::{GenesisValidator, NodeConfig};
-use atoll_consensus::Beacon;
-use atoll_primitives::{
-    ChainId, ShardBlockHeader, ShardId, ShardLayout, ShardMap, SignedTransaction,
-};
+use atoll_primitives::SignedTransaction;
 use atoll_shard::mempool::{Mempool, MempoolLimits};
 use atoll_shard::relay::{refill, InProcessRelay};
-use atoll_shard::state::CachedState;
 use atoll_shard::ShardChain;
 use atoll_storage::BeaconStore;
-use atoll_storage::ShardStore;
-use beacon::BeaconKeeper;
-use bft::ConsensusStatus;
-use finality::FinalityRule;
+use common::admission::{self, Admission};
+use common::finality::FinalityRule;
+use common::keeper::BeaconKeeper;
+use common::shard::{ConsensusInfo, Heads, Shared};
+use common::waiters::Waiters;
+use network::committee::CommitteeView;
+use network::{replica, state_sync};
 use parking_lot::{Condvar, Mutex, RwLock};
+use solo::{coordinator, producer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::{broadcast, mpsc, watch};
-use waiters::Waiters;
 
 /// Transactions that may wait in the admission queue; past this, clients
 /// get a "busy" error.
@@ -75,97 +64,6 @@ pub struct ChainParams {
     pub validators: Vec<GenesisValidator>,
     /// Beacon blocks per epoch.
     pub epoch_length: u64,
-}
-
-/// The newest committed and final heights.
-#[derive(Clone, Debug)]
-pub struct Heads {
-    /// The newest committed header.
-    pub head: Arc<ShardBlockHeader>,
-    /// The newest final height.
-    pub final_height: u64,
-}
-
-/// What the RPC server, one shard's admission stage and producer, and the
-/// coordinator share about that shard.
-pub struct Shared {
-    /// The chain id.
-    pub chain_id: ChainId,
-    /// The shard.
-    pub shard: ShardId,
-    /// The shard layout.
-    pub layout: ShardLayout,
-    /// The validator set.
-    pub validators: Vec<GenesisValidator>,
-    /// How blocks become final.
-    pub finality: FinalityRule,
-    /// The shard's store, for reads; the producer alone commits.
-    pub store: Arc<ShardStore>,
-    /// The committed accounts, cached; admission and block building read
-    /// accounts here.
-    pub state: Arc<CachedState>,
-    /// The mempool.
-    pub mempool: Mutex<Mempool>,
-    /// Wakes the producer early (a full block is waiting, or shutdown).
-    pub wake: Condvar,
-    /// The newest heads.
-    pub heads: watch::Sender<Heads>,
-    /// The beacon: which shard headers are final, the epoch and shard map.
-    pub beacon: Arc<RwLock<Beacon>>,
-    /// The beacon with its store, for changes that must be stored.
-    pub keeper: Arc<BeaconKeeper>,
-    /// The shard map this shard's head executed under (the beacon's may be
-    /// newer until the shard's first block of the new epoch).
-    pub head_map: RwLock<Arc<ShardMap>>,
-    /// The receipt relay between the shards.
-    pub relay: Arc<InProcessRelay>,
-    /// Committed blocks, to the coordinator.
-    pub committed: std::sync::mpsc::SyncSender<coordinator::Committed>,
-    /// The admission queue.
-    pub admission: mpsc::Sender<Admission>,
-    /// Clients waiting for inclusion or finality.
-    pub waiters: Waiters,
-    /// Transactions the mempool displaced (replaced or evicted) since the
-    /// last block. Their waiters hear `dropped` only after the next block
-    /// is committed: the block being built may include one of them, taken
-    /// from the pool just before it was displaced.
-    pub displaced: Mutex<Vec<atoll_primitives::Hash>>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Set once shutdown began (shared by every shard).
-    pub stopping: Arc<AtomicBool>,
-    /// Most transactions in one block.
-    pub max_block_transactions: usize,
-    /// The chain's gas rules (from the genesis): block gas limit, base fee.
-    pub gas: atoll_primitives::GasRules,
-    /// Most receipts one block credits.
-    pub max_incoming: usize,
-    /// With several validators: where admitted client transactions go to
-    /// be gossiped.
-    pub gossip: Option<mpsc::Sender<(u16, Vec<SignedTransaction>)>>,
-    /// With several validators: what consensus shows.
-    pub consensus: Option<Arc<ConsensusInfo>>,
-    /// Whether this node stores and executes this shard now (always with
-    /// one validator; with several, when it is in the shard's committee
-    /// of this epoch or the next).
-    pub tracked: AtomicBool,
-    /// With several validators: the committees.
-    pub committee: Option<Arc<committee::CommitteeView>>,
-}
-
-/// What the RPC shows of consensus.
-#[derive(Debug)]
-pub struct ConsensusInfo {
-    /// Heights, leader and peers, updated by the engine.
-    pub status: Arc<ConsensusStatus>,
-    /// The validators' public keys, by index.
-    pub validators: Vec<atoll_primitives::PublicKey>,
-    /// This validator's index.
-    pub index: Option<u16>,
-    /// This node's libp2p peer id, once the network started.
-    pub peer_id: std::sync::OnceLock<String>,
-    /// The network, once started (the operator's peer block list).
-    pub network: std::sync::OnceLock<atoll_p2p::Handle>,
 }
 
 /// With several validators: what the network side needs from the service.
@@ -193,15 +91,8 @@ pub enum Mode {
         /// This validator's index in the genesis's list.
         index: Option<u16>,
         /// The shard committees.
-        committee: Arc<committee::CommitteeView>,
+        committee: Arc<CommitteeView>,
     },
-}
-
-impl Shared {
-    /// Whether shutdown began.
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
 }
 
 /// What the RPC server sees of the node: every shard, and the stream of

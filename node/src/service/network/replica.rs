@@ -31,16 +31,15 @@
 //! consensus blocks and receipts, and checks each block it rebuilds
 //! against the certified header when the beacon holds it.
 
-use super::beacon::{stored_block, BeaconKeeper};
-use super::builder::Payload;
 use super::committee::CommitteeView;
-use super::coordinator::{mark_final, Committed};
-use super::producer::finish;
 use super::receipts::{Inbound, Sources};
 use super::revote::Revoter;
 use super::state_sync::{Next, StateSync, SyncContext};
-use super::Shared;
+use super::wire::Payload;
 use crate::rpc::types::HeadInfo;
+use crate::service::common::committed::{finish, mark_final, Committed};
+use crate::service::common::keeper::{stored_block, BeaconKeeper};
+use crate::service::common::shard::Shared;
 use anyhow::Context;
 use atoll_consensus::simplex::{Block, FinalBlock};
 use atoll_consensus::BeaconBlock;

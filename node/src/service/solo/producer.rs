@@ -5,18 +5,17 @@
 //! head watchers, the clients waiting for inclusion, the metrics, the log
 //! (one line) and the coordinator, which makes the block final.
 
-use super::coordinator::Committed;
-use super::Shared;
-use crate::metrics::Metrics;
-use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};
+use crate::service::common::clock::now_ms;
+use crate::service::common::committed::{finish, Committed};
+use crate::service::common::selection::hold_back;
+use crate::service::common::shard::Shared;
 use atoll_config::BlockConfig;
-use atoll_primitives::{Address, ShardBlockHeader, ShardId, ShardMap, StateKey, StateValue};
+use atoll_primitives::ShardId;
 use atoll_shard::relay::ReceiptRelay;
-use atoll_shard::signatures::VerifiedTx;
-use atoll_shard::{ProducedBlock, ShardChain};
-use std::collections::{BTreeSet, HashSet};
+use atoll_shard::ShardChain;
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// A block for waiting receipts comes at most this many times per
 /// `block.interval`.
@@ -189,193 +188,4 @@ fn produce(
     // The coordinator makes it final. If it is gone the node is stopping.
     let _ = shared.committed.send(Committed::from(produced));
     Ok(full.then_some(count))
-}
-
-/// What follows a block's commit, wherever its contents came from: the
-/// relay hears what it credited and sent, the mempool drops what it
-/// included or made stale, and the heads, waiters (included), metrics and
-/// log hear of it.
-pub fn finish(
-    shared: &Shared,
-    chain: &ShardChain,
-    produced: &ProducedBlock,
-    credited: usize,
-    moved_away: &[atoll_primitives::Hash],
-    started: Instant,
-) {
-    shared
-        .relay
-        .acknowledge(shared.shard, &chain.inbox_cursors());
-    shared.relay.announce(&produced.output.receipts);
-    let header = &produced.block.header;
-    let hashes = &produced.hashes;
-    let mut pruned = Vec::new();
-    let displaced;
-    {
-        let mut pool = shared.mempool.lock();
-        displaced = std::mem::take(&mut *shared.displaced.lock());
-        for hash in hashes {
-            pool.remove_hash(hash);
-        }
-        // What is left below an account's new nonce can never run: another
-        // transaction used its nonce.
-        for (key, value) in &produced.output.state_changes {
-            if let (StateKey::Account(address), Some(StateValue::Account(account))) = (key, value) {
-                pruned.extend(pool.prune(*address, account.nonce));
-            }
-        }
-        let shard = shared.shard.0;
-        Metrics::shard(&shared.metrics.mempool_transactions, shard).set(pool.len() as i64);
-        Metrics::shard(&shared.metrics.mempool_bytes, shard).set(pool.bytes() as i64);
-    }
-
-    *shared.head_map.write() = Arc::clone(chain.shard_map());
-    shared
-        .heads
-        .send_modify(|heads| heads.head = Arc::new(header.clone()));
-    shared.waiters.reached(hashes, WaitUntil::Included);
-    // After the block's own waiters were answered: a displaced transaction
-    // that this block included has no waiter left to tell it was dropped.
-    shared
-        .waiters
-        .dropped(displaced.iter().chain(&pruned).chain(moved_away));
-    record(shared, produced, started.elapsed(), credited);
-}
-
-impl From<ProducedBlock> for Committed {
-    fn from(produced: ProducedBlock) -> Committed {
-        Committed {
-            shard: produced.block.header.shard,
-            header: produced.block.header,
-            hashes: produced.hashes,
-            receipts: produced.output.receipts,
-        }
-    }
-}
-
-fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, credited: usize) {
-    let header = &produced.block.header;
-    let txs = header.tx_count as u64;
-    let metrics = &shared.metrics;
-    Metrics::shard(&metrics.block_height, header.shard.0).set(header.height as i64);
-    metrics.block_time.observe(took.as_secs_f64());
-    metrics.block_transactions.observe(txs as f64);
-    metrics.transactions.inc_by(txs);
-    metrics
-        .reexecutions
-        .inc_by(produced.stats.executions.saturating_sub(txs));
-    let tps = if took.is_zero() {
-        0.0
-    } else {
-        txs as f64 / took.as_secs_f64()
-    };
-    tracing::info!(
-        shard = header.shard.0,
-        height = header.height,
-        txs,
-        receipts_in = credited,
-        receipts_out = produced.output.receipts.len(),
-        ms = format!("{:.1}", took.as_secs_f64() * 1e3),
-        tps = format!("{tps:.0}"),
-        path = ?produced.stats.path,
-        "block committed"
-    );
-}
-
-/// `txs` without the transfers to a `blocked` shard, and without every later
-/// transaction of a sender that had one held back (its nonces must stay in
-/// order). What is left out stays in the mempool for a later block.
-pub fn hold_back(
-    txs: Vec<VerifiedTx>,
-    map: &ShardMap,
-    blocked: &BTreeSet<ShardId>,
-) -> Vec<VerifiedTx> {
-    let mut held: HashSet<Address> = HashSet::new();
-    txs.into_iter()
-        .filter(|tx| {
-            let to_blocked = tx
-                .signed
-                .tx
-                .action
-                .recipient()
-                .is_some_and(|to| blocked.contains(&map.shard_of(to)));
-            if held.contains(&tx.sender) || to_blocked {
-                held.insert(tx.sender);
-                false
-            } else {
-                true
-            }
-        })
-        .collect()
-}
-
-/// The API's view of a header.
-pub fn head_info(header: &ShardBlockHeader, is_final: bool) -> HeadInfo {
-    HeadInfo {
-        shard: header.shard.0,
-        height: header.height,
-        hash: hex_hash(&header.hash()),
-        parent: hex_hash(&header.parent),
-        timestamp_ms: header.timestamp_ms,
-        epoch: header.epoch,
-        congested: header.congested,
-        state_root: hex_hash(&header.state_root),
-        tx_root: hex_hash(&header.tx_root),
-        outcome_root: hex_hash(&header.outcome_root),
-        tx_count: header.tx_count,
-        burnt_fees: header.burnt_fees.to_string(),
-        is_final,
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use atoll_primitives::{Action, ChainId, ShardLayout, Transaction};
-    use atoll_shard::execution::PreparedTx;
-    use atoll_shard::workload::dev_keys;
-
-    #[test]
-    fn transfers_to_a_congested_shard_and_what_follows_them_are_held_back() {
-        let layout = ShardLayout::uniform(2).expect("2 shards");
-        let keys = dev_keys(3, 40);
-        let on = |shard: u16| {
-            keys.iter()
-                .filter(|k| layout.shard_of(&k.address()) == ShardId(shard))
-                .collect::<Vec<_>>()
-        };
-        let (home, away) = (on(0), on(1));
-        let tx = |from: &atoll_primitives::KeyPair, nonce: u64, to: Address| {
-            let body = Transaction {
-                chain_id: ChainId(1),
-                sender: from.public(),
-                nonce,
-                fee: 1,
-                action: Action::Transfer { to, amount: 1 },
-            };
-            VerifiedTx::verify(PreparedTx::new(body.sign(from))).expect("valid")
-        };
-        let txs = vec![
-            tx(home[0], 0, home[1].address()),
-            tx(home[0], 1, away[0].address()), // held: to congested shard 1
-            tx(home[0], 2, home[1].address()), // held: behind a held nonce
-            tx(home[1], 0, home[0].address()),
-        ];
-        let blocked = BTreeSet::from([ShardId(1)]);
-        let kept: Vec<(Address, u64)> = hold_back(txs.clone(), &ShardMap::new(layout), &blocked)
-            .iter()
-            .map(|t| (t.sender, t.signed.tx.nonce))
-            .collect();
-        assert_eq!(kept, vec![(home[0].address(), 0), (home[1].address(), 0)]);
-        assert_eq!(
-            hold_back(txs, &ShardMap::new(layout), &BTreeSet::new()).len(),
-            4
-        );
-    }
 }

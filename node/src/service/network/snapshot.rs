@@ -15,10 +15,10 @@
 //! the receipt's Merkle proof, so the client can check them against the
 //! recorded headers (nothing in a snapshot is taken on trust).
 
+use super::wire::{SnapshotPart, SnapshotRequest};
 use atoll_primitives::{codec, ProvenReceipt, ShardId, StateKey, StateValue};
 use atoll_shard::relay::proven_from_store;
 use atoll_storage::ShardStore;
-use borsh::{BorshDeserialize, BorshSerialize};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,35 +36,6 @@ pub const MAX_PARTS: u32 = 512;
 pub const REUSE: Duration = Duration::from_secs(20);
 /// How long a snapshot's parts stay available.
 pub const KEEP: Duration = Duration::from_secs(120);
-
-/// A part of a shard's state snapshot, asked of a peer.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct SnapshotRequest {
-    /// The shard.
-    pub shard: ShardId,
-    /// The snapshot's height; 0 for the peer's current one.
-    pub height: u64,
-    /// Which part.
-    pub part: u32,
-}
-
-/// One part of a snapshot.
-#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct SnapshotPart {
-    /// The height of the snapshot's head; 0 when the peer has none to give
-    /// (it does not track the shard, or no longer keeps that snapshot).
-    pub height: u64,
-    /// How many parts it has.
-    pub parts: u32,
-    /// This part's entries, in key order.
-    pub entries: Vec<(StateKey, StateValue)>,
-    /// Part 0 only: the next receipt sequence to each destination the
-    /// shard ever sent to, by destination.
-    pub outbox: Vec<(ShardId, u64)>,
-    /// Part 0 only: for each of those, the last receipt sent, proven
-    /// against the header of the block that sent it.
-    pub last_receipts: Vec<ProvenReceipt>,
-}
 
 /// A snapshot being served.
 struct Kept {

@@ -14,7 +14,8 @@
 //!
 //! [`VOTE_WINDOW`]: super::committee::VOTE_WINDOW
 
-use super::committee::{CommitteeView, MAX_CERTIFIED_PER_SHARD};
+use super::committee::CommitteeView;
+use super::wire::MAX_CERTIFIED_PER_SHARD;
 use atoll_consensus::Beacon;
 use atoll_primitives::ShardId;
 use atoll_shard::ShardChain;

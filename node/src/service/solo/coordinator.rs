@@ -11,12 +11,11 @@
 //! congested destination) wait, in order, per destination, and are offered
 //! again first; other destinations' receipts do not wait behind them.
 
-use super::beacon::BeaconKeeper;
-use super::Shared;
-use crate::metrics::Metrics;
-use crate::rpc::types::{HeadInfo, WaitUntil};
-use crate::service::producer::head_info;
-use atoll_primitives::{Hash, Receipt, ShardBlockHeader, ShardId};
+use crate::rpc::types::HeadInfo;
+use crate::service::common::committed::{mark_final, Committed};
+use crate::service::common::keeper::BeaconKeeper;
+use crate::service::common::shard::Shared;
+use atoll_primitives::{Receipt, ShardId};
 use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,18 +23,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
-
-/// A block a shard committed.
-pub struct Committed {
-    /// The shard.
-    pub shard: ShardId,
-    /// Its header.
-    pub header: ShardBlockHeader,
-    /// Its transactions' hashes.
-    pub hashes: Vec<Hash>,
-    /// The receipts it emitted to other shards.
-    pub receipts: Vec<Receipt>,
-}
 
 /// Runs until the node stops and every producer has finished.
 pub fn run(
@@ -121,18 +108,6 @@ pub fn run(
             }
         }
     }
-}
-
-/// Tells the shard's heads, waiters, metrics and `newHeads` subscribers
-/// that `done` is final.
-pub fn mark_final(shard: &Shared, done: &Committed, new_heads: &broadcast::Sender<Arc<HeadInfo>>) {
-    let height = done.header.height;
-    shard.heads.send_modify(|heads| {
-        heads.final_height = heads.final_height.max(height);
-    });
-    shard.waiters.reached(&done.hashes, WaitUntil::Final);
-    Metrics::shard(&shard.metrics.final_height, done.shard.0).set(height as i64);
-    let _ = new_heads.send(Arc::new(head_info(&done.header, true)));
 }
 
 /// Tells the producers of the shards `receipts` go to that receipts wait

@@ -13,6 +13,7 @@
 //! [`Recorded`] finds older ones in the store, so a shard that catches up
 //! after a long time still proves the receipts of old source blocks.
 
+use super::clock::now_ms;
 use anyhow::{bail, Context};
 use atoll_consensus::{Beacon, BeaconBlock, MapError, ShardSchedule};
 use atoll_primitives::{codec, Address, ChainId, ShardBlockHeader, ShardId, ShardLayout};
@@ -22,7 +23,6 @@ use parking_lot::{Mutex, RwLock};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Shard headers per catch-up beacon block (a few hundred bytes each, far
 /// below [`atoll_consensus::beacon::MAX_BEACON_BLOCK_BYTES`]).
@@ -368,10 +368,4 @@ fn headers(chain: &ShardChain, from: u64, to: u64) -> anyhow::Result<Vec<ShardBl
         headers.push(header);
     }
     Ok(headers)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

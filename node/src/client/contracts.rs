@@ -1,7 +1,7 @@
 //! The contract commands of the client: `atoll tx deploy`, `atoll tx call`
 //! and the read-only `atoll call`.
 
-use crate::client::{call_error, connect, sending, RpcArgs};
+use super::connection::{call_error, connect, sending, RpcArgs};
 use crate::keyfile;
 use crate::rpc::api::AtollApiClient;
 use crate::rpc::types::{CallArgs, WaitUntil};

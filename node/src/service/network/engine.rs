@@ -9,18 +9,16 @@
 //! was away for any time catches up block by block. It keeps asking the
 //! peer that answered until it is level.
 
-use super::push::PushedReceipts;
-use super::receipts::ReceiptsRequest;
-use super::snapshot::SnapshotRequest;
 use super::sync_serve::{encode_within, Archive, SyncServer};
+use super::wire::Request;
 use crate::metrics::Metrics;
+use crate::service::common::shard::ConsensusStatus;
 use atoll_consensus::simplex::{Block, Effect, FinalBlock, Input, Message, Record, Simplex};
-use atoll_p2p::{Handle, MessageId, NetworkEvent, PeerId, Topic, Verdict};
+use atoll_p2p::{Handle, MessageId, PeerId, Topic, Verdict};
 use atoll_primitives::{codec, Hash};
-use borsh::{BorshDeserialize, BorshSerialize};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -38,47 +36,34 @@ pub trait Host: Send {
     fn payload(&mut self, height: u64, parent: Hash) -> PayloadTask;
     /// Blocks became final, in height order, with their proofs.
     fn finalized(&mut self, blocks: Vec<FinalBlock>) -> anyhow::Result<()>;
-    /// Gossip on a shard's transaction topic; the host reports its verdict.
-    fn transactions(&mut self, shard: u16, source: PeerId, id: MessageId, data: Vec<u8>);
-    /// Gossip on the header-vote topic; the host reports its verdict.
-    fn header_vote(&mut self, source: PeerId, id: MessageId, data: Vec<u8>);
-    /// A peer asks for receipts; the host answers request `id`.
-    fn receipts(&mut self, peer: PeerId, id: u64, request: ReceiptsRequest);
-    /// A peer pushes receipts; the host acknowledges request `id`.
-    fn pushed(&mut self, peer: PeerId, id: u64, pushed: PushedReceipts);
-    /// A peer asks for a part of a shard's state snapshot; the host
-    /// answers request `id`.
-    fn snapshot(&mut self, peer: PeerId, id: u64, request: SnapshotRequest);
 }
 
-/// What one validator asks another.
-#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub enum Request {
-    /// A consensus message (`Sync` or `Fetch`), answered with messages.
-    Consensus(Message),
-    /// Receipts of a source shard, answered with a `ReceiptsResponse`.
-    Receipts(ReceiptsRequest),
-    /// Receipts of a block just executed, for a shard the receiver
-    /// tracks; answered with nothing.
-    Push(PushedReceipts),
-    /// A part of a shard's state snapshot, answered with a `SnapshotPart`.
-    Snapshot(SnapshotRequest),
-}
-
-/// What the engine shows of consensus (RPC `atoll_status`).
-#[derive(Debug, Default)]
-pub struct ConsensusStatus {
-    /// The height being decided.
-    pub height: AtomicU64,
-    /// The newest final height.
-    pub final_height: AtomicU64,
-    /// The leader of the height being decided.
-    pub leader: AtomicU64,
-    /// Connected peers.
-    pub peers: AtomicU64,
-    /// Equivocations seen (two conflicting votes or proposals signed by
-    /// one validator), since start.
-    pub equivocations: AtomicU64,
+/// Consensus traffic, sorted out of the network's events by the router
+/// (`super::router`).
+pub enum ConsensusEvent {
+    /// A proposal, vote or certificate gossiped by `source`.
+    Gossip {
+        /// The peer that forwarded it.
+        source: PeerId,
+        /// Its gossip id, for the verdict.
+        id: MessageId,
+        /// The encoded message.
+        data: Vec<u8>,
+    },
+    /// A consensus message asked by `peer` as request `id` (`Sync` and
+    /// `Fetch` are answered; anything else scores the peer down).
+    Request {
+        /// The asker.
+        peer: PeerId,
+        /// The request, to answer.
+        id: u64,
+        /// What it asked.
+        message: Message,
+    },
+    /// A peer connected.
+    Connected,
+    /// A peer disconnected.
+    Disconnected,
 }
 
 /// The engine: the machine, the network and the host.
@@ -153,11 +138,11 @@ impl<H: Host> Engine<H> {
         )
     }
 
-    /// Runs until the network's events end; subscribes to `topics` besides
+    /// Runs until the router's events end; subscribes to `topics` besides
     /// the consensus ones.
     pub async fn run(
         mut self,
-        mut events: atoll_p2p::Events,
+        mut events: mpsc::Receiver<ConsensusEvent>,
         mut woken: mpsc::Receiver<Wake>,
         topics: Vec<Topic>,
     ) -> anyhow::Result<()> {
@@ -217,23 +202,9 @@ impl<H: Host> Engine<H> {
         Ok(())
     }
 
-    async fn network_event(&mut self, event: NetworkEvent) -> anyhow::Result<()> {
+    async fn network_event(&mut self, event: ConsensusEvent) -> anyhow::Result<()> {
         match event {
-            NetworkEvent::Gossip {
-                topic: Topic::Transactions(shard),
-                source,
-                id,
-                data,
-            } => self.host.transactions(shard, source, id, data),
-            NetworkEvent::Gossip {
-                topic: Topic::HeaderVotes,
-                source,
-                id,
-                data,
-            } => self.host.header_vote(source, id, data),
-            NetworkEvent::Gossip {
-                source, id, data, ..
-            } => {
+            ConsensusEvent::Gossip { source, id, data } => {
                 // Forwarded only if it decodes and is signed as it must be;
                 // anything else scores its sender down. What the machine
                 // would drop anyway (a replayed old vote or certificate,
@@ -257,27 +228,10 @@ impl<H: Host> Engine<H> {
                     }
                 }
             }
-            NetworkEvent::Request { peer, id, data } => {
+            ConsensusEvent::Request { peer, id, message } => {
                 let mut replies = Vec::new();
-                let request = codec::decode::<Request>("request", &data, self.limit).ok();
-                let message = match request {
-                    Some(Request::Receipts(request)) => {
-                        self.host.receipts(peer, id, request);
-                        return Ok(());
-                    }
-                    Some(Request::Push(pushed)) => {
-                        self.host.pushed(peer, id, pushed);
-                        return Ok(());
-                    }
-                    Some(Request::Snapshot(request)) => {
-                        self.host.snapshot(peer, id, request);
-                        return Ok(());
-                    }
-                    Some(Request::Consensus(message)) => Some(message),
-                    None => None,
-                };
                 match message {
-                    Some(Message::Sync(from)) if from <= self.machine.final_block().0 => {
+                    Message::Sync(from) if from <= self.machine.final_block().0 => {
                         // Below what the machine holds: from the store, on
                         // the sync server's task (the asker comes back for
                         // the rest); nothing when it is busy.
@@ -291,11 +245,7 @@ impl<H: Host> Engine<H> {
                         }
                         return Ok(());
                     }
-                    Some(message @ Message::Sync(_)) => {
-                        self.input(Input::Message(message), Some(&mut replies))
-                            .await?;
-                    }
-                    Some(message @ Message::Fetch(_)) => {
+                    message @ (Message::Sync(_) | Message::Fetch(_)) => {
                         self.input(Input::Message(message), Some(&mut replies))
                             .await?;
                     }
@@ -305,8 +255,8 @@ impl<H: Host> Engine<H> {
                     .respond(id, encode_within(replies, self.limit))
                     .await;
             }
-            NetworkEvent::Connected(_) => self.set_peers(self.peers + 1),
-            NetworkEvent::Disconnected(_) => self.set_peers(self.peers.saturating_sub(1)),
+            ConsensusEvent::Connected => self.set_peers(self.peers + 1),
+            ConsensusEvent::Disconnected => self.set_peers(self.peers.saturating_sub(1)),
         }
         Ok(())
     }
@@ -437,6 +387,8 @@ impl<H: Host> Engine<H> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use super::super::router::{self, PeerHandler};
+    use super::super::wire::{PushedReceipts, ReceiptsRequest, SnapshotRequest};
     use super::*;
     use atoll_consensus::simplex::{Config, ValidatorSet};
     use atoll_p2p::{start, NetworkConfig};
@@ -483,6 +435,12 @@ mod tests {
             );
             Ok(())
         }
+    }
+
+    /// No peer traffic besides consensus.
+    struct ConsensusOnly;
+
+    impl PeerHandler for ConsensusOnly {
         fn transactions(&mut self, _: u16, _: PeerId, _: MessageId, _: Vec<u8>) {}
         fn header_vote(&mut self, _: PeerId, _: MessageId, _: Vec<u8>) {}
         fn receipts(&mut self, _: PeerId, _: u64, _: ReceiptsRequest) {}
@@ -537,6 +495,14 @@ mod tests {
                 records: Vec::new(),
                 finals: Arc::clone(&finals),
             };
+            let (consensus, consensus_events) = mpsc::channel(router::CONSENSUS_QUEUE);
+            tokio::spawn(router::run(
+                events,
+                ConsensusOnly,
+                network.clone(),
+                limit,
+                consensus,
+            ));
             let (engine, woken) = Engine::new(
                 machine,
                 network,
@@ -546,7 +512,7 @@ mod tests {
                 Arc::default(),
                 Arc::new(Metrics::new()),
             );
-            tokio::spawn(engine.run(events, woken, Vec::new()));
+            tokio::spawn(engine.run(consensus_events, woken, Vec::new()));
         }
         // Every validator finalizes at least 5 blocks, the same ones.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

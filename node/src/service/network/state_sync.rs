@@ -26,11 +26,11 @@
 //! fetched. After [`MAX_FAILURES`] failures in a row the shard falls back to
 //! executing its blocks.
 
-use super::beacon::BeaconKeeper;
-use super::builder::Payload;
 use super::committee::CommitteeView;
-use super::snapshot::{SnapshotPart, SnapshotRequest, MAX_PARTS, PART_ENTRIES};
+use super::snapshot::{MAX_PARTS, PART_ENTRIES};
+use super::wire::{Payload, Request, SnapshotPart, SnapshotRequest};
 use crate::metrics::Metrics;
+use crate::service::common::keeper::BeaconKeeper;
 use anyhow::Context;
 use atoll_p2p::{Handle, PeerId};
 use atoll_primitives::{
@@ -332,7 +332,7 @@ async fn fetch_from(
             height,
             part,
         };
-        let bytes = codec::encode(&super::bft::Request::Snapshot(request));
+        let bytes = codec::encode(&Request::Snapshot(request));
         match tokio::time::timeout(PART_TIMEOUT, network.request(peer, bytes)).await {
             Ok(Ok(answer)) => codec::decode::<SnapshotPart>("snapshot part", &answer, limit)
                 .map(Some)
@@ -564,7 +564,7 @@ pub fn check_outbox(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::receipts::tests::{header, receipt, DEST, SOURCE};
+    use crate::service::network::receipts::tests::{header, receipt, DEST, SOURCE};
     use atoll_primitives::{Action, ChainId, KeyPair, Receipt, SignedTransaction, Transaction};
     use atoll_shard::inbox::prove_receipts;
 

@@ -8,62 +8,18 @@
 //! empty payload extends the chain and lets its finalization finalize the
 //! parent.
 
-use super::committee::{CertifiedHeader, CommitteeView, MAX_CERTIFIED_PER_SHARD};
-use super::producer::hold_back;
+use super::committee::CommitteeView;
 use super::replica::Executed;
-use super::Shared;
-use atoll_primitives::{codec, Hash, ShardId, SignedTransaction};
-use borsh::{BorshDeserialize, BorshSerialize};
+use super::wire::{CertifiedHeader, Payload, MAX_SHARD_TRANSACTIONS};
+use crate::service::common::clock::now_ms;
+use crate::service::common::selection::hold_back;
+use crate::service::common::shard::Shared;
+use atoll_primitives::{codec, Hash, ShardId};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::watch;
-
-/// Most transactions a payload may give one shard (a rule of the chain,
-/// not a setting: every validator must judge a payload the same way).
-pub const MAX_SHARD_TRANSACTIONS: usize = 65_536;
-
-/// What a consensus block carries.
-#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct Payload {
-    /// The leader's clock when it built the payload (a shard block's
-    /// timestamp never goes below its parent's).
-    pub timestamp_ms: u64,
-    /// Each shard's transactions, in shard order.
-    pub shards: Vec<Vec<SignedTransaction>>,
-    /// Most receipts each shard's block credits.
-    pub max_receipts: u32,
-    /// Shard headers certified by their committees, for the beacon block
-    /// to record (per shard in height order).
-    pub certified: Vec<CertifiedHeader>,
-}
-
-impl Payload {
-    /// Decodes `bytes` for a chain of `shards` shards; anything else (bytes
-    /// that do not decode, the wrong number of shards, more than
-    /// [`MAX_SHARD_TRANSACTIONS`] for a shard, too many certified headers)
-    /// is an empty payload, so every validator treats a malformed payload
-    /// the same way.
-    pub fn decode_or_empty(bytes: &[u8], shards: usize, limit: usize) -> Payload {
-        match codec::decode::<Payload>("payload", bytes, limit) {
-            Ok(payload)
-                if payload.shards.len() == shards
-                    && payload
-                        .shards
-                        .iter()
-                        .all(|t| t.len() <= MAX_SHARD_TRANSACTIONS)
-                    && payload.certified.len() <= shards * MAX_CERTIFIED_PER_SHARD =>
-            {
-                payload
-            }
-            _ => Payload {
-                shards: vec![Vec::new(); shards],
-                ..Payload::default()
-            },
-        }
-    }
-}
 
 /// Builds the payloads this validator proposes.
 pub struct Builder {
@@ -187,11 +143,4 @@ impl Builder {
             certified: self.certified(),
         })
     }
-}
-
-/// The wall clock in milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

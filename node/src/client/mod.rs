@@ -1,18 +1,19 @@
 //! The small client: `atoll keys`, `atoll account`, `atoll tx transfer`,
-//! `atoll status` (contracts: `contract_client`). Everything but `keys` talks to a node over JSON-RPC.
+//! `atoll status` (contracts: [`contracts`]). Everything but `keys` talks to a node over JSON-RPC.
+
+pub mod connection;
+pub mod contracts;
+
+pub use connection::{call_error, connect, sending, RpcArgs, DEFAULT_RPC};
 
 use crate::keyfile;
 use crate::rpc::api::AtollApiClient;
 use crate::rpc::types::{BlockRef, WaitUntil};
 use anyhow::Context;
-use atoll_primitives::{Action, Address, ChainId, Transaction};
+use atoll_primitives::{Action, Address, Transaction};
 use clap::{Args, Subcommand};
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// The node the client talks to by default.
-pub const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
 
 /// `atoll keys`.
 #[derive(Subcommand)]
@@ -30,14 +31,6 @@ pub enum KeysCommand {
     },
 }
 
-/// The node to talk to.
-#[derive(Args, Clone)]
-pub struct RpcArgs {
-    /// The node's JSON-RPC URL.
-    #[arg(long, default_value = DEFAULT_RPC)]
-    pub rpc: String,
-}
-
 /// `atoll tx`.
 #[derive(Subcommand)]
 pub enum TxCommand {
@@ -47,10 +40,10 @@ pub enum TxCommand {
     /// such as `contracts/out/Token.bin`) with ABI-encoded constructor
     /// arguments; waits until final and prints the outcome, gas used, logs
     /// and the created address.
-    Deploy(crate::contract_client::DeployArgs),
+    Deploy(contracts::DeployArgs),
     /// Call a contract with hex call data in a transaction; waits until
     /// final and prints the outcome, return data, gas used and logs.
-    Call(crate::contract_client::CallTxArgs),
+    Call(contracts::CallTxArgs),
     /// Show where a transaction is: unknown, pending, included or final.
     Status {
         /// The transaction hash.
@@ -86,28 +79,6 @@ pub struct TransferArgs {
     /// The node to ask.
     #[command(flatten)]
     pub rpc: RpcArgs,
-}
-
-/// A client for `url`.
-pub fn connect(url: &str) -> anyhow::Result<HttpClient> {
-    HttpClientBuilder::default()
-        .request_timeout(Duration::from_secs(90))
-        .build(url)
-        .with_context(|| format!("bad RPC URL {url:?}"))
-}
-
-/// A client error as one readable line: the node's code and message for a
-/// refused call (jsonrpsee's own text repeats the error object).
-pub fn call_error(err: jsonrpsee::core::ClientError) -> anyhow::Error {
-    match err {
-        jsonrpsee::core::ClientError::Call(call) => anyhow::anyhow!(
-            "error {} ({}): {}",
-            call.code(),
-            crate::rpc::error::code_name(call.code()),
-            call.message()
-        ),
-        other => anyhow::anyhow!("{other}"),
-    }
 }
 
 /// Runs `atoll keys …`.
@@ -199,32 +170,6 @@ pub async fn tx_status(hash: String, rpc: &RpcArgs) -> anyhow::Result<()> {
         .with_context(|| format!("asking {} for the transaction", rpc.rpc))?;
     println!("{}", serde_json::to_string_pretty(&status)?);
     Ok(())
-}
-
-/// What sending a transaction from `key` needs from the node: a client,
-/// the chain id, and the nonce to use (`nonce`, or the account's next).
-pub(crate) async fn sending(
-    rpc: &RpcArgs,
-    key: &atoll_primitives::KeyPair,
-    nonce: Option<u64>,
-) -> anyhow::Result<(HttpClient, ChainId, u64)> {
-    let client = connect(&rpc.rpc)?;
-    let status = client
-        .status()
-        .await
-        .map_err(call_error)
-        .with_context(|| format!("cannot reach the node at {}", rpc.rpc))?;
-    let nonce = match nonce {
-        Some(nonce) => nonce,
-        None => {
-            client
-                .get_account(key.address().to_string(), Some(BlockRef::Latest))
-                .await
-                .map_err(call_error)?
-                .nonce
-        }
-    };
-    Ok((client, ChainId(status.chain_id), nonce))
 }
 
 /// Runs `atoll tx transfer`.

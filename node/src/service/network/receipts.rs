@@ -23,13 +23,13 @@
 //! ([`super::push`]); a destination takes a pushed run first, with the
 //! same checks, and pulls only what is still missing.
 
-use super::beacon::{FinalHeaders, Recorded};
 use super::committee::CommitteeView;
+use super::wire::{ReceiptsRequest, ReceiptsResponse, Request};
+use crate::service::common::keeper::{FinalHeaders, Recorded};
 use atoll_consensus::Beacon;
 use atoll_primitives::{codec, ProvenReceipt, ShardId};
 use atoll_shard::relay::{proven_from_store, InProcessRelay};
 use atoll_storage::{BeaconStore, ShardStore};
-use borsh::{BorshDeserialize, BorshSerialize};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,32 +40,6 @@ use std::time::Duration;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most receipts asked for in one request (whole blocks may add more).
 pub const MAX_PER_REQUEST: u32 = 4096;
-
-/// "The receipts `source` sent `destination` from sequence `from` on, of
-/// source blocks at or below `up_to`."
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct ReceiptsRequest {
-    /// The source shard.
-    pub source: ShardId,
-    /// The destination shard.
-    pub destination: ShardId,
-    /// The first sequence number wanted.
-    pub from: u64,
-    /// The newest source height wanted.
-    pub up_to: u64,
-    /// About how many (whole blocks are sent).
-    pub max: u32,
-}
-
-/// The answer.
-#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct ReceiptsResponse {
-    /// The newest source height the answering node holds (below `up_to`,
-    /// an empty answer means "ask someone else", not "there are none").
-    pub held_to: u64,
-    /// The receipts, in sequence order, with their proofs.
-    pub receipts: Vec<ProvenReceipt>,
-}
 
 /// Answers `request` from `stores` (by shard), within `limit` bytes.
 pub fn serve(stores: &[Arc<ShardStore>], request: &ReceiptsRequest, limit: usize) -> Vec<u8> {
@@ -346,7 +320,7 @@ impl Inbound {
                 let Some(network) = sources.view.network.get() else {
                     break;
                 };
-                let bytes = codec::encode(&super::bft::Request::Receipts(request.clone()));
+                let bytes = codec::encode(&Request::Receipts(request.clone()));
                 let answer = sources.runtime.block_on(async {
                     tokio::time::timeout(REQUEST_TIMEOUT, network.request(peer, bytes)).await
                 });

@@ -18,19 +18,17 @@
 //! is in this epoch or the next: it catches up on the next epoch's shards
 //! during this one, so it is ready before it must sign.
 
+use super::wire::{CertifiedHeader, HeaderVote, MAX_CERTIFIED_PER_SHARD};
 use atoll_consensus::simplex::ValidatorIndex;
 use atoll_consensus::{Beacon, Committees};
 use atoll_primitives::hash::domain;
 use atoll_primitives::{codec, ChainId, Hash, KeyPair, ShardBlockHeader, ShardId, Signature};
-use borsh::{BorshDeserialize, BorshSerialize};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 /// Heights above a shard's recorded head for which votes are kept.
 pub const VOTE_WINDOW: u64 = 256;
-/// Most certified headers of one shard in a payload.
-pub const MAX_CERTIFIED_PER_SHARD: usize = 64;
 /// Most epochs a validator looks back for a header whose certification
 /// may wait on its vote.
 const OWED_EPOCHS: u64 = 256;
@@ -45,32 +43,6 @@ pub enum VoteFault {
     Bad,
     /// Well-formed but of no use (out of the window, or a repeat): ignored.
     Unwanted,
-}
-
-/// A committee member's signature on the header of a shard block it
-/// executed.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct HeaderVote {
-    /// The header.
-    pub header: ShardBlockHeader,
-    /// The signer's index in the validator set.
-    pub validator: ValidatorIndex,
-    /// The signer's libp2p peer id (signed, so peers learn whom to ask for
-    /// the shard's receipts).
-    pub peer: Vec<u8>,
-    /// Signature over the header hash and the peer id.
-    pub signature: Signature,
-    /// Signature over the header hash alone: what a certificate carries.
-    pub certified: Signature,
-}
-
-/// A header with the committee signatures that certify it.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct CertifiedHeader {
-    /// The header.
-    pub header: ShardBlockHeader,
-    /// (signer, signature) pairs, by signer.
-    pub signatures: Vec<(ValidatorIndex, Signature)>,
 }
 
 /// What a header vote signs.
@@ -107,7 +79,7 @@ pub struct CommitteeView {
     /// Peer ids of validators, learned from their signed votes.
     pub peers: Mutex<BTreeMap<ValidatorIndex, atoll_p2p::PeerId>>,
     /// Receipts pushed to this validator, not yet taken.
-    pub pushed: super::push::Pushed,
+    pub pushed: super::pushed::Pushed,
 }
 
 impl CommitteeView {
