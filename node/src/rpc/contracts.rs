@@ -2,8 +2,9 @@
 //! estimate, and code and storage reads. Calls run on the blocking pool,
 //! a few at a time (each may run up to the transaction gas cap).
 
+use super::error::tracked;
 use super::error::{self, error, internal, invalid_params};
-use super::server::{contract_outcome, tracked};
+use super::outcomes::contract_outcome;
 use super::types::{CallArgs, Outcome};
 use crate::service::common::shard::Shared;
 use crate::service::NodeView;

@@ -2,7 +2,10 @@
 //! ones it uses, and those jsonrpsee returns on its own. Every code is
 //! documented in `docs/rpc.md`; clients may match on them.
 
+use crate::service::common::shard::Shared;
+use jsonrpsee::core::RpcResult;
 use jsonrpsee::types::ErrorObjectOwned;
+use std::sync::atomic::Ordering;
 
 /// Bad params: bad hex, bad encoding, trailing bytes, an unknown address form.
 pub const INVALID_PARAMS: i32 = -32602;
@@ -125,4 +128,27 @@ pub fn code_name(code: i32) -> &'static str {
         INTERNAL => "internal",
         _ => "other",
     }
+}
+
+/// Refuses a request about a shard this validator does not track now,
+/// naming the validators that do.
+pub(super) fn tracked(shard: &Shared) -> RpcResult<()> {
+    if shard.tracked.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let members = shard
+        .committee
+        .as_ref()
+        .map(|view| {
+            let epoch = shard.beacon.read().epoch();
+            view.committees.members(epoch, shard.shard)
+        })
+        .unwrap_or_default();
+    Err(error(
+        SHARD_NOT_TRACKED,
+        format!(
+            "this validator does not track shard {} in this epoch; its committee is validators              {members:?} (indices in genesis.json)",
+            shard.shard
+        ),
+    ))
 }

@@ -1,13 +1,24 @@
 //! The JSON-RPC server: jsonrpsee, HTTP and WebSocket on one port, JSON-RPC
 //! 2.0 batches accepted, their calls run concurrently ([`batch`]). The API
-//! is in [`api`], its JSON shapes in
-//! [`types`], the error codes in [`error`]; `docs/rpc.md` documents it.
+//! is in [`api`], its JSON shapes in [`types`], the error codes in
+//! [`error`]; `docs/rpc.md` documents it. The server ([`server`]) answers
+//! each method family in a file of its own: sending (`send`), tracing a
+//! transaction (`transactions`, with `outcomes`), state and block reads
+//! (`query`), contract reads (`contracts`), `status`, the operator's
+//! methods (`admin`) and `subscriptions`.
 
+mod admin;
 pub mod api;
 mod batch;
 mod contracts;
 pub mod error;
+mod outcomes;
+mod query;
+mod send;
 mod server;
+mod status;
+mod subscriptions;
+mod transactions;
 pub mod types;
 
 use crate::service::NodeView;

@@ -1,0 +1,116 @@
+//! The operator's methods (served with `--rpc-admin` only): the peer
+//! block list and account moves.
+
+use super::error::{self, error, internal, invalid_params};
+use super::server::Rpc;
+use super::types::MoveInfo;
+use atoll_primitives::{Address, ShardId, StateKey};
+use jsonrpsee::core::RpcResult;
+use std::sync::Arc;
+
+impl Rpc {
+    /// Refuses an operator's `method` unless `rpc.admin` is on.
+    pub(super) fn check_admin(&self, method: &str) -> RpcResult<()> {
+        if self.admin {
+            return Ok(());
+        }
+        Err(error(
+            error::ADMIN_DISABLED,
+            format!(
+                "atoll_{method} is an operator's method and this node does not serve them: \
+                 set rpc.admin = true in config.toml (only where the RPC port is private)"
+            ),
+        ))
+    }
+
+    pub(super) async fn block_peers(&self, peers: Vec<String>) -> RpcResult<Vec<String>> {
+        self.check_admin("setBlockedPeers")?;
+        let Some(handle) = self
+            .node
+            .any()
+            .consensus
+            .as_ref()
+            .and_then(|c| c.network.get())
+            .cloned()
+        else {
+            return Err(error(
+                error::NO_NETWORK,
+                "this node runs alone (one validator in genesis): it has no peers to block",
+            ));
+        };
+        let mut parsed = Vec::with_capacity(peers.len());
+        for (i, peer) in peers.iter().enumerate() {
+            parsed.push(
+                peer.parse::<atoll_p2p::PeerId>()
+                    .map_err(|e| invalid_params(format!("peers[{i}]: {peer:?}: {e}")))?,
+            );
+        }
+        handle.block(parsed).await.map_err(|e| match e {
+            atoll_p2p::NetworkError::Invalid(reason) => invalid_params(reason),
+            other => error(error::SHUTTING_DOWN, other.to_string()),
+        })?;
+        let info = handle
+            .info()
+            .await
+            .map_err(|e| error(error::SHUTTING_DOWN, e.to_string()))?;
+        tracing::info!(peers = ?info.blocked, "operator set the blocked peers");
+        Ok(info.blocked.iter().map(|p| p.to_string()).collect())
+    }
+
+    /// Whether a contract lives at `address` (on its home shard or, placed,
+    /// on its creator's).
+    pub(super) fn is_contract(&self, address: &Address) -> RpcResult<bool> {
+        use atoll_shard::state::StateView;
+        let holder = self.node.holder_of(address);
+        let placed = !Arc::ptr_eq(holder, self.node.shard_of(address));
+        let code = holder
+            .state
+            .get(&StateKey::CodeHash(*address))
+            .map_err(internal)?;
+        Ok(placed || code.is_some())
+    }
+
+    pub(super) fn move_account(&self, address: &str, to: u16) -> RpcResult<MoveInfo> {
+        self.check_admin("moveAccount")?;
+        if self.node.any().consensus.is_some() {
+            return Err(error(
+                error::MOVE_REFUSED,
+                "moving accounts is not yet agreed through consensus, so a node with other \
+                 validators refuses it (it works on a lone validator)",
+            ));
+        }
+        let address: Address = address.parse().map_err(invalid_params)?;
+        if self.is_contract(&address)? {
+            return Err(error(
+                error::MOVE_REFUSED,
+                format!(
+                    "{address} is a contract: moving it would leave its code and storage \
+                     behind, so contract accounts do not move yet"
+                ),
+            ));
+        }
+        let keeper = Arc::clone(&self.node.any().keeper);
+        let scheduled = keeper.schedule_move(address, ShardId(to)).map_err(|e| {
+            match e.downcast_ref::<crate::service::common::keeper::MoveError>() {
+                Some(refused) => error(error::MOVE_REFUSED, refused.to_string()),
+                None => internal(format!("{e:#}")),
+            }
+        })?;
+        tracing::info!(
+            %address,
+            from = scheduled.from.0,
+            to,
+            epoch = scheduled.effective_epoch,
+            "account move scheduled"
+        );
+        Ok(MoveInfo {
+            address: address.to_string(),
+            from: scheduled.from.0,
+            to,
+            current_epoch: scheduled.current_epoch,
+            effective_epoch: scheduled.effective_epoch,
+            effective_beacon_height: scheduled.effective_height,
+            map_version: scheduled.map_version,
+        })
+    }
+}
