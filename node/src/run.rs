@@ -91,6 +91,7 @@ pub async fn run(
     } else {
         if index.is_none() {
             tracing::warn!(
+                target: "node",
                 key = %validator.address(),
                 "this node's key is not among the genesis validators: it follows the chain without voting"
             );
@@ -165,6 +166,7 @@ pub async fn run(
         chain.set_min_parallel_block(config.execution.min_parallel_block);
         chain.set_gas_rules(genesis.gas);
         tracing::info!(
+            target: "node",
             head = chain.head().height,
             state_root = %chain.head().state_root,
             "shard {} opened",
@@ -225,6 +227,7 @@ pub async fn run(
         None
     };
     tracing::info!(
+        target: "node",
         rpc = %rpc_addr,
         metrics = ?metrics_addr,
         took_ms = started.elapsed().as_millis() as u64,
@@ -236,14 +239,14 @@ pub async fn run(
     });
 
     let failed = signals.wait_for_stop(&service).await;
-    tracing::info!("shutting down");
+    tracing::info!(target: "node", "shutting down");
     let _ = rpc_handle.stop();
     tokio::task::spawn_blocking(move || service.stop()).await?;
     rpc_handle.stopped().await;
     if failed {
         bail!("block production failed; see the log above");
     }
-    tracing::info!("stopped cleanly");
+    tracing::info!(target: "node", "stopped cleanly");
     Ok(())
 }
 
@@ -292,7 +295,7 @@ async fn start_network(
         .clone()
         .context("a network node has committees")?;
     let _ = committee.network.set(handle.clone());
-    tracing::info!(peer_id = %handle.peer_id(), listen = %net.listen, "network started");
+    tracing::info!(target: "node", peer_id = %handle.peer_id(), listen = %net.listen, "network started");
     tokio::spawn(network::gossip_out(handle.clone(), parts.gossip));
     // The set the committees were drawn from (checked when they were made).
     let validators = committee.committees.validators().clone();

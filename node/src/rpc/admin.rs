@@ -53,7 +53,7 @@ impl Rpc {
             .info()
             .await
             .map_err(|e| error(error::SHUTTING_DOWN, e.to_string()))?;
-        tracing::info!(peers = ?info.blocked, "operator set the blocked peers");
+        tracing::info!(target: "rpc", peers = ?info.blocked, "operator set the blocked peers");
         Ok(info.blocked.iter().map(|p| p.to_string()).collect())
     }
 
@@ -97,6 +97,7 @@ impl Rpc {
             }
         })?;
         tracing::info!(
+            target: "rpc",
             %address,
             from = scheduled.from.0,
             to,

@@ -89,7 +89,7 @@ pub fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
 
 /// An internal error; the details go to the log, not to the client.
 pub fn internal(err: impl std::fmt::Display) -> ErrorObjectOwned {
-    tracing::error!(%err, "RPC request failed inside the node");
+    tracing::error!(target: "rpc", %err, "RPC request failed inside the node");
     error(INTERNAL, "internal error; see the node's log")
 }
 

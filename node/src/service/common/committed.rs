@@ -93,6 +93,7 @@ fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, credited: u
         txs as f64 / took.as_secs_f64()
     };
     tracing::info!(
+        target: "block",
         shard = header.shard.0,
         height = header.height,
         txs,

@@ -147,6 +147,7 @@ impl BeaconKeeper {
                 height = keeper.record(chunk.to_vec())?.height;
             }
             tracing::info!(
+                target: "beacon",
                 height,
                 headers = count,
                 "recorded the shard blocks committed after the last stored beacon block"
@@ -272,7 +273,7 @@ impl FinalHeaders for Recorded<'_> {
         match self.store.recorded_header(shard, height) {
             Ok(header) => header.map(Cow::Owned),
             Err(err) => {
-                tracing::error!(%err, shard = %shard, height, "cannot read a recorded header");
+                tracing::error!(target: "beacon", %err, shard = %shard, height, "cannot read a recorded header");
                 None
             }
         }
@@ -288,6 +289,7 @@ fn index_recorded_headers(store: &BeaconStore) -> anyhow::Result<()> {
         return Ok(());
     }
     tracing::info!(
+        target: "beacon",
         from,
         to = head,
         "indexing the recorded shard headers of the beacon store"

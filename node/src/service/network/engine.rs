@@ -299,7 +299,7 @@ impl<H: Host> Engine<H> {
                 }
                 Effect::Finalized(blocks) => self.finalized(blocks)?,
                 Effect::Evidence(evidence) => {
-                    tracing::warn!(offender = evidence.offender(), "equivocation evidence");
+                    tracing::warn!(target: "consensus", offender = evidence.offender(), "equivocation evidence");
                     self.status.equivocations.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -62,6 +62,7 @@ pub fn open_votes(
     if !legacy.is_empty() {
         store.prune_vote_records(u64::MAX)?;
         tracing::info!(
+            target: "consensus",
             records = legacy.len(),
             "vote records moved from the beacon store to the vote log"
         );

@@ -101,6 +101,7 @@ pub fn spawn(
     tokio::spawn(async move {
         if let Err(err) = engine.run(consensus_events, woken, topics).await {
             tracing::error!(
+                target: "consensus",
                 err = format!("{err:#}"),
                 "consensus stopped; the node stops"
             );

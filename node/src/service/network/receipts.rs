@@ -244,6 +244,7 @@ impl Inbound {
         if good < receipts.len() {
             let peer = pushers[good];
             tracing::warn!(
+                target: "receipts",
                 %peer,
                 source = %source,
                 destination = %self.destination,
@@ -340,6 +341,7 @@ impl Inbound {
                     Some(value) => return Ok((value, "pulled")),
                     None if response.held_to >= up_to.min(held_needed(sources, source)) => {
                         tracing::warn!(
+                            target: "receipts",
                             %peer,
                             source = %source,
                             destination = %self.destination,
@@ -354,6 +356,7 @@ impl Inbound {
             round += 1;
             if round.is_multiple_of(10) {
                 tracing::warn!(
+                    target: "receipts",
                     source = %source,
                     destination = %self.destination,
                     from,

@@ -130,6 +130,7 @@ impl Replica {
         let mut inbound: Vec<Inbound> = self.shards.iter().map(|s| Inbound::new(s.shard)).collect();
         if let Err(err) = self.replay(&mut inbound) {
             tracing::error!(
+                target: "replica",
                 err = format!("{err:#}"),
                 "cannot execute the stored final blocks; the node stops"
             );
@@ -155,6 +156,7 @@ impl Replica {
                     return;
                 }
                 tracing::error!(
+                    target: "replica",
                     err = format!("{err:#}"),
                     height = block.proposal.block.height,
                     "cannot execute a final block; the node stops"
@@ -185,6 +187,7 @@ impl Replica {
         }
         if replayed > 0 {
             tracing::info!(
+                target: "replica",
                 blocks = replayed,
                 "executed the final blocks stored before the restart"
             );
@@ -263,9 +266,9 @@ impl Replica {
                 shared.waiters.dropped(dropped.iter());
                 self.committee.pushed.forget(shared.shard);
                 self.sync.forget(shared.shard);
-                tracing::info!(shard = %shared.shard, epoch, "no longer tracking this shard");
+                tracing::info!(target: "replica", shard = %shared.shard, epoch, "no longer tracking this shard");
             } else if now && !before {
-                tracing::info!(shard = %shared.shard, epoch, "tracking this shard");
+                tracing::info!(target: "replica", shard = %shared.shard, epoch, "tracking this shard");
             }
         }
         let tracked = self.ready(&tracked, inbound)?;
@@ -578,6 +581,7 @@ impl StepContext<'_> {
         if let Some(recorded) = keeper.final_header(shard, header.height) {
             if recorded.hash() != header.hash() {
                 tracing::error!(
+                    target: "replica",
                     shard = %shard,
                     height = header.height,
                     "this validator's block differs from the one its committee certified: its \

@@ -54,6 +54,7 @@ impl Revoter {
                 continue;
             };
             tracing::info!(
+                target: "committee",
                 shard = %shard,
                 recorded,
                 to,
@@ -64,7 +65,7 @@ impl Revoter {
                     Ok(Some(header)) => view.vote_and_publish(&header, recorded, runtime),
                     Ok(None) => break,
                     Err(err) => {
-                        tracing::error!(%err, shard = %shard, height, "cannot read a header to vote again");
+                        tracing::error!(target: "committee", %err, shard = %shard, height, "cannot read a header to vote again");
                         break;
                     }
                 }

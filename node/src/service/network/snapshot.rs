@@ -89,6 +89,7 @@ impl Served {
             Ok(_) => SnapshotPart::default(),
             Err(err) => {
                 tracing::warn!(
+                    target: "state_sync",
                     shard = %request.shard,
                     err = format!("{err:#}"),
                     "cannot take a state snapshot to serve"

@@ -188,6 +188,7 @@ impl StateSync {
                 match install(chain, &fetched, ctx) {
                     Ok(()) => {
                         tracing::info!(
+                            target: "state_sync",
                             shard = %shard,
                             height = fetched.height,
                             accounts = fetched.entries.len(),
@@ -213,6 +214,7 @@ impl StateSync {
         if slot.failures >= MAX_FAILURES {
             slot.gave_up = true;
             tracing::warn!(
+                target: "state_sync",
                 shard = %shard,
                 failures = slot.failures,
                 "no usable state snapshot; executing the shard's blocks instead"
@@ -232,6 +234,7 @@ impl StateSync {
         let turn = slot.failures as usize % peers.len();
         peers.rotate_left(turn);
         tracing::info!(
+            target: "state_sync",
             shard = %shard,
             head,
             recorded,
@@ -251,7 +254,7 @@ impl StateSync {
 fn fail(slot: &mut Slot, shard: ShardId, ctx: &SyncContext<'_>, result: &'static str, why: &str) {
     slot.failures += 1;
     ctx.metrics.state_sync(result);
-    tracing::warn!(shard = %shard, failures = slot.failures, "state snapshot not used: {why}");
+    tracing::warn!(target: "state_sync", shard = %shard, failures = slot.failures, "state snapshot not used: {why}");
 }
 
 /// Why a fetched snapshot was not installed.

@@ -73,7 +73,7 @@ async fn serve(
     let mut rates = Rates::default();
     while let Some(Ask { peer, id, from }) = asks.recv().await {
         if !rates.allow(peer, Instant::now()) {
-            tracing::debug!(%peer, "sync request over its peer's rate: answered with nothing");
+            tracing::debug!(target: "consensus", %peer, "sync request over its peer's rate: answered with nothing");
             network.respond(id, encode_within(Vec::new(), limit)).await;
             continue;
         }

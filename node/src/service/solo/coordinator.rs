@@ -65,6 +65,7 @@ pub fn run(
             Ok(block) => block,
             Err(err) => {
                 tracing::error!(
+                    target: "coordinator",
                     err = format!("{err:#}"),
                     "the beacon could not record the shards' headers; the node stops"
                 );
@@ -74,6 +75,7 @@ pub fn run(
         };
         if block.height % keeper.state.read().epoch_length() == 0 {
             tracing::info!(
+                target: "coordinator",
                 height = block.height,
                 epoch = block.epoch,
                 map_version = block.map_version,
@@ -81,6 +83,7 @@ pub fn run(
             );
         }
         tracing::debug!(
+            target: "coordinator",
             height = block.height,
             headers = block.shard_headers.len(),
             "beacon block"

@@ -75,7 +75,7 @@ pub fn run(shared: &Shared, mut chain: ShardChain, config: &BlockConfig) {
             }
         }
         if shared.is_stopping() {
-            tracing::info!(height = chain.head().height, "block production stopped");
+            tracing::info!(target: "producer", height = chain.head().height, "block production stopped");
             return;
         }
         let started = Instant::now();
@@ -88,7 +88,7 @@ pub fn run(shared: &Shared, mut chain: ShardChain, config: &BlockConfig) {
                 next_block = started + config.interval;
             }
             Err(err) => {
-                tracing::error!(%err, "block production failed; the node stops");
+                tracing::error!(target: "producer", %err, "block production failed; the node stops");
                 shared
                     .stopping
                     .store(true, std::sync::atomic::Ordering::Release);
@@ -127,7 +127,7 @@ fn produce(
         let mut pool = shared.mempool.lock();
         for (address, from, to) in chain.shard_map().moves(&map) {
             if from == shared.shard {
-                tracing::info!(%address, to = to.0, epoch, "account leaves this shard");
+                tracing::info!(target: "producer", %address, to = to.0, epoch, "account leaves this shard");
                 moved_away.extend(pool.prune(address, u64::MAX));
             }
         }
