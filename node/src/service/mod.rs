@@ -157,6 +157,63 @@ pub struct Service {
     pub network: Option<NetworkParts>,
 }
 
+/// What every shard's [`Shared`] is built from, besides its chain.
+struct ShardSetup<'a> {
+    chain_id: atoll_primitives::ChainId,
+    layout: atoll_primitives::ShardLayout,
+    validators: &'a [GenesisValidator],
+    finality: FinalityRule,
+    keeper: &'a Arc<BeaconKeeper>,
+    relay: &'a Arc<InProcessRelay>,
+    committed: &'a std::sync::mpsc::SyncSender<common::handoff::Committed>,
+    metrics: &'a Arc<Metrics>,
+    stopping: &'a Arc<AtomicBool>,
+    limits: MempoolLimits,
+    config: &'a NodeConfig,
+    gossip: Option<&'a mpsc::Sender<(u16, Vec<SignedTransaction>)>>,
+    consensus: Option<&'a Arc<ConsensusInfo>>,
+    committee: Option<&'a Arc<CommitteeView>>,
+}
+
+impl ShardSetup<'_> {
+    /// The shared state of `chain`'s shard, whose admission queue is `admission`.
+    fn shared(&self, chain: &ShardChain, admission: mpsc::Sender<Admission>) -> Arc<Shared> {
+        let head = chain.head().clone();
+        Arc::new(Shared {
+            chain_id: self.chain_id,
+            shard: head.shard,
+            layout: self.layout,
+            validators: self.validators.to_vec(),
+            finality: self.finality,
+            store: chain.shared_store(),
+            state: chain.state(),
+            mempool: Mutex::new(Mempool::new(self.limits)),
+            wake: Condvar::new(),
+            heads: watch::Sender::new(Heads {
+                final_height: head.height,
+                head: Arc::new(head),
+            }),
+            beacon: Arc::clone(&self.keeper.state),
+            keeper: Arc::clone(self.keeper),
+            head_map: RwLock::new(Arc::clone(chain.shard_map())),
+            relay: Arc::clone(self.relay),
+            committed: self.committed.clone(),
+            admission,
+            waiters: Waiters::new(MAX_WAITERS),
+            displaced: Mutex::new(Vec::new()),
+            metrics: Arc::clone(self.metrics),
+            stopping: Arc::clone(self.stopping),
+            max_block_transactions: self.config.block.max_transactions.get(),
+            gas: chain.gas_rules(),
+            max_incoming: self.config.receipts.max_per_block.get(),
+            gossip: self.gossip.cloned(),
+            consensus: self.consensus.cloned(),
+            tracked: AtomicBool::new(true),
+            committee: self.committee.cloned(),
+        })
+    }
+}
+
 impl Service {
     /// Starts admission and production for every shard of `chains` (in
     /// shard order) and the coordinator. The beacon is restored from
@@ -182,7 +239,6 @@ impl Service {
             chain.epoch_length,
             solo,
         )?);
-        let beacon = Arc::clone(&keeper.state);
         let validators = chain.validators.clone();
         // With several validators every one must hold the same receipts:
         // the relay has no bound (backpressure comes from the leaders,
@@ -219,51 +275,35 @@ impl Service {
             max_bytes: config.mempool.max_bytes,
             max_queued: config.mempool.max_queued(),
         };
+        let setup = ShardSetup {
+            chain_id,
+            layout,
+            validators: &validators,
+            finality: if solo {
+                FinalityRule::Beacon
+            } else {
+                FinalityRule::Consensus
+            },
+            keeper: &keeper,
+            relay: &relay,
+            committed: &committed_tx,
+            metrics: &metrics,
+            stopping: &stopping,
+            limits,
+            config,
+            gossip: (!solo).then_some(&gossip_tx),
+            consensus: consensus.as_ref(),
+            committee: match &mode {
+                Mode::Network { committee, .. } => Some(committee),
+                Mode::Solo => None,
+            },
+        };
         let mut shards = Vec::new();
         let mut threads = Vec::new();
         let mut replica_chains = Vec::new();
         for chain in chains {
-            let head = chain.head().clone();
             let (admission_tx, admission_rx) = mpsc::channel(ADMISSION_QUEUE);
-            let shared = Arc::new(Shared {
-                chain_id,
-                shard: head.shard,
-                layout,
-                validators: validators.clone(),
-                finality: if solo {
-                    FinalityRule::Beacon
-                } else {
-                    FinalityRule::Consensus
-                },
-                store: chain.shared_store(),
-                state: chain.state(),
-                mempool: Mutex::new(Mempool::new(limits)),
-                wake: Condvar::new(),
-                heads: watch::Sender::new(Heads {
-                    final_height: head.height,
-                    head: Arc::new(head),
-                }),
-                beacon: Arc::clone(&beacon),
-                keeper: Arc::clone(&keeper),
-                head_map: RwLock::new(Arc::clone(chain.shard_map())),
-                relay: Arc::clone(&relay),
-                committed: committed_tx.clone(),
-                admission: admission_tx,
-                waiters: Waiters::new(MAX_WAITERS),
-                displaced: Mutex::new(Vec::new()),
-                metrics: Arc::clone(&metrics),
-                stopping: Arc::clone(&stopping),
-                max_block_transactions: config.block.max_transactions.get(),
-                gas: chain.gas_rules(),
-                max_incoming: config.receipts.max_per_block.get(),
-                gossip: (!solo).then(|| gossip_tx.clone()),
-                consensus: consensus.clone(),
-                tracked: AtomicBool::new(true),
-                committee: match &mode {
-                    Mode::Network { committee, .. } => Some(Arc::clone(committee)),
-                    Mode::Solo => None,
-                },
-            });
+            let shared = setup.shared(&chain, admission_tx);
             let pool = chain.executor().pool_handle();
             let name = |what: &str| format!("{what}-{}", shared.shard);
             threads.push({
