@@ -2,9 +2,9 @@
 //! errors as one readable line, and what sending a transaction needs.
 
 use crate::rpc::api::AtollApiClient;
-use crate::rpc::types::BlockRef;
+use crate::rpc::types::{BlockRef, WaitUntil};
 use anyhow::Context;
-use atoll_primitives::ChainId;
+use atoll_primitives::{ChainId, SignedTransaction};
 use clap::Args;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use std::time::Duration;
@@ -66,4 +66,22 @@ pub async fn sending(
         }
     };
     Ok((client, ChainId(status.chain_id), nonce))
+}
+
+/// Sends `signed` and returns its hash; with `wait`, once it is final.
+pub async fn submit(
+    client: &HttpClient,
+    signed: &SignedTransaction,
+    wait: bool,
+) -> anyhow::Result<String> {
+    let until = if wait {
+        WaitUntil::Final
+    } else {
+        WaitUntil::None
+    };
+    client
+        .send_transaction(hex::encode(signed.encode()), Some(until))
+        .await
+        .map_err(call_error)
+        .context("the node refused the transaction")
 }

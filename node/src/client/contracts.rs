@@ -1,10 +1,10 @@
 //! The contract commands of the client: `atoll tx deploy`, `atoll tx call`
 //! and the read-only `atoll call`.
 
-use super::connection::{call_error, connect, sending, RpcArgs};
+use super::connection::{call_error, connect, sending, submit, RpcArgs};
 use crate::keyfile;
 use crate::rpc::api::AtollApiClient;
-use crate::rpc::types::{CallArgs, WaitUntil};
+use crate::rpc::types::CallArgs;
 use anyhow::Context;
 use atoll_primitives::gas::DEFAULT_BASE_FEE;
 use atoll_primitives::{Action, Address, Transaction};
@@ -151,16 +151,7 @@ async fn send(args: SendArgs, to: Option<Address>, input: Vec<u8>) -> anyhow::Re
         action,
     }
     .sign(&key);
-    let until = if args.no_wait {
-        WaitUntil::None
-    } else {
-        WaitUntil::Final
-    };
-    let hash = client
-        .send_transaction(hex::encode(signed.encode()), Some(until))
-        .await
-        .map_err(call_error)
-        .context("the node refused the transaction")?;
+    let hash = submit(&client, &signed, !args.no_wait).await?;
     println!("transaction {hash}");
     println!(
         "  from {} nonce {nonce} gas limit {gas_limit} at {} per gas",

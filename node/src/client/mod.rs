@@ -4,11 +4,11 @@
 pub mod connection;
 pub mod contracts;
 
-pub use connection::{call_error, connect, sending, RpcArgs, DEFAULT_RPC};
+pub use connection::{call_error, connect, sending, submit, RpcArgs, DEFAULT_RPC};
 
 use crate::keyfile;
 use crate::rpc::api::AtollApiClient;
-use crate::rpc::types::{BlockRef, WaitUntil};
+use crate::rpc::types::BlockRef;
 use anyhow::Context;
 use atoll_primitives::{Action, Address, Transaction};
 use clap::{Args, Subcommand};
@@ -187,16 +187,7 @@ pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
         },
     };
     let signed = body.sign(&key);
-    let until = if args.wait {
-        WaitUntil::Final
-    } else {
-        WaitUntil::None
-    };
-    let hash = client
-        .send_transaction(hex::encode(signed.encode()), Some(until))
-        .await
-        .map_err(call_error)
-        .context("the node refused the transaction")?;
+    let hash = submit(&client, &signed, args.wait).await?;
     println!("transaction {hash}");
     println!(
         "  from {} nonce {nonce} to {} amount {} fee {}",

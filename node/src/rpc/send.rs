@@ -5,7 +5,7 @@ use super::error::tracked;
 use super::error::{self, error, internal, invalid_params};
 use super::server::Rpc;
 use super::types::{hex_hash, WaitUntil};
-use crate::service::common::admission::{Admission, Rejection};
+use crate::service::common::handoff::{Admission, Rejection};
 use crate::service::common::shard::Shared;
 use crate::service::common::waiters::WaitEnd;
 use atoll_primitives::codec::{self, MAX_TRANSACTION_BYTES};

@@ -32,8 +32,9 @@ use atoll_shard::mempool::{Mempool, MempoolLimits};
 use atoll_shard::relay::{refill, InProcessRelay};
 use atoll_shard::ShardChain;
 use atoll_storage::BeaconStore;
-use common::admission::{self, Admission};
+use common::admission;
 use common::finality::FinalityRule;
+use common::handoff::{Admission, Committed};
 use common::keeper::BeaconKeeper;
 use common::shard::{ConsensusInfo, Heads, Shared};
 use common::waiters::Waiters;
@@ -165,7 +166,7 @@ struct ShardSetup<'a> {
     finality: FinalityRule,
     keeper: &'a Arc<BeaconKeeper>,
     relay: &'a Arc<InProcessRelay>,
-    committed: &'a std::sync::mpsc::SyncSender<common::handoff::Committed>,
+    committed: &'a std::sync::mpsc::SyncSender<Committed>,
     metrics: &'a Arc<Metrics>,
     stopping: &'a Arc<AtomicBool>,
     limits: MempoolLimits,

@@ -4,7 +4,7 @@
 //! mempool as verified transactions, so block production does not check
 //! their signatures again.
 
-pub use super::handoff::{Admission, Rejection};
+use super::handoff::{Admission, Rejection};
 use super::shard::Shared;
 use crate::metrics::Metrics;
 use atoll_p2p::Verdict;

@@ -3,7 +3,7 @@
 //! follows its commit ([`finish`]) and what follows its finality
 //! ([`mark_final`]).
 
-pub use super::handoff::Committed;
+use super::handoff::Committed;
 use super::shard::Shared;
 use crate::metrics::Metrics;
 use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};

@@ -102,22 +102,8 @@ fn chunks(receipts: Vec<ProvenReceipt>, limit: usize) -> Vec<Vec<ProvenReceipt>>
 
 #[cfg(test)]
 mod tests {
+    use super::super::pushed::tests::proven;
     use super::*;
-    use atoll_primitives::{Address, Hash, ReceiptAction};
-
-    fn proven(source: u16, sequence: u64, height: u64) -> ProvenReceipt {
-        let receipt = Receipt {
-            source: ShardId(source),
-            destination: ShardId(9),
-            sequence,
-            origin: Hash([sequence as u8; 32]),
-            action: ReceiptAction::Transfer {
-                to: Address([1; 20]),
-                amount: 1,
-            },
-        };
-        prove_receipts(height, &[receipt], ShardId(9)).remove(0)
-    }
 
     #[test]
     fn chunks_stay_under_half_the_limit() {

@@ -176,12 +176,13 @@ impl Pushed {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use atoll_primitives::{Address, Hash, Receipt, ReceiptAction};
     use atoll_shard::inbox::prove_receipts;
 
-    fn proven(source: u16, sequence: u64, height: u64) -> ProvenReceipt {
+    /// A proven transfer receipt from `source` to shard 9.
+    pub(crate) fn proven(source: u16, sequence: u64, height: u64) -> ProvenReceipt {
         let receipt = Receipt {
             source: ShardId(source),
             destination: ShardId(9),

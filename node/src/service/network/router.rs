@@ -14,7 +14,7 @@ use super::wire::{
     MAX_GOSSIP_TXS,
 };
 use crate::metrics::Metrics;
-use crate::service::common::admission::Admission;
+use crate::service::common::handoff::Admission;
 use crate::service::common::keeper::BeaconKeeper;
 use crate::service::common::shard::Shared;
 use atoll_p2p::{Handle, MessageId, NetworkEvent, PeerId, Topic, Verdict};

@@ -12,7 +12,8 @@
 //! again first; other destinations' receipts do not wait behind them.
 
 use crate::rpc::types::HeadInfo;
-use crate::service::common::committed::{mark_final, Committed};
+use crate::service::common::committed::mark_final;
+use crate::service::common::handoff::Committed;
 use crate::service::common::keeper::BeaconKeeper;
 use crate::service::common::shard::Shared;
 use atoll_primitives::{Receipt, ShardId};

@@ -6,7 +6,8 @@
 //! (one line) and the coordinator, which makes the block final.
 
 use crate::service::common::clock::now_ms;
-use crate::service::common::committed::{finish, Committed};
+use crate::service::common::committed::finish;
+use crate::service::common::handoff::Committed;
 use crate::service::common::selection::hold_back;
 use crate::service::common::shard::Shared;
 use atoll_config::BlockConfig;
