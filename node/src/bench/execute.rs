@@ -137,9 +137,10 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     let [verify_single, verify_batch] = interleaved(
         rounds,
         [
-            &mut || expect_valid(find_bad_signatures_one_by_one(&txs)),
-            &mut || expect_valid(find_bad_signatures(&txs, pool_n)),
+            &mut || Ok(find_bad_signatures_one_by_one(&txs)),
+            &mut || Ok(find_bad_signatures(&txs, pool_n)),
         ],
+        expect_valid,
     )?;
 
     progress("measuring execution…");
@@ -158,6 +159,8 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
             _ => 0,
         })
         .sum();
+    // Checked after each timed run, so the figures measure the executors
+    // and not the comparison.
     let check = |output: BlockOutput| -> anyhow::Result<()> {
         anyhow::ensure!(
             output == expected,
@@ -172,18 +175,19 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     let [sequential_time, parallel_time, blockstm_time] = interleaved(
         rounds * 4,
         [
-            &mut || check(sequential::execute(&ctx, &txs, store)?),
+            &mut || Ok(sequential::execute(&ctx, &txs, store)?),
             &mut || {
                 let (output, stats) = executor.execute(&ctx, &txs, store)?;
                 path = stats.path;
-                check(output)
+                Ok(output)
             },
             &mut || {
                 let (output, stats) = executor.execute_parallel(&ctx, &txs, store)?;
                 blockstm_executions = stats.executions;
-                check(output)
+                Ok(output)
             },
         ],
+        check,
     )?;
 
     progress("measuring the state-root update…");
@@ -193,24 +197,28 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         [&mut || {
             let mut t = tree.clone();
             pool_n.install(|| t.update_parallel(changes));
-            std::hint::black_box(t.root());
-            Ok(())
+            Ok(t.root())
         }],
+        |root| {
+            std::hint::black_box(root);
+            Ok(())
+        },
     )?;
 
     progress("measuring the whole pipeline…");
-    let pipeline = |executor: &Executor| -> anyhow::Result<()> {
+    let pipeline = |executor: &Executor| -> anyhow::Result<BlockOutput> {
         let pool = executor.pool();
         expect_valid(find_bad_signatures(&txs, pool))?;
         let (output, _) = executor.execute(&ctx, &txs, store)?;
         let mut t = tree.clone();
         pool.install(|| t.update_parallel(&output.state_changes));
         std::hint::black_box(t.root());
-        check(output)
+        Ok(output)
     };
     let [pipeline_1, pipeline_n] = interleaved(
         rounds,
         [&mut || pipeline(&executor_1), &mut || pipeline(&executor)],
+        check,
     )?;
 
     let tps = |d: Duration| args.txs as f64 / d.as_secs_f64();
@@ -296,17 +304,20 @@ fn default_threads() -> NonZeroUsize {
 
 /// Runs each stage once per round, in turn, and returns each stage's median
 /// time. Interleaving puts every stage under the same conditions, so the
-/// ratios between them are not skewed by drift during the run.
-fn interleaved<const N: usize>(
+/// ratios between them are not skewed by drift during the run. What a stage
+/// returns goes to `settle` (a check) once its time is taken.
+fn interleaved<T, const N: usize>(
     rounds: usize,
-    mut stages: [&mut dyn FnMut() -> anyhow::Result<()>; N],
+    mut stages: [&mut dyn FnMut() -> anyhow::Result<T>; N],
+    mut settle: impl FnMut(T) -> anyhow::Result<()>,
 ) -> anyhow::Result<[Duration; N]> {
     let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
     for _ in 0..rounds {
         for (stage, times) in stages.iter_mut().zip(times.iter_mut()) {
             let start = Instant::now();
-            stage()?;
+            let result = stage()?;
             times.push(start.elapsed());
+            settle(result)?;
         }
     }
     Ok(times.map(|mut t| {
