@@ -430,6 +430,16 @@ fn run<R: TxReader>(
     }
 }
 
+/// A hasher for a transaction's map of loaded accounts, seeded once per
+/// thread: seeding one per transaction bumps a counter that every thread
+/// shares (its cache line moved between the cores on each transaction).
+fn loaded_hasher() -> ahash::RandomState {
+    thread_local! {
+        static SEEDED: ahash::RandomState = ahash::RandomState::new();
+    }
+    SEEDED.with(Clone::clone)
+}
+
 /// The error [`StateDb`] gives revm when a read stopped; the stop itself
 /// waits in the database.
 #[derive(Debug)]
@@ -504,7 +514,7 @@ impl<'a, R: TxReader> StateDb<'a, R> {
             reader,
             sender,
             shown_sender,
-            loaded: HashMap::default(),
+            loaded: HashMap::with_hasher(loaded_hasher()),
             creating: SmallVec::new(),
             stop: None,
         }

@@ -38,8 +38,8 @@ pub fn execute(
     };
     let mut effects = Vec::with_capacity(txs.len());
     for tx in txs {
-        let effect = execute_transaction(ctx, tx, &mut overlay)?;
-        overlay.writes.extend(effect.writes.iter().cloned());
+        let mut effect = execute_transaction(ctx, tx, &mut overlay)?;
+        overlay.writes.extend(std::mem::take(&mut effect.writes));
         effects.push(effect);
     }
     let changes = overlay.writes.into_iter().collect();

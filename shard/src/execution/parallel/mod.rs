@@ -27,6 +27,7 @@ use ahash::RandomState;
 use atoll_primitives::{StateKey, StateValue};
 use mvmemory::{Incarnation, MvMemory, MvRead, ReadOrigin, ReadSet, TxnIndex};
 use parking_lot::Mutex;
+use rayon::prelude::*;
 use scheduler::{Scheduler, Task};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -143,7 +144,14 @@ impl Worker<'_> {
                 None => {
                     let next = self.scheduler.next_task();
                     if next.is_none() {
-                        std::thread::yield_now();
+                        if self.scheduler.handed_out() {
+                            // Only the other threads' last tasks are left.
+                            std::thread::yield_now();
+                        } else {
+                            // The index passed a transaction another thread is
+                            // still executing: the next one is likely ready.
+                            std::hint::spin_loop();
+                        }
                     }
                     next
                 }
@@ -169,10 +177,11 @@ impl Worker<'_> {
                 reads: ReadSet::new(),
             };
             match execute_transaction(self.ctx, &self.txs[txn as usize], &mut reader) {
-                Ok(effect) => {
-                    let wrote_new_key =
-                        self.memory
-                            .record(txn, incarnation, reader.reads, &effect.writes);
+                Ok(mut effect) => {
+                    // The memory keeps the writes; the effect keeps what the
+                    // block's output needs.
+                    let writes = std::mem::take(&mut effect.writes);
+                    let wrote_new_key = self.memory.record(txn, incarnation, reader.reads, writes);
                     *self.effects[txn as usize].lock() = Some(effect);
                     tally.executions += 1;
                     return self
@@ -240,7 +249,7 @@ pub(crate) fn execute(
     give_up_on_contention: bool,
 ) -> Result<(BlockOutput, ExecutionStats), ShardError> {
     let declared = if use_declared_keys {
-        txs.iter().map(|tx| declared_keys(ctx, tx)).collect()
+        pool.install(|| txs.par_iter().map(|tx| declared_keys(ctx, tx)).collect())
     } else {
         vec![Default::default(); txs.len()]
     };
@@ -248,7 +257,7 @@ pub(crate) fn execute(
         ctx,
         txs,
         state,
-        memory: MvMemory::with_estimates(declared),
+        memory: MvMemory::with_estimates(declared, pool),
         scheduler: Scheduler::new(txs.len()),
         effects: (0..txs.len()).map(|_| Mutex::new(None)).collect(),
         error: Mutex::new(None),
@@ -277,16 +286,22 @@ pub(crate) fn execute(
         executions: worker.executions.into_inner(),
         aborts: worker.aborts.into_inner(),
     };
-    let effects = worker.effects.into_iter().map(|e| {
-        e.into_inner()
-            .expect("every transaction has executed once the scheduler is done")
-    });
-    let output = BlockOutput::assemble(
-        ctx,
-        txs,
-        effects,
-        worker.memory.into_final_writes(),
-        Some(pool),
+    let (memory, effects) = (worker.memory, worker.effects);
+    // The final writes are gathered on one thread while the outcomes are
+    // assembled on the other.
+    let (state_changes, mut output) = pool.join(
+        || memory.final_writes(),
+        || {
+            let effects = effects.into_iter().map(|e| {
+                e.into_inner()
+                    .expect("every transaction has executed once the scheduler is done")
+            });
+            BlockOutput::assemble(ctx, txs, effects, Vec::new(), None)
+        },
     );
+    output.state_changes = state_changes;
+    // Freeing the memory takes a few milliseconds: it is done in the
+    // background, by a thread of the pool.
+    pool.spawn(move || drop(memory));
     Ok((output, stats))
 }

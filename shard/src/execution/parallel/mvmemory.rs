@@ -16,9 +16,9 @@
 use super::super::transaction::WriteSet;
 use ahash::RandomState;
 use atoll_primitives::{StateChange, StateKey, StateValue};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
+use rayon::prelude::*;
 use smallvec::SmallVec;
-use std::collections::HashMap;
 
 /// A transaction's position in the block.
 pub(crate) type TxnIndex = u32;
@@ -107,81 +107,65 @@ impl KeyVersions {
 pub(crate) type ReadSet = SmallVec<[(StateKey, ReadOrigin); 2]>;
 type KeyList = SmallVec<[StateKey; 3]>;
 
-/// How many maps hold the undeclared keys.
-const UNDECLARED_SHARDS: usize = 64;
-
 pub(crate) struct MvMemory {
-    /// Keys declared before execution; the map itself is never resized, so
-    /// lookups take no lock.
-    declared: HashMap<StateKey, KeyVersions, RandomState>,
-    /// Keys first written without having been declared (a contract's
-    /// slots), in [`UNDECLARED_SHARDS`] maps by key hash, so threads
-    /// touching different keys rarely share a lock.
-    undeclared: Box<[RwLock<HashMap<StateKey, KeyVersions, RandomState>>]>,
-    /// Picks a key's shard of `undeclared`.
-    shard_hasher: RandomState,
+    /// The versions of every key written or declared in the block. Every
+    /// transaction reads its contract's code and account, so a read must
+    /// not write shared memory (a lock's state would move between the
+    /// cores on every read): the map's reads take no lock, and a key no
+    /// transaction writes is not in it at all.
+    versions: papaya::HashMap<StateKey, KeyVersions, RandomState>,
     last_written: Vec<Mutex<KeyList>>,
     last_read: Vec<Mutex<ReadSet>>,
 }
 
+/// Keys the map is sized for per transaction, besides the declared ones
+/// (an ERC-20 transfer writes two slots, a swap about six).
+const UNDECLARED_PER_TX: usize = 4;
+
 impl MvMemory {
     /// A memory for a block whose transaction `i` declares `declared[i]`,
-    /// with an ESTIMATE for each declared write.
-    pub(crate) fn with_estimates(declared_keys: Vec<KeyList>) -> MvMemory {
-        let mut declared: HashMap<StateKey, KeyVersions, RandomState> =
-            HashMap::with_capacity_and_hasher(declared_keys.len() * 2, RandomState::new());
-        for (txn, keys) in declared_keys.iter().enumerate() {
-            for key in keys {
-                KeyVersions::insert(
-                    declared.entry(*key).or_default().0.get_mut(),
-                    txn as TxnIndex,
-                    Entry::Estimate,
-                );
-            }
-        }
+    /// with an ESTIMATE for each declared write (entered on `pool`).
+    pub(crate) fn with_estimates(
+        declared_keys: Vec<KeyList>,
+        pool: &rayon::ThreadPool,
+    ) -> MvMemory {
+        let declared: usize = declared_keys.iter().map(|keys| keys.len()).sum();
+        let versions = papaya::HashMap::builder()
+            .capacity(declared + declared_keys.len() * UNDECLARED_PER_TX)
+            .hasher(RandomState::new())
+            .build();
+        pool.install(|| {
+            declared_keys
+                .par_iter()
+                .enumerate()
+                .for_each(|(txn, keys)| {
+                    let map = versions.pin();
+                    for key in keys {
+                        map.get_or_insert_with(*key, KeyVersions::default)
+                            .set(txn as TxnIndex, Entry::Estimate);
+                    }
+                })
+        });
         let last_read = (0..declared_keys.len())
             .map(|_| Mutex::new(ReadSet::new()))
             .collect();
         let last_written = declared_keys.into_iter().map(Mutex::new).collect();
         MvMemory {
-            declared,
-            undeclared: (0..UNDECLARED_SHARDS)
-                .map(|_| RwLock::new(HashMap::default()))
-                .collect(),
-            shard_hasher: RandomState::new(),
+            versions,
             last_written,
             last_read,
         }
     }
 
     fn with_versions<R>(&self, key: &StateKey, f: impl FnOnce(&KeyVersions) -> R) -> Option<R> {
-        if let Some(versions) = self.declared.get(key) {
-            return Some(f(versions));
-        }
-        self.undeclared_shard(key).read().get(key).map(f)
-    }
-
-    fn undeclared_shard(
-        &self,
-        key: &StateKey,
-    ) -> &RwLock<HashMap<StateKey, KeyVersions, RandomState>> {
-        let hash = self.shard_hasher.hash_one(key) as usize;
-        &self.undeclared[hash % UNDECLARED_SHARDS]
+        self.versions.pin().get(key).map(f)
     }
 
     fn with_versions_or_insert<R>(&self, key: &StateKey, f: impl FnOnce(&KeyVersions) -> R) -> R {
-        if let Some(versions) = self.declared.get(key) {
-            return f(versions);
-        }
-        let shard = self.undeclared_shard(key);
-        {
-            let map = shard.read();
-            if let Some(versions) = map.get(key) {
-                return f(versions);
-            }
-        }
-        let mut map = shard.write();
-        f(map.entry(*key).or_default())
+        f(self
+            .versions
+            .pin()
+            .get_or_insert_with(*key, KeyVersions::default))
     }
 
     /// Reads `key` as transaction `txn` sees it.
@@ -198,14 +182,12 @@ impl MvMemory {
         txn: TxnIndex,
         incarnation: Incarnation,
         reads: ReadSet,
-        writes: &WriteSet,
+        writes: WriteSet,
     ) -> bool {
-        for (key, value) in writes {
-            self.with_versions_or_insert(key, |v| {
-                v.set(txn, Entry::Written(incarnation, value.clone()))
-            });
-        }
         let new_keys: KeyList = writes.iter().map(|(k, _)| *k).collect();
+        for (key, value) in writes {
+            self.with_versions_or_insert(&key, |v| v.set(txn, Entry::Written(incarnation, value)));
+        }
         let mut last_written = self.last_written[txn as usize].lock();
         for old in last_written.iter().filter(|k| !new_keys.contains(k)) {
             self.with_versions(old, |v| v.remove(txn));
@@ -236,28 +218,23 @@ impl MvMemory {
         })
     }
 
-    /// The final value of every written key once all transactions are done.
-    pub(crate) fn into_final_writes(self) -> Vec<StateChange> {
-        let declared = self
-            .declared
-            .into_iter()
-            .map(|(k, v)| (k, v.0.into_inner()));
-        let undeclared = self
-            .undeclared
-            .into_vec()
-            .into_iter()
-            .flat_map(|shard| shard.into_inner())
-            .map(|(k, v)| (k, v.0.into_inner()));
-        declared
-            .chain(undeclared)
-            .filter_map(|(key, mut versions)| match versions.pop() {
-                Some((_, Entry::Written(_, value))) => Some((key, value)),
+    /// The final value of every written key once all transactions are
+    /// done, sorted by key.
+    pub(crate) fn final_writes(&self) -> Vec<StateChange> {
+        let mut writes: Vec<StateChange> = self
+            .versions
+            .pin()
+            .iter()
+            .filter_map(|(key, versions)| match versions.0.lock().last() {
+                Some((_, Entry::Written(_, value))) => Some((*key, value.clone())),
                 // A declared key no transaction wrote has no entries left.
                 None => None,
                 Some((_, Entry::Estimate)) => {
                     unreachable!("no ESTIMATE survives a completed block")
                 }
             })
-            .collect()
+            .collect();
+        writes.par_sort_unstable_by_key(|(key, _)| *key);
+        writes
     }
 }

@@ -57,6 +57,13 @@ impl Scheduler {
         self.done_marker.load(Ordering::Acquire)
     }
 
+    /// Whether every execution and validation task has been handed out
+    /// (threads that find no task then wait for the others to finish).
+    pub(crate) fn handed_out(&self) -> bool {
+        self.execution_idx.load(Ordering::Relaxed) >= self.block_size
+            && self.validation_idx.load(Ordering::Relaxed) >= self.block_size
+    }
+
     /// Stops all threads early (on a storage error).
     pub(crate) fn halt(&self) {
         self.done_marker.store(true, Ordering::Release);
