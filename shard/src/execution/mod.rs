@@ -129,10 +129,7 @@ impl BlockOutput {
             }
             outcomes.push(effect.outcome);
         }
-        match pool {
-            Some(pool) => pool.install(|| state_changes.par_sort_unstable_by_key(|(key, _)| *key)),
-            None => state_changes.sort_unstable_by_key(|(key, _)| *key),
-        }
+        sort_changes(&mut state_changes, pool);
         BlockOutput {
             outcomes,
             state_changes,
@@ -144,6 +141,14 @@ impl BlockOutput {
     /// The value carried by this block's receipts.
     pub fn receipt_value(&self) -> u128 {
         self.receipts.iter().map(Receipt::value).sum()
+    }
+}
+
+/// Sorts a block's write set by key, on `pool` when one is given.
+pub(crate) fn sort_changes(changes: &mut [StateChange], pool: Option<&rayon::ThreadPool>) {
+    match pool {
+        Some(pool) => pool.install(|| changes.par_sort_unstable_by_key(|(key, _)| *key)),
+        None => changes.sort_unstable_by_key(|(key, _)| *key),
     }
 }
 

@@ -290,7 +290,11 @@ pub(crate) fn execute(
     // The final writes are gathered on one thread while the outcomes are
     // assembled on the other.
     let (state_changes, mut output) = pool.join(
-        || memory.final_writes(),
+        || {
+            let mut changes = memory.final_writes();
+            super::sort_changes(&mut changes, Some(pool));
+            changes
+        },
         || {
             let effects = effects.into_iter().map(|e| {
                 e.into_inner()

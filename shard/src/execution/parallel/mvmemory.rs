@@ -219,10 +219,9 @@ impl MvMemory {
     }
 
     /// The final value of every written key once all transactions are
-    /// done, sorted by key.
+    /// done.
     pub(crate) fn final_writes(&self) -> Vec<StateChange> {
-        let mut writes: Vec<StateChange> = self
-            .versions
+        self.versions
             .pin()
             .iter()
             .filter_map(|(key, versions)| match versions.0.lock().last() {
@@ -233,8 +232,6 @@ impl MvMemory {
                     unreachable!("no ESTIMATE survives a completed block")
                 }
             })
-            .collect();
-        writes.par_sort_unstable_by_key(|(key, _)| *key);
-        writes
+            .collect()
     }
 }
