@@ -175,7 +175,7 @@ impl ShardStore {
     }
 
     /// As [`ShardStore::get`], from `snapshot`.
-    fn get_at<T: BorshDeserialize>(
+    pub(crate) fn get_at<T: BorshDeserialize>(
         &self,
         snapshot: &SnapshotWithThreadMode<'_, DBWithThreadMode<SingleThreaded>>,
         family: &str,
@@ -280,29 +280,6 @@ impl ShardStore {
             Some(StateValue::Account(account)) => Some(account),
             _ => None,
         })
-    }
-
-    /// The head's height and the value of `key` after it, read from one
-    /// snapshot, so a commit between the two reads cannot pair a value with
-    /// the wrong height. The height is None for a store with no block yet.
-    pub fn state_at_head(
-        &self,
-        key: &StateKey,
-    ) -> Result<(Option<u64>, Option<StateValue>), StorageError> {
-        let snapshot = self.db.snapshot();
-        let height = self.get_at(
-            &snapshot,
-            cf::META,
-            "head height",
-            keys::META_HEAD,
-            MAX_SMALL_VALUE_BYTES,
-        )?;
-        let stored = keys::state(key);
-        let value = match snapshot.get_pinned_cf(self.cf(cf::STATE), &stored)? {
-            Some(bytes) => Some(keys::state_value(key, &stored, &bytes)?),
-            None => None,
-        };
-        Ok((height, value))
     }
 
     /// Every (key, value) of the state, in key order (used to rebuild the state tree at start-up).

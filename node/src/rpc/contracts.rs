@@ -11,6 +11,7 @@ use crate::service::NodeView;
 use atoll_primitives::{Address, ShardMap, StateKey, StateValue};
 use atoll_shard::execution::evm::{self, CallRequest, CodeCache, MAX_TX_GAS};
 use atoll_shard::execution::BlockContext;
+use atoll_storage::HeadState;
 use jsonrpsee::core::RpcResult;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,11 +43,12 @@ impl Contracts {
     pub async fn call(&self, args: CallArgs) -> RpcResult<Outcome> {
         let (shard, request) = self.request(&args)?;
         let _permit = self.permit()?;
-        let ctx = context(&shard);
-        let result = tokio::task::spawn_blocking(move || evm::call(&ctx, &*shard.state, &request))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let result = tokio::task::spawn_blocking(move || {
+            let head = head_state(&shard)?;
+            evm::call(&context(&shard, &head), &head, &request).map_err(internal)
+        })
+        .await
+        .map_err(internal)??;
         match result {
             Ok(outcome) => Ok(uncharged(&outcome)),
             Err(reason) => Err(error(
@@ -61,13 +63,12 @@ impl Contracts {
         let (shard, request) = self.request(&args)?;
         let cap = request.gas_limit;
         let _permit = self.permit()?;
-        let ctx = context(&shard);
         let result = tokio::task::spawn_blocking(move || {
-            evm::estimate_gas(&ctx, &*shard.state, &request, cap)
+            let head = head_state(&shard)?;
+            evm::estimate_gas(&context(&shard, &head), &head, &request, cap).map_err(internal)
         })
         .await
-        .map_err(internal)?
-        .map_err(internal)?;
+        .map_err(internal)??;
         match result {
             Ok(gas) => Ok(gas),
             Err(Ok(outcome)) => {
@@ -195,22 +196,39 @@ fn state_value(shard: &Shared, key: &StateKey) -> RpcResult<Option<StateValue>> 
     shard.state.get(key).map_err(internal)
 }
 
-/// The context of the block after `shard`'s head, as a call sees it.
-fn context(shard: &Shared) -> BlockContext {
-    let head = Arc::clone(&shard.heads.borrow().head);
+/// The committed head of `shard` with its state, fixed for one call: a
+/// call reads tens of keys while blocks go on committing, and each read
+/// from the live state could come from a different block.
+fn head_state(shard: &Shared) -> RpcResult<HeadState<'_>> {
+    shard
+        .store
+        .head_state()
+        .map_err(internal)?
+        .ok_or_else(|| internal(format!("shard {} has no committed block", shard.shard.0)))
+}
+
+/// The context of the block after `head`, as a call sees it: its height,
+/// parent and shard map are the head's, from the same snapshot as the
+/// state the call reads.
+fn context(shard: &Shared, head: &HeadState<'_>) -> BlockContext {
+    let header = head.head();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let map: Arc<ShardMap> = Arc::clone(&shard.head_map.read());
+    // No map recorded: the shards never changed and the genesis layout holds.
+    let map = match head.shard_map() {
+        Some(map) => map.clone(),
+        None => ShardMap::new(shard.layout),
+    };
     BlockContext {
         chain_id: shard.chain_id,
         shard: shard.shard,
-        height: head.height + 1,
-        timestamp_ms: now.max(head.timestamp_ms),
-        map,
+        height: header.height + 1,
+        timestamp_ms: now.max(header.timestamp_ms),
+        map: Arc::new(map),
         outbox: BTreeMap::new(),
         gas: shard.gas,
-        parent_hash: head.hash(),
+        parent_hash: header.hash(),
         codes: CodeCache::default(),
     }
 }

@@ -24,12 +24,16 @@ impl Rpc {
         let address: Address = address.parse().map_err(invalid_params)?;
         let shard = self.node.holder_of(&address);
         tracked(shard)?;
-        let (height, value) = shard
-            .store
-            .state_at_head(&StateKey::Account(address))
-            .map_err(internal)?;
+        // The height and the value from one snapshot, so a commit between
+        // the two reads cannot pair a value with the wrong height.
+        let (height, value) = match shard.store.head_state().map_err(internal)? {
+            Some(head) => {
+                let value = head.state(&StateKey::Account(address)).map_err(internal)?;
+                (head.head().height, value)
+            }
+            None => (0, None),
+        };
         let account: Option<Account> = value.as_ref().and_then(StateValue::account).copied();
-        let height = height.unwrap_or(0);
         // Arriving: its shard marked it so, or has not made its first block
         // under the map that moved it there (its state is on its way).
         let placed_here = !Arc::ptr_eq(shard, self.node.shard_of(&address));

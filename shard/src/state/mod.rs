@@ -25,6 +25,14 @@ impl StateView for HashMap<StateKey, StateValue> {
     }
 }
 
+/// The committed state at one head, read from one store snapshot (see
+/// [`atoll_storage::HeadState`]): what a read-only call runs on.
+impl StateView for atoll_storage::HeadState<'_> {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
+        Ok(self.state(key)?)
+    }
+}
+
 /// The account a value read under an account key holds: the empty account
 /// when the state does not hold the key.
 pub fn account_in(value: Option<StateValue>) -> Account {

@@ -4,6 +4,7 @@
 
 mod common;
 mod crash;
+mod head_state;
 mod open_checks;
 mod reopen;
 mod validation;
