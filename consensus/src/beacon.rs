@@ -14,8 +14,9 @@
 //! ([`Beacon::restore`]). Today a beacon block is final as soon as it is made
 //! (one validator); the network issue puts the BFT decision in between.
 
-use crate::shard_map::{MapError, ShardMap, ShardSchedule};
+use crate::schedule::ShardSchedule;
 use atoll_primitives::hash::domain;
+use atoll_primitives::shard_map::{MapError, ShardMap};
 use atoll_primitives::{
     codec, Address, ChainId, DecodeError, Hash, ShardBlockHeader, ShardId, ShardLayout,
 };

@@ -1,6 +1,6 @@
 //! The beacon coordinator.
 //!
-//! - [`shard_map`]: which shard holds which account, per epoch. The map is
+//! - [`schedule`]: which shard holds which account, per epoch. The map is
 //!   contiguous ranges of the 20-byte address space plus explicit
 //!   per-account overrides (accounts moved to isolate them), versioned, and
 //!   changed only at epoch boundaries. [`ShardSchedule::shard_of`] is the one
@@ -23,9 +23,9 @@
 
 pub mod beacon;
 pub mod committee;
-pub mod shard_map;
+pub mod schedule;
 pub mod simplex;
 
 pub use beacon::{Beacon, BeaconBlock, BeaconError};
 pub use committee::Committees;
-pub use shard_map::{MapError, ShardMap, ShardSchedule};
+pub use schedule::ShardSchedule;

@@ -9,7 +9,7 @@
 //! whenever it asks.
 
 use atoll_primitives::shard_map::MAX_SHARD_MAP_BYTES;
-pub use atoll_primitives::shard_map::{MapError, ShardMap, MAX_OVERRIDES};
+use atoll_primitives::shard_map::{MapError, ShardMap};
 use atoll_primitives::{codec, Address, DecodeError, ShardId};
 use std::collections::BTreeMap;
 use std::sync::Arc;

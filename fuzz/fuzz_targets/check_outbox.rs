@@ -1,5 +1,5 @@
-//! The checks on a snapshot's outbox cursors (`service::state_sync::
-//! check_outbox`): part 0 of a peer's snapshot, decoded with the node's
+//! The checks on a snapshot's outbox cursors (`service::network::state_sync::
+//! verify::check_outbox`): part 0 of a peer's snapshot, decoded with the node's
 //! limit, checked against the fixture's recorded source headers (which
 //! sent to shards 0 and 2). Whatever the part, cursors that pass are the
 //! source's own, each proven by its last receipt.
@@ -7,7 +7,7 @@
 
 use atoll_fuzz_fixtures::limits;
 use atoll_fuzz_fixtures::receipts::{self, SOURCE};
-use atoll_node::service::network::state_sync::check_outbox;
+use atoll_node::service::network::state_sync::verify::check_outbox;
 use atoll_node::service::network::wire::SnapshotPart;
 use atoll_primitives::codec;
 use libfuzzer_sys::fuzz_target;

@@ -1,4 +1,4 @@
-//! The checks on a peer's receipts answer (`service::receipts::check_run`):
+//! The checks on a peer's receipts answer (`service::network::receipts::runs::check_run`):
 //! the answer is decoded with the node's limit, then checked as the next
 //! run of the receipts the fixture's source shard sent to shard 0 after
 //! sequence `next`, at or below source height `limit`. The first two
@@ -11,7 +11,7 @@
 
 use atoll_fuzz_fixtures::receipts::{self, DEST, TOP};
 use atoll_fuzz_fixtures::{limits, split_local};
-use atoll_node::service::network::receipts::check_run;
+use atoll_node::service::network::receipts::runs::check_run;
 use atoll_node::service::network::wire::ReceiptsResponse;
 use atoll_primitives::codec;
 use libfuzzer_sys::fuzz_target;

@@ -19,7 +19,7 @@ use atoll_fuzz_fixtures::store::{self, Fixture};
 use atoll_fuzz_fixtures::{consensus, limits};
 use atoll_node::service::network::pushed::Pushed;
 use atoll_node::service::network::receipts::serve;
-use atoll_node::service::network::snapshot::Served;
+use atoll_node::service::network::snapshot_serve::Served;
 use atoll_node::service::network::wire::ReceiptsResponse;
 use atoll_node::service::network::wire::Request;
 use atoll_node::service::network::wire::SnapshotPart;

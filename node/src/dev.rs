@@ -1,8 +1,7 @@
 //! `atoll dev`: a local node with funded dev accounts in one command.
 
-use crate::home::{self, Home, DEV_SEED};
+use crate::home::{self, Home, InitArgs, DEV_SEED};
 use crate::run::{self, Endpoints};
-use crate::InitArgs;
 
 /// Beacon blocks per epoch on a dev node unless `--epoch-length` says
 /// otherwise: a few seconds.

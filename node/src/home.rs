@@ -36,6 +36,11 @@ pub struct Home {
 }
 
 impl Home {
+    /// The home of validator `i` of a local testnet in `dir`.
+    pub fn of_validator(dir: &Path, i: usize) -> Home {
+        Home::new(dir.join(format!("validator-{i}")))
+    }
+
     /// The home at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Home {
         Home { root: root.into() }

@@ -25,19 +25,8 @@ pub mod dev;
 pub mod home;
 mod keyfile;
 pub mod load;
-mod load_defi;
 pub mod localnet;
 pub mod metrics;
 pub mod rpc;
 pub mod run;
 pub mod service;
-
-pub use home::InitArgs;
-
-/// A multi-threaded tokio runtime with I/O and timers, for the commands
-/// that talk to a node or run one.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
-}

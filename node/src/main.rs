@@ -11,7 +11,8 @@
 
 use atoll_node::home::{Home, InitArgs};
 use atoll_node::rpc::types::BlockRef;
-use atoll_node::{bench, client, dev, home, load, localnet, run, runtime};
+use atoll_node::run::runtime;
+use atoll_node::{bench, client, dev, home, load, localnet, run};
 use atoll_primitives::Address;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

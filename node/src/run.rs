@@ -8,10 +8,11 @@ use crate::rpc;
 use crate::service::common::shard::ConsensusStatus;
 use crate::service::network;
 use crate::service::network::builder::Builder;
-use crate::service::network::committee::{Certifier, CommitteeView};
+use crate::service::network::committee_view::{Certifier, CommitteeView};
 use crate::service::network::host::{self, MachineStart, NodeHost};
 use crate::service::network::router::{self, PeerRouter, ShardLink};
-use crate::service::{ChainParams, Mode, NetworkParts, Service};
+use crate::service::network::NetworkParts;
+use crate::service::{ChainParams, Mode, Service};
 use anyhow::{bail, Context};
 use atoll_config::{Genesis, LogFormat, NodeConfig};
 use atoll_primitives::hash::domain;
@@ -275,7 +276,7 @@ async fn start_network(
         .parse()
         .with_context(|| format!("network.listen: {:?} is not a multiaddr", net.listen))?;
     let mut p2p =
-        atoll_p2p::NetworkConfig::new(genesis.chain_id.0, network::p2p_secret(validator), listen);
+        atoll_p2p::P2pConfig::new(genesis.chain_id.0, network::p2p_secret(validator), listen);
     for (i, bootnode) in net.bootnodes.iter().enumerate() {
         p2p.bootnodes.push(
             bootnode.parse().with_context(|| {
@@ -391,4 +392,12 @@ impl Signals {
             }
         }
     }
+}
+
+/// A multi-threaded tokio runtime with I/O and timers, for the commands
+/// that talk to a node or run one.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -35,6 +35,6 @@ pub use events::Events;
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{Multiaddr, PeerId};
 pub use service::{
-    peer_id_of, start, Handle, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, Verdict,
+    peer_id_of, start, Handle, NetworkError, NetworkEvent, P2pConfig, PeerInfo, Verdict,
 };
 pub use topics::Topic;

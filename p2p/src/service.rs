@@ -38,7 +38,7 @@ pub const REDIAL_INTERVAL: Duration = Duration::from_secs(3);
 
 /// How the node's network is set up.
 #[derive(Clone, Debug)]
-pub struct NetworkConfig {
+pub struct P2pConfig {
     /// The chain (part of every topic name).
     pub chain: u64,
     /// The ed25519 secret of this node's network identity.
@@ -67,10 +67,10 @@ pub struct NetworkConfig {
     pub queue_bytes: usize,
 }
 
-impl NetworkConfig {
+impl P2pConfig {
     /// Defaults for `chain`, identity `secret`, listening on `listen`.
-    pub fn new(chain: u64, secret: [u8; 32], listen: Multiaddr) -> NetworkConfig {
-        NetworkConfig {
+    pub fn new(chain: u64, secret: [u8; 32], listen: Multiaddr) -> P2pConfig {
+        P2pConfig {
             chain,
             secret,
             listen,
@@ -177,7 +177,7 @@ enum Command {
     Reserve(Vec<PeerId>),
 }
 
-/// Most reserved peers (connections beyond [`NetworkConfig::max_connections`]
+/// Most reserved peers (connections beyond [`P2pConfig::max_connections`]
 /// are kept for them: up to this many, times the per-peer limit).
 pub const MAX_RESERVED: usize = 1024;
 
@@ -276,7 +276,7 @@ impl Handle {
     }
 
     /// Reserves connection slots for `peers` (validators): strangers
-    /// filling [`NetworkConfig::max_connections`] never keep them out.
+    /// filling [`P2pConfig::max_connections`] never keep them out.
     /// Returns at once (false if the command queue is full).
     pub fn reserve(&self, peers: Vec<PeerId>) -> bool {
         self.commands.try_send(Command::Reserve(peers)).is_ok()
@@ -310,7 +310,7 @@ struct Behaviour {
 
 /// Starts the swarm task (on the current tokio runtime), listening and
 /// dialing the bootnodes. Returns the handle and the node's event stream.
-pub fn start(config: NetworkConfig) -> Result<(Handle, Events), NetworkError> {
+pub fn start(config: P2pConfig) -> Result<(Handle, Events), NetworkError> {
     let start = |e: String| NetworkError::Start(e);
     let key =
         identity::Keypair::ed25519_from_bytes(config.secret).map_err(|e| start(e.to_string()))?;

@@ -1,12 +1,12 @@
 //! One shard's chain on one node: its store, its state tree and its executor,
 //! and the life of a block from transactions to an atomic commit.
 
-use crate::block::{genesis_block, seal_block, Inbound};
 use crate::error::ShardError;
 use crate::execution::evm::{block_hash_key, CodeCache};
 use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
 use crate::inbox::Inbox;
-use crate::prelude;
+use crate::opening;
+use crate::seal::{genesis_block, seal_block, Inbound};
 use crate::signatures::{find_bad_signatures, VerifiedTx};
 use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
 use atoll_primitives::{
@@ -168,7 +168,7 @@ impl ShardChain {
     /// The next blocks execute under `epoch` and its shard `map` (the
     /// beacon's current ones). The first block of an epoch whose map differs
     /// from the head's moves the accounts the change concerns
-    /// ([`crate::prelude`]). An epoch below the head's is ignored: epochs
+    /// ([`crate::opening`]). An epoch below the head's is ignored: epochs
     /// never go back.
     pub fn set_epoch(&mut self, epoch: u64, map: Arc<ShardMap>) {
         if epoch >= self.head.epoch {
@@ -411,7 +411,7 @@ impl ShardChain {
         let timestamp_ms = timestamp_ms.max(self.head.timestamp_ms);
         let (epoch, map, map_hash) = self.next_epoch.clone();
         let mut outbox = self.outbox()?;
-        let prelude = prelude::run(
+        let opening = opening::run(
             self.head.shard,
             (&self.map, &map, epoch),
             &incoming,
@@ -429,8 +429,8 @@ impl ShardChain {
             parent_hash: self.head.hash(),
             codes: self.codes.clone(),
         };
-        let credits = prelude.changes;
-        let forwarded = prelude.forwarded;
+        let credits = opening.changes;
+        let forwarded = opening.forwarded;
         let (mut output, stats) = if credits.is_empty() {
             self.executor.execute(&ctx, &txs, &*self.state)?
         } else {
@@ -457,8 +457,8 @@ impl ShardChain {
             Ok(at) => output.state_changes[at] = parent,
             Err(at) => output.state_changes.insert(at, parent),
         }
-        if !prelude.receipts.is_empty() {
-            let mut receipts = prelude.receipts;
+        if !opening.receipts.is_empty() {
+            let mut receipts = opening.receipts;
             receipts.append(&mut output.receipts);
             output.receipts = receipts;
         }

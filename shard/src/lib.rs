@@ -10,20 +10,20 @@
 //!   the declared-dependency executor and the Block-STM executor.
 //! - [`inbox`]: the checks on receipts from other shards (destination,
 //!   finalized source block, Merkle proof, next sequence number).
-//! - [`prelude`]: what a block does before its transactions: accounts
+//! - [`opening`]: what a block does before its transactions: accounts
 //!   moving at an epoch boundary, and crediting (or forwarding) receipts.
 //! - [`relay`]: moving proven receipts from source to destination shards,
 //!   bounded per destination, dropped only once acknowledged.
 
-pub mod block;
 pub mod chain;
 pub mod contracts;
 pub mod error;
 pub mod execution;
 pub mod inbox;
 pub mod mempool;
-pub mod prelude;
+pub mod opening;
 pub mod relay;
+pub mod seal;
 pub mod signatures;
 pub mod state;
 pub mod workload;

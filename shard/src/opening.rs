@@ -37,10 +37,10 @@ use atoll_primitives::{
 use atoll_storage::ReceiptRef;
 use std::collections::BTreeMap;
 
-/// The effect of a block's prelude.
+/// The effect of a block's opening.
 #[derive(Debug, Default)]
-pub struct Prelude {
-    /// The final value of every key the prelude changed (accounts and
+pub struct Opening {
+    /// The final value of every key the opening changed (accounts and
     /// placements).
     pub changes: BTreeMap<StateKey, StateValue>,
     /// The receipts it emits (moves out, then forwarded receipts), numbered.
@@ -56,7 +56,7 @@ pub fn move_origin(account: &Address, epoch: u64) -> Hash {
     Hash::domain(&domain::ACCOUNT_MOVE, &[&account.0, &epoch.to_be_bytes()])
 }
 
-/// Runs the prelude of a block of `shard` entering `epoch` under `next`
+/// Runs the opening of a block of `shard` entering `epoch` under `next`
 /// (the parent executed under `previous`), crediting `incoming`. Receipts
 /// are numbered on from `outbox`, which is advanced.
 pub fn run(
@@ -65,8 +65,8 @@ pub fn run(
     incoming: &[ProvenReceipt],
     state: &dyn StateView,
     outbox: &mut BTreeMap<ShardId, u64>,
-) -> Result<Prelude, ShardError> {
-    let mut prelude = Prelude::default();
+) -> Result<Opening, ShardError> {
+    let mut opening = Opening::default();
     let mut emit = |destination: ShardId, action: ReceiptAction, origin: Hash| {
         let sequence = outbox.entry(destination).or_insert(0);
         let receipt = Receipt {
@@ -82,19 +82,19 @@ pub fn run(
     if !std::ptr::eq(previous, next) && previous != next {
         for (address, from, to) in previous.moves(next) {
             let key = StateKey::Account(address);
-            let account = read(&prelude.changes, state, &key)?;
+            let account = read(&opening.changes, state, &key)?;
             if from == shard {
                 let action = ReceiptAction::Move {
                     account: address,
                     balance: account.balance,
                     nonce: account.nonce,
                 };
-                prelude
+                opening
                     .receipts
                     .push(emit(to, action, move_origin(&address, epoch)));
-                prelude.changes.insert(key, Account::default().into());
+                opening.changes.insert(key, Account::default().into());
             } else if to == shard {
-                prelude
+                opening
                     .changes
                     .insert(key, Account::arriving(account.balance).into());
             }
@@ -104,15 +104,15 @@ pub fn run(
         let receipt = &proven.receipt;
         let address = receipt.action.account();
         let key = StateKey::Account(address);
-        let account = read(&prelude.changes, state, &key)?;
-        let owner = holder(shard, next, (&address, &account), &prelude.changes, state)?;
+        let account = read(&opening.changes, state, &key)?;
+        let owner = holder(shard, next, (&address, &account), &opening.changes, state)?;
         if owner != shard {
             let forwarded = emit(owner, receipt.action.clone(), receipt.origin);
-            prelude.forwarded.push((
+            opening.forwarded.push((
                 (receipt.source, receipt.sequence),
                 (forwarded.destination, forwarded.sequence),
             ));
-            prelude.receipts.push(forwarded);
+            opening.receipts.push(forwarded);
             continue;
         }
         let overflow = || ShardError::CreditOverflow {
@@ -129,7 +129,7 @@ pub fn run(
                 .merge_moved(Account { balance, nonce })
                 .ok_or_else(overflow)?,
             ReceiptAction::Placed { shard: placed, .. } => {
-                prelude
+                opening
                     .changes
                     .insert(StateKey::Placement(address), StateValue::Placement(placed));
                 if account == Account::default() {
@@ -140,13 +140,13 @@ pub fn run(
                     balance: account.balance,
                     nonce: account.nonce,
                 };
-                prelude.receipts.push(emit(placed, moved, receipt.origin));
+                opening.receipts.push(emit(placed, moved, receipt.origin));
                 Account::default()
             }
         };
-        prelude.changes.insert(key, after.into());
+        opening.changes.insert(key, after.into());
     }
-    Ok(prelude)
+    Ok(opening)
 }
 
 /// The shard that holds `address` (whose account here is `account`) for a

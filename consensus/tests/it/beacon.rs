@@ -122,7 +122,7 @@ fn a_move_takes_effect_at_the_next_epoch_boundary() {
     assert_eq!((block.epoch, block.map_version), (1, 1));
     assert!(matches!(
         beacon.schedule_move(address, ShardId(5)),
-        Err(atoll_consensus::MapError::NoSuchShard { .. })
+        Err(atoll_primitives::shard_map::MapError::NoSuchShard { .. })
     ));
 }
 

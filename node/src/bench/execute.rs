@@ -124,7 +124,7 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
     let (genesis, ctx, txs) = generate(args, &progress)?;
 
     let dir = tempfile::tempdir().context("creating a temporary directory for the bench store")?;
-    let chain = super::bench_shard(dir.path(), CHAIN, &genesis, threads)?;
+    let chain = super::bench_store::bench_shard(dir.path(), CHAIN, &genesis, threads)?;
     let store = chain.store();
     let tree = StateTree::from_entries(genesis.iter().cloned());
     // Every parallel stage runs on the executor's pool, as in the node.

@@ -1,17 +1,12 @@
 //! `atoll bench …`: benchmarks that print figures (and ratios measured in the
 //! same run), never pass/fail verdicts.
 
+mod bench_store;
 mod execute;
 mod open;
 mod sharded;
 
-use anyhow::Context;
-use atoll_primitives::{ChainId, ShardId, ShardLayout, StateKey, StateValue};
-use atoll_shard::ShardChain;
-use atoll_storage::StoreIdentity;
 use clap::Subcommand;
-use std::num::NonZeroUsize;
-use std::path::Path;
 
 /// The benchmarks.
 #[derive(Subcommand)]
@@ -36,20 +31,4 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         },
         BenchCommand::Open(args) => open::run(&args),
     }
-}
-
-/// Opens (or creates with `genesis`) the one-shard store a benchmark reads
-/// in `dir`.
-fn bench_shard(
-    dir: &Path,
-    chain_id: ChainId,
-    genesis: &[(StateKey, StateValue)],
-    threads: NonZeroUsize,
-) -> anyhow::Result<ShardChain> {
-    let identity = StoreIdentity {
-        chain_id,
-        shard: ShardId(0),
-    };
-    ShardChain::open(dir, identity, ShardLayout::single(), genesis, threads)
-        .with_context(|| format!("opening the bench shard store in {}", dir.display()))
 }

@@ -53,13 +53,13 @@ pub fn run(args: &OpenArgs) -> anyhow::Result<()> {
         ));
     }
     let started = Instant::now();
-    let chain = super::bench_shard(dir.path(), ChainId(1), &genesis, threads)?;
+    let chain = super::bench_store::bench_shard(dir.path(), ChainId(1), &genesis, threads)?;
     let created = started.elapsed();
     let root = chain.head().state_root;
     drop(chain);
     drop(genesis);
     let started = Instant::now();
-    let chain = super::bench_shard(dir.path(), ChainId(1), &[], threads)?;
+    let chain = super::bench_store::bench_shard(dir.path(), ChainId(1), &[], threads)?;
     let reopened = started.elapsed();
     anyhow::ensure!(chain.head().state_root == root, "the reopened root differs");
     let entries = u64::try_from(chain.store().state_entries().count())?;

@@ -10,7 +10,6 @@
 //! `atoll run --home <that home>`: a stale file (the node exited, the pid
 //! was reused) reads as stopped. Linux only, like the node's signals.
 
-use super::validator_home;
 use crate::client::{call_error, connect};
 use crate::home::Home;
 use crate::rpc::api::AtollApiClient;
@@ -76,7 +75,7 @@ pub fn members(dir: &Path) -> anyhow::Result<Vec<Member>> {
     let dir = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
     let mut out = Vec::new();
     for index in 0.. {
-        let home = validator_home(&dir, index);
+        let home = Home::of_validator(&dir, index);
         if !home.is_initialised() {
             break;
         }
@@ -128,7 +127,7 @@ pub fn start(dir: &Path) -> anyhow::Result<()> {
         std::fs::write(member.pid_file(), format!("{}\n", child.id()))?;
         started.push(member);
     }
-    let runtime = crate::runtime()?;
+    let runtime = crate::run::runtime()?;
     let deadline = Instant::now() + START_TIMEOUT;
     for member in &started {
         loop {
@@ -245,7 +244,7 @@ async fn status(rpc: &str) -> anyhow::Result<Status> {
 /// RPC URL.
 pub fn show(dir: &Path, json: bool) -> anyhow::Result<()> {
     let members = members(dir)?;
-    let runtime = crate::runtime()?;
+    let runtime = crate::run::runtime()?;
     if json {
         let mut out = Vec::new();
         for member in &members {

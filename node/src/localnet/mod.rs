@@ -21,7 +21,7 @@ use anyhow::bail;
 use atoll_shard::workload::dev_key;
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod control;
@@ -140,11 +140,6 @@ pub fn run(command: LocalnetCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The home of validator `i` under `dir`.
-pub fn validator_home(dir: &Path, i: usize) -> Home {
-    Home::new(dir.join(format!("validator-{i}")))
-}
-
 fn init(args: &LocalnetInit) -> anyhow::Result<()> {
     if args.validators < 2 || args.validators > MAX_VALIDATORS {
         bail!(
@@ -200,7 +195,7 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             committee_size: args.committee_size,
         };
         home::init_with(
-            &validator_home(&args.dir, i),
+            &Home::of_validator(&args.dir, i),
             &options,
             key,
             &publics,
@@ -221,7 +216,7 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             key.address(),
             port(i, 0),
             p2p(i),
-            validator_home(&args.dir, i).root().display()
+            Home::of_validator(&args.dir, i).root().display()
         );
     }
     println!(
@@ -234,7 +229,7 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             "Dev accounts: {} funded (keys in each home's dev-keys.txt), e.g. {} with key {}",
             args.dev_accounts,
             first.address(),
-            validator_home(&args.dir, 0).dev_key_file(0).display()
+            Home::of_validator(&args.dir, 0).dev_key_file(0).display()
         );
     }
     Ok(())

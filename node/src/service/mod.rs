@@ -36,12 +36,11 @@ use common::admission;
 use common::finality::FinalityRule;
 use common::handoff::{Admission, Committed};
 use common::keeper::BeaconKeeper;
+use common::pipeline::Pipeline;
 use common::shard::{ConsensusInfo, Heads, Shared};
 use common::waiters::Waiters;
-use network::committee::CommitteeView;
-use network::{replica, state_sync};
+use network::committee_view::CommitteeView;
 use parking_lot::{Condvar, Mutex, RwLock};
-use solo::{coordinator, producer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -52,9 +51,6 @@ use tokio::sync::{broadcast, mpsc, watch};
 pub const ADMISSION_QUEUE: usize = 65_536;
 /// Most clients waiting on `wait_until` at once, per shard.
 pub const MAX_WAITERS: usize = 100_000;
-/// Final consensus blocks waiting for the replica; past this the engine
-/// waits (a validator catching up must not hold unbounded blocks).
-pub const REPLICA_QUEUE: usize = 64;
 /// `newHeads` notifications buffered for slow subscribers before they lag.
 pub const HEADS_BUFFER: usize = 256;
 
@@ -65,20 +61,6 @@ pub struct ChainParams {
     pub validators: Vec<GenesisValidator>,
     /// Beacon blocks per epoch.
     pub epoch_length: u64,
-}
-
-/// With several validators: what the network side needs from the service.
-pub struct NetworkParts {
-    /// Final blocks, to the replica.
-    pub blocks: std::sync::mpsc::SyncSender<atoll_consensus::simplex::FinalBlock>,
-    /// What the replica executed.
-    pub progress: watch::Receiver<replica::Executed>,
-    /// The beacon and its store.
-    pub keeper: Arc<BeaconKeeper>,
-    /// Admitted client transactions to gossip.
-    pub gossip: mpsc::Receiver<(u16, Vec<SignedTransaction>)>,
-    /// What consensus shows.
-    pub consensus: Arc<ConsensusInfo>,
 }
 
 /// How a node finalizes.
@@ -121,7 +103,7 @@ impl NodeView {
 
     /// The shard that holds `address`: the one the current map gives,
     /// unless a contract at `address` was placed on another (its
-    /// creator's; see `atoll_shard::prelude`). The creator's shard records
+    /// creator's; see `atoll_shard::opening`). The creator's shard records
     /// the placement in the block that creates the contract, the home
     /// shard once the placement receipt reaches it, so both are asked. A
     /// shard this validator does not track may not know a recent
@@ -155,7 +137,7 @@ pub struct Service {
     threads: Vec<JoinHandle<()>>,
     coordinator: Option<JoinHandle<()>>,
     /// With several validators, until the network side takes it.
-    pub network: Option<NetworkParts>,
+    pub network: Option<network::NetworkParts>,
 }
 
 /// What every shard's [`Shared`] is built from, besides its chain.
@@ -216,8 +198,10 @@ impl ShardSetup<'_> {
 }
 
 impl Service {
-    /// Starts admission and production for every shard of `chains` (in
-    /// shard order) and the coordinator. The beacon is restored from
+    /// Starts admission for every shard of `chains` (in shard order), then
+    /// the pipeline `mode` asks for: a producer per shard and the
+    /// coordinator ([`solo::start`]), or the replica ([`network::start`]).
+    /// The beacon is restored from
     /// `beacon_store` and the shards' stores ([`BeaconKeeper::restore`]),
     /// and the relay is refilled with the receipts that sources emitted and
     /// destinations have not applied yet.
@@ -301,107 +285,53 @@ impl Service {
         };
         let mut shards = Vec::new();
         let mut threads = Vec::new();
-        let mut replica_chains = Vec::new();
-        for chain in chains {
+        for chain in &chains {
             let (admission_tx, admission_rx) = mpsc::channel(ADMISSION_QUEUE);
-            let shared = setup.shared(&chain, admission_tx);
+            let shared = setup.shared(chain, admission_tx);
             let pool = chain.executor().pool_handle();
-            let name = |what: &str| format!("{what}-{}", shared.shard);
             threads.push({
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
-                    .name(name("admission"))
+                    .name(format!("admission-{}", shared.shard))
                     .spawn(move || admission::run(&shared, admission_rx, &pool))?
             });
-            if solo {
-                threads.push({
-                    let shared = Arc::clone(&shared);
-                    let block = config.block.clone();
-                    std::thread::Builder::new()
-                        .name(name("producer"))
-                        .spawn(move || producer::run(&shared, chain, &block))?
-                });
-            } else {
-                replica_chains.push(chain);
-            }
             shards.push(shared);
         }
-        if let (
-            Mode::Network {
-                genesis, committee, ..
-            },
-            Some(consensus),
-        ) = (mode, consensus)
-        {
-            drop(committed_rx);
-            let executed = keeper.store.executed()?.unwrap_or((0, genesis));
-            let (progress_tx, progress_rx) = watch::channel(replica::Executed {
-                height: executed.0,
-                hash: executed.1,
-                at: std::time::Instant::now(),
-            });
-            let (blocks_tx, blocks_rx) = std::sync::mpsc::sync_channel(REPLICA_QUEUE);
-            let limit = config.network.max_message_bytes.get();
-            let replica = replica::Replica {
-                shards: shards.clone(),
-                chains: replica_chains,
-                keeper: Arc::clone(&keeper),
-                relay: Arc::clone(&relay),
-                new_heads: new_heads.clone(),
-                progress: progress_tx,
-                limit,
-                committee: Arc::clone(&committee),
-                runtime: tokio::runtime::Handle::current(),
-                backlog: config.receipts.backlog.get(),
-                stopping: Arc::clone(&stopping),
-                revoter: Default::default(),
-                sync: state_sync::StateSync::new(config.network.state_sync_gap, shards.len()),
-            };
-            threads.push(
-                std::thread::Builder::new()
-                    .name("replica".into())
-                    .spawn(move || replica.run(blocks_rx))?,
-            );
-            return Ok(Service {
-                shards,
-                new_heads,
-                stopping,
-                threads,
-                coordinator: None,
-                network: Some(NetworkParts {
-                    blocks: blocks_tx,
-                    progress: progress_rx,
-                    keeper,
-                    gossip: gossip_rx,
-                    consensus,
-                }),
-            });
-        }
-        drop(gossip_rx);
-        let coordinator = {
-            let shards = shards.clone();
-            let new_heads = new_heads.clone();
-            let stopping = Arc::clone(&stopping);
-            std::thread::Builder::new()
-                .name("coordinator".into())
-                .spawn(move || {
-                    coordinator::run(
-                        &shards,
-                        &keeper,
-                        &relay,
-                        committed_rx,
-                        &new_heads,
-                        &stopping,
-                    )
-                })?
+        let pipeline = Pipeline {
+            shards: shards.clone(),
+            chains,
+            keeper,
+            relay,
+            new_heads: new_heads.clone(),
+            stopping: Arc::clone(&stopping),
+        };
+        let (coordinator, network) = match (mode, consensus) {
+            (
+                Mode::Network {
+                    genesis, committee, ..
+                },
+                Some(consensus),
+            ) => {
+                drop(committed_rx);
+                let (replica, parts) =
+                    network::start(pipeline, genesis, committee, consensus, gossip_rx, config)?;
+                threads.push(replica);
+                (None, Some(parts))
+            }
+            _ => {
+                drop(gossip_rx);
+                let solo = solo::start(pipeline, committed_rx, &config.block)?;
+                threads.extend(solo.producers);
+                (Some(solo.coordinator), None)
+            }
         };
         Ok(Service {
             shards,
             new_heads,
             stopping,
             threads,
-            coordinator: Some(coordinator),
-            network: None,
+            coordinator,
+            network,
         })
     }
 

@@ -9,7 +9,7 @@ use crate::network::{
     final_height, status, wait_all_final, wait_connected, wait_until, Ledger, FAST,
 };
 use atoll_consensus::simplex::{Block, Choice, Message, Proposal, Vote};
-use atoll_p2p::{Multiaddr, NetworkConfig, Topic};
+use atoll_p2p::{Multiaddr, P2pConfig, Topic};
 use atoll_primitives::{codec, hash::domain, ChainId, Hash, KeyPair};
 use serde_json::json;
 use std::path::Path;
@@ -222,7 +222,7 @@ fn a_validator_sending_garbage_is_banned_and_the_others_keep_finalizing() {
         .expect("runtime");
     let rogue = runtime.block_on(async {
         let secret = Hash::domain(&domain::P2P_IDENTITY, &[&key.seed()]).0;
-        let mut config = NetworkConfig::new(
+        let mut config = P2pConfig::new(
             CHAIN_ID,
             secret,
             "/ip4/127.0.0.1/tcp/0".parse().expect("addr"),

@@ -3,14 +3,14 @@
 //! and requests get answers within the size limit.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use atoll_p2p::{start, Events, Handle, Multiaddr, NetworkConfig, NetworkEvent, Topic, Verdict};
+use atoll_p2p::{start, Events, Handle, Multiaddr, NetworkEvent, P2pConfig, Topic, Verdict};
 use std::time::Duration;
 use tokio::time::timeout;
 
 const CHAIN: u64 = 31;
 
 async fn node(seed: u8, bootnode: Option<Multiaddr>, limit: usize) -> (Handle, Events, Multiaddr) {
-    let mut config = NetworkConfig::new(CHAIN, [seed; 32], "/ip4/127.0.0.1/tcp/0".parse().unwrap());
+    let mut config = P2pConfig::new(CHAIN, [seed; 32], "/ip4/127.0.0.1/tcp/0".parse().unwrap());
     config.bootnodes = bootnode.into_iter().collect();
     config.max_message_bytes = limit;
     let (handle, events) = start(config).unwrap();
@@ -192,7 +192,7 @@ async fn blocked_peers_are_cut_off_and_bootnodes_are_redialed_when_unblocked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_filling_the_slots_do_not_keep_a_validator_out() {
     let validator_seed = 90;
-    let mut config = NetworkConfig::new(CHAIN, [80; 32], "/ip4/127.0.0.1/tcp/0".parse().unwrap());
+    let mut config = P2pConfig::new(CHAIN, [80; 32], "/ip4/127.0.0.1/tcp/0".parse().unwrap());
     config.max_connections = 2;
     config.reserved = vec![atoll_p2p::peer_id_of([validator_seed; 32])];
     let (a, _a_events) = start(config).unwrap();

@@ -16,7 +16,7 @@
 //! address falls in. A creation here at an address of another shard's
 //! range writes a placement (`StateKey::Placement`) and sends that shard a
 //! `Placed` receipt, so that it routes the address here from then on
-//! ([`crate::prelude`]). [`super::creations`] tells the database each
+//! ([`crate::opening`]). [`super::creations`] tells the database each
 //! address about to be created, which it shows as empty rather than as a
 //! stand-in.
 //!

@@ -15,7 +15,8 @@
 
 use super::clock::now_ms;
 use anyhow::{bail, Context};
-use atoll_consensus::{Beacon, BeaconBlock, MapError, ShardSchedule};
+use atoll_consensus::{Beacon, BeaconBlock, ShardSchedule};
+use atoll_primitives::shard_map::MapError;
 use atoll_primitives::{codec, Address, ChainId, ShardBlockHeader, ShardId, ShardLayout};
 use atoll_shard::ShardChain;
 use atoll_storage::BeaconStore;

@@ -10,6 +10,7 @@ pub mod committed;
 pub mod finality;
 pub mod handoff;
 pub mod keeper;
+pub mod pipeline;
 pub mod selection;
 pub mod shard;
 pub mod waiters;

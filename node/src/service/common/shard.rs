@@ -6,7 +6,7 @@ use super::handoff::{Admission, Committed};
 use super::keeper::BeaconKeeper;
 use super::waiters::Waiters;
 use crate::metrics::Metrics;
-use crate::service::network::committee::CommitteeView;
+use crate::service::network::committee_view::CommitteeView;
 use atoll_config::GenesisValidator;
 use atoll_consensus::Beacon;
 use atoll_primitives::{

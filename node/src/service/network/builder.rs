@@ -8,7 +8,7 @@
 //! empty payload extends the chain and lets its finalization finalize the
 //! parent.
 
-use super::committee::CommitteeView;
+use super::committee_view::CommitteeView;
 use super::replica::Executed;
 use super::wire::{CertifiedHeader, Payload, MAX_SHARD_TRANSACTIONS};
 use crate::service::common::clock::now_ms;

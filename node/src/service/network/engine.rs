@@ -391,7 +391,7 @@ mod tests {
     use super::super::wire::{PushedReceipts, ReceiptsRequest, SnapshotRequest};
     use super::*;
     use atoll_consensus::simplex::{Config, ValidatorSet};
-    use atoll_p2p::{start, NetworkConfig};
+    use atoll_p2p::{start, P2pConfig};
     use atoll_primitives::{ChainId, KeyPair};
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
@@ -457,7 +457,7 @@ mod tests {
         let limit = 1024 * 1024;
         let mut first: Option<atoll_p2p::Multiaddr> = None;
         for (i, key) in keys.iter().enumerate() {
-            let mut config = NetworkConfig::new(
+            let mut config = P2pConfig::new(
                 9,
                 [40 + i as u8; 32],
                 "/ip4/127.0.0.1/tcp/0".parse().unwrap(),

@@ -18,7 +18,7 @@
 //! other besides consensus messages is defined in [`wire`].
 
 pub mod builder;
-pub mod committee;
+pub mod committee_view;
 pub mod engine;
 pub mod host;
 pub mod push;
@@ -27,25 +27,104 @@ pub mod receipts;
 pub mod replica;
 pub mod revote;
 pub mod router;
-pub mod snapshot;
+pub mod snapshot_serve;
 pub mod state_sync;
 pub mod sync_serve;
 pub mod wire;
 
-use crate::service::common::shard::ConsensusStatus;
+use crate::service::common::keeper::BeaconKeeper;
+use crate::service::common::pipeline::Pipeline;
+use crate::service::common::shard::{ConsensusInfo, ConsensusStatus};
+use atoll_config::NodeConfig;
 use atoll_consensus::simplex::Simplex;
 use atoll_p2p::{Handle, PeerId, Topic};
 use atoll_primitives::{codec, Hash, KeyPair, SignedTransaction};
+use committee_view::CommitteeView;
 use engine::Engine;
 use host::{NodeHost, StoredBlocks};
 use router::PeerRouter;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, watch};
 use wire::MAX_GOSSIP_TXS;
 
 /// Transaction batches waiting to be gossiped; past this a batch is only
 /// in this validator's pool (it proposes it when it leads).
 pub const GOSSIP_QUEUE: usize = 1024;
+
+/// Final consensus blocks waiting for the replica; past this the engine
+/// waits (a validator catching up must not hold unbounded blocks).
+pub const REPLICA_QUEUE: usize = 64;
+
+/// With several validators: what the network side needs from the service.
+pub struct NetworkParts {
+    /// Final blocks, to the replica.
+    pub blocks: std::sync::mpsc::SyncSender<atoll_consensus::simplex::FinalBlock>,
+    /// What the replica executed.
+    pub progress: watch::Receiver<replica::Executed>,
+    /// The beacon and its store.
+    pub keeper: Arc<BeaconKeeper>,
+    /// Admitted client transactions to gossip.
+    pub gossip: mpsc::Receiver<(u16, Vec<SignedTransaction>)>,
+    /// What consensus shows.
+    pub consensus: Arc<ConsensusInfo>,
+}
+
+/// Starts the replica on `pipeline`'s shards, from the last consensus
+/// block it executed (`genesis`'s hash before the first), and returns its
+/// thread and what the network side needs: the queue of final blocks to
+/// it, its progress, and the admitted transactions to gossip.
+pub fn start(
+    pipeline: Pipeline,
+    genesis: Hash,
+    committee: Arc<CommitteeView>,
+    consensus: Arc<ConsensusInfo>,
+    gossip: mpsc::Receiver<(u16, Vec<SignedTransaction>)>,
+    config: &NodeConfig,
+) -> anyhow::Result<(JoinHandle<()>, NetworkParts)> {
+    let Pipeline {
+        shards,
+        chains,
+        keeper,
+        relay,
+        new_heads,
+        stopping,
+    } = pipeline;
+    let executed = keeper.store.executed()?.unwrap_or((0, genesis));
+    let (progress_tx, progress_rx) = watch::channel(replica::Executed {
+        height: executed.0,
+        hash: executed.1,
+        at: std::time::Instant::now(),
+    });
+    let (blocks_tx, blocks_rx) = std::sync::mpsc::sync_channel(REPLICA_QUEUE);
+    let sync = state_sync::StateSync::new(config.network.state_sync_gap, shards.len());
+    let replica = replica::Replica {
+        shards,
+        chains,
+        keeper: Arc::clone(&keeper),
+        relay,
+        new_heads,
+        progress: progress_tx,
+        limit: config.network.max_message_bytes.get(),
+        committee,
+        runtime: tokio::runtime::Handle::current(),
+        backlog: config.receipts.backlog.get(),
+        stopping,
+        revoter: Default::default(),
+        sync,
+    };
+    let thread = std::thread::Builder::new()
+        .name("replica".into())
+        .spawn(move || replica.run(blocks_rx))?;
+    let parts = NetworkParts {
+        blocks: blocks_tx,
+        progress: progress_rx,
+        keeper,
+        gossip,
+        consensus,
+    };
+    Ok((thread, parts))
+}
 
 /// Publishes the transactions clients sent to this validator, in batches
 /// per shard, until the queue closes.

@@ -8,13 +8,13 @@
 //! track the source themselves ([`push`], request `Request::Push`). The
 //! receiver keeps them in a bounded buffer ([`super::pushed::Pushed`]) without checking
 //! anything: the source header they are proven against is not recorded
-//! yet. When the destination needs them ([`super::receipts::Inbound`]), it
+//! yet. When the destination needs them ([`super::receipts::Gatherer`]), it
 //! takes the run that continues its cursor and checks it exactly as a
 //! pulled answer (proofs against the recorded headers, sequence, whole
 //! blocks); a receipt that fails scores its pusher down, and whatever is
 //! missing is pulled. A push is an optimization: nothing waits for one.
 
-use super::committee::CommitteeView;
+use super::committee_view::CommitteeView;
 use super::wire::{PushedReceipts, Request};
 use atoll_primitives::{codec, ProvenReceipt, Receipt, ShardBlockHeader, ShardId};
 use atoll_shard::inbox::prove_receipts;

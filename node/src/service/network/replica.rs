@@ -14,7 +14,7 @@
 //!    validator), in parallel: shard block `b` (the beacon block's height)
 //!    credits the receipts of source blocks recorded up to beacon block `b`,
 //!    from its inbox cursors on, at most the payload's cap
-//!    ([`Inbound::gather`] first obtains them, from its own stores or from
+//!    ([`Gatherer::gather`] first obtains them, from its own stores or from
 //!    the source's committee), then runs the payload's transactions
 //!    ([`ShardChain::execute_agreed_block`]: repeats, known transactions,
 //!    bad signatures and other chains' transactions are dropped by rule).
@@ -31,8 +31,8 @@
 //! consensus blocks and receipts, and checks each block it rebuilds
 //! against the certified header when the beacon holds it.
 
-use super::committee::CommitteeView;
-use super::receipts::{Inbound, Sources};
+use super::committee_view::CommitteeView;
+use super::receipts::{Gatherer, Sources};
 use super::revote::Revoter;
 use super::state_sync::{Next, StateSync, SyncContext};
 use super::wire::Payload;
@@ -128,7 +128,8 @@ impl Replica {
     /// Executes the blocks that arrive until the node stops. A failure
     /// (a store error) stops the node: it cannot go on without its state.
     pub fn run(mut self, blocks: Receiver<FinalBlock>) {
-        let mut inbound: Vec<Inbound> = self.shards.iter().map(|s| Inbound::new(s.shard)).collect();
+        let mut inbound: Vec<Gatherer> =
+            self.shards.iter().map(|s| Gatherer::new(s.shard)).collect();
         if let Err(err) = self.replay(&mut inbound) {
             tracing::error!(
                 target: "replica",
@@ -171,7 +172,7 @@ impl Replica {
     /// Executes the final blocks stored before a restart and not executed
     /// yet (the store keeps a block before the replica gets it), then
     /// brings the tracked shards level with the beacon.
-    fn replay(&mut self, inbound: &mut [Inbound]) -> anyhow::Result<()> {
+    fn replay(&mut self, inbound: &mut [Gatherer]) -> anyhow::Result<()> {
         let mut replayed = 0u64;
         loop {
             let from = self.progress.borrow().height + 1;
@@ -202,7 +203,7 @@ impl Replica {
     }
 
     /// Executes one final block (nothing if it was executed before).
-    pub fn execute(&mut self, block: &Block, inbound: &mut [Inbound]) -> anyhow::Result<()> {
+    pub fn execute(&mut self, block: &Block, inbound: &mut [Gatherer]) -> anyhow::Result<()> {
         let done = *self.progress.borrow();
         if block.height <= done.height {
             return Ok(());
@@ -247,7 +248,7 @@ impl Replica {
     fn shard_steps(
         &mut self,
         current: Option<(&BeaconBlock, Arc<Payload>)>,
-        inbound: &mut [Inbound],
+        inbound: &mut [Gatherer],
     ) -> anyhow::Result<()> {
         let (height, epoch, tracked) = {
             let beacon = self.keeper.state.read();
@@ -301,7 +302,7 @@ impl Replica {
         &mut self,
         steps: &[Step],
         tracked: &BTreeSet<ShardId>,
-        inbound: &mut [Inbound],
+        inbound: &mut [Gatherer],
     ) -> anyhow::Result<()> {
         let local: Vec<_> = self
             .chains
@@ -365,7 +366,7 @@ impl Replica {
     fn ready(
         &mut self,
         tracked: &BTreeSet<ShardId>,
-        inbound: &mut [Inbound],
+        inbound: &mut [Gatherer],
     ) -> anyhow::Result<BTreeSet<ShardId>> {
         let (keeper, limit, count) = (&self.keeper, self.limit, self.chains.len());
         let payload_at =
@@ -390,7 +391,7 @@ impl Replica {
                 Next::Execute => {}
                 Next::Installed => {
                     let shared = &self.shards[usize::from(shard.0)];
-                    *inbound = Inbound::new(shard);
+                    *inbound = Gatherer::new(shard);
                     self.relay.acknowledge(shard, &chain.inbox_cursors());
                     *shared.head_map.write() = Arc::clone(chain.shard_map());
                     let head = Arc::new(chain.head().clone());
@@ -530,7 +531,7 @@ impl StepContext<'_> {
     fn shard_step(
         &self,
         chain: &mut ShardChain,
-        inbound: &mut Inbound,
+        inbound: &mut Gatherer,
         step: &Step,
         sources: &Sources<'_>,
     ) -> anyhow::Result<()> {

@@ -12,9 +12,9 @@
 //! one again (ed25519 signatures are deterministic: the same votes) and
 //! gossips them.
 //!
-//! [`VOTE_WINDOW`]: super::committee::VOTE_WINDOW
+//! [`VOTE_WINDOW`]: super::committee_view::VOTE_WINDOW
 
-use super::committee::CommitteeView;
+use super::committee_view::CommitteeView;
 use super::wire::MAX_CERTIFIED_PER_SHARD;
 use atoll_consensus::Beacon;
 use atoll_primitives::ShardId;

@@ -5,9 +5,9 @@
 //! receipt, push and snapshot protocols to their servers. Consensus gossip
 //! and `Sync`/`Fetch` requests go on to the engine ([`ConsensusEvent`]).
 
-use super::committee::{CommitteeView, VoteFault};
+use super::committee_view::{CommitteeView, VoteFault};
 use super::engine::ConsensusEvent;
-use super::snapshot::Served;
+use super::snapshot_serve::Served;
 use super::sync_serve::encode_within;
 use super::wire::{
     PushedReceipts, ReceiptsRequest, ReceiptsResponse, Request, SnapshotPart, SnapshotRequest,

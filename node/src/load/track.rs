@@ -1,0 +1,93 @@
+//! When each generated transaction was sent, seen final and, across
+//! shards, seen credited: the tracker and the task that follows the
+//! node's final blocks.
+
+use super::routes::Routes;
+use crate::rpc::api::AtollApiClient;
+use crate::rpc::types::{parse_hash, BlockRef};
+use atoll_primitives::Hash;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the generator asks the node for new final blocks.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Send times and finality times of the generated transactions.
+pub struct Tracker {
+    pub index: HashMap<Hash, usize>,
+    pub sent: Vec<Option<Instant>>,
+    pub finalized: Vec<Option<Instant>>,
+    pub cross: Vec<bool>,
+    pub settled: Vec<Option<Instant>>,
+    /// The beacon height when each was seen final, and when credited.
+    pub final_beacon: Vec<u64>,
+    pub settled_beacon: Vec<u64>,
+}
+
+/// Follows every shard's final blocks from `from[shard] + 1` and records
+/// when each generated transaction is first seen final, and when each
+/// cross-shard one is first seen credited in a final block of its
+/// recipient's shard.
+pub async fn watch_finality(
+    routes: Arc<Routes>,
+    mut from: Vec<u64>,
+    tracker: Arc<Mutex<Tracker>>,
+    final_count: Arc<AtomicU64>,
+    settled_count: Arc<AtomicU64>,
+) {
+    loop {
+        tokio::time::sleep(POLL).await;
+        for index in 0..from.len() {
+            let client = routes.client(index);
+            let Ok(status) = client.status().await else {
+                continue;
+            };
+            let (Some(shard), Some(next)) = (status.shards.get(index), from.get_mut(index)) else {
+                continue;
+            };
+            if !shard.tracked {
+                routes.moved(index);
+                continue;
+            }
+            while *next < shard.final_height {
+                let Ok(block) = client
+                    .get_block(shard.shard, BlockRef::Height(*next + 1))
+                    .await
+                else {
+                    break;
+                };
+                let seen = Instant::now();
+                let mut tracker = tracker.lock();
+                let (mut finals, mut settled) = (0, 0);
+                for hash in &block.transactions {
+                    let Ok(hash) = parse_hash(hash) else { continue };
+                    if let Some(&i) = tracker.index.get(&hash) {
+                        if tracker.finalized[i].is_none() {
+                            tracker.finalized[i] = Some(seen);
+                            tracker.final_beacon[i] = status.beacon.height;
+                            finals += 1;
+                        }
+                    }
+                }
+                for incoming in &block.incoming {
+                    let Ok(hash) = parse_hash(&incoming.origin) else {
+                        continue;
+                    };
+                    if let Some(&i) = tracker.index.get(&hash) {
+                        if tracker.settled[i].is_none() {
+                            tracker.settled[i] = Some(seen);
+                            tracker.settled_beacon[i] = status.beacon.height;
+                            settled += 1;
+                        }
+                    }
+                }
+                final_count.fetch_add(finals, Ordering::Relaxed);
+                settled_count.fetch_add(settled, Ordering::Relaxed);
+                *next += 1;
+            }
+        }
+    }
+}
