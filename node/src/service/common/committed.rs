@@ -7,7 +7,7 @@ use super::handoff::Committed;
 use super::shard::Shared;
 use crate::metrics::Metrics;
 use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};
-use atoll_primitives::{ShardBlockHeader, StateKey, StateValue};
+use atoll_primitives::{ShardBlockHeader, ShardId, StateKey, StateValue};
 use atoll_shard::relay::ReceiptRelay;
 use atoll_shard::{ProducedBlock, ShardChain};
 use std::sync::Arc;
@@ -104,6 +104,14 @@ fn record(shared: &Shared, produced: &ProducedBlock, took: Duration, credited: u
         path = ?produced.stats.path,
         "block committed"
     );
+}
+
+/// The span of shard `shard`'s block `height`: the lines logged while the
+/// block is built, executed, committed and made final carry it, so a
+/// filter such as `RUST_LOG='info,[block{shard=1}]=debug'` follows one
+/// shard's blocks through every component.
+pub fn block_span(shard: ShardId, height: u64) -> tracing::Span {
+    tracing::info_span!(target: "block", "block", shard = shard.0, height)
 }
 
 /// Tells the shard's heads, waiters, metrics and `newHeads` subscribers

@@ -37,7 +37,7 @@ use super::revote::Revoter;
 use super::state_sync::{Next, StateSync, SyncContext};
 use super::wire::Payload;
 use crate::rpc::types::HeadInfo;
-use crate::service::common::committed::{finish, mark_final};
+use crate::service::common::committed::{block_span, finish, mark_final};
 use crate::service::common::handoff::Committed;
 use crate::service::common::keeper::{stored_block, BeaconKeeper};
 use crate::service::common::shard::Shared;
@@ -536,6 +536,7 @@ impl StepContext<'_> {
         sources: &Sources<'_>,
     ) -> anyhow::Result<()> {
         let shard = chain.head().shard;
+        let _span = block_span(shard, step.height).entered();
         let shared = &self.shards[usize::from(shard.0)];
         let started = Instant::now();
         inbound.gather(self.relay, &chain.inbox_cursors(), &step.limits, sources)?;

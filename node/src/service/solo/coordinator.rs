@@ -12,7 +12,7 @@
 //! again first; other destinations' receipts do not wait behind them.
 
 use crate::rpc::types::HeadInfo;
-use crate::service::common::committed::mark_final;
+use crate::service::common::committed::{block_span, mark_final};
 use crate::service::common::handoff::Committed;
 use crate::service::common::keeper::BeaconKeeper;
 use crate::service::common::shard::Shared;
@@ -94,6 +94,7 @@ pub fn run(
                 continue;
             };
             let height = done.header.height;
+            let _span = block_span(done.shard, height).entered();
             mark_final(shard, &done, new_heads);
             let mut by_destination: BTreeMap<ShardId, Vec<Receipt>> = BTreeMap::new();
             for receipt in done.receipts {

@@ -6,7 +6,7 @@
 //! (one line) and the coordinator, which makes the block final.
 
 use crate::service::common::clock::now_ms;
-use crate::service::common::committed::finish;
+use crate::service::common::committed::{block_span, finish};
 use crate::service::common::handoff::Committed;
 use crate::service::common::selection::hold_back;
 use crate::service::common::shard::Shared;
@@ -106,6 +106,7 @@ fn produce(
     chain: &mut ShardChain,
     config: &BlockConfig,
 ) -> anyhow::Result<Option<usize>> {
+    let _span = block_span(shared.shard, chain.head().height + 1).entered();
     let started = Instant::now();
     let max_txs = config.max_transactions.get();
     // Receipts first, then the epoch: the relay holds only receipts of
