@@ -3,6 +3,7 @@
 
 use crate::error::ShardError;
 use crate::execution::evm::{block_hash_key, CodeCache};
+use crate::execution::transaction::wrong_chain;
 use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
 use crate::inbox::Inbox;
 use crate::opening;
@@ -314,7 +315,7 @@ impl ShardChain {
         let chain_id = self.head.chain_id;
         let txs = txs
             .into_iter()
-            .filter(|tx| tx.signed.tx.chain_id == chain_id)
+            .filter(|tx| wrong_chain(&tx.signed.tx, chain_id).is_none())
             .collect();
         let kept = self.drop_known(txs)?;
         let kept = self.drop_bad_signatures(kept);

@@ -10,6 +10,7 @@ use crate::service::common::shard::Shared;
 use crate::service::common::waiters::WaitEnd;
 use atoll_primitives::codec::{self, MAX_TRANSACTION_BYTES};
 use atoll_primitives::SignedTransaction;
+use atoll_shard::execution::transaction::wrong_chain;
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
 use jsonrpsee::core::RpcResult;
@@ -42,7 +43,7 @@ impl Rpc {
             codec::decode("signed transaction", &bytes, MAX_TRANSACTION_BYTES)
                 .map_err(|e| invalid_params(e.to_string()))?;
         let chain_id = self.node.any().chain_id;
-        if signed.tx.chain_id != chain_id {
+        if wrong_chain(&signed.tx, chain_id).is_some() {
             return Err(error(
                 error::WRONG_CHAIN_ID,
                 format!(

@@ -9,8 +9,8 @@
 use super::{evm, native, BlockContext, PreparedTx};
 use crate::state::account_in;
 use atoll_primitives::{
-    Account, Action, Address, ReceiptAction, ShardId, StateChange, StateKey, StateValue, TxFailure,
-    TxOutcome,
+    Account, Action, Address, ChainId, ReceiptAction, ShardId, StateChange, StateKey, StateValue,
+    Transaction, TxFailure, TxOutcome,
 };
 use smallvec::SmallVec;
 
@@ -119,6 +119,17 @@ pub(crate) fn execute_transaction<R: TxReader>(
     }
 }
 
+/// The chain-id rule, in one place for every path that applies it (the
+/// RPC, a block's transactions before execution, the checks of a state
+/// snapshot's history and execution itself): a transaction signed for
+/// another chain is never part of this one. `Some` is the failure.
+pub fn wrong_chain(tx: &Transaction, chain_id: ChainId) -> Option<TxFailure> {
+    (tx.chain_id != chain_id).then_some(TxFailure::WrongChainId {
+        expected: chain_id.0,
+        got: tx.chain_id.0,
+    })
+}
+
 /// The checks every transaction needs before it may be charged anything:
 /// chain id, the sender on this shard and settled here, its nonce, and
 /// that the nonce can advance.
@@ -128,11 +139,8 @@ fn check<R: TxReader>(
     reader: &mut R,
 ) -> Result<Result<Checked, TxFailure>, R::Stop> {
     let body = &tx.signed.tx;
-    if body.chain_id != ctx.chain_id {
-        return Ok(Err(TxFailure::WrongChainId {
-            expected: ctx.chain_id.0,
-            got: body.chain_id.0,
-        }));
+    if let Some(failure) = wrong_chain(body, ctx.chain_id) {
+        return Ok(Err(failure));
     }
     let sender_shard = ctx.map.shard_of(&tx.sender);
     if sender_shard != ctx.shard {

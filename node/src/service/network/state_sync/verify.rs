@@ -5,6 +5,7 @@
 use super::super::wire::Payload;
 use anyhow::Context;
 use atoll_primitives::{merkle, Hash, ProvenReceipt, ShardBlockHeader, ShardId};
+use atoll_shard::execution::transaction::wrong_chain;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -57,7 +58,7 @@ pub fn history(
         let mut seen = HashSet::new();
         let mut kept: Vec<(Hash, &atoll_primitives::SignedTransaction)> = offered
             .iter()
-            .filter(|tx| tx.tx.chain_id == chain_id)
+            .filter(|tx| wrong_chain(&tx.tx, chain_id).is_none())
             .map(|tx| (tx.hash(), tx))
             .filter(|(hash, _)| seen.insert(*hash) && !known.contains(hash))
             .collect();
