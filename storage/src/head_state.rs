@@ -8,9 +8,7 @@
 //! meanwhile is either wholly in it or not at all.
 
 use crate::error::StorageError;
-use crate::keys::{self, cf};
-use crate::shard_store::{ShardStore, MAX_SMALL_VALUE_BYTES};
-use atoll_primitives::codec::MAX_BLOCK_BYTES;
+use crate::shard_store::ShardStore;
 use atoll_primitives::{ShardBlockHeader, ShardMap, StateKey, StateValue};
 use rocksdb::{DBWithThreadMode, SingleThreaded, SnapshotWithThreadMode};
 
@@ -21,7 +19,6 @@ pub struct HeadState<'a> {
     store: &'a ShardStore,
     snapshot: SnapshotWithThreadMode<'a, DBWithThreadMode<SingleThreaded>>,
     head: ShardBlockHeader,
-    shard_map: Option<ShardMap>,
 }
 
 impl ShardStore {
@@ -29,46 +26,13 @@ impl ShardStore {
     /// a store with no block yet.
     pub fn head_state(&self) -> Result<Option<HeadState<'_>>, StorageError> {
         let snapshot = self.db.snapshot();
-        let Some(height) = self.get_at::<u64>(
-            &snapshot,
-            cf::META,
-            "head height",
-            keys::META_HEAD,
-            MAX_SMALL_VALUE_BYTES,
-        )?
-        else {
+        let Some(head) = self.head_from(&snapshot)? else {
             return Ok(None);
-        };
-        let key = keys::header(height);
-        let Some(head) = self.get_at::<ShardBlockHeader>(
-            &snapshot,
-            cf::HEADERS,
-            "block header",
-            &key,
-            MAX_BLOCK_BYTES,
-        )?
-        else {
-            return Err(StorageError::Corrupt {
-                what: "head height",
-                key: hex::encode(keys::META_HEAD),
-                reason: format!("the head is at height {height}, which has no header"),
-            });
-        };
-        let shard_map = match snapshot.get_pinned_cf(self.cf(cf::META), keys::META_SHARD_MAP)? {
-            Some(bytes) => Some(
-                ShardMap::decode(&bytes).map_err(|err| StorageError::Corrupt {
-                    what: "shard map",
-                    key: hex::encode(keys::META_SHARD_MAP),
-                    reason: err.to_string(),
-                })?,
-            ),
-            None => None,
         };
         Ok(Some(HeadState {
             store: self,
             snapshot,
             head,
-            shard_map,
         }))
     }
 }
@@ -81,19 +45,13 @@ impl HeadState<'_> {
 
     /// The shard map the head executed under, if one was ever recorded (as
     /// [`ShardStore::shard_map`]: none means the genesis layout holds).
-    pub fn shard_map(&self) -> Option<&ShardMap> {
-        self.shard_map.as_ref()
+    /// Read when asked: most readers need only the state.
+    pub fn shard_map(&self) -> Result<Option<ShardMap>, StorageError> {
+        self.store.shard_map_from(&self.snapshot)
     }
 
     /// The value of `key` after the head, None if the state does not hold it.
     pub fn state(&self, key: &StateKey) -> Result<Option<StateValue>, StorageError> {
-        let stored = keys::state(key);
-        match self
-            .snapshot
-            .get_pinned_cf(self.store.cf(cf::STATE), &stored)?
-        {
-            Some(bytes) => keys::state_value(key, &stored, &bytes).map(Some),
-            None => Ok(None),
-        }
+        self.store.state_from(&self.snapshot, key)
     }
 }

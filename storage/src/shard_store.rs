@@ -10,8 +10,9 @@ use atoll_primitives::{
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode,
-    IteratorMode, Options, SingleThreaded, SnapshotWithThreadMode, WriteBatch, WriteOptions,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBPinnableSlice,
+    DBWithThreadMode, IteratorMode, Options, SingleThreaded, SnapshotWithThreadMode, WriteBatch,
+    WriteOptions,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -168,22 +169,19 @@ impl ShardStore {
         key: &[u8],
         limit: usize,
     ) -> Result<Option<T>, StorageError> {
-        match self.db.get_pinned_cf(self.cf(family), key)? {
-            Some(bytes) => keys::decode(what, key, &bytes, limit).map(Some),
-            None => Ok(None),
-        }
+        self.get_from(&self.db, family, what, key, limit)
     }
 
-    /// As [`ShardStore::get`], from `snapshot`.
-    pub(crate) fn get_at<T: BorshDeserialize>(
+    /// As [`ShardStore::get`], from `source` (the database or a snapshot).
+    fn get_from<T: BorshDeserialize>(
         &self,
-        snapshot: &SnapshotWithThreadMode<'_, DBWithThreadMode<SingleThreaded>>,
+        source: &impl Source,
         family: &str,
         what: &'static str,
         key: &[u8],
         limit: usize,
     ) -> Result<Option<T>, StorageError> {
-        match snapshot.get_pinned_cf(self.cf(family), key)? {
+        match source.pinned(self.cf(family), key)? {
             Some(bytes) => keys::decode(what, key, &bytes, limit).map(Some),
             None => Ok(None),
         }
@@ -191,7 +189,16 @@ impl ShardStore {
 
     /// The newest committed header, None for a store with no block yet.
     pub fn head(&self) -> Result<Option<ShardBlockHeader>, StorageError> {
-        let Some(height) = self.get::<u64>(
+        self.head_from(&self.db)
+    }
+
+    /// As [`ShardStore::head`], from `source`.
+    pub(crate) fn head_from(
+        &self,
+        source: &impl Source,
+    ) -> Result<Option<ShardBlockHeader>, StorageError> {
+        let Some(height) = self.get_from::<u64>(
+            source,
             cf::META,
             "head height",
             keys::META_HEAD,
@@ -200,7 +207,14 @@ impl ShardStore {
         else {
             return Ok(None);
         };
-        match self.header(height)? {
+        let header = self.get_from::<ShardBlockHeader>(
+            source,
+            cf::HEADERS,
+            "block header",
+            &keys::header(height),
+            MAX_BLOCK_BYTES,
+        )?;
+        match header {
             Some(header) => Ok(Some(header)),
             None => Err(StorageError::Corrupt {
                 what: "head height",
@@ -213,7 +227,15 @@ impl ShardStore {
     /// The shard map the head executed under, if it was ever recorded (a
     /// store whose shards never changed has none: its genesis layout holds).
     pub fn shard_map(&self) -> Result<Option<ShardMap>, StorageError> {
-        let Some(bytes) = self.db.get_cf(self.cf(cf::META), keys::META_SHARD_MAP)? else {
+        self.shard_map_from(&self.db)
+    }
+
+    /// As [`ShardStore::shard_map`], from `source`.
+    pub(crate) fn shard_map_from(
+        &self,
+        source: &impl Source,
+    ) -> Result<Option<ShardMap>, StorageError> {
+        let Some(bytes) = source.pinned(self.cf(cf::META), keys::META_SHARD_MAP)? else {
             return Ok(None);
         };
         ShardMap::decode(&bytes)
@@ -267,8 +289,17 @@ impl ShardStore {
 
     /// The current value of `key`, None if the state does not hold it.
     pub fn state(&self, key: &StateKey) -> Result<Option<StateValue>, StorageError> {
+        self.state_from(&self.db, key)
+    }
+
+    /// As [`ShardStore::state`], from `source`.
+    pub(crate) fn state_from(
+        &self,
+        source: &impl Source,
+        key: &StateKey,
+    ) -> Result<Option<StateValue>, StorageError> {
         let stored = keys::state(key);
-        match self.db.get_pinned_cf(self.cf(cf::STATE), &stored)? {
+        match source.pinned(self.cf(cf::STATE), &stored)? {
             Some(bytes) => keys::state_value(key, &stored, &bytes).map(Some),
             None => Ok(None),
         }
@@ -418,6 +449,37 @@ pub(crate) fn sync_write() -> WriteOptions {
     let mut options = WriteOptions::default();
     options.set_sync(true);
     options
+}
+
+/// Where a read goes: the live database, or one snapshot of it (see
+/// [`crate::HeadState`]).
+pub(crate) trait Source {
+    /// The value at `key` of `family`, pinned.
+    fn pinned(
+        &self,
+        family: &ColumnFamily,
+        key: &[u8],
+    ) -> Result<Option<DBPinnableSlice<'_>>, rocksdb::Error>;
+}
+
+impl Source for DBWithThreadMode<SingleThreaded> {
+    fn pinned(
+        &self,
+        family: &ColumnFamily,
+        key: &[u8],
+    ) -> Result<Option<DBPinnableSlice<'_>>, rocksdb::Error> {
+        self.get_pinned_cf(family, key)
+    }
+}
+
+impl Source for SnapshotWithThreadMode<'_, DBWithThreadMode<SingleThreaded>> {
+    fn pinned(
+        &self,
+        family: &ColumnFamily,
+        key: &[u8],
+    ) -> Result<Option<DBPinnableSlice<'_>>, rocksdb::Error> {
+        self.get_pinned_cf(family, key)
+    }
 }
 
 #[cfg(test)]

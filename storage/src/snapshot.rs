@@ -12,7 +12,7 @@
 use crate::error::StorageError;
 use crate::keys::{self, cf};
 use crate::shard_store::{sync_write, ShardStore, MAX_SMALL_VALUE_BYTES};
-use atoll_primitives::codec::{self, MAX_BLOCK_BYTES, MAX_RECEIPT_BYTES};
+use atoll_primitives::codec::{self, MAX_RECEIPT_BYTES};
 use atoll_primitives::{
     Hash, ProvenReceipt, ShardBlockHeader, ShardId, ShardMap, StateKey, StateValue,
 };
@@ -65,27 +65,9 @@ impl ShardStore {
     /// or not at all); None for a store with no block yet.
     pub fn state_snapshot(&self) -> Result<Option<StateSnapshot>, StorageError> {
         let snapshot = self.db.snapshot();
-        let read = |family: &str, key: &[u8]| -> Result<Option<Vec<u8>>, StorageError> {
-            Ok(snapshot.get_cf(self.cf(family), key)?)
-        };
-        let Some(bytes) = read(cf::META, keys::META_HEAD)? else {
+        let Some(head) = self.head_from(&snapshot)? else {
             return Ok(None);
         };
-        let height: u64 = keys::decode(
-            "head height",
-            keys::META_HEAD,
-            &bytes,
-            MAX_SMALL_VALUE_BYTES,
-        )?;
-        let key = keys::header(height);
-        let Some(bytes) = read(cf::HEADERS, &key)? else {
-            return Err(StorageError::Corrupt {
-                what: "head height",
-                key: hex::encode(keys::META_HEAD),
-                reason: format!("the head is at height {height}, which has no header"),
-            });
-        };
-        let head: ShardBlockHeader = keys::decode("block header", &key, &bytes, MAX_BLOCK_BYTES)?;
         let mut entries = Vec::new();
         for entry in snapshot.iterator_cf(self.cf(cf::STATE), IteratorMode::Start) {
             let (key, value) = entry?;

@@ -45,7 +45,7 @@ impl Contracts {
         let _permit = self.permit()?;
         let result = tokio::task::spawn_blocking(move || {
             let head = head_state(&shard)?;
-            evm::call(&context(&shard, &head), &head, &request).map_err(internal)
+            evm::call(&context(&shard, &head)?, &head, &request).map_err(internal)
         })
         .await
         .map_err(internal)??;
@@ -65,7 +65,7 @@ impl Contracts {
         let _permit = self.permit()?;
         let result = tokio::task::spawn_blocking(move || {
             let head = head_state(&shard)?;
-            evm::estimate_gas(&context(&shard, &head), &head, &request, cap).map_err(internal)
+            evm::estimate_gas(&context(&shard, &head)?, &head, &request, cap).map_err(internal)
         })
         .await
         .map_err(internal)??;
@@ -210,17 +210,17 @@ fn head_state(shard: &Shared) -> RpcResult<HeadState<'_>> {
 /// The context of the block after `head`, as a call sees it: its height,
 /// parent and shard map are the head's, from the same snapshot as the
 /// state the call reads.
-fn context(shard: &Shared, head: &HeadState<'_>) -> BlockContext {
+fn context(shard: &Shared, head: &HeadState<'_>) -> RpcResult<BlockContext> {
     let header = head.head();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     // No map recorded: the shards never changed and the genesis layout holds.
-    let map = match head.shard_map() {
-        Some(map) => map.clone(),
-        None => ShardMap::new(shard.layout),
-    };
-    BlockContext {
+    let map = head
+        .shard_map()
+        .map_err(internal)?
+        .unwrap_or_else(|| ShardMap::new(shard.layout));
+    Ok(BlockContext {
         chain_id: shard.chain_id,
         shard: shard.shard,
         height: header.height + 1,
@@ -230,7 +230,7 @@ fn context(shard: &Shared, head: &HeadState<'_>) -> BlockContext {
         gas: shard.gas,
         parent_hash: header.hash(),
         codes: CodeCache::default(),
-    }
+    })
 }
 
 /// A 32-byte word from hex (`0x` optional, fewer digits left-padded).

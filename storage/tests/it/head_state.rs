@@ -27,13 +27,13 @@ fn a_head_state_keeps_its_head_while_blocks_commit() {
 
     // The view taken before the commit: genesis, whole.
     assert_eq!(view.head(), &genesis);
-    assert_eq!(view.shard_map(), None);
+    assert_eq!(view.shard_map().expect("read"), None);
     assert_eq!(view.state(&key(1)).unwrap(), Some(account(1_000, 0)));
     assert_eq!(view.state(&key(2)).unwrap(), Some(account(2_000, 0)));
     // A view taken after it: the new block, whole.
     let after = store.head_state().unwrap().unwrap();
     assert_eq!(after.head(), &next.header);
-    assert_eq!(after.shard_map(), Some(&map));
+    assert_eq!(after.shard_map().expect("read"), Some(map));
     assert_eq!(after.state(&key(1)).unwrap(), Some(account(5, 1)));
     assert_eq!(after.state(&key(2)).unwrap(), None);
     assert_eq!(after.state(&key(3)).unwrap(), Some(account(3_000, 0)));
