@@ -60,6 +60,15 @@ impl ShardBlockHeader {
     pub fn hash(&self) -> Hash {
         Hash::domain(&domain::SHARD_HEADER, &[&codec::encode(self)])
     }
+
+    /// The root of the receipts this block sent to `destination`, if it
+    /// sent any.
+    pub fn receipt_root(&self, destination: ShardId) -> Option<Hash> {
+        self.receipt_roots
+            .iter()
+            .find(|(d, _)| *d == destination)
+            .map(|(_, root)| *root)
+    }
 }
 
 /// The body of a shard block: the receipts it applies, then its

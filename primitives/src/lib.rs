@@ -33,6 +33,7 @@ pub mod receipt;
 pub mod shard;
 pub mod shard_map;
 pub mod state;
+pub mod stream;
 pub mod transaction;
 
 pub use block::{
@@ -47,4 +48,5 @@ pub use receipt::{ProvenReceipt, Receipt, ReceiptAction};
 pub use shard::{ShardId, ShardLayout};
 pub use shard_map::ShardMap;
 pub use state::{Account, StateChange, StateKey, StateValue};
+pub use stream::{SequenceBreak, StreamCursors};
 pub use transaction::{Action, ChainId, SignedTransaction, Transaction};

@@ -1,5 +1,6 @@
 //! Receipts: the messages a shard sends to another shard.
 
+use crate::block::ShardBlockHeader;
 use crate::codec::{self, MAX_RECEIPT_BYTES};
 use crate::crypto::Address;
 use crate::error::DecodeError;
@@ -101,4 +102,18 @@ pub struct ProvenReceipt {
     /// Proof of the receipt's hash in that block's receipt root for the
     /// receipt's destination.
     pub proof: MerkleProof,
+}
+
+impl ProvenReceipt {
+    /// Whether `header` is the source block this receipt names and its
+    /// receipt root for the receipt's destination holds the receipt: the
+    /// one check of a receipt's proof, for every path that applies it.
+    pub fn is_proven_by(&self, header: &ShardBlockHeader) -> bool {
+        let receipt = &self.receipt;
+        header.shard == receipt.source
+            && header.height == self.source_height
+            && header
+                .receipt_root(receipt.destination)
+                .is_some_and(|root| self.proof.verify(&root, &receipt.hash()))
+    }
 }

@@ -17,7 +17,8 @@
 
 use atoll_primitives::merkle::MerkleProof;
 pub use atoll_primitives::ProvenReceipt;
-use atoll_primitives::{Receipt, ShardBlockHeader, ShardId};
+use atoll_primitives::stream::follows;
+use atoll_primitives::{Receipt, SequenceBreak, ShardBlockHeader, ShardId, StreamCursors};
 use std::collections::BTreeMap;
 use thiserror::Error;
 
@@ -99,6 +100,30 @@ pub enum ReceiptError {
         /// The receipt's.
         got: u64,
     },
+    /// The stream from this source reached its last sequence number.
+    #[error("the stream of receipts from shard {from} reached sequence u64::MAX")]
+    Exhausted {
+        /// The source shard.
+        from: ShardId,
+    },
+}
+
+impl ReceiptError {
+    fn sequence(from: ShardId, broken: SequenceBreak) -> ReceiptError {
+        match broken {
+            SequenceBreak::Replayed { expected, got } => ReceiptError::Replayed {
+                from,
+                expected,
+                got,
+            },
+            SequenceBreak::Skipped { expected, got } => ReceiptError::Skipped {
+                from,
+                expected,
+                got,
+            },
+            SequenceBreak::Exhausted => ReceiptError::Exhausted { from },
+        }
+    }
 }
 
 /// The inbox of one shard: the next sequence number expected from each
@@ -106,18 +131,21 @@ pub enum ReceiptError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inbox {
     shard: ShardId,
-    cursors: BTreeMap<ShardId, u64>,
+    cursors: StreamCursors,
 }
 
 impl Inbox {
     /// The inbox of `shard` with `cursors` (missing sources: 0).
     pub fn new(shard: ShardId, cursors: BTreeMap<ShardId, u64>) -> Inbox {
-        Inbox { shard, cursors }
+        Inbox {
+            shard,
+            cursors: StreamCursors::new(cursors),
+        }
     }
 
     /// The next sequence number expected from `source`.
     pub fn cursor(&self, source: ShardId) -> u64 {
-        self.cursors.get(&source).copied().unwrap_or(0)
+        self.cursors.next(source)
     }
 
     /// Checks `incoming`, in order, all or nothing. `final_header(source,
@@ -143,26 +171,24 @@ impl Inbox {
     ) -> Result<BTreeMap<ShardId, u64>, (usize, ReceiptError)> {
         let mut cursors = self.cursors.clone();
         for (i, proven) in incoming.iter().enumerate() {
-            let next = self
-                .check_one(proven, &cursors, epoch, &final_header)
+            self.check_one(proven, &mut cursors, epoch, &final_header)
                 .map_err(|e| (i, e))?;
-            cursors.insert(proven.receipt.source, next);
         }
-        Ok(cursors)
+        Ok(cursors.into_map())
     }
 
     /// Moves the cursors to `cursors` (after the commit that applied them).
     pub fn advance(&mut self, cursors: BTreeMap<ShardId, u64>) {
-        self.cursors = cursors;
+        self.cursors = StreamCursors::new(cursors);
     }
 
     fn check_one(
         &self,
         proven: &ProvenReceipt,
-        cursors: &BTreeMap<ShardId, u64>,
+        cursors: &mut StreamCursors,
         epoch: u64,
         final_header: &impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
-    ) -> Result<u64, ReceiptError> {
+    ) -> Result<(), ReceiptError> {
         let receipt = &proven.receipt;
         let (source, sequence) = (receipt.source, receipt.sequence);
         if receipt.destination != self.shard {
@@ -179,34 +205,16 @@ impl Inbox {
                 shard: self.shard,
             });
         }
-        let expected = cursors.get(&source).copied().unwrap_or(0);
-        if sequence < expected {
-            return Err(ReceiptError::Replayed {
-                from: source,
-                expected,
-                got: sequence,
-            });
-        }
-        if sequence > expected {
-            return Err(ReceiptError::Skipped {
-                from: source,
-                expected,
-                got: sequence,
-            });
-        }
+        // The number is checked first; the cursor moves only once the
+        // proof and the epoch are good too.
+        let after = follows(cursors.next(source), sequence)
+            .map_err(|broken| ReceiptError::sequence(source, broken))?;
         let header =
             final_header(source, proven.source_height).ok_or(ReceiptError::SourceNotFinal {
                 from: source,
                 height: proven.source_height,
             })?;
-        let root = header
-            .receipt_roots
-            .iter()
-            .find(|(destination, _)| *destination == self.shard)
-            .map(|(_, root)| *root);
-        let proven_ok = header.shard == source
-            && header.height == proven.source_height
-            && root.is_some_and(|root| proven.proof.verify(&root, &receipt.hash()));
+        let proven_ok = proven.is_proven_by(&header);
         if !proven_ok {
             return Err(ReceiptError::BadProof {
                 from: source,
@@ -223,7 +231,8 @@ impl Inbox {
                 epoch,
             });
         }
-        Ok(expected + 1)
+        cursors.set(source, after);
+        Ok(())
     }
 }
 

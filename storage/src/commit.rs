@@ -6,11 +6,11 @@ use crate::shard_store::{
     sync_write, ShardStore, StoredReceipt, TxLocation, MAX_SMALL_VALUE_BYTES, MAX_TX_LOCATION_BYTES,
 };
 use atoll_primitives::{
-    codec, merkle, Hash, ProvenReceipt, Receipt, ShardBlock, ShardBlockHeader, ShardId, ShardMap,
-    StateChange, TxOutcome,
+    codec, merkle, Hash, ProvenReceipt, Receipt, SequenceBreak, ShardBlock, ShardBlockHeader,
+    ShardId, ShardMap, StateChange, StreamCursors, TxOutcome,
 };
 use rocksdb::WriteBatch;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 
@@ -110,10 +110,10 @@ impl ShardStore {
             reason,
         };
         let shard = self.identity().shard;
-        let mut cursors: BTreeMap<ShardId, u64> = match self.head()? {
-            Some(parent) => parent.inbox_cursors.into_iter().collect(),
-            None => BTreeMap::new(),
-        };
+        let mut cursors = StreamCursors::new(match self.head()? {
+            Some(parent) => parent.inbox_cursors,
+            None => Vec::new(),
+        });
         for (i, proven) in incoming.iter().enumerate() {
             let receipt = &proven.receipt;
             if receipt.destination != shard || receipt.source == shard {
@@ -122,16 +122,14 @@ impl ShardStore {
                     receipt.source, receipt.destination
                 )));
             }
-            let next = cursors.entry(receipt.source).or_insert(0);
-            if receipt.sequence != *next {
-                return Err(invalid(format!(
-                    "incoming receipt {i} from shard {} has sequence {}, but the next one is {next}",
-                    receipt.source, receipt.sequence
-                )));
-            }
-            *next += 1;
+            cursors.take(receipt.source, receipt.sequence).map_err(|broken| {
+                invalid(format!(
+                    "incoming receipt {i} from shard {}: {broken}",
+                    receipt.source
+                ))
+            })?;
         }
-        let cursors: Vec<(ShardId, u64)> = cursors.into_iter().collect();
+        let cursors: Vec<(ShardId, u64)> = cursors.iter().collect();
         if cursors != header.inbox_cursors {
             return Err(invalid(format!(
                 "the header's inbox cursors {:?} are not where the receipts end, {cursors:?}",
@@ -189,9 +187,9 @@ impl ShardStore {
 
     /// Checks the receipts' sources and sequence numbers and returns, for each
     /// destination they go to, the outbox cursor after them.
-    fn check_receipts(&self, receipts: &[Receipt]) -> Result<BTreeMap<ShardId, u64>, StorageError> {
+    fn check_receipts(&self, receipts: &[Receipt]) -> Result<StreamCursors, StorageError> {
         let shard = self.identity().shard;
-        let mut cursors: BTreeMap<ShardId, u64> = BTreeMap::new();
+        let mut cursors = StreamCursors::default();
         for (index, receipt) in receipts.iter().enumerate() {
             if receipt.source != shard {
                 return Err(StorageError::ReceiptSource {
@@ -200,23 +198,25 @@ impl ShardStore {
                     found: receipt.source,
                 });
             }
-            let next = match cursors.get(&receipt.destination) {
-                Some(next) => *next,
-                None => self.outbox_cursor(receipt.destination)?,
-            };
-            if receipt.sequence != next {
-                return Err(StorageError::ReceiptSequence {
-                    destination: receipt.destination,
-                    expected: next,
-                    found: receipt.sequence,
-                });
+            let destination = receipt.destination;
+            if !cursors.has(destination) {
+                cursors.set(destination, self.outbox_cursor(destination)?);
             }
-            let after = next.checked_add(1).ok_or_else(|| StorageError::Corrupt {
-                what: "outbox cursor",
-                key: hex::encode(keys::outbox_cursor(receipt.destination)),
-                reason: "the cursor is at u64::MAX, which no receipt stream reaches".into(),
-            })?;
-            cursors.insert(receipt.destination, after);
+            cursors
+                .take(destination, receipt.sequence)
+                .map_err(|broken| match broken {
+                    SequenceBreak::Replayed { expected, got }
+                    | SequenceBreak::Skipped { expected, got } => StorageError::ReceiptSequence {
+                        destination,
+                        expected,
+                        found: got,
+                    },
+                    SequenceBreak::Exhausted => StorageError::Corrupt {
+                        what: "outbox cursor",
+                        key: hex::encode(keys::outbox_cursor(destination)),
+                        reason: broken.to_string(),
+                    },
+                })?;
         }
         Ok(cursors)
     }
@@ -294,7 +294,7 @@ impl ShardStore {
         &self,
         commit: &BlockCommit<'_>,
         tx_hashes: &[Hash],
-        cursors: &BTreeMap<ShardId, u64>,
+        cursors: &StreamCursors,
     ) -> WriteBatch {
         let block = commit.block;
         let height = block.header.height;
@@ -320,11 +320,11 @@ impl ShardStore {
             batch.put_cf(receipts, key, codec::encode(&stored));
         }
         let meta = self.cf(cf::META);
-        for (destination, cursor) in cursors {
+        for (destination, cursor) in cursors.iter() {
             batch.put_cf(
                 meta,
-                keys::outbox_cursor(*destination),
-                codec::encode(cursor),
+                keys::outbox_cursor(destination),
+                codec::encode(&cursor),
             );
         }
 

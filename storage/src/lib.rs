@@ -78,6 +78,6 @@ pub use commit::{BlockCommit, ReceiptRef};
 pub use error::StorageError;
 pub use head_state::HeadState;
 pub use schema::{StoreIdentity, SCHEMA_VERSION};
-pub use shard_store::{ShardStore, StoredReceipt, TxLocation};
+pub use shard_store::{Inclusion, ShardStore, StoredReceipt, TxLocation};
 pub use snapshot::{SnapshotInstall, StateSnapshot};
 pub use vote_log::{VoteLog, VoteLogError};

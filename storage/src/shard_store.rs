@@ -39,6 +39,19 @@ pub struct TxLocation {
     pub receipt: Option<(ShardId, u64)>,
 }
 
+/// Where a transaction in the chain is ([`ShardStore::inclusion`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inclusion {
+    /// In the index: its block, position and outcome.
+    Indexed(TxLocation),
+    /// In a block at or below `height`, the snapshot this store was
+    /// installed from; known by hash only.
+    BelowSnapshot {
+        /// The snapshot's height.
+        height: u64,
+    },
+}
+
 /// The RocksDB store of one shard: blocks, state, outgoing receipts and the
 /// transaction index, all advanced together by [`ShardStore::commit_block`].
 ///
@@ -332,14 +345,27 @@ impl ShardStore {
     /// Whether the transaction `hash` is in the chain: indexed, or below the
     /// history of a store installed from a snapshot.
     pub fn includes_transaction(&self, hash: &Hash) -> Result<bool, StorageError> {
-        if self.transaction(hash)?.is_some() {
-            return Ok(true);
+        Ok(self.inclusion(hash)?.is_some())
+    }
+
+    /// Where the transaction `hash` is in the chain, if it is: the one
+    /// answer to "already included?" for every path that asks (a block's
+    /// transactions, the mempool's admission).
+    pub fn inclusion(&self, hash: &Hash) -> Result<Option<Inclusion>, StorageError> {
+        if let Some(location) = self.transaction(hash)? {
+            return Ok(Some(Inclusion::Indexed(location)));
         }
-        Ok(self.synced.load(Ordering::Acquire)
-            && self
+        if !self.synced.load(Ordering::Acquire)
+            || self
                 .db
                 .get_pinned_cf(self.cf(cf::TX_INDEX), keys::synced_transaction(hash))?
-                .is_some())
+                .is_none()
+        {
+            return Ok(None);
+        }
+        Ok(Some(Inclusion::BelowSnapshot {
+            height: self.history_from()?,
+        }))
     }
 
     /// The lowest height whose block this store holds: 0 for a store that

@@ -7,7 +7,7 @@ use super::server::Rpc;
 use super::types::{hex_hash, WaitUntil};
 use crate::service::common::handoff::{Admission, Rejection};
 use crate::service::common::shard::Shared;
-use crate::service::common::waiters::WaitEnd;
+use crate::service::common::waiters::{Stage, WaitEnd};
 use atoll_primitives::codec::{self, MAX_TRANSACTION_BYTES};
 use atoll_primitives::SignedTransaction;
 use atoll_shard::execution::transaction::wrong_chain;
@@ -60,9 +60,14 @@ impl Rpc {
         let until = wait_until.unwrap_or_default();
         // Register before admission, so a block that includes the
         // transaction right after admission cannot be missed.
-        let waiter = match until {
+        let stage = match until {
             WaitUntil::None => None,
-            _ => Some(shard.waiters.register(hash, until).map_err(|_| {
+            WaitUntil::Included => Some(Stage::Included),
+            WaitUntil::Final => Some(Stage::Final),
+        };
+        let waiter = match stage {
+            None => None,
+            Some(stage) => Some(shard.waiters.register(hash, stage).map_err(|_| {
                 error(
                     error::BUSY,
                     "too many clients are waiting; retry or poll atoll_getTransactionStatus",
@@ -130,7 +135,9 @@ pub(super) async fn admit(shard: &Shared, tx: PreparedTx) -> RpcResult<()> {
 pub(super) fn rejection_error(rejection: Rejection) -> ErrorObjectOwned {
     let code = match &rejection {
         Rejection::BadSignature => error::BAD_SIGNATURE,
-        Rejection::AlreadyIncluded { .. } => error::ALREADY_KNOWN,
+        Rejection::AlreadyIncluded { .. } | Rejection::IncludedBeforeSnapshot { .. } => {
+            error::ALREADY_KNOWN
+        }
         Rejection::InsufficientBalance { .. } => error::INSUFFICIENT_BALANCE,
         Rejection::Storage(message) => return internal(message),
         Rejection::Invalid(_) => error::INVALID_TRANSACTION,

@@ -130,6 +130,47 @@ pub fn wrong_chain(tx: &Transaction, chain_id: ChainId) -> Option<TxFailure> {
     })
 }
 
+/// Where a transaction's nonce stands against its sender's account, once
+/// [`check_sender`] passed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nonce {
+    /// The account's next nonce: a block may run it now.
+    Next,
+    /// Ahead of the account's next nonce: the pool may hold it until the
+    /// ones between arrive; a block fails it.
+    Ahead,
+}
+
+/// The rules on a transaction's sender that the pool's admission and
+/// execution both apply, in one place: the sender's account lives on
+/// `shard` (its `home` under the map in force), its state has settled there
+/// (it is not arriving from another shard), and `nonce` is not behind the
+/// account's. `account` reads the sender's account, only once its home is
+/// known to be `shard`. The inner `Err` is the failure; the outer one, a
+/// read that could not finish.
+pub fn check_sender<E>(
+    home: ShardId,
+    shard: ShardId,
+    nonce: u64,
+    account: impl FnOnce() -> Result<Account, E>,
+) -> Result<Result<(Account, Nonce), TxFailure>, E> {
+    if home != shard {
+        return Ok(Err(TxFailure::SenderOnOtherShard { shard: home.0 }));
+    }
+    let account = account()?;
+    if account.is_arriving() {
+        return Ok(Err(TxFailure::SenderArriving));
+    }
+    Ok(match nonce.cmp(&account.nonce) {
+        std::cmp::Ordering::Less => Err(TxFailure::BadNonce {
+            expected: account.nonce,
+            got: nonce,
+        }),
+        std::cmp::Ordering::Equal => Ok((account, Nonce::Next)),
+        std::cmp::Ordering::Greater => Ok((account, Nonce::Ahead)),
+    })
+}
+
 /// The checks every transaction needs before it may be charged anything:
 /// chain id, the sender on this shard and settled here, its nonce, and
 /// that the nonce can advance.
@@ -142,22 +183,18 @@ fn check<R: TxReader>(
     if let Some(failure) = wrong_chain(body, ctx.chain_id) {
         return Ok(Err(failure));
     }
-    let sender_shard = ctx.map.shard_of(&tx.sender);
-    if sender_shard != ctx.shard {
-        return Ok(Err(TxFailure::SenderOnOtherShard {
-            shard: sender_shard.0,
-        }));
-    }
-    let sender = reader.read_account(&StateKey::Account(tx.sender))?;
-    if sender.is_arriving() {
-        return Ok(Err(TxFailure::SenderArriving));
-    }
-    if body.nonce != sender.nonce {
-        return Ok(Err(TxFailure::BadNonce {
-            expected: sender.nonce,
-            got: body.nonce,
-        }));
-    }
+    let home = ctx.map.shard_of(&tx.sender);
+    let read = || reader.read_account(&StateKey::Account(tx.sender));
+    let sender = match check_sender(home, ctx.shard, body.nonce, read)? {
+        Ok((sender, Nonce::Next)) => sender,
+        Ok((sender, Nonce::Ahead)) => {
+            return Ok(Err(TxFailure::BadNonce {
+                expected: sender.nonce,
+                got: body.nonce,
+            }))
+        }
+        Err(failure) => return Ok(Err(failure)),
+    };
     // The nonce after u64::MAX - 1 would read as "arriving".
     let Some(next_nonce) = sender
         .nonce

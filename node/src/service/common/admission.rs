@@ -8,9 +8,12 @@ use super::handoff::{Admission, Rejection};
 use super::shard::Shared;
 use crate::metrics::Metrics;
 use atoll_p2p::Verdict;
+use atoll_primitives::TxFailure;
+use atoll_shard::execution::transaction::check_sender;
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
 use atoll_shard::signatures::verify_all;
+use atoll_storage::Inclusion;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -173,32 +176,47 @@ fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
         return Err(Rejection::Invalid(reason));
     }
     let storage = |e: atoll_storage::StorageError| Rejection::Storage(e.to_string());
-    if let Some(location) = shared.store.transaction(&tx.hash).map_err(storage)? {
-        return Err(Rejection::AlreadyIncluded {
-            height: location.height,
-        });
+    match shared.store.inclusion(&tx.hash).map_err(storage)? {
+        None => {}
+        Some(Inclusion::Indexed(location)) => {
+            return Err(Rejection::AlreadyIncluded {
+                height: location.height,
+            })
+        }
+        Some(Inclusion::BelowSnapshot { height }) => {
+            return Err(Rejection::IncludedBeforeSnapshot { height })
+        }
     }
     let home = shared.beacon.read().shard_of(&tx.sender);
-    if home != shared.shard {
-        return Err(Rejection::Moved { shard: home.0 });
-    }
-    let account = shared
-        .state
-        .account(&tx.sender)
-        .map_err(|e| Rejection::Storage(e.to_string()))?;
-    // Arriving: the shard's newest block marked it so, or the shard has not
-    // made its first block under the map that moved the account here.
-    if account.is_arriving() || shared.head_map.read().shard_of(&tx.sender) != shared.shard {
-        return Err(Rejection::Arriving {
-            shard: shared.shard.0,
-        });
-    }
-    if tx.signed.tx.nonce < account.nonce {
-        return Err(Rejection::Pool(AdmitError::NonceTooLow {
-            expected: account.nonce,
-            got: tx.signed.tx.nonce,
-        }));
-    }
+    let nonce = tx.signed.tx.nonce;
+    let read = || {
+        let account = shared
+            .state
+            .account(&tx.sender)
+            .map_err(|e| Rejection::Storage(e.to_string()))?;
+        // Arriving too: the shard has not made its first block under the
+        // map that moved the account here.
+        if shared.head_map.read().shard_of(&tx.sender) != shared.shard {
+            return Err(Rejection::Arriving {
+                shard: shared.shard.0,
+            });
+        }
+        Ok(account)
+    };
+    let account = match check_sender(home, shared.shard, nonce, read)? {
+        Ok((account, _next_or_ahead)) => account,
+        Err(TxFailure::SenderOnOtherShard { shard }) => return Err(Rejection::Moved { shard }),
+        Err(TxFailure::SenderArriving) => {
+            return Err(Rejection::Arriving {
+                shard: shared.shard.0,
+            })
+        }
+        Err(TxFailure::BadNonce { expected, got }) => {
+            return Err(Rejection::Pool(AdmitError::NonceTooLow { expected, got }))
+        }
+        // check_sender fails with the three above only.
+        Err(other) => return Err(Rejection::Invalid(format!("{other:?}"))),
+    };
     let needed = tx.signed.tx.max_cost();
     if account.balance < needed {
         return Err(Rejection::InsufficientBalance {

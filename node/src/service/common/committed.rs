@@ -6,7 +6,8 @@
 use super::handoff::Committed;
 use super::shard::Shared;
 use crate::metrics::Metrics;
-use crate::rpc::types::{hex_hash, HeadInfo, WaitUntil};
+use super::waiters::Stage;
+use crate::rpc::types::{hex_hash, HeadInfo};
 use atoll_primitives::{ShardBlockHeader, ShardId, StateKey, StateValue};
 use atoll_shard::relay::ReceiptRelay;
 use atoll_shard::{ProducedBlock, ShardChain};
@@ -56,7 +57,7 @@ pub fn finish(
     shared
         .heads
         .send_modify(|heads| heads.head = Arc::new(header.clone()));
-    shared.waiters.reached(hashes, WaitUntil::Included);
+    shared.waiters.reached(hashes, Stage::Included);
     // After the block's own waiters were answered: a displaced transaction
     // that this block included has no waiter left to tell it was dropped.
     shared
@@ -121,7 +122,7 @@ pub fn mark_final(shard: &Shared, done: &Committed, new_heads: &broadcast::Sende
     shard.heads.send_modify(|heads| {
         heads.final_height = heads.final_height.max(height);
     });
-    shard.waiters.reached(&done.hashes, WaitUntil::Final);
+    shard.waiters.reached(&done.hashes, Stage::Final);
     Metrics::shard(&shard.metrics.final_height, done.shard.0).set(height as i64);
     let _ = new_heads.send(Arc::new(head_info(&done.header, true)));
 }

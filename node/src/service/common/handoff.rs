@@ -46,6 +46,13 @@ pub enum Rejection {
         /// That block's height.
         height: u64,
     },
+    /// A block below the snapshot this validator's state was installed
+    /// from already includes the transaction.
+    #[error("the transaction is already in a block at or below height {height}")]
+    IncludedBeforeSnapshot {
+        /// The snapshot's height.
+        height: u64,
+    },
     /// The sender cannot pay amount plus fee.
     #[error("the sender's balance {balance} does not cover amount plus fee ({needed})")]
     InsufficientBalance {

@@ -2,11 +2,19 @@
 //! (`atoll_sendTransaction` with `wait_until`). The table is bounded: past
 //! `limit` waiters a new one is refused (the client can poll instead).
 
-use crate::rpc::types::WaitUntil;
 use atoll_primitives::Hash;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use tokio::sync::oneshot;
+
+/// A stage of a transaction's life a client can wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// A committed block includes it.
+    Included,
+    /// That block is final.
+    Final,
+}
 
 /// How a wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +27,7 @@ pub enum WaitEnd {
 }
 
 struct Waiter {
-    until: WaitUntil,
+    until: Stage,
     done: oneshot::Sender<WaitEnd>,
 }
 
@@ -46,7 +54,7 @@ impl Waiters {
     pub fn register(
         &self,
         hash: Hash,
-        until: WaitUntil,
+        until: Stage,
     ) -> Result<oneshot::Receiver<WaitEnd>, TooManyWaiters> {
         let mut table = self.table.lock();
         if table.1 >= self.limit {
@@ -79,7 +87,7 @@ impl Waiters {
 
     /// The transactions `hashes` reached `reached`: wakes every wait on them
     /// for that stage or an earlier one.
-    pub fn reached<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash>, reached: WaitUntil) {
+    pub fn reached<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash>, reached: Stage) {
         let mut table = self.table.lock();
         let (map, count) = &mut *table;
         if map.is_empty() {
@@ -92,7 +100,7 @@ impl Waiters {
             let before = list.len();
             let mut kept = Vec::new();
             for waiter in list.drain(..) {
-                if stage(waiter.until) <= stage(reached) {
+                if waiter.until <= reached {
                     let _ = waiter.done.send(WaitEnd::Reached);
                 } else {
                     kept.push(waiter);
@@ -138,14 +146,6 @@ impl Waiters {
     }
 }
 
-fn stage(until: WaitUntil) -> u8 {
-    match until {
-        WaitUntil::None => 0,
-        WaitUntil::Included => 1,
-        WaitUntil::Final => 2,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,25 +154,25 @@ mod tests {
     fn waits_fire_at_their_stage_and_the_table_is_bounded() {
         let waiters = Waiters::new(2);
         let a = Hash([1; 32]);
-        let mut included = waiters.register(a, WaitUntil::Included).expect("room");
-        let mut fin = waiters.register(a, WaitUntil::Final).expect("room");
-        assert!(waiters.register(Hash([2; 32]), WaitUntil::Final).is_err());
-        waiters.reached([&a], WaitUntil::Included);
+        let mut included = waiters.register(a, Stage::Included).expect("room");
+        let mut fin = waiters.register(a, Stage::Final).expect("room");
+        assert!(waiters.register(Hash([2; 32]), Stage::Final).is_err());
+        waiters.reached([&a], Stage::Included);
         assert_eq!(included.try_recv().ok(), Some(WaitEnd::Reached));
         assert!(fin.try_recv().is_err());
-        waiters.reached([&a], WaitUntil::Final);
+        waiters.reached([&a], Stage::Final);
         assert_eq!(fin.try_recv().ok(), Some(WaitEnd::Reached));
-        assert!(waiters.register(Hash([2; 32]), WaitUntil::Final).is_ok());
+        assert!(waiters.register(Hash([2; 32]), Stage::Final).is_ok());
         let abandoned = waiters
-            .register(Hash([3; 32]), WaitUntil::Final)
+            .register(Hash([3; 32]), Stage::Final)
             .expect("room");
         drop(abandoned);
         waiters.forget_abandoned(&Hash([3; 32]));
         let mut replaced = waiters
-            .register(Hash([4; 32]), WaitUntil::Final)
+            .register(Hash([4; 32]), Stage::Final)
             .expect("room");
         waiters.dropped([&Hash([4; 32])]);
         assert_eq!(replaced.try_recv().ok(), Some(WaitEnd::Dropped));
-        assert!(waiters.register(Hash([5; 32]), WaitUntil::Final).is_ok());
+        assert!(waiters.register(Hash([5; 32]), Stage::Final).is_ok());
     }
 }

@@ -3,6 +3,7 @@
 //! Nothing a peer says is trusted (see [`super`]).
 
 use crate::service::common::keeper::FinalHeaders;
+use atoll_primitives::stream::follows;
 use atoll_primitives::{ProvenReceipt, ShardId};
 
 /// Where the next receipt of one (source, destination) pair stands.
@@ -20,7 +21,7 @@ pub struct Anchor {
 
 /// Whether the block of `header` sent receipts to `destination`.
 pub fn sends_to(header: &atoll_primitives::ShardBlockHeader, destination: ShardId) -> bool {
-    header.receipt_roots.iter().any(|(d, _)| *d == destination)
+    header.receipt_root(destination).is_some()
 }
 
 /// Whether `proven` is a receipt to `destination` proven against the
@@ -34,12 +35,7 @@ pub fn proven_ok(
     let Some(header) = headers.final_header(receipt.source, proven.source_height) else {
         return false;
     };
-    receipt.destination == destination
-        && header
-            .receipt_roots
-            .iter()
-            .find(|(d, _)| *d == destination)
-            .is_some_and(|(_, root)| proven.proof.verify(root, &receipt.hash()))
+    receipt.destination == destination && proven.is_proven_by(&header)
 }
 
 /// How many of `run`'s first receipts make a good run after `anchor`
@@ -96,12 +92,14 @@ pub fn check_run(
     }
     // Before the first receipt of a stream: "block 0 ended".
     let mut at = previous.unwrap_or((0, true));
-    for (expected, proven) in (next..).zip(got) {
+    let mut expected = next;
+    for proven in got {
         let receipt = &proven.receipt;
-        if receipt.sequence != expected
-            || receipt.destination != destination
-            || proven.source_height > limit
-        {
+        let Ok(after) = follows(expected, receipt.sequence) else {
+            return false;
+        };
+        expected = after;
+        if receipt.destination != destination || proven.source_height > limit {
             return false;
         }
         if !proven_ok(headers, destination, proven) {

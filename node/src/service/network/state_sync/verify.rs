@@ -114,11 +114,7 @@ pub fn check_outbox(
             && cursor.checked_sub(1) == Some(receipt.sequence)
             && proven.source_height == sent_at
             && proven.proof.is_last()
-            && header
-                .receipt_roots
-                .iter()
-                .find(|(d, _)| d == destination)
-                .is_some_and(|(_, root)| proven.proof.verify(root, &receipt.hash()));
+            && proven.is_proven_by(&header);
         if !proven_ok {
             return bad(format!(
                 "its outbox cursor {cursor} to shard {destination} is not one past the last \
