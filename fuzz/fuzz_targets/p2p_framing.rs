@@ -1,4 +1,4 @@
-//! The p2p request-response framing (`atoll_p2p::codec::read_framed`): a
+//! The p2p request-response framing (`atoll_p2p::framing::read_framed`): a
 //! 4-byte big-endian length, refused over the node's limit, then that many
 //! bytes, read from a stream that delivers them in chunks of a size the
 //! first input byte picks (as a peer's TCP segments arrive). What it reads
@@ -7,7 +7,7 @@
 #![no_main]
 
 use atoll_fuzz_fixtures::{limits, split_local};
-use atoll_p2p::codec::{read_framed, write_framed};
+use atoll_p2p::framing::{read_framed, write_framed};
 use futures::executor::block_on;
 use futures::io::{AsyncRead, Cursor};
 use libfuzzer_sys::fuzz_target;

@@ -27,6 +27,7 @@ mod keyfile;
 pub mod load;
 pub mod localnet;
 pub mod metrics;
+pub mod query;
 pub mod rpc;
 pub mod run;
 pub mod service;

@@ -4,8 +4,9 @@
 use crate::home::{check_genesis_binding, Home};
 use crate::keyfile;
 use crate::metrics::{self, Metrics};
+use crate::query::NodeView;
 use crate::rpc;
-use crate::service::common::shard::ConsensusStatus;
+use crate::service::common::shared::ConsensusStatus;
 use crate::service::network;
 use crate::service::network::builder::Builder;
 use crate::service::network::committee_view::{Certifier, CommitteeView};
@@ -110,12 +111,12 @@ pub async fn run(
             index,
             committee: Arc::new(CommitteeView {
                 chain: genesis.chain_id,
-                committees: atoll_consensus::Committees::new(
+                committees: Arc::new(atoll_consensus::Committees::new(
                     set,
                     genesis.layout.shard_count(),
                     usize::from(genesis.committee_size),
                     genesis_hash,
-                ),
+                )),
                 shards: genesis.layout.shard_count(),
                 key: index.map(|i| (i, validator.clone())),
                 network: std::sync::OnceLock::new(),
@@ -211,7 +212,12 @@ pub async fn run(
             return Err(e);
         }
     }
-    let (rpc_handle, rpc_addr) = match rpc::start(&config.rpc, service.view()).await {
+    let (rpc_handle, rpc_addr) = match rpc::start(
+        &config.rpc,
+        NodeView::new(service.shards.clone(), service.new_heads.clone()),
+    )
+    .await
+    {
         Ok(started) => started,
         Err(e) => {
             tokio::task::spawn_blocking(move || service.stop()).await?;
@@ -291,10 +297,7 @@ async fn start_network(
         atoll_p2p::start(p2p).with_context(|| format!("cannot listen on {}", net.listen))?;
     let _ = parts.consensus.peer_id.set(handle.peer_id().to_string());
     let _ = parts.consensus.network.set(handle.clone());
-    let committee = service.shards[0]
-        .committee
-        .clone()
-        .context("a network node has committees")?;
+    let committee = Arc::clone(&parts.committee);
     let _ = committee.network.set(handle.clone());
     tracing::info!(target: "node", peer_id = %handle.peer_id(), listen = %net.listen, "network started");
     tokio::spawn(network::gossip_out(handle.clone(), parts.gossip));

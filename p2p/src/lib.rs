@@ -26,8 +26,8 @@
 //!   [`service::REDIAL_INTERVAL`], so a restart or a healed partition
 //!   reconnects by itself.
 
-pub mod codec;
 pub mod events;
+pub mod framing;
 pub mod service;
 pub mod topics;
 

@@ -1,8 +1,8 @@
 //! The task that owns the libp2p swarm, and the bounded handle the rest of
 //! the node talks to it through.
 
-use crate::codec::BytesCodec;
 use crate::events::{self, EventSender, Events};
+use crate::framing::BytesCodec;
 use crate::topics::Topic;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};

@@ -3,7 +3,7 @@
 
 use crate::error::ShardError;
 use crate::execution::evm::{block_hash_key, CodeCache};
-use crate::execution::transaction::wrong_chain;
+use crate::execution::rules::wrong_chain;
 use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, PreparedTx};
 use crate::inbox::Inbox;
 use crate::opening;

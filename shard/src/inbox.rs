@@ -16,8 +16,8 @@
 //! its stored cursors, a second guard against replays).
 
 use atoll_primitives::merkle::MerkleProof;
-pub use atoll_primitives::ProvenReceipt;
 use atoll_primitives::stream::follows;
+pub use atoll_primitives::ProvenReceipt;
 use atoll_primitives::{Receipt, SequenceBreak, ShardBlockHeader, ShardId, StreamCursors};
 use std::collections::BTreeMap;
 use thiserror::Error;

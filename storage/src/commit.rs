@@ -122,12 +122,14 @@ impl ShardStore {
                     receipt.source, receipt.destination
                 )));
             }
-            cursors.take(receipt.source, receipt.sequence).map_err(|broken| {
-                invalid(format!(
-                    "incoming receipt {i} from shard {}: {broken}",
-                    receipt.source
-                ))
-            })?;
+            cursors
+                .take(receipt.source, receipt.sequence)
+                .map_err(|broken| {
+                    invalid(format!(
+                        "incoming receipt {i} from shard {}: {broken}",
+                        receipt.source
+                    ))
+                })?;
         }
         let cursors: Vec<(ShardId, u64)> = cursors.iter().collect();
         if cursors != header.inbox_cursors {

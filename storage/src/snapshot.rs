@@ -325,6 +325,13 @@ mod tests {
         assert_eq!(store.outbox_cursor(ShardId(0)).expect("read"), 7);
         assert!(store.includes_transaction(&known).expect("read"));
         assert!(!store.includes_transaction(&Hash([6; 32])).expect("read"));
+        // Admission asks the same question and learns where: at or below
+        // the snapshot, known by hash only.
+        assert_eq!(
+            store.inclusion(&known).expect("read"),
+            Some(crate::Inclusion::BelowSnapshot { height: 40 })
+        );
+        assert_eq!(store.inclusion(&Hash([6; 32])).expect("read"), None);
         let snapshot = store.state_snapshot().expect("read").expect("head");
         assert_eq!(snapshot.outbox, vec![(ShardId(0), 7)]);
         // A transaction known from below the snapshot cannot enter the

@@ -4,9 +4,8 @@
 use super::error::{self, error, internal, invalid_params};
 use super::server::Rpc;
 use super::types::MoveInfo;
-use atoll_primitives::{Address, ShardId, StateKey};
+use atoll_primitives::{Address, ShardId};
 use jsonrpsee::core::RpcResult;
-use std::sync::Arc;
 
 impl Rpc {
     /// Refuses an operator's `method` unless `rpc.admin` is on.
@@ -25,14 +24,7 @@ impl Rpc {
 
     pub(super) async fn block_peers(&self, peers: Vec<String>) -> RpcResult<Vec<String>> {
         self.check_admin("setBlockedPeers")?;
-        let Some(handle) = self
-            .node
-            .any()
-            .consensus
-            .as_ref()
-            .and_then(|c| c.network.get())
-            .cloned()
-        else {
+        let Some(handle) = self.node.network() else {
             return Err(error(
                 error::NO_NETWORK,
                 "this node runs alone (one validator in genesis): it has no peers to block",
@@ -57,22 +49,9 @@ impl Rpc {
         Ok(info.blocked.iter().map(|p| p.to_string()).collect())
     }
 
-    /// Whether a contract lives at `address` (on its home shard or, placed,
-    /// on its creator's).
-    pub(super) fn is_contract(&self, address: &Address) -> RpcResult<bool> {
-        use atoll_shard::state::StateView;
-        let holder = self.node.holder_of(address);
-        let placed = !Arc::ptr_eq(holder, self.node.shard_of(address));
-        let code = holder
-            .state
-            .get(&StateKey::CodeHash(*address))
-            .map_err(internal)?;
-        Ok(placed || code.is_some())
-    }
-
     pub(super) fn move_account(&self, address: &str, to: u16) -> RpcResult<MoveInfo> {
         self.check_admin("moveAccount")?;
-        if self.node.any().consensus.is_some() {
+        if self.node.consensus().is_some() {
             return Err(error(
                 error::MOVE_REFUSED,
                 "moving accounts is not yet agreed through consensus, so a node with other \
@@ -80,7 +59,7 @@ impl Rpc {
             ));
         }
         let address: Address = address.parse().map_err(invalid_params)?;
-        if self.is_contract(&address)? {
+        if self.node.is_contract(&address)? {
             return Err(error(
                 error::MOVE_REFUSED,
                 format!(
@@ -89,8 +68,7 @@ impl Rpc {
                 ),
             ));
         }
-        let keeper = Arc::clone(&self.node.any().keeper);
-        let scheduled = keeper.schedule_move(address, ShardId(to)).map_err(|e| {
+        let scheduled = self.node.schedule_move(address, ShardId(to)).map_err(|e| {
             match e.downcast_ref::<crate::service::common::keeper::MoveError>() {
                 Some(refused) => error(error::MOVE_REFUSED, refused.to_string()),
                 None => internal(format!("{e:#}")),

@@ -2,18 +2,13 @@
 //! estimate, and code and storage reads. Calls run on the blocking pool,
 //! a few at a time (each may run up to the transaction gas cap).
 
-use super::error::tracked;
 use super::error::{self, error, internal, invalid_params};
 use super::outcomes::contract_outcome;
 use super::types::{CallArgs, Outcome};
-use crate::service::common::shard::Shared;
-use crate::service::NodeView;
-use atoll_primitives::{Address, ShardMap, StateKey, StateValue};
-use atoll_shard::execution::evm::{self, CallRequest, CodeCache, MAX_TX_GAS};
-use atoll_shard::execution::BlockContext;
-use atoll_storage::HeadState;
+use crate::query::{CallSite, NodeView};
+use atoll_primitives::Address;
+use atoll_shard::execution::evm::{self, CallRequest, MAX_TX_GAS};
 use jsonrpsee::core::RpcResult;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -41,14 +36,14 @@ impl Contracts {
 
     /// `atoll_call`: runs `args` at the head of the callee's shard.
     pub async fn call(&self, args: CallArgs) -> RpcResult<Outcome> {
-        let (shard, request) = self.request(&args)?;
+        let (site, request) = self.request(&args)?;
         let _permit = self.permit()?;
         let result = tokio::task::spawn_blocking(move || {
-            let head = head_state(&shard)?;
-            evm::call(&context(&shard, &head)?, &head, &request).map_err(internal)
+            site.at_head(|context, head| evm::call(context, head, &request))
         })
         .await
-        .map_err(internal)??;
+        .map_err(internal)??
+        .map_err(internal)?;
         match result {
             Ok(outcome) => Ok(uncharged(&outcome)),
             Err(reason) => Err(error(
@@ -60,15 +55,15 @@ impl Contracts {
 
     /// `atoll_estimateGas`: the least gas limit with which `args` succeeds.
     pub async fn estimate_gas(&self, args: CallArgs) -> RpcResult<u64> {
-        let (shard, request) = self.request(&args)?;
+        let (site, request) = self.request(&args)?;
         let cap = request.gas_limit;
         let _permit = self.permit()?;
         let result = tokio::task::spawn_blocking(move || {
-            let head = head_state(&shard)?;
-            evm::estimate_gas(&context(&shard, &head)?, &head, &request, cap).map_err(internal)
+            site.at_head(|context, head| evm::estimate_gas(context, head, &request, cap))
         })
         .await
-        .map_err(internal)??;
+        .map_err(internal)??
+        .map_err(internal)?;
         match result {
             Ok(gas) => Ok(gas),
             Err(Ok(outcome)) => {
@@ -91,29 +86,18 @@ impl Contracts {
     /// `atoll_getCode`: the code at `address` (`0x` if none).
     pub fn code(&self, address: &str) -> RpcResult<String> {
         let address: Address = address.parse().map_err(invalid_params)?;
-        let shard = self.node.holder_of(&address);
-        tracked(shard)?;
-        let hash = match state_value(shard, &StateKey::CodeHash(address))? {
-            Some(StateValue::CodeHash(hash)) => hash,
-            _ => return Ok("0x".into()),
-        };
-        match state_value(shard, &StateKey::Code(hash))? {
-            Some(StateValue::Code(code)) => Ok(format!("0x{}", hex::encode(code))),
-            _ => Err(internal(format!("code {hash} is missing from the state"))),
-        }
+        let code = self.node.code(&address)?.unwrap_or_default();
+        Ok(format!("0x{}", hex::encode(code)))
     }
 
     /// `atoll_getStorageAt`: the 32-byte word in `slot` of `address`.
     pub fn storage(&self, address: &str, slot: &str) -> RpcResult<String> {
         let address: Address = address.parse().map_err(invalid_params)?;
         let slot = word(slot).map_err(invalid_params)?;
-        let shard = self.node.holder_of(&address);
-        tracked(shard)?;
-        let value = match state_value(shard, &StateKey::Slot(address, slot))? {
-            Some(StateValue::Slot(value)) => value,
-            _ => [0; 32],
-        };
-        Ok(format!("0x{}", hex::encode(value)))
+        Ok(format!(
+            "0x{}",
+            hex::encode(self.node.storage_at(&address, slot)?)
+        ))
     }
 
     fn permit(&self) -> RpcResult<tokio::sync::SemaphorePermit<'_>> {
@@ -126,7 +110,7 @@ impl Contracts {
     }
 
     /// The shard that runs `args` and the request, checked.
-    fn request(&self, args: &CallArgs) -> RpcResult<(Arc<Shared>, CallRequest)> {
+    fn request(&self, args: &CallArgs) -> RpcResult<(CallSite, CallRequest)> {
         let parse = |field: &str, text: &Option<String>| -> RpcResult<Option<Address>> {
             text.as_deref()
                 .map(|t| {
@@ -154,12 +138,8 @@ impl Contracts {
                 input.len()
             )));
         }
-        let shard = match &to {
-            Some(to) => Arc::clone(self.node.holder_of(to)),
-            None => Arc::clone(self.node.shard_of(&from)),
-        };
-        tracked(&shard)?;
-        let cap = MAX_TX_GAS.min(shard.gas.block_gas_limit);
+        let site = self.node.call_site(&from, to.as_ref())?;
+        let cap = MAX_TX_GAS.min(site.gas().block_gas_limit);
         let gas_limit = args.gas.unwrap_or(cap);
         if gas_limit > cap {
             return Err(invalid_params(format!(
@@ -167,7 +147,7 @@ impl Contracts {
             )));
         }
         Ok((
-            shard,
+            site,
             CallRequest {
                 from,
                 to,
@@ -188,49 +168,6 @@ fn uncharged(outcome: &atoll_primitives::ContractOutcome) -> Outcome {
         None => m,
     });
     shown
-}
-
-/// The head's value of `key` on `shard`.
-fn state_value(shard: &Shared, key: &StateKey) -> RpcResult<Option<StateValue>> {
-    use atoll_shard::state::StateView;
-    shard.state.get(key).map_err(internal)
-}
-
-/// The committed head of `shard` with its state, fixed for one call: a
-/// call reads tens of keys while blocks go on committing, and each read
-/// from the live state could come from a different block.
-fn head_state(shard: &Shared) -> RpcResult<HeadState<'_>> {
-    shard
-        .store
-        .head_state()
-        .map_err(internal)?
-        .ok_or_else(|| internal(format!("shard {} has no committed block", shard.shard.0)))
-}
-
-/// The context of the block after `head`, as a call sees it: its height,
-/// parent and shard map are the head's, from the same snapshot as the
-/// state the call reads.
-fn context(shard: &Shared, head: &HeadState<'_>) -> RpcResult<BlockContext> {
-    let header = head.head();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    // No map recorded: the shards never changed and the genesis layout holds.
-    let map = head
-        .shard_map()
-        .map_err(internal)?
-        .unwrap_or_else(|| ShardMap::new(shard.layout));
-    Ok(BlockContext {
-        chain_id: shard.chain_id,
-        shard: shard.shard,
-        height: header.height + 1,
-        timestamp_ms: now.max(header.timestamp_ms),
-        map: Arc::new(map),
-        outbox: BTreeMap::new(),
-        gas: shard.gas,
-        parent_hash: header.hash(),
-        codes: CodeCache::default(),
-    })
 }
 
 /// A 32-byte word from hex (`0x` optional, fewer digits left-padded).

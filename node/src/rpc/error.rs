@@ -2,10 +2,10 @@
 //! ones it uses, and those jsonrpsee returns on its own. Every code is
 //! documented in `docs/rpc.md`; clients may match on them.
 
-use crate::service::common::shard::Shared;
-use jsonrpsee::core::RpcResult;
+use crate::query::{QueryError, SubmitError};
+use crate::service::common::handoff::Rejection;
+use atoll_shard::mempool::AdmitError;
 use jsonrpsee::types::ErrorObjectOwned;
-use std::sync::atomic::Ordering;
 
 /// Bad params: bad hex, bad encoding, trailing bytes, an unknown address form.
 pub const INVALID_PARAMS: i32 = -32602;
@@ -130,25 +130,62 @@ pub fn code_name(code: i32) -> &'static str {
     }
 }
 
-/// Refuses a request about a shard this validator does not track now,
-/// naming the validators that do.
-pub(super) fn tracked(shard: &Shared) -> RpcResult<()> {
-    if shard.tracked.load(Ordering::Acquire) {
-        return Ok(());
+impl From<QueryError> for ErrorObjectOwned {
+    fn from(failure: QueryError) -> ErrorObjectOwned {
+        let code = match &failure {
+            QueryError::NoShard { .. } => WRONG_SHARD,
+            QueryError::NotTracked { .. } => SHARD_NOT_TRACKED,
+            QueryError::NoBlock { .. }
+            | QueryError::NoBlockWithHash { .. }
+            | QueryError::BeyondHead { .. }
+            | QueryError::NoReceipt { .. } => NOT_FOUND,
+            QueryError::StateNotKept { .. } => STATE_NOT_KEPT,
+            QueryError::StateAtHash => INVALID_PARAMS,
+            QueryError::NotFinalInTime { .. } => WAIT_TIMEOUT,
+            QueryError::HistoryNotHeld { .. } => HISTORY_NOT_HELD,
+            QueryError::Internal(reason) => return internal(reason),
+        };
+        error(code, failure.to_string())
     }
-    let members = shard
-        .committee
-        .as_ref()
-        .map(|view| {
-            let epoch = shard.beacon.read().epoch();
-            view.committees.members(epoch, shard.shard)
-        })
-        .unwrap_or_default();
-    Err(error(
-        SHARD_NOT_TRACKED,
-        format!(
-            "this validator does not track shard {} in this epoch; its committee is validators              {members:?} (indices in genesis.json)",
-            shard.shard
-        ),
-    ))
+}
+
+impl From<SubmitError> for ErrorObjectOwned {
+    fn from(failure: SubmitError) -> ErrorObjectOwned {
+        let code = match failure {
+            SubmitError::Query(query) => return query.into(),
+            SubmitError::Rejected(rejection) => return rejection.into(),
+            SubmitError::Busy | SubmitError::TooManyWaiters => BUSY,
+            SubmitError::WaitTimeout { .. } => WAIT_TIMEOUT,
+            SubmitError::Dropped { .. } => DROPPED,
+            SubmitError::ShuttingDown => SHUTTING_DOWN,
+        };
+        error(code, failure.to_string())
+    }
+}
+
+impl From<Rejection> for ErrorObjectOwned {
+    fn from(rejection: Rejection) -> ErrorObjectOwned {
+        let code = match &rejection {
+            Rejection::BadSignature => BAD_SIGNATURE,
+            Rejection::AlreadyIncluded { .. } | Rejection::IncludedBeforeSnapshot { .. } => {
+                ALREADY_KNOWN
+            }
+            Rejection::InsufficientBalance { .. } => INSUFFICIENT_BALANCE,
+            Rejection::Storage(message) => return internal(message),
+            Rejection::Invalid(_) => INVALID_TRANSACTION,
+            Rejection::Moved { .. } => WRONG_SHARD,
+            Rejection::Arriving { .. } => ACCOUNT_ARRIVING,
+            Rejection::Pool(pool) => match pool {
+                AdmitError::Duplicate(_) => ALREADY_KNOWN,
+                AdmitError::NonceTooLow { .. } => NONCE_TOO_LOW,
+                AdmitError::NonceGapTooLarge { .. } => NONCE_GAP_TOO_LARGE,
+                AdmitError::NonceTaken { .. } => REPLACEMENT_UNDERPRICED,
+                AdmitError::SenderFull { .. } => SENDER_LIMIT,
+                AdmitError::PoolFull { .. }
+                | AdmitError::TooLarge { .. }
+                | AdmitError::TooManyQueued { .. } => MEMPOOL_FULL,
+            },
+        };
+        error(code, rejection.to_string())
+    }
 }

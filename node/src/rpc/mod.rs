@@ -21,7 +21,7 @@ mod subscriptions;
 mod transactions;
 pub mod types;
 
-use crate::service::NodeView;
+use crate::query::NodeView;
 use api::AtollApiServer;
 use atoll_config::RpcConfig;
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;

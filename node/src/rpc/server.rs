@@ -9,7 +9,7 @@ use super::types::{
     AccountInfo, BlockInfo, BlockRef, CallArgs, MoveInfo, Outcome, ReceiptInfo, Status, TxStatus,
     WaitUntil,
 };
-use crate::service::NodeView;
+use crate::query::NodeView;
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::PendingSubscriptionSink;
 
@@ -38,7 +38,7 @@ impl Rpc {
             Ok(_) => "ok",
             Err(e) => code_name(e.code()),
         };
-        self.node.any().metrics.rpc(method, label);
+        self.node.metrics().rpc(method, label);
         result
     }
 }

@@ -11,7 +11,7 @@ impl Rpc {
     /// What the network knows of its peers (None: no network, or it did not
     /// answer within a second).
     pub(super) async fn peer_info(&self) -> Option<atoll_p2p::PeerInfo> {
-        let handle = self.node.any().consensus.as_ref()?.network.get()?.clone();
+        let handle = self.node.network()?;
         tokio::time::timeout(Duration::from_secs(1), handle.info())
             .await
             .ok()?
@@ -19,36 +19,29 @@ impl Rpc {
     }
 
     pub(super) fn node_status(&self, peers: Option<atoll_p2p::PeerInfo>) -> Status {
-        let any = self.node.any();
-        let (mut transactions, mut bytes) = (0, 0);
-        let mut shards = Vec::new();
-        for shard in &self.node.shards {
-            let heads = shard.heads.borrow().clone();
-            {
-                let pool = shard.mempool.lock();
-                transactions += pool.len();
-                bytes += pool.bytes();
-            }
-            shards.push(ShardStatus {
+        let (transactions, bytes) = self.node.mempool_size();
+        let shards = self
+            .node
+            .shards()
+            .into_iter()
+            .map(|shard| ShardStatus {
                 shard: shard.shard.0,
-                head_height: heads.head.height,
-                head_hash: hex_hash(&heads.head.hash()),
-                final_height: heads.final_height,
-                tracked: shard.tracked.load(Ordering::Acquire),
-                recorded_height: shard
-                    .beacon
-                    .read()
-                    .shard_head(shard.shard)
-                    .map_or(0, |h| h.height),
-            });
-        }
+                head_height: shard.head.height,
+                head_hash: hex_hash(&shard.head.hash()),
+                final_height: shard.final_height,
+                tracked: shard.tracked,
+                recorded_height: shard.recorded_height,
+            })
+            .collect();
+        let beacon = self.node.beacon();
         Status {
-            chain_id: any.chain_id.0,
+            chain_id: self.node.chain_id().0,
             version: env!("CARGO_PKG_VERSION").into(),
-            finality: any.finality.describe().into(),
+            finality: self.node.finality().into(),
             shards,
-            validators: any
-                .validators
+            validators: self
+                .node
+                .validators()
                 .iter()
                 .map(|v| ValidatorInfo {
                     public_key: format!("0x{}", hex::encode(v.public_key.0)),
@@ -59,17 +52,14 @@ impl Rpc {
                 transactions,
                 bytes,
             },
-            beacon: {
-                let beacon = any.beacon.read();
-                BeaconStatus {
-                    height: beacon.height(),
-                    epoch: beacon.epoch(),
-                    epoch_length: beacon.epoch_length(),
-                    map_version: beacon.map().version,
-                    moved_accounts: beacon.map().overrides().len(),
-                }
+            beacon: BeaconStatus {
+                height: beacon.height,
+                epoch: beacon.epoch,
+                epoch_length: beacon.epoch_length,
+                map_version: beacon.map_version,
+                moved_accounts: beacon.moved_accounts,
             },
-            consensus: any.consensus.as_ref().map(|c| {
+            consensus: self.node.consensus().map(|c| {
                 let leader = c.status.leader.load(Ordering::Relaxed);
                 ConsensusStatusInfo {
                     protocol: "simplex (Chan and Pass, TCC 2023)".into(),

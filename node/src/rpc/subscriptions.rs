@@ -2,6 +2,7 @@
 
 use super::error::invalid_params;
 use super::server::Rpc;
+use super::types::HeadInfo;
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::PendingSubscriptionSink;
 use tokio::sync::broadcast;
@@ -13,7 +14,7 @@ impl Rpc {
         kind: String,
     ) -> SubscriptionResult {
         if kind != "newHeads" {
-            self.node.any().metrics.rpc("subscribe", "invalid_params");
+            self.node.metrics().rpc("subscribe", "invalid_params");
             pending
                 .reject(invalid_params(format!(
                     "unknown subscription {kind:?}; the one offered is \"newHeads\""
@@ -21,15 +22,15 @@ impl Rpc {
                 .await;
             return Ok(());
         }
-        let mut heads = self.node.new_heads.subscribe();
+        let mut heads = self.node.subscribe_final_heads();
         let mut sink = pending.accept().await?;
-        self.node.any().metrics.rpc("subscribe", "ok");
+        self.node.metrics().rpc("subscribe", "ok");
         loop {
             tokio::select! {
                 _ = sink.closed() => return Ok(()),
                 head = heads.recv() => match head {
                     Ok(head) => {
-                        let message = serde_json::value::to_raw_value(&*head)?;
+                        let message = serde_json::value::to_raw_value(&HeadInfo::of(&head, true))?;
                         // A client that does not read fills its connection's
                         // bounded buffer; it is dropped rather than buffered.
                         if sink.try_send(message).is_err() {

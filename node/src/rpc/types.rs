@@ -2,7 +2,7 @@
 //! strings (JSON numbers cannot carry them exactly); hashes, keys and
 //! addresses as `0x`-prefixed hex.
 
-use atoll_primitives::Hash;
+use atoll_primitives::{Hash, ShardBlockHeader};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -289,6 +289,27 @@ pub struct HeadInfo {
     /// Whether the block is final.
     #[serde(rename = "final")]
     pub is_final: bool,
+}
+
+impl HeadInfo {
+    /// The API's view of `header`.
+    pub fn of(header: &ShardBlockHeader, is_final: bool) -> HeadInfo {
+        HeadInfo {
+            shard: header.shard.0,
+            height: header.height,
+            hash: hex_hash(&header.hash()),
+            parent: hex_hash(&header.parent),
+            timestamp_ms: header.timestamp_ms,
+            epoch: header.epoch,
+            congested: header.congested,
+            state_root: hex_hash(&header.state_root),
+            tx_root: hex_hash(&header.tx_root),
+            outcome_root: hex_hash(&header.outcome_root),
+            tx_count: header.tx_count,
+            burnt_fees: header.burnt_fees.to_string(),
+            is_final,
+        }
+    }
 }
 
 /// A receipt from another shard that a block credited.

@@ -25,9 +25,8 @@ pub mod network;
 pub mod solo;
 
 use crate::metrics::Metrics;
-use crate::rpc::types::HeadInfo;
 use atoll_config::{GenesisValidator, NodeConfig};
-use atoll_primitives::SignedTransaction;
+use atoll_primitives::{ShardBlockHeader, SignedTransaction};
 use atoll_shard::mempool::{Mempool, MempoolLimits};
 use atoll_shard::relay::{refill, InProcessRelay};
 use atoll_shard::ShardChain;
@@ -37,7 +36,7 @@ use common::finality::FinalityRule;
 use common::handoff::{Admission, Committed};
 use common::keeper::BeaconKeeper;
 use common::pipeline::Pipeline;
-use common::shard::{ConsensusInfo, Heads, Shared};
+use common::shared::{ConsensusInfo, Heads, Shared};
 use common::waiters::Waiters;
 use network::committee_view::CommitteeView;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -78,61 +77,12 @@ pub enum Mode {
     },
 }
 
-/// What the RPC server sees of the node: every shard, and the stream of
-/// final heads.
-#[derive(Clone)]
-pub struct NodeView {
-    /// Each shard's shared state, by shard number.
-    pub shards: Vec<Arc<Shared>>,
-    /// One message per final block of any shard.
-    pub new_heads: broadcast::Sender<Arc<HeadInfo>>,
-}
-
-impl NodeView {
-    /// Any shard's state, for what all shards share (chain id, layout,
-    /// validators, metrics).
-    pub fn any(&self) -> &Shared {
-        &self.shards[0]
-    }
-
-    /// The shard that holds `address` in the current epoch.
-    pub fn shard_of(&self, address: &atoll_primitives::Address) -> &Arc<Shared> {
-        let shard = self.any().beacon.read().shard_of(address);
-        &self.shards[usize::from(shard.0)]
-    }
-
-    /// The shard that holds `address`: the one the current map gives,
-    /// unless a contract at `address` was placed on another (its
-    /// creator's; see `atoll_shard::opening`). The creator's shard records
-    /// the placement in the block that creates the contract, the home
-    /// shard once the placement receipt reaches it, so both are asked. A
-    /// shard this validator does not track may not know a recent
-    /// placement: asking it then answers that it is not tracked.
-    pub fn holder_of(&self, address: &atoll_primitives::Address) -> &Arc<Shared> {
-        use atoll_primitives::StateKey;
-        use atoll_shard::state::StateView;
-        let key = StateKey::Placement(*address);
-        let placement = |shard: &Shared| match shard.state.get(&key) {
-            Ok(value) => value.and_then(|v| v.placement()),
-            Err(_) => None,
-        };
-        let home = self.shard_of(address);
-        if let Some(placed) = placement(home) {
-            return self.shards.get(usize::from(placed.0)).unwrap_or(home);
-        }
-        self.shards
-            .iter()
-            .find(|shard| placement(shard) == Some(shard.shard))
-            .unwrap_or(home)
-    }
-}
-
 /// The node's shards and threads, started.
 pub struct Service {
     /// Each shard's shared state, by shard number.
     pub shards: Vec<Arc<Shared>>,
     /// One message per final block of any shard, for `newHeads` subscribers.
-    pub new_heads: broadcast::Sender<Arc<HeadInfo>>,
+    pub new_heads: broadcast::Sender<Arc<ShardBlockHeader>>,
     stopping: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     coordinator: Option<JoinHandle<()>>,
@@ -155,7 +105,6 @@ struct ShardSetup<'a> {
     config: &'a NodeConfig,
     gossip: Option<&'a mpsc::Sender<(u16, Vec<SignedTransaction>)>>,
     consensus: Option<&'a Arc<ConsensusInfo>>,
-    committee: Option<&'a Arc<CommitteeView>>,
 }
 
 impl ShardSetup<'_> {
@@ -192,7 +141,6 @@ impl ShardSetup<'_> {
             gossip: self.gossip.cloned(),
             consensus: self.consensus.cloned(),
             tracked: AtomicBool::new(true),
-            committee: self.committee.cloned(),
         })
     }
 }
@@ -242,8 +190,11 @@ impl Service {
         let (gossip_tx, gossip_rx) = mpsc::channel(network::GOSSIP_QUEUE);
         let consensus = match &mode {
             Mode::Solo => None,
-            Mode::Network { index, .. } => Some(Arc::new(ConsensusInfo {
+            Mode::Network {
+                index, committee, ..
+            } => Some(Arc::new(ConsensusInfo {
                 status: Arc::default(),
+                committees: Arc::clone(&committee.committees),
                 validators: validators.iter().map(|v| v.public_key).collect(),
                 index: *index,
                 peer_id: std::sync::OnceLock::new(),
@@ -278,10 +229,6 @@ impl Service {
             config,
             gossip: (!solo).then_some(&gossip_tx),
             consensus: consensus.as_ref(),
-            committee: match &mode {
-                Mode::Network { committee, .. } => Some(committee),
-                Mode::Solo => None,
-            },
         };
         let mut shards = Vec::new();
         let mut threads = Vec::new();
@@ -333,14 +280,6 @@ impl Service {
             coordinator,
             network,
         })
-    }
-
-    /// The view the RPC server gets.
-    pub fn view(&self) -> NodeView {
-        NodeView {
-            shards: self.shards.clone(),
-            new_heads: self.new_heads.clone(),
-        }
     }
 
     /// The flag that stops the node (set by a thread that fails).

@@ -24,7 +24,7 @@
 //! write it, which each finished transaction records for its keys, so a read
 //! costs one lookup however many failed declarers lie in between.
 
-use super::transaction::{declared_keys, execute_transaction, TxEffect, TxReader};
+use super::rules::{declared_keys, execute_transaction, TxEffect, TxReader};
 use super::{BlockContext, BlockOutput, PreparedTx};
 use crate::error::ShardError;
 use crate::state::StateView;

@@ -30,7 +30,7 @@
 //! and keeps only its gas payment and nonce.
 
 use super::creations::{Creations, NoteCreation};
-use super::transaction::{set, Checked, Emitted, TxEffect, TxReader, WriteSet};
+use super::rules::{set, Checked, Emitted, TxEffect, TxReader, WriteSet};
 use super::{BlockContext, PreparedTx};
 use crate::state::account_in;
 use atoll_primitives::{

@@ -5,7 +5,7 @@
 //! [`declared`] (transactions that declare their keys, run in dependency
 //! order on several threads) and [`parallel`] (Block-STM, for everything).
 //! All run the same per-transaction function
-//! ([`transaction::execute_transaction`]) and differ only in where reads come from
+//! ([`rules::execute_transaction`]) and differ only in where reads come from
 //! and how writes become visible, so the differential tests exercise exactly
 //! the concurrency machinery. Values every transaction would otherwise touch
 //! (burnt fees, the per-destination receipt sequence numbers) are not state
@@ -17,8 +17,8 @@ pub mod declared;
 pub mod evm;
 mod native;
 pub mod parallel;
+pub mod rules;
 pub mod sequential;
-pub mod transaction;
 
 use crate::error::ShardError;
 use crate::state::StateView;
@@ -104,7 +104,7 @@ impl BlockOutput {
     pub(crate) fn assemble(
         ctx: &BlockContext,
         txs: &[PreparedTx],
-        effects: impl IntoIterator<Item = transaction::TxEffect>,
+        effects: impl IntoIterator<Item = rules::TxEffect>,
         mut state_changes: Vec<StateChange>,
         pool: Option<&rayon::ThreadPool>,
     ) -> BlockOutput {

@@ -10,7 +10,7 @@
 //! for an empty recipient). A third shard holds none: its transfer goes to
 //! the range's shard, which forwards it.
 
-use super::transaction::{placement, set, Checked, Emitted, TxEffect, TxReader, WriteSet};
+use super::rules::{placement, set, Checked, Emitted, TxEffect, TxReader, WriteSet};
 use super::{evm, BlockContext, PreparedTx};
 use atoll_primitives::{Account, Address, ReceiptAction, StateKey, TxFailure, TxOutcome};
 

@@ -2,7 +2,7 @@
 //! overlay of the committed state. Its result is the definition of a block's
 //! result; the parallel executor must match it exactly.
 
-use super::transaction::{execute_transaction, TxReader};
+use super::rules::{execute_transaction, TxReader};
 use super::{BlockContext, BlockOutput, PreparedTx};
 use crate::error::ShardError;
 use crate::state::StateView;

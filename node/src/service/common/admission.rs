@@ -5,11 +5,11 @@
 //! their signatures again.
 
 use super::handoff::{Admission, Rejection};
-use super::shard::Shared;
+use super::shared::Shared;
 use crate::metrics::Metrics;
 use atoll_p2p::Verdict;
 use atoll_primitives::TxFailure;
-use atoll_shard::execution::transaction::check_sender;
+use atoll_shard::execution::rules::check_sender;
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
 use atoll_shard::signatures::verify_all;

@@ -4,10 +4,9 @@
 //! ([`mark_final`]).
 
 use super::handoff::Committed;
-use super::shard::Shared;
-use crate::metrics::Metrics;
+use super::shared::Shared;
 use super::waiters::Stage;
-use crate::rpc::types::{hex_hash, HeadInfo};
+use crate::metrics::Metrics;
 use atoll_primitives::{ShardBlockHeader, ShardId, StateKey, StateValue};
 use atoll_shard::relay::ReceiptRelay;
 use atoll_shard::{ProducedBlock, ShardChain};
@@ -117,31 +116,16 @@ pub fn block_span(shard: ShardId, height: u64) -> tracing::Span {
 
 /// Tells the shard's heads, waiters, metrics and `newHeads` subscribers
 /// that `done` is final.
-pub fn mark_final(shard: &Shared, done: &Committed, new_heads: &broadcast::Sender<Arc<HeadInfo>>) {
+pub fn mark_final(
+    shard: &Shared,
+    done: &Committed,
+    new_heads: &broadcast::Sender<Arc<ShardBlockHeader>>,
+) {
     let height = done.header.height;
     shard.heads.send_modify(|heads| {
         heads.final_height = heads.final_height.max(height);
     });
     shard.waiters.reached(&done.hashes, Stage::Final);
     Metrics::shard(&shard.metrics.final_height, done.shard.0).set(height as i64);
-    let _ = new_heads.send(Arc::new(head_info(&done.header, true)));
-}
-
-/// The API's view of a header.
-pub fn head_info(header: &ShardBlockHeader, is_final: bool) -> HeadInfo {
-    HeadInfo {
-        shard: header.shard.0,
-        height: header.height,
-        hash: hex_hash(&header.hash()),
-        parent: hex_hash(&header.parent),
-        timestamp_ms: header.timestamp_ms,
-        epoch: header.epoch,
-        congested: header.congested,
-        state_root: hex_hash(&header.state_root),
-        tx_root: hex_hash(&header.tx_root),
-        outcome_root: hex_hash(&header.outcome_root),
-        tx_count: header.tx_count,
-        burnt_fees: header.burnt_fees.to_string(),
-        is_final,
-    }
+    let _ = new_heads.send(Arc::new(done.header.clone()));
 }

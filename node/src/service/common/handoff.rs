@@ -1,5 +1,5 @@
 //! The messages one shard's threads hand each other through the queues in
-//! [`super::shard::Shared`]: transactions to the admission stage
+//! [`super::shared::Shared`]: transactions to the admission stage
 //! ([`Admission`], answered with a [`Rejection`] or nothing), and committed
 //! blocks to the coordinator ([`Committed`]).
 

@@ -12,5 +12,5 @@ pub mod handoff;
 pub mod keeper;
 pub mod pipeline;
 pub mod selection;
-pub mod shard;
+pub mod shared;
 pub mod waiters;

@@ -1,9 +1,9 @@
 //! What either pipeline, the lone validator's or the network's, is
 //! started from.
 
-use crate::rpc::types::HeadInfo;
 use crate::service::common::keeper::BeaconKeeper;
-use crate::service::common::shard::Shared;
+use crate::service::common::shared::Shared;
+use atoll_primitives::ShardBlockHeader;
 use atoll_shard::relay::InProcessRelay;
 use atoll_shard::ShardChain;
 use std::sync::atomic::AtomicBool;
@@ -22,7 +22,7 @@ pub struct Pipeline {
     /// Receipts on their way between shards.
     pub relay: Arc<InProcessRelay>,
     /// Final heads, to `newHeads` subscribers.
-    pub new_heads: broadcast::Sender<Arc<HeadInfo>>,
+    pub new_heads: broadcast::Sender<Arc<ShardBlockHeader>>,
     /// Set when the node stops.
     pub stopping: Arc<AtomicBool>,
 }

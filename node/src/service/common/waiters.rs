@@ -163,14 +163,10 @@ mod tests {
         waiters.reached([&a], Stage::Final);
         assert_eq!(fin.try_recv().ok(), Some(WaitEnd::Reached));
         assert!(waiters.register(Hash([2; 32]), Stage::Final).is_ok());
-        let abandoned = waiters
-            .register(Hash([3; 32]), Stage::Final)
-            .expect("room");
+        let abandoned = waiters.register(Hash([3; 32]), Stage::Final).expect("room");
         drop(abandoned);
         waiters.forget_abandoned(&Hash([3; 32]));
-        let mut replaced = waiters
-            .register(Hash([4; 32]), Stage::Final)
-            .expect("room");
+        let mut replaced = waiters.register(Hash([4; 32]), Stage::Final).expect("room");
         waiters.dropped([&Hash([4; 32])]);
         assert_eq!(replaced.try_recv().ok(), Some(WaitEnd::Dropped));
         assert!(waiters.register(Hash([5; 32]), Stage::Final).is_ok());

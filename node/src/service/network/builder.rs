@@ -13,7 +13,7 @@ use super::replica::Executed;
 use super::wire::{CertifiedHeader, Payload, MAX_SHARD_TRANSACTIONS};
 use crate::service::common::clock::now_ms;
 use crate::service::common::selection::hold_back;
-use crate::service::common::shard::Shared;
+use crate::service::common::shared::Shared;
 use atoll_primitives::{codec, Hash, ShardId};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;

@@ -25,7 +25,7 @@ use atoll_primitives::hash::domain;
 use atoll_primitives::{codec, ChainId, Hash, KeyPair, ShardBlockHeader, ShardId, Signature};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Heights above a shard's recorded head for which votes are kept.
 pub const VOTE_WINDOW: u64 = 256;
@@ -67,7 +67,7 @@ pub struct CommitteeView {
     /// The chain.
     pub chain: ChainId,
     /// Every shard's committee, per epoch.
-    pub committees: Committees,
+    pub committees: Arc<Committees>,
     /// The number of shards.
     pub shards: u16,
     /// This validator's index and key, if it is one.
@@ -443,7 +443,7 @@ mod tests {
         let set = ValidatorSet::new(&stakes).expect("validators");
         CommitteeView {
             chain: ChainId(5),
-            committees: Committees::new(set, 2, 2, Hash::ZERO),
+            committees: Arc::new(Committees::new(set, 2, 2, Hash::ZERO)),
             shards: 2,
             key: Some((index, keys[usize::from(index)].clone())),
             network: OnceLock::new(),

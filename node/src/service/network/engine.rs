@@ -12,7 +12,7 @@
 use super::sync_serve::{encode_within, Archive, SyncServer};
 use super::wire::Request;
 use crate::metrics::Metrics;
-use crate::service::common::shard::ConsensusStatus;
+use crate::service::common::shared::ConsensusStatus;
 use atoll_consensus::simplex::{Block, Effect, FinalBlock, Input, Message, Record, Simplex};
 use atoll_p2p::{Handle, MessageId, PeerId, Topic, Verdict};
 use atoll_primitives::{codec, Hash};

@@ -34,7 +34,7 @@ pub mod wire;
 
 use crate::service::common::keeper::BeaconKeeper;
 use crate::service::common::pipeline::Pipeline;
-use crate::service::common::shard::{ConsensusInfo, ConsensusStatus};
+use crate::service::common::shared::{ConsensusInfo, ConsensusStatus};
 use atoll_config::NodeConfig;
 use atoll_consensus::simplex::Simplex;
 use atoll_p2p::{Handle, PeerId, Topic};
@@ -68,6 +68,8 @@ pub struct NetworkParts {
     pub gossip: mpsc::Receiver<(u16, Vec<SignedTransaction>)>,
     /// What consensus shows.
     pub consensus: Arc<ConsensusInfo>,
+    /// The shard committees and what the validator keeps about them.
+    pub committee: Arc<CommitteeView>,
 }
 
 /// Starts the replica on `pipeline`'s shards, from the last consensus
@@ -106,7 +108,7 @@ pub fn start(
         new_heads,
         progress: progress_tx,
         limit: config.network.max_message_bytes.get(),
-        committee,
+        committee: Arc::clone(&committee),
         runtime: tokio::runtime::Handle::current(),
         backlog: config.receipts.backlog.get(),
         stopping,
@@ -122,6 +124,7 @@ pub fn start(
         keeper,
         gossip,
         consensus,
+        committee,
     };
     Ok((thread, parts))
 }

@@ -36,15 +36,14 @@ use super::receipts::{Gatherer, Sources};
 use super::revote::Revoter;
 use super::state_sync::{Next, StateSync, SyncContext};
 use super::wire::Payload;
-use crate::rpc::types::HeadInfo;
 use crate::service::common::committed::{block_span, finish, mark_final};
 use crate::service::common::handoff::Committed;
 use crate::service::common::keeper::{stored_block, BeaconKeeper};
-use crate::service::common::shard::Shared;
+use crate::service::common::shared::Shared;
 use anyhow::Context;
 use atoll_consensus::simplex::{Block, FinalBlock};
 use atoll_consensus::BeaconBlock;
-use atoll_primitives::{codec, Hash, ShardId};
+use atoll_primitives::{codec, Hash, ShardBlockHeader, ShardId};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
 use atoll_shard::ShardChain;
@@ -105,7 +104,7 @@ pub struct Replica {
     /// Receipts waiting for the tracked shards.
     pub relay: Arc<InProcessRelay>,
     /// Final heads, to subscribers.
-    pub new_heads: broadcast::Sender<Arc<HeadInfo>>,
+    pub new_heads: broadcast::Sender<Arc<ShardBlockHeader>>,
     /// What was executed, to the payload builder.
     pub progress: watch::Sender<Executed>,
     /// Largest message.
@@ -519,7 +518,7 @@ struct StepContext<'a> {
     shards: &'a [Arc<Shared>],
     keeper: &'a BeaconKeeper,
     relay: &'a InProcessRelay,
-    new_heads: &'a broadcast::Sender<Arc<HeadInfo>>,
+    new_heads: &'a broadcast::Sender<Arc<ShardBlockHeader>>,
     committee: &'a CommitteeView,
     runtime: &'a tokio::runtime::Handle,
     backlog: usize,

@@ -16,7 +16,7 @@ use super::wire::{
 use crate::metrics::Metrics;
 use crate::service::common::handoff::Admission;
 use crate::service::common::keeper::BeaconKeeper;
-use crate::service::common::shard::Shared;
+use crate::service::common::shared::Shared;
 use atoll_p2p::{Handle, MessageId, NetworkEvent, PeerId, Topic, Verdict};
 use atoll_primitives::{codec, SignedTransaction};
 use atoll_shard::execution::PreparedTx;

@@ -11,12 +11,11 @@
 //! congested destination) wait, in order, per destination, and are offered
 //! again first; other destinations' receipts do not wait behind them.
 
-use crate::rpc::types::HeadInfo;
 use crate::service::common::committed::{block_span, mark_final};
 use crate::service::common::handoff::Committed;
 use crate::service::common::keeper::BeaconKeeper;
-use crate::service::common::shard::Shared;
-use atoll_primitives::{Receipt, ShardId};
+use crate::service::common::shared::Shared;
+use atoll_primitives::{Receipt, ShardBlockHeader, ShardId};
 use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +30,7 @@ pub fn run(
     keeper: &BeaconKeeper,
     relay: &InProcessRelay,
     committed: Receiver<Committed>,
-    new_heads: &broadcast::Sender<Arc<HeadInfo>>,
+    new_heads: &broadcast::Sender<Arc<ShardBlockHeader>>,
     stopping: &AtomicBool,
 ) {
     // Per destination, so a congested shard holds back only the receipts

@@ -9,7 +9,7 @@ use crate::service::common::clock::now_ms;
 use crate::service::common::committed::{block_span, finish};
 use crate::service::common::handoff::Committed;
 use crate::service::common::selection::hold_back;
-use crate::service::common::shard::Shared;
+use crate::service::common::shared::Shared;
 use atoll_config::BlockConfig;
 use atoll_primitives::ShardId;
 use atoll_shard::relay::ReceiptRelay;

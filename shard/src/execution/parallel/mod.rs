@@ -19,7 +19,7 @@ mod mvmemory;
 mod scheduler;
 
 use super::declared::HaltOnPanic;
-use super::transaction::{declared_keys, execute_transaction, TxEffect, TxReader};
+use super::rules::{declared_keys, execute_transaction, TxEffect, TxReader};
 use super::{BlockContext, BlockOutput, ExecutionPath, ExecutionStats, PreparedTx};
 use crate::error::ShardError;
 use crate::state::StateView;

@@ -13,7 +13,7 @@
 //! pre-estimation the paper suggests: a later reader then waits for the writer
 //! instead of reading a stale value and being aborted.
 
-use super::super::transaction::WriteSet;
+use super::super::rules::WriteSet;
 use ahash::RandomState;
 use atoll_primitives::{StateChange, StateKey, StateValue};
 use parking_lot::Mutex;

@@ -5,7 +5,7 @@
 use super::super::wire::Payload;
 use anyhow::Context;
 use atoll_primitives::{merkle, Hash, ProvenReceipt, ShardBlockHeader, ShardId};
-use atoll_shard::execution::transaction::wrong_chain;
+use atoll_shard::execution::rules::wrong_chain;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 

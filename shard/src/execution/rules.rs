@@ -1,5 +1,8 @@
-//! What one transaction does to the state: the single definition of the
-//! transaction semantics, shared by every executor.
+//! The rules of one transaction: what it does to the state (the single
+//! definition of the transaction semantics, shared by every executor), and
+//! the checks other paths share with execution, so each is written once:
+//! the chain id ([`wrong_chain`]) and the sender's shard, arrival and nonce
+//! ([`check_sender`], which the mempool's admission calls too).
 //!
 //! [`execute_transaction`] makes the checks every transaction needs (chain
 //! id, sender's shard, nonce, that the sender can pay) and dispatches by
@@ -209,4 +212,45 @@ fn check<R: TxReader>(
 /// The write of `account` under `key`.
 pub(super) fn set(key: StateKey, account: Account) -> StateChange {
     (key, Some(StateValue::Account(account)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(nonce: u64) -> Result<Account, ()> {
+        Ok(Account { balance: 5, nonce })
+    }
+
+    #[test]
+    fn the_sender_rules_admission_and_execution_share() {
+        let (here, there) = (ShardId(0), ShardId(1));
+        // On another shard: refused before the account is read.
+        let unread = || -> Result<Account, ()> { panic!("read an account of another shard") };
+        assert_eq!(
+            check_sender(there, here, 0, unread),
+            Ok(Err(TxFailure::SenderOnOtherShard { shard: 1 }))
+        );
+        assert_eq!(
+            check_sender(here, here, 0, || Ok::<_, ()>(Account::arriving(5))),
+            Ok(Err(TxFailure::SenderArriving))
+        );
+        assert_eq!(
+            check_sender(here, here, 2, || account(3)),
+            Ok(Err(TxFailure::BadNonce {
+                expected: 3,
+                got: 2
+            }))
+        );
+        assert_eq!(
+            check_sender(here, here, 3, || account(3)).map(|r| r.map(|(_, n)| n)),
+            Ok(Ok(Nonce::Next))
+        );
+        assert_eq!(
+            check_sender(here, here, 9, || account(3)).map(|r| r.map(|(_, n)| n)),
+            Ok(Ok(Nonce::Ahead))
+        );
+        // A read that cannot finish is the caller's to handle.
+        assert_eq!(check_sender(here, here, 0, || Err(())), Err(()));
+    }
 }

@@ -6,7 +6,6 @@ use super::handoff::{Admission, Committed};
 use super::keeper::BeaconKeeper;
 use super::waiters::Waiters;
 use crate::metrics::Metrics;
-use crate::service::network::committee_view::CommitteeView;
 use atoll_config::GenesisValidator;
 use atoll_consensus::Beacon;
 use atoll_primitives::{
@@ -93,8 +92,6 @@ pub struct Shared {
     /// one validator; with several, when it is in the shard's committee
     /// of this epoch or the next).
     pub tracked: AtomicBool,
-    /// With several validators: the committees.
-    pub committee: Option<Arc<CommitteeView>>,
 }
 
 /// What the RPC shows of consensus.
@@ -106,6 +103,8 @@ pub struct ConsensusInfo {
     pub validators: Vec<atoll_primitives::PublicKey>,
     /// This validator's index.
     pub index: Option<u16>,
+    /// Every shard's committee, per epoch.
+    pub committees: Arc<atoll_consensus::Committees>,
     /// This node's libp2p peer id, once the network started.
     pub peer_id: std::sync::OnceLock<String>,
     /// The network, once started (the operator's peer block list).

@@ -1,0 +1,130 @@
+//! Contract state at the head: code, storage words, and the site where a
+//! read-only call runs (the callee's shard, its head fixed in one
+//! snapshot).
+
+use super::error::QueryError;
+use super::view::NodeView;
+use crate::service::common::shared::Shared;
+use atoll_primitives::{Address, GasRules, ShardId, ShardMap, StateKey, StateValue};
+use atoll_shard::execution::evm::CodeCache;
+use atoll_shard::execution::BlockContext;
+use atoll_shard::state::StateView;
+use atoll_storage::HeadState;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The shard a call runs on. It may be moved to a blocking thread.
+#[derive(Clone)]
+pub struct CallSite {
+    shard: Arc<Shared>,
+}
+
+impl CallSite {
+    /// The shard.
+    pub fn shard(&self) -> ShardId {
+        self.shard.shard
+    }
+
+    /// The chain's gas rules.
+    pub fn gas(&self) -> GasRules {
+        self.shard.gas
+    }
+
+    /// Runs `read` on the committed head of the shard with its state, fixed
+    /// for the whole read (a call reads tens of keys while blocks go on
+    /// committing, and each read from the live state could come from a
+    /// different block), and the context of the block after it.
+    pub fn at_head<T>(
+        &self,
+        read: impl FnOnce(&BlockContext, &HeadState<'_>) -> T,
+    ) -> Result<T, QueryError> {
+        let shard = &self.shard;
+        let head = shard
+            .store
+            .head_state()
+            .map_err(QueryError::internal)?
+            .ok_or_else(|| {
+                QueryError::internal(format!("shard {} has no committed block", shard.shard.0))
+            })?;
+        Ok(read(&context(shard, &head)?, &head))
+    }
+}
+
+/// The context of the block after `head`, as a call sees it: its height,
+/// parent and shard map are the head's, from the same snapshot as the
+/// state the call reads.
+fn context(shard: &Shared, head: &HeadState<'_>) -> Result<BlockContext, QueryError> {
+    let header = head.head();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    // No map recorded: the shards never changed and the genesis layout holds.
+    let map = head
+        .shard_map()
+        .map_err(QueryError::internal)?
+        .unwrap_or_else(|| ShardMap::new(shard.layout));
+    Ok(BlockContext {
+        chain_id: shard.chain_id,
+        shard: shard.shard,
+        height: header.height + 1,
+        timestamp_ms: now.max(header.timestamp_ms),
+        map: Arc::new(map),
+        outbox: BTreeMap::new(),
+        gas: shard.gas,
+        parent_hash: header.hash(),
+        codes: CodeCache::default(),
+    })
+}
+
+impl NodeView {
+    /// Where a call to `to` (a creation, without `to`, from `from`) runs.
+    pub fn call_site(&self, from: &Address, to: Option<&Address>) -> Result<CallSite, QueryError> {
+        let id = match to {
+            Some(to) => self.holder_of(to),
+            None => self.shard_of(from),
+        };
+        Ok(CallSite {
+            shard: Arc::clone(self.tracked(id)?),
+        })
+    }
+
+    /// The code at `address` (`None`: no code).
+    pub fn code(&self, address: &Address) -> Result<Option<Vec<u8>>, QueryError> {
+        let shard = self.tracked(self.holder_of(address))?;
+        let hash = match head_value(shard, &StateKey::CodeHash(*address))? {
+            Some(StateValue::CodeHash(hash)) => hash,
+            _ => return Ok(None),
+        };
+        match head_value(shard, &StateKey::Code(hash))? {
+            Some(StateValue::Code(code)) => Ok(Some(code)),
+            _ => Err(QueryError::internal(format!(
+                "code {hash} is missing from the state"
+            ))),
+        }
+    }
+
+    /// The 32-byte word in `slot` of `address` (zero when empty).
+    pub fn storage_at(&self, address: &Address, slot: [u8; 32]) -> Result<[u8; 32], QueryError> {
+        let shard = self.tracked(self.holder_of(address))?;
+        Ok(match head_value(shard, &StateKey::Slot(*address, slot))? {
+            Some(StateValue::Slot(value)) => value,
+            _ => [0; 32],
+        })
+    }
+
+    /// Whether a contract lives at `address` (on its home shard or, placed,
+    /// on its creator's).
+    pub fn is_contract(&self, address: &Address) -> Result<bool, QueryError> {
+        let holder = self.holder_of(address);
+        if holder != self.shard_of(address) {
+            return Ok(true);
+        }
+        let code = head_value(self.shard(holder)?, &StateKey::CodeHash(*address))?;
+        Ok(code.is_some())
+    }
+}
+
+/// The head's value of `key` on `shard`.
+fn head_value(shard: &Shared, key: &StateKey) -> Result<Option<StateValue>, QueryError> {
+    shard.state.get(key).map_err(QueryError::internal)
+}
