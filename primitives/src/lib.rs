@@ -26,6 +26,7 @@ pub mod block;
 pub mod codec;
 pub mod crypto;
 pub mod error;
+pub mod ethereum;
 pub mod gas;
 pub mod hash;
 pub mod merkle;
