@@ -165,6 +165,22 @@ impl Mempool {
         }
     }
 
+    /// The nonce `sender`'s next transaction would take: past the run of
+    /// consecutive nonces this pool holds from `account_nonce` on (what
+    /// Ethereum calls the "pending" nonce).
+    pub fn pending_nonce(&self, sender: &Address, account_nonce: u64) -> u64 {
+        let mut next = account_nonce;
+        if let Some(held) = self.by_sender.get(sender) {
+            for nonce in held.range(account_nonce..).map(|(nonce, _)| *nonce) {
+                if nonce != next {
+                    break;
+                }
+                next += 1;
+            }
+        }
+        next
+    }
+
     /// Transactions held that wait on a nonce gap.
     pub fn queued(&self) -> usize {
         self.queued

@@ -90,4 +90,17 @@ impl NodeView {
             is_final: height <= final_height,
         })
     }
+
+    /// The nonce `address`'s next transaction would take: its account's at
+    /// the head, past the consecutive nonces its shard's mempool holds.
+    pub async fn pending_nonce(&self, address: &Address) -> Result<u64, QueryError> {
+        let found = self.account(address, At::Latest).await?;
+        let shard = self.tracked(found.shard)?;
+        let nonce = if found.arriving {
+            0
+        } else {
+            found.account.nonce
+        };
+        Ok(shard.mempool.lock().pending_nonce(address, nonce))
+    }
 }

@@ -79,6 +79,11 @@ impl NodeView {
         }
     }
 
+    /// The chain's gas rules (block gas limit, base fee).
+    pub fn gas(&self) -> atoll_primitives::GasRules {
+        self.any().gas
+    }
+
     /// The genesis validators.
     pub fn validators(&self) -> &[GenesisValidator] {
         &self.any().validators

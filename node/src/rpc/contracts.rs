@@ -6,7 +6,7 @@ use super::error::{self, error, internal, invalid_params};
 use super::outcomes::contract_outcome;
 use super::types::{CallArgs, Outcome};
 use crate::query::{CallSite, NodeView};
-use atoll_primitives::Address;
+use atoll_primitives::{Address, ContractOutcome};
 use atoll_shard::execution::evm::{self, CallRequest, MAX_TX_GAS};
 use jsonrpsee::core::RpcResult;
 use std::sync::Arc;
@@ -37,14 +37,7 @@ impl Contracts {
     /// `atoll_call`: runs `args` at the head of the callee's shard.
     pub async fn call(&self, args: CallArgs) -> RpcResult<Outcome> {
         let (site, request) = self.request(&args)?;
-        let _permit = self.permit()?;
-        let result = tokio::task::spawn_blocking(move || {
-            site.at_head(|context, head| evm::call(context, head, &request))
-        })
-        .await
-        .map_err(internal)??
-        .map_err(internal)?;
-        match result {
+        match self.run_call(site, request).await? {
             Ok(outcome) => Ok(uncharged(&outcome)),
             Err(reason) => Err(error(
                 error::INVALID_TRANSACTION,
@@ -57,14 +50,7 @@ impl Contracts {
     pub async fn estimate_gas(&self, args: CallArgs) -> RpcResult<u64> {
         let (site, request) = self.request(&args)?;
         let cap = request.gas_limit;
-        let _permit = self.permit()?;
-        let result = tokio::task::spawn_blocking(move || {
-            site.at_head(|context, head| evm::estimate_gas(context, head, &request, cap))
-        })
-        .await
-        .map_err(internal)??
-        .map_err(internal)?;
-        match result {
+        match self.run_estimate(site, request).await? {
             Ok(gas) => Ok(gas),
             Err(Ok(outcome)) => {
                 let shown = uncharged(&outcome);
@@ -81,6 +67,40 @@ impl Contracts {
                 format!("invalid call: {reason}"),
             )),
         }
+    }
+
+    /// Runs `request` at the head of `site` on the blocking pool, a few at
+    /// a time: what it did, or why the EVM refused it as a transaction.
+    pub(super) async fn run_call(
+        &self,
+        site: CallSite,
+        request: CallRequest,
+    ) -> RpcResult<Result<ContractOutcome, String>> {
+        let _permit = self.permit()?;
+        tokio::task::spawn_blocking(move || {
+            site.at_head(|context, head| evm::call(context, head, &request))
+        })
+        .await
+        .map_err(internal)??
+        .map_err(internal)
+    }
+
+    /// The least gas limit up to `request`'s with which it succeeds at the
+    /// head of `site`; or what it did with all of it, or why the EVM
+    /// refused it.
+    pub(super) async fn run_estimate(
+        &self,
+        site: CallSite,
+        request: CallRequest,
+    ) -> RpcResult<Result<u64, Result<ContractOutcome, String>>> {
+        let cap = request.gas_limit;
+        let _permit = self.permit()?;
+        tokio::task::spawn_blocking(move || {
+            site.at_head(|context, head| evm::estimate_gas(context, head, &request, cap))
+        })
+        .await
+        .map_err(internal)??
+        .map_err(internal)
     }
 
     /// `atoll_getCode`: the code at `address` (`0x` if none).
@@ -132,36 +152,49 @@ impl Contracts {
             Some(text) => hex::decode(text.strip_prefix("0x").unwrap_or(text))
                 .map_err(|e| invalid_params(format!("data: {e}")))?,
         };
-        if input.len() > MAX_CALL_INPUT {
-            return Err(invalid_params(format!(
-                "data: {} bytes is more than the {MAX_CALL_INPUT} a call may carry",
-                input.len()
-            )));
-        }
-        let site = self.node.call_site(&from, to.as_ref())?;
-        let cap = MAX_TX_GAS.min(site.gas().block_gas_limit);
-        let gas_limit = args.gas.unwrap_or(cap);
-        if gas_limit > cap {
-            return Err(invalid_params(format!(
-                "gas: {gas_limit} is above the most a transaction may use ({cap})"
-            )));
-        }
-        Ok((
-            site,
+        self.checked(
             CallRequest {
                 from,
                 to,
                 value,
                 input,
-                gas_limit,
+                gas_limit: args.gas.unwrap_or(0),
             },
-        ))
+            args.gas.is_some(),
+        )
+    }
+
+    /// Where `request` runs, with its input and gas checked: a gas limit
+    /// asked for (`asked`) may not pass the cap (the most a transaction
+    /// may use); without one, the call gets the cap.
+    pub(super) fn checked(
+        &self,
+        mut request: CallRequest,
+        asked: bool,
+    ) -> RpcResult<(CallSite, CallRequest)> {
+        if request.input.len() > MAX_CALL_INPUT {
+            return Err(invalid_params(format!(
+                "data: {} bytes is more than the {MAX_CALL_INPUT} a call may carry",
+                request.input.len()
+            )));
+        }
+        let site = self.node.call_site(&request.from, request.to.as_ref())?;
+        let cap = MAX_TX_GAS.min(site.gas().block_gas_limit);
+        if !asked {
+            request.gas_limit = cap;
+        } else if request.gas_limit > cap {
+            return Err(invalid_params(format!(
+                "gas: {} is above the most a transaction may use ({cap})",
+                request.gas_limit
+            )));
+        }
+        Ok((site, request))
     }
 }
 
 /// The API's view of a call's outcome. Nothing is charged for a call, so
 /// the message leaves out what a transaction would have paid.
-fn uncharged(outcome: &atoll_primitives::ContractOutcome) -> Outcome {
+fn uncharged(outcome: &ContractOutcome) -> Outcome {
     let mut shown = contract_outcome(outcome);
     shown.message = shown.message.map(|m| match m.rsplit_once("; ") {
         Some((what, _)) => what.to_string(),
@@ -171,7 +204,7 @@ fn uncharged(outcome: &atoll_primitives::ContractOutcome) -> Outcome {
 }
 
 /// A 32-byte word from hex (`0x` optional, fewer digits left-padded).
-fn word(text: &str) -> Result<[u8; 32], String> {
+pub(super) fn word(text: &str) -> Result<[u8; 32], String> {
     let digits = text.strip_prefix("0x").unwrap_or(text);
     if digits.is_empty() || digits.len() > 64 {
         return Err(format!("slot: {text:?} is not 1 to 64 hex digits"));

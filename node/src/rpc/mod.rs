@@ -5,13 +5,15 @@
 //! each method family in a file of its own: sending (`send`), tracing a
 //! transaction (`transactions`, with `outcomes`), state and block reads
 //! (`query`), contract reads (`contracts`), `status`, the operator's
-//! methods (`admin`) and `subscriptions`.
+//! methods (`admin`) and `subscriptions`; and the Ethereum methods that
+//! read the chain (`eth`).
 
 mod admin;
 pub mod api;
 mod batch;
 mod contracts;
 pub mod error;
+pub mod eth;
 mod outcomes;
 mod query;
 mod send;
@@ -61,6 +63,11 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {}: {e}", config.addr))?;
     let addr = server.local_addr()?;
-    let handle = server.start(server::Rpc::new(node, config.admin).into_rpc());
+    let rpc = server::Rpc::new(node, config.admin);
+    let mut methods = AtollApiServer::into_rpc(rpc.clone());
+    methods
+        .merge(eth::EthApiServer::into_rpc(rpc))
+        .map_err(|e| anyhow::anyhow!("the eth_ methods clash with the atoll_ ones: {e}"))?;
+    let handle = server.start(methods);
     Ok((handle, addr))
 }

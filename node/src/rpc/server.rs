@@ -14,6 +14,7 @@ use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::PendingSubscriptionSink;
 
 /// The API over the node's shared state.
+#[derive(Clone)]
 pub struct Rpc {
     pub(super) node: NodeView,
     /// Whether the operator's methods are served.

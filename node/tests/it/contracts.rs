@@ -2,7 +2,7 @@
 //! shipped ERC-20 with `atoll tx deploy`, transfer with `atoll tx call`,
 //! read with `atoll call` and `atoll_getStorageAt`, and the errors.
 
-use crate::harness::{cli, dev, Node, CHAIN_ID};
+use crate::harness::{cli, dev, post, Node, CHAIN_ID};
 use atoll_primitives::{Action, ChainId, Transaction};
 use serde_json::{json, Value};
 
@@ -122,6 +122,57 @@ fn a_token_is_deployed_called_and_read_through_the_client() {
         !ok && err.contains("call_failed") && err.contains("balance too low"),
         "{err}"
     );
+
+    // The same reads through the Ethereum methods, as ethers or web3.py
+    // send them.
+    assert_eq!(node.ok("eth_chainId", json!([])), format!("0x{CHAIN_ID:x}"));
+    assert_eq!(node.ok("net_version", json!([])), CHAIN_ID.to_string());
+    let balance_of = json!({"to": token, "data": format!("0x70a08231{to_word}")});
+    assert_eq!(
+        node.ok("eth_call", json!([balance_of, "latest"])),
+        format!("0x{}", word(250))
+    );
+    assert_eq!(
+        node.ok("eth_getCode", json!([token, "latest"])),
+        node.ok("atoll_getCode", json!([token]))
+    );
+    assert_eq!(
+        node.ok("eth_getStorageAt", json!([token, "0x0", "latest"])),
+        supply
+    );
+    let sender = dev(0).address().to_string();
+    let (balance, nonce) = node.account(dev(0).address());
+    assert_eq!(
+        node.ok("eth_getBalance", json!([sender, "latest"])),
+        format!("0x{balance:x}")
+    );
+    assert_eq!(
+        node.ok("eth_getTransactionCount", json!([sender, "pending"])),
+        format!("0x{nonce:x}")
+    );
+    let gas = node.ok(
+        "eth_estimateGas",
+        json!([{"from": sender, "to": token, "data": format!("0x{transfer}")}]),
+    );
+    let gas = u64::from_str_radix(gas.as_str().expect("quantity").trim_start_matches("0x"), 16)
+        .expect("hex");
+    assert!((21_000..100_000).contains(&gas), "{gas}");
+    // A revert is error 3 with the revert data, which tools decode:
+    // Error(string) "Token: balance too low".
+    let reverting = json!({"from": sender, "to": token, "data": format!("0x{too_much}")});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [reverting]});
+    let (_, response) = post(node.rpc, body.to_string().as_bytes());
+    let response: Value = serde_json::from_str(&response).expect("json");
+    assert_eq!(response["error"]["code"], 3, "{response}");
+    let revert_data = response["error"]["data"].as_str().expect("revert data");
+    assert!(revert_data.starts_with("0x08c379a0"), "{response}");
+    assert!(
+        revert_data.contains(&hex::encode("Token: balance too low")),
+        "{response}"
+    );
+    // An old block's state is not kept, and says so.
+    let message = node.err("eth_getBalance", json!([sender, "0x0"]), -32000);
+    assert!(message.contains("not kept"), "{message}");
 
     // A price below the base fee is refused at admission, with the reason.
     let nonce = node.account(dev(0).address()).1;
