@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of README.md: formatting, lints, and every test of the
 # workspace, all in the one `release` profile (so RocksDB is compiled once),
-# then a bounded fuzz pass over every fuzz target (scripts/fuzz.sh; it links
+# then web3.py against a dev node (scripts/eth-clients.sh), then a bounded
+# fuzz pass over every fuzz target (scripts/fuzz.sh; it links
 # the RocksDB the tests built; ATOLL_FUZZ_SECONDS per target, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,5 @@ source scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 cargo test --release --workspace --locked
+scripts/eth-clients.sh
 scripts/fuzz.sh
