@@ -37,6 +37,6 @@ done
 holder=$(grep -o '(0) 0x[0-9a-f]\{40\}' "$work/dev.log" | head -1 | cut -d' ' -f2)
 deployed=$(timeout 60 "$atoll" tx deploy --rpc "$rpc" --key "$work/dev/keys/dev-0.json" \
   --code contracts/out/Token.bin --args "$(printf '%064x' 1000000)")
-token=$(grep -o '"created": *"0x[0-9a-f]\{40\}"' <<<"$deployed" | grep -o '0x[0-9a-f]*')
+token=$(grep -o '"created": *"0x[0-9a-f]\{40\}"' <<<"$deployed" | grep -o '0x[0-9a-f]*' || true)
 [ -n "$token" ] || { echo "$deployed" >&2; echo "eth-clients: the token was not deployed" >&2; exit 1; }
 timeout 120 "$venv/bin/python" scripts/eth_clients/web3_reads.py "$rpc" "$token" "$holder"
