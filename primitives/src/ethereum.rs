@@ -157,7 +157,9 @@ pub fn decode(raw: &[u8], chain_id: ChainId) -> Result<EthTransaction, EthTxErro
     let price = envelope.max_fee_per_gas();
     Ok(EthTransaction {
         kind,
-        hash: Hash(alloy_primitives::keccak256(raw).0),
+        // keccak-256 of the bytes: alloy hashed a typed transaction's
+        // bytes while decoding, and they are `raw` (canonical, exact).
+        hash: Hash(envelope.tx_hash().0),
         sender,
         chain_id,
         nonce: envelope.nonce(),

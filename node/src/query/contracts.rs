@@ -5,7 +5,7 @@
 use super::error::QueryError;
 use super::view::NodeView;
 use crate::service::common::shared::Shared;
-use atoll_primitives::{Address, GasRules, ShardId, ShardMap, StateKey, StateValue};
+use atoll_primitives::{Address, GasRules, ShardMap, StateKey, StateValue};
 use atoll_shard::execution::evm::CodeCache;
 use atoll_shard::execution::BlockContext;
 use atoll_shard::state::StateView;
@@ -20,11 +20,6 @@ pub struct CallSite {
 }
 
 impl CallSite {
-    /// The shard.
-    pub fn shard(&self) -> ShardId {
-        self.shard.shard
-    }
-
     /// The chain's gas rules.
     pub fn gas(&self) -> GasRules {
         self.shard.gas

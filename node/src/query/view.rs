@@ -5,7 +5,7 @@ use super::error::QueryError;
 use crate::metrics::Metrics;
 use crate::service::common::handoff::{Admission, Rejection};
 use crate::service::common::keeper::ScheduledMove;
-use crate::service::common::shared::{ConsensusInfo, Heads, Shared};
+use crate::service::common::shared::{ConsensusInfo, Shared};
 use crate::service::common::waiters::{Stage, TooManyWaiters, WaitEnd};
 use atoll_primitives::{Address, ChainId, Hash, ShardBlockHeader, ShardId, StateKey};
 use atoll_shard::execution::PreparedTx;
@@ -115,11 +115,6 @@ impl NodeView {
             shard: id,
             members: members.into_iter().map(usize::from).collect(),
         })
-    }
-
-    /// The newest committed header and final height of shard `id`.
-    pub fn heads(&self, id: ShardId) -> Result<Heads, QueryError> {
-        Ok(self.shard(id)?.heads.borrow().clone())
     }
 
     /// The shard that holds `address` in the current epoch by the shard

@@ -4,7 +4,7 @@
 
 use super::error::{self, error, internal, invalid_params};
 use super::outcomes::contract_outcome;
-use super::types::{CallArgs, Outcome};
+use super::types::{parse_address, parse_data, CallArgs, Outcome};
 use crate::query::{CallSite, NodeView};
 use atoll_primitives::{Address, ContractOutcome};
 use atoll_shard::execution::evm::{self, CallRequest, MAX_TX_GAS};
@@ -131,70 +131,82 @@ impl Contracts {
 
     /// The shard that runs `args` and the request, checked.
     fn request(&self, args: &CallArgs) -> RpcResult<(CallSite, CallRequest)> {
-        let parse = |field: &str, text: &Option<String>| -> RpcResult<Option<Address>> {
+        let address = |field, text: &Option<String>| {
             text.as_deref()
-                .map(|t| {
-                    t.parse()
-                        .map_err(|e| invalid_params(format!("{field}: {e}")))
-                })
+                .map(|t| parse_address(field, t).map_err(invalid_params))
                 .transpose()
         };
-        let from = parse("from", &args.from)?.unwrap_or(Address([0; 20]));
-        let to = parse("to", &args.to)?;
         let value = match &args.value {
             None => 0,
             Some(text) => text.parse().map_err(|_| {
                 invalid_params(format!("value: {text:?} is not a whole number below 2^128"))
             })?,
         };
-        let input = match &args.data {
-            None => Vec::new(),
-            Some(text) => hex::decode(text.strip_prefix("0x").unwrap_or(text))
-                .map_err(|e| invalid_params(format!("data: {e}")))?,
-        };
-        self.checked(
-            CallRequest {
-                from,
-                to,
-                value,
-                input,
-                gas_limit: args.gas.unwrap_or(0),
+        self.checked(Call {
+            from: address("from", &args.from)?.unwrap_or(Address([0; 20])),
+            to: address("to", &args.to)?,
+            value,
+            input: match &args.data {
+                None => Vec::new(),
+                Some(text) => parse_data("data", text).map_err(invalid_params)?,
             },
-            args.gas.is_some(),
-        )
+            gas: args.gas,
+        })
     }
 
-    /// Where `request` runs, with its input and gas checked: a gas limit
-    /// asked for (`asked`) may not pass the cap (the most a transaction
-    /// may use); without one, the call gets the cap.
-    pub(super) fn checked(
-        &self,
-        mut request: CallRequest,
-        asked: bool,
-    ) -> RpcResult<(CallSite, CallRequest)> {
-        if request.input.len() > MAX_CALL_INPUT {
+    /// Where `call` runs and the request, its input and gas checked: a gas
+    /// limit asked for may not pass the cap (the most a transaction may
+    /// use); without one, the call gets the cap.
+    pub(super) fn checked(&self, call: Call) -> RpcResult<(CallSite, CallRequest)> {
+        let Call {
+            from,
+            to,
+            value,
+            input,
+            gas,
+        } = call;
+        if input.len() > MAX_CALL_INPUT {
             return Err(invalid_params(format!(
                 "data: {} bytes is more than the {MAX_CALL_INPUT} a call may carry",
-                request.input.len()
+                input.len()
             )));
         }
-        let site = self.node.call_site(&request.from, request.to.as_ref())?;
+        let site = self.node.call_site(&from, to.as_ref())?;
         let cap = MAX_TX_GAS.min(site.gas().block_gas_limit);
-        if !asked {
-            request.gas_limit = cap;
-        } else if request.gas_limit > cap {
+        let gas_limit = gas.unwrap_or(cap);
+        if gas_limit > cap {
             return Err(invalid_params(format!(
-                "gas: {} is above the most a transaction may use ({cap})",
-                request.gas_limit
+                "gas: {gas_limit} is above the most a transaction may use ({cap})"
             )));
         }
+        let request = CallRequest {
+            from,
+            to,
+            value,
+            input,
+            gas_limit,
+        };
         Ok((site, request))
     }
 }
 
+/// A call or creation as a client asked for it, before its checks.
+pub(super) struct Call {
+    /// The caller.
+    pub from: Address,
+    /// The callee; `None` runs `input` as creation code.
+    pub to: Option<Address>,
+    /// Value sent with it.
+    pub value: u128,
+    /// Call data or creation code.
+    pub input: Vec<u8>,
+    /// The gas limit asked for (`None`: the most a transaction may use).
+    pub gas: Option<u64>,
+}
+
 /// The API's view of a call's outcome. Nothing is charged for a call, so
 /// the message leaves out what a transaction would have paid.
-fn uncharged(outcome: &ContractOutcome) -> Outcome {
+pub(super) fn uncharged(outcome: &ContractOutcome) -> Outcome {
     let mut shown = contract_outcome(outcome);
     shown.message = shown.message.map(|m| match m.rsplit_once("; ") {
         Some((what, _)) => what.to_string(),

@@ -16,11 +16,14 @@
 //! - A call that reverts answers error 3, `execution reverted`, with the
 //!   revert data in `error.data`, as tools expect to decode it.
 
-use super::contracts::word;
+use super::contracts::{uncharged, word, Call};
 use super::error::invalid_params;
+use super::outcomes::revert_reason;
 use super::server::Rpc;
+use super::types::{parse_address, parse_data};
 use crate::query::At;
-use atoll_primitives::{Address, ContractStatus};
+use crate::query::CallSite;
+use atoll_primitives::{Address, ContractOutcome, ContractStatus};
 use atoll_shard::execution::evm::CallRequest;
 use jsonrpsee::core::{async_trait, RpcResult};
 use jsonrpsee::proc_macros::rpc;
@@ -131,7 +134,7 @@ impl EthApiServer for Rpc {
 
     async fn balance(&self, address: String, block: Option<String>) -> RpcResult<String> {
         let result = async {
-            let address = parse_address("address", &address)?;
+            let address = parse_address("address", &address).map_err(invalid_params)?;
             let found = self.node.account(&address, self.state_at(block)?).await?;
             Ok(quantity(found.account.balance))
         }
@@ -141,7 +144,7 @@ impl EthApiServer for Rpc {
 
     async fn transaction_count(&self, address: String, block: Option<String>) -> RpcResult<String> {
         let result = async {
-            let address = parse_address("address", &address)?;
+            let address = parse_address("address", &address).map_err(invalid_params)?;
             if block.as_deref() == Some("pending") {
                 return Ok(quantity(self.node.pending_nonce(&address).await?));
             }
@@ -159,7 +162,7 @@ impl EthApiServer for Rpc {
 
     async fn code(&self, address: String, block: Option<String>) -> RpcResult<String> {
         let result = (|| {
-            let address = parse_address("address", &address)?;
+            let address = parse_address("address", &address).map_err(invalid_params)?;
             self.head_only(block)?;
             Ok(data(&self.node.code(&address)?.unwrap_or_default()))
         })();
@@ -173,7 +176,7 @@ impl EthApiServer for Rpc {
         block: Option<String>,
     ) -> RpcResult<String> {
         let result = (|| {
-            let address = parse_address("address", &address)?;
+            let address = parse_address("address", &address).map_err(invalid_params)?;
             let slot = word(&slot).map_err(invalid_params)?;
             self.head_only(block)?;
             Ok(data(&self.node.storage_at(&address, slot)?))
@@ -183,14 +186,12 @@ impl EthApiServer for Rpc {
 
     async fn call(&self, call: EthCall, block: Option<String>) -> RpcResult<String> {
         let result = async {
-            self.head_only(block)?;
-            let (request, asked) = call_request(&call)?;
-            let (site, request) = self.contracts.checked(request, asked)?;
+            let (site, request) = self.call_site(&call, block)?;
             match self.contracts.run_call(site, request).await? {
                 Ok(outcome) => match outcome.status {
                     ContractStatus::Success => Ok(data(&outcome.output)),
                     ContractStatus::Revert => Err(reverted(&outcome.output)),
-                    other => Err(server_error(format!("the call failed: {other:?}"))),
+                    _ => Err(failed(&outcome)),
                 },
                 Err(reason) => Err(server_error(format!("invalid call: {reason}"))),
             }
@@ -201,19 +202,13 @@ impl EthApiServer for Rpc {
 
     async fn estimate_gas(&self, call: EthCall, block: Option<String>) -> RpcResult<String> {
         let result = async {
-            self.head_only(block)?;
-            let (request, asked) = call_request(&call)?;
-            let (site, request) = self.contracts.checked(request, asked)?;
-            let cap = request.gas_limit;
+            let (site, request) = self.call_site(&call, block)?;
             match self.contracts.run_estimate(site, request).await? {
                 Ok(gas) => Ok(quantity(gas)),
                 Err(Ok(outcome)) if outcome.status == ContractStatus::Revert => {
                     Err(reverted(&outcome.output))
                 }
-                Err(Ok(outcome)) => Err(server_error(format!(
-                    "it fails with {cap} gas: {:?}",
-                    outcome.status
-                ))),
+                Err(Ok(outcome)) => Err(failed(&outcome)),
                 Err(Err(reason)) => Err(server_error(format!("invalid call: {reason}"))),
             }
         }
@@ -250,6 +245,41 @@ impl Rpc {
         }
     }
 
+    /// Where `call`, read at `block` (the head only), runs, and the
+    /// request, checked as `atoll_call` checks it.
+    fn call_site(
+        &self,
+        call: &EthCall,
+        block: Option<String>,
+    ) -> RpcResult<(CallSite, CallRequest)> {
+        self.head_only(block)?;
+        let address = |field, text: &str| parse_address(field, text).map_err(invalid_params);
+        let gas = call
+            .gas
+            .as_deref()
+            .map(|gas| {
+                let gas = parse_quantity("gas", gas)?;
+                u64::try_from(gas).map_err(|_| invalid_params(format!("gas: {gas} is too large")))
+            })
+            .transpose()?;
+        self.contracts.checked(Call {
+            from: match &call.from {
+                Some(from) => address("from", from)?,
+                None => Address([0; 20]),
+            },
+            to: call.to.as_deref().map(|to| address("to", to)).transpose()?,
+            value: match &call.value {
+                Some(value) => parse_quantity("value", value)?,
+                None => 0,
+            },
+            input: match call.input.as_ref().or(call.data.as_ref()) {
+                Some(bytes) => parse_data("data", bytes).map_err(invalid_params)?,
+                None => Vec::new(),
+            },
+            gas,
+        })
+    }
+
     /// Refuses a read at any block but the head.
     fn head_only(&self, tag: Option<String>) -> RpcResult<()> {
         match self.state_at(tag)? {
@@ -259,45 +289,6 @@ impl Rpc {
             )),
         }
     }
-}
-
-/// The call `call` asks for, and whether it set its own gas limit.
-fn call_request(call: &EthCall) -> RpcResult<(CallRequest, bool)> {
-    let from = match &call.from {
-        Some(from) => parse_address("from", from)?,
-        None => Address([0; 20]),
-    };
-    let to = call
-        .to
-        .as_deref()
-        .map(|to| parse_address("to", to))
-        .transpose()?;
-    let value = match &call.value {
-        Some(value) => parse_quantity("value", value)?,
-        None => 0,
-    };
-    let input = match call.input.as_ref().or(call.data.as_ref()) {
-        Some(bytes) => parse_data("data", bytes)?,
-        None => Vec::new(),
-    };
-    let gas = call
-        .gas
-        .as_deref()
-        .map(|gas| {
-            let gas = parse_quantity("gas", gas)?;
-            u64::try_from(gas).map_err(|_| invalid_params(format!("gas: {gas} is too large")))
-        })
-        .transpose()?;
-    Ok((
-        CallRequest {
-            from,
-            to,
-            value,
-            input,
-            gas_limit: gas.unwrap_or(0),
-        },
-        gas.is_some(),
-    ))
 }
 
 /// `n` as an Ethereum quantity: `0x`, hex digits, no leading zeros.
@@ -324,18 +315,6 @@ fn parse_quantity(field: &str, text: &str) -> RpcResult<u128> {
     })
 }
 
-/// `0x` data.
-fn parse_data(field: &str, text: &str) -> RpcResult<Vec<u8>> {
-    hex::decode(text.strip_prefix("0x").unwrap_or(text))
-        .map_err(|e| invalid_params(format!("{field}: {e}")))
-}
-
-/// A 20-byte address.
-fn parse_address(field: &str, text: &str) -> RpcResult<Address> {
-    text.parse()
-        .map_err(|e: String| invalid_params(format!("{field}: {e}")))
-}
-
 /// Error 3 with the revert data, as Ethereum tools decode it; the message
 /// names the reason when the data is `Error(string)`, as geth's does.
 fn reverted(output: &[u8]) -> ErrorObjectOwned {
@@ -346,22 +325,11 @@ fn reverted(output: &[u8]) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(data(output)))
 }
 
-/// The reason of `Error(string)` revert data (selector `08c379a0`, then
-/// the ABI encoding of one string), if that is what `output` holds.
-fn revert_reason(output: &[u8]) -> Option<String> {
-    let body = output.strip_prefix(&[0x08, 0xc3, 0x79, 0xa0][..])?;
-    let word = |at: usize| -> Option<usize> {
-        let bytes = body.get(at..at + 32)?;
-        if bytes[..24].iter().any(|b| *b != 0) {
-            return None;
-        }
-        usize::try_from(u64::from_be_bytes(bytes[24..].try_into().ok()?)).ok()
-    };
-    let offset = word(0)?;
-    let length = word(offset)?;
-    let start = offset.checked_add(32)?;
-    let text = body.get(start..start.checked_add(length)?)?;
-    String::from_utf8(text.to_vec()).ok()
+/// Error -32000 for a call that halted, ran out of gas or reached another
+/// shard, in the words `atoll_call` uses.
+fn failed(outcome: &ContractOutcome) -> ErrorObjectOwned {
+    let why = uncharged(outcome).message.unwrap_or_default();
+    server_error(format!("the call failed: {why}"))
 }
 
 /// Ethereum's generic server error.

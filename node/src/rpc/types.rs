@@ -2,7 +2,7 @@
 //! strings (JSON numbers cannot carry them exactly); hashes, keys and
 //! addresses as `0x`-prefixed hex.
 
-use atoll_primitives::{Hash, ShardBlockHeader};
+use atoll_primitives::{Address, Hash, ShardBlockHeader};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -18,6 +18,16 @@ pub fn parse_hash(text: &str) -> Result<Hash, String> {
     hex::decode_to_slice(digits, &mut bytes)
         .map_err(|e| format!("{text:?} is not a 32-byte hex hash: {e}"))?;
     Ok(Hash(bytes))
+}
+
+/// A 20-byte address named `field` (`0x` optional).
+pub fn parse_address(field: &str, text: &str) -> Result<Address, String> {
+    text.parse().map_err(|e: String| format!("{field}: {e}"))
+}
+
+/// Bytes named `field`, as hex (`0x` optional).
+pub fn parse_data(field: &str, text: &str) -> Result<Vec<u8>, String> {
+    hex::decode(text.strip_prefix("0x").unwrap_or(text)).map_err(|e| format!("{field}: {e}"))
 }
 
 /// How long `atoll_sendTransaction` waits before it answers.
