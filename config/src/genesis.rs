@@ -139,6 +139,15 @@ impl Genesis {
         if file.chain_id == 0 {
             return Err(field("chain_id".into(), "must not be 0".into()));
         }
+        if ChainId(file.chain_id) == ChainId::RESERVED {
+            return Err(field(
+                "chain_id".into(),
+                format!(
+                    "{} is reserved: it marks Ethereum transactions in atoll's encoding",
+                    file.chain_id
+                ),
+            ));
+        }
         if file.shard_count == 0 || file.shard_count > MAX_SHARDS {
             return Err(field(
                 "shard_count".into(),
@@ -378,6 +387,7 @@ mod tests {
         type Edit = Box<dyn Fn(&mut serde_json::Value)>;
         let edits: Vec<(&str, Edit)> = vec![
             ("chain_id", Box::new(|g| g["chain_id"] = 0.into())),
+            ("chain_id", Box::new(|g| g["chain_id"] = u64::MAX.into())),
             ("chain_id", Box::new(|g| g["chain_id"] = "seven".into())),
             ("shard_count", Box::new(|g| g["shard_count"] = 0.into())),
             (

@@ -1,15 +1,14 @@
 //! Transactions gossiped on a shard's topic (`service::network`): decoded
 //! as the node does (its limit is the message's own length, the network
 //! bounds it), re-encoded to the same bytes, then, for a batch the node
-//! would take (1 to `MAX_GOSSIP_TXS`), their signatures checked as the
-//! admission stage checks them (batched on a pool): each verdict must be
-//! that of checking the transaction alone.
+//! would take (1 to `MAX_GOSSIP_TXS`), prepared and their signatures
+//! checked as the admission stage does (on a pool, ed25519 in batches):
+//! each verdict must be that of checking the transaction alone.
 #![no_main]
 
 use atoll_node::service::network::wire::MAX_GOSSIP_TXS;
 use atoll_primitives::{codec, SignedTransaction};
-use atoll_shard::execution::PreparedTx;
-use atoll_shard::signatures::verify_all;
+use atoll_shard::signatures::{prepare_all, verify_all};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -37,8 +36,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let alone: Vec<bool> = txs.iter().map(|tx| tx.verify().is_ok()).collect();
-    let batched = verify_all(txs.into_iter().map(PreparedTx::new).collect(), pool());
-    let batched: Vec<bool> = batched.iter().map(Option::is_some).collect();
+    // As admission does: prepared on the pool (an Ethereum transaction's
+    // sender recovered, or refused), then the ed25519 batches.
+    let prepared = prepare_all(txs, pool());
+    let mut batched = verify_all(
+        prepared.iter().filter_map(|tx| tx.clone().ok()).collect(),
+        pool(),
+    )
+    .into_iter();
+    let batched: Vec<bool> = prepared
+        .iter()
+        .map(|tx| tx.is_ok() && batched.next().is_some_and(|v| v.is_some()))
+        .collect();
     assert_eq!(
         batched, alone,
         "batched and single signature checks disagree"

@@ -90,6 +90,16 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
                 balance,
                 genesis.layout,
             );
+            let eth: Vec<_> =
+                crate::eth_accounts::derive(crate::eth_accounts::DEFAULT_ETH_DEV_ACCOUNTS)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .take_while(|a| genesis.accounts.iter().any(|(g, _)| *g == a.address))
+                    .collect();
+            if !eth.is_empty() {
+                println!();
+                println!("{}", crate::eth_accounts::anvil_listing(&eth, balance));
+            }
             println!();
             println!("Try:");
             println!(

@@ -11,7 +11,7 @@
 //! <home>/<data_dir>/shards/<id>/       one RocksDB store per shard
 //! ```
 
-use crate::keyfile;
+use crate::{eth_accounts, keyfile};
 use anyhow::{bail, Context};
 use atoll_config::{Genesis, GenesisValidator, NodeConfig};
 use atoll_primitives::{ChainId, KeyPair, ShardLayout};
@@ -105,6 +105,9 @@ pub struct InitOptions {
     pub dev_accounts: usize,
     /// Balance of each dev account.
     pub dev_balance: u128,
+    /// Accounts of the standard test mnemonic to fund too (with the same
+    /// balance; see `eth_accounts`).
+    pub eth_dev_accounts: usize,
     /// The RPC address.
     pub rpc_addr: SocketAddr,
     /// The metrics address, None for no metrics.
@@ -148,8 +151,11 @@ pub fn init_with(
             home.root().display()
         );
     }
-    if options.chain_id == 0 {
-        bail!("--chain-id must not be 0");
+    if options.chain_id == 0 || ChainId(options.chain_id) == ChainId::RESERVED {
+        bail!(
+            "--chain-id must not be 0 or {} (reserved: it marks Ethereum transactions)",
+            u64::MAX
+        );
     }
     let layout = match ShardLayout::uniform(options.shards) {
         Some(layout) if options.shards <= atoll_config::genesis::MAX_SHARDS => layout,
@@ -174,13 +180,22 @@ pub fn init_with(
         .into_par_iter()
         .map(|i| dev_key(DEV_SEED, i))
         .collect();
+    if options.eth_dev_accounts > eth_accounts::MAX_ETH_DEV_ACCOUNTS {
+        bail!(
+            "--eth-dev-accounts must be at most {}",
+            eth_accounts::MAX_ETH_DEV_ACCOUNTS
+        );
+    }
+    let eth_keys = eth_accounts::derive(options.eth_dev_accounts)?;
     let genesis = Genesis {
         chain_id: ChainId(options.chain_id),
         layout,
         epoch_length: options.epoch_length,
         accounts: keys
             .iter()
-            .map(|k| (k.address(), options.dev_balance))
+            .map(KeyPair::address)
+            .chain(eth_keys.iter().map(|a| a.address))
+            .map(|address| (address, options.dev_balance))
             .collect(),
         validators: validators
             .iter()
@@ -236,6 +251,13 @@ pub fn init_with(
     );
     if !keys.is_empty() {
         print_dev_accounts(home, &keys, keys.len(), options.dev_balance, layout);
+    }
+    if !eth_keys.is_empty() {
+        println!();
+        println!(
+            "{}",
+            eth_accounts::anvil_listing(&eth_keys, options.dev_balance)
+        );
     }
     Ok(())
 }
@@ -321,9 +343,15 @@ pub struct InitArgs {
     /// Dev accounts to fund in genesis (deterministic, well-known keys).
     #[arg(long, default_value_t = 10)]
     dev_accounts: usize,
-    /// Balance of each dev account, in the smallest unit.
+    /// Balance of each dev account, in the smallest unit (shown to
+    /// Ethereum tools as wei).
     #[arg(long, default_value_t = 1_000_000_000_000_000_000_000)]
     dev_balance: u128,
+    /// Accounts of the standard test mnemonic ("test test … junk",
+    /// m/44'/60'/0'/0/i, as anvil and Hardhat fund them) to fund too, for
+    /// Ethereum wallets and libraries.
+    #[arg(long, default_value_t = eth_accounts::DEFAULT_ETH_DEV_ACCOUNTS)]
+    eth_dev_accounts: usize,
     /// The JSON-RPC address (HTTP and WebSocket); port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8545")]
     rpc_addr: SocketAddr,
@@ -357,6 +385,7 @@ impl InitArgs {
             shards: self.shards,
             dev_accounts: self.dev_accounts,
             dev_balance: self.dev_balance,
+            eth_dev_accounts: self.eth_dev_accounts,
             rpc_addr: self.rpc_addr,
             metrics_addr: (!self.no_metrics).then_some(self.metrics_addr),
             epoch_length: self
@@ -391,6 +420,7 @@ mod tests {
             shards: 1,
             dev_accounts: 12,
             dev_balance: 1_000,
+            eth_dev_accounts: 2,
             rpc_addr: "127.0.0.1:0".parse().expect("addr"),
             metrics_addr: None,
             epoch_length: 50,
@@ -400,9 +430,12 @@ mod tests {
         init(&home, &options).expect("init");
         let genesis = Genesis::load(&home.genesis()).expect("genesis loads");
         assert_eq!(genesis.chain_id, ChainId(7));
-        assert_eq!(genesis.accounts.len(), 12);
+        assert_eq!(genesis.accounts.len(), 12 + 2);
         assert_eq!(genesis.epoch_length, 50);
         assert_eq!(genesis.accounts[3].0, dev_key(DEV_SEED, 3).address());
+        let eth = eth_accounts::derive(2).expect("derives");
+        assert_eq!(genesis.accounts[12], (eth[0].address, 1_000));
+        assert_eq!(genesis.accounts[13], (eth[1].address, 1_000));
         NodeConfig::load(&home.config()).expect("config loads");
         let key = keyfile::read(&home.dev_key_file(0)).expect("dev key file");
         assert_eq!(key.address(), genesis.accounts[0].0);

@@ -3,7 +3,8 @@
 //! (`fuzz/`) decode and check.
 //!
 //! - [`home`], [`run`], [`dev`], [`localnet`]: a node's home directory,
-//!   running it, a dev node and local testnets.
+//!   running it, a dev node and local testnets; [`eth_accounts`]: the dev
+//!   accounts of the standard test mnemonic that Ethereum tools know.
 //! - [`service`]: the node's threads and tasks, by role: what every node
 //!   runs ([`service::common`]: admission, waiters, the committed-block
 //!   path), the lone validator's producers and coordinator
@@ -22,6 +23,7 @@
 pub mod bench;
 pub mod client;
 pub mod dev;
+pub mod eth_accounts;
 pub mod home;
 mod keyfile;
 pub mod load;

@@ -21,7 +21,7 @@
 use crate::codec::MAX_TRANSACTION_BYTES;
 use crate::crypto::Address;
 use crate::hash::Hash;
-use crate::transaction::ChainId;
+use crate::transaction::{Action, ChainId, Terms};
 use alloy_consensus::crypto::secp256k1::recover_signer;
 use alloy_consensus::{SignableTransaction, Signed, Transaction as _, TxEnvelope};
 use alloy_eips::eip2718::{Decodable2718, Encodable2718};
@@ -70,6 +70,48 @@ pub struct EthTransaction {
     pub input: Vec<u8>,
     /// The accounts and storage slots it declares (EIP-2930 and EIP-1559).
     pub access_list: Vec<(Address, Vec<[u8; 32]>)>,
+    /// Its signature's `r`, big-endian.
+    pub r: [u8; 32],
+    /// Its signature's `s`, big-endian (low: EIP-2).
+    pub s: [u8; 32],
+    /// The parity of the curve point's `y` (a legacy transaction's `v` is
+    /// `35 + 2 × chain id + parity`, EIP-155).
+    pub y_parity: bool,
+}
+
+impl EthTransaction {
+    /// What it asks of the chain, in atoll's terms: a creation (no `to`)
+    /// is [`Action::Create`], anything else [`Action::Call`] (a call with
+    /// no input to an account without code moves value, as on Ethereum);
+    /// the gas limit, value, data and access list are its own. Its price:
+    /// a legacy or EIP-2930 transaction pays its gas price; an EIP-1559
+    /// one pays the base fee plus its priority fee, at most its maximum
+    /// fee ([`Terms::price`]). The balance it needs up front is, as on
+    /// Ethereum, its value plus its gas limit at its highest price.
+    pub fn terms(&self) -> Terms {
+        let action = match self.to {
+            None => Action::Create {
+                value: self.value,
+                init_code: self.input.clone(),
+                gas_limit: self.gas_limit,
+            },
+            Some(to) => Action::Call {
+                to,
+                value: self.value,
+                input: self.input.clone(),
+                gas_limit: self.gas_limit,
+            },
+        };
+        Terms {
+            chain_id: self.chain_id,
+            nonce: self.nonce,
+            fee: self.max_fee_per_gas,
+            priority_fee: (self.kind == EthTxType::Eip1559)
+                .then_some(self.max_priority_fee_per_gas),
+            action,
+            access_list: self.access_list.clone(),
+        }
+    }
 }
 
 /// Why Ethereum transaction bytes were refused.
@@ -96,11 +138,8 @@ pub enum EthTxError {
     },
     /// A legacy transaction signed without a chain id: it could be
     /// replayed on any chain.
-    #[error("the legacy transaction has no chain id (EIP-155); sign it for chain {expected}")]
-    NoChainId {
-        /// This chain.
-        expected: u64,
-    },
+    #[error("the legacy transaction has no chain id (EIP-155); sign it for this chain's id")]
+    NoChainId,
     /// Signed for another chain.
     #[error("the transaction is for chain {got}, this is chain {expected}")]
     WrongChain {
@@ -121,6 +160,21 @@ pub enum EthTxError {
 /// Decodes `raw`, an EIP-2718 transaction signed for `chain_id`, and
 /// recovers its sender.
 pub fn decode(raw: &[u8], chain_id: ChainId) -> Result<EthTransaction, EthTxError> {
+    let tx = recover(raw)?;
+    if tx.chain_id != chain_id {
+        return Err(EthTxError::WrongChain {
+            expected: chain_id.0,
+            got: tx.chain_id.0,
+        });
+    }
+    Ok(tx)
+}
+
+/// Decodes `raw`, an EIP-2718 transaction signed for some chain, and
+/// recovers its sender: every check of [`decode`] but the chain's (which
+/// execution applies to every kind of transaction alike). This is an
+/// Ethereum transaction's signature check.
+pub fn recover(raw: &[u8]) -> Result<EthTransaction, EthTxError> {
     if raw.len() > MAX_ETH_TRANSACTION_BYTES {
         return Err(EthTxError::TooLarge {
             size: raw.len(),
@@ -143,15 +197,8 @@ pub fn decode(raw: &[u8], chain_id: ChainId) -> Result<EthTransaction, EthTxErro
         TxEnvelope::Eip4844(_) => return Err(EthTxError::Unsupported { kind: 3 }),
         TxEnvelope::Eip7702(_) => return Err(EthTxError::Unsupported { kind: 4 }),
     };
-    let got = envelope.chain_id().ok_or(EthTxError::NoChainId {
-        expected: chain_id.0,
-    })?;
-    if got != chain_id.0 {
-        return Err(EthTxError::WrongChain {
-            expected: chain_id.0,
-            got,
-        });
-    }
+    let chain_id = ChainId(envelope.chain_id().ok_or(EthTxError::NoChainId)?);
+    let signature = envelope.signature();
     let value = u128::try_from(envelope.value())
         .map_err(|_| EthTxError::ValueTooLarge(envelope.value().to_string()))?;
     let price = envelope.max_fee_per_gas();
@@ -183,6 +230,9 @@ pub fn decode(raw: &[u8], chain_id: ChainId) -> Result<EthTransaction, EthTxErro
                     .collect()
             })
             .unwrap_or_default(),
+        r: signature.r().to_be_bytes(),
+        s: signature.s().to_be_bytes(),
+        y_parity: signature.v(),
     })
 }
 
@@ -287,6 +337,39 @@ mod tests {
     }
 
     #[test]
+    fn terms_map_the_fields_onto_atoll_actions_and_prices() {
+        let legacy = decoded(LEGACY).terms();
+        assert_eq!(legacy.priority_fee, None, "a gas price is the price");
+        assert_eq!(legacy.price(1), 2_000_000_000);
+        assert_eq!(
+            legacy.action,
+            Action::Call {
+                to: address(TO),
+                value: 10u128.pow(18),
+                input: Vec::new(),
+                gas_limit: 21_000
+            }
+        );
+        assert_eq!(legacy.max_cost(), 10u128.pow(18) + 21_000 * 2_000_000_000);
+        let dynamic = decoded(EIP1559).terms();
+        assert_eq!((dynamic.nonce, dynamic.chain_id), (5, CHAIN));
+        assert_eq!(dynamic.price(1), 1_000_000_001, "base fee plus tip");
+        assert_eq!(dynamic.price(6_500_000_000), 7_000_000_000, "the cap");
+        assert_eq!(dynamic.max_fee(), 100_000 * 7_000_000_000);
+        let creation = decoded(CREATE).terms();
+        assert!(matches!(
+            creation.action,
+            Action::Create {
+                gas_limit: 200_000,
+                ..
+            }
+        ));
+        assert_eq!(decoded(EIP2930).terms().access_list.len(), 1);
+        // `recover` skips only the chain check.
+        assert_eq!(recover(&bytes(EIP1559.0)).map(|tx| tx.chain_id), Ok(CHAIN));
+    }
+
+    #[test]
     fn bad_bytes_are_refused_with_a_reason() {
         let raw = bytes(EIP1559.0);
         assert_eq!(
@@ -322,10 +405,7 @@ mod tests {
     fn unprotected_and_oversized_values_are_refused() {
         // Legacy, signed without a chain id (pre-EIP-155): replayable anywhere.
         let unprotected = bytes("f85f80018252089470997970c51812dc3a010c7d01b50e0d17dc79c801801ca06397a8bdff366429cb4a8d8abf0be3a9e1d63b32efb6b8cb2756330b436cb3c7a047b4002d5d0527162b1a7ca77a2eae8c91854f98dad79bde66f06d8ba9dab9b6");
-        assert_eq!(
-            decode(&unprotected, CHAIN),
-            Err(EthTxError::NoChainId { expected: 1337 })
-        );
+        assert_eq!(decode(&unprotected, CHAIN), Err(EthTxError::NoChainId));
         // EIP-1559 sending 2^128: more than any 128-bit balance.
         let oversized = bytes("02f8758205398001028252089470997970c51812dc3a010c7d01b50e0d17dc79c891010000000000000000000000000000000080c001a05e3152f0b20e75b0ccaf18ff76c41f8c54540a43c4abcca4c09b8544fc7b2143a041e661350d85bb0ea1309f3061518d9ecd1f400510e04a4cc5a71b467a4788d6");
         assert_eq!(

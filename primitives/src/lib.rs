@@ -50,4 +50,4 @@ pub use shard::{ShardId, ShardLayout};
 pub use shard_map::ShardMap;
 pub use state::{Account, StateChange, StateKey, StateValue};
 pub use stream::{SequenceBreak, StreamCursors};
-pub use transaction::{Action, ChainId, SignedTransaction, Transaction};
+pub use transaction::{Action, ChainId, NativeTransaction, SignedTransaction, Terms, Transaction};

@@ -25,6 +25,13 @@ use std::fmt;
 )]
 pub struct ChainId(pub u64);
 
+impl ChainId {
+    /// The one chain id no chain may have: in a signed transaction's
+    /// encoding it marks an Ethereum transaction (see
+    /// [`SignedTransaction`]).
+    pub const RESERVED: ChainId = ChainId(u64::MAX);
+}
+
 impl fmt::Display for ChainId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -105,10 +112,10 @@ impl Action {
     }
 }
 
-/// The body of a transaction: everything the sender signs.
+/// The body of a native transaction: everything the sender signs.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct Transaction {
-    /// The chain this transaction is for.
+    /// The chain this transaction is for (never [`ChainId::RESERVED`]).
     pub chain_id: ChainId,
     /// The sender's public key; the sender's address derives from it.
     pub sender: PublicKey,
@@ -122,20 +129,15 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// The most this transaction can take from its sender's balance: the
-    /// action's value plus the fee, or plus the gas it buys for a contract
-    /// action (saturating; such a balance cannot exist, so the check it
-    /// feeds fails as it should).
-    pub fn max_cost(&self) -> u128 {
-        self.action.value().saturating_add(self.max_fee())
-    }
-
-    /// The most the transaction pays for running: its fee, or for a
-    /// contract action its gas limit times its price (saturating).
-    pub fn max_fee(&self) -> u128 {
-        match self.action.gas_limit() {
-            None => self.fee,
-            Some(gas) => self.fee.saturating_mul(u128::from(gas)),
+    /// What the transaction asks of the chain.
+    pub fn terms(&self) -> Terms {
+        Terms {
+            chain_id: self.chain_id,
+            nonce: self.nonce,
+            fee: self.fee,
+            priority_fee: None,
+            action: self.action.clone(),
+            access_list: Vec::new(),
         }
     }
 
@@ -146,25 +148,79 @@ impl Transaction {
     }
 
     /// Signs the body with `key` (which should be the sender's key).
-    pub fn sign(self, key: &KeyPair) -> SignedTransaction {
+    pub fn sign(self, key: &KeyPair) -> NativeTransaction {
         let signature = key.sign(self.hash().as_bytes());
-        SignedTransaction {
+        NativeTransaction {
             tx: self,
             signature,
         }
     }
 }
 
-/// A transaction body with the sender's signature over its hash.
+/// What a signed transaction asks of the chain, whatever its kind: the
+/// terms execution, the mempool and admission apply. A native
+/// transaction's are its body's; an Ethereum transaction's are mapped from
+/// its fields (see [`crate::ethereum::EthTransaction::terms`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Terms {
+    /// The chain it is for.
+    pub chain_id: ChainId,
+    /// The sender's nonce it uses.
+    pub nonce: u64,
+    /// A transfer's flat fee; a contract action's price per gas (an
+    /// EIP-1559 transaction: its maximum fee per gas).
+    pub fee: u128,
+    /// An EIP-1559 transaction's maximum priority fee per gas: it then
+    /// pays the base fee plus this, at most `fee` ([`Terms::price`]).
+    pub priority_fee: Option<u128>,
+    /// What it does.
+    pub action: Action,
+    /// The accounts and slots it declares warm (EIP-2930; empty for a
+    /// native transaction).
+    pub access_list: Vec<(Address, Vec<[u8; 32]>)>,
+}
+
+impl Terms {
+    /// The most this transaction can take from its sender's balance: the
+    /// action's value plus the fee, or plus the gas it buys at its highest
+    /// price for a contract action (saturating; such a balance cannot
+    /// exist, so the check it feeds fails as it should).
+    pub fn max_cost(&self) -> u128 {
+        self.action.value().saturating_add(self.max_fee())
+    }
+
+    /// The most the transaction pays for running: its fee, or for a
+    /// contract action its gas limit times its highest price (saturating).
+    pub fn max_fee(&self) -> u128 {
+        match self.action.gas_limit() {
+            None => self.fee,
+            Some(gas) => self.fee.saturating_mul(u128::from(gas)),
+        }
+    }
+
+    /// The price per gas a contract action pays under `base_fee`: its
+    /// `fee`, or for an EIP-1559 transaction the base fee plus its
+    /// priority fee, at most its maximum fee (Ethereum's effective gas
+    /// price).
+    pub fn price(&self, base_fee: u64) -> u128 {
+        match self.priority_fee {
+            None => self.fee,
+            Some(priority) => self.fee.min(u128::from(base_fee).saturating_add(priority)),
+        }
+    }
+}
+
+/// A native transaction: a body with the sender's ed25519 signature over
+/// its hash.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
-pub struct SignedTransaction {
+pub struct NativeTransaction {
     /// The signed body.
     pub tx: Transaction,
     /// ed25519 signature over [`Transaction::hash`].
     pub signature: Signature,
 }
 
-impl SignedTransaction {
+impl NativeTransaction {
     /// The transaction hash (the hash of the body).
     pub fn hash(&self) -> Hash {
         self.tx.hash()
@@ -182,6 +238,67 @@ impl SignedTransaction {
             .verify(self.hash().as_bytes(), &self.signature)
     }
 
+    /// The canonical encoding (the same bytes as the
+    /// [`SignedTransaction`] that holds it).
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+}
+
+/// A signed transaction of either kind: what blocks, the mempool, gossip
+/// and clients carry.
+///
+/// The encoding keeps a native transaction's bytes exactly as they were
+/// before the Ethereum kind existed (its body, then its signature), as
+/// EIP-2718 kept legacy Ethereum transactions: a native body begins with
+/// its chain id, and the one chain id no chain may have,
+/// [`ChainId::RESERVED`], marks an Ethereum transaction instead, followed
+/// by its raw EIP-2718 bytes (a borsh byte vector).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum SignedTransaction {
+    /// Signed with ed25519 by an atoll key.
+    Native(NativeTransaction),
+    /// The raw EIP-2718 bytes of an Ethereum transaction (legacy with
+    /// EIP-155, EIP-2930 or EIP-1559), signed with secp256k1; decoded by
+    /// [`crate::ethereum::recover`].
+    Ethereum(Vec<u8>),
+}
+
+impl From<NativeTransaction> for SignedTransaction {
+    fn from(native: NativeTransaction) -> SignedTransaction {
+        SignedTransaction::Native(native)
+    }
+}
+
+impl SignedTransaction {
+    /// The transaction hash: a native body's hash, or keccak-256 of an
+    /// Ethereum transaction's raw bytes (the hash Ethereum tools show).
+    pub fn hash(&self) -> Hash {
+        match self {
+            SignedTransaction::Native(native) => native.hash(),
+            SignedTransaction::Ethereum(raw) => Hash(alloy_primitives::keccak256(raw).0),
+        }
+    }
+
+    /// The native transaction, if it is one.
+    pub fn native(&self) -> Option<&NativeTransaction> {
+        match self {
+            SignedTransaction::Native(native) => Some(native),
+            SignedTransaction::Ethereum(_) => None,
+        }
+    }
+
+    /// Checks the signature: ed25519 against a native sender's key, or
+    /// that an Ethereum transaction decodes and a sender is recovered.
+    pub fn verify(&self) -> Result<(), CryptoError> {
+        match self {
+            SignedTransaction::Native(native) => native.verify(),
+            SignedTransaction::Ethereum(raw) => crate::ethereum::recover(raw)
+                .map(|_| ())
+                .map_err(|_| CryptoError::BadSignature),
+        }
+    }
+
     /// Decodes a signed transaction from untrusted bytes.
     pub fn decode(bytes: &[u8]) -> Result<SignedTransaction, DecodeError> {
         codec::decode("signed transaction", bytes, MAX_TRANSACTION_BYTES)
@@ -193,11 +310,46 @@ impl SignedTransaction {
     }
 }
 
+impl BorshSerialize for SignedTransaction {
+    fn serialize<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        match self {
+            SignedTransaction::Native(native) => BorshSerialize::serialize(native, writer),
+            SignedTransaction::Ethereum(raw) => {
+                BorshSerialize::serialize(&ChainId::RESERVED, writer)?;
+                BorshSerialize::serialize(raw, writer)
+            }
+        }
+    }
+}
+
+impl BorshDeserialize for SignedTransaction {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
+        let chain_id = ChainId::deserialize_reader(reader)?;
+        if chain_id == ChainId::RESERVED {
+            return Ok(SignedTransaction::Ethereum(Vec::deserialize_reader(
+                reader,
+            )?));
+        }
+        let tx = Transaction {
+            chain_id,
+            sender: PublicKey::deserialize_reader(reader)?,
+            nonce: u64::deserialize_reader(reader)?,
+            fee: u128::deserialize_reader(reader)?,
+            action: Action::deserialize_reader(reader)?,
+        };
+        let signature = Signature::deserialize_reader(reader)?;
+        Ok(SignedTransaction::Native(NativeTransaction {
+            tx,
+            signature,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample() -> SignedTransaction {
+    fn sample() -> NativeTransaction {
         let key = KeyPair::from_seed([5; 32]);
         Transaction {
             chain_id: ChainId(1),
@@ -235,9 +387,13 @@ mod tests {
         };
         assert_eq!(tx.action.value(), amount);
         assert_eq!(tx.action.recipient(), Some(&to));
-        assert_eq!(tx.max_cost(), amount + tx.fee);
+        assert_eq!(tx.terms().max_cost(), amount + tx.fee);
         tx.fee = u128::MAX;
-        assert_eq!(tx.max_cost(), u128::MAX, "saturates instead of overflowing");
+        assert_eq!(
+            tx.terms().max_cost(),
+            u128::MAX,
+            "saturates instead of overflowing"
+        );
     }
 
     #[test]
@@ -262,10 +418,11 @@ mod tests {
             input: vec![1, 2],
             gas_limit: 100,
         };
-        assert_eq!(tx.max_fee(), 200);
-        assert_eq!(tx.max_cost(), 205);
+        assert_eq!(tx.terms().max_fee(), 200);
+        assert_eq!(tx.terms().max_cost(), 205);
+        assert_eq!(tx.terms().price(1), 2, "a native price is its fee");
         tx.fee = u128::MAX;
-        assert_eq!(tx.max_cost(), u128::MAX);
+        assert_eq!(tx.terms().max_cost(), u128::MAX);
         tx.action = Action::Create {
             value: 0,
             init_code: vec![],
@@ -278,10 +435,58 @@ mod tests {
 
     #[test]
     fn decode_round_trip_and_trailing_bytes() {
-        let tx = sample();
+        let tx = SignedTransaction::from(sample());
         let mut bytes = tx.encode();
         assert_eq!(SignedTransaction::decode(&bytes), Ok(tx));
         bytes.push(0);
         assert!(SignedTransaction::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn a_native_encoding_is_its_body_then_its_signature() {
+        // As before the Ethereum kind existed: no tag in front.
+        let native = sample();
+        let signed = SignedTransaction::from(native.clone());
+        assert_eq!(signed.encode(), codec::encode(&native));
+        assert_eq!(signed.hash(), native.tx.hash());
+    }
+
+    #[test]
+    fn an_ethereum_transaction_follows_the_reserved_chain_id() {
+        let raw = hex::decode(crate::ethereum::samples::EIP1559.0).expect("hex");
+        let signed = SignedTransaction::Ethereum(raw.clone());
+        let bytes = signed.encode();
+        assert_eq!(bytes[..8], u64::MAX.to_le_bytes());
+        assert_eq!(bytes[8..12], (raw.len() as u32).to_le_bytes());
+        assert_eq!(bytes[12..], raw[..]);
+        assert_eq!(SignedTransaction::decode(&bytes), Ok(signed.clone()));
+        assert_eq!(
+            hex::encode(signed.hash().0),
+            crate::ethereum::samples::EIP1559.1,
+            "keccak-256 of the raw bytes"
+        );
+        assert_eq!(signed.verify(), Ok(()));
+        // Any signature recovers some sender; bytes that do not decode
+        // have none.
+        let cut = raw[..raw.len() - 1].to_vec();
+        assert_eq!(
+            SignedTransaction::Ethereum(cut).verify(),
+            Err(CryptoError::BadSignature)
+        );
+        // A length past the bytes is refused, not allocated.
+        let mut short = u64::MAX.to_le_bytes().to_vec();
+        short.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(SignedTransaction::decode(&short).is_err());
+    }
+
+    #[test]
+    fn an_eip1559_price_is_the_base_fee_plus_the_tip_at_most_the_cap() {
+        let mut terms = sample().tx.terms();
+        terms.fee = 10;
+        terms.priority_fee = Some(2);
+        assert_eq!(terms.price(3), 5);
+        assert_eq!(terms.price(9), 10, "capped by the maximum fee");
+        terms.priority_fee = Some(u128::MAX);
+        assert_eq!(terms.price(3), 10);
     }
 }

@@ -8,11 +8,11 @@ use crate::execution::{BlockContext, BlockOutput, ExecutionStats, Executor, Prep
 use crate::inbox::Inbox;
 use crate::opening;
 use crate::seal::{genesis_block, seal_block, Inbound};
-use crate::signatures::{find_bad_signatures, VerifiedTx};
+use crate::signatures::{find_bad_signatures, prepare_all, VerifiedTx};
 use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
 use atoll_primitives::{
     GasRules, ProvenReceipt, ShardBlock, ShardBlockHeader, ShardId, ShardLayout, ShardMap,
-    StateChange, StateKey, StateValue,
+    SignedTransaction, StateChange, StateKey, StateValue,
 };
 use atoll_storage::{BlockCommit, ShardStore, SnapshotInstall, StoreIdentity};
 use std::collections::{BTreeMap, HashSet};
@@ -200,7 +200,7 @@ impl ShardChain {
     fn within_gas_limit(&self, txs: Vec<PreparedTx>) -> Vec<PreparedTx> {
         let mut left = self.gas.block_gas_limit;
         txs.into_iter()
-            .filter(|tx| match tx.signed.tx.action.gas_limit() {
+            .filter(|tx| match tx.terms.action.gas_limit() {
                 None => true,
                 Some(gas) if gas <= left => {
                     left -= gas;
@@ -300,12 +300,13 @@ impl ShardChain {
 
     /// Executes a block whose contents consensus fixed: `incoming` receipts
     /// (checked as in [`ShardChain::produce_block_with_receipts`]), then
-    /// `txs` without repeats, transactions already in the chain, and those
-    /// with a bad signature or another chain's id. Every validator that
-    /// runs it on the same head gets the same block.
+    /// `txs` without Ethereum transactions from which no sender is
+    /// recovered, then without those of another chain's id, repeats,
+    /// transactions already in the chain, and those with a bad signature.
+    /// Every validator that runs it on the same head gets the same block.
     pub fn execute_agreed_block(
         &mut self,
-        txs: Vec<PreparedTx>,
+        txs: Vec<SignedTransaction>,
         incoming: Vec<ProvenReceipt>,
         final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
         timestamp_ms: u64,
@@ -313,9 +314,10 @@ impl ShardChain {
         self.check_incoming(&incoming, final_header)?;
         let offered = txs.len();
         let chain_id = self.head.chain_id;
-        let txs = txs
+        let txs = prepare_all(txs, self.executor.pool())
             .into_iter()
-            .filter(|tx| wrong_chain(&tx.signed.tx, chain_id).is_none())
+            .filter_map(Result::ok)
+            .filter(|tx| wrong_chain(tx.terms.chain_id, chain_id).is_none())
             .collect();
         let kept = self.drop_known(txs)?;
         let kept = self.drop_bad_signatures(kept);

@@ -25,6 +25,7 @@
 //! pool holds only [`VerifiedTx`], so a block built from it is not checked
 //! again.
 
+use crate::execution::PreparedTx;
 use crate::signatures::VerifiedTx;
 use atoll_primitives::{Address, Hash};
 use std::cmp::Reverse;
@@ -120,7 +121,7 @@ struct Pending {
 
 impl Pending {
     fn fee(&self) -> u128 {
-        self.tx.signed.tx.fee
+        self.tx.terms.fee
     }
 }
 
@@ -250,8 +251,8 @@ impl Mempool {
     /// account's current nonce. Returns the hashes it displaced (a replaced
     /// transaction or evicted ones); on error nothing changes.
     pub fn admit(&mut self, tx: VerifiedTx, account_nonce: u64) -> Result<Vec<Hash>, AdmitError> {
-        let nonce = tx.signed.tx.nonce;
-        let fee = tx.signed.tx.fee;
+        let nonce = tx.terms.nonce;
+        let fee = tx.terms.fee;
         if self.by_hash.contains_key(&tx.hash) {
             return Err(AdmitError::Duplicate(tx.hash));
         }
@@ -399,7 +400,7 @@ impl Mempool {
 
     fn insert(&mut self, tx: VerifiedTx, size: usize) {
         let sender = tx.sender;
-        let nonce = tx.signed.tx.nonce;
+        let nonce = tx.terms.nonce;
         self.arrivals += 1;
         self.by_hash.insert(tx.hash, (sender, nonce));
         self.bytes += size;
@@ -491,7 +492,7 @@ impl Mempool {
             if bytes + pending.size > max_bytes {
                 break;
             }
-            let gas = pending.tx.tx().signed.tx.action.gas_limit().unwrap_or(0);
+            let gas = pending.tx.tx().terms.action.gas_limit().unwrap_or(0);
             if gas > gas_left {
                 continue;
             }
@@ -506,6 +507,15 @@ impl Mempool {
             }
         }
         out
+    }
+
+    /// The transaction `hash`, if held.
+    pub fn get(&self, hash: &Hash) -> Option<&PreparedTx> {
+        let (sender, nonce) = self.by_hash.get(hash)?;
+        self.by_sender
+            .get(sender)?
+            .get(nonce)
+            .map(|pending| pending.tx.tx())
     }
 
     /// Removes the transaction `hash` (once it is in a block), if held.

@@ -1,5 +1,6 @@
 //! The signature stage: ed25519 batch verification spread over threads, run
-//! before execution.
+//! before execution, and the recovery of Ethereum transactions' senders
+//! ([`prepare_all`]).
 //!
 //! A block is cut into batches of [`BATCH_SIZE`] transactions in block order;
 //! the cut never depends on the thread count, so every validator checks the
@@ -23,6 +24,8 @@
 //! cofactored rule (ZIP-215), under which batch and single verdicts agree.
 
 use crate::execution::PreparedTx;
+use atoll_primitives::ethereum::EthTxError;
+use atoll_primitives::SignedTransaction;
 use ed25519_dalek::VerifyingKey;
 use rayon::prelude::*;
 
@@ -66,6 +69,22 @@ pub fn verify_all(txs: Vec<PreparedTx>, pool: &rayon::ThreadPool) -> Vec<Option<
         .collect()
 }
 
+/// Prepares `txs` on the threads of `pool` ([`PreparedTx::prepare`]): an
+/// Ethereum transaction's sender is recovered here, its signature check,
+/// so it costs the signature stage's threads and not the caller's. Each
+/// comes back in order, prepared or refused.
+pub fn prepare_all(
+    txs: Vec<SignedTransaction>,
+    pool: &rayon::ThreadPool,
+) -> Vec<Result<PreparedTx, EthTxError>> {
+    pool.install(|| {
+        txs.into_par_iter()
+            .with_min_len(64)
+            .map(PreparedTx::prepare)
+            .collect()
+    })
+}
+
 /// Transactions per batch: large enough to amortise the multi-scalar
 /// multiplication, small enough to spread a block over many threads.
 pub const BATCH_SIZE: usize = 256;
@@ -96,11 +115,15 @@ pub fn find_bad_signatures_one_by_one(txs: &[PreparedTx]) -> Vec<usize> {
 }
 
 fn verify_single(tx: &PreparedTx) -> bool {
-    tx.signed
-        .tx
-        .sender
-        .verify(tx.hash.as_bytes(), &tx.signed.signature)
-        .is_ok()
+    match &tx.signed {
+        SignedTransaction::Native(native) => native
+            .tx
+            .sender
+            .verify(tx.hash.as_bytes(), &native.signature)
+            .is_ok(),
+        // Its sender was recovered when it was prepared: that is its check.
+        SignedTransaction::Ethereum(_) => true,
+    }
 }
 
 /// Checks `batch` (whose first element is at `offset` in the block) and pushes
@@ -150,7 +173,10 @@ fn check_batch(batch: &[PreparedTx], offset: usize, bad: &mut Vec<usize>) {
     let mut keys = Vec::with_capacity(batch.len());
     let mut members = Vec::with_capacity(batch.len());
     for (i, tx) in batch.iter().enumerate() {
-        match KEYS.get(&tx.signed.tx.sender.0) {
+        let SignedTransaction::Native(native) = &tx.signed else {
+            continue; // Checked when it was prepared.
+        };
+        match KEYS.get(&native.tx.sender.0) {
             Some(key) => {
                 keys.push(key);
                 members.push(i);
@@ -187,7 +213,10 @@ fn bisect(
                 .collect();
             let signatures: Vec<ed25519_dalek::Signature> = members
                 .iter()
-                .map(|&i| batch[i].signed.signature.to_dalek())
+                .map(|&i| match &batch[i].signed {
+                    SignedTransaction::Native(native) => native.signature.to_dalek(),
+                    SignedTransaction::Ethereum(_) => unreachable!("only native members"),
+                })
                 .collect();
             if ed25519_dalek::verify_batch(&messages, &signatures, keys).is_ok() {
                 return;

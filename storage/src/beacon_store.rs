@@ -34,9 +34,12 @@ const META_SCHEDULE: &[u8] = b"beacon_schedule";
 const META_RECORDED: &[u8] = b"beacon_recorded";
 
 /// `meta` key of the newest beacon height whose recorded headers are
-/// indexed by (shard, height) (a borsh `u64`); absent in stores written
-/// before the index existed, which [`BeaconStore::index_headers`] fills.
-const META_INDEXED: &[u8] = b"beacon_indexed";
+/// indexed by (shard, height), with the beacon height that recorded each
+/// and the block's height by its hash (a borsh `u64`); absent in stores
+/// written before the index was complete, which
+/// [`BeaconStore::index_headers`] fills (the key of the first index,
+/// `beacon_indexed`, lacked the last two).
+const META_INDEXED: &[u8] = b"beacon_indexed_2";
 
 /// Largest encoded list of recorded heights accepted (one per shard).
 const MAX_RECORDED_BYTES: usize = 4 + 10 * 4096;
@@ -118,28 +121,64 @@ impl BeaconStore {
             .unwrap_or(0))
     }
 
-    /// Indexes the `headers` that beacon block `height` recorded (for a
-    /// store written before the index: [`BeaconStore::append`] indexes
-    /// every new block itself). Not synced: the index and its height are
-    /// written together, so one lost in a crash is simply indexed again.
+    /// Indexes beacon block `height` (whose hash is `hash`) and the
+    /// `headers` it recorded (for a store written before the index:
+    /// [`BeaconStore::append`] indexes every new block itself). Not
+    /// synced: the index and its height are written together, so one lost
+    /// in a crash is simply indexed again.
     pub fn index_headers(
         &self,
         height: u64,
+        hash: &Hash,
         headers: &[ShardBlockHeader],
     ) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        self.put_headers(&mut batch, height, headers);
+        self.put_headers(&mut batch, height, hash, headers);
         self.inner.db.write(batch)?;
         Ok(())
     }
 
-    fn put_headers(&self, batch: &mut WriteBatch, height: u64, headers: &[ShardBlockHeader]) {
+    /// The height of the beacon block that recorded `shard`'s block at
+    /// `height` (None: not recorded yet, or below the history this store
+    /// holds).
+    pub fn recorded_in(&self, shard: ShardId, height: u64) -> Result<Option<u64>, StorageError> {
+        self.inner.get(
+            cf::HEADERS,
+            "recording beacon height",
+            &keys::recorded_in(shard, height),
+            16,
+        )
+    }
+
+    /// The height of the beacon block whose hash is `hash`.
+    pub fn height_of(&self, hash: &Hash) -> Result<Option<u64>, StorageError> {
+        self.inner.get(
+            cf::HEADERS,
+            "beacon height by hash",
+            &keys::height_by_hash(hash),
+            16,
+        )
+    }
+
+    fn put_headers(
+        &self,
+        batch: &mut WriteBatch,
+        height: u64,
+        hash: &Hash,
+        headers: &[ShardBlockHeader],
+    ) {
         let family = self.inner.cf(cf::HEADERS);
+        batch.put_cf(family, keys::height_by_hash(hash), codec::encode(&height));
         for header in headers {
             batch.put_cf(
                 family,
                 keys::recorded_header(header.shard, header.height),
                 codec::encode(header),
+            );
+            batch.put_cf(
+                family,
+                keys::recorded_in(header.shard, header.height),
+                codec::encode(&height),
             );
         }
         batch.put_cf(
@@ -149,13 +188,15 @@ impl BeaconStore {
         );
     }
 
-    /// Stores beacon block `height` (which must follow the head), the
-    /// shard `headers` it recorded, the shards' recorded heights after it,
+    /// Stores beacon block `height` (which must follow the head; its hash
+    /// is `hash`), the shard `headers` it recorded, the shards' recorded heights after it,
     /// the schedule and, with several validators, the consensus block
     /// whose payload it executed, in one synced write.
+    #[allow(clippy::too_many_arguments)]
     pub fn append(
         &self,
         height: u64,
+        hash: &Hash,
         block: &[u8],
         headers: &[ShardBlockHeader],
         recorded: &[(ShardId, u64)],
@@ -177,7 +218,7 @@ impl BeaconStore {
         let meta = self.inner.cf(cf::META);
         let mut batch = WriteBatch::default();
         batch.put_cf(self.inner.cf(cf::BLOCKS), height.to_be_bytes(), block);
-        self.put_headers(&mut batch, height, headers);
+        self.put_headers(&mut batch, height, hash, headers);
         batch.put_cf(meta, META_RECORDED, codec::encode(&recorded.to_vec()));
         batch.put_cf(meta, META_SCHEDULE, schedule);
         batch.put_cf(meta, META_BEACON_HEAD, codec::encode(&height));
@@ -245,10 +286,10 @@ mod tests {
         let store = BeaconStore::open(&dir.path().join("beacon"), ChainId(5)).expect("open");
         let first = [header(0, 1), header(1, 1)];
         store
-            .append(1, b"one", &first, &[], b"s", None)
+            .append(1, &Hash([1; 32]), b"one", &first, &[], b"s", None)
             .expect("append");
         store
-            .append(2, b"two", &[header(0, 2)], &[], b"s", None)
+            .append(2, &Hash([2; 32]), b"two", &[header(0, 2)], &[], b"s", None)
             .expect("append");
         assert_eq!(store.indexed_to().expect("read"), 2);
         assert_eq!(
@@ -260,13 +301,22 @@ mod tests {
             Some(header(0, 2))
         );
         assert_eq!(store.recorded_header(ShardId(1), 2).expect("read"), None);
+        // Which beacon block recorded each, and beacon heights by hash.
+        assert_eq!(store.recorded_in(ShardId(1), 1).expect("read"), Some(1));
+        assert_eq!(store.recorded_in(ShardId(0), 2).expect("read"), Some(2));
+        assert_eq!(store.recorded_in(ShardId(1), 2).expect("read"), None);
+        assert_eq!(store.height_of(&Hash([2; 32])).expect("read"), Some(2));
+        assert_eq!(store.height_of(&Hash([9; 32])).expect("read"), None);
         // A store from before the index is filled block by block.
-        store.index_headers(3, &[header(1, 2)]).expect("index");
+        store
+            .index_headers(3, &Hash([3; 32]), &[header(1, 2)])
+            .expect("index");
         assert_eq!(store.indexed_to().expect("read"), 3);
         assert_eq!(
             store.recorded_header(ShardId(1), 2).expect("read"),
             Some(header(1, 2))
         );
+        assert_eq!(store.recorded_in(ShardId(1), 2).expect("read"), Some(3));
     }
 
     #[test]
@@ -277,10 +327,18 @@ mod tests {
             let store = BeaconStore::open(&path, ChainId(5)).expect("open");
             assert_eq!(store.head().expect("head"), None);
             store
-                .append(1, b"one", &[], &[(ShardId(0), 3)], b"s1", None)
+                .append(
+                    1,
+                    &Hash([1; 32]),
+                    b"one",
+                    &[],
+                    &[(ShardId(0), 3)],
+                    b"s1",
+                    None,
+                )
                 .expect("first");
             assert!(matches!(
-                store.append(3, b"three", &[], &[], b"s1", None),
+                store.append(3, &Hash([3; 32]), b"three", &[], &[], b"s1", None),
                 Err(StorageError::UnexpectedHeight {
                     expected: 2,
                     found: 3

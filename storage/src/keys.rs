@@ -32,6 +32,9 @@ const HEIGHT_BY_HASH: u8 = 1;
 /// `headers` key prefix, in the beacon store, of a shard header the beacon
 /// recorded: the big-endian shard and height follow.
 const RECORDED_HEADER: u8 = 2;
+/// Beacon store `headers` key prefix: (shard, height) → the height of the
+/// beacon block that recorded that shard block.
+const RECORDED_IN: u8 = 3;
 
 /// `meta` key of the schema version (a borsh `u32`).
 pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -75,6 +78,14 @@ pub(crate) fn recorded_header(shard: ShardId, height: u64) -> [u8; 11] {
     key[0] = RECORDED_HEADER;
     key[1..3].copy_from_slice(&shard.0.to_be_bytes());
     key[3..].copy_from_slice(&height.to_be_bytes());
+    key
+}
+
+/// Beacon store `headers` key of the beacon height that recorded `shard`'s
+/// block at `height`.
+pub(crate) fn recorded_in(shard: ShardId, height: u64) -> [u8; 11] {
+    let mut key = recorded_header(shard, height);
+    key[0] = RECORDED_IN;
     key
 }
 

@@ -344,7 +344,7 @@ mod tests {
             },
             body: ShardBlockBody {
                 incoming: Vec::new(),
-                transactions: vec![tx],
+                transactions: vec![tx.into()],
             },
         };
         let err = store

@@ -151,7 +151,7 @@ async fn send(args: SendArgs, to: Option<Address>, input: Vec<u8>) -> anyhow::Re
         action,
     }
     .sign(&key);
-    let hash = submit(&client, &signed, !args.no_wait).await?;
+    let hash = submit(&client, &signed.into(), !args.no_wait).await?;
     println!("transaction {hash}");
     println!(
         "  from {} nonce {nonce} gas limit {gas_limit} at {} per gas",

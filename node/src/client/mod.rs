@@ -187,7 +187,7 @@ pub async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
         },
     };
     let signed = body.sign(&key);
-    let hash = submit(&client, &signed, args.wait).await?;
+    let hash = submit(&client, &signed.into(), args.wait).await?;
     println!("transaction {hash}");
     println!(
         "  from {} nonce {nonce} to {} amount {} fee {}",

@@ -111,6 +111,10 @@ pub struct LocalnetInit {
     /// Balance of each dev account.
     #[arg(long, default_value_t = 1_000_000_000_000_000_000_000)]
     dev_balance: u128,
+    /// Accounts of the standard test mnemonic ("test test … junk",
+    /// m/44'/60'/0'/0/i) to fund too, for Ethereum wallets and libraries.
+    #[arg(long, default_value_t = crate::eth_accounts::DEFAULT_ETH_DEV_ACCOUNTS)]
+    eth_dev_accounts: usize,
     /// Beacon blocks per epoch; shard committees change at each epoch.
     #[arg(long, default_value_t = atoll_config::genesis::DEFAULT_EPOCH_LENGTH)]
     epoch_length: u64,
@@ -188,6 +192,7 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             shards: args.shards,
             dev_accounts: args.dev_accounts,
             dev_balance: args.dev_balance,
+            eth_dev_accounts: args.eth_dev_accounts,
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], port(i, 0))),
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], port(i, 1)))),
             epoch_length: args.epoch_length,
@@ -223,6 +228,13 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
         "Start them all with `atoll localnet start --dir {}` (or each with `atoll run --home <home>`)",
         args.dir.display()
     );
+    if args.eth_dev_accounts > 0 {
+        let eth = crate::eth_accounts::derive(args.eth_dev_accounts)?;
+        println!(
+            "{}",
+            crate::eth_accounts::anvil_listing(&eth, args.dev_balance)
+        );
+    }
     if args.dev_accounts > 0 {
         let first = dev_key(DEV_SEED, 0);
         println!(

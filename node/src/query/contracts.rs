@@ -72,9 +72,20 @@ fn context(shard: &Shared, head: &HeadState<'_>) -> Result<BlockContext, QueryEr
 }
 
 impl NodeView {
-    /// Where a call to `to` (a creation, without `to`, from `from`) runs.
-    pub fn call_site(&self, from: &Address, to: Option<&Address>) -> Result<CallSite, QueryError> {
+    /// Where a call from `from` to `to` with `input` runs: on the shard
+    /// that holds `to`; a creation (no `to`) on `from`'s. A call without
+    /// input to an account of another shard runs on `from`'s shard, where
+    /// a transaction would send its value on by receipt.
+    pub fn call_site(
+        &self,
+        from: &Address,
+        to: Option<&Address>,
+        input: &[u8],
+    ) -> Result<CallSite, QueryError> {
         let id = match to {
+            Some(to) if input.is_empty() && self.holder_of(to) != self.shard_of(from) => {
+                self.shard_of(from)
+            }
             Some(to) => self.holder_of(to),
             None => self.shard_of(from),
         };

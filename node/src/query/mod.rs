@@ -1,6 +1,7 @@
 //! The node's read side: one typed view ([`NodeView`]) of every shard's
 //! heads and finality, accounts, blocks, transactions and their receipts,
-//! contract state and the node's status. The RPC calls it instead of
+//! contract state, the node's status, and the chain as Ethereum tools see
+//! it (`ethereum`: an Ethereum block is a beacon height). The RPC calls it instead of
 //! reaching into the service's shared state; anything else that answers
 //! questions about the chain would call it too.
 //!
@@ -17,6 +18,7 @@ mod accounts;
 mod blocks;
 mod contracts;
 mod error;
+mod ethereum;
 mod status;
 mod transactions;
 mod view;
@@ -25,6 +27,7 @@ pub use accounts::AccountAt;
 pub use blocks::BlockAt;
 pub use contracts::CallSite;
 pub use error::QueryError;
+pub use ethereum::{EthBlock, EthBlockTx, EthTxAt, ShownTx};
 pub use status::{BeaconSummary, ShardSummary};
 pub use transactions::{Included, ReceiptAt, ReceiptStage, TxAt};
 pub use view::{At, NodeView, SubmitError};

@@ -2,6 +2,7 @@
 //! the client's one write, submitting a transaction.
 
 use super::error::QueryError;
+use super::ethereum::EthBlockCache;
 use crate::metrics::Metrics;
 use crate::service::common::handoff::{Admission, Rejection};
 use crate::service::common::keeper::ScheduledMove;
@@ -33,6 +34,7 @@ pub enum At {
 pub struct NodeView {
     pub(super) shards: Vec<Arc<Shared>>,
     new_heads: broadcast::Sender<Arc<ShardBlockHeader>>,
+    pub(super) eth_blocks: Arc<EthBlockCache>,
 }
 
 impl NodeView {
@@ -43,12 +45,21 @@ impl NodeView {
         new_heads: broadcast::Sender<Arc<ShardBlockHeader>>,
     ) -> NodeView {
         assert!(!shards.is_empty(), "a node has at least one shard");
-        NodeView { shards, new_heads }
+        NodeView {
+            shards,
+            new_heads,
+            eth_blocks: Arc::default(),
+        }
     }
 
     /// Any shard's state, for what all shards share.
     pub(super) fn any(&self) -> &Shared {
         &self.shards[0]
+    }
+
+    /// How many shards the chain has.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 
     /// The chain id.

@@ -171,7 +171,7 @@ impl Contracts {
                 input.len()
             )));
         }
-        let site = self.node.call_site(&from, to.as_ref())?;
+        let site = self.node.call_site(&from, to.as_ref(), &input)?;
         let cap = MAX_TX_GAS.min(site.gas().block_gas_limit);
         let gas_limit = gas.unwrap_or(cap);
         if gas_limit > cap {

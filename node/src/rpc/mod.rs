@@ -5,8 +5,8 @@
 //! each method family in a file of its own: sending (`send`), tracing a
 //! transaction (`transactions`, with `outcomes`), state and block reads
 //! (`query`), contract reads (`contracts`), `status`, the operator's
-//! methods (`admin`) and `subscriptions`; and the Ethereum methods that
-//! read the chain (`eth`).
+//! methods (`admin`) and `subscriptions`; and the Ethereum methods
+//! (`eth`).
 
 mod admin;
 pub mod api;
@@ -68,6 +68,7 @@ pub async fn start(
     methods
         .merge(eth::EthApiServer::into_rpc(rpc))
         .map_err(|e| anyhow::anyhow!("the eth_ methods clash with the atoll_ ones: {e}"))?;
+    eth::unserved::register(&mut methods)?;
     let handle = server.start(methods);
     Ok((handle, addr))
 }

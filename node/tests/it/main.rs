@@ -7,6 +7,7 @@ mod cli;
 mod committees;
 mod contracts;
 mod crash;
+mod ethereum;
 mod faults;
 mod harness;
 mod moves;

@@ -115,7 +115,7 @@ pub const MAX_INIT_CODE_BYTES: usize = 2 * 24_576;
 /// limit above the block's or below the transaction's least intrinsic
 /// cost, creation code above [`MAX_INIT_CODE_BYTES`]. `None` for a
 /// transfer, or a contract action that may run.
-pub fn invalid_reason(tx: &atoll_primitives::Transaction, gas: &GasRules) -> Option<String> {
+pub fn invalid_reason(tx: &atoll_primitives::Terms, gas: &GasRules) -> Option<String> {
     let (gas_limit, data, create) = match &tx.action {
         Action::Transfer { .. } => return None,
         Action::Create {
@@ -148,8 +148,11 @@ pub fn invalid_reason(tx: &atoll_primitives::Transaction, gas: &GasRules) -> Opt
     // A lower bound of the intrinsic cost (the EVM charges more for
     // creation code words and may apply the calldata floor).
     let zeros = data.iter().filter(|b| **b == 0).count() as u64;
-    let least =
-        21_000 + if create { 32_000 } else { 0 } + 4 * zeros + 16 * (data.len() as u64 - zeros);
+    let least = 21_000
+        + if create { 32_000 } else { 0 }
+        + 4 * zeros
+        + 16 * (data.len() as u64 - zeros)
+        + access_list_gas(&tx.access_list);
     (gas_limit < least).then(|| {
         format!(
             "gas limit {gas_limit} is below the transaction's intrinsic cost of at least {least}"
@@ -165,7 +168,7 @@ pub(super) fn contract_action<R: TxReader>(
     checked: Checked,
     reader: &mut R,
 ) -> Result<TxEffect, R::Stop> {
-    let body = &tx.signed.tx;
+    let body = &tx.terms;
     let (kind, value, input, gas_limit) = match &body.action {
         Action::Create {
             value,
@@ -180,18 +183,28 @@ pub(super) fn contract_action<R: TxReader>(
         } => (TxKind::Call(evm_address(to)), *value, input, *gas_limit),
         Action::Transfer { .. } => unreachable!("transfers run in native::transfer"),
     };
-    let price = body.fee;
+    let price = body.price(ctx.gas.base_fee);
     if let Some(reason) = invalid_reason(body, &ctx.gas) {
         return Ok(invalid(reason));
     }
+    // As on Ethereum, the sender must afford the value and the gas limit
+    // at the highest price it offered; it buys the gas at the price it pays.
     let balance = checked.sender.balance;
-    let max_fee = body.max_fee();
-    let Some(after_gas) = balance.checked_sub(max_fee).filter(|after| *after >= value) else {
+    let bought = price.checked_mul(u128::from(gas_limit));
+    let (true, Some(bought)) = (balance >= body.max_cost(), bought) else {
         return Ok(TxEffect::failed(TxFailure::CannotPayFee {
             balance,
             fee: body.max_cost(),
         }));
     };
+    let after_gas = balance - bought;
+    if let (Action::Call { to, .. }, true) = (&body.action, input.is_empty()) {
+        if let Some(shard) = super::native::lives_elsewhere(ctx, reader, to)? {
+            return Ok(value_to_other_shard(
+                tx, checked, after_gas, price, *to, value, shard,
+            ));
+        }
+    }
     let shown = Account {
         balance: after_gas,
         nonce: checked.sender.nonce,
@@ -205,6 +218,10 @@ pub(super) fn contract_action<R: TxReader>(
         data: Bytes::copy_from_slice(input),
         nonce: checked.sender.nonce,
         chain_id: Some(ctx.chain_id.0),
+        access_list: access_list(&body.access_list),
+        // revm warms an access list only for a typed transaction; the price
+        // is `gas_price` either way.
+        tx_type: if body.access_list.is_empty() { 0 } else { 1 },
         ..TxEnv::default()
     };
     let mut db = StateDb::new(ctx, reader, tx.sender, shown);
@@ -222,6 +239,75 @@ pub(super) fn contract_action<R: TxReader>(
         nonce: checked.next_nonce,
     };
     Ok(db.finish(ran, gas_used, burnt, refund, failed_sender))
+}
+
+/// The gas a call without input uses when it only moves value: Ethereum's
+/// cost of a plain transfer.
+pub const VALUE_CALL_GAS: u64 = 21_000;
+
+/// A call without input to an account on another shard: like a native
+/// transfer there, its value travels in a credit receipt; it uses
+/// [`VALUE_CALL_GAS`] plus its access list's gas (no code runs here, and
+/// the account there has none to run).
+fn value_to_other_shard(
+    tx: &PreparedTx,
+    checked: Checked,
+    after_gas: u128,
+    price: u128,
+    to: Address,
+    value: u128,
+    shard: ShardId,
+) -> TxEffect {
+    let gas_limit = tx.terms.action.gas_limit().unwrap_or(0);
+    // Within the limit: `invalid_reason` checked it covers this.
+    let gas_used = VALUE_CALL_GAS + access_list_gas(&tx.terms.access_list);
+    let refund = price * u128::from(gas_limit - gas_used);
+    let sender = Account {
+        // The up-front check covered the value and the whole gas limit.
+        balance: after_gas + refund - value,
+        nonce: checked.next_nonce,
+    };
+    let mut effect = TxEffect {
+        outcome: TxOutcome::Contract(ContractOutcome {
+            status: ContractStatus::Success,
+            gas_used,
+            logs: Vec::new(),
+            output: Vec::new(),
+            created: None,
+        }),
+        writes: WriteSet::new(),
+        receipts: Emitted::new(),
+        fee_burnt: price * u128::from(gas_used),
+    };
+    effect
+        .writes
+        .push(set(StateKey::Account(tx.sender), sender));
+    effect
+        .receipts
+        .push((shard, ReceiptAction::Transfer { to, amount: value }));
+    effect
+}
+
+/// The intrinsic gas of an access list (EIP-2930: 2,400 per address,
+/// 1,900 per slot).
+fn access_list_gas(list: &[(Address, Vec<[u8; 32]>)]) -> u64 {
+    list.iter()
+        .map(|(_, slots)| 2_400 + 1_900 * slots.len() as u64)
+        .sum()
+}
+
+/// An access list as revm takes it.
+fn access_list(list: &[(Address, Vec<[u8; 32]>)]) -> revm::context::transaction::AccessList {
+    revm::context::transaction::AccessList(
+        list.iter()
+            .map(
+                |(address, slots)| revm::context::transaction::AccessListItem {
+                    address: evm_address(address),
+                    storage_keys: slots.iter().map(|slot| B256::from(*slot)).collect(),
+                },
+            )
+            .collect(),
+    )
 }
 
 /// A read-only call or creation (`atoll_call`, gas estimates): run at a
@@ -249,6 +335,24 @@ pub fn call(
     request: &CallRequest,
 ) -> Result<Result<ContractOutcome, String>, crate::ShardError> {
     let mut reader = ViewReader(state);
+    if let (Some(to), true) = (request.to, request.input.is_empty()) {
+        if super::native::lives_elsewhere(ctx, &mut reader, &to)?.is_some() {
+            // As a transaction would: the value travels in a receipt.
+            if request.gas_limit < VALUE_CALL_GAS {
+                return Ok(Err(format!(
+                    "gas limit {} is below the {VALUE_CALL_GAS} a value transfer uses",
+                    request.gas_limit
+                )));
+            }
+            return Ok(Ok(ContractOutcome {
+                status: ContractStatus::Success,
+                gas_used: VALUE_CALL_GAS,
+                logs: Vec::new(),
+                output: Vec::new(),
+                created: None,
+            }));
+        }
+    }
     let sender = reader.read_account(&StateKey::Account(request.from))?;
     let tx_env = TxEnv {
         caller: evm_address(&request.from),
@@ -346,7 +450,7 @@ pub(super) fn transfer_to_code<R: TxReader>(
         chain_id: Some(ctx.chain_id.0),
         ..TxEnv::default()
     };
-    let fee = tx.signed.tx.fee;
+    let fee = tx.terms.fee;
     let mut db = StateDb::new(ctx, reader, tx.sender, shown);
     let ran = match run(ctx, &mut db, tx_env) {
         Ok(ran) => ran,

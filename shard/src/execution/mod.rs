@@ -22,9 +22,10 @@ pub mod sequential;
 
 use crate::error::ShardError;
 use crate::state::StateView;
+use atoll_primitives::ethereum::{self, EthTransaction, EthTxError};
 use atoll_primitives::{
-    Address, ChainId, GasRules, Hash, Receipt, ShardId, ShardMap, SignedTransaction, StateChange,
-    TxOutcome,
+    Address, ChainId, GasRules, Hash, NativeTransaction, Receipt, ShardId, ShardMap,
+    SignedTransaction, StateChange, Terms, TxOutcome,
 };
 use rayon::slice::ParallelSliceMut;
 use std::collections::BTreeMap;
@@ -32,8 +33,15 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-/// A transaction with the values execution needs precomputed once: its hash
-/// and the sender's address (both cost a blake3 hash).
+/// A transaction with the values execution needs precomputed once: its
+/// hash, the sender's address and its terms.
+///
+/// A native transaction is prepared cheaply (a blake3 hash for each of
+/// the first two); its signature is checked later, in the signature stage.
+/// An Ethereum transaction is prepared by decoding it and recovering its
+/// sender from its signature, which is its signature check: a prepared
+/// Ethereum transaction has passed it ([`crate::signatures::prepare_all`]
+/// runs it on the shard's worker threads).
 #[derive(Clone, Debug)]
 pub struct PreparedTx {
     /// The signed transaction.
@@ -42,18 +50,57 @@ pub struct PreparedTx {
     pub hash: Hash,
     /// The sender's address.
     pub sender: Address,
+    /// What it asks of the chain.
+    pub terms: Terms,
 }
 
 impl PreparedTx {
-    /// Computes the hash and the sender address of `signed`.
-    pub fn new(signed: SignedTransaction) -> PreparedTx {
-        let hash = signed.hash();
-        let sender = signed.sender();
+    /// Computes the hash, sender address and terms of a native transaction.
+    pub fn new(native: NativeTransaction) -> PreparedTx {
+        let hash = native.hash();
+        let sender = native.sender();
+        let terms = native.tx.terms();
         PreparedTx {
-            signed,
+            signed: SignedTransaction::Native(native),
             hash,
             sender,
+            terms,
         }
+    }
+
+    /// Prepares a transaction of either kind; an Ethereum one is decoded
+    /// and its sender recovered (any chain id: execution checks it), or
+    /// refused.
+    pub fn prepare(signed: SignedTransaction) -> Result<PreparedTx, EthTxError> {
+        match signed {
+            SignedTransaction::Native(native) => Ok(PreparedTx::new(native)),
+            SignedTransaction::Ethereum(raw) => {
+                let decoded = ethereum::recover(&raw)?;
+                Ok(PreparedTx::ethereum(raw, &decoded))
+            }
+        }
+    }
+
+    /// An Ethereum transaction from its raw bytes and what
+    /// [`ethereum::recover`] (or [`ethereum::decode`]) made of them.
+    pub fn ethereum(raw: Vec<u8>, decoded: &EthTransaction) -> PreparedTx {
+        PreparedTx {
+            hash: decoded.hash,
+            sender: decoded.sender,
+            terms: decoded.terms(),
+            signed: SignedTransaction::Ethereum(raw),
+        }
+    }
+}
+
+/// The chain `signed` is for, if a block may carry it: a native body's
+/// chain id, or an Ethereum transaction's once it decodes and a sender is
+/// recovered (one that does not is dropped from an agreed block before
+/// anything else: [`crate::ShardChain::execute_agreed_block`]).
+pub fn agreed_chain(signed: &SignedTransaction) -> Option<ChainId> {
+    match signed {
+        SignedTransaction::Native(native) => Some(native.tx.chain_id),
+        SignedTransaction::Ethereum(raw) => ethereum::recover(raw).ok().map(|tx| tx.chain_id),
     }
 }
 
@@ -275,9 +322,7 @@ impl Executor {
         }
         // A contract action declares only its sender, so a block holding one
         // would leave the declared path at its first undeclared read.
-        let all_declare = txs
-            .iter()
-            .all(|tx| tx.signed.tx.action.gas_limit().is_none());
+        let all_declare = txs.iter().all(|tx| tx.terms.action.gas_limit().is_none());
         if self.use_declared_keys && all_declare {
             if let Some(result) = self.execute_declared(ctx, txs, state)? {
                 return Ok(result);

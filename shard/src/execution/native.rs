@@ -12,7 +12,28 @@
 
 use super::rules::{placement, set, Checked, Emitted, TxEffect, TxReader, WriteSet};
 use super::{evm, BlockContext, PreparedTx};
-use atoll_primitives::{Account, Address, ReceiptAction, StateKey, TxFailure, TxOutcome};
+use atoll_primitives::{Account, Address, ReceiptAction, ShardId, StateKey, TxFailure, TxOutcome};
+
+/// The shard that value sent to `to` must travel to, when `to` does not
+/// live here, by the rules a transfer follows (below); `None`: it lives
+/// here. A call without input follows them too
+/// ([`super::evm::contract_action`]).
+pub(super) fn lives_elsewhere<R: TxReader>(
+    ctx: &BlockContext,
+    reader: &mut R,
+    to: &Address,
+) -> Result<Option<ShardId>, R::Stop> {
+    let home = ctx.map.shard_of(to);
+    if home != ctx.shard {
+        return Ok((placement(reader, to)? != Some(ctx.shard)).then_some(home));
+    }
+    if reader.read(&StateKey::CodeHash(*to))?.is_some()
+        || reader.read_account(&StateKey::Account(*to))? != Account::default()
+    {
+        return Ok(None);
+    }
+    Ok(placement(reader, to)?.filter(|holder| *holder != ctx.shard))
+}
 
 /// Executes a transfer of `amount` to `to` by a sender that passed the
 /// common checks.
@@ -24,7 +45,7 @@ pub(super) fn transfer<R: TxReader>(
     amount: u128,
     reader: &mut R,
 ) -> Result<TxEffect, R::Stop> {
-    let fee = tx.signed.tx.fee;
+    let fee = tx.terms.fee;
     let sender = checked.sender;
     let Some(after_fee) = sender.balance.checked_sub(fee) else {
         return Ok(TxEffect::failed(TxFailure::CannotPayFee {

@@ -13,7 +13,7 @@ use super::{evm, native, BlockContext, PreparedTx};
 use crate::state::account_in;
 use atoll_primitives::{
     Account, Action, Address, ChainId, ReceiptAction, ShardId, StateChange, StateKey, StateValue,
-    Transaction, TxFailure, TxOutcome,
+    TxFailure, TxOutcome,
 };
 use smallvec::SmallVec;
 
@@ -71,7 +71,7 @@ impl TxEffect {
 pub(crate) fn declared_keys(ctx: &BlockContext, tx: &PreparedTx) -> SmallVec<[StateKey; 3]> {
     let mut keys = SmallVec::new();
     keys.push(StateKey::Account(tx.sender));
-    match &tx.signed.tx.action {
+    match &tx.terms.action {
         Action::Transfer { to, .. } => {
             if *to != tx.sender && ctx.map.shard_of(to) == ctx.shard {
                 keys.push(StateKey::Account(*to));
@@ -114,7 +114,7 @@ pub(crate) fn execute_transaction<R: TxReader>(
         Ok(checked) => checked,
         Err(failure) => return Ok(TxEffect::failed(failure)),
     };
-    match &tx.signed.tx.action {
+    match &tx.terms.action {
         Action::Transfer { to, amount } => native::transfer(ctx, tx, checked, *to, *amount, reader),
         Action::Create { .. } | Action::Call { .. } => {
             evm::contract_action(ctx, tx, checked, reader)
@@ -126,10 +126,10 @@ pub(crate) fn execute_transaction<R: TxReader>(
 /// RPC, a block's transactions before execution, the checks of a state
 /// snapshot's history and execution itself): a transaction signed for
 /// another chain is never part of this one. `Some` is the failure.
-pub fn wrong_chain(tx: &Transaction, chain_id: ChainId) -> Option<TxFailure> {
-    (tx.chain_id != chain_id).then_some(TxFailure::WrongChainId {
+pub fn wrong_chain(got: ChainId, chain_id: ChainId) -> Option<TxFailure> {
+    (got != chain_id).then_some(TxFailure::WrongChainId {
         expected: chain_id.0,
-        got: tx.chain_id.0,
+        got: got.0,
     })
 }
 
@@ -182,8 +182,8 @@ fn check<R: TxReader>(
     tx: &PreparedTx,
     reader: &mut R,
 ) -> Result<Result<Checked, TxFailure>, R::Stop> {
-    let body = &tx.signed.tx;
-    if let Some(failure) = wrong_chain(body, ctx.chain_id) {
+    let body = &tx.terms;
+    if let Some(failure) = wrong_chain(body.chain_id, ctx.chain_id) {
         return Ok(Err(failure));
     }
     let home = ctx.map.shard_of(&tx.sender);

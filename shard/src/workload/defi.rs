@@ -216,7 +216,7 @@ impl DefiState {
         let mut block = Vec::new();
         let mut gas = 0;
         for tx in txs {
-            let limit = tx.signed.tx.action.gas_limit().unwrap_or(0);
+            let limit = tx.terms.action.gas_limit().unwrap_or(0);
             if gas + limit > self.ctx.gas.block_gas_limit {
                 self.execute_checked(std::mem::take(&mut block), what)?;
                 gas = 0;

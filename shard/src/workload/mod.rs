@@ -76,5 +76,6 @@ pub fn transfer_block(
 }
 
 pub mod defi;
+pub mod ethereum;
 
 pub use defi::{DefiState, SetupError};

@@ -196,7 +196,7 @@ fn transactions_no_block_may_run_are_charged_nothing() {
     assert!(reason.contains("base fee"), "{reason}");
     // More gas than the balance can buy.
     let rich = defi.call(1, probe, call_data("bump()", &[]), 1_000_000);
-    let mut poor = rich.signed.tx.clone();
+    let mut poor = rich.signed.native().unwrap().tx.clone();
     poor.fee = before.balance;
     let out = defi
         .execute(&[PreparedTx::new(poor.sign(&defi.keys[1]))])

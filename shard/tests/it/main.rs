@@ -6,6 +6,7 @@ mod contracts_differential;
 mod crash;
 mod cross_shard;
 mod differential;
+mod ethereum;
 mod inbox;
 mod mempool;
 mod moves;

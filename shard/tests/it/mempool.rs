@@ -33,12 +33,12 @@ fn tx(key: &KeyPair, nonce: u64, fee: u128) -> VerifiedTx {
     verified(body.sign(key))
 }
 
-fn verified(signed: atoll_primitives::SignedTransaction) -> VerifiedTx {
+fn verified(signed: atoll_primitives::NativeTransaction) -> VerifiedTx {
     VerifiedTx::verify(PreparedTx::new(signed)).expect("a valid signature")
 }
 
 fn nonces(txs: &[VerifiedTx]) -> Vec<u64> {
-    txs.iter().map(|t| t.signed.tx.nonce).collect()
+    txs.iter().map(|t| t.terms.nonce).collect()
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn bad_admissions_are_refused_and_change_nothing() {
         })
     );
     // Same sender, nonce and fee, another body: not a replacement.
-    let mut other = first.signed.tx.clone();
+    let mut other = first.signed.native().unwrap().tx.clone();
     other.action = Action::Transfer {
         to: Address([8; 20]),
         amount: 2,
@@ -186,7 +186,7 @@ proptest! {
         let mut next: HashMap<Address, u64> = account.clone();
         for t in &ready {
             let expected = next.get_mut(&t.sender).unwrap();
-            prop_assert_eq!(t.signed.tx.nonce, *expected);
+            prop_assert_eq!(t.terms.nonce, *expected);
             *expected += 1;
         }
         let per_sender = ready.iter().fold(HashMap::new(), |mut m: HashMap<Address, usize>, t| { *m.entry(t.sender).or_default() += 1; m });

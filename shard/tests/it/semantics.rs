@@ -3,7 +3,8 @@
 
 use crate::scenario::{CHAIN, SHARD};
 use atoll_primitives::{
-    Account, Action, ChainId, ShardLayout, StateKey, StateValue, Transaction, TxFailure, TxOutcome,
+    Account, Action, ChainId, ShardLayout, SignedTransaction, StateKey, StateValue, Transaction,
+    TxFailure, TxOutcome,
 };
 use atoll_shard::execution::{sequential, BlockContext, Executor, PreparedTx};
 use atoll_shard::state::StateView;
@@ -219,7 +220,10 @@ fn transactions_with_bad_signatures_are_left_out_of_a_block() {
         .map(|i| transfer(&keys[i], 0, 1, keys[i + 1].address(), 1))
         .collect();
     for i in [3, 17, 38] {
-        txs[i].signed.signature.0[0] = txs[i].signed.signature.0[0].wrapping_add(1);
+        let SignedTransaction::Native(native) = &mut txs[i].signed else {
+            unreachable!("native transfers")
+        };
+        native.signature.0[0] = native.signature.0[0].wrapping_add(1);
     }
     let produced = chain.produce_block(txs.clone(), 1).unwrap();
     assert_eq!(produced.rejected, 3);

@@ -1,6 +1,6 @@
 //! The signature stage finds exactly the bad signatures.
 
-use atoll_primitives::{ChainId, PublicKey, Signature};
+use atoll_primitives::{ChainId, PublicKey, Signature, SignedTransaction};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::signatures::{find_bad_signatures, find_bad_signatures_one_by_one, BATCH_SIZE};
 use atoll_shard::workload::{dev_keys, transfer_block};
@@ -21,7 +21,9 @@ fn block(n: usize) -> Vec<PreparedTx> {
 
 /// Corrupts transaction `i` in one of several ways.
 fn corrupt(txs: &mut [PreparedTx], i: usize, how: u8) {
-    let signed = &mut txs[i].signed;
+    let SignedTransaction::Native(signed) = &mut txs[i].signed else {
+        unreachable!("native transfers")
+    };
     match how % 4 {
         0 => signed.signature.0[5] = signed.signature.0[5].wrapping_add(1),
         1 => signed.signature = Signature([0; 64]),
@@ -37,7 +39,8 @@ fn corrupt(txs: &mut [PreparedTx], i: usize, how: u8) {
         }
     }
     // Keep the precomputed hash consistent with the (possibly changed) body.
-    txs[i] = PreparedTx::new(txs[i].signed.clone());
+    let changed = signed.clone();
+    txs[i] = PreparedTx::new(changed);
 }
 
 #[test]

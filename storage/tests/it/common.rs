@@ -47,6 +47,7 @@ pub fn transfer(seed: u8, nonce: u64) -> SignedTransaction {
         },
     }
     .sign(&sender)
+    .into()
 }
 
 /// A block on `parent` (genesis when None) holding `transactions`.

@@ -1,5 +1,6 @@
-//! The admission stage: transactions from RPC clients are checked in
-//! batches (signatures verified together on the shard's pool, then nonce,
+//! The admission stage: transactions from RPC clients and peers are checked
+//! in batches (signatures verified together on the shard's pool, a peer's
+//! Ethereum transactions' senders recovered there too, then nonce,
 //! balance and pool limits against the committed state) and enter the
 //! mempool as verified transactions, so block production does not check
 //! their signatures again.
@@ -8,11 +9,11 @@ use super::handoff::{Admission, Rejection};
 use super::shared::Shared;
 use crate::metrics::Metrics;
 use atoll_p2p::Verdict;
-use atoll_primitives::TxFailure;
+use atoll_primitives::{SignedTransaction, TxFailure};
 use atoll_shard::execution::rules::check_sender;
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
-use atoll_shard::signatures::verify_all;
+use atoll_shard::signatures::{prepare_all, verify_all};
 use atoll_storage::Inclusion;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -123,13 +124,18 @@ pub fn peer_verdict(valid_signatures: bool, fresh: usize, total: usize) -> Verdi
 /// this validator, so the good part of a mixed batch still spreads.
 fn admit_from_peer(
     shared: &Shared,
-    txs: Vec<PreparedTx>,
+    txs: Vec<SignedTransaction>,
     verdict: oneshot::Sender<Verdict>,
     pool: &rayon::ThreadPool,
 ) {
     let total = txs.len();
-    let verdicts = verify_all(txs, pool);
-    let valid = verdicts.iter().all(Option::is_some);
+    let prepared: Vec<PreparedTx> = prepare_all(txs, pool)
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    let recovered = prepared.len() == total;
+    let verdicts = verify_all(prepared, pool);
+    let valid = recovered && verdicts.iter().all(Option::is_some);
     let mut displaced = Vec::new();
     let mut admitted = Vec::new();
     let mut fresh = 0;
@@ -172,7 +178,7 @@ fn admit_from_peer(
 /// sender's other pending transactions will spend: a transaction that
 /// passes it can still fail in its block, with the failure in its outcome.
 fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
-    if let Some(reason) = atoll_shard::execution::evm::invalid_reason(&tx.signed.tx, &shared.gas) {
+    if let Some(reason) = atoll_shard::execution::evm::invalid_reason(&tx.terms, &shared.gas) {
         return Err(Rejection::Invalid(reason));
     }
     let storage = |e: atoll_storage::StorageError| Rejection::Storage(e.to_string());
@@ -188,7 +194,7 @@ fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
         }
     }
     let home = shared.beacon.read().shard_of(&tx.sender);
-    let nonce = tx.signed.tx.nonce;
+    let nonce = tx.terms.nonce;
     let read = || {
         let account = shared
             .state
@@ -217,7 +223,7 @@ fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
         // check_sender fails with the three above only.
         Err(other) => return Err(Rejection::Invalid(format!("{other:?}"))),
     };
-    let needed = tx.signed.tx.max_cost();
+    let needed = tx.terms.max_cost();
     if account.balance < needed {
         return Err(Rejection::InsufficientBalance {
             balance: account.balance,

@@ -4,7 +4,7 @@
 //! blocks to the coordinator ([`Committed`]).
 
 use atoll_p2p::Verdict;
-use atoll_primitives::{Hash, Receipt, ShardBlockHeader, ShardId};
+use atoll_primitives::{Hash, Receipt, ShardBlockHeader, ShardId, SignedTransaction};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::mempool::AdmitError;
 use thiserror::Error;
@@ -25,8 +25,9 @@ pub enum Admission {
     /// Transactions gossiped by a peer: admitted where they pass, and
     /// `verdict` hears what becomes of the gossip (see [`peer_verdict`]).
     Peer {
-        /// The transactions.
-        txs: Vec<PreparedTx>,
+        /// The transactions, not yet prepared (an Ethereum one's sender
+        /// is recovered on the shard's pool, not on the network's thread).
+        txs: Vec<SignedTransaction>,
         /// Forward it, drop it, or drop it and score the sender down.
         verdict: oneshot::Sender<Verdict>,
     },

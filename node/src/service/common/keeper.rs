@@ -202,6 +202,7 @@ impl BeaconKeeper {
         self.store
             .append(
                 block.height,
+                &block.hash(),
                 &bytes,
                 &block.shard_headers,
                 &recorded,
@@ -297,7 +298,7 @@ fn index_recorded_headers(store: &BeaconStore) -> anyhow::Result<()> {
     );
     for height in from..=head {
         let block = stored_block(store, height)?;
-        store.index_headers(height, &block.shard_headers)?;
+        store.index_headers(height, &block.hash(), &block.shard_headers)?;
     }
     Ok(())
 }

@@ -17,8 +17,7 @@ pub fn hold_back(
     txs.into_iter()
         .filter(|tx| {
             let to_blocked = tx
-                .signed
-                .tx
+                .terms
                 .action
                 .recipient()
                 .is_some_and(|to| blocked.contains(&map.shard_of(to)));
@@ -68,7 +67,7 @@ mod tests {
         let blocked = BTreeSet::from([ShardId(1)]);
         let kept: Vec<(Address, u64)> = hold_back(txs.clone(), &ShardMap::new(layout), &blocked)
             .iter()
-            .map(|t| (t.sender, t.signed.tx.nonce))
+            .map(|t| (t.sender, t.terms.nonce))
             .collect();
         assert_eq!(kept, vec![(home[0].address(), 0), (home[1].address(), 0)]);
         assert_eq!(

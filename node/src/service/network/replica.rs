@@ -16,8 +16,9 @@
 //!    from its inbox cursors on, at most the payload's cap
 //!    ([`Gatherer::gather`] first obtains them, from its own stores or from
 //!    the source's committee), then runs the payload's transactions
-//!    ([`ShardChain::execute_agreed_block`]: repeats, known transactions,
-//!    bad signatures and other chains' transactions are dropped by rule).
+//!    ([`ShardChain::execute_agreed_block`]: Ethereum transactions without
+//!    a sender, other chains' transactions, repeats, known transactions and
+//!    bad signatures are dropped by rule).
 //!    Its contents were final before it ran, so the block is final when
 //!    committed. A committee member then signs its header
 //!    ([`CommitteeView::vote`]) and gossips the vote; a later leader puts
@@ -44,7 +45,6 @@ use anyhow::Context;
 use atoll_consensus::simplex::{Block, FinalBlock};
 use atoll_consensus::BeaconBlock;
 use atoll_primitives::{codec, Hash, ShardBlockHeader, ShardId};
-use atoll_shard::execution::PreparedTx;
 use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
 use atoll_shard::ShardChain;
 use std::collections::{BTreeMap, BTreeSet};
@@ -556,11 +556,7 @@ impl StepContext<'_> {
             .relay
             .pending(shard, &chain.inbox_cursors(), max_receipts);
         let credited = incoming.len();
-        let txs = step.payload.shards[usize::from(shard.0)]
-            .iter()
-            .cloned()
-            .map(PreparedTx::new)
-            .collect();
+        let txs = step.payload.shards[usize::from(shard.0)].clone();
         let keeper = self.keeper;
         let produced = chain.execute_agreed_block(
             txs,

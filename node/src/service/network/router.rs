@@ -19,7 +19,6 @@ use crate::service::common::keeper::BeaconKeeper;
 use crate::service::common::shared::Shared;
 use atoll_p2p::{Handle, MessageId, NetworkEvent, PeerId, Topic, Verdict};
 use atoll_primitives::{codec, SignedTransaction};
-use atoll_shard::execution::PreparedTx;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -290,10 +289,7 @@ impl PeerHandler for PeerRouter {
             }
         };
         let (verdict, answer) = oneshot::channel();
-        let message = Admission::Peer {
-            txs: txs.into_iter().map(PreparedTx::new).collect(),
-            verdict,
-        };
+        let message = Admission::Peer { txs, verdict };
         if link.admission.try_send(message).is_err() {
             // Busy: dropped here, not held against the peer.
             tokio::spawn(async move { network.report(id, source, Verdict::Ignore).await });

@@ -167,7 +167,7 @@ fn produce(
     // once the gas limits left no room for another (within a tenth).
     let gas: u64 = txs
         .iter()
-        .filter_map(|tx| tx.tx().signed.tx.action.gas_limit())
+        .filter_map(|tx| tx.tx().terms.action.gas_limit())
         .sum();
     let gas_limit = chain.gas_rules().block_gas_limit;
     let full = txs.len() >= max_txs || gas >= gas_limit - gas_limit / 10;

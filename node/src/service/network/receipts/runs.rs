@@ -332,7 +332,9 @@ pub(crate) mod tests {
             let header = Beacon::final_header(&full, SOURCE, height)
                 .expect("kept")
                 .clone();
-            store.index_headers(height, &[header]).expect("index");
+            store
+                .index_headers(height, &Hash::ZERO, &[header])
+                .expect("index");
         }
         assert!(!check_run(&beacon, DEST, 0, None, 3, &proven));
         let headers = Recorded {
@@ -342,7 +344,7 @@ pub(crate) mod tests {
         assert!(check_run(&headers, DEST, 0, None, 3, &proven));
         // Nothing above what the beacon recorded comes from the store.
         store
-            .index_headers(4, &[header(4, &[receipt(3, 13)])])
+            .index_headers(4, &Hash::ZERO, &[header(4, &[receipt(3, 13)])])
             .expect("index");
         assert!(headers.final_header(SOURCE, 4).is_none());
     }

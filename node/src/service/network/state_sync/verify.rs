@@ -5,6 +5,7 @@
 use super::super::wire::Payload;
 use anyhow::Context;
 use atoll_primitives::{merkle, Hash, ProvenReceipt, ShardBlockHeader, ShardId};
+use atoll_shard::execution::agreed_chain;
 use atoll_shard::execution::rules::wrong_chain;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -52,13 +53,14 @@ pub fn history(
             .shards
             .get(usize::from(shard.0))
             .map_or(&[][..], Vec::as_slice);
-        // As the block was made: other chains' transactions, repeats and
-        // transactions already in the chain are dropped, then bad
-        // signatures (checked only when the root says some were).
+        // As the block was made: Ethereum transactions without a sender,
+        // other chains' transactions, repeats and transactions already in
+        // the chain are dropped, then bad signatures (checked only when
+        // the root says some were).
         let mut seen = HashSet::new();
         let mut kept: Vec<(Hash, &atoll_primitives::SignedTransaction)> = offered
             .iter()
-            .filter(|tx| wrong_chain(&tx.tx, chain_id).is_none())
+            .filter(|tx| agreed_chain(tx).is_some_and(|got| wrong_chain(got, chain_id).is_none()))
             .map(|tx| (tx.hash(), tx))
             .filter(|(hash, _)| seen.insert(*hash) && !known.contains(hash))
             .collect();
@@ -129,7 +131,9 @@ pub fn check_outbox(
 mod tests {
     use super::*;
     use crate::service::network::receipts::runs::tests::{header, receipt, DEST, SOURCE};
-    use atoll_primitives::{Action, ChainId, KeyPair, Receipt, SignedTransaction, Transaction};
+    use atoll_primitives::{
+        Action, ChainId, KeyPair, NativeTransaction, Receipt, SignedTransaction, Transaction,
+    };
     use atoll_shard::inbox::prove_receipts;
 
     /// Source blocks 1 (receipts 0 and 1), 2 (none) and 3 (receipt 2),
@@ -230,7 +234,7 @@ mod tests {
         assert!(!outbox_ok(&headers, &[(DEST, 1)], &[proven[0].clone()]));
     }
 
-    fn transfer(key: &KeyPair, nonce: u64, chain: u64) -> SignedTransaction {
+    fn transfer(key: &KeyPair, nonce: u64, chain: u64) -> NativeTransaction {
         Transaction {
             chain_id: ChainId(chain),
             sender: key.public(),
@@ -265,6 +269,7 @@ mod tests {
         let other_chain = transfer(&key, 3, 6);
         let mut bad = transfer(&key, 4, 5);
         bad.signature = a.signature;
+        let [a, b, c, other_chain, bad] = [a, b, c, other_chain, bad].map(SignedTransaction::from);
         // Block 1 kept a and b (a repeated, another chain's transaction
         // and a bad signature offered too); block 2 was offered a again
         // (already in the chain) and c, and kept c.

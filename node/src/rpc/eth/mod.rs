@@ -1,9 +1,12 @@
-//! The Ethereum JSON-RPC methods that read the chain (`eth_`, `net_`,
-//! `web3_`), on the same port as `atoll_`: Ethereum tools (ethers, viem,
-//! web3.py) read balances, nonces, code and storage, run calls and
-//! estimate gas without learning anything new. Sending Ethereum-signed
-//! transactions and the block, receipt and log methods are not served yet
-//! (issue 19).
+//! The Ethereum JSON-RPC methods (`eth_`, `net_`, `web3_`), on the same
+//! port as `atoll_`: Ethereum tools (ethers, viem, web3.py) read balances,
+//! nonces, code and storage, run calls, estimate gas, send signed
+//! transactions, wait for their receipts and read blocks and logs without
+//! learning anything new. One file per family: `format` (quantities, data,
+//! errors), `chain` (blocks, transactions, receipts), `logs` (`eth_getLogs`
+//! and `eth_feeHistory`), `send` (`eth_sendRawTransaction`), `subscribe`
+//! (`eth_subscribe`), `unserved` (the methods that do not apply, answered
+//! -32601 with the reason).
 //!
 //! Rules, as `docs/rpc.md` states them:
 //! - Numbers are `0x` quantities, bytes `0x` data; an address is 20 bytes
@@ -15,27 +18,36 @@
 //!   or the current block number; an older number is refused.
 //! - A call that reverts answers error 3, `execution reverted`, with the
 //!   revert data in `error.data`, as tools expect to decode it.
+//! - An Ethereum block is a beacon height (`crate::query::EthBlock`): its
+//!   transactions are final, so a receipt exists once its transaction is
+//!   final, and `null` before.
 
-use super::contracts::{uncharged, word, Call};
+mod chain;
+mod format;
+mod logs;
+mod send;
+mod subscribe;
+pub mod unserved;
+
+use format::{data, failed, not_kept, parse_quantity, quantity, reverted, server_error};
+pub use format::{EXECUTION_REVERTED, LIMIT_EXCEEDED, SERVER_ERROR};
+pub use logs::{LogFilter, MAX_LOGS, MAX_LOG_BLOCKS};
+
+use super::contracts::{word, Call};
 use super::error::invalid_params;
-use super::outcomes::revert_reason;
 use super::server::Rpc;
 use super::types::{parse_address, parse_data};
 use crate::query::At;
 use crate::query::CallSite;
-use atoll_primitives::{Address, ContractOutcome, ContractStatus};
+use atoll_primitives::{Address, ContractStatus};
 use atoll_shard::execution::evm::CallRequest;
-use jsonrpsee::core::{async_trait, RpcResult};
+use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
-use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::PendingSubscriptionSink;
 use serde::Deserialize;
+use serde_json::Value;
 
-/// Ethereum's code for a call that reverted.
-pub const EXECUTION_REVERTED: i32 = 3;
-/// Ethereum's generic server error.
-pub const SERVER_ERROR: i32 = -32000;
-
-/// The Ethereum methods that read the chain.
+/// The Ethereum methods.
 #[rpc(server)]
 pub trait EthApi {
     /// The chain id.
@@ -92,6 +104,55 @@ pub trait EthApi {
     /// is burnt at the price paid).
     #[method(name = "eth_maxPriorityFeePerGas")]
     async fn max_priority_fee(&self) -> RpcResult<String>;
+
+    /// Admits an Ethereum-signed transaction (raw EIP-2718 bytes); answers
+    /// its hash.
+    #[method(name = "eth_sendRawTransaction")]
+    async fn send_raw_transaction(&self, raw: String) -> RpcResult<String>;
+
+    /// A transaction by hash (`null`: unknown).
+    #[method(name = "eth_getTransactionByHash")]
+    async fn transaction_by_hash(&self, hash: String) -> RpcResult<Option<Value>>;
+
+    /// A transaction's receipt (`null`: unknown, or not final yet).
+    #[method(name = "eth_getTransactionReceipt")]
+    async fn transaction_receipt(&self, hash: String) -> RpcResult<Option<Value>>;
+
+    /// A block by number or tag, with its transactions' hashes or, with
+    /// `full`, the transactions.
+    #[method(name = "eth_getBlockByNumber")]
+    async fn block_by_number(&self, block: String, full: Option<bool>) -> RpcResult<Option<Value>>;
+
+    /// A block by hash.
+    #[method(name = "eth_getBlockByHash")]
+    async fn block_by_hash(&self, hash: String, full: Option<bool>) -> RpcResult<Option<Value>>;
+
+    /// The logs that match a filter, within bounded blocks and results.
+    #[method(name = "eth_getLogs")]
+    async fn logs(&self, filter: LogFilter) -> RpcResult<Vec<Value>>;
+
+    /// Base fees, gas used ratios and tips of recent blocks.
+    #[method(name = "eth_feeHistory")]
+    async fn fee_history(
+        &self,
+        count: Value,
+        newest: String,
+        percentiles: Option<Vec<f64>>,
+    ) -> RpcResult<Value>;
+
+    /// Whether the node is syncing: a node answers once it serves its
+    /// shards, so never.
+    #[method(name = "eth_syncing")]
+    async fn syncing(&self) -> RpcResult<bool>;
+
+    /// The accounts the node signs for: none (it holds no client keys).
+    #[method(name = "eth_accounts")]
+    async fn accounts(&self) -> RpcResult<Vec<String>>;
+
+    /// A stream of new blocks' headers (`newHeads`) or of the logs of new
+    /// blocks that match a filter (`logs`), over WebSocket.
+    #[subscription(name = "eth_subscribe" => "eth_subscription", unsubscribe = "eth_unsubscribe", item = Value)]
+    async fn subscribe(&self, kind: String, filter: Option<LogFilter>) -> SubscriptionResult;
 }
 
 /// A call as Ethereum tools send it. Fields a call does not use (nonce,
@@ -223,6 +284,71 @@ impl EthApiServer for Rpc {
     async fn max_priority_fee(&self) -> RpcResult<String> {
         self.observe("eth_maxPriorityFeePerGas", Ok(quantity(0u8)))
     }
+
+    async fn send_raw_transaction(&self, raw: String) -> RpcResult<String> {
+        let result = self.send_raw(&raw).await;
+        self.observe("eth_sendRawTransaction", result)
+    }
+
+    async fn transaction_by_hash(&self, hash: String) -> RpcResult<Option<Value>> {
+        let result = self.eth_transaction(&hash);
+        self.observe("eth_getTransactionByHash", result)
+    }
+
+    async fn transaction_receipt(&self, hash: String) -> RpcResult<Option<Value>> {
+        let result = self.eth_receipt(&hash);
+        self.observe("eth_getTransactionReceipt", result)
+    }
+
+    async fn block_by_number(&self, block: String, full: Option<bool>) -> RpcResult<Option<Value>> {
+        let result = self
+            .block_number_of(&block)
+            .and_then(|number| self.eth_block(number, full.unwrap_or(false)));
+        self.observe("eth_getBlockByNumber", result)
+    }
+
+    async fn block_by_hash(&self, hash: String, full: Option<bool>) -> RpcResult<Option<Value>> {
+        let result = (|| {
+            let hash = format::parse_hash("hash", &hash)?;
+            match self.node.eth_block_number(&hash)? {
+                Some(number) => self.eth_block(number, full.unwrap_or(false)),
+                None => Ok(None),
+            }
+        })();
+        self.observe("eth_getBlockByHash", result)
+    }
+
+    async fn logs(&self, filter: LogFilter) -> RpcResult<Vec<Value>> {
+        let result = self.eth_logs(&filter);
+        self.observe("eth_getLogs", result)
+    }
+
+    async fn fee_history(
+        &self,
+        count: Value,
+        newest: String,
+        percentiles: Option<Vec<f64>>,
+    ) -> RpcResult<Value> {
+        let result = self.eth_fee_history(&count, &newest, percentiles.as_deref());
+        self.observe("eth_feeHistory", result)
+    }
+
+    async fn syncing(&self) -> RpcResult<bool> {
+        self.observe("eth_syncing", Ok(false))
+    }
+
+    async fn accounts(&self) -> RpcResult<Vec<String>> {
+        self.observe("eth_accounts", Ok(Vec::new()))
+    }
+
+    async fn subscribe(
+        &self,
+        pending: PendingSubscriptionSink,
+        kind: String,
+        filter: Option<LogFilter>,
+    ) -> SubscriptionResult {
+        self.eth_subscribe(pending, kind, filter).await
+    }
 }
 
 impl Rpc {
@@ -280,6 +406,17 @@ impl Rpc {
         })
     }
 
+    /// The block number a tag or number names (`pending` and `latest`:
+    /// the newest; `safe` and `finalized` too, every block being final).
+    fn block_number_of(&self, tag: &str) -> RpcResult<u64> {
+        match tag {
+            "latest" | "pending" | "safe" | "finalized" => Ok(self.node.beacon().height),
+            "earliest" => Ok(0),
+            number => u64::try_from(parse_quantity("block", number)?)
+                .map_err(|_| invalid_params(format!("block: {number} is too large"))),
+        }
+    }
+
     /// Refuses a read at any block but the head.
     fn head_only(&self, tag: Option<String>) -> RpcResult<()> {
         match self.state_at(tag)? {
@@ -288,90 +425,5 @@ impl Rpc {
                 "code, storage and calls are read at the head only (\"latest\")",
             )),
         }
-    }
-}
-
-/// `n` as an Ethereum quantity: `0x`, hex digits, no leading zeros.
-fn quantity(n: impl Into<u128>) -> String {
-    format!("0x{:x}", n.into())
-}
-
-/// `bytes` as Ethereum data.
-fn data(bytes: &[u8]) -> String {
-    format!("0x{}", hex::encode(bytes))
-}
-
-/// A quantity (`0x` hex; decimal is accepted too).
-fn parse_quantity(field: &str, text: &str) -> RpcResult<u128> {
-    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some("") => Err(()),
-        Some(digits) => u128::from_str_radix(digits, 16).map_err(|_| ()),
-        None => text.parse().map_err(|_| ()),
-    };
-    parsed.map_err(|()| {
-        invalid_params(format!(
-            "{field}: {text:?} is not a 0x quantity below 2^128"
-        ))
-    })
-}
-
-/// Error 3 with the revert data, as Ethereum tools decode it; the message
-/// names the reason when the data is `Error(string)`, as geth's does.
-fn reverted(output: &[u8]) -> ErrorObjectOwned {
-    let message = match revert_reason(output) {
-        Some(reason) => format!("execution reverted: {reason}"),
-        None => "execution reverted".into(),
-    };
-    ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(data(output)))
-}
-
-/// Error -32000 for a call that halted, ran out of gas or reached another
-/// shard, in the words `atoll_call` uses.
-fn failed(outcome: &ContractOutcome) -> ErrorObjectOwned {
-    let why = uncharged(outcome).message.unwrap_or_default();
-    server_error(format!("the call failed: {why}"))
-}
-
-/// Ethereum's generic server error.
-fn server_error(message: impl Into<String>) -> ErrorObjectOwned {
-    ErrorObjectOwned::owned(SERVER_ERROR, message.into(), None::<()>)
-}
-
-/// A read at a block whose state this node no longer keeps.
-fn not_kept(block: &str) -> ErrorObjectOwned {
-    server_error(format!(
-        "the state at block {block} is not kept: this node keeps each shard's latest state \
-         (ask at \"latest\", \"pending\", \"safe\" or \"finalized\")"
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantities_read_and_print_as_ethereum_tools_expect() {
-        assert_eq!(quantity(0u8), "0x0");
-        assert_eq!(quantity(1_337u64), "0x539");
-        assert_eq!(parse_quantity("n", "0x539").expect("hex"), 1_337);
-        assert_eq!(parse_quantity("n", "1337").expect("decimal"), 1_337);
-        assert!(parse_quantity("n", "0x").is_err());
-        assert!(parse_quantity("n", "0xzz").is_err());
-        let error = reverted(&[0x08, 0xc3]);
-        assert_eq!(error.code(), EXECUTION_REVERTED);
-        assert_eq!(error.message(), "execution reverted");
-        assert_eq!(
-            error.data().map(|d| d.get().to_string()),
-            Some("\"0x08c3\"".into())
-        );
-        // Error("no") as Solidity encodes it.
-        let mut output = vec![0x08, 0xc3, 0x79, 0xa0];
-        output.extend([0u8; 31].iter().chain(&[0x20]));
-        output.extend([0u8; 31].iter().chain(&[2]));
-        output.extend(b"no".iter().chain(&[0u8; 30]));
-        assert_eq!(reverted(&output).message(), "execution reverted: no");
-        // A length past the data: no reason, no panic.
-        output[4 + 63] = 200;
-        assert_eq!(reverted(&output).message(), "execution reverted");
     }
 }
