@@ -1,0 +1,122 @@
+// ethers v6 against an atoll dev node of two shards, as a new user would
+// use it: compiles the ERC-20 and the AMM pair with solcjs (the npm
+// package `solc`), deploys them from the first account of the standard
+// test mnemonic, transfers, approves, adds liquidity and swaps, waits for
+// every receipt, reads the events back with queryFilter (eth_getLogs),
+// decodes a revert reason, and sends value to an account on the other
+// shard. Usage: node ethers_sends.js RPC_URL (NODE_PATH holding ethers and
+// solc; scripts/eth-clients.sh installs them).
+const fs = require("fs");
+const path = require("path");
+const { ethers } = require("ethers");
+const solc = require("solc");
+
+const rpc = process.argv[2];
+const MNEMONIC = "test test test test test test test test test test test junk";
+
+function check(what, got, expected) {
+  const same = JSON.stringify(got, (_, v) => (typeof v === "bigint" ? v.toString() : v)) ===
+    JSON.stringify(expected, (_, v) => (typeof v === "bigint" ? v.toString() : v));
+  if (!same) {
+    console.error(`ethers: ${what}: got ${got}, expected ${expected}`);
+    process.exit(1);
+  }
+  console.log(`ethers: ${what}: ${got}`);
+}
+
+function compile() {
+  const dir = path.join(__dirname, "../../contracts/src");
+  const sources = {};
+  for (const file of ["Token.sol", "Pair.sol"]) {
+    sources[file] = { content: fs.readFileSync(path.join(dir, file), "utf8") };
+  }
+  const output = JSON.parse(solc.compile(JSON.stringify({
+    language: "Solidity",
+    sources,
+    settings: { outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } } },
+  })));
+  for (const error of output.errors || []) {
+    if (error.severity === "error") throw new Error(error.formattedMessage);
+  }
+  const get = (file, name) => output.contracts[file][name];
+  return { Token: get("Token.sol", "Token"), Pair: get("Pair.sol", "Pair") };
+}
+
+async function main() {
+  const compiled = compile();
+  console.log(`ethers: compiled with solc ${solc.version()}`);
+  // ethers answers an identical request from a cache for 250 ms; a dev
+  // node confirms faster than that, so two deployments in a row would get
+  // the same "pending" nonce. Turn the cache off, as with anvil.
+  const provider = new ethers.JsonRpcProvider(rpc, undefined, { cacheTimeout: -1 });
+  if (process.env.ETHERS_DEBUG) {
+    provider.on("debug", (e) => console.log(e.action, JSON.stringify(e.payload || e.result || e.error)));
+  }
+  const wallet = ethers.HDNodeWallet.fromPhrase(MNEMONIC, undefined, "m/44'/60'/0'/0/0").connect(provider);
+  const other = ethers.HDNodeWallet.fromPhrase(MNEMONIC, undefined, "m/44'/60'/0'/0/1").address;
+  check("the first mnemonic account", wallet.address, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+  check("funded by genesis", (await provider.getBalance(wallet.address)) > 10n ** 18n, true);
+  const network = await provider.getNetwork();
+  console.log(`ethers: chain ${network.chainId}, block ${await provider.getBlockNumber()}`);
+
+  const supply = 10n ** 24n;
+  const factory = (name) => new ethers.ContractFactory(compiled[name].abi, compiled[name].evm.bytecode.object, wallet);
+  const a = await (await factory("Token").deploy(supply)).waitForDeployment();
+  const b = await (await factory("Token").deploy(supply)).waitForDeployment();
+  check("deployer's balance", await a.balanceOf(wallet.address), supply);
+  const pair = await (await factory("Pair").deploy(await a.getAddress(), await b.getAddress())).waitForDeployment();
+
+  let receipt = await (await a.transfer(other, 1000n)).wait();
+  check("transfer status", receipt.status, 1);
+  const [transfer] = receipt.logs.map((log) => a.interface.parseLog(log)).filter(Boolean);
+  check("Transfer event", [transfer.args.to, transfer.args.value], [other, 1000n]);
+  check("confirmations", (await receipt.confirmations()) >= 1, true);
+  for (const token of [a, b]) {
+    await (await token.approve(await pair.getAddress(), supply)).wait();
+  }
+  await (await pair.addLiquidity(10n ** 21n, 10n ** 21n)).wait();
+  const quote = await pair.quote(10n ** 18n, true);
+  const before = await b.balanceOf(wallet.address);
+  receipt = await (await pair.swap(10n ** 18n, true, quote)).wait();
+  const swap = receipt.logs.map((log) => pair.interface.parseLog(log)).find((e) => e && e.name === "Swap");
+  check("Swap event", [swap.args.amountIn, swap.args.amountOut], [10n ** 18n, quote]);
+  check("the swap paid out", (await b.balanceOf(wallet.address)) - before, quote);
+
+  const transfers = await a.queryFilter(a.filters.Transfer(wallet.address), 0, "latest");
+  // To `other`, and the liquidity and the swap into the pair.
+  check("Transfer logs from the deployer (eth_getLogs)", transfers.length, 3);
+
+  try {
+    await a.transfer.staticCall(other, supply * 2n);
+    throw new Error("a transfer above the balance did not revert");
+  } catch (e) {
+    check("revert reason", e.reason, "Token: balance too low");
+  }
+
+  const mine = (await provider.send("atoll_getAccount", [wallet.address])).shard;
+  let far;
+  for (let i = 0; i < 64 && !far; i++) {
+    const candidate = ethers.Wallet.createRandom().address;
+    if ((await provider.send("atoll_getAccount", [candidate])).shard !== mine) far = candidate;
+  }
+  const paidBefore = await provider.getBalance(wallet.address);
+  receipt = await (await wallet.sendTransaction({ to: far, value: 4242n })).wait();
+  check("cross-shard value: status and gas", [receipt.status, receipt.gasUsed], [1, 21000n]);
+  check("the sender paid value plus gas", paidBefore - (await provider.getBalance(wallet.address)),
+    4242n + receipt.gasUsed * receipt.gasPrice);
+  const deadline = Date.now() + 30000;
+  while ((await provider.getBalance(far)) !== 4242n) {
+    if (Date.now() > deadline) throw new Error("the value never arrived on the other shard");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  check("the value arrived on the other shard", await provider.getBalance(far), 4242n);
+  const block = await provider.getBlock(receipt.blockNumber, true);
+  check("the block lists the transaction", block.transactions.includes(receipt.hash), true);
+  console.log("ethers: every transaction did what it should");
+  provider.destroy();
+}
+
+main().catch((e) => {
+  console.error(`ethers: ${e.stack || e}`);
+  process.exit(1);
+});
