@@ -134,9 +134,17 @@ pub(super) struct EthBlockCache {
 }
 
 impl NodeView {
-    /// Ethereum block `number` (None: above the current beacon height).
+    /// The newest Ethereum block's number: the newest beacon block in the
+    /// beacon store (the beacon's memory moves on a moment before its
+    /// block is stored, and a block is read from the store).
+    pub fn eth_head(&self) -> Result<u64, QueryError> {
+        let store = &self.any().keeper.store;
+        Ok(store.head().map_err(QueryError::internal)?.unwrap_or(0))
+    }
+
+    /// Ethereum block `number` (None: above [`NodeView::eth_head`]).
     pub fn eth_block(&self, number: u64) -> Result<Option<Arc<EthBlock>>, QueryError> {
-        if number > self.beacon().height {
+        if number > self.eth_head()? {
             return Ok(None);
         }
         if let Some(block) = self
@@ -164,7 +172,8 @@ impl NodeView {
         }
         let store = &self.any().keeper.store;
         let number = store.height_of(hash).map_err(QueryError::internal)?;
-        Ok(number.filter(|n| *n <= self.beacon().height))
+        let head = self.eth_head()?;
+        Ok(number.filter(|n| *n <= head))
     }
 
     /// Where the transaction `hash` is, for Ethereum tools.

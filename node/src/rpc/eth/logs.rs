@@ -158,7 +158,7 @@ impl Rpc {
                 (tag(&filter.from_block)?, tag(&filter.to_block)?)
             }
         };
-        let Some((from, to)) = log_range(from, to, self.node.beacon().height)? else {
+        let Some((from, to)) = log_range(from, to, self.node.eth_head()?)? else {
             return Ok(Vec::new());
         };
         let mut found = Vec::new();
@@ -213,7 +213,7 @@ impl Rpc {
                 ));
             }
         }
-        let newest = self.block_number_of(newest)?.min(self.node.beacon().height);
+        let newest = self.block_number_of(newest)?.min(self.node.eth_head()?);
         let oldest = (newest + 1).saturating_sub(count);
         let gas = self.node.gas();
         let capacity = gas

@@ -190,7 +190,8 @@ impl EthApiServer for Rpc {
     }
 
     async fn block_number(&self) -> RpcResult<String> {
-        self.observe("eth_blockNumber", Ok(quantity(self.node.beacon().height)))
+        let result = self.node.eth_head().map(quantity).map_err(Into::into);
+        self.observe("eth_blockNumber", result)
     }
 
     async fn balance(&self, address: String, block: Option<String>) -> RpcResult<String> {
@@ -361,7 +362,7 @@ impl Rpc {
             "earliest" => Err(not_kept("earliest")),
             number => {
                 let wanted = parse_quantity("block", number)?;
-                let current = u128::from(self.node.beacon().height);
+                let current = u128::from(self.node.eth_head()?);
                 if wanted == current {
                     Ok(At::Latest)
                 } else {
@@ -410,7 +411,7 @@ impl Rpc {
     /// the newest; `safe` and `finalized` too, every block being final).
     fn block_number_of(&self, tag: &str) -> RpcResult<u64> {
         match tag {
-            "latest" | "pending" | "safe" | "finalized" => Ok(self.node.beacon().height),
+            "latest" | "pending" | "safe" | "finalized" => Ok(self.node.eth_head()?),
             "earliest" => Ok(0),
             number => u64::try_from(parse_quantity("block", number)?)
                 .map_err(|_| invalid_params(format!("block: {number} is too large"))),

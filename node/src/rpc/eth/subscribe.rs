@@ -61,7 +61,7 @@ impl Rpc {
             }
         };
         let mut heads = self.node.subscribe_final_heads();
-        let mut sent = self.node.beacon().height;
+        let mut sent = self.node.eth_head().unwrap_or(0);
         let mut sink = pending.accept().await?;
         self.node.metrics().rpc("eth_subscribe", "ok");
         loop {
@@ -73,7 +73,7 @@ impl Rpc {
                 },
                 _ = tokio::time::sleep(POLL) => {}
             }
-            let newest = self.node.beacon().height;
+            let newest = self.node.eth_head().map_err(|e| e.to_string())?;
             while sent < newest {
                 sent += 1;
                 self.send_block(&mut sink, &stream, sent)?;
