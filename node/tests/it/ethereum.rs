@@ -233,4 +233,28 @@ fn wallets_send_and_follow_ethereum_transactions() {
     let header = &head["params"]["result"];
     assert!(header["number"].is_string() && header["parentHash"].is_string());
     assert!(header.get("transactions").is_none(), "{header}");
+
+    // The token's logs over WebSocket: a transfer sent after subscribing
+    // arrives as its log, with the block it is final in.
+    let subscribe = json!({"jsonrpc": "2.0", "id": 2, "method": "eth_subscribe",
+        "params": ["logs", {"address": token.to_string()}]});
+    let mut stream = websocket(node.rpc, &subscribe.to_string());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let subscribed: Value = serde_json::from_str(&read_frame(&mut stream)).expect("json");
+    assert!(!subscribed["result"].is_null(), "{subscribed}");
+    let data = call_data(
+        "transfer(address,uint256)",
+        &[Word::address(to), Word::uint(7)],
+    );
+    let receipt = send(
+        &node,
+        &key.eip1559(&call(3, Some(token), 0, data, 100_000), base + 1, 1),
+    );
+    let note: Value = serde_json::from_str(&read_frame(&mut stream)).expect("json");
+    let log = &note["params"]["result"];
+    assert_eq!(log["transactionHash"], receipt["transactionHash"], "{note}");
+    assert_eq!(log["blockNumber"], receipt["blockNumber"]);
+    assert_eq!(log["address"], token.to_string());
 }
