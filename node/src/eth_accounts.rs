@@ -5,6 +5,7 @@
 //! them beside the ed25519 dev accounts and print them as anvil does.
 
 use atoll_primitives::Address;
+use rayon::prelude::*;
 use std::fmt::Write as _;
 
 /// The standard test mnemonic.
@@ -17,8 +18,9 @@ pub const DERIVATION_PREFIX: &str = "m/44'/60'/0'/0/";
 /// otherwise (anvil's ten).
 pub const DEFAULT_ETH_DEV_ACCOUNTS: usize = 10;
 
-/// Most accounts of the mnemonic a dev chain may fund.
-pub const MAX_ETH_DEV_ACCOUNTS: usize = 1_000;
+/// Most accounts of the mnemonic a dev chain may fund (enough for
+/// `atoll load --eth`; deriving 100,000 takes seconds).
+pub const MAX_ETH_DEV_ACCOUNTS: usize = 100_000;
 
 /// One account of the mnemonic.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +44,7 @@ fn test_seed() -> [u8; 64] {
 pub fn derive(count: usize) -> anyhow::Result<Vec<EthDevAccount>> {
     let seed = test_seed();
     (0..count)
+        .into_par_iter()
         .map(|i| {
             let path: bip32::DerivationPath = format!("{DERIVATION_PREFIX}{i}")
                 .parse()

@@ -1,10 +1,11 @@
 //! Signing the load before the clock starts, and sending it in batches.
 
+use super::keys::LoadKey;
 use super::routes::Routes;
 use super::track::Tracker;
 use super::workloads::Targets;
 use crate::rpc::error::code_name;
-use atoll_primitives::{Action, ChainId, Hash, KeyPair, ShardLayout, Transaction};
+use atoll_primitives::{Action, ChainId, Hash, ShardLayout};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::BatchRequestBuilder;
 use jsonrpsee::http_client::HttpClient;
@@ -29,11 +30,11 @@ pub struct Plan {
 
 /// Signs `total` transfers: sender `k % accounts` with consecutive nonces;
 /// the recipient another account, on another shard with probability
-/// `cross_shard_ratio` (when there is one); amount 1, fee 1. Returns the
+/// `cross_shard_ratio` (when there is one); amount 1, fee or price 1. Returns the
 /// hex encodings, and the hashes with whether each crosses shards.
 pub fn sign_all(
     plan: &Plan,
-    keys: &[KeyPair],
+    keys: &[LoadKey],
     nonces: &[u64],
     total: usize,
 ) -> (Vec<String>, (Vec<Hash>, Vec<bool>)) {
@@ -77,20 +78,15 @@ pub fn sign_all(
                     }
                 }
             };
-            let body = Transaction {
-                chain_id: plan.chain_id,
-                sender: keys[sender].public(),
-                nonce: nonces[sender] + (k / accounts) as u64,
-                fee: 1,
-                action: match &plan.targets {
-                    None => Action::Transfer {
-                        to: keys[to].address(),
-                        amount: 1,
-                    },
-                    Some(targets) => targets.action(sender, keys[to].address(), &mut rng),
+            let action = match &plan.targets {
+                None => Action::Transfer {
+                    to: keys[to].address(),
+                    amount: 1,
                 },
+                Some(targets) => targets.action(sender, keys[to].address(), &mut rng),
             };
-            let signed = body.sign(&keys[sender]);
+            let nonce = nonces[sender] + (k / accounts) as u64;
+            let signed = keys[sender].sign(plan.chain_id, nonce, action);
             (
                 hex::encode(signed.encode()),
                 (signed.hash(), shard_of[to] != shard_of[sender]),

@@ -9,6 +9,7 @@
 //! first sees it in a final block (polls run every [`track::POLL`]).
 
 mod batches;
+mod keys;
 mod report;
 mod routes;
 mod track;
@@ -19,14 +20,16 @@ use crate::home::DEV_SEED;
 use crate::rpc::api::AtollApiClient;
 use crate::rpc::types::AccountInfo;
 use anyhow::{bail, Context};
-use atoll_primitives::{ChainId, Hash, KeyPair, ShardLayout};
+use atoll_primitives::{ChainId, Hash, ShardLayout};
 use atoll_shard::workload::dev_key;
+use atoll_shard::workload::ethereum::EthKey;
 use batches::{send_batch, sign_all, Plan};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClient;
 use jsonrpsee::rpc_params;
+use keys::LoadKey;
 use parking_lot::Mutex;
 use rayon::prelude::*;
 use report::{print_report, report, sample_outcomes};
@@ -77,6 +80,12 @@ pub struct LoadArgs {
     /// Pools of `--workload amm`; account `i` swaps on pool `i mod pools`.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pools: u32,
+    /// Send Ethereum-signed (EIP-1559) transactions from the accounts of
+    /// the standard test mnemonic instead of native ones from the ed25519
+    /// dev accounts (the genesis must fund as many:
+    /// `--eth-dev-accounts N`).
+    #[arg(long)]
+    eth: bool,
     /// Print one JSON object with the results instead of text.
     #[arg(long)]
     json: bool,
@@ -125,10 +134,21 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             args.accounts
         );
     }
-    let keys: Vec<KeyPair> = (0..args.accounts as u64)
-        .into_par_iter()
-        .map(|i| dev_key(DEV_SEED, i))
-        .collect();
+    let keys: Vec<LoadKey> = if args.eth {
+        crate::eth_accounts::derive(args.accounts)?
+            .into_iter()
+            .map(|account| {
+                EthKey::from_private_key(&account.private_key)
+                    .map(LoadKey::Ethereum)
+                    .context("a derived key is not a valid secp256k1 key")
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        (0..args.accounts as u64)
+            .into_par_iter()
+            .map(|i| LoadKey::Native(dev_key(DEV_SEED, i)))
+            .collect()
+    };
     if args.workload != LoadWorkload::Transfers && (shard_count > 1 || args.cross_shard_ratio > 0.0)
     {
         bail!("--workload erc20|amm needs a one-shard chain and no --cross-shard-ratio (cross-shard contract calls do not exist yet)");
@@ -303,7 +323,7 @@ fn progress_message(
 async fn account_nonces(
     routes: &Routes,
     layout: &ShardLayout,
-    keys: &[KeyPair],
+    keys: &[LoadKey],
 ) -> anyhow::Result<Vec<u64>> {
     let mut nonces = Vec::with_capacity(keys.len());
     for (chunk_index, chunk) in keys.chunks(1000).enumerate() {
@@ -336,7 +356,8 @@ async fn account_nonces(
             let account = answer.map_err(|e| anyhow::anyhow!("getAccount: {e}"))?;
             if account.balance == "0" {
                 bail!(
-                    "dev account {} ({}) has no funds; initialise the node with --dev-accounts {} or more",
+                    "dev account {} ({}) has no funds; initialise the node with --dev-accounts {} \
+                     (--eth-dev-accounts with --eth) or more",
                     chunk_index * 1000 + i,
                     account.address,
                     keys.len()

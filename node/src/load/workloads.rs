@@ -2,10 +2,11 @@
 //! deployed by dev account 0 and set up (tokens handed out, pools funded
 //! and approved) before the measurement starts.
 
+use super::keys::LoadKey;
 use crate::rpc::api::AtollApiClient;
 use crate::rpc::types::BlockRef;
 use anyhow::{bail, Context};
-use atoll_primitives::{Action, Address, ChainId, KeyPair, Transaction};
+use atoll_primitives::{Action, Address, ChainId};
 use atoll_shard::contracts::{call_data, create_address, Contract, Word};
 use atoll_shard::workload::defi::swap_data;
 use jsonrpsee::core::client::ClientT;
@@ -70,16 +71,8 @@ fn token_call(token: Address, signature: &str, args: &[Word]) -> Action {
 }
 
 /// The hex of `action` signed by `key` with `nonce`, at price 1.
-fn signed_hex(chain_id: ChainId, key: &KeyPair, nonce: u64, action: Action) -> String {
-    let signed = Transaction {
-        chain_id,
-        sender: key.public(),
-        nonce,
-        fee: 1,
-        action,
-    }
-    .sign(key);
-    hex::encode(signed.encode())
+fn signed_hex(chain_id: ChainId, key: &LoadKey, nonce: u64, action: Action) -> String {
+    hex::encode(key.sign(chain_id, nonce, action).encode())
 }
 
 /// What the set-up sends: per sender (an index into the keys), its
@@ -135,7 +128,7 @@ async fn token(sender: &Sender<'_>, reserve: u128, progress: bool) -> anyhow::Re
 pub async fn set_up_erc20(
     client: &HttpClient,
     chain_id: ChainId,
-    keys: &[KeyPair],
+    keys: &[LoadKey],
     progress: bool,
 ) -> anyhow::Result<Targets> {
     let sender = Sender::new(client, chain_id, keys);
@@ -148,7 +141,7 @@ pub async fn set_up_erc20(
 pub async fn set_up_amm(
     client: &HttpClient,
     chain_id: ChainId,
-    keys: &[KeyPair],
+    keys: &[LoadKey],
     pools: usize,
     progress: bool,
 ) -> anyhow::Result<Targets> {
@@ -221,11 +214,11 @@ const PER_BATCH: usize = 1_000;
 struct Sender<'a> {
     client: &'a HttpClient,
     chain_id: ChainId,
-    keys: &'a [KeyPair],
+    keys: &'a [LoadKey],
 }
 
 impl<'a> Sender<'a> {
-    fn new(client: &'a HttpClient, chain_id: ChainId, keys: &'a [KeyPair]) -> Sender<'a> {
+    fn new(client: &'a HttpClient, chain_id: ChainId, keys: &'a [LoadKey]) -> Sender<'a> {
         Sender {
             client,
             chain_id,
