@@ -186,6 +186,7 @@ fn check_state(shared: &Shared, tx: &PreparedTx) -> Result<u64, Rejection> {
         None => {}
         Some(Inclusion::Indexed(location)) => {
             return Err(Rejection::AlreadyIncluded {
+                shard: shared.shard.0,
                 height: location.height,
             })
         }

@@ -42,8 +42,10 @@ pub enum Rejection {
     #[error("the signature does not verify")]
     BadSignature,
     /// A committed block already includes the transaction.
-    #[error("the transaction is already in block {height}")]
+    #[error("the transaction is already in shard {shard}'s block {height}")]
     AlreadyIncluded {
+        /// The shard.
+        shard: u16,
         /// That block's height.
         height: u64,
     },
