@@ -94,7 +94,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<()> {
                 crate::eth_accounts::derive(crate::eth_accounts::DEFAULT_ETH_DEV_ACCOUNTS)
                     .unwrap_or_default()
                     .into_iter()
-                    .take_while(|a| genesis.accounts.iter().any(|(g, _)| *g == a.address))
+                    .take_while(|a| genesis.accounts.iter().any(|(g, _)| *g == a.address()))
                     .collect();
             if !eth.is_empty() {
                 println!();

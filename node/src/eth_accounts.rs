@@ -5,6 +5,7 @@
 //! them beside the ed25519 dev accounts and print them as anvil does.
 
 use atoll_primitives::Address;
+use atoll_shard::workload::ethereum::EthKey;
 use rayon::prelude::*;
 use std::fmt::Write as _;
 
@@ -23,12 +24,19 @@ pub const DEFAULT_ETH_DEV_ACCOUNTS: usize = 10;
 pub const MAX_ETH_DEV_ACCOUNTS: usize = 100_000;
 
 /// One account of the mnemonic.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct EthDevAccount {
-    /// Its address (keccak-256 of its public key, last 20 bytes).
-    pub address: Address,
-    /// Its secp256k1 private key.
+    /// Its key (and address).
+    pub key: EthKey,
+    /// Its secp256k1 private key, to print.
     pub private_key: [u8; 32],
+}
+
+impl EthDevAccount {
+    /// Its address.
+    pub fn address(&self) -> Address {
+        self.key.address()
+    }
 }
 
 /// The BIP-39 seed of [`TEST_MNEMONIC`] (no passphrase):
@@ -51,17 +59,10 @@ pub fn derive(count: usize) -> anyhow::Result<Vec<EthDevAccount>> {
                 .map_err(|e| anyhow::anyhow!("derivation path of account {i}: {e}"))?;
             let key = bip32::XPrv::derive_from_path(seed, &path)
                 .map_err(|e| anyhow::anyhow!("deriving account {i}: {e}"))?;
-            let point = key.public_key().public_key().to_encoded_point(false);
-            let uncompressed: &[u8; 65] = point
-                .as_bytes()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("account {i}: not an uncompressed point"))?;
-            let raw: &[u8; 64] = uncompressed[1..].try_into().expect("64 bytes");
-            let address = alloy_primitives::Address::from_raw_public_key(raw);
-            Ok(EthDevAccount {
-                address: Address(address.into_array()),
-                private_key: key.private_key().to_bytes().into(),
-            })
+            let private_key: [u8; 32] = key.private_key().to_bytes().into();
+            let key = EthKey::from_private_key(&private_key)
+                .ok_or_else(|| anyhow::anyhow!("account {i}: not a valid secp256k1 key"))?;
+            Ok(EthDevAccount { key, private_key })
         })
         .collect()
 }
@@ -82,7 +83,7 @@ pub fn anvil_listing(accounts: &[EthDevAccount], balance: u128) -> String {
         let _ = writeln!(
             text,
             "({i}) {} ({whole}.{fraction:018} ETH)",
-            checksummed(&account.address)
+            checksummed(&account.address())
         );
     }
     let _ = writeln!(text, "\nPrivate Keys\n==================\n");
@@ -104,7 +105,7 @@ mod tests {
         let accounts = derive(3).expect("derives");
         // As anvil, Hardhat and eth-account list them.
         assert_eq!(
-            checksummed(&accounts[0].address),
+            checksummed(&accounts[0].address()),
             "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
         );
         assert_eq!(
@@ -112,11 +113,11 @@ mod tests {
             "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
         );
         assert_eq!(
-            checksummed(&accounts[1].address),
+            checksummed(&accounts[1].address()),
             "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
         );
         assert_eq!(
-            checksummed(&accounts[2].address),
+            checksummed(&accounts[2].address()),
             "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
         );
     }

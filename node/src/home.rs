@@ -11,7 +11,8 @@
 //! <home>/<data_dir>/shards/<id>/       one RocksDB store per shard
 //! ```
 
-use crate::{eth_accounts, keyfile};
+use crate::eth_accounts::{self, EthDevAccount};
+use crate::keyfile;
 use anyhow::{bail, Context};
 use atoll_config::{Genesis, GenesisValidator, NodeConfig};
 use atoll_primitives::{ChainId, KeyPair, ShardLayout};
@@ -194,7 +195,7 @@ pub fn init_with(
         accounts: keys
             .iter()
             .map(KeyPair::address)
-            .chain(eth_keys.iter().map(|a| a.address))
+            .chain(eth_keys.iter().map(EthDevAccount::address))
             .map(|address| (address, options.dev_balance))
             .collect(),
         validators: validators
@@ -434,8 +435,8 @@ mod tests {
         assert_eq!(genesis.epoch_length, 50);
         assert_eq!(genesis.accounts[3].0, dev_key(DEV_SEED, 3).address());
         let eth = eth_accounts::derive(2).expect("derives");
-        assert_eq!(genesis.accounts[12], (eth[0].address, 1_000));
-        assert_eq!(genesis.accounts[13], (eth[1].address, 1_000));
+        assert_eq!(genesis.accounts[12], (eth[0].address(), 1_000));
+        assert_eq!(genesis.accounts[13], (eth[1].address(), 1_000));
         NodeConfig::load(&home.config()).expect("config loads");
         let key = keyfile::read(&home.dev_key_file(0)).expect("dev key file");
         assert_eq!(key.address(), genesis.accounts[0].0);

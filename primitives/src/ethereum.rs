@@ -41,6 +41,17 @@ pub enum EthTxType {
     Eip1559,
 }
 
+impl EthTxType {
+    /// Its EIP-2718 type number (0 for legacy).
+    pub fn number(self) -> u8 {
+        match self {
+            EthTxType::Legacy => 0,
+            EthTxType::Eip2930 => 1,
+            EthTxType::Eip1559 => 2,
+        }
+    }
+}
+
 /// A decoded Ethereum transaction whose sender was recovered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EthTransaction {

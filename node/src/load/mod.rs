@@ -22,7 +22,6 @@ use crate::rpc::types::AccountInfo;
 use anyhow::{bail, Context};
 use atoll_primitives::{ChainId, Hash, ShardLayout};
 use atoll_shard::workload::dev_key;
-use atoll_shard::workload::ethereum::EthKey;
 use batches::{send_batch, sign_all, Plan};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -137,12 +136,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let keys: Vec<LoadKey> = if args.eth {
         crate::eth_accounts::derive(args.accounts)?
             .into_iter()
-            .map(|account| {
-                EthKey::from_private_key(&account.private_key)
-                    .map(LoadKey::Ethereum)
-                    .context("a derived key is not a valid secp256k1 key")
-            })
-            .collect::<anyhow::Result<_>>()?
+            .map(|account| LoadKey::Ethereum(account.key))
+            .collect()
     } else {
         (0..args.accounts as u64)
             .into_par_iter()

@@ -11,12 +11,13 @@
 //! Ethereum block exactly when it is final, its receipt's `blockNumber`
 //! is never above `eth_blockNumber`, and confirmations count beacon
 //! blocks. A validator lists only the transactions of the shards it
-//! tracks ([`EthBlock::missing`] names the others).
+//! tracks, and of the shard blocks it holds (not those below a state
+//! snapshot it synced).
 
 use super::error::QueryError;
 use super::view::NodeView;
 use crate::service::common::keeper::stored_block;
-use atoll_primitives::ethereum::{self, EthTransaction};
+use atoll_primitives::ethereum::EthTransaction;
 use atoll_primitives::{Hash, ShardBlockHeader, ShardId, SignedTransaction, TxOutcome};
 use atoll_shard::execution::PreparedTx;
 use std::collections::VecDeque;
@@ -43,9 +44,6 @@ pub struct EthBlock {
     pub headers: Vec<ShardBlockHeader>,
     /// Its transactions, in order.
     pub transactions: Vec<EthBlockTx>,
-    /// The shard blocks it recorded whose transactions this validator does
-    /// not hold (shards it does not track), as (shard, height).
-    pub missing: Vec<(ShardId, u64)>,
 }
 
 /// A transaction as Ethereum tools are shown it: prepared (its sender and
@@ -62,19 +60,11 @@ pub struct ShownTx {
 impl ShownTx {
     /// Prepares `signed`, which a block or a pool held (so it decodes).
     fn of(signed: SignedTransaction) -> Result<ShownTx, QueryError> {
-        match signed {
-            SignedTransaction::Native(native) => Ok(ShownTx {
-                tx: PreparedTx::new(native),
-                decoded: None,
-            }),
-            SignedTransaction::Ethereum(raw) => {
-                let decoded = ethereum::recover(&raw).map_err(QueryError::internal)?;
-                Ok(ShownTx {
-                    tx: PreparedTx::ethereum(raw, &decoded),
-                    decoded: Some(Box::new(decoded)),
-                })
-            }
-        }
+        let (tx, decoded) = PreparedTx::prepare_decoded(signed).map_err(QueryError::internal)?;
+        Ok(ShownTx {
+            tx,
+            decoded: decoded.map(Box::new),
+        })
     }
 }
 
@@ -179,15 +169,9 @@ impl NodeView {
     /// Where the transaction `hash` is, for Ethereum tools.
     pub fn eth_transaction(&self, hash: &Hash) -> Result<EthTxAt, QueryError> {
         for shard in &self.shards {
-            let held = shard.mempool.lock().get(hash).cloned();
-            if let Some(tx) = held {
-                let decoded = match &tx.signed {
-                    SignedTransaction::Native(_) => None,
-                    SignedTransaction::Ethereum(raw) => Some(Box::new(
-                        ethereum::recover(raw).map_err(QueryError::internal)?,
-                    )),
-                };
-                return Ok(EthTxAt::Pending(Box::new(ShownTx { tx, decoded })));
+            let held = shard.mempool.lock().get(hash).map(|tx| tx.signed.clone());
+            if let Some(signed) = held {
+                return Ok(EthTxAt::Pending(Box::new(ShownTx::of(signed)?)));
             }
         }
         for shard in &self.shards {
@@ -243,7 +227,6 @@ impl NodeView {
                 size: 0,
                 headers: Vec::new(),
                 transactions: Vec::new(),
-                missing: Vec::new(),
             });
         }
         let store = &self.any().keeper.store;
@@ -253,10 +236,8 @@ impl NodeView {
             .map_or(0, |bytes| bytes.len());
         let beacon = stored_block(store, number).map_err(QueryError::internal)?;
         let mut transactions = Vec::new();
-        let mut missing = Vec::new();
         for header in &beacon.shard_headers {
             let Ok(shard) = self.tracked(header.shard) else {
-                missing.push((header.shard, header.height));
                 continue;
             };
             let Some(block) = shard
@@ -264,11 +245,11 @@ impl NodeView {
                 .block(header.height)
                 .map_err(QueryError::internal)?
             else {
-                missing.push((header.shard, header.height));
                 continue;
             };
             for signed in block.body.transactions {
-                let hash = signed.hash();
+                let shown = ShownTx::of(signed)?;
+                let hash = shown.tx.hash;
                 let outcome = shard
                     .store
                     .transaction(&hash)
@@ -282,7 +263,7 @@ impl NodeView {
                         ))
                     })?;
                 transactions.push(EthBlockTx {
-                    shown: ShownTx::of(signed)?,
+                    shown,
                     shard: header.shard,
                     shard_height: header.height,
                     outcome,
@@ -297,7 +278,6 @@ impl NodeView {
             size,
             headers: beacon.shard_headers,
             transactions,
-            missing,
         })
     }
 }

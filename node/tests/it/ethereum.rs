@@ -137,6 +137,8 @@ fn wallets_send_and_follow_ethereum_transactions() {
     assert_eq!(receipt["status"], "0x1", "{receipt}");
     assert_eq!(number(&receipt["effectiveGasPrice"]), base + 1);
     let log = &receipt["logs"][0];
+    let empty_bloom = format!("0x{}", "00".repeat(256));
+    assert_ne!(receipt["logsBloom"], json!(empty_bloom), "{receipt}");
     assert_eq!(log["address"], token.to_string());
     assert_eq!(log["transactionHash"], receipt["transactionHash"]);
     let topic = format!(

@@ -30,6 +30,7 @@
 //! and keeps only its gas payment and nonce.
 
 use super::creations::{Creations, NoteCreation};
+use super::native::{destination, Destination};
 use super::rules::{set, Checked, Emitted, TxEffect, TxReader, WriteSet};
 use super::{BlockContext, PreparedTx};
 use crate::state::account_in;
@@ -199,9 +200,10 @@ pub(super) fn contract_action<R: TxReader>(
     };
     let after_gas = balance - bought;
     if let (Action::Call { to, .. }, true) = (&body.action, input.is_empty()) {
-        if let Some(shard) = super::native::lives_elsewhere(ctx, reader, to)? {
+        if let Destination::Shard(shard) = destination(ctx, reader, to)? {
+            let gas = (price, gas_limit);
             return Ok(value_to_other_shard(
-                tx, checked, after_gas, price, *to, value, shard,
+                tx, checked, after_gas, gas, *to, value, shard,
             ));
         }
     }
@@ -253,12 +255,11 @@ fn value_to_other_shard(
     tx: &PreparedTx,
     checked: Checked,
     after_gas: u128,
-    price: u128,
+    (price, gas_limit): (u128, u64),
     to: Address,
     value: u128,
     shard: ShardId,
 ) -> TxEffect {
-    let gas_limit = tx.terms.action.gas_limit().unwrap_or(0);
     // Within the limit: `invalid_reason` checked it covers this.
     let gas_used = VALUE_CALL_GAS + access_list_gas(&tx.terms.access_list);
     let refund = price * u128::from(gas_limit - gas_used);
@@ -336,7 +337,7 @@ pub fn call(
 ) -> Result<Result<ContractOutcome, String>, crate::ShardError> {
     let mut reader = ViewReader(state);
     if let (Some(to), true) = (request.to, request.input.is_empty()) {
-        if super::native::lives_elsewhere(ctx, &mut reader, &to)?.is_some() {
+        if let Destination::Shard(_) = destination(ctx, &mut reader, &to)? {
             // As a transaction would: the value travels in a receipt.
             if request.gas_limit < VALUE_CALL_GAS {
                 return Ok(Err(format!(

@@ -72,11 +72,19 @@ impl PreparedTx {
     /// and its sender recovered (any chain id: execution checks it), or
     /// refused.
     pub fn prepare(signed: SignedTransaction) -> Result<PreparedTx, EthTxError> {
+        PreparedTx::prepare_decoded(signed).map(|(tx, _)| tx)
+    }
+
+    /// As [`PreparedTx::prepare`], keeping an Ethereum transaction's
+    /// decoded fields (its type, prices and signature, for showing it).
+    pub fn prepare_decoded(
+        signed: SignedTransaction,
+    ) -> Result<(PreparedTx, Option<EthTransaction>), EthTxError> {
         match signed {
-            SignedTransaction::Native(native) => Ok(PreparedTx::new(native)),
+            SignedTransaction::Native(native) => Ok((PreparedTx::new(native), None)),
             SignedTransaction::Ethereum(raw) => {
                 let decoded = ethereum::recover(&raw)?;
-                Ok(PreparedTx::ethereum(raw, &decoded))
+                Ok((PreparedTx::ethereum(raw, &decoded), Some(decoded)))
             }
         }
     }

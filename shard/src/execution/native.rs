@@ -14,25 +14,40 @@ use super::rules::{placement, set, Checked, Emitted, TxEffect, TxReader, WriteSe
 use super::{evm, BlockContext, PreparedTx};
 use atoll_primitives::{Account, Address, ReceiptAction, ShardId, StateKey, TxFailure, TxOutcome};
 
-/// The shard that value sent to `to` must travel to, when `to` does not
-/// live here, by the rules a transfer follows (below); `None`: it lives
-/// here. A call without input follows them too
-/// ([`super::evm::contract_action`]).
-pub(super) fn lives_elsewhere<R: TxReader>(
+/// Where value sent to `to` goes, by the rules above.
+pub(super) enum Destination {
+    /// Another shard, in a receipt.
+    Shard(ShardId),
+    /// An account here that holds code.
+    Code,
+    /// An account here without code (the empty one when the state holds
+    /// none).
+    Account(Account),
+}
+
+/// Where value sent to `to` goes: the one routing rule of transfers and of
+/// calls without input ([`super::evm::contract_action`]). Reads the
+/// placement (another shard's range), then the code hash and the account
+/// (this shard's), then the placement of an empty account of this range.
+pub(super) fn destination<R: TxReader>(
     ctx: &BlockContext,
     reader: &mut R,
     to: &Address,
-) -> Result<Option<ShardId>, R::Stop> {
+) -> Result<Destination, R::Stop> {
     let home = ctx.map.shard_of(to);
-    if home != ctx.shard {
-        return Ok((placement(reader, to)? != Some(ctx.shard)).then_some(home));
+    if home != ctx.shard && placement(reader, to)? != Some(ctx.shard) {
+        return Ok(Destination::Shard(home));
     }
-    if reader.read(&StateKey::CodeHash(*to))?.is_some()
-        || reader.read_account(&StateKey::Account(*to))? != Account::default()
-    {
-        return Ok(None);
+    if reader.read(&StateKey::CodeHash(*to))?.is_some() {
+        return Ok(Destination::Code);
     }
-    Ok(placement(reader, to)?.filter(|holder| *holder != ctx.shard))
+    let account = reader.read_account(&StateKey::Account(*to))?;
+    if home == ctx.shard && account == Account::default() {
+        if let Some(holder) = placement(reader, to)? {
+            return Ok(Destination::Shard(holder));
+        }
+    }
+    Ok(Destination::Account(account))
 }
 
 /// Executes a transfer of `amount` to `to` by a sender that passed the
@@ -77,37 +92,28 @@ pub(super) fn transfer<R: TxReader>(
         balance: after_amount,
         ..charged
     };
-    let home = ctx.map.shard_of(&to);
-    if home != ctx.shard && placement(reader, &to)? != Some(ctx.shard) {
-        effect.writes.push(set(sender_key, sent));
-        effect
-            .receipts
-            .push((home, ReceiptAction::Transfer { to, amount }));
-        return Ok(effect);
-    }
     if to == tx.sender {
         effect.writes.push(set(sender_key, charged));
         return Ok(effect);
     }
-    if reader.read(&StateKey::CodeHash(to))?.is_some() {
-        return evm::transfer_to_code(ctx, tx, checked, charged, to, amount, reader);
-    }
-    let recipient_key = StateKey::Account(to);
-    let recipient = reader.read_account(&recipient_key)?;
-    if home == ctx.shard && recipient == Account::default() {
-        if let Some(holder) = placement(reader, &to)? {
+    let recipient = match destination(ctx, reader, &to)? {
+        Destination::Shard(shard) => {
             effect.writes.push(set(sender_key, sent));
             effect
                 .receipts
-                .push((holder, ReceiptAction::Transfer { to, amount }));
+                .push((shard, ReceiptAction::Transfer { to, amount }));
             return Ok(effect);
         }
-    }
+        Destination::Code => {
+            return evm::transfer_to_code(ctx, tx, checked, charged, to, amount, reader)
+        }
+        Destination::Account(recipient) => recipient,
+    };
     match recipient.balance.checked_add(amount) {
         Some(balance) => {
             effect.writes.push(set(sender_key, sent));
             effect.writes.push(set(
-                recipient_key,
+                StateKey::Account(to),
                 Account {
                     balance,
                     ..recipient

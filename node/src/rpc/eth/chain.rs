@@ -12,8 +12,10 @@
 //! `gas` and receipt `gasUsed` are 0 and its `gasPrice` is that fee.
 
 use super::super::server::Rpc;
-use super::format::{address, data, hash, parse_hash, quantity};
+use super::super::types::hex_hash;
+use super::format::{data, parse_hash, quantity};
 use crate::query::{EthBlock, EthBlockTx, EthTxAt, ShownTx};
+use alloy_primitives::{Bloom, BloomInput, U256};
 use atoll_primitives::ethereum::EthTxType;
 use atoll_primitives::{merkle, Action, Address, Hash, Log, TxOutcome};
 use jsonrpsee::core::RpcResult;
@@ -56,13 +58,13 @@ impl Rpc {
             .enumerate()
             .map(|(index, tx)| match full {
                 true => self.transaction_object(&tx.shown, Some((&block, index))),
-                false => Value::String(hash(&tx.shown.tx.hash)),
+                false => Value::String(hex_hash(&tx.shown.tx.hash)),
             })
             .collect();
         let gas = self.node.gas();
         let shards = self.node.shard_count() as u64;
         let root = |pick: fn(&atoll_primitives::ShardBlockHeader) -> Hash| {
-            hash(&merkle::root(
+            hex_hash(&merkle::root(
                 &block.headers.iter().map(pick).collect::<Vec<_>>(),
             ))
         };
@@ -70,15 +72,15 @@ impl Rpc {
         let logs: Vec<&Log> = block.transactions.iter().flat_map(tx_logs).collect();
         Ok(Some(json!({
             "number": quantity(block.number),
-            "hash": hash(&block.hash),
-            "parentHash": hash(&block.parent_hash),
+            "hash": hex_hash(&block.hash),
+            "parentHash": hex_hash(&block.parent_hash),
             "nonce": "0x0000000000000000",
             "sha3Uncles": EMPTY_UNCLES,
             "logsBloom": data(&bloom(logs.iter().copied())),
-            "transactionsRoot": hash(&merkle::root(&tx_hashes)),
+            "transactionsRoot": hex_hash(&merkle::root(&tx_hashes)),
             "stateRoot": root(|h| h.state_root),
             "receiptsRoot": root(|h| h.outcome_root),
-            "miner": address(&Address([0; 20])),
+            "miner": Address([0; 20]).to_string(),
             "difficulty": "0x0",
             "totalDifficulty": "0x0",
             "extraData": "0x",
@@ -87,7 +89,7 @@ impl Rpc {
             "gasUsed": quantity(block.transactions.iter().map(EthBlockTx::gas_used).sum::<u64>()),
             "timestamp": quantity(block.timestamp_ms / 1000),
             "baseFeePerGas": quantity(gas.base_fee),
-            "mixHash": hash(&Hash::ZERO),
+            "mixHash": hex_hash(&Hash::ZERO),
             "transactions": transactions,
             "uncles": [],
         })))
@@ -115,9 +117,9 @@ impl Rpc {
         let mut put = |key: &str, value: Value| {
             object.insert(key.to_string(), value);
         };
-        put("hash", hash(&tx.hash).into());
-        put("from", address(&tx.sender).into());
-        put("to", to.map_or(Value::Null, |to| address(&to).into()));
+        put("hash", hex_hash(&tx.hash).into());
+        put("from", tx.sender.to_string().into());
+        put("to", to.map_or(Value::Null, |to| to.to_string().into()));
         put("nonce", quantity(terms.nonce).into());
         put("value", quantity(value).into());
         put("input", data(input).into());
@@ -129,14 +131,9 @@ impl Rpc {
         );
         match &shown.decoded {
             Some(decoded) => {
-                let kind = match decoded.kind {
-                    EthTxType::Legacy => 0u8,
-                    EthTxType::Eip2930 => 1,
-                    EthTxType::Eip1559 => 2,
-                };
-                put("type", quantity(kind).into());
-                put("r", quantity_of(&decoded.r).into());
-                put("s", quantity_of(&decoded.s).into());
+                put("type", quantity(decoded.kind.number()).into());
+                put("r", format!("{:#x}", U256::from_be_bytes(decoded.r)).into());
+                put("s", format!("{:#x}", U256::from_be_bytes(decoded.s)).into());
                 let parity = u64::from(decoded.y_parity);
                 let v = match decoded.kind {
                     EthTxType::Legacy => 35 + 2 * decoded.chain_id.0 + parity,
@@ -150,7 +147,7 @@ impl Rpc {
                         .iter()
                         .map(|(account, slots)| {
                             json!({
-                                "address": address(account),
+                                "address": account.to_string(),
                                 "storageKeys": slots.iter().map(|s| data(s)).collect::<Vec<_>>(),
                             })
                         })
@@ -174,7 +171,7 @@ impl Rpc {
         }
         match at {
             Some((block, index)) => {
-                put("blockHash", hash(&block.hash).into());
+                put("blockHash", hex_hash(&block.hash).into());
                 put("blockNumber", quantity(block.number).into());
                 put("transactionIndex", quantity(index as u64).into());
             }
@@ -202,26 +199,19 @@ impl Rpc {
             TxOutcome::Contract(outcome) => outcome.created,
             _ => None,
         };
-        let to = match &tx.terms.action {
-            Action::Transfer { to, .. } | Action::Call { to, .. } => Some(*to),
-            Action::Create { .. } => None,
-        };
-        let kind = entry.shown.decoded.as_ref().map_or(0u8, |d| match d.kind {
-            EthTxType::Legacy => 0,
-            EthTxType::Eip2930 => 1,
-            EthTxType::Eip1559 => 2,
-        });
+        let to = tx.terms.action.recipient();
+        let kind = entry.shown.decoded.as_ref().map_or(0, |d| d.kind.number());
         json!({
-            "transactionHash": hash(&tx.hash),
+            "transactionHash": hex_hash(&tx.hash),
             "transactionIndex": quantity(index as u64),
-            "blockHash": hash(&block.hash),
+            "blockHash": hex_hash(&block.hash),
             "blockNumber": quantity(block.number),
-            "from": address(&tx.sender),
-            "to": to.map_or(Value::Null, |to| address(&to).into()),
+            "from": tx.sender.to_string(),
+            "to": to.map_or(Value::Null, |to| to.to_string().into()),
             "cumulativeGasUsed": quantity(cumulative),
             "gasUsed": quantity(entry.gas_used()),
             "effectiveGasPrice": quantity(tx.terms.price(self.node.gas().base_fee)),
-            "contractAddress": created.map_or(Value::Null, |a| address(&a).into()),
+            "contractAddress": created.map_or(Value::Null, |a| a.to_string().into()),
             "logs": logs,
             "logsBloom": data(&bloom(tx_logs(entry))),
             "type": quantity(kind),
@@ -242,71 +232,26 @@ pub(super) fn tx_logs(tx: &EthBlockTx) -> impl Iterator<Item = &Log> {
 /// A log as geth shows it: `log_index` counts across the whole block.
 pub(super) fn log_object(log: &Log, block: &EthBlock, tx_index: usize, log_index: usize) -> Value {
     json!({
-        "address": address(&log.address),
+        "address": log.address.to_string(),
         "topics": log.topics.iter().map(|t| data(t)).collect::<Vec<_>>(),
         "data": data(&log.data),
         "blockNumber": quantity(block.number),
-        "blockHash": hash(&block.hash),
-        "transactionHash": hash(&block.transactions[tx_index].shown.tx.hash),
+        "blockHash": hex_hash(&block.hash),
+        "transactionHash": hex_hash(&block.transactions[tx_index].shown.tx.hash),
         "transactionIndex": quantity(tx_index as u64),
         "logIndex": quantity(log_index as u64),
         "removed": false,
     })
 }
 
-/// A 32-byte big-endian number as a quantity.
-fn quantity_of(word: &[u8; 32]) -> String {
-    let digits = hex::encode(word);
-    let trimmed = digits.trim_start_matches('0');
-    format!("0x{}", if trimmed.is_empty() { "0" } else { trimmed })
-}
-
-/// The 2048-bit bloom filter of `logs` (Ethereum's: three bits per address
-/// and topic, from its keccak-256).
+/// The bloom filter of `logs` (Ethereum's 2048 bits), by alloy.
 pub(super) fn bloom<'a>(logs: impl Iterator<Item = &'a Log>) -> [u8; 256] {
-    let mut bits = [0u8; 256];
-    let mut accrue = |input: &[u8]| {
-        let digest = alloy_primitives::keccak256(input);
-        for pair in digest[..6].chunks(2) {
-            let bit = (usize::from(pair[0]) << 8 | usize::from(pair[1])) & 2047;
-            bits[255 - bit / 8] |= 1 << (bit % 8);
-        }
-    };
+    let mut bloom = Bloom::default();
     for log in logs {
-        accrue(&log.address.0);
+        bloom.accrue(BloomInput::Raw(&log.address.0));
         for topic in &log.topics {
-            accrue(topic);
+            bloom.accrue(BloomInput::Raw(topic));
         }
     }
-    bits
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_bloom_matches_alloys() {
-        let log = Log {
-            address: Address([0x11; 20]),
-            topics: vec![[0x22; 32], [0x33; 32]],
-            data: vec![1, 2, 3],
-        };
-        let mut expected = alloy_primitives::Bloom::default();
-        expected.accrue(alloy_primitives::BloomInput::Raw(&log.address.0));
-        for topic in &log.topics {
-            expected.accrue(alloy_primitives::BloomInput::Raw(topic));
-        }
-        assert_eq!(bloom([&log].into_iter()), expected.0 .0);
-        assert_eq!(bloom(std::iter::empty()), [0; 256]);
-    }
-
-    #[test]
-    fn words_print_as_quantities() {
-        let mut word = [0u8; 32];
-        assert_eq!(quantity_of(&word), "0x0");
-        word[31] = 0x1b;
-        word[30] = 0x02;
-        assert_eq!(quantity_of(&word), "0x21b");
-    }
+    bloom.0 .0
 }

@@ -4,7 +4,8 @@
 use super::super::contracts::uncharged;
 use super::super::error::invalid_params;
 use super::super::outcomes::revert_reason;
-use atoll_primitives::{Address, ContractOutcome, Hash};
+use super::super::types;
+use atoll_primitives::{ContractOutcome, Hash};
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::types::ErrorObjectOwned;
 
@@ -25,24 +26,11 @@ pub fn data(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 
-/// A hash as Ethereum data.
-pub fn hash(hash: &Hash) -> String {
-    data(&hash.0)
-}
-
-/// An address as Ethereum data (lower case; tools checksum it themselves).
-pub fn address(address: &Address) -> String {
-    data(&address.0)
-}
-
-/// A 32-byte hash from `0x` hex.
+/// A 32-byte hash named `field` from `0x` hex.
 pub fn parse_hash(field: &str, text: &str) -> RpcResult<Hash> {
-    let digits = text.strip_prefix("0x").unwrap_or(text);
-    let mut bytes = [0u8; 32];
-    hex::decode_to_slice(digits, &mut bytes)
-        .map_err(|_| invalid_params(format!("{field}: {text:?} is not a 32-byte 0x hash")))?;
-    Ok(Hash(bytes))
+    types::parse_hash(text).map_err(|e| invalid_params(format!("{field}: {e}")))
 }
+
 /// A quantity (`0x` hex; decimal is accepted too).
 pub fn parse_quantity(field: &str, text: &str) -> RpcResult<u128> {
     let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
