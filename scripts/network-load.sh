@@ -13,6 +13,11 @@
 # (the load goes to the other validators; make SECONDS longer than
 # 5 + STOP + the catch-up).
 #
+# ATOLL_WORKLOAD=erc20|amm sends contract calls instead of transfers
+# (`atoll load --workload`; ATOLL_POOLS=N pools per shard for amm, default
+# 100); RATIO is then the share of accounts calling another shard's
+# contracts.
+#
 # ATOLL_COMMITTEE_SIZE=C gives each shard a committee of C validators
 # (default: every validator); ATOLL_EPOCH_LENGTH=N sets the epoch (and so
 # how often committees change), in beacon blocks; ATOLL_STATE_SYNC_GAP=G
@@ -74,7 +79,9 @@ if [ -n "$stop" ]; then
   catchup=$!
 fi
 "$atoll" load "${rpcs[@]}" --accounts 10000 --tps "$tps" --duration "$seconds" \
-  --cross-shard-ratio "$ratio" --json 2>/dev/null | tail -1
+  --cross-shard-ratio "$ratio" \
+  ${ATOLL_WORKLOAD:+--workload "$ATOLL_WORKLOAD" --pools "${ATOLL_POOLS:-100}"} \
+  --json 2>/dev/null | tail -1
 if [ -n "$stop" ]; then wait "$catchup"; fi
 heights() { for i in $(seq 0 $last); do echo -n "v$i=$(final "$i") "; done; echo; }
 echo "beacon heights: $(heights)"

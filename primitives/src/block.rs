@@ -291,13 +291,21 @@ pub enum ContractStatus {
         reason: String,
     },
     /// It would have changed an account that lives on another shard
-    /// (sending it value by `SELFDESTRUCT`): cross-shard contract calls do
-    /// not exist yet. Calls into another shard revert inside the
-    /// EVM instead (see `atoll_shard`'s EVM module).
+    /// (sending it value by `SELFDESTRUCT`). A synchronous call into
+    /// another shard reverts inside the EVM instead (see `atoll_shard`'s
+    /// EVM module).
     OtherShard {
         /// The account.
         address: Address,
         /// The shard it lives on.
+        shard: u16,
+    },
+    /// The transaction called a contract on another shard: its value and
+    /// gas travel there in a call receipt, whose outcome at the
+    /// destination is the call's (a refund receipt brings back what it did
+    /// not use). Nothing ran here.
+    Sent {
+        /// The shard the call receipt went to.
         shard: u16,
     },
 }

@@ -9,8 +9,9 @@ pub const MAX_TRANSACTION_BYTES: usize = 128 * 1024;
 pub const MAX_BLOCK_BYTES: usize = 32 * 1024 * 1024;
 /// Largest number of transactions in one shard block.
 pub const MAX_BLOCK_TRANSACTIONS: usize = 100_000;
-/// Largest encoded receipt accepted.
-pub const MAX_RECEIPT_BYTES: usize = 4 * 1024;
+/// Largest encoded receipt accepted: a cross-shard call carries its
+/// transaction's call data.
+pub const MAX_RECEIPT_BYTES: usize = MAX_TRANSACTION_BYTES + 1024;
 
 /// Encodes `value` canonically.
 pub fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {

@@ -49,6 +49,9 @@ pub mod domain {
     pub static MERKLE_EMPTY: Domain = Domain::new("atoll 2026-11 merkle empty v1");
     /// A transaction outcome (leaf of the outcome root).
     pub static OUTCOME: Domain = Domain::new("atoll 2026-11 outcome v1");
+    /// What a cross-shard call did at its destination (a leaf of the outcome
+    /// root after the transactions').
+    pub static CALL_OUTCOME: Domain = Domain::new("atoll 2026-12 call outcome v1");
     /// A leaf of the sparse state tree.
     pub static STATE_LEAF: Domain = Domain::new("atoll 2026-11 state leaf v1");
     /// An inner node of the sparse state tree.

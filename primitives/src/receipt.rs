@@ -41,6 +41,39 @@ pub enum ReceiptAction {
         /// The shard it lives on.
         shard: ShardId,
     },
+    /// A contract call from an account of the source shard to a contract
+    /// of the destination (a cross-shard call). The source debited the
+    /// caller `value + gas_limit × price`, which the receipt carries; the
+    /// destination runs the call with the caller shown holding `value`,
+    /// burns the gas used and sends the rest back in a
+    /// [`ReceiptAction::Refund`].
+    Call {
+        /// Who calls (the contract's `msg.sender`).
+        caller: Address,
+        /// The contract called.
+        to: Address,
+        /// The value sent with the call.
+        value: u128,
+        /// The call data.
+        input: Vec<u8>,
+        /// The gas the call may use, intrinsic cost included.
+        gas_limit: u64,
+        /// The price per gas the caller paid.
+        price: u128,
+    },
+    /// What returns to a cross-shard call's caller once the call ran: the
+    /// unused gas at the call's price, the value when the call failed, and
+    /// whatever the call sent back to the caller.
+    Refund {
+        /// The caller.
+        to: Address,
+        /// The amount credited.
+        amount: u128,
+        /// Whether the call succeeded.
+        success: bool,
+        /// The gas the call used at its destination.
+        gas_used: u64,
+    },
 }
 
 impl ReceiptAction {
@@ -50,6 +83,33 @@ impl ReceiptAction {
             ReceiptAction::Transfer { to, .. } => *to,
             ReceiptAction::Move { account, .. } => *account,
             ReceiptAction::Placed { account, .. } => *account,
+            ReceiptAction::Call { to, .. } => *to,
+            ReceiptAction::Refund { to, .. } => *to,
+        }
+    }
+
+    /// The value the action carries: a call carries its value and all the
+    /// gas its caller bought (which fits: the caller held it).
+    pub fn value(&self) -> u128 {
+        match self {
+            ReceiptAction::Transfer { amount, .. } => *amount,
+            ReceiptAction::Move { balance, .. } => *balance,
+            ReceiptAction::Placed { .. } => 0,
+            ReceiptAction::Call {
+                value,
+                gas_limit,
+                price,
+                ..
+            } => value.saturating_add(price.saturating_mul(u128::from(*gas_limit))),
+            ReceiptAction::Refund { amount, .. } => *amount,
+        }
+    }
+
+    /// The gas a call receipt may use at its destination (0 for the others).
+    pub fn gas_limit(&self) -> u64 {
+        match self {
+            ReceiptAction::Call { gas_limit, .. } => *gas_limit,
+            _ => 0,
         }
     }
 }
@@ -78,11 +138,7 @@ impl Receipt {
 
     /// The value the receipt carries (counted as "in flight" until applied).
     pub fn value(&self) -> u128 {
-        match self.action {
-            ReceiptAction::Transfer { amount, .. } => amount,
-            ReceiptAction::Move { balance, .. } => balance,
-            ReceiptAction::Placed { .. } => 0,
-        }
+        self.action.value()
     }
 
     /// Decodes a receipt from untrusted bytes.
@@ -115,5 +171,27 @@ impl ProvenReceipt {
             && header
                 .receipt_root(receipt.destination)
                 .is_some_and(|root| self.proof.verify(&root, &receipt.hash()))
+    }
+}
+
+/// What a cross-shard call did at its destination, stored there with the
+/// block that ran it (by its receipt's source and sequence) and committed
+/// to by that block's outcome root.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct CallRecord {
+    /// The shard the call receipt came from.
+    pub source: ShardId,
+    /// Its sequence number from that shard.
+    pub sequence: u64,
+    /// What the call did.
+    pub outcome: crate::block::ContractOutcome,
+    /// The sequence number of the refund receipt sent back to `source`.
+    pub refund: u64,
+}
+
+impl CallRecord {
+    /// Its leaf in the outcome root of the block that ran the call.
+    pub fn hash(&self) -> Hash {
+        Hash::domain(&domain::CALL_OUTCOME, &[&codec::encode(self)])
     }
 }

@@ -3,8 +3,9 @@
 // package `solc`), deploys them from the first account of the standard
 // test mnemonic, transfers, approves, adds liquidity and swaps, waits for
 // every receipt, reads the events back with queryFilter (eth_getLogs),
-// decodes a revert reason, and sends value to an account on the other
-// shard. Usage: node ethers_sends.js RPC_URL (NODE_PATH holding ethers and
+// decodes a revert reason, sends value to an account on the other
+// shard, and uses the contracts from an account on the other shard
+// (cross-shard calls: transfer, approve, swap, a failing transfer). Usage: node ethers_sends.js RPC_URL (NODE_PATH holding ethers and
 // solc; scripts/eth-clients.sh installs them).
 const fs = require("fs");
 const path = require("path");
@@ -112,8 +113,56 @@ async function main() {
   check("the value arrived on the other shard", await provider.getBalance(far), 4242n);
   const block = await provider.getBlock(receipt.blockNumber, true);
   check("the block lists the transaction", block.transactions.includes(receipt.hash), true);
+
+  await crossShardCalls(provider, wallet, mine, a, b, pair);
   console.log("ethers: every transaction did what it should");
   provider.destroy();
+}
+
+// A mnemonic account on the other shard uses the contracts, which live on
+// the deployer's shard: every call crosses shards (a call receipt there, a
+// refund back), and ethers sees ordinary receipts once the refund settled.
+async function crossShardCalls(provider, wallet, mine, a, b, pair) {
+  let user;
+  for (let i = 1; i < 10 && !user; i++) {
+    const candidate = ethers.HDNodeWallet.fromPhrase(MNEMONIC, undefined, `m/44'/60'/0'/0/${i}`);
+    if ((await provider.send("atoll_getAccount", [candidate.address])).shard !== mine) {
+      user = candidate.connect(provider);
+    }
+  }
+  if (!user) throw new Error("no dev account on the other shard");
+  await (await a.transfer(user.address, 10n ** 19n)).wait();
+  const asUser = (contract) => contract.connect(user);
+
+  const paidBefore = await provider.getBalance(user.address);
+  let receipt = await (await asUser(a).transfer(wallet.address, 5n)).wait();
+  check("cross-shard call: status", receipt.status, 1);
+  const [moved] = receipt.logs.map((log) => a.interface.parseLog(log)).filter(Boolean);
+  check("cross-shard call: its Transfer event", [moved.args.from, moved.args.value], [user.address, 5n]);
+  check("cross-shard call: the caller paid exactly the gas used",
+    paidBefore - (await provider.getBalance(user.address)), receipt.gasUsed * receipt.gasPrice);
+  const status = await provider.send("atoll_getTransactionStatus", [receipt.hash]);
+  const kinds = status.receipts.map((r) => (r.call ? "call" : "refund"));
+  check("cross-shard call: its legs", kinds, ["call", "refund"]);
+
+  await (await asUser(a).approve(await pair.getAddress(), 10n ** 19n)).wait();
+  const quote = await pair.quote(10n ** 18n, true);
+  receipt = await (await asUser(pair).swap(10n ** 18n, true, quote)).wait();
+  const swap = receipt.logs.map((log) => pair.interface.parseLog(log)).find((e) => e && e.name === "Swap");
+  check("cross-shard swap: Swap event", [swap.args.amountIn, swap.args.amountOut], [10n ** 18n, quote]);
+  check("cross-shard swap: the user got the tokens", await b.balanceOf(user.address), quote);
+
+  const failedBefore = await provider.getBalance(user.address);
+  const tx = await asUser(a).transfer(wallet.address, 10n ** 30n, { gasLimit: 100000n });
+  try {
+    await tx.wait();
+    throw new Error("a cross-shard transfer above the balance did not fail");
+  } catch (e) {
+    if (!e.receipt) throw e;
+    check("failed cross-shard call: status", e.receipt.status, 0);
+    check("failed cross-shard call: only the gas used was paid",
+      failedBefore - (await provider.getBalance(user.address)), e.receipt.gasUsed * e.receipt.gasPrice);
+  }
 }
 
 main().catch((e) => {

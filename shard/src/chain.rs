@@ -110,6 +110,7 @@ impl ShardChain {
                     receipts: &[],
                     shard_map: None,
                     forwarded: &[],
+                    calls: &[],
                 })?;
                 (tree, block.header)
             }
@@ -196,7 +197,9 @@ impl ShardChain {
     /// `txs` without the contract transactions that would take the block
     /// past its gas limit (by their gas limits, in order; a transaction
     /// that does not fit is skipped and later smaller ones may still fit).
-    /// The result depends only on `txs` and the rules.
+    /// The result depends only on `txs` and the rules. (The cross-shard
+    /// calls a block runs before its transactions have a budget of their
+    /// own, the same limit: [`ShardChain::calls_within_gas_limit`].)
     fn within_gas_limit(&self, txs: Vec<PreparedTx>) -> Vec<PreparedTx> {
         let mut left = self.gas.block_gas_limit;
         txs.into_iter()
@@ -209,6 +212,26 @@ impl ShardChain {
                 Some(_) => false,
             })
             .collect()
+    }
+
+    /// The longest start of `incoming` whose cross-shard calls' gas limits
+    /// fit within the block gas limit: what a block takes; the rest wait
+    /// for the next block, in order (a call's gas limit never exceeds the
+    /// block's, so the first always fits). Every path takes receipts
+    /// through this, so it depends only on `incoming` and the rules.
+    pub fn calls_within_gas_limit(&self, mut incoming: Vec<ProvenReceipt>) -> Vec<ProvenReceipt> {
+        let mut left = self.gas.block_gas_limit;
+        let fits = incoming
+            .iter()
+            .take_while(|proven| {
+                let gas = proven.receipt.action.gas_limit();
+                let fits = gas <= left;
+                left = left.saturating_sub(gas);
+                fits
+            })
+            .count();
+        incoming.truncate(fits.max(1).min(incoming.len()));
+        incoming
     }
 
     /// The executor (and its thread pool).
@@ -311,6 +334,7 @@ impl ShardChain {
         final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
+        let incoming = self.calls_within_gas_limit(incoming);
         self.check_incoming(&incoming, final_header)?;
         let offered = txs.len();
         let chain_id = self.head.chain_id;
@@ -337,7 +361,9 @@ impl ShardChain {
     }
 
     /// As [`ShardChain::produce_verified_block`], first crediting `incoming`
-    /// receipts from other shards. They are checked all or nothing
+    /// receipts from other shards (the longest start of them whose calls fit
+    /// the gas limit: [`ShardChain::calls_within_gas_limit`]; the block's
+    /// body lists those it took). They are checked all or nothing
     /// ([`Inbox::check`]) against `final_header`, which must answer only with
     /// source headers the beacon finalized; a bad one refuses the block and
     /// changes nothing. The credits, the inbox cursors and the transactions
@@ -349,6 +375,7 @@ impl ShardChain {
         final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
+        let incoming = self.calls_within_gas_limit(incoming);
         self.check_incoming(&incoming, final_header)?;
         let offered = txs.len();
         let kept = self.drop_known(txs.into_iter().map(VerifiedTx::into_inner).collect())?;
@@ -413,25 +440,19 @@ impl ShardChain {
         let rejected = rejected + (offered - txs.len());
         let timestamp_ms = timestamp_ms.max(self.head.timestamp_ms);
         let (epoch, map, map_hash) = self.next_epoch.clone();
-        let mut outbox = self.outbox()?;
-        let opening = opening::run(
-            self.head.shard,
-            (&self.map, &map, epoch),
-            &incoming,
-            &*self.state,
-            &mut outbox,
-        )?;
-        let ctx = BlockContext {
+        let mut ctx = BlockContext {
             chain_id: self.head.chain_id,
             shard: self.head.shard,
             height: self.head.height + 1,
             timestamp_ms,
             map: Arc::clone(&map),
-            outbox,
+            outbox: self.outbox()?,
             gas: self.gas,
             parent_hash: self.head.hash(),
             codes: self.codes.clone(),
         };
+        let mut opening = opening::run(&ctx, (&self.map, epoch), &incoming, &*self.state)?;
+        ctx.outbox = std::mem::take(&mut opening.outbox);
         let credits = opening.changes;
         let forwarded = opening.forwarded;
         let (mut output, stats) = if credits.is_empty() {
@@ -447,6 +468,11 @@ impl ShardChain {
             output.state_changes =
                 merge_changes(credits, std::mem::take(&mut output.state_changes));
         }
+        output.calls = opening.calls;
+        output.burnt_fees = output
+            .burnt_fees
+            .checked_add(opening.burnt)
+            .expect("burnt fees are bounded by the total supply, which fits in u128");
         // This block records its parent's hash for `BLOCKHASH` (no
         // transaction writes that system slot).
         let parent = (
@@ -497,6 +523,7 @@ impl ShardChain {
             receipts: &output.receipts,
             shard_map: map_changed.then_some(&*map),
             forwarded: &forwarded,
+            calls: &output.calls,
         })?;
         self.state.apply(&output.state_changes);
         self.map = map;
@@ -526,16 +553,17 @@ impl ShardChain {
     }
 }
 
-/// The committed state with a block's credits on top, for its transactions.
+/// The committed state with a block's opening (credits, calls) on top, for
+/// its transactions.
 struct Credited<'a> {
     base: &'a dyn StateView,
-    credits: &'a BTreeMap<StateKey, StateValue>,
+    credits: &'a BTreeMap<StateKey, Option<StateValue>>,
 }
 
 impl StateView for Credited<'_> {
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
         match self.credits.get(key) {
-            Some(value) => Ok(Some(value.clone())),
+            Some(value) => Ok(value.clone()),
             None => self.base.get(key),
         }
     }
@@ -544,7 +572,7 @@ impl StateView for Credited<'_> {
 /// The block's final write set: the credited accounts, overwritten by what
 /// the transactions then wrote (both sorted by key).
 fn merge_changes(
-    credits: BTreeMap<StateKey, StateValue>,
+    credits: BTreeMap<StateKey, Option<StateValue>>,
     written: Vec<StateChange>,
 ) -> Vec<StateChange> {
     let mut merged = Vec::with_capacity(credits.len() + written.len());
@@ -555,7 +583,7 @@ fn merge_changes(
         }
         match written.next_if(|(k, _)| *k == key) {
             Some(entry) => merged.push(entry),
-            None => merged.push((key, Some(credited))),
+            None => merged.push((key, credited)),
         }
     }
     merged.extend(written);

@@ -26,13 +26,21 @@
 //! and from then on forwards receipts for the address to its shard. The
 //! shard that holds a receipt's account is thus the map's, unless a
 //! placement here says otherwise ([`holder`]).
+//!
+//! **Calls.** A cross-shard call receipt runs its call here, in receipt
+//! order, on the state the earlier receipts left, and sends its refund
+//! back to the source ([`crate::execution::calls`]); the gas it used is
+//! burnt by this block.
 
 use crate::error::ShardError;
+use crate::execution::calls::{self, IncomingCall};
+use crate::execution::rules::TxReader;
+use crate::execution::BlockContext;
 use crate::state::StateView;
 use atoll_primitives::hash::domain;
 use atoll_primitives::{
-    Account, Address, Hash, ProvenReceipt, Receipt, ReceiptAction, ShardId, ShardMap, StateKey,
-    StateValue,
+    Account, Address, CallRecord, Hash, ProvenReceipt, Receipt, ReceiptAction, ShardId, ShardMap,
+    StateKey, StateValue,
 };
 use atoll_storage::ReceiptRef;
 use std::collections::BTreeMap;
@@ -40,14 +48,20 @@ use std::collections::BTreeMap;
 /// The effect of a block's opening.
 #[derive(Debug, Default)]
 pub struct Opening {
-    /// The final value of every key the opening changed (accounts and
-    /// placements).
-    pub changes: BTreeMap<StateKey, StateValue>,
+    /// The final value of every key the opening changed (accounts,
+    /// placements, and what calls wrote; `None`: deleted).
+    pub changes: BTreeMap<StateKey, Option<StateValue>>,
     /// The receipts it emits (moves out, then forwarded receipts), numbered.
     pub receipts: Vec<Receipt>,
     /// Each forwarded incoming receipt (source, sequence) with the
     /// (destination, sequence) of the receipt that carries it on.
     pub forwarded: Vec<(ReceiptRef, ReceiptRef)>,
+    /// The calls it ran, in order.
+    pub calls: Vec<CallRecord>,
+    /// The gas those calls burnt.
+    pub burnt: u128,
+    /// The next receipt sequence number per destination after its receipts.
+    pub outbox: BTreeMap<ShardId, u64>,
 }
 
 /// The origin hash of the receipt that carries `account`'s state when it
@@ -56,17 +70,18 @@ pub fn move_origin(account: &Address, epoch: u64) -> Hash {
     Hash::domain(&domain::ACCOUNT_MOVE, &[&account.0, &epoch.to_be_bytes()])
 }
 
-/// Runs the opening of a block of `shard` entering `epoch` under `next`
-/// (the parent executed under `previous`), crediting `incoming`. Receipts
-/// are numbered on from `outbox`, which is advanced.
+/// Runs the opening of the block `ctx` describes, entering `epoch` under
+/// `ctx.map` (the parent executed under `previous`), crediting `incoming`.
+/// Receipts are numbered on from `ctx.outbox`.
 pub fn run(
-    shard: ShardId,
-    (previous, next, epoch): (&ShardMap, &ShardMap, u64),
+    ctx: &BlockContext,
+    (previous, epoch): (&ShardMap, u64),
     incoming: &[ProvenReceipt],
     state: &dyn StateView,
-    outbox: &mut BTreeMap<ShardId, u64>,
 ) -> Result<Opening, ShardError> {
+    let (shard, next) = (ctx.shard, &*ctx.map);
     let mut opening = Opening::default();
+    let mut outbox = ctx.outbox.clone();
     let mut emit = |destination: ShardId, action: ReceiptAction, origin: Hash| {
         let sequence = outbox.entry(destination).or_insert(0);
         let receipt = Receipt {
@@ -92,11 +107,11 @@ pub fn run(
                 opening
                     .receipts
                     .push(emit(to, action, move_origin(&address, epoch)));
-                opening.changes.insert(key, Account::default().into());
+                opening.changes.insert(key, Some(Account::default().into()));
             } else if to == shard {
                 opening
                     .changes
-                    .insert(key, Account::arriving(account.balance).into());
+                    .insert(key, Some(Account::arriving(account.balance).into()));
             }
         }
     }
@@ -120,18 +135,53 @@ pub fn run(
             sequence: receipt.sequence,
             to: address,
         };
+        if let Some(call) = IncomingCall::of(&receipt.action) {
+            let mut reader = Reader {
+                changes: &opening.changes,
+                state,
+            };
+            let ran = calls::run_incoming(ctx, call, &mut reader)?;
+            opening.changes.extend(ran.writes);
+            for (destination, action) in ran.receipts {
+                opening
+                    .receipts
+                    .push(emit(destination, action, receipt.origin));
+            }
+            let refund = ReceiptAction::Refund {
+                to: call.caller,
+                amount: ran.refund,
+                success: ran.outcome.status == atoll_primitives::ContractStatus::Success,
+                gas_used: ran.outcome.gas_used,
+            };
+            let refund = emit(receipt.source, refund, receipt.origin);
+            opening.calls.push(CallRecord {
+                source: receipt.source,
+                sequence: receipt.sequence,
+                outcome: ran.outcome,
+                refund: refund.sequence,
+            });
+            opening.receipts.push(refund);
+            opening.burnt = opening
+                .burnt
+                .checked_add(ran.burnt)
+                .expect("burnt gas is bounded by the total supply, which fits in u128");
+            continue;
+        }
         let after = match receipt.action {
-            ReceiptAction::Transfer { amount, .. } => Account {
-                balance: account.balance.checked_add(amount).ok_or_else(overflow)?,
-                ..account
-            },
+            ReceiptAction::Transfer { amount, .. } | ReceiptAction::Refund { amount, .. } => {
+                Account {
+                    balance: account.balance.checked_add(amount).ok_or_else(overflow)?,
+                    ..account
+                }
+            }
             ReceiptAction::Move { balance, nonce, .. } => account
                 .merge_moved(Account { balance, nonce })
                 .ok_or_else(overflow)?,
             ReceiptAction::Placed { shard: placed, .. } => {
-                opening
-                    .changes
-                    .insert(StateKey::Placement(address), StateValue::Placement(placed));
+                opening.changes.insert(
+                    StateKey::Placement(address),
+                    Some(StateValue::Placement(placed)),
+                );
                 if account == Account::default() {
                     continue;
                 }
@@ -143,10 +193,27 @@ pub fn run(
                 opening.receipts.push(emit(placed, moved, receipt.origin));
                 Account::default()
             }
+            ReceiptAction::Call { .. } => unreachable!("calls ran above"),
         };
-        opening.changes.insert(key, after.into());
+        opening.changes.insert(key, Some(after.into()));
     }
+    opening.outbox = outbox;
     Ok(opening)
+}
+
+/// Reads the state with the opening's changes so far on top (what a call
+/// sees).
+struct Reader<'a> {
+    changes: &'a BTreeMap<StateKey, Option<StateValue>>,
+    state: &'a dyn StateView,
+}
+
+impl TxReader for Reader<'_> {
+    type Stop = ShardError;
+
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
+        get(self.changes, self.state, key)
+    }
 }
 
 /// The shard that holds `address` (whose account here is `account`) for a
@@ -158,7 +225,7 @@ fn holder(
     shard: ShardId,
     map: &ShardMap,
     (address, account): (&Address, &Account),
-    changes: &BTreeMap<StateKey, StateValue>,
+    changes: &BTreeMap<StateKey, Option<StateValue>>,
     state: &dyn StateView,
 ) -> Result<ShardId, ShardError> {
     let home = map.shard_of(address);
@@ -173,18 +240,18 @@ fn holder(
 }
 
 fn get(
-    changes: &BTreeMap<StateKey, StateValue>,
+    changes: &BTreeMap<StateKey, Option<StateValue>>,
     state: &dyn StateView,
     key: &StateKey,
 ) -> Result<Option<StateValue>, ShardError> {
     match changes.get(key) {
-        Some(value) => Ok(Some(value.clone())),
+        Some(value) => Ok(value.clone()),
         None => state.get(key),
     }
 }
 
 fn read(
-    changes: &BTreeMap<StateKey, StateValue>,
+    changes: &BTreeMap<StateKey, Option<StateValue>>,
     state: &dyn StateView,
     key: &StateKey,
 ) -> Result<Account, ShardError> {

@@ -2,8 +2,8 @@
 
 use crate::execution::{BlockOutput, PreparedTx};
 use atoll_primitives::{
-    merkle, ChainId, Hash, ProvenReceipt, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader,
-    ShardId, TxOutcome,
+    merkle, CallRecord, ChainId, Hash, ProvenReceipt, Receipt, ShardBlock, ShardBlockBody,
+    ShardBlockHeader, ShardId, TxOutcome,
 };
 use std::collections::BTreeMap;
 
@@ -37,12 +37,14 @@ pub fn genesis_block(
     }
 }
 
-/// The Merkle root over the outcomes of `txs`, in order.
-pub fn outcome_root(txs: &[PreparedTx], outcomes: &[TxOutcome]) -> Hash {
+/// The Merkle root over the outcomes of `txs`, in order, then over what
+/// the cross-shard `calls` the block ran did, in order.
+pub fn outcome_root(txs: &[PreparedTx], outcomes: &[TxOutcome], calls: &[CallRecord]) -> Hash {
     let leaves: Vec<Hash> = txs
         .iter()
         .zip(outcomes)
         .map(|(tx, outcome)| outcome.hash(&tx.hash))
+        .chain(calls.iter().map(CallRecord::hash))
         .collect();
     merkle::root(&leaves)
 }
@@ -110,7 +112,7 @@ pub fn seal_block(
         map_hash,
         state_root,
         tx_root: merkle::root(&tx_hashes),
-        outcome_root: outcome_root(txs, &output.outcomes),
+        outcome_root: outcome_root(txs, &output.outcomes, &output.calls),
         receipt_roots: receipt_roots(&output.receipts),
         incoming_root: body.incoming_root(),
         inbox_cursors,

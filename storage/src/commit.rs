@@ -6,8 +6,8 @@ use crate::shard_store::{
     sync_write, ShardStore, StoredReceipt, TxLocation, MAX_SMALL_VALUE_BYTES, MAX_TX_LOCATION_BYTES,
 };
 use atoll_primitives::{
-    codec, merkle, Hash, ProvenReceipt, Receipt, SequenceBreak, ShardBlock, ShardBlockHeader,
-    ShardId, ShardMap, StateChange, StreamCursors, TxOutcome,
+    codec, merkle, CallRecord, Hash, ProvenReceipt, Receipt, SequenceBreak, ShardBlock,
+    ShardBlockHeader, ShardId, ShardMap, StateChange, StreamCursors, TxOutcome,
 };
 use rocksdb::WriteBatch;
 use std::collections::HashSet;
@@ -38,6 +38,9 @@ pub struct BlockCommit<'a> {
     /// account had moved to another shard), each (source, sequence) with the
     /// (destination, sequence) of the receipt that carries it on.
     pub forwarded: &'a [(ReceiptRef, ReceiptRef)],
+    /// What the cross-shard calls among the incoming receipts did here, in
+    /// order.
+    pub calls: &'a [CallRecord],
 }
 
 impl ShardStore {
@@ -362,6 +365,13 @@ impl ShardStore {
                 meta,
                 keys::forwarded(*source, *sequence),
                 codec::encode(onward),
+            );
+        }
+        for record in commit.calls {
+            batch.put_cf(
+                meta,
+                keys::call(record.source, record.sequence),
+                codec::encode(record),
             );
         }
         if let Some(map) = commit.shard_map {

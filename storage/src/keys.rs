@@ -63,6 +63,9 @@ const META_INCOMING: &[u8] = b"incoming/";
 /// Prefix of "incoming receipt (source, sequence) was forwarded as
 /// (destination, sequence)".
 const META_FORWARDED: &[u8] = b"forwarded/";
+/// Prefix of "incoming call receipt (source, sequence) ran here and did
+/// this" (a borsh [`atoll_primitives::CallRecord`]).
+const META_CALL: &[u8] = b"call/";
 
 /// `headers` key of the header at `height`.
 pub(crate) fn header(height: u64) -> [u8; 9] {
@@ -142,6 +145,14 @@ pub(crate) fn incoming(source: ShardId, sequence: u64) -> Vec<u8> {
 /// forwarded.
 pub(crate) fn forwarded(source: ShardId, sequence: u64) -> Vec<u8> {
     let mut key = META_FORWARDED.to_vec();
+    key.extend_from_slice(&source.0.to_be_bytes());
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// `meta` key of what incoming call receipt `sequence` from `source` did.
+pub(crate) fn call(source: ShardId, sequence: u64) -> Vec<u8> {
+    let mut key = META_CALL.to_vec();
     key.extend_from_slice(&source.0.to_be_bytes());
     key.extend_from_slice(&sequence.to_be_bytes());
     key

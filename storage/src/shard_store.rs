@@ -408,6 +408,21 @@ impl ShardStore {
         )
     }
 
+    /// What incoming call receipt `sequence` from `source` did here, if a
+    /// block of this shard ran it.
+    pub fn call_record(
+        &self,
+        source: ShardId,
+        sequence: u64,
+    ) -> Result<Option<atoll_primitives::CallRecord>, StorageError> {
+        self.get(
+            cf::META,
+            "call record",
+            &keys::call(source, sequence),
+            MAX_TX_LOCATION_BYTES,
+        )
+    }
+
     /// The height of the block that applied receipt `sequence` from
     /// `source`, if one did.
     pub fn incoming_applied(

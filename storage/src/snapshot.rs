@@ -242,6 +242,7 @@ mod tests {
                 receipts: &[],
                 shard_map: None,
                 forwarded: &[],
+                calls: &[],
             })
             .expect("commit");
     }
@@ -355,6 +356,7 @@ mod tests {
                 receipts: &[],
                 shard_map: None,
                 forwarded: &[],
+                calls: &[],
             })
             .expect_err("a known transaction");
         assert!(matches!(

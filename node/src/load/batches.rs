@@ -31,7 +31,9 @@ pub struct Plan {
 /// Signs `total` transfers: sender `k % accounts` with consecutive nonces;
 /// the recipient another account, on another shard with probability
 /// `cross_shard_ratio` (when there is one); amount 1, fee or price 1. Returns the
-/// hex encodings, and the hashes with whether each crosses shards.
+/// hex encodings, and the hashes with whether each crosses shards (a
+/// contract call: whether its contract lives on another shard than its
+/// sender).
 pub fn sign_all(
     plan: &Plan,
     keys: &[LoadKey],
@@ -87,10 +89,11 @@ pub fn sign_all(
             };
             let nonce = nonces[sender] + (k / accounts) as u64;
             let signed = keys[sender].sign(plan.chain_id, nonce, action);
-            (
-                hex::encode(signed.encode()),
-                (signed.hash(), shard_of[to] != shard_of[sender]),
-            )
+            let crosses = match &plan.targets {
+                None => shard_of[to] != shard_of[sender],
+                Some(targets) => targets.crosses[sender],
+            };
+            (hex::encode(signed.encode()), (signed.hash(), crosses))
         })
         .unzip()
 }

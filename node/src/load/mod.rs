@@ -63,20 +63,23 @@ pub struct LoadArgs {
     batch: usize,
     /// Share of transfers (0 to 1) whose recipient lives on another shard
     /// than the sender; their settlement (credit final on the recipient's
-    /// shard) is measured separately.
+    /// shard) is measured separately. With `--workload erc20|amm`: the
+    /// share of accounts that call a contract on another shard (each
+    /// shard's first dev account deploys that shard's contracts); their
+    /// settlement is the refund final back on the sender's shard.
     #[arg(long, default_value_t = 0.0)]
     cross_shard_ratio: f64,
     /// Seconds to wait, after the last batch, for transactions to become final.
     #[arg(long, default_value_t = 30)]
     settle: u64,
     /// What to send: native `transfers`; `erc20` transfers of a token that
-    /// dev account 0 deploys and hands out first; or `amm` swaps on
-    /// `--pools` constant-product pools of two such tokens, which dev
-    /// account 0 deploys and funds and every account approves first.
-    /// Contract workloads need a one-shard chain.
+    /// the first dev account of each shard deploys and hands out first; or
+    /// `amm` swaps on `--pools` constant-product pools of two such tokens
+    /// per shard, which that account deploys and funds and every trader
+    /// approves first.
     #[arg(long, value_enum, default_value_t = LoadWorkload::Transfers)]
     workload: LoadWorkload,
-    /// Pools of `--workload amm`; account `i` swaps on pool `i mod pools`.
+    /// Pools of `--workload amm` on each shard; each trader swaps on one.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pools: u32,
     /// Send Ethereum-signed (EIP-1559) transactions from the accounts of
@@ -144,19 +147,17 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             .map(|i| LoadKey::Native(dev_key(DEV_SEED, i)))
             .collect()
     };
-    if args.workload != LoadWorkload::Transfers && (shard_count > 1 || args.cross_shard_ratio > 0.0)
-    {
-        bail!("--workload erc20|amm needs a one-shard chain and no --cross-shard-ratio (cross-shard contract calls do not exist yet)");
-    }
     let client = routes.client(0);
+    let ratio = args.cross_shard_ratio;
     let targets = match args.workload {
         LoadWorkload::Transfers => None,
         LoadWorkload::Erc20 => {
-            Some(workloads::set_up_erc20(client, chain_id, &keys, progress_out).await?)
+            let shape = (&layout, ratio);
+            Some(workloads::set_up_erc20(client, chain_id, &keys, shape, progress_out).await?)
         }
         LoadWorkload::Amm => {
-            let pools = args.pools as usize;
-            Some(workloads::set_up_amm(client, chain_id, &keys, pools, progress_out).await?)
+            let shape = (&layout, ratio, args.pools as usize);
+            Some(workloads::set_up_amm(client, chain_id, &keys, shape, progress_out).await?)
         }
     };
     let nonces = account_nonces(&routes, &layout, &keys).await?;
@@ -172,10 +173,17 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         targets,
     };
     let (hexes, (hashes, cross)) = sign_all(&plan, &keys, &nonces, total);
+    // A cross-shard transfer settles with its credit; a call with its call
+    // receipt and then its refund.
+    let legs = match plan.targets {
+        None => 1,
+        Some(_) => 2,
+    };
     let tracker = Arc::new(Mutex::new(Tracker {
         index: hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect(),
         sent: vec![None; total],
         finalized: vec![None; total],
+        legs: cross.iter().map(|c| if *c { legs } else { 0 }).collect(),
         cross,
         settled: vec![None; total],
         final_beacon: vec![0; total],

@@ -28,9 +28,9 @@ pub struct Report {
     pub latency_ms_p90: f64,
     /// 99th percentile.
     pub latency_ms_p99: f64,
-    /// Admitted transfers to another shard.
+    /// Admitted transfers to another shard (or calls of a contract there).
     pub cross_shard: u64,
-    /// Of those, the ones whose credit was seen final on the recipient's shard.
+    /// Of those, the ones settled: the credit (a call: its refund) seen final.
     pub settled: u64,
     /// Cross-shard settlement latency (submission to credit final), p50, ms.
     pub settlement_ms_p50: f64,
@@ -49,8 +49,9 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// Contract workloads: the outcomes in their blocks of up to
     /// [`OUTCOME_SAMPLE`] finalized transactions spread over the run, by
-    /// status (`success`, `revert`, `out_of_gas`, …): a final transaction
-    /// may still have failed in its block.
+    /// status (`success`, `revert`, `out_of_gas`, …; a call to another
+    /// shard by its call's status there): a final transaction may still
+    /// have failed in its block.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sampled_outcomes: BTreeMap<String, u64>,
 }
@@ -65,13 +66,21 @@ pub async fn sample_outcomes(client: &HttpClient, finalized: &[Hash]) -> BTreeMa
     let step = finalized.len().div_ceil(OUTCOME_SAMPLE).max(1);
     for hash in finalized.iter().step_by(step) {
         let status = client.get_transaction_status(format!("0x{hash}")).await;
-        let kind = match status.ok().and_then(|s| s.outcome) {
-            Some(outcome) => match (outcome.contract, outcome.failure) {
-                (Some(contract), _) => contract.status,
-                (None, Some(failure)) => failure,
-                (None, None) => "success".into(),
-            },
-            None => "unknown".into(),
+        let kind = match status {
+            Ok(status) => {
+                // A call to another shard: the call's status, once it ran.
+                let call = status.receipts.iter().find_map(|r| r.call.clone());
+                match (status.outcome, call) {
+                    (Some(_), Some(call)) => call.contract.map_or("unknown".into(), |c| c.status),
+                    (Some(outcome), None) => match (outcome.contract, outcome.failure) {
+                        (Some(contract), _) => contract.status,
+                        (None, Some(failure)) => failure,
+                        (None, None) => "success".into(),
+                    },
+                    (None, _) => "unknown".into(),
+                }
+            }
+            Err(_) => "unknown".into(),
         };
         *counts.entry(kind).or_default() += 1;
     }

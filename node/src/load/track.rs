@@ -21,6 +21,9 @@ pub struct Tracker {
     pub sent: Vec<Option<Instant>>,
     pub finalized: Vec<Option<Instant>>,
     pub cross: Vec<bool>,
+    /// Receipts of each transaction still to be seen in a final block
+    /// before it counts as settled.
+    pub legs: Vec<u8>,
     pub settled: Vec<Option<Instant>>,
     /// The beacon height when each was seen final, and when credited.
     pub final_beacon: Vec<u64>,
@@ -29,8 +32,8 @@ pub struct Tracker {
 
 /// Follows every shard's final blocks from `from[shard] + 1` and records
 /// when each generated transaction is first seen final, and when each
-/// cross-shard one is first seen credited in a final block of its
-/// recipient's shard.
+/// cross-shard one settled: its last receipt (a transfer's credit, a
+/// call's refund) seen applied in a final block.
 pub async fn watch_finality(
     routes: Arc<Routes>,
     mut from: Vec<u64>,
@@ -77,7 +80,8 @@ pub async fn watch_finality(
                         continue;
                     };
                     if let Some(&i) = tracker.index.get(&hash) {
-                        if tracker.settled[i].is_none() {
+                        tracker.legs[i] = tracker.legs[i].saturating_sub(1);
+                        if tracker.settled[i].is_none() && tracker.legs[i] == 0 {
                             tracker.settled[i] = Some(seen);
                             tracker.settled_beacon[i] = status.beacon.height;
                             settled += 1;

@@ -1,13 +1,17 @@
 //! Tracing a transaction: where it is, its outcome, and the receipts that
-//! carried its value between shards.
+//! carried its value between shards: a transfer's credit, or a cross-shard
+//! call and its refund, each with the receipts that carried it on after its
+//! account moved.
 
 use super::error::QueryError;
 use super::view::NodeView;
-use atoll_primitives::{Hash, ShardId, TxFailure, TxOutcome};
+use atoll_primitives::{
+    CallRecord, ContractStatus, Hash, ReceiptAction, ShardId, TxFailure, TxOutcome,
+};
 use atoll_storage::{StoredReceipt, TxLocation};
 
-/// Most receipts a transaction's trace follows: its own and the ones that
-/// carried it on after its account moved.
+/// Most receipts a transaction's trace follows: its own, the refund of a
+/// call, and the ones that carried either on after its account moved.
 pub const MAX_FORWARDS: usize = 8;
 
 /// Where a transaction is.
@@ -35,9 +39,30 @@ pub struct Included {
     pub block_hash: Option<Hash>,
     /// Whether its block is final.
     pub is_final: bool,
-    /// The receipt it emitted and those that carried it on, in order (at
-    /// most [`MAX_FORWARDS`]).
+    /// The receipt it emitted and those that carried it on, then for a
+    /// call its refund and those that carried that on, in order (at most
+    /// [`MAX_FORWARDS`]).
     pub receipts: Vec<ReceiptAt>,
+}
+
+impl Included {
+    /// For a transaction that called a contract on another shard: the
+    /// call's record at its destination and the refund receipt, once the
+    /// refund is final at the caller's shard (`None` before, or for any
+    /// other transaction).
+    pub fn settled_call(&self) -> Option<(&CallRecord, &ReceiptAt)> {
+        if !matches!(&self.location.outcome, TxOutcome::Contract(run)
+            if matches!(run.status, ContractStatus::Sent { .. }))
+        {
+            return None;
+        }
+        let call = self.receipts.iter().find_map(|r| r.call.as_ref())?;
+        let refund = self.receipts.last()?;
+        let settled = matches!(refund.stored.receipt.action, ReceiptAction::Refund { .. })
+            && refund.stage == ReceiptStage::Final
+            && refund.forwarded_to.is_none();
+        settled.then_some((call, refund))
+    }
 }
 
 /// Where a receipt stands at its destination.
@@ -63,6 +88,9 @@ pub struct ReceiptAt {
     /// The receipt (source, destination, sequence) with which the
     /// destination carried it on, its account having moved.
     pub forwarded_to: Option<(ShardId, ShardId, u64)>,
+    /// For a cross-shard call that its destination ran: what it did there
+    /// (its refund receipt goes from the destination back to the source).
+    pub call: Option<CallRecord>,
 }
 
 impl NodeView {
@@ -120,7 +148,11 @@ impl NodeView {
                 break;
             }
             let receipt = self.receipt(source, destination, sequence)?;
-            next = receipt.forwarded_to;
+            let refund = receipt
+                .call
+                .as_ref()
+                .map(|call| (destination, source, call.refund));
+            next = receipt.forwarded_to.or(refund);
             receipts.push(receipt);
         }
         Ok(TxAt::Included(Box::new(Included {
@@ -164,11 +196,19 @@ impl NodeView {
             .forwarded(source, sequence)
             .map_err(QueryError::internal)?
             .map(|(onward_to, onward)| (destination, onward_to, onward));
+        let call = match (&stored.receipt.action, applied_height) {
+            (ReceiptAction::Call { .. }, Some(_)) => destination_shard
+                .store
+                .call_record(source, sequence)
+                .map_err(QueryError::internal)?,
+            _ => None,
+        };
         Ok(ReceiptAt {
             stored,
             stage,
             applied_height,
             forwarded_to,
+            call,
         })
     }
 }

@@ -47,13 +47,20 @@ pub(super) fn contract_outcome(run: &atoll_primitives::ContractOutcome) -> Outco
         ContractStatus::OtherShard { address, shard } => (
             "other_shard",
             Some(format!(
-                "it would change {address}, which lives on shard {shard}: cross-shard contract calls are not supported yet; the gas used was charged"
+                "it would change {address}, which lives on shard {shard}: code cannot change another shard's account; the gas used was charged"
+            )),
+        ),
+        ContractStatus::Sent { shard } => (
+            "sent",
+            Some(format!(
+                "the call went to shard {shard} in a call receipt with its value and gas; its outcome there is the call's (see the receipts)"
             )),
         ),
     };
+    let sent = matches!(run.status, ContractStatus::Sent { .. });
     Outcome {
         success: run.status == ContractStatus::Success,
-        failure: message.is_some().then(|| status.to_string()),
+        failure: (message.is_some() && !sent).then(|| status.to_string()),
         message,
         contract: Some(ContractResult {
             status: status.into(),

@@ -3,7 +3,7 @@
 //! `atoll_getReceipt`).
 
 use super::error::invalid_params;
-use super::outcomes::outcome;
+use super::outcomes::{contract_outcome, outcome};
 use super::server::Rpc;
 use super::types::{hex_hash, parse_hash, ReceiptInfo, ReceiptState, TxState, TxStatus};
 use crate::query::{ReceiptAt, ReceiptStage, TxAt};
@@ -63,14 +63,13 @@ impl Rpc {
 fn receipt_info(found: &ReceiptAt, detail: bool) -> ReceiptInfo {
     let receipt = &found.stored.receipt;
     let (source, destination, sequence) = (receipt.source, receipt.destination, receipt.sequence);
-    let (kind, to, amount, nonce) = match receipt.action {
-        ReceiptAction::Transfer { to, amount } => ("transfer", to, amount, None),
-        ReceiptAction::Move {
-            account,
-            balance,
-            nonce,
-        } => ("move", account, balance, Some(nonce)),
-        ReceiptAction::Placed { account, .. } => ("placement", account, 0, None),
+    let amount = receipt.value();
+    let (kind, to, nonce) = match receipt.action {
+        ReceiptAction::Transfer { to, .. } => ("transfer", to, None),
+        ReceiptAction::Move { account, nonce, .. } => ("move", account, Some(nonce)),
+        ReceiptAction::Placed { account, .. } => ("placement", account, None),
+        ReceiptAction::Call { to, .. } => ("call", to, None),
+        ReceiptAction::Refund { to, .. } => ("refund", to, None),
     };
     ReceiptInfo {
         id: format!("{}:{}:{sequence}", source.0, destination.0),
@@ -92,6 +91,10 @@ fn receipt_info(found: &ReceiptAt, detail: bool) -> ReceiptInfo {
         to: detail.then(|| to.to_string()),
         amount: detail.then(|| amount.to_string()),
         nonce: nonce.filter(|_| detail),
+        call: found
+            .call
+            .as_ref()
+            .map(|record| contract_outcome(&record.outcome)),
     }
 }
 

@@ -200,21 +200,28 @@ pub struct ReceiptInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_height: Option<u64>,
     /// `"transfer"` (the credit of a cross-shard transfer), `"move"` (the
-    /// state of an account that moved shard) or `"placement"` (a contract
+    /// state of an account that moved shard), `"placement"` (a contract
     /// created on another shard than its address range's, sent to that
-    /// range's shard; `to` is the contract) (`atoll_getReceipt` only).
+    /// range's shard; `to` is the contract), `"call"` (a cross-shard
+    /// contract call; `to` is the contract) or `"refund"` (what returns to
+    /// a call's caller) (`atoll_getReceipt` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// The credited (or moving) address (`atoll_getReceipt` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-    /// The amount credited (for a move: the balance it carries), decimal
+    /// The amount credited (for a move: the balance it carries; for a
+    /// call: its value plus the gas its caller bought), decimal
     /// (`atoll_getReceipt` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<String>,
     /// A move's nonce (`atoll_getReceipt` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<u64>,
+    /// For a cross-shard call its destination ran: what the call did there
+    /// (status, gas used, logs, output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<Outcome>,
 }
 
 /// The answer of `atoll_getTransactionStatus`.

@@ -20,15 +20,17 @@
 //! address about to be created, which it shows as empty rather than as a
 //! stand-in.
 //!
-//! Accounts on other shards: cross-shard calls do not exist yet. An
-//! account that lives on another shard (or is still arriving on this one)
-//! looks to revm like a contract whose code reverts with
-//! `Error("atoll: 0x… lives on shard N…")`, so a call into another shard
-//! fails visibly inside the EVM and never silently reaches an empty
-//! account; a transaction that would still change such an account (value
+//! Accounts on other shards: a transaction reaches a contract of another
+//! shard through a call receipt ([`super::calls`]), but code running here
+//! cannot call into another shard synchronously. An account that lives on
+//! another shard (or is still arriving on this one) looks to revm like a
+//! contract whose code reverts with `Error("atoll: 0x… lives on shard
+//! N…")`, so such a call fails visibly inside the EVM and never silently
+//! reaches an empty account; a transaction that would still change such an account (value
 //! to it through `SELFDESTRUCT`) ends as [`ContractStatus::OtherShard`]
 //! and keeps only its gas payment and nonce.
 
+use super::calls;
 use super::creations::{Creations, NoteCreation};
 use super::native::{destination, Destination};
 use super::rules::{set, Checked, Emitted, TxEffect, TxReader, WriteSet};
@@ -199,12 +201,16 @@ pub(super) fn contract_action<R: TxReader>(
         }));
     };
     let after_gas = balance - bought;
-    if let (Action::Call { to, .. }, true) = (&body.action, input.is_empty()) {
+    if let Action::Call { to, .. } = &body.action {
         if let Destination::Shard(shard) = destination(ctx, reader, to)? {
             let gas = (price, gas_limit);
-            return Ok(value_to_other_shard(
-                tx, checked, after_gas, gas, *to, value, shard,
-            ));
+            if input.is_empty() {
+                return Ok(value_to_other_shard(
+                    tx, checked, after_gas, gas, *to, value, shard,
+                ));
+            }
+            let call = (*to, value, &input[..]);
+            return Ok(calls::send(tx, checked, after_gas, gas, call, shard));
         }
     }
     let shown = Account {
@@ -329,7 +335,8 @@ pub struct CallRequest {
 
 /// Runs `request` against `state` in the context `ctx` and returns what it
 /// did; `Ok(Err(reason))`: the EVM refused it as a transaction (gas limit
-/// below its intrinsic cost, …).
+/// below its intrinsic cost, …). A caller of another shard is shown as a
+/// cross-shard call shows it ([`super::calls`]): holding just the value.
 pub fn call(
     ctx: &BlockContext,
     state: &dyn crate::state::StateView,
@@ -354,7 +361,16 @@ pub fn call(
             }));
         }
     }
-    let sender = reader.read_account(&StateKey::Account(request.from))?;
+    // A caller of another shard reaches this contract through a call
+    // receipt: shown as the destination shows it, holding the value.
+    let remote = request.to.is_some() && ctx.map.shard_of(&request.from) != ctx.shard;
+    let sender = match remote {
+        true => Account {
+            balance: request.value,
+            nonce: 0,
+        },
+        false => reader.read_account(&StateKey::Account(request.from))?,
+    };
     let tx_env = TxEnv {
         caller: evm_address(&request.from),
         gas_limit: request.gas_limit,
@@ -369,7 +385,10 @@ pub fn call(
         chain_id: Some(ctx.chain_id.0),
         ..TxEnv::default()
     };
-    let mut db = StateDb::new(ctx, &mut reader, request.from, sender);
+    let mut db = match remote {
+        true => StateDb::for_remote_caller(ctx, &mut reader, request.from, request.value),
+        false => StateDb::new(ctx, &mut reader, request.from, sender),
+    };
     let ran = match run(ctx, &mut db, tx_env) {
         Ok(ran) => ran,
         Err(EvmFailure::Stopped) => return Err(db.take_stop()),
@@ -477,13 +496,13 @@ fn invalid(reason: String) -> TxEffect {
 }
 
 /// What revm returned for one transaction.
-struct Ran {
-    result: ExecutionResult,
+pub(super) struct Ran {
+    pub(super) result: ExecutionResult,
     state: EvmState,
 }
 
 /// Why revm did not run a transaction.
-enum EvmFailure {
+pub(super) enum EvmFailure {
     /// A read stopped (Block-STM met an unfinished write).
     Stopped,
     /// revm refused the transaction (intrinsic gas above the gas limit, init
@@ -492,7 +511,7 @@ enum EvmFailure {
 }
 
 /// Runs `tx_env` on revm over `db` in the block's environment.
-fn run<R: TxReader>(
+pub(super) fn run<R: TxReader>(
     ctx: &BlockContext,
     db: &mut StateDb<'_, R>,
     tx_env: TxEnv,
@@ -548,7 +567,7 @@ fn loaded_hasher() -> ahash::RandomState {
 /// The error [`StateDb`] gives revm when a read stopped; the stop itself
 /// waits in the database.
 #[derive(Debug)]
-struct Interrupted;
+pub(super) struct Interrupted;
 
 impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -593,11 +612,16 @@ impl Loaded {
 /// revm's view of the state: reads through the transaction's reader,
 /// remembers what it loaded, and shows the sender as it is after buying
 /// its gas.
-struct StateDb<'a, R: TxReader> {
+pub(super) struct StateDb<'a, R: TxReader> {
     ctx: &'a BlockContext,
     reader: &'a mut R,
     sender: Address,
     shown_sender: Account,
+    /// The sender lives on another shard (a cross-shard call's caller):
+    /// its account is shown, never written; what it holds after the run
+    /// is kept in `sender_after`, to go back to it.
+    remote_sender: bool,
+    sender_after: Option<u128>,
     loaded: HashMap<Address, Loaded, ahash::RandomState>,
     /// The addresses this transaction creates (told by
     /// [`super::creations`] before revm loads each): shown to revm as
@@ -608,7 +632,7 @@ struct StateDb<'a, R: TxReader> {
 }
 
 impl<'a, R: TxReader> StateDb<'a, R> {
-    fn new(
+    pub(super) fn new(
         ctx: &'a BlockContext,
         reader: &'a mut R,
         sender: Address,
@@ -619,14 +643,40 @@ impl<'a, R: TxReader> StateDb<'a, R> {
             reader,
             sender,
             shown_sender,
+            remote_sender: false,
+            sender_after: None,
             loaded: HashMap::with_hasher(loaded_hasher()),
             creating: SmallVec::new(),
             stop: None,
         }
     }
 
+    /// A database for a cross-shard call from `caller` (of another shard),
+    /// shown holding exactly the call's `value`.
+    pub(super) fn for_remote_caller(
+        ctx: &'a BlockContext,
+        reader: &'a mut R,
+        caller: Address,
+        value: u128,
+    ) -> StateDb<'a, R> {
+        let shown = Account {
+            balance: value,
+            nonce: 0,
+        };
+        StateDb {
+            remote_sender: true,
+            ..StateDb::new(ctx, reader, caller, shown)
+        }
+    }
+
+    /// What a remote sender holds after a successful run (the call's value,
+    /// less what the call kept, plus what it sent back to its caller).
+    pub(super) fn remote_sender_balance(&self) -> u128 {
+        self.sender_after.unwrap_or(self.shown_sender.balance)
+    }
+
     /// The stop that interrupted revm.
-    fn take_stop(&mut self) -> R::Stop {
+    pub(super) fn take_stop(&mut self) -> R::Stop {
         self.stop
             .take()
             .expect("the database fails only after a read stopped")
@@ -729,8 +779,8 @@ impl<'a, R: TxReader> StateDb<'a, R> {
     /// is the sender's account when the code's changes are undone (gas
     /// paid, nonce advanced); `refund` is added to the sender's balance
     /// when they are kept.
-    fn finish(
-        mut self,
+    pub(super) fn finish(
+        &mut self,
         ran: Ran,
         gas_used: u64,
         fee_burnt: u128,
@@ -780,7 +830,9 @@ impl<'a, R: TxReader> StateDb<'a, R> {
             }
         } else {
             writes.clear();
-            writes.push(set(sender_key, failed_sender));
+            if !self.remote_sender {
+                writes.push(set(sender_key, failed_sender));
+            }
             ContractOutcome {
                 status,
                 gas_used,
@@ -818,6 +870,10 @@ impl<'a, R: TxReader> StateDb<'a, R> {
         touched.sort_unstable_by_key(|(address, _)| **address);
         for (evm_address, account) in touched {
             let address = Address(evm_address.into_array());
+            if address == self.sender && self.remote_sender {
+                self.sender_after = Some(to_u128(account.info.balance));
+                continue;
+            }
             if address == self.sender {
                 let balance = to_u128(account.info.balance).saturating_add(refund);
                 writes.push(set(
@@ -895,9 +951,10 @@ impl<'a, R: TxReader> StateDb<'a, R> {
                 }
             }
         }
-        if !writes
-            .iter()
-            .any(|(key, _)| *key == StateKey::Account(self.sender))
+        if !self.remote_sender
+            && !writes
+                .iter()
+                .any(|(key, _)| *key == StateKey::Account(self.sender))
         {
             // revm always loads and touches the caller; kept for safety.
             let mut sender = self.shown_sender;
@@ -996,7 +1053,7 @@ fn bytecode(bytes: Vec<u8>) -> Bytecode {
 /// reverts with `Error("atoll: 0x… <relation> shard N; …")`.
 fn stand_in(address: &Address, shard: u16, relation: &str) -> AccountInfo {
     let message = format!(
-        "atoll: {address} {relation} shard {shard}; cross-shard contract calls are not supported yet"
+        "atoll: {address} {relation} shard {shard}; a contract cannot call another shard synchronously"
     );
     let code = Bytecode::new_legacy(Bytes::from(reverting_code(message.as_bytes())));
     let hash = code.hash_slow();

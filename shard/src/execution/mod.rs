@@ -12,6 +12,7 @@
 //! keys: they are accumulated in block order after execution
 //! ([`BlockOutput::assemble`]), so they never make two transactions conflict.
 
+pub mod calls;
 mod creations;
 pub mod declared;
 pub mod evm;
@@ -24,7 +25,7 @@ use crate::error::ShardError;
 use crate::state::StateView;
 use atoll_primitives::ethereum::{self, EthTransaction, EthTxError};
 use atoll_primitives::{
-    Address, ChainId, GasRules, Hash, NativeTransaction, Receipt, ShardId, ShardMap,
+    Address, CallRecord, ChainId, GasRules, Hash, NativeTransaction, Receipt, ShardId, ShardMap,
     SignedTransaction, StateChange, Terms, TxOutcome,
 };
 use rayon::slice::ParallelSliceMut;
@@ -150,6 +151,10 @@ pub struct BlockOutput {
     pub receipts: Vec<Receipt>,
     /// Fees burnt by the block.
     pub burnt_fees: u128,
+    /// What the cross-shard calls the block received did, in order (run
+    /// before its transactions, by [`crate::opening`]; executors leave it
+    /// empty).
+    pub calls: Vec<CallRecord>,
 }
 
 impl BlockOutput {
@@ -190,6 +195,7 @@ impl BlockOutput {
             state_changes,
             receipts,
             burnt_fees,
+            calls: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Integration tests of the shard crate (one binary, one module per area).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod calls;
 mod contracts;
 mod contracts_differential;
 mod crash;
@@ -10,6 +11,7 @@ mod ethereum;
 mod inbox;
 mod mempool;
 mod moves;
+mod pair;
 mod placement;
 mod scenario;
 mod semantics;

@@ -125,6 +125,7 @@ pub fn commit_genesis(store: &ShardStore) -> ShardBlockHeader {
             receipts: &[],
             shard_map: None,
             forwarded: &[],
+            calls: &[],
         })
         .unwrap();
     genesis.header

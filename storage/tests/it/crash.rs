@@ -44,6 +44,7 @@ fn crash_child_writer() {
                 receipts: &[receipt(ShardId(0), height - 1, origin)],
                 shard_map: None,
                 forwarded: &[],
+                calls: &[],
             })
             .unwrap();
         println!("committed {height}");

@@ -22,6 +22,7 @@ fn a_head_state_keeps_its_head_while_blocks_commit() {
             receipts: &[],
             shard_map: Some(&map),
             forwarded: &[],
+            calls: &[],
         })
         .unwrap();
 

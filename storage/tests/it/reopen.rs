@@ -37,6 +37,7 @@ fn committed_chain_survives_reopen() {
                     receipts: &receipts,
                     shard_map: None,
                     forwarded: &[],
+                    calls: &[],
                 })
                 .unwrap();
             parent = block.header.clone();
@@ -111,6 +112,7 @@ fn commits_continue_after_reopen() {
             receipts: &[receipt(ShardId(0), 0, next.body.transactions[0].hash())],
             shard_map: None,
             forwarded: &[],
+            calls: &[],
         })
         .unwrap();
     assert_eq!(store.head().unwrap(), Some(next.header));
@@ -150,6 +152,7 @@ fn every_kind_of_state_value_is_committed_and_deletions_remove_keys() {
                 receipts: &[],
                 shard_map: None,
                 forwarded: &[],
+                calls: &[],
             })
             .unwrap();
         next.header
@@ -174,6 +177,7 @@ fn every_kind_of_state_value_is_committed_and_deletions_remove_keys() {
             receipts: &[],
             shard_map: None,
             forwarded: &[],
+            calls: &[],
         })
         .unwrap();
     assert_eq!(store.state(&slot).unwrap(), None);

@@ -17,6 +17,7 @@ fn store_with_two_blocks() -> (tempfile::TempDir, ShardStore, ShardBlock) {
             receipts: &[receipt(ShardId(0), 0, Hash([1; 32]))],
             shard_map: None,
             forwarded: &[],
+            calls: &[],
         })
         .unwrap();
     (dir, store, first)
@@ -58,6 +59,7 @@ fn commit<'a>(block: &'a ShardBlock, outcomes: &'a [TxOutcome]) -> BlockCommit<'
         receipts: &[],
         shard_map: None,
         forwarded: &[],
+        calls: &[],
     }
 }
 
@@ -73,6 +75,7 @@ fn with_receipts<'a>(
         receipts,
         shard_map: None,
         forwarded: &[],
+        calls: &[],
     }
 }
 
@@ -340,6 +343,7 @@ fn refused_commit_with_state_changes_writes_no_state() {
             receipts: &[],
             shard_map: None,
             forwarded: &[],
+            calls: &[],
         },
     );
     assert!(

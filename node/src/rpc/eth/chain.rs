@@ -14,10 +14,12 @@
 use super::super::server::Rpc;
 use super::super::types::hex_hash;
 use super::format::{data, parse_hash, quantity};
-use crate::query::{EthBlock, EthBlockTx, EthTxAt, ShownTx};
+use crate::query::{EthBlock, EthBlockTx, EthTxAt, ShownTx, TxAt};
 use alloy_primitives::{Bloom, BloomInput, U256};
 use atoll_primitives::ethereum::EthTxType;
-use atoll_primitives::{merkle, Action, Address, Hash, Log, TxOutcome};
+use atoll_primitives::{
+    merkle, Action, Address, ContractOutcome, ContractStatus, Hash, Log, TxOutcome,
+};
 use jsonrpsee::core::RpcResult;
 use serde_json::{json, Map, Value};
 
@@ -38,13 +40,26 @@ impl Rpc {
         })
     }
 
-    /// `eth_getTransactionReceipt`: `null` until the transaction is final.
+    /// `eth_getTransactionReceipt`: `null` until the transaction is final;
+    /// for a call to a contract on another shard, until the call ran there
+    /// and its refund is final back on the sender's shard, and then with
+    /// the call's status, gas used and logs.
     pub(super) fn eth_receipt(&self, text: &str) -> RpcResult<Option<Value>> {
         let wanted = parse_hash("hash", text)?;
         let EthTxAt::InBlock { block, index } = self.node.eth_transaction(&wanted)? else {
             return Ok(None);
         };
-        Ok(Some(self.receipt_object(&block, index)))
+        let sent = matches!(&block.transactions[index].outcome,
+            TxOutcome::Contract(run) if matches!(run.status, ContractStatus::Sent { .. }));
+        if !sent {
+            return Ok(Some(self.receipt_object(&block, index, None)));
+        }
+        let TxAt::Included(included) = self.node.transaction(&wanted)? else {
+            return Ok(None);
+        };
+        Ok(included
+            .settled_call()
+            .map(|(call, _)| self.receipt_object(&block, index, Some(&call.outcome))))
     }
 
     /// `eth_getBlockByNumber` and `eth_getBlockByHash`.
@@ -184,20 +199,41 @@ impl Rpc {
         Value::Object(object)
     }
 
-    /// The receipt of transaction `index` of `block`.
-    fn receipt_object(&self, block: &EthBlock, index: usize) -> Value {
+    /// The receipt of transaction `index` of `block`; `call`: what its
+    /// call did on another shard (its gas and logs are the receipt's; the
+    /// logs are numbered after the block's own, and `eth_getLogs` does
+    /// not list them).
+    fn receipt_object(
+        &self,
+        block: &EthBlock,
+        index: usize,
+        call: Option<&ContractOutcome>,
+    ) -> Value {
         let entry = &block.transactions[index];
         let tx = &entry.shown.tx;
         let before = &block.transactions[..index];
-        let cumulative: u64 = before.iter().chain([entry]).map(EthBlockTx::gas_used).sum();
-        let first_log = before.iter().map(EthBlockTx::log_count).sum::<usize>();
-        let logs: Vec<Value> = tx_logs(entry)
+        let gas_used = call.map_or(entry.gas_used(), |call| call.gas_used);
+        let cumulative = before.iter().map(EthBlockTx::gas_used).sum::<u64>() + gas_used;
+        let first_log = match call {
+            None => before.iter().map(EthBlockTx::log_count).sum::<usize>(),
+            Some(_) => block.transactions.iter().map(EthBlockTx::log_count).sum(),
+        };
+        let own_logs: Vec<&Log> = match call {
+            None => tx_logs(entry).collect(),
+            Some(call) => call.logs.iter().collect(),
+        };
+        let logs: Vec<Value> = own_logs
+            .iter()
             .enumerate()
             .map(|(i, log)| log_object(log, block, index, first_log + i))
             .collect();
         let created = match &entry.outcome {
             TxOutcome::Contract(outcome) => outcome.created,
             _ => None,
+        };
+        let success = match call {
+            None => entry.outcome.is_success(),
+            Some(call) => call.status == ContractStatus::Success,
         };
         let to = tx.terms.action.recipient();
         let kind = entry.shown.decoded.as_ref().map_or(0, |d| d.kind.number());
@@ -209,13 +245,13 @@ impl Rpc {
             "from": tx.sender.to_string(),
             "to": to.map_or(Value::Null, |to| to.to_string().into()),
             "cumulativeGasUsed": quantity(cumulative),
-            "gasUsed": quantity(entry.gas_used()),
+            "gasUsed": quantity(gas_used),
             "effectiveGasPrice": quantity(tx.terms.price(self.node.gas().base_fee)),
             "contractAddress": created.map_or(Value::Null, |a| a.to_string().into()),
             "logs": logs,
-            "logsBloom": data(&bloom(tx_logs(entry))),
+            "logsBloom": data(&bloom(own_logs.iter().copied())),
             "type": quantity(kind),
-            "status": quantity(u8::from(entry.outcome.is_success())),
+            "status": quantity(u8::from(success)),
         })
     }
 }

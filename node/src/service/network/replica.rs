@@ -555,7 +555,6 @@ impl StepContext<'_> {
         let incoming = self
             .relay
             .pending(shard, &chain.inbox_cursors(), max_receipts);
-        let credited = incoming.len();
         let txs = step.payload.shards[usize::from(shard.0)].clone();
         let keeper = self.keeper;
         let produced = chain.execute_agreed_block(
@@ -572,7 +571,14 @@ impl StepContext<'_> {
                 step.height
             );
         }
-        finish(shared, chain, &produced, credited, &[], started);
+        finish(
+            shared,
+            chain,
+            &produced,
+            produced.block.body.incoming.len(),
+            &[],
+            started,
+        );
         let header = produced.block.header.clone();
         let committed = Committed::from(produced);
         mark_final(shared, &committed, self.new_heads);

@@ -177,7 +177,6 @@ fn produce(
     } else {
         hold_back(txs, &map, &blocked)
     };
-    let credited = incoming.len();
     // The beacon is locked per lookup, never across the block: the
     // coordinator must be able to record other shards' blocks meanwhile.
     let produced = chain.produce_block_with_receipts(
@@ -186,7 +185,14 @@ fn produce(
         |source, height| shared.beacon.read().final_header(source, height).cloned(),
         now_ms(),
     )?;
-    finish(shared, chain, &produced, credited, &moved_away, started);
+    finish(
+        shared,
+        chain,
+        &produced,
+        produced.block.body.incoming.len(),
+        &moved_away,
+        started,
+    );
     // The coordinator makes it final. If it is gone the node is stopping.
     let _ = shared.committed.send(Committed::from(produced));
     Ok(full.then_some(count))

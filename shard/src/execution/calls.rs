@@ -1,0 +1,194 @@
+//! Cross-shard contract calls, both legs.
+//!
+//! **Source.** A transaction that calls a contract on another shard (by the
+//! routing rule of [`super::native::destination`]) runs nothing here: the
+//! sender's shard has checked its signature, chain id and nonce, and that
+//! it can pay value plus gas limit × its highest price; it debits the value
+//! and the gas bought (gas limit × the price it pays), advances the nonce
+//! and emits a [`ReceiptAction::Call`] carrying both. The transaction's
+//! outcome is [`ContractStatus::Sent`]: its real outcome is the call's.
+//!
+//! **Destination.** The block that applies the receipt runs the call
+//! ([`run_incoming`]) before its own transactions, in receipt order. revm
+//! sees the caller as an account without code holding exactly the call's
+//! value; the caller's account is never written here (it lives on the
+//! source). The gas used is burnt here. What is left goes back to the
+//! caller in a [`ReceiptAction::Refund`] to the source shard: the unused
+//! gas at the call's price, plus, when the call succeeded, what the caller
+//! still holds (the value, less what the call kept, plus anything it sent
+//! back to its caller), or, when it failed, the whole value. So the caller's
+//! balance moves by exactly gas used × price plus the value the call kept,
+//! and the value in flight is always the receipts' (conservation).
+
+use super::evm::{evm_address, run, EvmFailure, StateDb};
+use super::rules::{set, Checked, Emitted, TxEffect, TxReader, WriteSet};
+use super::{BlockContext, PreparedTx};
+use atoll_primitives::{
+    Account, Address, ContractOutcome, ContractStatus, ReceiptAction, ShardId, StateKey, TxOutcome,
+};
+use revm::context::TxEnv;
+use revm::primitives::{Bytes, TxKind, U256};
+
+/// The source leg: a call with `input` from `tx`'s sender to `to` on
+/// `shard`. `after_gas` is the sender's balance after buying `gas_limit`
+/// gas at `price` (the up-front check covered the value too).
+pub(super) fn send(
+    tx: &PreparedTx,
+    checked: Checked,
+    after_gas: u128,
+    (price, gas_limit): (u128, u64),
+    (to, value, input): (Address, u128, &[u8]),
+    shard: ShardId,
+) -> TxEffect {
+    let sender = Account {
+        balance: after_gas - value,
+        nonce: checked.next_nonce,
+    };
+    let mut writes = WriteSet::new();
+    writes.push(set(StateKey::Account(tx.sender), sender));
+    let mut receipts = Emitted::new();
+    receipts.push((
+        shard,
+        ReceiptAction::Call {
+            caller: tx.sender,
+            to,
+            value,
+            input: input.to_vec(),
+            gas_limit,
+            price,
+        },
+    ));
+    TxEffect {
+        outcome: TxOutcome::Contract(ContractOutcome {
+            status: ContractStatus::Sent { shard: shard.0 },
+            gas_used: 0,
+            logs: Vec::new(),
+            output: Vec::new(),
+            created: None,
+        }),
+        writes,
+        receipts,
+        fee_burnt: 0,
+    }
+}
+
+/// A cross-shard call as its destination runs it (the fields of a
+/// [`ReceiptAction::Call`]).
+#[derive(Clone, Copy, Debug)]
+pub struct IncomingCall<'a> {
+    /// Who calls.
+    pub caller: Address,
+    /// The contract called.
+    pub to: Address,
+    /// The value sent with it.
+    pub value: u128,
+    /// The call data.
+    pub input: &'a [u8],
+    /// The gas it may use.
+    pub gas_limit: u64,
+    /// The price per gas the caller paid.
+    pub price: u128,
+}
+
+impl<'a> IncomingCall<'a> {
+    /// The call a receipt action carries, if it is one.
+    pub fn of(action: &'a ReceiptAction) -> Option<IncomingCall<'a>> {
+        match action {
+            ReceiptAction::Call {
+                caller,
+                to,
+                value,
+                input,
+                gas_limit,
+                price,
+            } => Some(IncomingCall {
+                caller: *caller,
+                to: *to,
+                value: *value,
+                input,
+                gas_limit: *gas_limit,
+                price: *price,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the destination leg did.
+#[derive(Clone, Debug)]
+pub struct CallRun {
+    /// The call's outcome (status, gas used, logs, output).
+    pub outcome: ContractOutcome,
+    /// Its writes here (none unless it succeeded).
+    pub writes: WriteSet,
+    /// The receipts it emits besides the refund (placements of contracts
+    /// it created at another range's address).
+    pub receipts: Emitted,
+    /// The gas burnt here (gas used × price).
+    pub burnt: u128,
+    /// What goes back to the caller.
+    pub refund: u128,
+}
+
+/// Runs `call` at its destination over `reader`.
+pub(crate) fn run_incoming<R: TxReader>(
+    ctx: &BlockContext,
+    call: IncomingCall<'_>,
+    reader: &mut R,
+) -> Result<CallRun, R::Stop> {
+    let bought = call.price.saturating_mul(u128::from(call.gas_limit));
+    let tx_env = TxEnv {
+        caller: evm_address(&call.caller),
+        gas_limit: call.gas_limit,
+        gas_price: call.price,
+        kind: TxKind::Call(evm_address(&call.to)),
+        value: U256::from(call.value),
+        data: Bytes::copy_from_slice(call.input),
+        nonce: 0,
+        chain_id: Some(ctx.chain_id.0),
+        ..TxEnv::default()
+    };
+    let mut db = StateDb::for_remote_caller(ctx, reader, call.caller, call.value);
+    let ran = match run(ctx, &mut db, tx_env) {
+        Ok(ran) => ran,
+        Err(EvmFailure::Stopped) => return Err(db.take_stop()),
+        // revm refused it as a transaction (the calldata floor above its
+        // gas limit, …): nothing ran, everything goes back.
+        Err(EvmFailure::Invalid(reason)) => {
+            return Ok(CallRun {
+                outcome: ContractOutcome {
+                    status: ContractStatus::Halted {
+                        reason: format!("invalid call: {reason}"),
+                    },
+                    gas_used: 0,
+                    logs: Vec::new(),
+                    output: Vec::new(),
+                    created: None,
+                },
+                writes: WriteSet::new(),
+                receipts: Emitted::new(),
+                burnt: 0,
+                refund: call.value.saturating_add(bought),
+            })
+        }
+    };
+    let gas_used = ran.result.tx_gas_used().min(call.gas_limit);
+    let burnt = call.price * u128::from(gas_used);
+    let unused = bought - burnt;
+    let effect = db.finish(ran, gas_used, burnt, 0, Account::default());
+    let TxOutcome::Contract(outcome) = effect.outcome else {
+        unreachable!("a run gives a contract outcome")
+    };
+    let kept = if outcome.status == ContractStatus::Success {
+        db.remote_sender_balance()
+    } else {
+        call.value
+    };
+    Ok(CallRun {
+        outcome,
+        writes: effect.writes,
+        receipts: effect.receipts,
+        burnt,
+        refund: kept.saturating_add(unused),
+    })
+}
