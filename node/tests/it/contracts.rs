@@ -286,7 +286,28 @@ fn a_contract_created_at_an_address_of_another_shard_is_served_from_its_creators
 #[test]
 fn the_load_tool_sets_up_and_runs_the_contract_workloads() {
     let node = Node::start(20, "");
+    run_contract_loads(&node, &[]);
+}
+
+#[test]
+fn the_load_tool_calls_contracts_across_shards() {
+    let node = Node::start_sharded(2, 20, "");
+    let reports = run_contract_loads(&node, &["--cross-shard-ratio", "0.5"]);
+    for report in reports {
+        // Half the accounts call the other shard's contracts: those calls
+        // ran there and their refunds came back.
+        let cross = report["cross_shard"].as_u64().expect("a count");
+        assert!(cross > 0, "{report}");
+        assert_eq!(report["settled"], cross, "{report}");
+    }
+}
+
+/// Runs the ERC-20 and AMM loads with `extra` arguments on `node`, checks
+/// that every transaction was admitted, final and successful, and returns
+/// the reports.
+fn run_contract_loads(node: &Node, extra: &[&str]) -> Vec<Value> {
     let rpc = format!("http://{}", node.rpc);
+    let mut reports = Vec::new();
     for workload in [
         &["--workload", "erc20"][..],
         &["--workload", "amm", "--pools", "3"],
@@ -304,6 +325,7 @@ fn the_load_tool_sets_up_and_runs_the_contract_workloads() {
             "--json",
         ];
         args.extend_from_slice(workload);
+        args.extend_from_slice(extra);
         let (ok, out, err) = cli(&args, None);
         assert!(ok, "{workload:?}: {out}{err}");
         let report: Value = serde_json::from_str(out.trim()).expect("one JSON object");
@@ -317,5 +339,7 @@ fn the_load_tool_sets_up_and_runs_the_contract_workloads() {
             vec!["success"],
             "{workload:?}: {report}"
         );
+        reports.push(report);
     }
+    reports
 }

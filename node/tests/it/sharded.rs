@@ -84,25 +84,24 @@ fn a_cross_shard_transfer_debits_once_and_credits_once() {
 /// A transfer the load thread sent: (hash, sender, receiver, amount).
 type Sent = (String, usize, usize, u128);
 
-/// Sends cross-shard transfers in batches of 20 from `senders` (starting at
-/// `nonces`) to `receivers` until the node stops answering; returns every
-/// transfer it sent, whatever the answer.
-fn send_until_killed(
+/// Sends transactions in batches, one per sender (starting at `nonces`;
+/// `sign(sender, key, nonce, round)` makes each: its hex, hash and what
+/// the test keeps of it) until the node stops answering; returns every
+/// transaction it sent, whatever the answer.
+fn send_until_killed<T>(
     rpc: std::net::SocketAddr,
     senders: &[KeyPair],
-    receivers: &[KeyPair],
     mut nonces: Vec<u64>,
-) -> Vec<Sent> {
+    sign: impl Fn(usize, &KeyPair, u64, usize) -> (String, String, T),
+) -> Vec<(String, T)> {
     let mut sent = Vec::new();
     for round in 0.. {
         let mut calls = Vec::new();
         let mut batch = Vec::new();
         for (i, key) in senders.iter().enumerate() {
-            let r = (i + round) % receivers.len();
-            let amount = 1 + (round % 7) as u128;
-            let (tx, hash) = transfer(key, nonces[i], receivers[r].address(), amount, 1, CHAIN_ID);
+            let (tx, hash, kept) = sign(i, key, nonces[i], round);
             calls.push(json!({"jsonrpc": "2.0", "id": i, "method": "atoll_sendTransaction", "params": [tx]}));
-            batch.push((hash, i, r, amount));
+            batch.push((hash, kept));
             nonces[i] += 1;
         }
         let body = serde_json::Value::Array(calls).to_string();
@@ -113,6 +112,26 @@ fn send_until_killed(
         std::thread::sleep(Duration::from_millis(5));
     }
     unreachable!("the loop ends when the node is killed")
+}
+
+/// Cross-shard transfers from `senders` to `receivers` until the node is
+/// killed.
+fn transfer_until_killed(
+    rpc: std::net::SocketAddr,
+    senders: &[KeyPair],
+    receivers: &[KeyPair],
+    nonces: Vec<u64>,
+) -> Vec<Sent> {
+    let sign = |i: usize, key: &KeyPair, nonce: u64, round: usize| {
+        let r = (i + round) % receivers.len();
+        let amount = 1 + (round % 7) as u128;
+        let (tx, hash) = transfer(key, nonce, receivers[r].address(), amount, 1, CHAIN_ID);
+        (tx, hash, (i, r, amount))
+    };
+    send_until_killed(rpc, senders, nonces, sign)
+        .into_iter()
+        .map(|(hash, (i, r, amount))| (hash, i, r, amount))
+        .collect()
 }
 
 #[test]
@@ -134,7 +153,7 @@ fn receipts_in_flight_survive_sigkill_at_random_moments_exactly_once() {
             .collect();
         let load = {
             let (rpc, senders, receivers) = (node.rpc, senders.clone(), receivers.clone());
-            std::thread::spawn(move || send_until_killed(rpc, &senders, &receivers, nonces))
+            std::thread::spawn(move || transfer_until_killed(rpc, &senders, &receivers, nonces))
         };
         std::thread::sleep(Duration::from_millis(rng.gen_range(150..900)));
         assert_eq!(node.signal(9), None);
@@ -176,6 +195,115 @@ fn receipts_in_flight_survive_sigkill_at_random_moments_exactly_once() {
         40 * BALANCE,
         "conservation after {included} transfers"
     );
+}
+
+/// The status of `hash` once its cross-shard call's refund is final
+/// (`None`: it was never included, or is not a call that crossed shards).
+fn settled_call(node: &Node, hash: &str) -> Option<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = node.ok("atoll_getTransactionStatus", json!([hash]));
+        if status["outcome"]["contract"]["status"] != "sent" {
+            return None;
+        }
+        let receipts = status["receipts"].as_array().cloned().unwrap_or_default();
+        let refunded = receipts.len() == 2
+            && receipts[1]["status"] == "final"
+            && receipts[0]["call"].is_object();
+        if refunded {
+            return Some(status);
+        }
+        assert!(Instant::now() < deadline, "never settled: {status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cross_shard_calls_survive_sigkill_at_random_moments_exactly_once() {
+    use atoll_primitives::{Action, ChainId, Transaction};
+    use atoll_shard::contracts::{call_data, create_address, Contract};
+
+    let mut node = Node::start_sharded(2, 40, "");
+    // A counter contract on shard 1, called from shard 0.
+    let owner = &on_shard(1, 1)[0];
+    let sign = |key: &KeyPair, nonce: u64, action: Action| {
+        let signed = Transaction {
+            chain_id: ChainId(CHAIN_ID),
+            sender: key.public(),
+            nonce,
+            fee: 1,
+            action,
+        }
+        .sign(key);
+        (hex::encode(signed.encode()), format!("0x{}", signed.hash()))
+    };
+    let create = Action::Create {
+        value: 0,
+        init_code: Contract::Probe.init_code(&[]),
+        gas_limit: 2_000_000,
+    };
+    let (tx, _) = sign(owner, 0, create);
+    node.ok("atoll_sendTransaction", json!([tx, "final"]));
+    let probe = create_address(&owner.address(), 0);
+    let callers = on_shard(0, 8);
+    let bump = move |_: usize, key: &KeyPair, nonce: u64, _: usize| {
+        let action = Action::Call {
+            to: probe,
+            value: 0,
+            input: call_data("bump()", &[]),
+            gas_limit: 100_000,
+        };
+        let (tx, hash) = sign(key, nonce, action);
+        (tx, hash, ())
+    };
+    let seed: u64 = rand::random();
+    eprintln!("kill moments from seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        // Calls going out, running on shard 1 and refunds coming back
+        // when the node is killed.
+        let nonces: Vec<u64> = callers
+            .iter()
+            .map(|k| node.account(k.address()).1)
+            .collect();
+        let load = {
+            let (rpc, callers) = (node.rpc, callers.clone());
+            std::thread::spawn(move || send_until_killed(rpc, &callers, nonces, bump))
+        };
+        std::thread::sleep(Duration::from_millis(rng.gen_range(150..900)));
+        assert_eq!(node.signal(9), None);
+        sent.extend(load.join().expect("the load thread"));
+        node.run();
+    }
+    let mut seen = std::collections::HashSet::new();
+    sent.retain(|(hash, ())| seen.insert(hash.clone()));
+    // Every call included on shard 0 ran once on shard 1, and its refund
+    // was paid once: each caller is down exactly the gas its calls used.
+    let mut ran = 0u64;
+    let mut used = 0u128;
+    for (hash, ()) in &sent {
+        if let Some(status) = settled_call(&node, hash) {
+            let call = &status["receipts"][0]["call"];
+            assert_eq!(call["success"], true, "{status}");
+            ran += 1;
+            used += u128::from(call["contract"]["gas_used"].as_u64().expect("gas"));
+        }
+    }
+    assert!(ran > 0, "some calls were included before the kills");
+    let counter = node.ok(
+        "atoll_getStorageAt",
+        json!([probe.to_string(), format!("0x{}", "00".repeat(32))]),
+    );
+    let counter = u64::from_str_radix(counter.as_str().expect("hex").trim_start_matches("0x"), 16)
+        .expect("a number");
+    assert_eq!(counter, ran, "every included call ran exactly once");
+    std::thread::sleep(Duration::from_millis(500));
+    let paid: u128 = callers
+        .iter()
+        .map(|k| BALANCE - node.account(k.address()).0)
+        .sum();
+    assert_eq!(paid, used, "every refund paid exactly once");
 }
 
 #[test]
