@@ -1,6 +1,8 @@
 // Compiles contracts/src/*.sol with solcjs (the npm package `solc`, which
 // carries its compiler, so this works offline) and writes, per contract,
-// out/<Name>.bin (creation bytecode, hex) and out/<Name>.abi.json.
+// out/<Name>.bin (creation bytecode, hex) and out/<Name>.abi.json, and for
+// the contracts the chain serves itself (CrossShard) the code it runs,
+// out/<Name>.runtime.bin.
 // Run through scripts/contracts.sh, which installs solc first.
 const fs = require("fs");
 const path = require("path");
@@ -20,7 +22,7 @@ const input = {
   // deployments usually have it.
   settings: {
     optimizer: { enabled: true, runs: 200 },
-    outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
+    outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } },
   },
 };
 const output = JSON.parse(solc.compile(JSON.stringify(input)));
@@ -37,6 +39,9 @@ for (const file of Object.keys(output.contracts).sort()) {
     if (contract.evm.bytecode.object.length === 0) continue; // an interface
     fs.writeFileSync(path.join(out, `${name}.bin`), contract.evm.bytecode.object + "\n");
     fs.writeFileSync(path.join(out, `${name}.abi.json`), JSON.stringify(contract.abi, null, 2) + "\n");
+    if (name === "CrossShard") {
+      fs.writeFileSync(path.join(out, `${name}.runtime.bin`), contract.evm.deployedBytecode.object + "\n");
+    }
     console.log(`${name}: ${contract.evm.bytecode.object.length / 2} bytes (solc ${solc.version()})`);
   }
 }

@@ -21,6 +21,9 @@ pub enum Contract {
     Probe,
     /// `Child(uint256 v)`: what `Probe` creates.
     Child,
+    /// `Dispatcher()`: sends calls to other shards through the cross-shard
+    /// contract.
+    Dispatcher,
 }
 
 impl Contract {
@@ -31,6 +34,7 @@ impl Contract {
             Contract::Pair => include_str!("../../contracts/out/Pair.bin"),
             Contract::Probe => include_str!("../../contracts/out/Probe.bin"),
             Contract::Child => include_str!("../../contracts/out/Child.bin"),
+            Contract::Dispatcher => include_str!("../../contracts/out/Dispatcher.bin"),
         };
         hex::decode(hex.trim()).expect("the checked-in bytecode is hex")
     }

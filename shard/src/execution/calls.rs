@@ -19,15 +19,130 @@
 //! back to its caller), or, when it failed, the whole value. So the caller's
 //! balance moves by exactly gas used × price plus the value the call kept,
 //! and the value in flight is always the receipts' (conservation).
+//!
+//! **From a contract.** Code reaches another shard through the cross-shard
+//! contract at [`CROSS_SHARD`] (`contracts/src/CrossShard.sol`; the chain
+//! serves its code on every shard and stores nothing there):
+//! `callAsync(to, data, gas)` with `msg.value` covering `gas ×
+//! tx.gasprice` emits a `Sent` log and keeps the value. When the
+//! transaction succeeds, each such log becomes a call receipt from the
+//! calling contract ([`sent`]); its refund comes back to that contract's
+//! balance. Nothing is sent when the transaction fails.
 
-use super::evm::{evm_address, run, EvmFailure, StateDb};
+use super::evm::{evm_address, run, EvmFailure, StateDb, MAX_TX_GAS};
 use super::rules::{set, Checked, Emitted, TxEffect, TxReader, WriteSet};
 use super::{BlockContext, PreparedTx};
+use atoll_primitives::codec::MAX_TRANSACTION_BYTES;
 use atoll_primitives::{
-    Account, Address, ContractOutcome, ContractStatus, ReceiptAction, ShardId, StateKey, TxOutcome,
+    Account, Address, ContractOutcome, ContractStatus, Log, ReceiptAction, ShardId, StateKey,
+    TxOutcome,
 };
+use revm::bytecode::Bytecode;
 use revm::context::TxEnv;
-use revm::primitives::{Bytes, TxKind, U256};
+use revm::primitives::{keccak256, Bytes, TxKind, B256, U256};
+use revm::state::AccountInfo;
+use std::sync::OnceLock;
+
+/// The address of the cross-shard contract, the same on every shard.
+pub const CROSS_SHARD: Address = Address([
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0a, 0x70, 0x11,
+]);
+
+/// The account revm sees at [`CROSS_SHARD`]: the contract's code, no
+/// balance (what it is sent during a transaction leaves with the calls).
+pub(super) fn cross_shard_account() -> AccountInfo {
+    static CODE: OnceLock<(Bytecode, B256)> = OnceLock::new();
+    let (code, hash) = CODE.get_or_init(|| {
+        let hex = include_str!("../../../contracts/out/CrossShard.runtime.bin");
+        let bytes = hex::decode(hex.trim()).expect("the checked-in bytecode is hex");
+        let code = Bytecode::new_legacy(Bytes::from(bytes));
+        let hash = code.hash_slow();
+        (code, hash)
+    });
+    AccountInfo::new(U256::ZERO, 1, *hash, code.clone())
+}
+
+/// The receipts of the calls a successful run sent through the cross-shard
+/// contract (its `Sent` logs, in order), each to the shard the map gives
+/// its target (which forwards it if the target was placed elsewhere).
+/// `escrow` is what the contract was paid in the run: it must be what the
+/// calls carry. `Err`: a status that fails the transaction (a call to this
+/// shard's range, a gas above the most a call may use, call data too long
+/// for a receipt, value paid to the contract outside a call).
+pub(super) fn sent(
+    ctx: &BlockContext,
+    logs: &[Log],
+    escrow: u128,
+) -> Result<Emitted, ContractStatus> {
+    static TOPIC: OnceLock<B256> = OnceLock::new();
+    let topic = TOPIC.get_or_init(|| {
+        keccak256("Sent(address,address,uint256,uint256,uint256,bytes)".as_bytes())
+    });
+    let fail = |reason: String| ContractStatus::Halted { reason };
+    let mut emitted = Emitted::new();
+    let mut carried: u128 = 0;
+    for log in logs.iter().filter(|log| log.address == CROSS_SHARD) {
+        if log.topics.first() != Some(&topic.0) || log.topics.len() != 3 {
+            continue;
+        }
+        let address = |word: &[u8; 32]| {
+            let mut bytes = [0; 20];
+            bytes.copy_from_slice(&word[12..]);
+            Address(bytes)
+        };
+        let (caller, to) = (address(&log.topics[1]), address(&log.topics[2]));
+        let word = |i: usize| -> Option<U256> {
+            let bytes = log.data.get(32 * i..32 * (i + 1))?;
+            Some(U256::from_be_slice(bytes))
+        };
+        let malformed = || fail("a malformed Sent log".into());
+        let (Some(value), Some(gas), Some(price), Some(offset), Some(len)) =
+            (word(0), word(1), word(2), word(3), word(4))
+        else {
+            return Err(malformed());
+        };
+        if offset != U256::from(128) {
+            return Err(malformed());
+        }
+        let gas_cap = ctx.gas.block_gas_limit.min(MAX_TX_GAS);
+        let gas = u64::try_from(gas)
+            .ok()
+            .filter(|gas| *gas <= gas_cap)
+            .ok_or_else(|| fail(format!("a cross-shard call may use at most {gas_cap} gas")))?;
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > MAX_TRANSACTION_BYTES {
+            return Err(fail(format!(
+                "cross-shard call data is limited to {MAX_TRANSACTION_BYTES} bytes"
+            )));
+        }
+        let input = log.data.get(160..160 + len).ok_or_else(malformed)?.to_vec();
+        let (Ok(value), Ok(price)) = (u128::try_from(value), u128::try_from(price)) else {
+            return Err(fail("a cross-shard call's value is above 2^128".into()));
+        };
+        let home = ctx.map.shard_of(&to);
+        if home == ctx.shard {
+            return Err(fail(format!(
+                "{to} is in this shard's range: call it directly, not through the cross-shard contract"
+            )));
+        }
+        let action = ReceiptAction::Call {
+            caller,
+            to,
+            value,
+            input,
+            gas_limit: gas,
+            price,
+        };
+        carried = carried.saturating_add(action.value());
+        emitted.push((home, action));
+    }
+    if carried != escrow {
+        return Err(fail(format!(
+            "the cross-shard contract was paid {escrow} but its calls carry {carried}"
+        )));
+    }
+    Ok(emitted)
+}
 
 /// The source leg: a call with `input` from `tx`'s sender to `to` on
 /// `shard`. `after_gas` is the sender's balance after buying `gas_limit`

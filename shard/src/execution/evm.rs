@@ -700,6 +700,9 @@ impl<'a, R: TxReader> StateDb<'a, R> {
     /// Loads `address`: what atoll holds for it and where it lives (see
     /// [`super::native`] for the rule).
     fn load(&mut self, address: Address) -> Result<(Loaded, Option<AccountInfo>), Interrupted> {
+        if address == calls::CROSS_SHARD {
+            return Ok((Loaded::here(None), Some(calls::cross_shard_account())));
+        }
         let here = self.ctx.shard;
         let home = self.ctx.map.shard_of(&address);
         if home != here && !is_precompile(&address) {
@@ -815,9 +818,9 @@ impl<'a, R: TxReader> StateDb<'a, R> {
         let mut writes = WriteSet::new();
         let mut receipts = Emitted::new();
         if status == ContractStatus::Success {
-            match self.writes(&state, failed_sender.nonce, refund) {
-                Ok((kept, placed)) => (writes, receipts) = (kept, placed),
-                Err((address, shard)) => status = ContractStatus::OtherShard { address, shard },
+            match self.writes(&state, &logs, failed_sender.nonce, refund) {
+                Ok((kept, emitted)) => (writes, receipts) = (kept, emitted),
+                Err(failed) => status = failed,
             }
         }
         let outcome = if status == ContractStatus::Success {
@@ -856,11 +859,13 @@ impl<'a, R: TxReader> StateDb<'a, R> {
     fn writes(
         &mut self,
         state: &EvmState,
+        logs: &[Log],
         sender_nonce: u64,
         refund: u128,
-    ) -> Result<(WriteSet, Emitted), (Address, u16)> {
+    ) -> Result<(WriteSet, Emitted), ContractStatus> {
         let mut writes = WriteSet::new();
         let mut receipts = Emitted::new();
+        let mut escrow = 0;
         // A deterministic order (revm's map is not ordered); the block's
         // write set is sorted later anyway, but equal effects compare equal.
         let mut touched: Vec<_> = state
@@ -870,6 +875,11 @@ impl<'a, R: TxReader> StateDb<'a, R> {
         touched.sort_unstable_by_key(|(address, _)| **address);
         for (evm_address, account) in touched {
             let address = Address(evm_address.into_array());
+            if address == calls::CROSS_SHARD {
+                // What the calls it sends carry, not a balance of its own.
+                escrow = to_u128(account.info.balance);
+                continue;
+            }
             if address == self.sender && self.remote_sender {
                 self.sender_after = Some(to_u128(account.info.balance));
                 continue;
@@ -888,7 +898,10 @@ impl<'a, R: TxReader> StateDb<'a, R> {
             let loaded = match self.loaded.get(&address) {
                 Some(loaded) => *loaded,
                 // revm loads every account it touches through `basic`.
-                None => return Err((address, self.ctx.map.shard_of(&address).0)),
+                None => {
+                    let shard = self.ctx.map.shard_of(&address).0;
+                    return Err(ContractStatus::OtherShard { address, shard });
+                }
             };
             let before = writes.len();
             if account.is_created() && account.is_selfdestructed() {
@@ -947,10 +960,11 @@ impl<'a, R: TxReader> StateDb<'a, R> {
             let elsewhere = loaded.elsewhere.or(loaded.placing.map(|home| home.0));
             if let Some(shard) = elsewhere {
                 if writes.len() > before {
-                    return Err((address, shard));
+                    return Err(ContractStatus::OtherShard { address, shard });
                 }
             }
         }
+        receipts.extend(calls::sent(self.ctx, logs, escrow)?);
         if !self.remote_sender
             && !writes
                 .iter()

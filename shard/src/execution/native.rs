@@ -34,6 +34,10 @@ pub(super) fn destination<R: TxReader>(
     reader: &mut R,
     to: &Address,
 ) -> Result<Destination, R::Stop> {
+    if *to == super::calls::CROSS_SHARD {
+        // Its code runs on every shard (and takes no plain value).
+        return Ok(Destination::Code);
+    }
     let home = ctx.map.shard_of(to);
     if home != ctx.shard && placement(reader, to)? != Some(ctx.shard) {
         return Ok(Destination::Shard(home));

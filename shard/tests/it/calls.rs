@@ -387,3 +387,132 @@ proptest! {
         prop_assert_eq!(lost, used * PRICE + held_by_contracts);
     }
 }
+
+#[test]
+fn a_contract_sends_calls_to_another_shard_through_the_cross_shard_contract() {
+    let (mut pair, callers, probe) = setup(1, 1);
+    let caller = &callers[0];
+    let supply = BALANCE * 2;
+    let deploy = contract_tx(
+        caller,
+        0,
+        Action::Create {
+            value: 0,
+            init_code: Contract::Dispatcher.init_code(&[]),
+            gas_limit: 1_000_000,
+        },
+    );
+    let dispatcher = create_address(&caller.address(), 0);
+    let produced = pair.block(0, vec![deploy]);
+    assert!(produced.output.outcomes[0].is_success(), "{produced:?}");
+    pair.block(1, Vec::new());
+    pair.block(0, Vec::new());
+    assert_eq!(pair.total(), supply);
+
+    let gas = 100_000u64;
+    let dispatch = |nonce: u64, to: Address, value: u128, fail: Option<bool>| {
+        let data = call_data("bump()", &[]);
+        let input = match fail {
+            None => dispatch_data("dispatch(address,bytes,uint256)", to, &data, gas, None),
+            Some(fail) => dispatch_data(
+                "dispatchTwice(address,bytes,uint256,bool)",
+                to,
+                &data,
+                gas,
+                Some(fail),
+            ),
+        };
+        call(caller, nonce, dispatcher, value, input, 300_000)
+    };
+    let paid = PRICE * u128::from(gas);
+    // One call sent: it runs on shard 1 and its refund returns to the
+    // dispatcher.
+    let produced = pair.block(0, vec![dispatch(1, probe, paid, None)]);
+    assert_eq!(
+        status_of(&produced.output.outcomes[0]),
+        &ContractStatus::Success
+    );
+    let sent: Vec<_> = produced.output.receipts.iter().map(|r| &r.action).collect();
+    assert_eq!(
+        sent,
+        vec![&ReceiptAction::Call {
+            caller: dispatcher,
+            to: probe,
+            value: 0,
+            input: call_data("bump()", &[]),
+            gas_limit: gas,
+            price: PRICE,
+        }]
+    );
+    assert_eq!(pair.total(), supply);
+    let ran = pair.block(1, Vec::new());
+    assert_eq!(ran.output.calls.len(), 1);
+    assert_eq!(ran.output.calls[0].outcome.status, ContractStatus::Success);
+    assert_eq!(counter(&pair, probe), 1);
+    let used = u128::from(ran.output.calls[0].outcome.gas_used);
+    pair.block(0, Vec::new());
+    assert_eq!(pair.balance(0, &dispatcher), paid - used * PRICE);
+    assert_eq!(pair.total(), supply);
+
+    // Two calls, then a revert: none is sent, the value stays with the
+    // caller.
+    let produced = pair.block(0, vec![dispatch(2, probe, 2 * paid, Some(true))]);
+    assert_eq!(
+        status_of(&produced.output.outcomes[0]),
+        &ContractStatus::Revert
+    );
+    assert!(produced.output.receipts.is_empty());
+    // Without the revert, both go, in order.
+    let produced = pair.block(0, vec![dispatch(3, probe, 2 * paid, Some(false))]);
+    assert_eq!(
+        status_of(&produced.output.outcomes[0]),
+        &ContractStatus::Success
+    );
+    assert_eq!(produced.output.receipts.len(), 2);
+    // Too little value for the gas: the cross-shard contract refuses.
+    let produced = pair.block(0, vec![dispatch(4, probe, paid - 1, None)]);
+    assert_eq!(
+        status_of(&produced.output.outcomes[0]),
+        &ContractStatus::Revert
+    );
+    // A target on this shard: the transaction fails, nothing is sent.
+    let produced = pair.block(0, vec![dispatch(5, caller.address(), paid, None)]);
+    assert!(
+        matches!(status_of(&produced.output.outcomes[0]), ContractStatus::Halted { reason } if reason.contains("this shard's range")),
+        "{:?}",
+        produced.output.outcomes
+    );
+    assert!(produced.output.receipts.is_empty());
+    for shard in [1, 0, 1, 0] {
+        pair.block(shard, Vec::new());
+    }
+    assert_eq!(counter(&pair, probe), 3);
+    assert!(pair.in_flight.iter().all(Vec::is_empty));
+    assert_eq!(pair.total(), supply);
+}
+
+/// The call data of the dispatcher's `signature` (`dispatch` or, with
+/// `fail`, `dispatchTwice`) for a call of `data` to `to` with `gas`.
+fn dispatch_data(
+    signature: &str,
+    to: Address,
+    data: &[u8],
+    gas: u64,
+    fail: Option<bool>,
+) -> Vec<u8> {
+    let head = if fail.is_some() { 4 } else { 3 };
+    let mut words = vec![
+        Word::address(to),
+        Word::uint(32 * head as u128),
+        Word::uint(u128::from(gas)),
+    ];
+    if let Some(fail) = fail {
+        words.push(Word::bool(fail));
+    }
+    words.push(Word::uint(data.len() as u128));
+    let mut input = call_data(signature, &words);
+    let mut padded = data.to_vec();
+    padded.resize(data.len().div_ceil(32) * 32, 0);
+    input.extend_from_slice(&padded);
+    input
+}
