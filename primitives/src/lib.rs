@@ -45,7 +45,7 @@ pub use crypto::{Address, KeyPair, PublicKey, Signature};
 pub use error::{CryptoError, DecodeError};
 pub use gas::GasRules;
 pub use hash::Hash;
-pub use receipt::{CallRecord, ProvenReceipt, Receipt, ReceiptAction};
+pub use receipt::{CallRecord, Callback, ProvenReceipt, Receipt, ReceiptAction, Reply};
 pub use shard::{ShardId, ShardLayout};
 pub use shard_map::ShardMap;
 pub use state::{Account, StateChange, StateKey, StateValue};

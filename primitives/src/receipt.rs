@@ -60,20 +60,47 @@ pub enum ReceiptAction {
         gas_limit: u64,
         /// The price per gas the caller paid.
         price: u128,
+        /// The caller (a contract) asked to be called back with the result;
+        /// the receipt also carries that call's gas, at `price`.
+        callback: Option<Callback>,
     },
     /// What returns to a cross-shard call's caller once the call ran: the
     /// unused gas at the call's price, the value when the call failed, and
-    /// whatever the call sent back to the caller.
+    /// whatever the call sent back to the caller (and the gas of a
+    /// callback, which runs on the caller's shard when this is applied).
     Refund {
         /// The caller.
         to: Address,
-        /// The amount credited.
+        /// The amount credited (a callback's gas included, before it runs).
         amount: u128,
         /// Whether the call succeeded.
         success: bool,
         /// The gas the call used at its destination.
         gas_used: u64,
+        /// The callback the caller asked for, with the call's output.
+        reply: Option<Reply>,
     },
+}
+
+/// A cross-shard call's request to call its caller back with the result.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Callback {
+    /// The function of the caller to call: `selector(bool success, bytes
+    /// output)`.
+    pub selector: [u8; 4],
+    /// The gas the callback may use.
+    pub gas_limit: u64,
+}
+
+/// The callback a refund brings back: what to call, and the result.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Reply {
+    /// What the call asked for.
+    pub callback: Callback,
+    /// The price per gas the call paid (the callback's).
+    pub price: u128,
+    /// The call's return data, or revert data when it failed.
+    pub output: Vec<u8>,
 }
 
 impl ReceiptAction {
@@ -99,8 +126,13 @@ impl ReceiptAction {
                 value,
                 gas_limit,
                 price,
+                callback,
                 ..
-            } => value.saturating_add(price.saturating_mul(u128::from(*gas_limit))),
+            } => {
+                let callback = callback.as_ref().map_or(0, |c| c.gas_limit);
+                let gas = u128::from(*gas_limit) + u128::from(callback);
+                value.saturating_add(price.saturating_mul(gas))
+            }
             ReceiptAction::Refund { amount, .. } => *amount,
         }
     }
@@ -174,9 +206,10 @@ impl ProvenReceipt {
     }
 }
 
-/// What a cross-shard call did at its destination, stored there with the
-/// block that ran it (by its receipt's source and sequence) and committed
-/// to by that block's outcome root.
+/// What a cross-shard call did at its destination (or a callback where its
+/// refund arrived), stored there with the block that ran it (by its
+/// receipt's source and sequence) and committed to by that block's outcome
+/// root.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct CallRecord {
     /// The shard the call receipt came from.
@@ -185,8 +218,9 @@ pub struct CallRecord {
     pub sequence: u64,
     /// What the call did.
     pub outcome: crate::block::ContractOutcome,
-    /// The sequence number of the refund receipt sent back to `source`.
-    pub refund: u64,
+    /// The sequence number of the refund receipt sent back to `source`
+    /// (`None`: this was a callback, run where its refund arrived).
+    pub refund: Option<u64>,
 }
 
 impl CallRecord {

@@ -30,7 +30,8 @@
 //! **Calls.** A cross-shard call receipt runs its call here, in receipt
 //! order, on the state the earlier receipts left, and sends its refund
 //! back to the source ([`crate::execution::calls`]); the gas it used is
-//! burnt by this block.
+//! burnt by this block. A refund that brings a callback runs it after
+//! crediting the caller.
 
 use crate::error::ShardError;
 use crate::execution::calls::{self, IncomingCall};
@@ -140,27 +141,71 @@ pub fn run(
                 changes: &opening.changes,
                 state,
             };
-            let ran = calls::run_incoming(ctx, call, &mut reader)?;
+            let mut ran = calls::run_incoming(ctx, call, &mut reader)?;
+            let refund_action = ran.refund(&call);
+            opening.changes.extend(std::mem::take(&mut ran.writes));
+            for (destination, action) in std::mem::take(&mut ran.receipts) {
+                opening
+                    .receipts
+                    .push(emit(destination, action, receipt.origin));
+            }
+            let refund = emit(receipt.source, refund_action, receipt.origin);
+            opening.calls.push(CallRecord {
+                source: receipt.source,
+                sequence: receipt.sequence,
+                outcome: ran.outcome,
+                refund: Some(refund.sequence),
+            });
+            opening.receipts.push(refund);
+            opening.burnt = opening
+                .burnt
+                .checked_add(ran.burnt)
+                .expect("burnt gas is bounded by the total supply, which fits in u128");
+            continue;
+        }
+        if let ReceiptAction::Refund {
+            amount,
+            success,
+            reply: Some(reply),
+            ..
+        } = &receipt.action
+        {
+            // The refund, less the callback's gas, then the callback, then
+            // what it did not use.
+            let reserved = reply
+                .price
+                .saturating_mul(u128::from(reply.callback.gas_limit));
+            let credit = Account {
+                balance: account
+                    .balance
+                    .checked_add(amount.saturating_sub(reserved))
+                    .ok_or_else(overflow)?,
+                ..account
+            };
+            opening.changes.insert(key, Some(credit.into()));
+            let mut reader = Reader {
+                changes: &opening.changes,
+                state,
+            };
+            let ran = calls::run_callback(ctx, (address, *success, reply), &mut reader)?;
             opening.changes.extend(ran.writes);
             for (destination, action) in ran.receipts {
                 opening
                     .receipts
                     .push(emit(destination, action, receipt.origin));
             }
-            let refund = ReceiptAction::Refund {
-                to: call.caller,
-                amount: ran.refund,
-                success: ran.outcome.status == atoll_primitives::ContractStatus::Success,
-                gas_used: ran.outcome.gas_used,
+            let after = read(&opening.changes, state, &key)?;
+            let after = Account {
+                balance: after.balance.checked_add(ran.refund).ok_or_else(overflow)?,
+                ..after
             };
-            let refund = emit(receipt.source, refund, receipt.origin);
+            opening.changes.insert(key, Some(after.into()));
             opening.calls.push(CallRecord {
                 source: receipt.source,
                 sequence: receipt.sequence,
                 outcome: ran.outcome,
-                refund: refund.sequence,
+                refund: None,
             });
-            opening.receipts.push(refund);
             opening.burnt = opening
                 .burnt
                 .checked_add(ran.burnt)

@@ -89,7 +89,8 @@ pub struct ReceiptAt {
     /// destination carried it on, its account having moved.
     pub forwarded_to: Option<(ShardId, ShardId, u64)>,
     /// For a cross-shard call that its destination ran: what it did there
-    /// (its refund receipt goes from the destination back to the source).
+    /// (its refund receipt goes from the destination back to the source);
+    /// for a refund that brought a callback: what the callback did.
     pub call: Option<CallRecord>,
 }
 
@@ -151,7 +152,8 @@ impl NodeView {
             let refund = receipt
                 .call
                 .as_ref()
-                .map(|call| (destination, source, call.refund));
+                .and_then(|call| call.refund)
+                .map(|refund| (destination, source, refund));
             next = receipt.forwarded_to.or(refund);
             receipts.push(receipt);
         }
@@ -196,8 +198,12 @@ impl NodeView {
             .forwarded(source, sequence)
             .map_err(QueryError::internal)?
             .map(|(onward_to, onward)| (destination, onward_to, onward));
-        let call = match (&stored.receipt.action, applied_height) {
-            (ReceiptAction::Call { .. }, Some(_)) => destination_shard
+        let ran = matches!(
+            &stored.receipt.action,
+            ReceiptAction::Call { .. } | ReceiptAction::Refund { reply: Some(_), .. }
+        );
+        let call = match (ran, applied_height) {
+            (true, Some(_)) => destination_shard
                 .store
                 .call_record(source, sequence)
                 .map_err(QueryError::internal)?,

@@ -34,8 +34,8 @@ use super::rules::{set, Checked, Emitted, TxEffect, TxReader, WriteSet};
 use super::{BlockContext, PreparedTx};
 use atoll_primitives::codec::MAX_TRANSACTION_BYTES;
 use atoll_primitives::{
-    Account, Address, ContractOutcome, ContractStatus, Log, ReceiptAction, ShardId, StateKey,
-    TxOutcome,
+    Account, Address, Callback, ContractOutcome, ContractStatus, Log, ReceiptAction, Reply,
+    ShardId, StateKey, TxOutcome,
 };
 use revm::bytecode::Bytecode;
 use revm::context::TxEnv;
@@ -76,7 +76,7 @@ pub(super) fn sent(
 ) -> Result<Emitted, ContractStatus> {
     static TOPIC: OnceLock<B256> = OnceLock::new();
     let topic = TOPIC.get_or_init(|| {
-        keccak256("Sent(address,address,uint256,uint256,uint256,bytes)".as_bytes())
+        keccak256("Sent(address,address,uint256,uint256,uint256,bytes,bytes4,uint256)".as_bytes())
     });
     let fail = |reason: String| ContractStatus::Halted { reason };
     let mut emitted = Emitted::new();
@@ -96,26 +96,40 @@ pub(super) fn sent(
             Some(U256::from_be_slice(bytes))
         };
         let malformed = || fail("a malformed Sent log".into());
-        let (Some(value), Some(gas), Some(price), Some(offset), Some(len)) =
-            (word(0), word(1), word(2), word(3), word(4))
+        let (Some(value), Some(gas), Some(price), Some(offset), Some(selector), Some(callback_gas)) =
+            (word(0), word(1), word(2), word(3), word(4), word(5))
         else {
             return Err(malformed());
         };
-        if offset != U256::from(128) {
+        let Some(len) = word(6).filter(|_| offset == U256::from(192)) else {
             return Err(malformed());
-        }
+        };
         let gas_cap = ctx.gas.block_gas_limit.min(MAX_TX_GAS);
-        let gas = u64::try_from(gas)
-            .ok()
-            .filter(|gas| *gas <= gas_cap)
-            .ok_or_else(|| fail(format!("a cross-shard call may use at most {gas_cap} gas")))?;
+        let cap = |gas: U256| {
+            u64::try_from(gas)
+                .ok()
+                .filter(|gas| *gas <= gas_cap)
+                .ok_or_else(|| {
+                    fail(format!(
+                        "a cross-shard call or callback may use at most {gas_cap} gas"
+                    ))
+                })
+        };
+        let (gas, callback_gas) = (cap(gas)?, cap(callback_gas)?);
+        let selector: [u8; 4] = selector.to_be_bytes::<32>()[..4]
+            .try_into()
+            .expect("four bytes");
+        let callback = (selector != [0; 4]).then_some(Callback {
+            selector,
+            gas_limit: callback_gas,
+        });
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         if len > MAX_TRANSACTION_BYTES {
             return Err(fail(format!(
                 "cross-shard call data is limited to {MAX_TRANSACTION_BYTES} bytes"
             )));
         }
-        let input = log.data.get(160..160 + len).ok_or_else(malformed)?.to_vec();
+        let input = log.data.get(224..224 + len).ok_or_else(malformed)?.to_vec();
         let (Ok(value), Ok(price)) = (u128::try_from(value), u128::try_from(price)) else {
             return Err(fail("a cross-shard call's value is above 2^128".into()));
         };
@@ -132,6 +146,7 @@ pub(super) fn sent(
             input,
             gas_limit: gas,
             price,
+            callback,
         };
         carried = carried.saturating_add(action.value());
         emitted.push((home, action));
@@ -171,6 +186,7 @@ pub(super) fn send(
             input: input.to_vec(),
             gas_limit,
             price,
+            callback: None,
         },
     ));
     TxEffect {
@@ -203,6 +219,8 @@ pub struct IncomingCall<'a> {
     pub gas_limit: u64,
     /// The price per gas the caller paid.
     pub price: u128,
+    /// The callback the caller asked for.
+    pub callback: Option<&'a Callback>,
 }
 
 impl<'a> IncomingCall<'a> {
@@ -216,6 +234,7 @@ impl<'a> IncomingCall<'a> {
                 input,
                 gas_limit,
                 price,
+                callback,
             } => Some(IncomingCall {
                 caller: *caller,
                 to: *to,
@@ -223,6 +242,7 @@ impl<'a> IncomingCall<'a> {
                 input,
                 gas_limit: *gas_limit,
                 price: *price,
+                callback: callback.as_ref(),
             }),
             _ => None,
         }
@@ -243,6 +263,97 @@ pub struct CallRun {
     pub burnt: u128,
     /// What goes back to the caller.
     pub refund: u128,
+    /// Of that, what the caller held after a successful run (the value
+    /// the call did not keep, and what it sent back to the caller).
+    pub kept: u128,
+}
+
+impl CallRun {
+    /// The refund receipt's action for `call`: with a callback, its gas
+    /// goes back too (to pay for it on the caller's shard), with the
+    /// call's output (or, past [`MAX_REPLY_OUTPUT`], a failure saying so).
+    pub fn refund(&self, call: &IncomingCall<'_>) -> ReceiptAction {
+        let mut success = self.outcome.status == ContractStatus::Success;
+        let reply = call.callback.map(|callback| {
+            let mut output = self.outcome.output.clone();
+            if output.len() > MAX_REPLY_OUTPUT {
+                success = false;
+                output = revert_data(&format!(
+                    "atoll: the call's output of {} bytes is above the {MAX_REPLY_OUTPUT} a callback takes",
+                    output.len()
+                ));
+            }
+            Reply {
+                callback: callback.clone(),
+                price: call.price,
+                output,
+            }
+        });
+        let reserved = call
+            .callback
+            .map_or(0, |c| call.price.saturating_mul(u128::from(c.gas_limit)));
+        ReceiptAction::Refund {
+            to: call.caller,
+            amount: self.refund.saturating_add(reserved),
+            success,
+            gas_used: self.outcome.gas_used,
+            reply,
+        }
+    }
+}
+
+/// The most output a callback is handed (a refund receipt carries it).
+pub const MAX_REPLY_OUTPUT: usize = MAX_TRANSACTION_BYTES;
+
+/// The ABI encoding of `Error(message)`, as a Solidity revert gives it.
+fn revert_data(message: &str) -> Vec<u8> {
+    let mut data = vec![0x08, 0xc3, 0x79, 0xa0];
+    data.extend_from_slice(&U256::from(32).to_be_bytes::<32>());
+    data.extend_from_slice(&U256::from(message.len()).to_be_bytes::<32>());
+    data.extend_from_slice(message.as_bytes());
+    data.resize(4 + 64 + message.len().div_ceil(32) * 32, 0);
+    data
+}
+
+/// Runs the callback `reply` asks of contract `to` (which sent a call that
+/// `success`fully ran, or not), on `to`'s shard: `selector(bool success,
+/// bytes output)` from [`CROSS_SHARD`], with the callback's gas at the
+/// call's price. Its refund is the callback's unused gas. A callback
+/// cannot send value (nor, so, cross-shard calls): one that does fails.
+pub(crate) fn run_callback<R: TxReader>(
+    ctx: &BlockContext,
+    (to, success, reply): (Address, bool, &Reply),
+    reader: &mut R,
+) -> Result<CallRun, R::Stop> {
+    let mut input = reply.callback.selector.to_vec();
+    input.extend_from_slice(&U256::from(u8::from(success)).to_be_bytes::<32>());
+    input.extend_from_slice(&U256::from(64).to_be_bytes::<32>());
+    input.extend_from_slice(&U256::from(reply.output.len()).to_be_bytes::<32>());
+    input.extend_from_slice(&reply.output);
+    input.resize(4 + 96 + reply.output.len().div_ceil(32) * 32, 0);
+    let call = IncomingCall {
+        caller: CROSS_SHARD,
+        to,
+        value: 0,
+        input: &input,
+        gas_limit: reply.callback.gas_limit,
+        price: reply.price,
+        callback: None,
+    };
+    let mut ran = run_incoming(ctx, call, reader)?;
+    if ran.outcome.status == ContractStatus::Success && ran.kept > 0 {
+        ran.outcome = ContractOutcome {
+            status: ContractStatus::Halted {
+                reason: "a callback cannot send value or cross-shard calls".into(),
+            },
+            logs: Vec::new(),
+            created: None,
+            ..ran.outcome
+        };
+        ran.writes.clear();
+        ran.receipts.clear();
+    }
+    Ok(ran)
 }
 
 /// Runs `call` at its destination over `reader`.
@@ -284,6 +395,7 @@ pub(crate) fn run_incoming<R: TxReader>(
                 receipts: Emitted::new(),
                 burnt: 0,
                 refund: call.value.saturating_add(bought),
+                kept: 0,
             })
         }
     };
@@ -294,7 +406,8 @@ pub(crate) fn run_incoming<R: TxReader>(
     let TxOutcome::Contract(outcome) = effect.outcome else {
         unreachable!("a run gives a contract outcome")
     };
-    let kept = if outcome.status == ContractStatus::Success {
+    let outcome_succeeded = outcome.status == ContractStatus::Success;
+    let kept = if outcome_succeeded {
         db.remote_sender_balance()
     } else {
         call.value
@@ -305,5 +418,6 @@ pub(crate) fn run_incoming<R: TxReader>(
         receipts: effect.receipts,
         burnt,
         refund: kept.saturating_add(unused),
+        kept: if outcome_succeeded { kept } else { 0 },
     })
 }

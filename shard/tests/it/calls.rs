@@ -181,6 +181,7 @@ fn a_call_to_another_shard_runs_there_once_and_refunds_what_it_did_not_use() {
                     amount,
                     success,
                     gas_used,
+                    reply: None,
                 } => {
                     assert_eq!(to, caller.address());
                     assert!(gas_used > 0);
@@ -442,6 +443,7 @@ fn a_contract_sends_calls_to_another_shard_through_the_cross_shard_contract() {
             input: call_data("bump()", &[]),
             gas_limit: gas,
             price: PRICE,
+            callback: None,
         }]
     );
     assert_eq!(pair.total(), supply);
@@ -515,4 +517,105 @@ fn dispatch_data(
     padded.resize(data.len().div_ceil(32) * 32, 0);
     input.extend_from_slice(&padded);
     input
+}
+
+#[test]
+fn a_cross_shard_call_with_a_callback_reports_its_result_to_the_caller() {
+    let (mut pair, callers, probe) = setup(1, 1);
+    let caller = &callers[0];
+    let supply = BALANCE * 2;
+    let deploy = contract_tx(
+        caller,
+        0,
+        Action::Create {
+            value: 0,
+            init_code: Contract::Dispatcher.init_code(&[]),
+            gas_limit: 2_000_000,
+        },
+    );
+    let dispatcher = create_address(&caller.address(), 0);
+    pair.block(0, vec![deploy]);
+    pair.block(1, Vec::new());
+    pair.block(0, Vec::new());
+    let (gas, callback_gas) = (100_000u64, 300_000u64);
+    let paid = PRICE * u128::from(gas + callback_gas);
+    let slot = |n: u128| Word::uint(n).0;
+    let word = |pair: &Pair, n: u128| match pair.state(0, StateKey::Slot(dispatcher, slot(n))) {
+        Some(atoll_primitives::StateValue::Slot(word)) => Word(word).to_u128().unwrap(),
+        _ => 0,
+    };
+    for (nonce, function, expect_success) in [
+        (
+            1,
+            call_data(
+                "echo(bytes)",
+                &[
+                    Word::uint(32),
+                    Word::uint(2),
+                    Word(*b"hi\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+                ],
+            ),
+            true,
+        ),
+        (2, call_data("bumpThenFail(string)", &[]), false),
+    ] {
+        let before = pair.balance(0, &dispatcher);
+        let mut words = vec![
+            Word::address(probe),
+            Word::uint(128),
+            Word::uint(u128::from(gas)),
+            Word::uint(u128::from(callback_gas)),
+            Word::uint(function.len() as u128),
+        ];
+        let mut body = function.clone();
+        body.resize(function.len().div_ceil(32) * 32, 0);
+        words.extend(body.chunks(32).map(|c| Word(c.try_into().unwrap())));
+        let input = call_data(
+            "dispatchWithCallback(address,bytes,uint256,uint256)",
+            &words,
+        );
+        let produced = pair.block(
+            0,
+            vec![call(caller, nonce, dispatcher, paid, input, 400_000)],
+        );
+        assert_eq!(
+            status_of(&produced.output.outcomes[0]),
+            &ContractStatus::Success
+        );
+        let ran = pair.block(1, Vec::new());
+        let used = u128::from(ran.output.calls[0].outcome.gas_used);
+        let reply = ran.output.receipts.iter().find_map(|r| match &r.action {
+            ReceiptAction::Refund { reply, success, .. } => Some((reply.clone(), *success)),
+            _ => None,
+        });
+        let (Some(reply), success) = reply.expect("a refund") else {
+            panic!("no callback in the refund");
+        };
+        assert_eq!(success, expect_success);
+        assert_eq!(reply.callback.gas_limit, callback_gas);
+        // Back on shard 0: the callback runs from the cross-shard contract.
+        let back = pair.block(0, Vec::new());
+        let record = &back.output.calls[0];
+        assert_eq!(record.refund, None, "a callback");
+        assert_eq!(record.outcome.status, ContractStatus::Success, "{record:?}");
+        let callback_used = u128::from(record.outcome.gas_used);
+        assert_eq!(
+            pair.balance(0, &dispatcher) - before,
+            paid - (used + callback_used) * PRICE,
+            "the dispatcher paid exactly the gas of the call and the callback"
+        );
+        assert_eq!(word(&pair, 0), nonce as u128, "results");
+        assert_eq!(word(&pair, 1), u128::from(expect_success), "lastSuccess");
+        if expect_success {
+            // The echo's output (96 bytes of ABI) reached the callback: a
+            // long `bytes` keeps 2 × length + 1 in its slot.
+            assert_eq!(word(&pair, 2), 2 * 96 + 1, "lastOutput");
+        }
+        assert_eq!(pair.total(), supply);
+    }
+    assert_eq!(
+        counter(&pair, probe),
+        0,
+        "the failing call's bump was undone"
+    );
 }
