@@ -11,8 +11,8 @@ use crate::seal::{genesis_block, seal_block, Inbound};
 use crate::signatures::{find_bad_signatures, prepare_all, VerifiedTx};
 use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
 use atoll_primitives::{
-    GasRules, ProvenReceipt, ShardBlock, ShardBlockHeader, ShardId, ShardLayout, ShardMap,
-    SignedTransaction, StateChange, StateKey, StateValue,
+    GasRules, ProvenReceipt, ReceiptAction, ShardBlock, ShardBlockHeader, ShardId, ShardLayout,
+    ShardMap, SignedTransaction, StateChange, StateKey, StateValue,
 };
 use atoll_storage::{BlockCommit, ShardStore, SnapshotInstall, StoreIdentity};
 use std::collections::{BTreeMap, HashSet};
@@ -25,6 +25,10 @@ impl StateView for ShardStore {
         Ok(self.state(key)?)
     }
 }
+
+/// The most call data of cross-shard calls one block takes in (half the
+/// largest block: the receipts are in its body).
+pub const MAX_INCOMING_CALL_BYTES: usize = atoll_primitives::codec::MAX_BLOCK_BYTES / 2;
 
 /// What producing a block did.
 #[derive(Debug)]
@@ -199,7 +203,7 @@ impl ShardChain {
     /// that does not fit is skipped and later smaller ones may still fit).
     /// The result depends only on `txs` and the rules. (The cross-shard
     /// calls a block runs before its transactions have a budget of their
-    /// own, the same limit: [`ShardChain::calls_within_gas_limit`].)
+    /// own, the same limit: [`ShardChain::incoming_within_limits`].)
     fn within_gas_limit(&self, txs: Vec<PreparedTx>) -> Vec<PreparedTx> {
         let mut left = self.gas.block_gas_limit;
         txs.into_iter()
@@ -215,18 +219,25 @@ impl ShardChain {
     }
 
     /// The longest start of `incoming` whose cross-shard calls' gas limits
-    /// fit within the block gas limit: what a block takes; the rest wait
-    /// for the next block, in order (a call's gas limit never exceeds the
-    /// block's, so the first always fits). Every path takes receipts
-    /// through this, so it depends only on `incoming` and the rules.
-    pub fn calls_within_gas_limit(&self, mut incoming: Vec<ProvenReceipt>) -> Vec<ProvenReceipt> {
-        let mut left = self.gas.block_gas_limit;
+    /// fit within the block gas limit, and whose calls' data fit within
+    /// half the largest block ([`MAX_INCOMING_CALL_BYTES`]): what a block
+    /// takes; the rest wait for the next block, in order (the first always
+    /// fits). Every path takes receipts through this, so it depends only on
+    /// `incoming` and the rules.
+    pub fn incoming_within_limits(&self, mut incoming: Vec<ProvenReceipt>) -> Vec<ProvenReceipt> {
+        let (mut gas_left, mut bytes_left) = (self.gas.block_gas_limit, MAX_INCOMING_CALL_BYTES);
         let fits = incoming
             .iter()
             .take_while(|proven| {
-                let gas = proven.receipt.action.gas_limit();
-                let fits = gas <= left;
-                left = left.saturating_sub(gas);
+                let (gas, bytes) = match &proven.receipt.action {
+                    ReceiptAction::Call {
+                        gas_limit, input, ..
+                    } => (*gas_limit, input.len()),
+                    _ => (0, 0),
+                };
+                let fits = gas <= gas_left && bytes <= bytes_left;
+                gas_left = gas_left.saturating_sub(gas);
+                bytes_left = bytes_left.saturating_sub(bytes);
                 fits
             })
             .count();
@@ -334,7 +345,7 @@ impl ShardChain {
         final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
-        let incoming = self.calls_within_gas_limit(incoming);
+        let incoming = self.incoming_within_limits(incoming);
         self.check_incoming(&incoming, final_header)?;
         let offered = txs.len();
         let chain_id = self.head.chain_id;
@@ -362,7 +373,7 @@ impl ShardChain {
 
     /// As [`ShardChain::produce_verified_block`], first crediting `incoming`
     /// receipts from other shards (the longest start of them whose calls fit
-    /// the gas limit: [`ShardChain::calls_within_gas_limit`]; the block's
+    /// the gas limit: [`ShardChain::incoming_within_limits`]; the block's
     /// body lists those it took). They are checked all or nothing
     /// ([`Inbox::check`]) against `final_header`, which must answer only with
     /// source headers the beacon finalized; a bad one refuses the block and
@@ -375,7 +386,7 @@ impl ShardChain {
         final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
-        let incoming = self.calls_within_gas_limit(incoming);
+        let incoming = self.incoming_within_limits(incoming);
         self.check_incoming(&incoming, final_header)?;
         let offered = txs.len();
         let kept = self.drop_known(txs.into_iter().map(VerifiedTx::into_inner).collect())?;
