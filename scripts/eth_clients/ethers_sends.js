@@ -141,6 +141,9 @@ async function crossShardCalls(provider, wallet, mine, a, b, pair) {
   check("cross-shard call: its Transfer event", [moved.args.from, moved.args.value], [user.address, 5n]);
   check("cross-shard call: the caller paid exactly the gas used",
     paidBefore - (await provider.getBalance(user.address)), receipt.gasUsed * receipt.gasPrice);
+  const logged = await a.queryFilter(a.filters.Transfer(user.address), 0, "latest");
+  check("cross-shard call: its event in eth_getLogs",
+    logged.map((l) => [l.transactionHash, l.blockNumber]), [[receipt.hash, receipt.logs[0].blockNumber]]);
   const status = await provider.send("atoll_getTransactionStatus", [receipt.hash]);
   const kinds = status.receipts.map((r) => (r.call ? "call" : "refund"));
   check("cross-shard call: its legs", kinds, ["call", "refund"]);

@@ -13,12 +13,21 @@
 //! blocks. A validator lists only the transactions of the shards it
 //! tracks, and of the shard blocks it holds (not those below a state
 //! snapshot it synced).
+//!
+//! A cross-shard call runs in a later block than its transaction, on the
+//! contract's shard: its logs (and a callback's) belong to the Ethereum
+//! block that recorded the shard block that ran it, after the logs of
+//! that block's own transactions, with the calling transaction's hash
+//! ([`EthBlock::logs`]).
 
 use super::error::QueryError;
 use super::view::NodeView;
 use crate::service::common::keeper::stored_block;
 use atoll_primitives::ethereum::EthTransaction;
-use atoll_primitives::{Hash, ShardBlockHeader, ShardId, SignedTransaction, TxOutcome};
+use atoll_primitives::{
+    ContractOutcome, Hash, Log, ReceiptAction, ShardBlockHeader, ShardId, SignedTransaction,
+    TxOutcome,
+};
 use atoll_shard::execution::PreparedTx;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -44,6 +53,68 @@ pub struct EthBlock {
     pub headers: Vec<ShardBlockHeader>,
     /// Its transactions, in order.
     pub transactions: Vec<EthBlockTx>,
+    /// The cross-shard calls (and callbacks) its shard blocks ran, in the
+    /// same order.
+    pub calls: Vec<EthBlockCall>,
+}
+
+/// A cross-shard call (or a callback) one of a block's shard blocks ran.
+#[derive(Clone, Debug)]
+pub struct EthBlockCall {
+    /// The hash of the transaction that sent it.
+    pub origin: Hash,
+    /// The shard that ran it.
+    pub shard: ShardId,
+    /// The height of the shard block that ran it.
+    pub shard_height: u64,
+    /// What it did.
+    pub outcome: ContractOutcome,
+}
+
+/// One log of a block, where it stands in the block.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockLog<'a> {
+    /// The log.
+    pub log: &'a Log,
+    /// The transaction it belongs to (for a cross-shard call's, the
+    /// calling transaction, which is in an earlier block).
+    pub tx_hash: Hash,
+    /// That transaction's position in this block (for a cross-shard call's
+    /// log: past the block's transactions, the call's position among the
+    /// block's calls).
+    pub tx_index: usize,
+    /// The log's position among all the block's logs.
+    pub log_index: usize,
+}
+
+impl EthBlock {
+    /// Every log of the block in order: its transactions' logs, then its
+    /// cross-shard calls'.
+    pub fn logs(&self) -> impl Iterator<Item = BlockLog<'_>> {
+        let own = self.transactions.iter().enumerate().flat_map(|(i, tx)| {
+            let logs = match &tx.outcome {
+                TxOutcome::Contract(outcome) => &outcome.logs[..],
+                TxOutcome::Success | TxOutcome::Failure(_) => &[],
+            };
+            logs.iter().map(move |log| (log, tx.shown.tx.hash, i))
+        });
+        let first_call = self.transactions.len();
+        let calls = self.calls.iter().enumerate().flat_map(move |(i, call)| {
+            let origin = call.origin;
+            call.outcome
+                .logs
+                .iter()
+                .map(move |log| (log, origin, first_call + i))
+        });
+        own.chain(calls)
+            .enumerate()
+            .map(|(log_index, (log, tx_hash, tx_index))| BlockLog {
+                log,
+                tx_hash,
+                tx_index,
+                log_index,
+            })
+    }
 }
 
 /// A transaction as Ethereum tools are shown it: prepared (its sender and
@@ -166,6 +237,23 @@ impl NodeView {
         Ok(number.filter(|n| *n <= head))
     }
 
+    /// The Ethereum block that recorded `shard`'s block at `height`, if
+    /// one did and it is not above [`NodeView::eth_head`].
+    pub fn eth_block_recording(
+        &self,
+        shard: ShardId,
+        height: u64,
+    ) -> Result<Option<Arc<EthBlock>>, QueryError> {
+        let store = &self.any().keeper.store;
+        match store
+            .recorded_in(shard, height)
+            .map_err(QueryError::internal)?
+        {
+            Some(number) => self.eth_block(number),
+            None => Ok(None),
+        }
+    }
+
     /// Where the transaction `hash` is, for Ethereum tools.
     pub fn eth_transaction(&self, hash: &Hash) -> Result<EthTxAt, QueryError> {
         for shard in &self.shards {
@@ -227,6 +315,7 @@ impl NodeView {
                 size: 0,
                 headers: Vec::new(),
                 transactions: Vec::new(),
+                calls: Vec::new(),
             });
         }
         let store = &self.any().keeper.store;
@@ -236,6 +325,7 @@ impl NodeView {
             .map_or(0, |bytes| bytes.len());
         let beacon = stored_block(store, number).map_err(QueryError::internal)?;
         let mut transactions = Vec::new();
+        let mut calls = Vec::new();
         for header in &beacon.shard_headers {
             let Ok(shard) = self.tracked(header.shard) else {
                 continue;
@@ -247,6 +337,29 @@ impl NodeView {
             else {
                 continue;
             };
+            for proven in &block.body.incoming {
+                let receipt = &proven.receipt;
+                let ran = matches!(
+                    receipt.action,
+                    ReceiptAction::Call { .. } | ReceiptAction::Refund { reply: Some(_), .. }
+                );
+                if !ran {
+                    continue;
+                }
+                let record = shard
+                    .store
+                    .call_record(receipt.source, receipt.sequence)
+                    .map_err(QueryError::internal)?;
+                // Forwarded on (its contract lives elsewhere): not run here.
+                if let Some(record) = record {
+                    calls.push(EthBlockCall {
+                        origin: receipt.origin,
+                        shard: header.shard,
+                        shard_height: header.height,
+                        outcome: record.outcome,
+                    });
+                }
+            }
             for signed in block.body.transactions {
                 let shown = ShownTx::of(signed)?;
                 let hash = shown.tx.hash;
@@ -278,6 +391,7 @@ impl NodeView {
             size,
             headers: beacon.shard_headers,
             transactions,
+            calls,
         })
     }
 }

@@ -27,7 +27,7 @@ pub use accounts::AccountAt;
 pub use blocks::BlockAt;
 pub use contracts::CallSite;
 pub use error::QueryError;
-pub use ethereum::{EthBlock, EthBlockTx, EthTxAt, ShownTx};
+pub use ethereum::{BlockLog, EthBlock, EthBlockCall, EthBlockTx, EthTxAt, ShownTx};
 pub use status::{BeaconSummary, ShardSummary};
 pub use transactions::{Included, ReceiptAt, ReceiptStage, TxAt};
 pub use view::{At, NodeView, SubmitError};

@@ -14,12 +14,10 @@
 use super::super::server::Rpc;
 use super::super::types::hex_hash;
 use super::format::{data, parse_hash, quantity};
-use crate::query::{EthBlock, EthBlockTx, EthTxAt, ShownTx, TxAt};
+use crate::query::{BlockLog, EthBlock, EthBlockTx, EthTxAt, ShownTx, TxAt};
 use alloy_primitives::{Bloom, BloomInput, U256};
 use atoll_primitives::ethereum::EthTxType;
-use atoll_primitives::{
-    merkle, Action, Address, ContractOutcome, ContractStatus, Hash, Log, TxOutcome,
-};
+use atoll_primitives::{merkle, Action, Address, ContractStatus, Hash, Log, TxOutcome};
 use jsonrpsee::core::RpcResult;
 use serde_json::{json, Map, Value};
 
@@ -57,9 +55,40 @@ impl Rpc {
         let TxAt::Included(included) = self.node.transaction(&wanted)? else {
             return Ok(None);
         };
-        Ok(included
-            .settled_call()
-            .map(|(call, _)| self.receipt_object(&block, index, Some(&call.outcome))))
+        let Some((record, _)) = included.settled_call() else {
+            return Ok(None);
+        };
+        // The call's logs are in the block that recorded the shard block
+        // that ran it.
+        let ran_at = included
+            .receipts
+            .iter()
+            .find(|r| r.call.is_some())
+            .and_then(|r| Some((r.stored.receipt.destination, r.applied_height?)));
+        let call_block = match ran_at {
+            Some((shard, height)) => self.node.eth_block_recording(shard, height)?,
+            None => None,
+        };
+        let logs: Vec<(BlockLog<'_>, &EthBlock)> = match (&call_block, ran_at) {
+            (Some(call_block), Some((shard, height))) => {
+                let position = call_block.calls.iter().position(|c| {
+                    c.origin == wanted && c.shard == shard && c.shard_height == height
+                });
+                let first = call_block.transactions.len();
+                call_block
+                    .logs()
+                    .filter(|l| Some(l.tx_index) == position.map(|p| first + p))
+                    .map(|l| (l, &**call_block))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let shown = Shown {
+            gas_used: record.outcome.gas_used,
+            success: record.outcome.status == ContractStatus::Success,
+            logs,
+        };
+        Ok(Some(self.receipt_object(&block, index, Some(shown))))
     }
 
     /// `eth_getBlockByNumber` and `eth_getBlockByHash`.
@@ -84,7 +113,7 @@ impl Rpc {
             ))
         };
         let tx_hashes: Vec<Hash> = block.transactions.iter().map(|t| t.shown.tx.hash).collect();
-        let logs: Vec<&Log> = block.transactions.iter().flat_map(tx_logs).collect();
+        let logs: Vec<&Log> = block.logs().map(|l| l.log).collect();
         Ok(Some(json!({
             "number": quantity(block.number),
             "hash": hex_hash(&block.hash),
@@ -200,41 +229,28 @@ impl Rpc {
     }
 
     /// The receipt of transaction `index` of `block`; `call`: what its
-    /// call did on another shard (its gas and logs are the receipt's; the
-    /// logs are numbered after the block's own, and `eth_getLogs` does
-    /// not list them).
-    fn receipt_object(
-        &self,
-        block: &EthBlock,
-        index: usize,
-        call: Option<&ContractOutcome>,
-    ) -> Value {
+    /// call did on another shard (its gas, status and logs, which are in
+    /// the block where it ran, are the receipt's).
+    fn receipt_object(&self, block: &EthBlock, index: usize, call: Option<Shown<'_>>) -> Value {
         let entry = &block.transactions[index];
         let tx = &entry.shown.tx;
         let before = &block.transactions[..index];
-        let gas_used = call.map_or(entry.gas_used(), |call| call.gas_used);
-        let cumulative = before.iter().map(EthBlockTx::gas_used).sum::<u64>() + gas_used;
-        let first_log = match call {
-            None => before.iter().map(EthBlockTx::log_count).sum::<usize>(),
-            Some(_) => block.transactions.iter().map(EthBlockTx::log_count).sum(),
-        };
-        let own_logs: Vec<&Log> = match call {
-            None => tx_logs(entry).collect(),
-            Some(call) => call.logs.iter().collect(),
-        };
-        let logs: Vec<Value> = own_logs
-            .iter()
-            .enumerate()
-            .map(|(i, log)| log_object(log, block, index, first_log + i))
-            .collect();
+        let shown = call.unwrap_or_else(|| Shown {
+            gas_used: entry.gas_used(),
+            success: entry.outcome.is_success(),
+            logs: block
+                .logs()
+                .filter(|l| l.tx_index == index)
+                .map(|l| (l, block))
+                .collect(),
+        });
+        let cumulative = before.iter().map(EthBlockTx::gas_used).sum::<u64>() + shown.gas_used;
+        let logs: Vec<Value> = shown.logs.iter().map(|(l, at)| log_object(l, at)).collect();
         let created = match &entry.outcome {
             TxOutcome::Contract(outcome) => outcome.created,
             _ => None,
         };
-        let success = match call {
-            None => entry.outcome.is_success(),
-            Some(call) => call.status == ContractStatus::Success,
-        };
+        let (gas_used, success) = (shown.gas_used, shown.success);
         let to = tx.terms.action.recipient();
         let kind = entry.shown.decoded.as_ref().map_or(0, |d| d.kind.number());
         json!({
@@ -249,31 +265,36 @@ impl Rpc {
             "effectiveGasPrice": quantity(tx.terms.price(self.node.gas().base_fee)),
             "contractAddress": created.map_or(Value::Null, |a| a.to_string().into()),
             "logs": logs,
-            "logsBloom": data(&bloom(own_logs.iter().copied())),
+            "logsBloom": data(&bloom(shown.logs.iter().map(|(l, _)| l.log))),
             "type": quantity(kind),
             "status": quantity(u8::from(success)),
         })
     }
 }
 
-/// The logs a transaction emitted.
-pub(super) fn tx_logs(tx: &EthBlockTx) -> impl Iterator<Item = &Log> {
-    let logs = match &tx.outcome {
-        TxOutcome::Contract(outcome) => &outcome.logs[..],
-        TxOutcome::Success | TxOutcome::Failure(_) => &[],
-    };
-    logs.iter()
+/// What a receipt shows: gas used, status, and its logs with the block
+/// each is in.
+struct Shown<'a> {
+    gas_used: u64,
+    success: bool,
+    logs: Vec<(BlockLog<'a>, &'a EthBlock)>,
 }
 
-/// A log as geth shows it: `log_index` counts across the whole block.
-pub(super) fn log_object(log: &Log, block: &EthBlock, tx_index: usize, log_index: usize) -> Value {
+/// A log of `block` as geth shows it (`logIndex` counts across the block).
+pub(super) fn log_object(at: &BlockLog<'_>, block: &EthBlock) -> Value {
+    let BlockLog {
+        log,
+        tx_hash,
+        tx_index,
+        log_index,
+    } = *at;
     json!({
         "address": log.address.to_string(),
         "topics": log.topics.iter().map(|t| data(t)).collect::<Vec<_>>(),
         "data": data(&log.data),
         "blockNumber": quantity(block.number),
         "blockHash": hex_hash(&block.hash),
-        "transactionHash": hex_hash(&block.transactions[tx_index].shown.tx.hash),
+        "transactionHash": hex_hash(&tx_hash),
         "transactionIndex": quantity(tx_index as u64),
         "logIndex": quantity(log_index as u64),
         "removed": false,

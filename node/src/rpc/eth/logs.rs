@@ -4,7 +4,7 @@
 use super::super::error::invalid_params;
 use super::super::server::Rpc;
 use super::super::types::parse_address;
-use super::chain::{log_object, tx_logs};
+use super::chain::log_object;
 use super::format::{parse_hash, parse_quantity, quantity, LIMIT_EXCEEDED};
 use crate::query::EthBlockTx;
 use atoll_primitives::{Address, Log};
@@ -166,21 +166,15 @@ impl Rpc {
             let Some(block) = self.node.eth_block(number)? else {
                 break;
             };
-            let mut log_index = 0;
-            for (tx_index, tx) in block.transactions.iter().enumerate() {
-                for log in tx_logs(tx) {
-                    if matcher.matches(log) {
-                        if found.len() == MAX_LOGS {
-                            return Err(limit(format!(
-                                "more than {MAX_LOGS} logs match in blocks {from} to {to}; ask \
-                                 for a narrower range (the first {MAX_LOGS} end in block \
-                                 {number})"
-                            )));
-                        }
-                        found.push(log_object(log, &block, tx_index, log_index));
-                    }
-                    log_index += 1;
+            for at in block.logs().filter(|at| matcher.matches(at.log)) {
+                if found.len() == MAX_LOGS {
+                    return Err(limit(format!(
+                        "more than {MAX_LOGS} logs match in blocks {from} to {to}; ask \
+                         for a narrower range (the first {MAX_LOGS} end in block \
+                         {number})"
+                    )));
                 }
+                found.push(log_object(&at, &block));
             }
         }
         Ok(found)

@@ -8,7 +8,7 @@
 
 use super::super::error::invalid_params;
 use super::super::server::Rpc;
-use super::chain::{log_object, tx_logs};
+use super::chain::log_object;
 use super::logs::{LogFilter, Matcher};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::{PendingSubscriptionSink, SubscriptionSink};
@@ -104,17 +104,11 @@ impl Rpc {
                 let Some(block) = self.node.eth_block(number).map_err(|e| e.to_string())? else {
                     return Ok(());
                 };
-                let mut log_index = 0;
-                let mut found = Vec::new();
-                for (tx_index, tx) in block.transactions.iter().enumerate() {
-                    for log in tx_logs(tx) {
-                        if matcher.matches(log) {
-                            found.push(log_object(log, &block, tx_index, log_index));
-                        }
-                        log_index += 1;
-                    }
-                }
-                found
+                block
+                    .logs()
+                    .filter(|at| matcher.matches(at.log))
+                    .map(|at| log_object(&at, &block))
+                    .collect()
             }
         };
         for message in messages {
