@@ -27,7 +27,10 @@
 //! tx.gasprice` emits a `Sent` log and keeps the value. When the
 //! transaction succeeds, each such log becomes a call receipt from the
 //! calling contract ([`sent`]); its refund comes back to that contract's
-//! balance. Nothing is sent when the transaction fails.
+//! balance. Nothing is sent when the transaction fails. `createAsync(shard,
+//! initCode, salt, gas)` sends the cross-shard contract itself a call on
+//! the shard asked for, whose `deploy` creates the contract there with
+//! CREATE2 (its address a function of the caller, the salt and the code).
 
 use super::evm::{evm_address, run, EvmFailure, StateDb, MAX_TX_GAS};
 use super::rules::{set, Checked, Emitted, TxEffect, TxReader, WriteSet};
@@ -76,7 +79,9 @@ pub(super) fn sent(
 ) -> Result<Emitted, ContractStatus> {
     static TOPIC: OnceLock<B256> = OnceLock::new();
     let topic = TOPIC.get_or_init(|| {
-        keccak256("Sent(address,address,uint256,uint256,uint256,bytes,bytes4,uint256)".as_bytes())
+        keccak256(
+            "Sent(address,address,uint256,uint256,uint256,uint256,bytes,bytes4,uint256)".as_bytes(),
+        )
     });
     let fail = |reason: String| ContractStatus::Halted { reason };
     let mut emitted = Emitted::new();
@@ -96,14 +101,17 @@ pub(super) fn sent(
             Some(U256::from_be_slice(bytes))
         };
         let malformed = || fail("a malformed Sent log".into());
-        let (Some(value), Some(gas), Some(price), Some(offset), Some(selector), Some(callback_gas)) =
-            (word(0), word(1), word(2), word(3), word(4), word(5))
+        let (Some(shard), Some(value), Some(gas), Some(price), Some(offset)) =
+            (word(0), word(1), word(2), word(3), word(4))
         else {
             return Err(malformed());
         };
-        let Some(len) = word(6).filter(|_| offset == U256::from(192)) else {
+        let (Some(selector), Some(callback_gas), Some(len)) = (word(5), word(6), word(7)) else {
             return Err(malformed());
         };
+        if offset != U256::from(224) {
+            return Err(malformed());
+        }
         let gas_cap = ctx.gas.block_gas_limit.min(MAX_TX_GAS);
         let cap = |gas: U256| {
             u64::try_from(gas)
@@ -129,14 +137,25 @@ pub(super) fn sent(
                 "cross-shard call data is limited to {MAX_TRANSACTION_BYTES} bytes"
             )));
         }
-        let input = log.data.get(224..224 + len).ok_or_else(malformed)?.to_vec();
+        let input = log.data.get(256..256 + len).ok_or_else(malformed)?.to_vec();
         let (Ok(value), Ok(price)) = (u128::try_from(value), u128::try_from(price)) else {
             return Err(fail("a cross-shard call's value is above 2^128".into()));
         };
-        let home = ctx.map.shard_of(&to);
-        if home == ctx.shard {
+        // A call goes to its target's range (which forwards it if the
+        // target was placed elsewhere); a creation to the shard asked for.
+        let destination = match u16::try_from(shard) {
+            Err(_) => ctx.map.shard_of(&to),
+            Ok(shard) if shard < ctx.map.shard_count() => ShardId(shard),
+            Ok(shard) => {
+                return Err(fail(format!(
+                    "there is no shard {shard} (the chain has {})",
+                    ctx.map.shard_count()
+                )))
+            }
+        };
+        if destination == ctx.shard {
             return Err(fail(format!(
-                "{to} is in this shard's range: call it directly, not through the cross-shard contract"
+                "{to} is in this shard's range: call it (or create it) directly, not through the cross-shard contract"
             )));
         }
         let action = ReceiptAction::Call {
@@ -149,7 +168,7 @@ pub(super) fn sent(
             callback,
         };
         carried = carried.saturating_add(action.value());
-        emitted.push((home, action));
+        emitted.push((destination, action));
     }
     if carried != escrow {
         return Err(fail(format!(

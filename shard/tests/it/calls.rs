@@ -619,3 +619,70 @@ fn a_cross_shard_call_with_a_callback_reports_its_result_to_the_caller() {
         "the failing call's bump was undone"
     );
 }
+
+#[test]
+fn an_account_creates_a_contract_on_another_shard_through_the_cross_shard_contract() {
+    use atoll_shard::execution::calls::CROSS_SHARD;
+    use atoll_shard::execution::evm::code_hash;
+
+    let (mut pair, callers, _) = setup(1, 1);
+    let caller = &callers[0];
+    let supply = BALANCE * 2;
+    let init = Contract::Probe.init_code(&[]);
+    let (salt, gas) = ([7u8; 32], 1_500_000u64);
+    let mut words = vec![
+        Word::uint(1),
+        Word::uint(128),
+        Word(salt),
+        Word::uint(u128::from(gas)),
+        Word::uint(init.len() as u128),
+    ];
+    let mut body = init.clone();
+    body.resize(init.len().div_ceil(32) * 32, 0);
+    words.extend(body.chunks(32).map(|c| Word(c.try_into().unwrap())));
+    let input = call_data("createAsync(uint16,bytes,bytes32,uint256)", &words);
+    let endowment = 0; // Probe's constructor takes no value
+    let value = PRICE * u128::from(gas) + endowment;
+    let produced = pair.block(0, vec![call(caller, 0, CROSS_SHARD, value, input, 400_000)]);
+    assert_eq!(
+        status_of(&produced.output.outcomes[0]),
+        &ContractStatus::Success
+    );
+    assert_eq!(produced.output.receipts.len(), 1);
+    assert_eq!(produced.output.receipts[0].destination, ShardId(1));
+    assert_eq!(pair.total(), supply);
+
+    // Shard 1 creates it at the CREATE2 address `addressOf` gives.
+    let ran = pair.block(1, Vec::new());
+    assert_eq!(
+        ran.output.calls[0].outcome.status,
+        ContractStatus::Success,
+        "{ran:?}"
+    );
+    let mut key = Word::address(caller.address()).0.to_vec();
+    key.extend_from_slice(&salt);
+    let expected = atoll_shard::contracts::create2_address(&CROSS_SHARD, code_hash(&key).0, &init);
+    assert!(pair.state(1, StateKey::CodeHash(expected)).is_some());
+    assert_eq!(pair.balance(1, &expected), endowment);
+    // Its range's shard, when another, routes to it from then on.
+    for shard in [0, 1, 0] {
+        pair.block(shard, Vec::new());
+    }
+    if layout().shard_of(&expected) == ShardId(0) {
+        assert_eq!(
+            pair.state(0, StateKey::Placement(expected)),
+            Some(atoll_primitives::StateValue::Placement(ShardId(1)))
+        );
+    }
+    // And a call from shard 0 reaches it.
+    let bump = call(caller, 1, expected, 0, call_data("bump()", &[]), 100_000);
+    pair.block(0, vec![bump]);
+    pair.block(1, Vec::new());
+    assert_eq!(
+        pair.state(1, StateKey::Slot(expected, [0; 32])),
+        Some(atoll_primitives::StateValue::Slot(Word::uint(1).0))
+    );
+    pair.block(0, Vec::new());
+    assert!(pair.in_flight.iter().all(Vec::is_empty));
+    assert_eq!(pair.total(), supply);
+}
