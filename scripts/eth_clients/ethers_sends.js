@@ -43,8 +43,11 @@ function compile() {
   return { Token: get("Token.sol", "Token"), Pair: get("Pair.sol", "Pair") };
 }
 
+let compiledToken;
+
 async function main() {
   const compiled = compile();
+  compiledToken = () => compiled.Token;
   console.log(`ethers: compiled with solc ${solc.version()}`);
   // ethers answers an identical request from a cache for 250 ms; a dev
   // node confirms faster than that, so two deployments in a row would get
@@ -154,6 +157,34 @@ async function crossShardCalls(provider, wallet, mine, a, b, pair) {
   const swap = receipt.logs.map((log) => pair.interface.parseLog(log)).find((e) => e && e.name === "Swap");
   check("cross-shard swap: Swap event", [swap.args.amountIn, swap.args.amountOut], [10n ** 18n, quote]);
   check("cross-shard swap: the user got the tokens", await b.balanceOf(user.address), quote);
+
+  // The user has a token created on the deployer's shard, not its own,
+  // through the cross-shard contract, at the address it computes first.
+  const crossShard = new ethers.Contract("0x00000000000000000000000000000000000a7011", [
+    "function createAsync(uint16 shard, bytes initCode, bytes32 salt, uint256 gas) payable",
+    "function addressOf(address caller, bytes32 salt, bytes32 codeHash) view returns (address)",
+  ], user);
+  const initCode = ethers.concat([compiledToken().evm.bytecode.object.replace(/^(?!0x)/, "0x"),
+    ethers.AbiCoder.defaultAbiCoder().encode(["uint256"], [777n])]);
+  const salt = ethers.id("atoll ethers example");
+  const where = await crossShard.addressOf(user.address, salt, ethers.keccak256(initCode));
+  const gas = 2000000n;
+  // A legacy price, so tx.gasprice is known: the value then pays exactly
+  // the gas (the token's constructor takes no value).
+  const price = 1n;
+  receipt = await (await crossShard.createAsync(mine, initCode, salt, gas,
+    { value: gas * price, type: 0, gasPrice: price })).wait();
+  check("created on the other shard: status", receipt.status, 1);
+  const deadline2 = Date.now() + 30000;
+  while ((await provider.getCode(where)) === "0x") {
+    if (Date.now() > deadline2) throw new Error("the contract was never created on the other shard");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const created = new ethers.Contract(where, a.interface, provider);
+  // Its constructor's msg.sender is the cross-shard contract.
+  check("created on the other shard: its supply", await created.totalSupply(), 777n);
+  check("created on the other shard: it lives there",
+    (await provider.send("atoll_getAccount", [where])).shard, mine);
 
   const failedBefore = await provider.getBalance(user.address);
   const tx = await asUser(a).transfer(wallet.address, 10n ** 30n, { gasLimit: 100000n });
