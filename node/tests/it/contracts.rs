@@ -215,18 +215,8 @@ fn a_contract_created_at_an_address_of_another_shard_is_served_from_its_creators
     };
     let (creator, payer) = (on(0), on(1));
     let send = |key: &atoll_primitives::KeyPair, nonce: u64, action: Action| {
-        let signed = Transaction {
-            chain_id: ChainId(CHAIN_ID),
-            sender: key.public(),
-            nonce,
-            fee: 1,
-            action,
-        }
-        .sign(key);
-        let hash = node.ok(
-            "atoll_sendTransaction",
-            json!([hex::encode(signed.encode()), "final"]),
-        );
+        let (tx, _) = crate::harness::signed(key, nonce, action);
+        let hash = node.ok("atoll_sendTransaction", json!([tx, "final"]));
         node.wait_final(hash.as_str().expect("a hash"), Duration::from_secs(30))
     };
 

@@ -23,6 +23,20 @@ pub fn dev(i: u64) -> KeyPair {
     dev_key(0, i)
 }
 
+/// The hex and hash of `action` signed by `key` with `nonce` at fee (or
+/// price per gas) 1 for the tests' chain.
+pub fn signed(key: &KeyPair, nonce: u64, action: Action) -> (String, String) {
+    let signed = Transaction {
+        chain_id: ChainId(CHAIN_ID),
+        sender: key.public(),
+        nonce,
+        fee: 1,
+        action,
+    }
+    .sign(key);
+    (hex::encode(signed.encode()), format!("0x{}", signed.hash()))
+}
+
 /// The hex of a signed transfer.
 pub fn transfer(
     key: &KeyPair,

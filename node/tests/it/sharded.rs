@@ -220,23 +220,13 @@ fn settled_call(node: &Node, hash: &str) -> Option<serde_json::Value> {
 
 #[test]
 fn cross_shard_calls_survive_sigkill_at_random_moments_exactly_once() {
-    use atoll_primitives::{Action, ChainId, Transaction};
+    use crate::harness::signed as sign;
+    use atoll_primitives::Action;
     use atoll_shard::contracts::{call_data, create_address, Contract};
 
     let mut node = Node::start_sharded(2, 40, "");
     // A counter contract on shard 1, called from shard 0.
     let owner = &on_shard(1, 1)[0];
-    let sign = |key: &KeyPair, nonce: u64, action: Action| {
-        let signed = Transaction {
-            chain_id: ChainId(CHAIN_ID),
-            sender: key.public(),
-            nonce,
-            fee: 1,
-            action,
-        }
-        .sign(key);
-        (hex::encode(signed.encode()), format!("0x{}", signed.hash()))
-    };
     let create = Action::Create {
         value: 0,
         init_code: Contract::Probe.init_code(&[]),

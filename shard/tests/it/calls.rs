@@ -389,25 +389,41 @@ proptest! {
     }
 }
 
-#[test]
-fn a_contract_sends_calls_to_another_shard_through_the_cross_shard_contract() {
-    let (mut pair, callers, probe) = setup(1, 1);
-    let caller = &callers[0];
-    let supply = BALANCE * 2;
+/// Deploys a `Dispatcher` from `caller` (nonce 0) on shard 0 and lets any
+/// placement settle; returns its address.
+fn deploy_dispatcher(pair: &mut Pair, caller: &KeyPair) -> Address {
     let deploy = contract_tx(
         caller,
         0,
         Action::Create {
             value: 0,
             init_code: Contract::Dispatcher.init_code(&[]),
-            gas_limit: 1_000_000,
+            gas_limit: 2_000_000,
         },
     );
-    let dispatcher = create_address(&caller.address(), 0);
     let produced = pair.block(0, vec![deploy]);
     assert!(produced.output.outcomes[0].is_success(), "{produced:?}");
     pair.block(1, Vec::new());
     pair.block(0, Vec::new());
+    create_address(&caller.address(), 0)
+}
+
+/// `data` as the tail of an ABI `bytes` argument: its length, then its
+/// bytes padded to whole words.
+fn bytes_words(data: &[u8]) -> Vec<Word> {
+    let mut padded = data.to_vec();
+    padded.resize(data.len().div_ceil(32) * 32, 0);
+    std::iter::once(Word::uint(data.len() as u128))
+        .chain(padded.chunks(32).map(|c| Word(c.try_into().unwrap())))
+        .collect()
+}
+
+#[test]
+fn a_contract_sends_calls_to_another_shard_through_the_cross_shard_contract() {
+    let (mut pair, callers, probe) = setup(1, 1);
+    let caller = &callers[0];
+    let supply = BALANCE * 2;
+    let dispatcher = deploy_dispatcher(&mut pair, caller);
     assert_eq!(pair.total(), supply);
 
     let gas = 100_000u64;
@@ -511,12 +527,8 @@ fn dispatch_data(
     if let Some(fail) = fail {
         words.push(Word::bool(fail));
     }
-    words.push(Word::uint(data.len() as u128));
-    let mut input = call_data(signature, &words);
-    let mut padded = data.to_vec();
-    padded.resize(data.len().div_ceil(32) * 32, 0);
-    input.extend_from_slice(&padded);
-    input
+    words.extend(bytes_words(data));
+    call_data(signature, &words)
 }
 
 #[test]
@@ -524,19 +536,7 @@ fn a_cross_shard_call_with_a_callback_reports_its_result_to_the_caller() {
     let (mut pair, callers, probe) = setup(1, 1);
     let caller = &callers[0];
     let supply = BALANCE * 2;
-    let deploy = contract_tx(
-        caller,
-        0,
-        Action::Create {
-            value: 0,
-            init_code: Contract::Dispatcher.init_code(&[]),
-            gas_limit: 2_000_000,
-        },
-    );
-    let dispatcher = create_address(&caller.address(), 0);
-    pair.block(0, vec![deploy]);
-    pair.block(1, Vec::new());
-    pair.block(0, Vec::new());
+    let dispatcher = deploy_dispatcher(&mut pair, caller);
     let (gas, callback_gas) = (100_000u64, 300_000u64);
     let paid = PRICE * u128::from(gas + callback_gas);
     let slot = |n: u128| Word::uint(n).0;
@@ -565,11 +565,8 @@ fn a_cross_shard_call_with_a_callback_reports_its_result_to_the_caller() {
             Word::uint(128),
             Word::uint(u128::from(gas)),
             Word::uint(u128::from(callback_gas)),
-            Word::uint(function.len() as u128),
         ];
-        let mut body = function.clone();
-        body.resize(function.len().div_ceil(32) * 32, 0);
-        words.extend(body.chunks(32).map(|c| Word(c.try_into().unwrap())));
+        words.extend(bytes_words(&function));
         let input = call_data(
             "dispatchWithCallback(address,bytes,uint256,uint256)",
             &words,
@@ -635,11 +632,8 @@ fn an_account_creates_a_contract_on_another_shard_through_the_cross_shard_contra
         Word::uint(128),
         Word(salt),
         Word::uint(u128::from(gas)),
-        Word::uint(init.len() as u128),
     ];
-    let mut body = init.clone();
-    body.resize(init.len().div_ceil(32) * 32, 0);
-    words.extend(body.chunks(32).map(|c| Word(c.try_into().unwrap())));
+    words.extend(bytes_words(&init));
     let input = call_data("createAsync(uint16,bytes,bytes32,uint256)", &words);
     let endowment = 0; // Probe's constructor takes no value
     let value = PRICE * u128::from(gas) + endowment;
