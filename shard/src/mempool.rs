@@ -526,14 +526,20 @@ impl Mempool {
         }
     }
 
-    /// Drops every transaction (the shard is no longer this node's);
-    /// returns their hashes.
-    pub fn clear(&mut self) -> Vec<Hash> {
-        let hashes: Vec<Hash> = self.by_hash.keys().copied().collect();
-        for hash in &hashes {
-            self.remove_hash(hash);
+    /// Drops every transaction (the shard is no longer this node's) and
+    /// returns them, each sender's in nonce order (senders by address), so
+    /// that they can be handed to the shard's new trackers.
+    pub fn clear(&mut self) -> Vec<VerifiedTx> {
+        let mut senders: Vec<&Address> = self.by_sender.keys().collect();
+        senders.sort_unstable();
+        let held: Vec<VerifiedTx> = senders
+            .into_iter()
+            .flat_map(|sender| self.by_sender[sender].values().map(|p| p.tx.clone()))
+            .collect();
+        for tx in &held {
+            self.remove_hash(&tx.hash);
         }
-        hashes
+        held
     }
 
     /// Drops every transaction of `sender` with a nonce below `account_nonce`

@@ -262,3 +262,29 @@ fn transactions_behind_gaps_never_crowd_out_ready_ones() {
     assert!(pool.prune(keys[1].address(), 3).is_empty());
     assert_eq!(pool.queued(), 1);
 }
+
+#[test]
+fn a_cleared_pool_hands_back_every_transaction_in_each_senders_nonce_order() {
+    let keys = dev_keys(2, 3);
+    let mut pool = Mempool::new(limits(100, 10));
+    for (key, nonce) in [(0, 2), (1, 0), (0, 0), (2, 1), (0, 1), (1, 1)] {
+        pool.admit(tx(&keys[key], nonce, 1), 0).unwrap();
+    }
+    let handed = pool.clear();
+    assert_eq!(pool.len(), 0);
+    assert_eq!(handed.len(), 6);
+    let mut by_sender: HashMap<Address, Vec<u64>> = HashMap::new();
+    for tx in &handed {
+        by_sender.entry(tx.sender).or_default().push(tx.terms.nonce);
+    }
+    assert_eq!(by_sender[&keys[0].address()], vec![0, 1, 2]);
+    assert_eq!(by_sender[&keys[1].address()], vec![0, 1]);
+    assert_eq!(by_sender[&keys[2].address()], vec![1]);
+    // Each sender's run is together, senders by address.
+    let senders: Vec<Address> = handed.iter().map(|t| t.sender).collect();
+    let mut runs = senders.clone();
+    runs.dedup();
+    let mut sorted = runs.clone();
+    sorted.sort();
+    assert_eq!(runs, sorted);
+}

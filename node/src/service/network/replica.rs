@@ -262,9 +262,22 @@ impl Replica {
             let before = shared.tracked.swap(now, Ordering::AcqRel);
             if before && !now {
                 // No longer this validator's: its pool cannot be ordered
-                // without the state, and its clients are told so.
+                // without the state, and its clients are told so. Its
+                // transactions are gossiped again for the shard's trackers
+                // (this validator may have had no peer when it took them,
+                // and it will not propose them now).
                 let dropped = shared.mempool.lock().clear();
-                shared.waiters.dropped(dropped.iter());
+                shared.waiters.dropped(dropped.iter().map(|tx| &tx.hash));
+                if let Some(gossip) = &shared.gossip {
+                    let signed: Vec<_> = dropped
+                        .into_iter()
+                        .map(|tx| tx.into_inner().signed)
+                        .collect();
+                    for chunk in signed.chunks(super::wire::MAX_GOSSIP_TXS) {
+                        // A full queue drops the rest, as at admission.
+                        let _ = gossip.try_send((shared.shard.0, chunk.to_vec()));
+                    }
+                }
                 self.committee.pushed.forget(shared.shard);
                 self.sync.forget(shared.shard);
                 tracing::info!(target: "replica", shard = %shared.shard, epoch, "no longer tracking this shard");
