@@ -402,3 +402,96 @@ fn a_congested_shard_gets_transfers_held_back_and_every_one_settles_once() {
         assert_eq!(node.account(key.address()).0, expected[r], "credited once");
     }
 }
+
+#[test]
+fn a_localnet_runs_cross_shard_calls_and_refunds_once_while_a_validator_is_killed() {
+    use crate::harness::{signed as sign, Localnet};
+    use crate::network::{wait_connected, FAST};
+    use atoll_primitives::Action;
+    use atoll_shard::contracts::{call_data, create_address, Contract};
+
+    let mut net = Localnet::start(4, 2, FAST);
+    wait_connected(&net, &[0, 1, 2, 3], 3);
+    let owner = &on_shard(1, 1)[0];
+    let create = Action::Create {
+        value: 0,
+        init_code: Contract::Probe.init_code(&[]),
+        gas_limit: 2_000_000,
+    };
+    let (tx, hash) = sign(owner, 0, create);
+    net.nodes[0].ok("atoll_sendTransaction", json!([tx]));
+    net.nodes[0].wait_final(&hash, Duration::from_secs(60));
+    let probe = create_address(&owner.address(), 0);
+    let callers = on_shard(0, 6);
+    // A mixed load: calls that succeed and calls that revert, sent to
+    // the validators in turn; validator 3 is killed in the middle of it
+    // and restarted later.
+    let mut sent = Vec::new();
+    for round in 0..10u64 {
+        let function = match round % 2 {
+            0 => call_data("bump()", &[]),
+            _ => call_data("bumpThenFail(string)", &[]),
+        };
+        let to = (round % 3) as usize;
+        for key in &callers {
+            let action = Action::Call {
+                to: probe,
+                value: 0,
+                input: function.clone(),
+                gas_limit: 100_000,
+            };
+            let (tx, hash) = sign(key, round, action);
+            net.nodes[to].ok("atoll_sendTransaction", json!([tx]));
+            sent.push((hash, round % 2 == 0));
+        }
+        match round {
+            3 => assert_eq!(net.nodes[3].signal(9), None),
+            7 => net.nodes[3].run(),
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Every call ran once, with its outcome, and its refund was paid once:
+    // each caller is down exactly the gas its calls used (at price 1).
+    let (mut bumps, mut used) = (0u64, 0u128);
+    for (hash, succeeds) in &sent {
+        net.nodes[0].wait_final(hash, Duration::from_secs(60));
+        let status = settled_call(&net.nodes[0], hash).expect("a cross-shard call");
+        let call = &status["receipts"][0]["call"];
+        assert_eq!(call["success"], *succeeds, "{status}");
+        bumps += u64::from(*succeeds);
+        used += u128::from(call["contract"]["gas_used"].as_u64().expect("gas"));
+    }
+    let paid: u128 = callers
+        .iter()
+        .map(|k| BALANCE - net.nodes[0].account(k.address()).0)
+        .sum();
+    assert_eq!(paid, used, "every refund paid exactly once");
+    // Every validator, the restarted one included, holds the same count.
+    let slot = format!("0x{}", "00".repeat(32));
+    for node in &net.nodes {
+        wait_until_counter(node, probe, &slot, bumps);
+    }
+}
+
+/// Waits until `node` reads `expected` in `probe`'s counter slot.
+fn wait_until_counter(node: &Node, probe: atoll_primitives::Address, slot: &str, expected: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let word = node.ok("atoll_getStorageAt", json!([probe.to_string(), slot]));
+        let hex = word.as_str().expect("hex").trim_start_matches("0x");
+        let count = u64::from_str_radix(hex, 16).expect("a number");
+        if count == expected {
+            return;
+        }
+        assert!(
+            count < expected,
+            "counted {count} calls, {expected} were sent"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "counter at {count}, expected {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
