@@ -275,12 +275,16 @@ fn a_contract_created_at_an_address_of_another_shard_is_served_from_its_creators
 
 #[test]
 fn the_load_tool_sets_up_and_runs_the_contract_workloads() {
+    // A load on two cores: not beside a localnet, whose timing it would
+    // upset.
+    let _turn = crate::harness::localnet_turn();
     let node = Node::start(20, "");
     run_contract_loads(&node, &[]);
 }
 
 #[test]
 fn the_load_tool_calls_contracts_across_shards() {
+    let _turn = crate::harness::localnet_turn();
     let node = Node::start_sharded(2, 20, "");
     let reports = run_contract_loads(&node, &["--cross-shard-ratio", "0.5"]);
     for report in reports {

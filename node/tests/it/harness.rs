@@ -495,7 +495,8 @@ fn merge_sections(text: &str, extra: &str) -> String {
     out
 }
 
-/// One localnet at a time: four validators on two cores are load enough.
+/// One localnet (or heavy load on one node) at a time: four validators on
+/// two cores are load enough.
 static ONE_LOCALNET: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Waits for this test's turn to run validators.

@@ -224,6 +224,8 @@ fn cross_shard_calls_survive_sigkill_at_random_moments_exactly_once() {
     use atoll_primitives::Action;
     use atoll_shard::contracts::{call_data, create_address, Contract};
 
+    // Load and kills on two cores: not beside a localnet.
+    let _turn = crate::harness::localnet_turn();
     let mut node = Node::start_sharded(2, 40, "");
     // A counter contract on shard 1, called from shard 0.
     let owner = &on_shard(1, 1)[0];
