@@ -136,14 +136,6 @@ impl ReceiptAction {
             ReceiptAction::Refund { amount, .. } => *amount,
         }
     }
-
-    /// The gas a call receipt may use at its destination (0 for the others).
-    pub fn gas_limit(&self) -> u64 {
-        match self {
-            ReceiptAction::Call { gas_limit, .. } => *gas_limit,
-            _ => 0,
-        }
-    }
 }
 
 /// A message from one shard to another, emitted by a transaction.

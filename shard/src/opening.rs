@@ -35,7 +35,7 @@
 
 use crate::error::ShardError;
 use crate::execution::calls::{self, IncomingCall};
-use crate::execution::rules::TxReader;
+use crate::execution::rules::{Emitted, TxReader, WriteSet};
 use crate::execution::BlockContext;
 use crate::state::StateView;
 use atoll_primitives::hash::domain;
@@ -146,14 +146,10 @@ pub fn run(
                 changes: &opening.changes,
                 state,
             };
-            let mut ran = calls::run_incoming(ctx, call, &mut reader)?;
-            let refund_action = ran.refund(&call);
-            opening.changes.extend(std::mem::take(&mut ran.writes));
-            for (destination, action) in std::mem::take(&mut ran.receipts) {
-                opening
-                    .receipts
-                    .push(emit(destination, action, receipt.origin));
-            }
+            let ran = calls::run_incoming(ctx, call, &mut reader)?;
+            let refund_action = ran.refund_receipt(&call);
+            let emitted = (ran.writes, ran.receipts, ran.burnt);
+            opening.take_in(emitted, |to, action| emit(to, action, receipt.origin));
             let refund = emit(receipt.source, refund_action, receipt.origin);
             opening.calls.push(CallRecord {
                 source: receipt.source,
@@ -162,10 +158,6 @@ pub fn run(
                 refund: Some(refund.sequence),
             });
             opening.receipts.push(refund);
-            opening.burnt = opening
-                .burnt
-                .checked_add(ran.burnt)
-                .expect("burnt gas is bounded by the total supply, which fits in u128");
             continue;
         }
         if let ReceiptAction::Refund {
@@ -193,12 +185,8 @@ pub fn run(
                 state,
             };
             let ran = calls::run_callback(ctx, (address, *success, reply), &mut reader)?;
-            opening.changes.extend(ran.writes);
-            for (destination, action) in ran.receipts {
-                opening
-                    .receipts
-                    .push(emit(destination, action, receipt.origin));
-            }
+            let emitted = (ran.writes, ran.receipts, ran.burnt);
+            opening.take_in(emitted, |to, action| emit(to, action, receipt.origin));
             let after = read(&opening.changes, state, &key)?;
             let after = Account {
                 balance: after.balance.checked_add(ran.refund).ok_or_else(overflow)?,
@@ -211,10 +199,6 @@ pub fn run(
                 outcome: ran.outcome,
                 refund: None,
             });
-            opening.burnt = opening
-                .burnt
-                .checked_add(ran.burnt)
-                .expect("burnt gas is bounded by the total supply, which fits in u128");
             continue;
         }
         let after = match receipt.action {
@@ -249,6 +233,25 @@ pub fn run(
     }
     opening.outbox = outbox;
     Ok(opening)
+}
+
+impl Opening {
+    /// Takes in what a call (or a callback) run here did: its `writes`, the
+    /// receipts it sends (numbered by `emit`) and the gas it burnt.
+    fn take_in(
+        &mut self,
+        (writes, receipts, burnt): (WriteSet, Emitted, u128),
+        mut emit: impl FnMut(ShardId, ReceiptAction) -> Receipt,
+    ) {
+        self.changes.extend(writes);
+        for (destination, action) in receipts {
+            self.receipts.push(emit(destination, action));
+        }
+        self.burnt = self
+            .burnt
+            .checked_add(burnt)
+            .expect("burnt gas is bounded by the total supply, which fits in u128");
+    }
 }
 
 /// Reads the state with the opening's changes so far on top (what a call

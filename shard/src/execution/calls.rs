@@ -32,7 +32,7 @@
 //! the shard asked for, whose `deploy` creates the contract there with
 //! CREATE2 (its address a function of the caller, the salt and the code).
 
-use super::evm::{evm_address, run, EvmFailure, StateDb, MAX_TX_GAS};
+use super::evm::{evm_address, revert_data, run, EvmFailure, StateDb, MAX_TX_GAS};
 use super::rules::{set, Checked, Emitted, TxEffect, TxReader, WriteSet};
 use super::{BlockContext, PreparedTx};
 use atoll_primitives::codec::MAX_TRANSACTION_BYTES;
@@ -291,16 +291,19 @@ impl CallRun {
     /// The refund receipt's action for `call`: with a callback, its gas
     /// goes back too (to pay for it on the caller's shard), with the
     /// call's output (or, past [`MAX_REPLY_OUTPUT`], a failure saying so).
-    pub fn refund(&self, call: &IncomingCall<'_>) -> ReceiptAction {
+    pub fn refund_receipt(&self, call: &IncomingCall<'_>) -> ReceiptAction {
         let mut success = self.outcome.status == ContractStatus::Success;
         let reply = call.callback.map(|callback| {
             let mut output = self.outcome.output.clone();
             if output.len() > MAX_REPLY_OUTPUT {
                 success = false;
-                output = revert_data(&format!(
-                    "atoll: the call's output of {} bytes is above the {MAX_REPLY_OUTPUT} a callback takes",
-                    output.len()
-                ));
+                output = revert_data(
+                    format!(
+                        "atoll: the call's output of {} bytes is above the {MAX_REPLY_OUTPUT} a callback takes",
+                        output.len()
+                    )
+                    .as_bytes(),
+                );
             }
             Reply {
                 callback: callback.clone(),
@@ -323,16 +326,6 @@ impl CallRun {
 
 /// The most output a callback is handed (a refund receipt carries it).
 pub const MAX_REPLY_OUTPUT: usize = MAX_TRANSACTION_BYTES;
-
-/// The ABI encoding of `Error(message)`, as a Solidity revert gives it.
-fn revert_data(message: &str) -> Vec<u8> {
-    let mut data = vec![0x08, 0xc3, 0x79, 0xa0];
-    data.extend_from_slice(&U256::from(32).to_be_bytes::<32>());
-    data.extend_from_slice(&U256::from(message.len()).to_be_bytes::<32>());
-    data.extend_from_slice(message.as_bytes());
-    data.resize(4 + 64 + message.len().div_ceil(32) * 32, 0);
-    data
-}
 
 /// Runs the callback `reply` asks of contract `to` (which sent a call that
 /// `success`fully ran, or not), on `to`'s shard: `selector(bool success,

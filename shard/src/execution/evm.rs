@@ -1074,13 +1074,19 @@ fn stand_in(address: &Address, shard: u16, relation: &str) -> AccountInfo {
     AccountInfo::new(U256::ZERO, 0, hash, code)
 }
 
-/// EVM code that reverts with the ABI encoding of `Error(message)`.
-fn reverting_code(message: &[u8]) -> Vec<u8> {
+/// The ABI encoding of `Error(message)`, as a Solidity revert gives it.
+pub(super) fn revert_data(message: &[u8]) -> Vec<u8> {
     let mut data = vec![0x08, 0xc3, 0x79, 0xa0];
     data.extend_from_slice(&U256::from(32).to_be_bytes::<32>());
     data.extend_from_slice(&U256::from(message.len()).to_be_bytes::<32>());
     data.extend_from_slice(message);
     data.resize(4 + 64 + message.len().div_ceil(32) * 32, 0);
+    data
+}
+
+/// EVM code that reverts with the ABI encoding of `Error(message)`.
+fn reverting_code(message: &[u8]) -> Vec<u8> {
+    let data = revert_data(message);
     let len = u16::try_from(data.len()).expect("the message is short");
     let [hi, lo] = len.to_be_bytes();
     const PROLOGUE: u8 = 14;

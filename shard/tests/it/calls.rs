@@ -7,14 +7,12 @@
 //! and each refund is paid once, across a reopen; the supply is conserved
 //! at every step.
 
-use crate::pair::{layout, Pair, BALANCE, CHAIN};
+use crate::pair::{layout, Pair, BALANCE};
 use crate::shards;
 use atoll_primitives::{
-    Action, Address, ContractStatus, GasRules, KeyPair, ReceiptAction, ShardId, StateKey,
-    Transaction, TxOutcome,
+    Action, Address, ContractStatus, GasRules, KeyPair, ReceiptAction, ShardId, StateKey, TxOutcome,
 };
 use atoll_shard::contracts::{call_data, create_address, Contract, Word};
-use atoll_shard::execution::PreparedTx;
 use atoll_shard::signatures::VerifiedTx;
 use proptest::prelude::*;
 
@@ -22,14 +20,7 @@ use proptest::prelude::*;
 const PRICE: u128 = 3;
 
 fn contract_tx(key: &KeyPair, nonce: u64, action: Action) -> VerifiedTx {
-    let body = Transaction {
-        chain_id: CHAIN,
-        sender: key.public(),
-        nonce,
-        fee: PRICE,
-        action,
-    };
-    VerifiedTx::verify(PreparedTx::new(body.sign(key))).unwrap()
+    crate::pair::signed_at(key, nonce, PRICE, action)
 }
 
 fn call(

@@ -21,12 +21,18 @@ pub fn layout() -> ShardLayout {
     ShardLayout::uniform(2).unwrap()
 }
 
+/// `action` signed by `key` with `nonce` at fee (or price per gas) 1.
 pub fn signed(key: &KeyPair, nonce: u64, action: Action) -> VerifiedTx {
+    signed_at(key, nonce, 1, action)
+}
+
+/// `action` signed by `key` with `nonce` at fee (or price per gas) `fee`.
+pub fn signed_at(key: &KeyPair, nonce: u64, fee: u128, action: Action) -> VerifiedTx {
     let body = Transaction {
         chain_id: CHAIN,
         sender: key.public(),
         nonce,
-        fee: 1,
+        fee,
         action,
     };
     VerifiedTx::verify(PreparedTx::new(body.sign(key))).unwrap()
