@@ -1,11 +1,13 @@
 // ethers v6 against an atoll dev node of two shards, as a new user would
-// use it: compiles the ERC-20 and the AMM pair with solcjs (the npm
-// package `solc`), deploys them from the first account of the standard
-// test mnemonic, transfers, approves, adds liquidity and swaps, waits for
+// use it: compiles the ERC-20, the AMM pair and its factory with solcjs
+// (the npm package `solc`), deploys the tokens and the factory from the
+// first account of the standard test mnemonic, has the factory create a
+// pair, transfers, approves, adds liquidity and swaps, waits for
 // every receipt, reads the events back with queryFilter (eth_getLogs),
 // decodes a revert reason, sends value to an account on the other
 // shard, and uses the contracts from an account on the other shard
-// (cross-shard calls: transfer, approve, swap, a failing transfer). Usage: node ethers_sends.js RPC_URL (NODE_PATH holding ethers and
+// (cross-shard calls: transfer, approve, swap, a pair created through the
+// factory, a failing transfer). Usage: node ethers_sends.js RPC_URL (NODE_PATH holding ethers and
 // solc; scripts/eth-clients.sh installs them).
 const fs = require("fs");
 const path = require("path");
@@ -28,7 +30,7 @@ function check(what, got, expected) {
 function compile() {
   const dir = path.join(__dirname, "../../contracts/src");
   const sources = {};
-  for (const file of ["Token.sol", "Pair.sol"]) {
+  for (const file of ["Token.sol", "Pair.sol", "Factory.sol"]) {
     sources[file] = { content: fs.readFileSync(path.join(dir, file), "utf8") };
   }
   const output = JSON.parse(solc.compile(JSON.stringify({
@@ -40,7 +42,11 @@ function compile() {
     if (error.severity === "error") throw new Error(error.formattedMessage);
   }
   const get = (file, name) => output.contracts[file][name];
-  return { Token: get("Token.sol", "Token"), Pair: get("Pair.sol", "Pair") };
+  return {
+    Token: get("Token.sol", "Token"),
+    Pair: get("Pair.sol", "Pair"),
+    Factory: get("Factory.sol", "Factory"),
+  };
 }
 
 let compiledToken;
@@ -64,13 +70,22 @@ async function main() {
   console.log(`ethers: chain ${network.chainId}, block ${await provider.getBlockNumber()}`);
 
   const supply = 10n ** 24n;
-  const factory = (name) => new ethers.ContractFactory(compiled[name].abi, compiled[name].evm.bytecode.object, wallet);
-  const a = await (await factory("Token").deploy(supply)).waitForDeployment();
-  const b = await (await factory("Token").deploy(supply)).waitForDeployment();
+  const deployable = (name) => new ethers.ContractFactory(compiled[name].abi, compiled[name].evm.bytecode.object, wallet);
+  const a = await (await deployable("Token").deploy(supply)).waitForDeployment();
+  const b = await (await deployable("Token").deploy(supply)).waitForDeployment();
   check("deployer's balance", await a.balanceOf(wallet.address), supply);
-  const pair = await (await factory("Pair").deploy(await a.getAddress(), await b.getAddress())).waitForDeployment();
+  // The pair comes from the factory (CREATE2 from a contract), as on
+  // Uniswap V2: it lives on the factory's shard.
+  const pairFactory = await (await deployable("Factory").deploy()).waitForDeployment();
+  let receipt = await (await pairFactory.createPair(await a.getAddress(), await b.getAddress())).wait();
+  const [created] = receipt.logs.map((log) => pairFactory.interface.parseLog(log)).filter(Boolean);
+  const pairAddress = await pairFactory.getPair(await a.getAddress(), await b.getAddress());
+  check("PairCreated event", [created.args.pair, created.args.count], [pairAddress, 1n]);
+  const pair = new ethers.Contract(pairAddress, compiled.Pair.abi, wallet);
+  check("the pair's tokens", [await pair.token0(), await pair.token1()],
+    [await a.getAddress(), await b.getAddress()].sort((x, y) => (BigInt(x) < BigInt(y) ? -1 : 1)));
 
-  let receipt = await (await a.transfer(other, 1000n)).wait();
+  receipt = await (await a.transfer(other, 1000n)).wait();
   check("transfer status", receipt.status, 1);
   const [transfer] = receipt.logs.map((log) => a.interface.parseLog(log)).filter(Boolean);
   check("Transfer event", [transfer.args.to, transfer.args.value], [other, 1000n]);
@@ -117,7 +132,7 @@ async function main() {
   const block = await provider.getBlock(receipt.blockNumber, true);
   check("the block lists the transaction", block.transactions.includes(receipt.hash), true);
 
-  await crossShardCalls(provider, wallet, mine, a, b, pair);
+  await crossShardCalls(provider, wallet, mine, a, b, pair, pairFactory, deployable);
   console.log("ethers: every transaction did what it should");
   provider.destroy();
 }
@@ -125,7 +140,7 @@ async function main() {
 // A mnemonic account on the other shard uses the contracts, which live on
 // the deployer's shard: every call crosses shards (a call receipt there, a
 // refund back), and ethers sees ordinary receipts once the refund settled.
-async function crossShardCalls(provider, wallet, mine, a, b, pair) {
+async function crossShardCalls(provider, wallet, mine, a, b, pair, pairFactory, deployable) {
   let user;
   for (let i = 1; i < 10 && !user; i++) {
     const candidate = ethers.HDNodeWallet.fromPhrase(MNEMONIC, undefined, `m/44'/60'/0'/0/${i}`);
@@ -157,6 +172,20 @@ async function crossShardCalls(provider, wallet, mine, a, b, pair) {
   const swap = receipt.logs.map((log) => pair.interface.parseLog(log)).find((e) => e && e.name === "Swap");
   check("cross-shard swap: Swap event", [swap.args.amountIn, swap.args.amountOut], [10n ** 18n, quote]);
   check("cross-shard swap: the user got the tokens", await b.balanceOf(user.address), quote);
+
+  // The user has the factory create a pair: the call crosses shards, the
+  // pair is created on the factory's shard, and the receipt carries the
+  // factory's event.
+  const c = await (await deployable("Token").deploy(10n ** 24n)).waitForDeployment();
+  receipt = await (await asUser(pairFactory).createPair(await b.getAddress(), await c.getAddress())).wait();
+  const [made] = receipt.logs.map((log) => pairFactory.interface.parseLog(log)).filter(Boolean);
+  check("cross-shard createPair: PairCreated", [made.args.pair, made.args.count],
+    [await pairFactory.getPair(await b.getAddress(), await c.getAddress()), 2n]);
+  check("cross-shard createPair: the pair lives with the factory",
+    (await provider.send("atoll_getAccount", [made.args.pair])).shard, mine);
+  const madeStatus = await provider.send("atoll_getTransactionStatus", [receipt.hash]);
+  check("cross-shard createPair: its legs", madeStatus.receipts.map((r) => (r.call ? "call" : "refund")),
+    ["call", "refund"]);
 
   // The user has a token created on the deployer's shard, not its own,
   // through the cross-shard contract, at the address it computes first.
