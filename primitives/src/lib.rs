@@ -45,9 +45,11 @@ pub use crypto::{Address, KeyPair, PublicKey, Signature};
 pub use error::{CryptoError, DecodeError};
 pub use gas::GasRules;
 pub use hash::Hash;
-pub use receipt::{CallRecord, Callback, ProvenReceipt, Receipt, ReceiptAction, Reply};
+pub use receipt::{
+    CallRecord, Callback, ProvenReceipt, Receipt, ReceiptAction, Reply, MOVE_SLOTS_PER_RECEIPT,
+};
 pub use shard::{ShardId, ShardLayout};
 pub use shard_map::ShardMap;
-pub use state::{Account, StateChange, StateKey, StateValue};
+pub use state::{Account, Slot, StateChange, StateKey, StateValue};
 pub use stream::{SequenceBreak, StreamCursors};
 pub use transaction::{Action, ChainId, NativeTransaction, SignedTransaction, Terms, Transaction};

@@ -80,7 +80,26 @@ pub enum ReceiptAction {
         /// The callback the caller asked for, with the call's output.
         reply: Option<Reply>,
     },
+    /// Part of the state of a contract that moves to the destination shard
+    /// at an epoch boundary: its code (in the first part) and storage
+    /// slots. The source sends every part, then the [`ReceiptAction::Move`]
+    /// with the account's balance and nonce, in one block and so in order;
+    /// the contract stays arriving at the destination until that last one.
+    MoveState {
+        /// The contract.
+        account: Address,
+        /// Its code, in the first part only.
+        code: Option<Vec<u8>>,
+        /// Storage slots (key, value), none of them zero, at most
+        /// [`MOVE_SLOTS_PER_RECEIPT`].
+        slots: Vec<crate::Slot>,
+    },
 }
+
+/// The most storage slots one [`ReceiptAction::MoveState`] carries: 1,024
+/// slots are 64 KiB, which with the largest code (24 KiB, EIP-170) fits a
+/// receipt ([`MAX_RECEIPT_BYTES`]).
+pub const MOVE_SLOTS_PER_RECEIPT: usize = 1024;
 
 /// A cross-shard call's request to call its caller back with the result.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
@@ -112,6 +131,7 @@ impl ReceiptAction {
             ReceiptAction::Placed { account, .. } => *account,
             ReceiptAction::Call { to, .. } => *to,
             ReceiptAction::Refund { to, .. } => *to,
+            ReceiptAction::MoveState { account, .. } => *account,
         }
     }
 
@@ -134,6 +154,7 @@ impl ReceiptAction {
                 value.saturating_add(price.saturating_mul(gas))
             }
             ReceiptAction::Refund { amount, .. } => *amount,
+            ReceiptAction::MoveState { .. } => 0,
         }
     }
 }

@@ -53,6 +53,9 @@ pub enum StateValue {
     Placement(ShardId),
 }
 
+/// A storage slot's key and (non-zero) value.
+pub type Slot = ([u8; 32], [u8; 32]);
+
 /// One key's new value in a block's write set; `None` deletes the key.
 pub type StateChange = (StateKey, Option<StateValue>);
 

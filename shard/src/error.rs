@@ -37,6 +37,13 @@ pub enum ShardError {
         /// The recipient.
         to: atoll_primitives::Address,
     },
+    /// An account's code hash names code the state does not hold: the
+    /// store is corrupt.
+    #[error("{address} has a code hash but its code is not in the state: the data directory is corrupt; restore it from a backup or resync")]
+    MissingCode {
+        /// The account.
+        address: atoll_primitives::Address,
+    },
     /// The executor's worker pool could not be created.
     #[error("cannot start {threads} executor threads: {reason}")]
     ThreadPool {

@@ -35,13 +35,15 @@
 
 use crate::error::ShardError;
 use crate::execution::calls::{self, IncomingCall};
+use crate::execution::evm::code_hash;
 use crate::execution::rules::{Emitted, TxReader, WriteSet};
 use crate::execution::BlockContext;
-use crate::state::StateView;
+use crate::state::{SlotScan, StateView};
+use atoll_primitives::codec::MAX_RECEIPT_BYTES;
 use atoll_primitives::hash::domain;
 use atoll_primitives::{
     Account, Address, CallRecord, Hash, ProvenReceipt, Receipt, ReceiptAction, ShardId, ShardMap,
-    StateKey, StateValue,
+    Slot, StateKey, StateValue, MOVE_SLOTS_PER_RECEIPT,
 };
 use atoll_storage::ReceiptRef;
 use std::collections::BTreeMap;
@@ -65,6 +67,12 @@ pub struct Opening {
     pub outbox: BTreeMap<ShardId, u64>,
 }
 
+/// The most storage slots a contract may hold when an operator schedules
+/// its move (4 MiB of slots, 64 receipts): the destination takes its parts
+/// in a few blocks. Checked when the move is asked for, not at the switch,
+/// where the whole storage moves whatever it has grown to.
+pub const MAX_MOVED_SLOTS: usize = 65_536;
+
 /// The origin hash of the receipt that carries `account`'s state when it
 /// moves at the start of `epoch` (a move has no transaction of its own).
 pub fn move_origin(account: &Address, epoch: u64) -> Hash {
@@ -78,7 +86,7 @@ pub fn run(
     ctx: &BlockContext,
     (previous, epoch): (&ShardMap, u64),
     incoming: &[ProvenReceipt],
-    state: &dyn StateView,
+    state: &dyn SlotScan,
 ) -> Result<Opening, ShardError> {
     let (shard, next) = (ctx.shard, &*ctx.map);
     let mut opening = Opening::default();
@@ -100,14 +108,16 @@ pub fn run(
             let key = StateKey::Account(address);
             let account = read(&opening.changes, state, &key)?;
             if from == shard {
+                let origin = move_origin(&address, epoch);
+                for part in contract_leaving(&address, &mut opening.changes, state)? {
+                    opening.receipts.push(emit(to, part, origin));
+                }
                 let action = ReceiptAction::Move {
                     account: address,
                     balance: account.balance,
                     nonce: account.nonce,
                 };
-                opening
-                    .receipts
-                    .push(emit(to, action, move_origin(&address, epoch)));
+                opening.receipts.push(emit(to, action, origin));
                 opening.changes.insert(key, Some(Account::default().into()));
             } else if to == shard {
                 opening
@@ -227,12 +237,90 @@ pub fn run(
                 opening.receipts.push(emit(placed, moved, receipt.origin));
                 Account::default()
             }
+            ReceiptAction::MoveState {
+                ref code,
+                ref slots,
+                ..
+            } => {
+                contract_arriving(&address, code, slots, &mut opening.changes);
+                continue;
+            }
             ReceiptAction::Call { .. } => unreachable!("calls ran above"),
         };
         opening.changes.insert(key, Some(after.into()));
     }
     opening.outbox = outbox;
     Ok(opening)
+}
+
+/// Removes the code and storage of `address` (leaving this shard) from
+/// the state, and gives the receipts that carry them, code first, storage
+/// in key order; none for an account without code. The whole storage
+/// moves, however large: an operator's move of a contract is refused when
+/// scheduled if it holds more than [`MAX_MOVED_SLOTS`], and the storage
+/// can grow by at most a block gas limit's worth of new slots per block
+/// until the epoch ends.
+fn contract_leaving(
+    address: &Address,
+    changes: &mut BTreeMap<StateKey, Option<StateValue>>,
+    state: &dyn SlotScan,
+) -> Result<Vec<ReceiptAction>, ShardError> {
+    let code_key = StateKey::CodeHash(*address);
+    let Some(StateValue::CodeHash(hash)) = get(changes, state, &code_key)? else {
+        return Ok(Vec::new());
+    };
+    let code = match get(changes, state, &StateKey::Code(hash))? {
+        Some(StateValue::Code(code)) => code,
+        _ => return Err(ShardError::MissingCode { address: *address }),
+    };
+    let slots = state.slots(address, usize::MAX)?;
+    changes.insert(code_key, None);
+    for (slot, _) in &slots {
+        changes.insert(StateKey::Slot(*address, *slot), None);
+    }
+    // The code alone when the largest part of slots would not fit beside
+    // it in one receipt.
+    let room = MAX_RECEIPT_BYTES.saturating_sub(code.len() + 1024);
+    let beside = match room >= MOVE_SLOTS_PER_RECEIPT * 64 {
+        true => MOVE_SLOTS_PER_RECEIPT.min(slots.len()),
+        false => 0,
+    };
+    let mut parts = vec![ReceiptAction::MoveState {
+        account: *address,
+        code: Some(code),
+        slots: slots[..beside].to_vec(),
+    }];
+    for chunk in slots[beside..].chunks(MOVE_SLOTS_PER_RECEIPT) {
+        parts.push(ReceiptAction::MoveState {
+            account: *address,
+            code: None,
+            slots: chunk.to_vec(),
+        });
+    }
+    Ok(parts)
+}
+
+/// Writes part of the code and storage of a contract arriving here (its
+/// account stays arriving until the move receipt that follows the parts).
+fn contract_arriving(
+    address: &Address,
+    code: &Option<Vec<u8>>,
+    slots: &[Slot],
+    changes: &mut BTreeMap<StateKey, Option<StateValue>>,
+) {
+    if let Some(code) = code {
+        let hash = code_hash(code);
+        changes.insert(StateKey::Code(hash), Some(StateValue::Code(code.clone())));
+        changes.insert(
+            StateKey::CodeHash(*address),
+            Some(StateValue::CodeHash(hash)),
+        );
+    }
+    for (slot, value) in slots {
+        // A zero slot is never stored (nor sent).
+        let value = (*value != [0; 32]).then_some(StateValue::Slot(*value));
+        changes.insert(StateKey::Slot(*address, *slot), value);
+    }
 }
 
 impl Opening {

@@ -4,7 +4,7 @@
 //! order (iterating `headers` walks the chain from genesis upwards).
 
 use crate::error::StorageError;
-use atoll_primitives::{codec, Hash, ShardId, StateKey, StateValue};
+use atoll_primitives::{codec, Address, Hash, ShardId, StateKey, StateValue};
 use borsh::BorshDeserialize;
 
 /// Column family names.
@@ -108,6 +108,14 @@ pub(crate) fn body(height: u64) -> [u8; 8] {
 /// `state` key of `key`: its canonical encoding.
 pub(crate) fn state(key: &StateKey) -> Vec<u8> {
     key.to_bytes()
+}
+
+/// The `state` key prefix of every storage slot of `address`: the keys of
+/// [`StateKey::Slot`] begin with its variant and the address.
+pub(crate) fn slots_of(address: &Address) -> Vec<u8> {
+    let mut prefix = state(&StateKey::Slot(*address, [0; 32]));
+    prefix.truncate(1 + 20);
+    prefix
 }
 
 /// `receipts` key of the receipt `sequence` to `destination`.

@@ -6,7 +6,7 @@ use crate::schema::{self, Found, StoreIdentity, SCHEMA_VERSION};
 use atoll_primitives::codec::{self, MAX_BLOCK_BYTES, MAX_RECEIPT_BYTES};
 use atoll_primitives::{
     Account, Address, Hash, Receipt, ShardBlock, ShardBlockBody, ShardBlockHeader, ShardId,
-    ShardMap, StateKey, StateValue, TxOutcome,
+    ShardMap, Slot, StateKey, StateValue, TxOutcome,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{
@@ -324,6 +324,39 @@ impl ShardStore {
             Some(StateValue::Account(account)) => Some(account),
             _ => None,
         })
+    }
+
+    /// The storage slots of the contract at `address` (key, value), in key
+    /// order, at most `limit` of them: a caller that wants to know whether
+    /// there are more asks for one more than it takes.
+    pub fn slots(&self, address: &Address, limit: usize) -> Result<Vec<Slot>, StorageError> {
+        let prefix = keys::slots_of(address);
+        let mut slots = Vec::new();
+        let entries = self.db.iterator_cf(
+            self.cf(cf::STATE),
+            IteratorMode::From(&prefix, rocksdb::Direction::Forward),
+        );
+        for entry in entries {
+            if slots.len() >= limit {
+                break;
+            }
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let state_key = keys::decode("state key", &key, &key, MAX_SMALL_VALUE_BYTES)?;
+            match (state_key, keys::state_value(&state_key, &key, &value)?) {
+                (StateKey::Slot(_, slot), StateValue::Slot(value)) => slots.push((slot, value)),
+                (other, _) => {
+                    return Err(StorageError::Corrupt {
+                        what: "state key",
+                        key: hex::encode(&key),
+                        reason: format!("{other:?} under the slots of {address}"),
+                    })
+                }
+            }
+        }
+        Ok(slots)
     }
 
     /// Every (key, value) of the state, in key order (used to rebuild the state tree at start-up).

@@ -118,15 +118,35 @@ impl NodeView {
         })
     }
 
-    /// Whether a contract lives at `address` (on its home shard or, placed,
-    /// on its creator's).
-    pub fn is_contract(&self, address: &Address) -> Result<bool, QueryError> {
-        let holder = self.holder_of(address);
-        if holder != self.shard_of(address) {
-            return Ok(true);
+    /// Why the account at `address` cannot be moved to another shard, if
+    /// it cannot: a contract placed on its creator's shard (not the one its
+    /// address range gives) stays there, and a contract moves with its
+    /// storage only up to [`atoll_shard::opening::MAX_MOVED_SLOTS`] slots.
+    pub fn why_not_movable(&self, address: &Address) -> Result<Option<String>, QueryError> {
+        let (holder, home) = (self.holder_of(address), self.shard_of(address));
+        if holder != home {
+            return Ok(Some(format!(
+                "{address} is a contract that shard {} created at an address of shard {}'s \
+                 range: it lives where its creator does, and placed contracts do not move",
+                holder.0, home.0
+            )));
         }
-        let code = head_value(self.shard(holder)?, &StateKey::CodeHash(*address))?;
-        Ok(code.is_some())
+        let shard = self.tracked(holder)?;
+        if head_value(shard, &StateKey::CodeHash(*address))?.is_none() {
+            return Ok(None);
+        }
+        let limit = atoll_shard::opening::MAX_MOVED_SLOTS;
+        let slots = shard
+            .store
+            .slots(address, limit + 1)
+            .map_err(QueryError::internal)?;
+        Ok((slots.len() > limit).then(|| {
+            format!(
+                "{address} is a contract with more than {limit} storage slots, the most a \
+                 contract may move with: its code and storage travel as receipts, 1,024 \
+                 slots each"
+            )
+        }))
     }
 }
 

@@ -59,14 +59,8 @@ impl Rpc {
             ));
         }
         let address: Address = address.parse().map_err(invalid_params)?;
-        if self.node.is_contract(&address)? {
-            return Err(error(
-                error::MOVE_REFUSED,
-                format!(
-                    "{address} is a contract: moving it would leave its code and storage \
-                     behind, so contract accounts do not move yet"
-                ),
-            ));
+        if let Some(refused) = self.node.why_not_movable(&address)? {
+            return Err(error(error::MOVE_REFUSED, refused));
         }
         let scheduled = self.node.schedule_move(address, ShardId(to)).map_err(|e| {
             match e.downcast_ref::<crate::service::common::keeper::MoveError>() {

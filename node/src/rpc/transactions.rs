@@ -70,6 +70,7 @@ fn receipt_info(found: &ReceiptAt, detail: bool) -> ReceiptInfo {
         ReceiptAction::Placed { account, .. } => ("placement", account, None),
         ReceiptAction::Call { to, .. } => ("call", to, None),
         ReceiptAction::Refund { to, .. } => ("refund", to, None),
+        ReceiptAction::MoveState { account, .. } => ("contract_state", account, None),
     };
     ReceiptInfo {
         id: format!("{}:{}:{sequence}", source.0, destination.0),

@@ -1,7 +1,8 @@
 //! Moving an account to another shard on a running node
 //! (`atoll_moveAccount`): its balance and nonce survive the move and a
 //! restart, and each of its transactions sent while it moves is either
-//! applied once or refused with a clear error.
+//! applied once or refused with a clear error. A contract moves with its
+//! code and storage; a placed one is refused.
 
 use crate::harness::{dev, transfer, Node, CHAIN_ID};
 use atoll_primitives::{KeyPair, ShardId, ShardLayout};
@@ -145,4 +146,113 @@ fn a_moved_account_keeps_its_state_and_each_transaction_lands_once_or_is_refused
         assert!(Instant::now() < deadline, "{balance} != {}", BALANCE + sent);
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_moved_contract_keeps_its_code_and_storage_and_is_served_from_its_new_shard() {
+    use atoll_primitives::{Action, Address};
+    use atoll_shard::contracts::{call_data, create_address, Contract, Word};
+
+    let mut node = Node::start_with(2, 40, &["--epoch-length", "8", "--admin-rpc"], "");
+    let layout = ShardLayout::uniform(2).expect("2 shards");
+    let (creator, holder) = (on_shard(0), on_shard(1));
+    let send = |node: &Node, key: &KeyPair, nonce: u64, action: Action| {
+        let (tx, _) = crate::harness::signed(key, nonce, action);
+        let hash = node.ok("atoll_sendTransaction", json!([tx, "final"]));
+        let status = node.wait_final(hash.as_str().expect("a hash"), Duration::from_secs(30));
+        assert_eq!(status["status"], "final", "{status}");
+        status
+    };
+    let balance_of = |node: &Node, token: Address, who: Address| {
+        let data = call_data("balanceOf(address)", &[Word::address(who)]);
+        let data = format!("0x{}", hex::encode(data));
+        let read = node.ok(
+            "atoll_call",
+            json!([{"to": token.to_string(), "data": data}]),
+        );
+        let output = read["contract"]["output"]
+            .as_str()
+            .expect("output")
+            .to_string();
+        u128::from_str_radix(&output[output.len() - 32..], 16).expect("a word")
+    };
+
+    // Tokens until one's address is in shard 0's range (it can move) and
+    // one's in shard 1's (placed on shard 0, its creator's: it cannot).
+    let (mut token, mut placed, mut nonce) = (None, None, 0);
+    while token.is_none() || placed.is_none() {
+        let address = create_address(&creator.address(), nonce);
+        let create = Action::Create {
+            value: 0,
+            init_code: Contract::Token.init_code(&[Word::uint(1_000_000)]),
+            gas_limit: 2_000_000,
+        };
+        send(&node, &creator, nonce, create);
+        nonce += 1;
+        match layout.shard_of(&address) {
+            ShardId(0) => token = token.or(Some(address)),
+            _ => placed = placed.or(Some(address)),
+        }
+        assert!(nonce < 16, "sixteen addresses in one range");
+    }
+    let (token, placed) = (token.expect("token"), placed.expect("placed"));
+    let pay = |to: Address, amount: u128| Action::Call {
+        to: token,
+        value: 0,
+        input: call_data(
+            "transfer(address,uint256)",
+            &[Word::address(to), Word::uint(amount)],
+        ),
+        gas_limit: 100_000,
+    };
+    send(&node, &creator, nonce, pay(holder.address(), 250));
+    nonce += 1;
+    let code = node.ok("atoll_getCode", json!([token.to_string()]));
+
+    let (code_err, message) = node
+        .call("atoll_moveAccount", json!([placed.to_string(), 1]))
+        .expect_err("a placed contract does not move");
+    assert_eq!(code_err, 1019);
+    assert!(
+        message.contains("placed contracts do not move"),
+        "{message}"
+    );
+    let moved = node.ok("atoll_moveAccount", json!([token.to_string(), 1]));
+    assert_eq!(moved["from"], 0, "{moved}");
+
+    // It arrives whole on shard 1: code, balances (storage), nonce.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let account = node.ok("atoll_getAccount", json!([token.to_string()]));
+        if account["shard"] == 1 && account.get("arriving").is_none() {
+            assert_eq!(account["nonce"], 1, "{account}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never arrived: {account}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let check = |node: &Node| {
+        assert_eq!(node.ok("atoll_getCode", json!([token.to_string()])), code);
+        assert_eq!(balance_of(node, token, holder.address()), 250);
+        assert_eq!(balance_of(node, token, creator.address()), 999_750);
+    };
+    check(&node);
+
+    // Its old shard's accounts now call it across shards; its new shard's
+    // call it directly.
+    let status = send(&node, &creator, nonce, pay(holder.address(), 5));
+    let legs = status["receipts"].as_array().map_or(0, Vec::len);
+    assert!(legs >= 1, "the call did not cross shards: {status}");
+    send(&node, &holder, 0, pay(creator.address(), 1));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while balance_of(&node, token, holder.address()) != 254 {
+        assert!(Instant::now() < deadline, "the cross-shard call never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The moved contract survives a kill.
+    assert_eq!(node.signal(9), None);
+    node.run();
+    assert_eq!(balance_of(&node, token, holder.address()), 254);
+    assert_eq!(node.ok("atoll_getCode", json!([token.to_string()])), code);
 }

@@ -114,6 +114,18 @@ impl StateView for CachedState {
     }
 }
 
+/// The cache holds what the store holds (a block's writes reach both in its
+/// commit), so the store lists the slots.
+impl super::SlotScan for CachedState {
+    fn slots(
+        &self,
+        address: &Address,
+        limit: usize,
+    ) -> Result<Vec<atoll_primitives::Slot>, ShardError> {
+        Ok(self.store.slots(address, limit)?)
+    }
+}
+
 /// Whether the cache keeps `key`'s value: everything but code, which can
 /// be tens of kilobytes a value (a count bound would not bound its memory)
 /// and is read once per block by the contracts that run it.

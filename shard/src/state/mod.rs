@@ -6,7 +6,7 @@ pub mod proof;
 pub mod tree;
 
 use crate::error::ShardError;
-use atoll_primitives::{Account, StateKey, StateValue};
+use atoll_primitives::{Account, Address, Slot, StateKey, StateValue};
 use std::collections::HashMap;
 
 pub use cache::CachedState;
@@ -17,6 +17,32 @@ pub use tree::StateTree;
 pub trait StateView: Sync {
     /// The value stored under `key`, or `None` if the state does not hold it.
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError>;
+}
+
+/// A state that also lists a contract's storage: what a block's opening
+/// reads, since a contract that moves to another shard takes every slot
+/// with it.
+pub trait SlotScan: StateView {
+    /// The storage slots (key, value) of the contract at `address`, in key
+    /// order, at most `limit` of them.
+    fn slots(&self, address: &Address, limit: usize) -> Result<Vec<Slot>, ShardError>;
+}
+
+impl SlotScan for HashMap<StateKey, StateValue> {
+    fn slots(&self, address: &Address, limit: usize) -> Result<Vec<Slot>, ShardError> {
+        let mut slots: Vec<Slot> = self
+            .iter()
+            .filter_map(|(key, value)| match (key, value) {
+                (StateKey::Slot(a, slot), StateValue::Slot(value)) if a == address => {
+                    Some((*slot, *value))
+                }
+                _ => None,
+            })
+            .collect();
+        slots.sort_unstable();
+        slots.truncate(limit);
+        Ok(slots)
+    }
 }
 
 impl StateView for HashMap<StateKey, StateValue> {
