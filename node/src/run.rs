@@ -325,6 +325,7 @@ async fn start_network(
         max_bytes: config.block.max_bytes.get(),
         max_receipts: u32::try_from(config.receipts.max_per_block.get()).unwrap_or(u32::MAX),
         committee: Arc::clone(&committee),
+        keeper: Arc::clone(&parts.keeper),
     });
     let router = PeerRouter {
         keeper: Arc::clone(&parts.keeper),

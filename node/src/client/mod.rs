@@ -128,8 +128,11 @@ pub async fn status(rpc: &RpcArgs) -> anyhow::Result<()> {
 #[derive(Subcommand)]
 pub enum AdminCommand {
     /// Move an account to another shard from the next epoch on; its
-    /// balance and nonce move with it. Needs `rpc.admin = true` on the node
-    /// (`atoll dev` has it).
+    /// balance and nonce move with it, and a contract's code and storage.
+    /// Needs `rpc.admin = true` on the node (`atoll dev` and `atoll
+    /// localnet` have it). With several validators the move is agreed
+    /// through consensus first: the answer comes once it is final (at
+    /// most 30 s).
     MoveAccount {
         /// The account (0x and 40 hex digits).
         address: Address,

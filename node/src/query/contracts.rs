@@ -131,7 +131,12 @@ impl NodeView {
                 holder.0, home.0
             )));
         }
-        let shard = self.tracked(holder)?;
+        // A validator that does not track the account's shard cannot see
+        // its storage; the limit is the asking operator's guard, not a
+        // rule of the chain (the switch moves whatever storage there is).
+        let Ok(shard) = self.tracked(holder) else {
+            return Ok(None);
+        };
         if head_value(shard, &StateKey::CodeHash(*address))?.is_none() {
             return Ok(None);
         }

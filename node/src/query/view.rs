@@ -93,6 +93,28 @@ impl NodeView {
         self.any().keeper.schedule_move(address, to)
     }
 
+    /// With several validators, the operator's account move: queued for
+    /// this validator's proposals (`BeaconKeeper::ask_move`); it is agreed
+    /// once a block carrying it is final.
+    pub fn ask_move(&self, address: Address, to: ShardId) -> anyhow::Result<()> {
+        self.any().keeper.ask_move(address, to)
+    }
+
+    /// The move of `address` (then on `from`) to `to`, once the schedule
+    /// holds it from an epoch after `since` (`BeaconKeeper::agreed_move`).
+    pub fn agreed_move(
+        &self,
+        (address, from, to): (Address, ShardId, ShardId),
+        since: u64,
+    ) -> Option<ScheduledMove> {
+        self.any().keeper.agreed_move((address, from, to), since)
+    }
+
+    /// The beacon's current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.any().keeper.state.read().epoch()
+    }
+
     /// One message per final block of any shard: its header.
     pub fn subscribe_final_heads(&self) -> broadcast::Receiver<Arc<ShardBlockHeader>> {
         self.new_heads.subscribe()

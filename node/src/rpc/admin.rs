@@ -7,6 +7,10 @@ use super::types::MoveInfo;
 use atoll_primitives::{Address, ShardId};
 use jsonrpsee::core::RpcResult;
 
+/// How long `atoll_moveAccount` waits, with several validators, for a
+/// block carrying the move to be final.
+pub const MOVE_AGREEMENT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Rpc {
     /// Refuses an operator's `method` unless `rpc.admin` is on.
     pub(super) fn check_admin(&self, method: &str) -> RpcResult<()> {
@@ -49,25 +53,52 @@ impl Rpc {
         Ok(info.blocked.iter().map(|p| p.to_string()).collect())
     }
 
-    pub(super) fn move_account(&self, address: &str, to: u16) -> RpcResult<MoveInfo> {
+    /// Moves an account to another shard from the next epoch on. A lone
+    /// validator schedules it at once. With several, this validator's next
+    /// proposals carry it, every validator schedules it when that block is
+    /// final, and the answer waits for that (at most
+    /// [`MOVE_AGREEMENT_WAIT`]).
+    pub(super) async fn move_account(&self, address: &str, to: u16) -> RpcResult<MoveInfo> {
         self.check_admin("moveAccount")?;
-        if self.node.consensus().is_some() {
-            return Err(error(
-                error::MOVE_REFUSED,
-                "moving accounts is not yet agreed through consensus, so a node with other \
-                 validators refuses it (it works on a lone validator)",
-            ));
-        }
         let address: Address = address.parse().map_err(invalid_params)?;
         if let Some(refused) = self.node.why_not_movable(&address)? {
             return Err(error(error::MOVE_REFUSED, refused));
         }
-        let scheduled = self.node.schedule_move(address, ShardId(to)).map_err(|e| {
-            match e.downcast_ref::<crate::service::common::keeper::MoveError>() {
-                Some(refused) => error(error::MOVE_REFUSED, refused.to_string()),
-                None => internal(format!("{e:#}")),
+        let refused = |e: anyhow::Error| match e
+            .downcast_ref::<crate::service::common::keeper::MoveError>()
+        {
+            Some(refused) => error(error::MOVE_REFUSED, refused.to_string()),
+            None => internal(format!("{e:#}")),
+        };
+        let to = ShardId(to);
+        let scheduled = match self.node.consensus() {
+            None => self.node.schedule_move(address, to).map_err(refused)?,
+            Some(_) => {
+                let (from, since) = (self.node.shard_of(&address), self.node.epoch());
+                self.node.ask_move(address, to).map_err(refused)?;
+                let deadline = tokio::time::Instant::now() + MOVE_AGREEMENT_WAIT;
+                loop {
+                    if let Some(agreed) = self.node.agreed_move((address, from, to), since) {
+                        break agreed;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(error(
+                            error::WAIT_TIMEOUT,
+                            format!(
+                                "the move of {address} to shard {} is not final after {} s: \
+                                 it waits for one of this validator's proposals (ask this \
+                                 node's status for its consensus progress); `atoll account` \
+                                 shows the account's shard once it moved",
+                                to.0,
+                                MOVE_AGREEMENT_WAIT.as_secs()
+                            ),
+                        ));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
             }
-        })?;
+        };
+        let to = to.0;
         tracing::info!(
             target: "rpc",
             %address,

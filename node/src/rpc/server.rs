@@ -102,7 +102,7 @@ impl AtollApiServer for Rpc {
     }
 
     async fn move_account(&self, address: String, to: u16) -> RpcResult<MoveInfo> {
-        let result = self.move_account(&address, to);
+        let result = self.move_account(&address, to).await;
         self.observe("moveAccount", result)
     }
 

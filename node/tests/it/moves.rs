@@ -5,18 +5,25 @@
 //! code and storage; a placed one is refused.
 
 use crate::harness::{dev, transfer, Node, CHAIN_ID};
-use atoll_primitives::{KeyPair, ShardId, ShardLayout};
+use atoll_primitives::{Action, Address, KeyPair, ShardId, ShardLayout};
+use atoll_shard::contracts::{call_data, create_address, Contract, Word};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 const BALANCE: u128 = 1_000_000_000;
 
 fn on_shard(shard: u16) -> KeyPair {
+    dev_on(shard, 0)
+}
+
+/// The `n`th dev account (of 40) on `shard` of two.
+fn dev_on(shard: u16, n: usize) -> KeyPair {
     let layout = ShardLayout::uniform(2).expect("2 shards");
     (0..40)
         .map(dev)
-        .find(|k| layout.shard_of(&k.address()) == ShardId(shard))
-        .expect("a dev account on each shard")
+        .filter(|k| layout.shard_of(&k.address()) == ShardId(shard))
+        .nth(n)
+        .expect("dev accounts on each shard")
 }
 
 fn account(node: &Node, key: &KeyPair) -> serde_json::Value {
@@ -148,37 +155,49 @@ fn a_moved_account_keeps_its_state_and_each_transaction_lands_once_or_is_refused
     }
 }
 
-#[test]
-fn a_moved_contract_keeps_its_code_and_storage_and_is_served_from_its_new_shard() {
-    use atoll_primitives::{Action, Address};
-    use atoll_shard::contracts::{call_data, create_address, Contract, Word};
+/// Sends `action` from `key` to `node` and waits until it is final.
+fn send(node: &Node, key: &KeyPair, nonce: u64, action: Action) -> serde_json::Value {
+    let (tx, _) = crate::harness::signed(key, nonce, action);
+    let hash = node.ok("atoll_sendTransaction", json!([tx]));
+    let status = node.wait_final(hash.as_str().expect("a hash"), Duration::from_secs(60));
+    assert_eq!(status["status"], "final", "{status}");
+    status
+}
 
-    let mut node = Node::start_with(2, 40, &["--epoch-length", "8", "--admin-rpc"], "");
+/// `who`'s balance of the ERC-20 `token`, read through `node`.
+fn balance_of(node: &Node, token: Address, who: Address) -> u128 {
+    let data = call_data("balanceOf(address)", &[Word::address(who)]);
+    let data = format!("0x{}", hex::encode(data));
+    let read = node.ok(
+        "atoll_call",
+        json!([{"to": token.to_string(), "data": data}]),
+    );
+    let output = read["contract"]["output"]
+        .as_str()
+        .expect("output")
+        .to_string();
+    u128::from_str_radix(&output[output.len() - 32..], 16).expect("a word")
+}
+
+/// `transfer(to, amount)` of the ERC-20 `token`.
+fn pay(token: Address, to: Address, amount: u128) -> Action {
+    Action::Call {
+        to: token,
+        value: 0,
+        input: call_data(
+            "transfer(address,uint256)",
+            &[Word::address(to), Word::uint(amount)],
+        ),
+        gas_limit: 100_000,
+    }
+}
+
+/// ERC-20s deployed by `creator` (of shard 0) through `node` until one's
+/// address is in shard 0's range (it can move) and one's in shard 1's
+/// (placed on shard 0, its creator's: it cannot); with the creator's next
+/// nonce.
+fn tokens(node: &Node, creator: &KeyPair) -> (Address, Address, u64) {
     let layout = ShardLayout::uniform(2).expect("2 shards");
-    let (creator, holder) = (on_shard(0), on_shard(1));
-    let send = |node: &Node, key: &KeyPair, nonce: u64, action: Action| {
-        let (tx, _) = crate::harness::signed(key, nonce, action);
-        let hash = node.ok("atoll_sendTransaction", json!([tx, "final"]));
-        let status = node.wait_final(hash.as_str().expect("a hash"), Duration::from_secs(30));
-        assert_eq!(status["status"], "final", "{status}");
-        status
-    };
-    let balance_of = |node: &Node, token: Address, who: Address| {
-        let data = call_data("balanceOf(address)", &[Word::address(who)]);
-        let data = format!("0x{}", hex::encode(data));
-        let read = node.ok(
-            "atoll_call",
-            json!([{"to": token.to_string(), "data": data}]),
-        );
-        let output = read["contract"]["output"]
-            .as_str()
-            .expect("output")
-            .to_string();
-        u128::from_str_radix(&output[output.len() - 32..], 16).expect("a word")
-    };
-
-    // Tokens until one's address is in shard 0's range (it can move) and
-    // one's in shard 1's (placed on shard 0, its creator's: it cannot).
     let (mut token, mut placed, mut nonce) = (None, None, 0);
     while token.is_none() || placed.is_none() {
         let address = create_address(&creator.address(), nonce);
@@ -187,7 +206,7 @@ fn a_moved_contract_keeps_its_code_and_storage_and_is_served_from_its_new_shard(
             init_code: Contract::Token.init_code(&[Word::uint(1_000_000)]),
             gas_limit: 2_000_000,
         };
-        send(&node, &creator, nonce, create);
+        send(node, creator, nonce, create);
         nonce += 1;
         match layout.shard_of(&address) {
             ShardId(0) => token = token.or(Some(address)),
@@ -195,17 +214,28 @@ fn a_moved_contract_keeps_its_code_and_storage_and_is_served_from_its_new_shard(
         }
         assert!(nonce < 16, "sixteen addresses in one range");
     }
-    let (token, placed) = (token.expect("token"), placed.expect("placed"));
-    let pay = |to: Address, amount: u128| Action::Call {
-        to: token,
-        value: 0,
-        input: call_data(
-            "transfer(address,uint256)",
-            &[Word::address(to), Word::uint(amount)],
-        ),
-        gas_limit: 100_000,
-    };
-    send(&node, &creator, nonce, pay(holder.address(), 250));
+    (token.expect("token"), placed.expect("placed"), nonce)
+}
+
+/// Waits until `node` shows `address` on `shard`, whole (not arriving).
+fn wait_moved(node: &Node, address: Address, shard: u16) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let account = node.ok("atoll_getAccount", json!([address.to_string()]));
+        if account["shard"] == shard && account.get("arriving").is_none() {
+            return account;
+        }
+        assert!(Instant::now() < deadline, "never arrived: {account}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_moved_contract_keeps_its_code_and_storage_and_is_served_from_its_new_shard() {
+    let mut node = Node::start_with(2, 40, &["--epoch-length", "8", "--admin-rpc"], "");
+    let (creator, holder) = (on_shard(0), on_shard(1));
+    let (token, placed, mut nonce) = tokens(&node, &creator);
+    send(&node, &creator, nonce, pay(token, holder.address(), 250));
     nonce += 1;
     let code = node.ok("atoll_getCode", json!([token.to_string()]));
 
@@ -221,29 +251,17 @@ fn a_moved_contract_keeps_its_code_and_storage_and_is_served_from_its_new_shard(
     assert_eq!(moved["from"], 0, "{moved}");
 
     // It arrives whole on shard 1: code, balances (storage), nonce.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let account = node.ok("atoll_getAccount", json!([token.to_string()]));
-        if account["shard"] == 1 && account.get("arriving").is_none() {
-            assert_eq!(account["nonce"], 1, "{account}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "never arrived: {account}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let check = |node: &Node| {
-        assert_eq!(node.ok("atoll_getCode", json!([token.to_string()])), code);
-        assert_eq!(balance_of(node, token, holder.address()), 250);
-        assert_eq!(balance_of(node, token, creator.address()), 999_750);
-    };
-    check(&node);
+    assert_eq!(wait_moved(&node, token, 1)["nonce"], 1);
+    assert_eq!(node.ok("atoll_getCode", json!([token.to_string()])), code);
+    assert_eq!(balance_of(&node, token, holder.address()), 250);
+    assert_eq!(balance_of(&node, token, creator.address()), 999_750);
 
     // Its old shard's accounts now call it across shards; its new shard's
     // call it directly.
-    let status = send(&node, &creator, nonce, pay(holder.address(), 5));
+    let status = send(&node, &creator, nonce, pay(token, holder.address(), 5));
     let legs = status["receipts"].as_array().map_or(0, Vec::len);
     assert!(legs >= 1, "the call did not cross shards: {status}");
-    send(&node, &holder, 0, pay(creator.address(), 1));
+    send(&node, &holder, 0, pay(token, creator.address(), 1));
     let deadline = Instant::now() + Duration::from_secs(30);
     while balance_of(&node, token, holder.address()) != 254 {
         assert!(Instant::now() < deadline, "the cross-shard call never ran");
@@ -255,4 +273,79 @@ fn a_moved_contract_keeps_its_code_and_storage_and_is_served_from_its_new_shard(
     node.run();
     assert_eq!(balance_of(&node, token, holder.address()), 254);
     assert_eq!(node.ok("atoll_getCode", json!([token.to_string()])), code);
+}
+
+#[test]
+fn validators_agree_on_moves_through_consensus_and_every_one_holds_the_moved_state() {
+    use crate::harness::Localnet;
+    use crate::network::{wait_connected, FAST};
+
+    let mut net = Localnet::start_with(4, 2, &["--epoch-length", "8"], FAST);
+    wait_connected(&net, &[0, 1, 2, 3], 3);
+    let (mover, creator, friend) = (on_shard(0), dev_on(0, 1), on_shard(1));
+    for nonce in 0..3 {
+        send(
+            &net.nodes[0],
+            &mover,
+            nonce,
+            Action::Transfer {
+                to: friend.address(),
+                amount: 10,
+            },
+        );
+    }
+    let (token, _, nonce) = tokens(&net.nodes[0], &creator);
+    send(
+        &net.nodes[0],
+        &creator,
+        nonce,
+        pay(token, friend.address(), 250),
+    );
+    let code = net.nodes[0].ok("atoll_getCode", json!([token.to_string()]));
+
+    // Asked through two different validators: each answer comes once a
+    // block carrying the move is final.
+    let moved = net.nodes[1].ok("atoll_moveAccount", json!([mover.address().to_string(), 1]));
+    assert_eq!(
+        (moved["from"].clone(), moved["to"].clone()),
+        (json!(0), json!(1)),
+        "{moved}"
+    );
+    let moved = net.nodes[2].ok("atoll_moveAccount", json!([token.to_string(), 1]));
+    assert_eq!(moved["from"], 0, "{moved}");
+    // Asking again for a move the schedule holds is refused.
+    let (code_err, message) = net.nodes[3]
+        .call("atoll_moveAccount", json!([token.to_string(), 1]))
+        .expect_err("already scheduled");
+    assert_eq!(code_err, 1019, "{message}");
+
+    // Every validator holds both accounts on shard 1, whole.
+    let check = |node: &Node, sent: u64| {
+        let account = wait_moved(node, mover.address(), 1);
+        assert_eq!(account["nonce"], sent, "{account}");
+        let spent = u128::from(sent) * 11;
+        assert_eq!(
+            account["balance"],
+            (BALANCE - spent).to_string(),
+            "{account}"
+        );
+        assert_eq!(wait_moved(node, token, 1)["nonce"], 1);
+        assert_eq!(node.ok("atoll_getCode", json!([token.to_string()])), code);
+        assert_eq!(balance_of(node, token, friend.address()), 250);
+    };
+    for node in &net.nodes {
+        check(node, 3);
+    }
+    // The mover sends from its new shard; a restarted validator still
+    // holds the moves (the schedule is stored with the beacon block).
+    let to = friend.address();
+    send(
+        &net.nodes[3],
+        &mover,
+        3,
+        Action::Transfer { to, amount: 10 },
+    );
+    assert_eq!(net.nodes[3].signal(9), None);
+    net.nodes[3].run();
+    check(&net.nodes[3], 4);
 }

@@ -38,7 +38,15 @@ pub struct BeaconKeeper {
     /// Held from taking a snapshot of the state to writing it, so stored
     /// snapshots are written in the order they were taken.
     persist: Mutex<()>,
+    /// With several validators: the moves this validator's operator asked
+    /// for, waiting to be carried by a payload it proposes (at most
+    /// [`MAX_ASKED_MOVES`]; kept in memory only: a move asked for and not
+    /// yet final is asked for again after a restart).
+    asked: Mutex<Vec<(Address, ShardId)>>,
 }
+
+/// Most moves an operator may have waiting for a payload at once.
+pub const MAX_ASKED_MOVES: usize = 64;
 
 /// A move that was scheduled.
 #[derive(Clone, Copy, Debug)]
@@ -129,6 +137,7 @@ impl BeaconKeeper {
             state: Arc::new(RwLock::new(beacon)),
             store,
             persist: Mutex::new(()),
+            asked: Mutex::new(Vec::new()),
         };
         if catch_up && !unrecorded.is_empty() {
             // A beacon block lost in the crash may have moved the epoch on,
@@ -172,22 +181,49 @@ impl BeaconKeeper {
     /// Makes the next beacon block from `headers` and stores it. Only then
     /// may anything treat those shard blocks as final.
     pub fn record(&self, headers: Vec<ShardBlockHeader>) -> anyhow::Result<BeaconBlock> {
-        self.record_at(headers, now_ms(), None)
+        self.record_at(headers, now_ms(), None, &[])
     }
 
     /// As [`BeaconKeeper::record`], at `timestamp_ms`, for the consensus
     /// block `executed` whose payload the shards executed (with several
-    /// validators: every validator makes the same beacon block from it).
+    /// validators: every validator makes the same beacon block from it),
+    /// then schedules the payload's `moves` in order, each from the epoch
+    /// after the new block's. A move the schedule refuses is skipped; the
+    /// schedule depends only on the final blocks, so every validator
+    /// skips the same. The schedule is stored with the block.
     pub fn record_at(
         &self,
         headers: Vec<ShardBlockHeader>,
         timestamp_ms: u64,
         executed: Option<(u64, atoll_primitives::Hash)>,
+        moves: &[(Address, ShardId)],
     ) -> anyhow::Result<BeaconBlock> {
         let _order = self.persist.lock();
         let (block, recorded, schedule) = {
             let mut beacon = self.state.write();
             let block = beacon.propose(headers, timestamp_ms)?;
+            for (address, to) in moves {
+                let from = beacon.shard_of(address);
+                match beacon.schedule_move(*address, *to) {
+                    Ok(epoch) => tracing::info!(
+                        target: "beacon",
+                        %address,
+                        from = from.0,
+                        to = to.0,
+                        epoch,
+                        height = block.height,
+                        "account move agreed"
+                    ),
+                    Err(refused) => tracing::warn!(
+                        target: "beacon",
+                        %address,
+                        to = to.0,
+                        height = block.height,
+                        %refused,
+                        "a final block asked for a move the schedule refuses; skipped"
+                    ),
+                }
+            }
             (block, beacon.recorded(), beacon.schedule().encode())
         };
         let bytes = codec::encode(&block);
@@ -210,7 +246,74 @@ impl BeaconKeeper {
                 executed,
             )
             .context("cannot store the beacon block")?;
+        if !moves.is_empty() {
+            self.asked.lock().retain(|asked| !moves.contains(asked));
+        }
         Ok(block)
+    }
+
+    /// With several validators: queues the move of `address` to shard `to`
+    /// for the payloads this validator proposes. It takes effect from the
+    /// epoch after the one in which a block carrying it is final. Refused
+    /// now if the schedule would refuse it now, if a move of `address` is
+    /// already waiting, or if [`MAX_ASKED_MOVES`] are.
+    pub fn ask_move(&self, address: Address, to: ShardId) -> anyhow::Result<()> {
+        self.state
+            .read()
+            .planned_move(address, to)
+            .map_err(MoveError::Map)?;
+        let mut asked = self.asked.lock();
+        if asked.iter().any(|(waiting, _)| *waiting == address) {
+            bail!(MoveError::Waiting(format!(
+                "a move of {address} is already waiting for this validator's next proposal"
+            )));
+        }
+        if asked.len() >= MAX_ASKED_MOVES {
+            bail!(MoveError::Waiting(format!(
+                "{MAX_ASKED_MOVES} moves are already waiting for this validator's next \
+                 proposals; ask again once they are final"
+            )));
+        }
+        asked.push((address, to));
+        Ok(())
+    }
+
+    /// The move of `address` (then on shard `from`) to shard `to`, if the
+    /// schedule now holds it from an epoch after `since`: what an operator
+    /// who asked for it in epoch `since` waits for.
+    pub fn agreed_move(
+        &self,
+        (address, from, to): (Address, ShardId, ShardId),
+        since: u64,
+    ) -> Option<ScheduledMove> {
+        let beacon = self.state.read();
+        let schedule = beacon.schedule();
+        (since + 1..=beacon.epoch() + 1).find_map(|epoch| {
+            let map = schedule.map_at(epoch);
+            (map.shard_of(&address) == to).then(|| ScheduledMove {
+                from,
+                effective_epoch: epoch,
+                current_epoch: beacon.epoch(),
+                effective_height: epoch * beacon.epoch_length(),
+                map_version: map.version,
+            })
+        })
+    }
+
+    /// The asked moves for a payload this validator proposes, at most
+    /// `max`, oldest first. Those the schedule now refuses (another move of
+    /// the account became final first) are dropped.
+    pub fn moves_to_propose(&self, max: usize) -> Vec<(Address, ShardId)> {
+        let beacon = self.state.read();
+        let mut asked = self.asked.lock();
+        asked.retain(|(address, to)| match beacon.planned_move(*address, *to) {
+            Ok(_) => true,
+            Err(refused) => {
+                tracing::warn!(target: "beacon", %address, to = to.0, %refused, "an asked move is no longer possible; dropped");
+                false
+            }
+        });
+        asked.iter().take(max).copied().collect()
     }
 
     /// Moves `address` to shard `to` from the next epoch on. The new
@@ -223,7 +326,7 @@ impl BeaconKeeper {
         let (scheduled, schedule) = {
             let beacon = self.state.read();
             let (effective_epoch, schedule) =
-                beacon.planned_move(address, to).map_err(MoveError)?;
+                beacon.planned_move(address, to).map_err(MoveError::Map)?;
             let scheduled = ScheduledMove {
                 from: beacon.shard_of(&address),
                 effective_epoch,
@@ -312,10 +415,16 @@ pub fn stored_block(store: &BeaconStore, height: u64) -> anyhow::Result<BeaconBl
         .with_context(|| format!("the stored beacon block {height} is damaged"))
 }
 
-/// A move the schedule refused.
+/// A move refused.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct MoveError(pub MapError);
+pub enum MoveError {
+    /// The schedule refused it.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// This validator holds too many, or one of the account's, already.
+    #[error("{0}")]
+    Waiting(String),
+}
 
 /// The newest recorded headers of every shard (up to
 /// [`RETAINED_HEADERS`](atoll_consensus::beacon::RETAINED_HEADERS) each),

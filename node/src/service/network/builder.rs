@@ -6,12 +6,17 @@
 //! has passed, or a full block is waiting. If the parent is not executed in
 //! time (it may be notarized but not yet final), the payload is empty: an
 //! empty payload extends the chain and lets its finalization finalize the
-//! parent.
+//! parent. It carries the account moves this validator's operator asked
+//! for (`atoll_moveAccount`), which every validator schedules once the
+//! block is final.
 
 use super::committee_view::CommitteeView;
 use super::replica::Executed;
-use super::wire::{CertifiedHeader, Payload, MAX_SHARD_TRANSACTIONS};
+use super::wire::{
+    CertifiedHeader, MoveRequest, Payload, MAX_PAYLOAD_MOVES, MAX_SHARD_TRANSACTIONS,
+};
 use crate::service::common::clock::now_ms;
+use crate::service::common::keeper::BeaconKeeper;
 use crate::service::common::selection::hold_back;
 use crate::service::common::shared::Shared;
 use atoll_primitives::{codec, Hash, ShardId};
@@ -40,6 +45,9 @@ pub struct Builder {
     pub max_receipts: u32,
     /// The committees, with the certified headers collected.
     pub committee: Arc<CommitteeView>,
+    /// The beacon, with the account moves this validator's operator asked
+    /// for.
+    pub keeper: Arc<BeaconKeeper>,
 }
 
 impl Builder {
@@ -92,6 +100,7 @@ impl Builder {
             shards: vec![Vec::new(); self.shards.len()],
             max_receipts: self.max_receipts,
             certified: self.certified(),
+            moves: Vec::new(),
         }
     }
 
@@ -136,11 +145,18 @@ impl Builder {
                 ready.into_iter().map(|tx| tx.tx().signed.clone()).collect()
             })
             .collect();
+        let moves = self
+            .keeper
+            .moves_to_propose(MAX_PAYLOAD_MOVES)
+            .into_iter()
+            .map(|(address, to)| MoveRequest { address, to })
+            .collect();
         codec::encode(&Payload {
             timestamp_ms: now_ms(),
             shards,
             max_receipts: self.max_receipts,
             certified: self.certified(),
+            moves,
         })
     }
 }

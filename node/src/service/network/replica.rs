@@ -216,12 +216,14 @@ impl Replica {
             let beacon = self.keeper.state.read();
             self.committee.recordable(&beacon, &payload.certified)
         };
+        let moves: Vec<_> = payload.moves.iter().map(|m| (m.address, m.to)).collect();
         let beacon = self
             .keeper
             .record_at(
                 headers,
                 payload.timestamp_ms,
                 Some((block.height, block.hash())),
+                &moves,
             )
             .with_context(|| format!("cannot record consensus block {}", block.height))?;
         let recorded: BTreeMap<ShardId, u64> =

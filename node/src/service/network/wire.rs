@@ -6,8 +6,8 @@
 
 use atoll_consensus::simplex::{Message, ValidatorIndex};
 use atoll_primitives::{
-    codec, ProvenReceipt, ShardBlockHeader, ShardId, Signature, SignedTransaction, StateKey,
-    StateValue,
+    codec, Address, ProvenReceipt, ShardBlockHeader, ShardId, Signature, SignedTransaction,
+    StateKey, StateValue,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -122,8 +122,26 @@ pub const MAX_CERTIFIED_PER_SHARD: usize = 64;
 /// not a setting: every validator must judge a payload the same way).
 pub const MAX_SHARD_TRANSACTIONS: usize = 65_536;
 
+/// Most account moves one payload asks for (a rule of the chain).
+pub const MAX_PAYLOAD_MOVES: usize = 16;
+
+/// An operator's request, carried by a payload, that `address` move to
+/// shard `to` from the epoch after the one its block is final in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct MoveRequest {
+    /// The account.
+    pub address: Address,
+    /// Its new shard.
+    pub to: ShardId,
+}
+
 /// What a consensus block carries.
-#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+///
+/// Encoded as borsh, field by field, except that `moves` is written only
+/// when it is not empty: a payload without moves has the bytes it had
+/// before moves existed, so the final blocks stored by earlier versions
+/// still decode to the same payload.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Payload {
     /// The leader's clock when it built the payload (a shard block's
     /// timestamp never goes below its parent's).
@@ -135,12 +153,64 @@ pub struct Payload {
     /// Shard headers certified by their committees, for the beacon block
     /// to record (per shard in height order).
     pub certified: Vec<CertifiedHeader>,
+    /// Account moves, applied in order to the beacon's schedule when the
+    /// block is final (one the schedule refuses is skipped, alike on every
+    /// validator).
+    pub moves: Vec<MoveRequest>,
+}
+
+impl BorshSerialize for Payload {
+    fn serialize<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        self.timestamp_ms.serialize(writer)?;
+        self.shards.serialize(writer)?;
+        self.max_receipts.serialize(writer)?;
+        self.certified.serialize(writer)?;
+        if !self.moves.is_empty() {
+            self.moves.serialize(writer)?;
+        }
+        Ok(())
+    }
+}
+
+impl BorshDeserialize for Payload {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Payload> {
+        let timestamp_ms = u64::deserialize_reader(reader)?;
+        let shards = Vec::deserialize_reader(reader)?;
+        let max_receipts = u32::deserialize_reader(reader)?;
+        let certified = Vec::deserialize_reader(reader)?;
+        // The moves, if any bytes are left (a payload is always decoded
+        // from its own bytes, so what is left is its own).
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest)?;
+        let moves = match rest.is_empty() {
+            true => Vec::new(),
+            false => {
+                let moves = Vec::<MoveRequest>::try_from_slice(&rest)?;
+                if moves.is_empty() {
+                    // Not how a payload without moves is written.
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "an empty list of moves is written as nothing",
+                    ));
+                }
+                moves
+            }
+        };
+        Ok(Payload {
+            timestamp_ms,
+            shards,
+            max_receipts,
+            certified,
+            moves,
+        })
+    }
 }
 
 impl Payload {
     /// Decodes `bytes` for a chain of `shards` shards; anything else (bytes
     /// that do not decode, the wrong number of shards, more than
-    /// [`MAX_SHARD_TRANSACTIONS`] for a shard, too many certified headers)
+    /// [`MAX_SHARD_TRANSACTIONS`] for a shard, too many certified headers,
+    /// more than [`MAX_PAYLOAD_MOVES`] moves)
     /// is an empty payload, so every validator treats a malformed payload
     /// the same way.
     pub fn decode_or_empty(bytes: &[u8], shards: usize, limit: usize) -> Payload {
@@ -151,7 +221,8 @@ impl Payload {
                         .shards
                         .iter()
                         .all(|t| t.len() <= MAX_SHARD_TRANSACTIONS)
-                    && payload.certified.len() <= shards * MAX_CERTIFIED_PER_SHARD =>
+                    && payload.certified.len() <= shards * MAX_CERTIFIED_PER_SHARD
+                    && payload.moves.len() <= MAX_PAYLOAD_MOVES =>
             {
                 payload
             }
@@ -160,5 +231,64 @@ impl Payload {
                 ..Payload::default()
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(moves: Vec<MoveRequest>) -> Payload {
+        Payload {
+            timestamp_ms: 7,
+            shards: vec![Vec::new(), Vec::new()],
+            max_receipts: 3,
+            certified: Vec::new(),
+            moves,
+        }
+    }
+
+    fn request(i: u8) -> MoveRequest {
+        MoveRequest {
+            address: Address([i; 20]),
+            to: ShardId(1),
+        }
+    }
+
+    #[test]
+    fn a_payload_without_moves_keeps_its_old_bytes() {
+        let old = (
+            7u64,
+            vec![Vec::<SignedTransaction>::new(), Vec::new()],
+            3u32,
+            Vec::<CertifiedHeader>::new(),
+        );
+        assert_eq!(codec::encode(&payload(Vec::new())), codec::encode(&old));
+        let decoded = Payload::decode_or_empty(&codec::encode(&old), 2, 1 << 20);
+        assert_eq!(decoded, payload(Vec::new()));
+    }
+
+    #[test]
+    fn moves_travel_within_their_bound_and_anything_else_is_an_empty_payload() {
+        let two = payload(vec![request(1), request(2)]);
+        assert_eq!(
+            Payload::decode_or_empty(&codec::encode(&two), 2, 1 << 20),
+            two
+        );
+        let empty = Payload {
+            shards: vec![Vec::new(); 2],
+            ..Payload::default()
+        };
+        let too_many = payload((0..=MAX_PAYLOAD_MOVES as u8).map(request).collect());
+        let bytes = codec::encode(&too_many);
+        assert_eq!(Payload::decode_or_empty(&bytes, 2, 1 << 20), empty);
+        // An explicit empty list, or a byte after the moves, is not a
+        // payload's encoding.
+        let mut explicit = codec::encode(&payload(Vec::new()));
+        explicit.extend(0u32.to_le_bytes());
+        assert_eq!(Payload::decode_or_empty(&explicit, 2, 1 << 20), empty);
+        let mut trailing = codec::encode(&two);
+        trailing.push(0);
+        assert_eq!(Payload::decode_or_empty(&trailing, 2, 1 << 20), empty);
     }
 }
