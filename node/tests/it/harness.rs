@@ -577,3 +577,40 @@ pub fn free_port_range(count: usize) -> u16 {
     }
     panic!("no {count} free consecutive ports");
 }
+
+/// The supply of `node`'s chain at genesis, and what it accounts for now:
+/// the balances of every genesis account and of `others`, plus every fee
+/// and gas burnt by each shard's blocks up to its head. The two are equal
+/// when no receipt is in flight and only those accounts hold value
+/// (invariant 1 of DESIGN.md, read through the RPC).
+pub fn supply(node: &Node, others: &[Address]) -> (u128, u128) {
+    let text = std::fs::read_to_string(node.home.join("genesis.json")).expect("genesis.json");
+    let genesis: Value = serde_json::from_str(&text).expect("genesis JSON");
+    let amount =
+        |v: &Value| -> u128 { v.as_str().expect("a decimal string").parse().expect("u128") };
+    let accounts = genesis["accounts"].as_array().expect("accounts");
+    let issued: u128 = accounts.iter().map(|a| amount(&a["balance"])).sum();
+    let mut held: u128 = accounts
+        .iter()
+        .map(|a| {
+            let address: Address = a["address"]
+                .as_str()
+                .expect("address")
+                .parse()
+                .expect("hex");
+            node.account(address).0
+        })
+        .sum();
+    held += others.iter().map(|a| node.account(*a).0).sum::<u128>();
+    let status = node.ok("atoll_status", json!([]));
+    let shards = status["shards"].as_array().expect("shards").len();
+    let mut burnt = 0u128;
+    for shard in 0..shards {
+        let head = node.ok("atoll_getBlock", json!([shard, "latest"]));
+        let height = head["height"].as_u64().expect("height");
+        for h in 1..=height {
+            burnt += amount(&node.ok("atoll_getBlock", json!([shard, h]))["burnt_fees"]);
+        }
+    }
+    (issued, held + burnt)
+}

@@ -406,7 +406,7 @@ fn a_congested_shard_gets_transfers_held_back_and_every_one_settles_once() {
 }
 
 #[test]
-fn a_localnet_runs_cross_shard_calls_and_refunds_once_while_a_validator_is_killed() {
+fn a_localnet_runs_calls_and_swaps_once_and_keeps_the_supply_while_a_validator_is_killed() {
     use crate::harness::{signed as sign, Localnet};
     use crate::network::{wait_connected, FAST};
     use atoll_primitives::Action;
@@ -425,6 +425,26 @@ fn a_localnet_runs_cross_shard_calls_and_refunds_once_while_a_validator_is_kille
     net.nodes[0].wait_final(&hash, Duration::from_secs(60));
     let probe = create_address(&owner.address(), 0);
     let callers = on_shard(0, 6);
+    // Swaps beside them: the load tool's AMM workload from the ten
+    // Ethereum dev accounts (half of them across shards), through the
+    // validators that stay up.
+    let load = {
+        let rpcs: Vec<String> = net.nodes[..3]
+            .iter()
+            .map(|n| format!("http://{}", n.rpc))
+            .collect();
+        std::thread::spawn(move || {
+            let mut args = vec!["load", "--eth", "--accounts", "10", "--workload", "amm"];
+            args.extend(["--pools", "2", "--cross-shard-ratio", "0.5"]);
+            args.extend(["--tps", "40", "--duration", "12", "--json"]);
+            for rpc in &rpcs {
+                args.extend(["--rpc", rpc.as_str()]);
+            }
+            crate::harness::cli(&args, None)
+        })
+    };
+    // Let the load set its pools up and start swapping.
+    std::thread::sleep(Duration::from_secs(6));
     // A mixed load: calls that succeed and calls that revert, sent to
     // the validators in turn; validator 3 is killed in the middle of it
     // and restarted later.
@@ -473,6 +493,36 @@ fn a_localnet_runs_cross_shard_calls_and_refunds_once_while_a_validator_is_kille
     let slot = format!("0x{}", "00".repeat(32));
     for node in &net.nodes {
         wait_until_counter(node, probe, &slot, bumps);
+    }
+    // Every swap is final and succeeded, and every cross-shard one ran
+    // and was refunded.
+    let (ok, out, err) = load.join().expect("the load thread");
+    assert!(ok, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(report["submitted"], 480, "{report}");
+    assert_eq!(report["finalized"], 480, "{report}");
+    assert_eq!(report["errors"], json!({}), "{report}");
+    assert!(report["cross_shard"].as_u64() > Some(0), "{report}");
+    assert_eq!(report["settled"], report["cross_shard"], "{report}");
+    let outcomes = report["sampled_outcomes"].as_object().expect("outcomes");
+    assert_eq!(
+        outcomes.keys().collect::<Vec<_>>(),
+        vec!["success"],
+        "{report}"
+    );
+    // Nothing made or lost: once no receipt is in flight, the genesis
+    // supply is what the accounts hold plus what the blocks burnt.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (issued, counted) = crate::harness::supply(&net.nodes[0], &[probe]);
+        if issued == counted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "supply {issued}, accounted for {counted}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
     }
 }
 

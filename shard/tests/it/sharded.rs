@@ -1,13 +1,18 @@
 //! Several shards and the beacon in one process, with the in-process relay:
-//! random transfers, some to other shards and some to new accounts, while
-//! the shard map changes (accounts move to other shards and back at epoch
-//! boundaries); the supply is conserved at every beacon height, and once the
-//! relay drains every receipt was applied exactly once.
+//! random transfers, some to other shards and some to new accounts, and
+//! contract calls (succeeding, reverting, with value a function refuses),
+//! many of them across shards, while the shard map changes (accounts move
+//! to other shards and back at epoch boundaries, and a contract moves with
+//! calls to it in flight); the supply is conserved at every beacon height,
+//! and once the relay drains every receipt was applied exactly once and
+//! every call that succeeded ran exactly once.
 
 use atoll_consensus::Beacon;
 use atoll_primitives::{
-    Action, Address, ChainId, KeyPair, ShardId, ShardLayout, Transaction, TxFailure, TxOutcome,
+    Action, Address, ChainId, ContractStatus, KeyPair, ShardId, ShardLayout, StateKey, StateValue,
+    Transaction, TxFailure, TxOutcome,
 };
+use atoll_shard::contracts::{call_data, create_address, Contract};
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::relay::{refill, InProcessRelay, ReceiptRelay};
 use atoll_shard::signatures::VerifiedTx;
@@ -18,7 +23,9 @@ use rand::{Rng, SeedableRng};
 
 const CHAIN: ChainId = ChainId(8);
 const SHARDS: u16 = 3;
-const BALANCE: u128 = 1_000_000;
+const BALANCE: u128 = 1_000_000_000;
+/// The share of senders that call a counter contract rather than transfer.
+const CALL_RATIO: f64 = 0.3;
 
 fn total_balance(chains: &[ShardChain]) -> u128 {
     chains
@@ -58,11 +65,34 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>, moves: Moves<'_>) {
     let mut moved = 0usize;
     let mut last_block = None;
     let mut arriving = 0usize;
+    // The first funded key of each shard creates a counter contract there
+    // in the first round (where its address range falls, it is placed).
+    let creators: Vec<usize> = (0..SHARDS)
+        .map(|s| {
+            (0..keys.len())
+                .find(|&i| layout.shard_of(&keys[i].address()) == ShardId(s))
+                .unwrap()
+        })
+        .collect();
+    let counters: Vec<Address> = creators
+        .iter()
+        .map(|&i| create_address(&keys[i].address(), 0))
+        .collect();
+    // One that is not placed moves to the next shard with calls to it in
+    // flight.
+    let moving_counter = (0..SHARDS as usize)
+        .find(|&s| layout.shard_of(&counters[s]) == ShardId(s as u16))
+        .map(|s| (counters[s], ShardId((s as u16 + 1) % SHARDS)));
+    // Calls that succeeded (each bumps its counter once).
+    let mut bumps = 0u64;
     for round in 0..40u64 {
         for &(_, i, to) in moves.iter().filter(|(r, _, _)| *r == round) {
             beacon
                 .schedule_move(keys[i].address(), ShardId(to))
                 .unwrap();
+        }
+        if let (9, Some((counter, to))) = (round, moving_counter) {
+            beacon.schedule_move(counter, to).unwrap();
         }
         if restart_at == Some(round) {
             // A crash: the relay's memory and the beacon's are gone; the
@@ -114,6 +144,38 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>, moves: Moves<'_>) {
                         .account(&keys[i].address())
                         .unwrap()
                         .unwrap_or_default();
+                    let nonce = if account.is_arriving() {
+                        0
+                    } else {
+                        account.nonce
+                    };
+                    if round == 0 && creators.contains(&i) {
+                        let create = Action::Create {
+                            value: 0,
+                            init_code: Contract::Probe.init_code(&[]),
+                            gas_limit: 1_000_000,
+                        };
+                        txs.push(signed(&keys[i], nonce, create));
+                        continue;
+                    }
+                    if round > 0 && rng.gen_bool(CALL_RATIO) {
+                        // bump() succeeds; bump() with value (it is not
+                        // payable) and bumpThenFail revert, and their
+                        // value and unused gas come back.
+                        let (input, value) = match rng.gen_range(0..4) {
+                            0 => (call_data("bumpThenFail(string)", &[]), 0),
+                            1 => (call_data("bump()", &[]), 7),
+                            _ => (call_data("bump()", &[]), 0),
+                        };
+                        let call = Action::Call {
+                            to: counters[rng.gen_range(0..counters.len())],
+                            value,
+                            input,
+                            gas_limit: 100_000,
+                        };
+                        txs.push(signed(&keys[i], nonce, call));
+                        continue;
+                    }
                     let to: Address = if rng.gen_bool(0.1) {
                         Address(rng.gen()) // a new account, anywhere
                     } else {
@@ -127,23 +189,13 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>, moves: Moves<'_>) {
                         candidates[rng.gen_range(0..candidates.len())].address()
                     };
                     // An account whose state is still on its way gets one
-                    // transaction anyway: it must fail and charge nothing.
-                    let nonce = if account.is_arriving() {
-                        0
-                    } else {
-                        account.nonce
+                    // transaction anyway (nonce 0, above): it must fail and
+                    // charge nothing.
+                    let transfer = Action::Transfer {
+                        to,
+                        amount: rng.gen_range(1..500),
                     };
-                    let body = Transaction {
-                        chain_id: CHAIN,
-                        sender: keys[i].public(),
-                        nonce,
-                        fee: 3,
-                        action: Action::Transfer {
-                            to,
-                            amount: rng.gen_range(1..500),
-                        },
-                    };
-                    txs.push(VerifiedTx::verify(PreparedTx::new(body.sign(&keys[i]))).unwrap());
+                    txs.push(signed(&keys[i], nonce, transfer));
                 }
             }
             let incoming = relay.pending(ShardId(s as u16), &chain.inbox_cursors(), 10_000);
@@ -165,6 +217,7 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>, moves: Moves<'_>) {
                 .iter()
                 .filter(|o| **o == TxOutcome::Failure(TxFailure::SenderArriving))
                 .count();
+            bumps += successes(&block);
             moved += block
                 .output
                 .receipts
@@ -215,8 +268,40 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>, moves: Moves<'_>) {
         }
     }
     assert_eq!(total_balance(&chains) + burnt, supply);
-    let moving = moves.len();
+    let moving = moves.len() + usize::from(moving_counter.is_some());
     assert_eq!(moved, moving, "each move carried its account's state once");
+    // Every call that succeeded, here or on another shard, ran once: the
+    // counters hold as many bumps, wherever each contract lives now.
+    let counted: u64 = counters
+        .iter()
+        .map(|counter| {
+            let holders: Vec<u64> = chains
+                .iter()
+                .filter(|c| {
+                    let code = c.store().state(&StateKey::CodeHash(*counter)).unwrap();
+                    code.is_some()
+                })
+                .map(
+                    |c| match c.store().state(&StateKey::Slot(*counter, [0; 32])).unwrap() {
+                        Some(StateValue::Slot(word)) => {
+                            u64::from_be_bytes(word[24..].try_into().unwrap())
+                        }
+                        _ => 0,
+                    },
+                )
+                .collect();
+            assert_eq!(holders.len(), 1, "{counter} lives on one shard");
+            holders[0]
+        })
+        .sum();
+    assert!(bumps > 0, "some calls succeeded");
+    assert_eq!(counted, bumps, "every call that succeeded ran once");
+    if let Some((counter, to)) = moving_counter {
+        let code = chains[usize::from(to.0)]
+            .store()
+            .state(&StateKey::CodeHash(counter));
+        assert!(code.unwrap().is_some(), "{counter} moved to shard {to}");
+    }
     assert!(
         arriving > 0,
         "a transaction from an account whose state had not arrived was refused"
@@ -236,6 +321,31 @@ fn run(cross_ratio: f64, seed: u64, restart_at: Option<u64>, moves: Moves<'_>) {
             }
         }
     }
+}
+
+fn signed(key: &KeyPair, nonce: u64, action: Action) -> VerifiedTx {
+    let body = Transaction {
+        chain_id: CHAIN,
+        sender: key.public(),
+        nonce,
+        fee: 3,
+        action,
+    };
+    VerifiedTx::verify(PreparedTx::new(body.sign(key))).unwrap()
+}
+
+/// The calls of `block` that succeeded: its own transactions' and the
+/// cross-shard calls it ran.
+fn successes(block: &atoll_shard::ProducedBlock) -> u64 {
+    let local = block.output.outcomes.iter().filter(|o| {
+        matches!(o, TxOutcome::Contract(c) if c.status == ContractStatus::Success && c.created.is_none())
+    });
+    let remote = block
+        .output
+        .calls
+        .iter()
+        .filter(|c| c.outcome.status == ContractStatus::Success);
+    (local.count() + remote.count()) as u64
 }
 
 /// Accounts 0 and 1 move at round 3 (effective at the next epoch), account
