@@ -568,7 +568,10 @@ pub fn free_port_range(count: usize) -> u16 {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos() as u64);
     for attempt in 0..200u64 {
-        let base = 30_000 + ((seed + attempt * 613) % 2_500) as u16 * 10;
+        // Below the kernel's ephemeral range (32768 up on Linux): a port
+        // found free there can be taken by any outgoing connection (a load
+        // tool's, a peer's dial) before the node binds it.
+        let base = 21_000 + ((seed + attempt * 613) % 1_100) as u16 * 10;
         let free = (0..count as u16)
             .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
         if free {

@@ -276,7 +276,7 @@ fn a_moved_contract_keeps_its_code_and_storage_and_is_served_from_its_new_shard(
 }
 
 #[test]
-fn validators_agree_on_moves_through_consensus_and_every_one_holds_the_moved_state() {
+fn validators_agree_on_moves_through_consensus_and_every_one_holds_moved_and_placed_state() {
     use crate::harness::Localnet;
     use crate::network::{wait_connected, FAST};
 
@@ -294,7 +294,7 @@ fn validators_agree_on_moves_through_consensus_and_every_one_holds_the_moved_sta
             },
         );
     }
-    let (token, _, nonce) = tokens(&net.nodes[0], &creator);
+    let (token, placed, nonce) = tokens(&net.nodes[0], &creator);
     send(
         &net.nodes[0],
         &creator,
@@ -336,6 +336,36 @@ fn validators_agree_on_moves_through_consensus_and_every_one_holds_the_moved_sta
     for node in &net.nodes {
         check(node, 3);
     }
+    // The contract placed on shard 0 (its creator's) at an address of
+    // shard 1's range is still served from shard 0 by every validator
+    // after the epochs turned, and value sent to it from shard 1 follows
+    // it there.
+    let placed_on_0 = |node: &Node, balance: u128| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let account = node.ok("atoll_getAccount", json!([placed.to_string()]));
+            assert_eq!(account["shard"], 0, "{account}");
+            if account["balance"] == balance.to_string() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the value never reached it: {account}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(balance_of(node, placed, creator.address()), 1_000_000);
+    };
+    let to = placed;
+    send(
+        &net.nodes[1],
+        &friend,
+        0,
+        Action::Transfer { to, amount: 77 },
+    );
+    for node in &net.nodes {
+        placed_on_0(node, 77);
+    }
     // The mover sends from its new shard; a restarted validator still
     // holds the moves (the schedule is stored with the beacon block).
     let to = friend.address();
@@ -348,4 +378,5 @@ fn validators_agree_on_moves_through_consensus_and_every_one_holds_the_moved_sta
     assert_eq!(net.nodes[3].signal(9), None);
     net.nodes[3].run();
     check(&net.nodes[3], 4);
+    placed_on_0(&net.nodes[3], 77);
 }
