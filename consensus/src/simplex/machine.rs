@@ -18,6 +18,8 @@ pub const MAX_AHEAD: u64 = 64;
 /// Heights below the finalized one whose votes and certificates are kept
 /// (to answer validators catching up).
 pub const KEEP_BEHIND: u64 = 256;
+/// Most heights whose votes a validator sends again at once.
+pub const RESEND_HEIGHTS: u64 = 16;
 /// Most certificates (and blocks) one sync answer carries.
 pub const MAX_SYNC: usize = 128;
 /// The timeout doubles with each height that ended empty in a row, from
@@ -157,6 +159,23 @@ struct SignedAt {
     proposed: bool,
 }
 
+impl SignedAt {
+    /// The choices of the votes signed (`None`: the finalize vote).
+    fn choices(&self) -> Vec<Option<Choice>> {
+        let mut choices = Vec::new();
+        if let Some(hash) = self.block {
+            choices.push(Some(Choice::Block(hash)));
+        }
+        if self.empty {
+            choices.push(Some(Choice::Empty));
+        }
+        if self.finalize {
+            choices.push(None);
+        }
+        choices
+    }
+}
+
 impl Simplex {
     /// A machine that resumes from `records` (everything it signed before,
     /// in any order) with the newest final block at `final_height` with
@@ -205,6 +224,16 @@ impl Simplex {
     /// The height being decided.
     pub fn height(&self) -> u64 {
         self.height
+    }
+
+    /// The lowest height above the final one and below the current one
+    /// without a notarization (of a block or of the empty block) here:
+    /// until it has one, no proposal above it can be voted for.
+    pub fn missing_notarization(&self) -> Option<u64> {
+        (self.final_height + 1..self.height).find(|h| {
+            self.notarized_block(*h).is_none()
+                && !self.certificates.contains_key(&(*h, Some(Choice::Empty)))
+        })
     }
 
     /// The newest final height and block hash.
@@ -303,28 +332,29 @@ impl Simplex {
     /// height (a vote persisted just before a crash may never have left).
     /// Ed25519 signatures are deterministic, so these are the very
     /// signatures sent before, never new statements.
+    /// Sends again every vote this validator signed above the final height
+    /// (at most [`RESEND_HEIGHTS`] heights, the newest): after a restart,
+    /// or when a height times out again. Certificates live in memory
+    /// only, so a validator that restarted can no longer show the
+    /// notarization that took it past a height; its votes at that height
+    /// let the validators still there form it again (and without them, a
+    /// network split between two heights by restarts would wait forever).
     fn resend_signed(&mut self, out: &mut Vec<Effect>) {
         let Some((me, key)) = self.config.key.clone() else {
             return;
         };
-        let height = self.height;
-        let Some(at) = self.signed.get(&height).copied() else {
-            return;
-        };
-        let mut choices = Vec::new();
-        if let Some(hash) = at.block {
-            choices.push(Some(Choice::Block(hash)));
-        }
-        if at.empty {
-            choices.push(Some(Choice::Empty));
-        }
-        if at.finalize {
-            choices.push(None);
-        }
-        for choice in choices {
-            let vote = Vote::sign(self.config.chain, height, choice, me, &key);
-            out.push(Effect::Broadcast(Message::Vote(vote)));
-            self.count_vote(vote, out);
+        let from = (self.final_height + 1).max(self.height.saturating_sub(RESEND_HEIGHTS - 1));
+        let signed: Vec<(u64, SignedAt)> = self
+            .signed
+            .range(from..=self.height)
+            .map(|(h, at)| (*h, *at))
+            .collect();
+        for (height, at) in signed {
+            for choice in at.choices() {
+                let vote = Vote::sign(self.config.chain, height, choice, me, &key);
+                out.push(Effect::Broadcast(Message::Vote(vote)));
+                self.count_vote(vote, out);
+            }
         }
     }
 
@@ -665,6 +695,13 @@ impl Simplex {
         if height != self.height {
             return;
         }
+        if let Some(missing) = self.missing_notarization() {
+            // A hole in the notarized chain below this height (its
+            // certificate was missed, or lost in a restart): no proposal
+            // here can be voted for until it is filled, so ask for what
+            // peers hold from there (certificates, or their votes).
+            out.push(Effect::Broadcast(Message::Sync(missing)));
+        }
         let Some(me) = self.me() else {
             out.push(Effect::ScheduleTimeout {
                 height,
@@ -677,13 +714,10 @@ impl Simplex {
             self.sign_vote(me, height, Some(Choice::Empty), out);
         } else {
             // Still here after voting: votes may have been lost. Send again
-            // what this validator signed at this height, and the newest
-            // certificate it has, so that peers behind catch up.
-            for vote in self.votes.iter().filter(|((h, _), _)| *h == height) {
-                if let Some(mine) = vote.1.get(&me) {
-                    out.push(Effect::Broadcast(Message::Vote(*mine)));
-                }
-            }
+            // what this validator signed at this height and the ones
+            // before it that are not final, and the newest certificate it
+            // has, so that peers behind catch up.
+            self.resend_signed(out);
             if let Some(((_, _), certificate)) =
                 self.certificates.range(..(height, None)).next_back()
             {
@@ -745,6 +779,29 @@ impl Simplex {
                 }
             }
             out.push(Effect::Reply(Message::Certificate(certificate.clone())));
+        }
+        // This validator's own votes at the heights where it holds no
+        // certificate for them: certificates live in memory only, so after
+        // restarts a notarization may exist nowhere any more, and the
+        // votes it was made of (kept in every validator's vote log) are
+        // how the one asking makes it again.
+        let Some((me, key)) = self.config.key.clone() else {
+            return;
+        };
+        let from = from.max(self.final_height + 1);
+        let signed: Vec<(u64, SignedAt)> = self
+            .signed
+            .range(from..)
+            .take(MAX_SYNC)
+            .map(|(h, at)| (*h, *at))
+            .collect();
+        for (height, at) in signed {
+            for choice in at.choices() {
+                if !self.certificates.contains_key(&(height, choice)) {
+                    let vote = Vote::sign(self.config.chain, height, choice, me, &key);
+                    out.push(Effect::Reply(Message::Vote(vote)));
+                }
+            }
         }
     }
 

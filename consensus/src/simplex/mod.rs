@@ -37,6 +37,21 @@
 //! validator that must finalize a block it never received asks for it
 //! ([`Message::Fetch`]).
 //!
+//! Certificates live in memory only, so a restart loses them: a validator
+//! that moved past a height cannot show why any more, and validators split
+//! between two heights by restarts would each wait for the other's height
+//! forever (found by `atoll localnet perturb`). So a validator sends again
+//! its votes of every height above the final one that it signed (the
+//! newest [`machine::RESEND_HEIGHTS`]) when it starts and when a height
+//! times out a second time; a height whose notarization it lacks below its
+//! own makes it ask peers from there ([`Simplex::missing_notarization`]);
+//! and a peer answering [`Message::Sync`] adds its own votes at heights it
+//! holds no certificate for, from which the asker makes the certificate
+//! again. Not covered: a block body lives only in memory until it is
+//! final, so if every validator stops between a block's notarization and
+//! its finality (a blackout), its body is gone and the chain cannot go on
+//! past it; persisting voted-for proposals is the fix (not built).
+//!
 //! The machine ([`Simplex`]) is pure: no clock, randomness or I/O. Its
 //! driver feeds it messages and timeouts and carries out its effects: the
 //! deterministic simulation in `tests/it/simulation.rs` is one driver, the

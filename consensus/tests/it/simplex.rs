@@ -300,3 +300,131 @@ fn replays_and_old_heights_are_not_wanted_before_any_signature_is_checked() {
     );
     assert!(!far.wants(&Message::Vote(too_far)), "above the window");
 }
+
+/// Four machines on a hand-driven network: what each persisted, and the
+/// messages on their way (to, from, message).
+struct Net {
+    keys: Vec<KeyPair>,
+    machines: Vec<Simplex>,
+    records: Vec<Vec<Record>>,
+    queue: std::collections::VecDeque<(usize, usize, Message)>,
+    /// Messages from the first set to the second are lost.
+    cut: Option<(Vec<usize>, Vec<usize>)>,
+}
+
+impl Net {
+    fn new() -> Net {
+        let keys = keys();
+        let machines = (0..4u16)
+            .map(|i| Simplex::new(config(&keys, i), &[], 0, Hash::ZERO))
+            .collect();
+        Net {
+            keys,
+            machines,
+            records: vec![Vec::new(); 4],
+            queue: Default::default(),
+            cut: None,
+        }
+    }
+
+    fn input(&mut self, node: usize, input: Input, from: Option<usize>) {
+        for effect in self.machines[node].handle(input) {
+            match effect {
+                Effect::Persist(record) => self.records[node].push(record),
+                Effect::Broadcast(message) => {
+                    for to in (0..4).filter(|to| *to != node) {
+                        self.queue.push_back((to, node, message.clone()));
+                    }
+                }
+                Effect::Reply(message) => {
+                    if let Some(to) = from {
+                        self.queue.push_back((to, node, message));
+                    }
+                }
+                Effect::NeedPayload { height, .. } => {
+                    let payload = height.to_le_bytes().to_vec();
+                    self.input(node, Input::Payload { height, payload }, None);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Delivers until nothing is on its way, or every validator has height
+    /// 2 final (past it, the chain goes on by itself).
+    fn pump(&mut self) {
+        while let Some((to, from, message)) = self.queue.pop_front() {
+            if self.machines.iter().all(|m| m.final_block().0 >= 2) {
+                return;
+            }
+            let lost = self
+                .cut
+                .as_ref()
+                .is_some_and(|(a, b)| a.contains(&from) && b.contains(&to));
+            if !lost {
+                self.input(to, Input::Message(message), Some(from));
+            }
+        }
+    }
+
+    /// Every machine's height times out.
+    fn time_out(&mut self) {
+        for node in 0..4 {
+            let height = self.machines[node].height();
+            self.input(node, Input::Timeout { height }, None);
+        }
+    }
+
+    /// Restarts `node` from what it persisted (its certificates, kept in
+    /// memory only, are gone).
+    fn restart(&mut self, node: usize) {
+        let config = config(&self.keys, node as u16);
+        self.machines[node] = Simplex::new(config, &self.records[node], 0, Hash::ZERO);
+        self.input(node, Input::Start, None);
+    }
+}
+
+/// Two validators see the notarization of height 1 and move on while the
+/// two others miss every message from them; then the two that moved on
+/// restart, losing that certificate. Their votes, kept in their records and
+/// sent again, let the two left behind form it; without them the four would
+/// wait forever, two at each height.
+#[test]
+fn validators_split_across_a_height_by_a_restart_come_together_again() {
+    let mut net = Net::new();
+    let leader = usize::from(validators(&net.keys).leader(1));
+    let behind: Vec<usize> = vec![leader, (leader + 1) % 4];
+    let ahead: Vec<usize> = (0..4).filter(|v| !behind.contains(v)).collect();
+    net.cut = Some((ahead.clone(), behind.clone()));
+    for node in 0..4 {
+        net.input(node, Input::Start, None);
+    }
+    net.pump();
+    for &v in &ahead {
+        assert_eq!(
+            net.machines[v].height(),
+            2,
+            "validator {v} saw the notarization"
+        );
+    }
+    for &v in &behind {
+        assert_eq!(net.machines[v].height(), 1, "validator {v} missed it");
+    }
+    for &v in &ahead {
+        net.restart(v);
+    }
+    net.cut = None;
+    for _ in 0..20 {
+        net.pump();
+        if net.machines.iter().all(|m| m.final_block().0 >= 2) {
+            return;
+        }
+        net.time_out();
+    }
+    let heights: Vec<_> = net
+        .machines
+        .iter()
+        .map(|m| (m.height(), m.final_block().0))
+        .collect();
+    panic!("stuck: (height, final) per validator {heights:?}");
+}

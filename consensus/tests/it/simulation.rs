@@ -401,10 +401,23 @@ impl Sim {
         let before = at_healthy.unwrap_or_else(|| vec![0; self.nodes.len()]);
         let newest_before = before.iter().copied().max().unwrap_or(0);
         let final_heights: Vec<u64> = self.nodes.iter().map(final_height).collect();
+        let states: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| match &n.machine {
+                Some(m) => format!(
+                    "height {} final {} missing {:?}",
+                    m.height(),
+                    m.final_block().0,
+                    m.missing_notarization()
+                ),
+                None => "down".into(),
+            })
+            .collect();
         for (i, height) in final_heights.iter().enumerate() {
             assert!(
                 *height >= newest_before + LIVENESS_HEIGHTS,
-                "seed {seed}: node {i} (validator {}) finalized up to {height} by the end, but {newest_before} was final when the network became healthy ({:?}; {} messages delivered)",
+                "seed {seed}: node {i} (validator {}) finalized up to {height} by the end, but {newest_before} was final when the network became healthy ({:?}; {} messages delivered; machines: {states:?})",
                 self.nodes[i].validator,
                 self.faults,
                 self.delivered

@@ -165,7 +165,20 @@ impl<H: Host> Engine<H> {
                     self.network_event(event).await?;
                 }
                 Some(wake) = woken.recv() => match wake {
-                    Wake::Timeout(height) => self.input(Input::Timeout { height }, None).await?,
+                    Wake::Timeout(height) => {
+                        if height == self.machine.height() {
+                            if let Some(missing) = self.machine.missing_notarization() {
+                                tracing::info!(
+                                    target: "consensus",
+                                    height,
+                                    missing,
+                                    final_height = self.machine.final_block().0,
+                                    "height timed out; no notarization known at a height below, asking peers"
+                                );
+                            }
+                        }
+                        self.input(Input::Timeout { height }, None).await?;
+                    }
                     Wake::Payload(height, payload) => {
                         self.input(Input::Payload { height, payload }, None).await?;
                     }
