@@ -100,11 +100,25 @@ pub fn members(dir: &Path) -> anyhow::Result<Vec<Member>> {
 /// waits until each serves RPC.
 pub fn start(dir: &Path) -> anyhow::Result<()> {
     let members = members(dir)?;
-    let atoll = std::env::current_exe().context("cannot find the atoll binary")?;
-    let mut started = Vec::new();
     for member in &members {
         if let Some(pid) = member.running() {
             println!("validator {} already runs (pid {pid})", member.index);
+        }
+    }
+    let runtime = crate::run::runtime()?;
+    start_members(&runtime, &members)?;
+    print_table(&runtime, &members);
+    print_next_steps(dir, &members[0]);
+    Ok(())
+}
+
+/// Starts those of `members` that are not running, in the background, and
+/// waits until each serves RPC; prints nothing.
+pub fn start_members(runtime: &tokio::runtime::Runtime, members: &[Member]) -> anyhow::Result<()> {
+    let atoll = std::env::current_exe().context("cannot find the atoll binary")?;
+    let mut started = Vec::new();
+    for member in members {
+        if member.running().is_some() {
             continue;
         }
         let log = std::fs::OpenOptions::new()
@@ -125,13 +139,14 @@ pub fn start(dir: &Path) -> anyhow::Result<()> {
             .spawn()
             .with_context(|| format!("cannot start validator {}", member.index))?;
         std::fs::write(member.pid_file(), format!("{}\n", child.id()))?;
-        started.push(member);
+        started.push((member, child));
     }
-    let runtime = crate::run::runtime()?;
     let deadline = Instant::now() + START_TIMEOUT;
-    for member in &started {
+    for (member, child) in &mut started {
         loop {
-            if member.running().is_none() {
+            // Asked of the child, not of /proc: a child that has not
+            // exec'd yet still shows this process's command line.
+            if child.try_wait()?.is_some() {
                 bail!(
                     "validator {} exited while starting; the end of {}:\n{}",
                     member.index,
@@ -153,8 +168,6 @@ pub fn start(dir: &Path) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    print_table(&runtime, &members);
-    print_next_steps(dir, &members[0]);
     Ok(())
 }
 
@@ -219,7 +232,8 @@ pub fn stop(dir: &Path, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
+/// Sends signal `name` (`TERM`, `KILL`, `STOP`, `CONT`) to `pid`.
+pub fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
     let ok = Command::new("kill")
         .arg(format!("-{name}"))
         .arg(pid.to_string())
@@ -232,7 +246,8 @@ fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn status(rpc: &str) -> anyhow::Result<Status> {
+/// The node's `atoll_status`, or why it gave none within 3 s.
+pub async fn status(rpc: &str) -> anyhow::Result<Status> {
     let client = connect(rpc)?;
     tokio::time::timeout(Duration::from_secs(3), client.status())
         .await

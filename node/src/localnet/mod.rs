@@ -1,6 +1,7 @@
 //! `atoll localnet`: a local multi-validator testnet. `init` makes the
 //! homes; `start`, `stop`, `status` and `logs` ([`control`]) run them as
-//! background processes.
+//! background processes; `perturb` ([`perturb`]) puts them under load and
+//! faults and checks what must hold.
 //!
 //! ```text
 //! <dir>/validator-<i>/   one home per validator (see `home`): the same
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod control;
+pub mod perturb;
 
 /// Most validators a localnet has.
 pub const MAX_VALIDATORS: usize = 64;
@@ -61,6 +63,12 @@ pub enum LocalnetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run a load while validators are killed, paused and disconnected on
+    /// a seeded schedule (never a third of the stake at once), then check
+    /// that nothing final was lost or changed, all validators agree, the
+    /// supply is conserved, finality never stalled and every validator
+    /// caught up; print a report and fail on a broken criterion.
+    Perturb(perturb::PerturbArgs),
     /// Print the end of the validators' logs (each line prefixed with its
     /// validator).
     Logs {
@@ -135,6 +143,7 @@ pub fn run(command: LocalnetCommand) -> anyhow::Result<()> {
             control::stop(&dir.dir, Duration::from_secs(timeout))
         }
         LocalnetCommand::Status { dir, json } => control::show(&dir.dir, json),
+        LocalnetCommand::Perturb(args) => perturb::run(args),
         LocalnetCommand::Logs {
             dir,
             validator,
