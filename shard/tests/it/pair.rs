@@ -10,7 +10,9 @@ use atoll_primitives::{
 use atoll_shard::execution::PreparedTx;
 use atoll_shard::inbox::prove_receipts;
 use atoll_shard::signatures::VerifiedTx;
+use atoll_shard::state::StateTree;
 use atoll_shard::{ProducedBlock, ShardChain};
+use atoll_storage::SnapshotInstall;
 use std::collections::HashMap;
 use tempfile::TempDir;
 
@@ -118,6 +120,31 @@ impl Pair {
             &self.funded[shard],
             BALANCE,
         );
+    }
+
+    /// Replaces `shard`'s chain by a fresh one state-synced from a
+    /// snapshot of it, as a validator that joins the shard's committee
+    /// does (the snapshot's entries checked against its head's root).
+    pub fn sync(&mut self, shard: usize) {
+        let snapshot = self.chains[shard]
+            .store()
+            .state_snapshot()
+            .unwrap()
+            .unwrap();
+        let dir = TempDir::new().unwrap();
+        let mut fresh = shards::open_shard(dir.path(), CHAIN, layout(), shard as u16, &[], 0);
+        let install = SnapshotInstall {
+            head: &snapshot.head,
+            entries: &snapshot.entries,
+            outbox: &snapshot.outbox,
+            shard_map: None,
+            transactions: &[],
+            last_receipts: &[],
+        };
+        let tree = StateTree::from_entries(snapshot.entries.iter().cloned());
+        fresh.install_snapshot(&install, tree, layout()).unwrap();
+        self.chains[shard] = fresh;
+        self.dirs[shard] = dir;
     }
 
     pub fn state(&self, shard: usize, key: StateKey) -> Option<StateValue> {

@@ -2,8 +2,8 @@
 //! address falls in: two shard chains exchanging proven receipts show the
 //! placement reaching the range's shard, value sent to the address before
 //! the contract existed following it, later transfers routed to it, a
-//! factory's children placed with it, all across a reopen, with the supply
-//! conserved.
+//! factory's children placed with it, all across a reopen and a state
+//! sync, with the supply conserved.
 
 use crate::pair::{actions, layout, pay, signed, Pair, BALANCE};
 use crate::shards;
@@ -169,4 +169,30 @@ fn a_contract_lives_on_its_creators_shard_and_value_sent_to_its_address_follows_
     assert_eq!(pair.balance(0, &probe), 805);
     assert!(pair.in_flight.iter().all(Vec::is_empty));
     assert_eq!(pair.total(), supply, "nothing in flight, nothing lost");
+
+    // Both shards synced from snapshots, as a validator joining their
+    // committees: the placement is state, so shard 1 still routes the
+    // address to shard 0, and shard 0 still runs the contract.
+    pair.sync(0);
+    pair.sync(1);
+    let synced = pay(payer, 3, probe, 7);
+    let produced = pair.block(1, vec![synced]);
+    let sent = ReceiptAction::Transfer {
+        to: probe,
+        amount: 7,
+    };
+    assert_eq!(actions(&produced.output.receipts), vec![(0, sent)]);
+    let bump = Action::Call {
+        to: probe,
+        value: 0,
+        input: call_data("bump()", &[]),
+        gas_limit: 100_000,
+    };
+    let produced = pair.block(0, vec![signed(creator, nonce + 8, bump)]);
+    let TxOutcome::Contract(outcome) = &produced.output.outcomes[0] else {
+        panic!("{:?}", produced.output.outcomes);
+    };
+    assert_eq!(outcome.status, ContractStatus::Success);
+    assert_eq!(pair.balance(0, &probe), 812);
+    assert_eq!(pair.total(), supply);
 }
