@@ -72,9 +72,9 @@ pub struct PerturbArgs {
     /// Fail if, during the load, no validator's final height rose for
     /// longer than this many seconds (a quorum is always up). Heights led
     /// by a stopped validator time out, each twice as long as the one
-    /// before from the second on: with the default 2 s timeout, three in a
-    /// row cost 2 + 4 + 8 s.
-    #[arg(long, default_value_t = 20)]
+    /// before from the second on: with the default 2 s timeout, four in a
+    /// row cost 2 + 4 + 8 + 16 s.
+    #[arg(long, default_value_t = 30)]
     max_stall: u64,
     /// Fail if a restored validator takes longer than this many seconds to
     /// reach the final height the others had when it came back.
