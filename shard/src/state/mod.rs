@@ -28,23 +28,6 @@ pub trait SlotScan: StateView {
     fn slots(&self, address: &Address, limit: usize) -> Result<Vec<Slot>, ShardError>;
 }
 
-impl SlotScan for HashMap<StateKey, StateValue> {
-    fn slots(&self, address: &Address, limit: usize) -> Result<Vec<Slot>, ShardError> {
-        let mut slots: Vec<Slot> = self
-            .iter()
-            .filter_map(|(key, value)| match (key, value) {
-                (StateKey::Slot(a, slot), StateValue::Slot(value)) if a == address => {
-                    Some((*slot, *value))
-                }
-                _ => None,
-            })
-            .collect();
-        slots.sort_unstable();
-        slots.truncate(limit);
-        Ok(slots)
-    }
-}
-
 impl StateView for HashMap<StateKey, StateValue> {
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
         Ok(HashMap::get(self, key).cloned())
