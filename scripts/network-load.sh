@@ -78,10 +78,31 @@ if [ -n "$stop" ]; then
   ) &
   catchup=$!
 fi
-"$atoll" load "${rpcs[@]}" --accounts 10000 --tps "$tps" --duration "$seconds" \
+# CPU time (user + system, in clock ticks) of every validator process.
+cpu() { for i in $(seq 0 $last); do awk '{print $14 + $15}' "/proc/${pids[$i]}/stat" 2>/dev/null || echo 0; done; }
+cpu_before=($(cpu))
+loadcpu=$(mktemp)
+report=$(/usr/bin/time -f '%U %S %e' -o "$loadcpu" "$atoll" load "${rpcs[@]}" --accounts 10000 --tps "$tps" --duration "$seconds" \
   --cross-shard-ratio "$ratio" \
   ${ATOLL_WORKLOAD:+--workload "$ATOLL_WORKLOAD" --pools "${ATOLL_POOLS:-100}"} \
-  --json 2>/dev/null | tail -1
+  --json 2>/dev/null | tail -1)
+cpu_after=($(cpu))
+echo "$report"
+# CPU per finalized transaction, per validator: each validator's CPU time
+# over the load (signing before the clock starts included, so an upper
+# bound), divided by the transactions finalized.
+python3 - "$report" "$(getconf CLK_TCK)" "${cpu_before[*]}" "${cpu_after[*]}" "$(tail -1 "$loadcpu")" <<'PY' >&2
+import json, sys
+report, tck = json.loads(sys.argv[1]), int(sys.argv[2])
+user, system, wall = map(float, sys.argv[5].split())
+before, after = map(int, sys.argv[3].split()), map(int, sys.argv[4].split())
+used = [(a - b) / tck for a, b in zip(after, before)]
+done = max(report.get("finalized", 0), 1)
+print("validator CPU: " + ", ".join("v%d %.1f s" % (i, u) for i, u in enumerate(used))
+      + " in %.1f s; per finalized transaction: " % wall
+      + ", ".join("%.0f" % (u * 1e6 / done) for u in used) + " CPU-us"
+      + "; the load generator: %.1f s CPU (%.0f us per transaction)" % (user + system, (user + system) * 1e6 / done))
+PY
 if [ -n "$stop" ]; then wait "$catchup"; fi
 heights() { for i in $(seq 0 $last); do echo -n "v$i=$(final "$i") "; done; echo; }
 echo "beacon heights: $(heights)"

@@ -24,6 +24,7 @@
 
 pub mod block;
 pub mod codec;
+pub mod cofactored;
 pub mod crypto;
 pub mod error;
 pub mod ethereum;

@@ -231,11 +231,15 @@ impl NativeTransaction {
         self.tx.sender.address()
     }
 
-    /// Checks the signature against the sender's key.
+    /// Checks the signature against the sender's key, under the
+    /// transaction signature rule ([`crate::cofactored`]).
     pub fn verify(&self) -> Result<(), CryptoError> {
-        self.tx
-            .sender
-            .verify(self.hash().as_bytes(), &self.signature)
+        if crate::cofactored::public_point(&self.tx.sender.0).is_none() {
+            return Err(CryptoError::BadPublicKey(hex::encode(self.tx.sender.0)));
+        }
+        crate::cofactored::verify(&self.tx.sender.0, self.hash().as_bytes(), &self.signature.0)
+            .then_some(())
+            .ok_or(CryptoError::BadSignature)
     }
 
     /// The canonical encoding (the same bytes as the

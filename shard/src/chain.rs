@@ -311,25 +311,20 @@ impl ShardChain {
         self.execute_and_commit(kept, Vec::new(), rejected, timestamp_ms)
     }
 
-    /// `txs` without those whose signatures fail. Batches are cut from the
-    /// list being checked, so removing a bad signature changes the batches
-    /// of the rest: check again until a pass finds nothing, so the sealed
-    /// body passes exactly the check a validator runs on it (see
-    /// `signatures`). The result depends only on `txs`.
-    fn drop_bad_signatures(&self, mut kept: Vec<PreparedTx>) -> Vec<PreparedTx> {
-        loop {
-            let bad = find_bad_signatures(&kept, self.executor.pool());
-            if bad.is_empty() {
-                return kept;
-            }
-            let mut bad = bad.into_iter().peekable();
-            kept = kept
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| bad.next_if_eq(i).is_none())
-                .map(|(_, tx)| tx)
-                .collect();
+    /// `txs` without those whose signatures fail. A signature's verdict does
+    /// not depend on its batch mates (`signatures`), so one pass suffices
+    /// and the sealed body passes the check every validator runs on it.
+    fn drop_bad_signatures(&self, kept: Vec<PreparedTx>) -> Vec<PreparedTx> {
+        let bad = find_bad_signatures(&kept, self.executor.pool());
+        if bad.is_empty() {
+            return kept;
         }
+        let mut bad = bad.into_iter().peekable();
+        kept.into_iter()
+            .enumerate()
+            .filter(|(i, _)| bad.next_if_eq(i).is_none())
+            .map(|(_, tx)| tx)
+            .collect()
     }
 
     /// Executes a block whose contents consensus fixed: `incoming` receipts
@@ -338,11 +333,18 @@ impl ShardChain {
     /// recovered, then without those of another chain's id, repeats,
     /// transactions already in the chain, and those with a bad signature.
     /// Every validator that runs it on the same head gets the same block.
+    ///
+    /// `checked` answers, for the block's transactions in order, which this
+    /// validator already checked, byte for byte, signature included (those
+    /// it admitted to its mempool); their signatures are not checked again.
+    /// Verdicts do not depend on batches (`signatures`), so skipping them
+    /// changes no other transaction's verdict.
     pub fn execute_agreed_block(
         &mut self,
         txs: Vec<SignedTransaction>,
         incoming: Vec<ProvenReceipt>,
         final_header: impl Fn(ShardId, u64) -> Option<ShardBlockHeader>,
+        checked: impl FnOnce(&[PreparedTx]) -> Vec<bool>,
         timestamp_ms: u64,
     ) -> Result<ProducedBlock, ShardError> {
         let incoming = self.incoming_within_limits(incoming);
@@ -355,9 +357,44 @@ impl ShardChain {
             .filter(|tx| wrong_chain(tx.terms.chain_id, chain_id).is_none())
             .collect();
         let kept = self.drop_known(txs)?;
-        let kept = self.drop_bad_signatures(kept);
+        let kept = self.drop_unchecked_bad_signatures(kept, checked);
         let rejected = offered - kept.len();
         self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
+    }
+
+    /// [`ShardChain::drop_bad_signatures`] for the transactions `checked`
+    /// does not vouch for; the others are kept as they are.
+    fn drop_unchecked_bad_signatures(
+        &self,
+        txs: Vec<PreparedTx>,
+        checked: impl FnOnce(&[PreparedTx]) -> Vec<bool>,
+    ) -> Vec<PreparedTx> {
+        let vouched = checked(&txs);
+        if !vouched.iter().any(|&v| v) {
+            return self.drop_bad_signatures(txs);
+        }
+        // Set the vouched for in place, check the rest, then fill in those
+        // of the rest that pass: block order is kept.
+        let mut slots: Vec<Option<PreparedTx>> = Vec::with_capacity(txs.len());
+        let (mut origin, mut rest) = (Vec::new(), Vec::new());
+        for (i, tx) in txs.into_iter().enumerate() {
+            if vouched.get(i).copied().unwrap_or(false) {
+                slots.push(Some(tx));
+            } else {
+                origin.push(i);
+                rest.push(tx);
+                slots.push(None);
+            }
+        }
+        let mut bad = find_bad_signatures(&rest, self.executor.pool())
+            .into_iter()
+            .peekable();
+        for (j, tx) in rest.into_iter().enumerate() {
+            if bad.next_if_eq(&j).is_none() {
+                slots[origin[j]] = Some(tx);
+            }
+        }
+        slots.into_iter().flatten().collect()
     }
 
     /// As [`ShardChain::produce_block`] for transactions whose signatures

@@ -2,31 +2,25 @@
 //! before execution, and the recovery of Ethereum transactions' senders
 //! ([`prepare_all`]).
 //!
-//! A block is cut into batches of [`BATCH_SIZE`] transactions in block order;
-//! the cut never depends on the thread count, so every validator checks the
-//! same batches. A batch that fails is split in halves until the bad
-//! signatures are isolated, each then checked on its own with
-//! `verify_strict`, so exactly the bad signatures are reported at a cost of
+//! Native signatures follow the cofactored rule
+//! ([`atoll_primitives::cofactored`]), under which a signature gets the same
+//! verdict alone and in any batch. A block is cut into batches of
+//! [`BATCH_SIZE`] transactions in block order; a batch that fails is split
+//! in halves until the bad signatures are isolated, each then checked on
+//! its own, so exactly the bad signatures are reported at a cost of
 //! O(k log n) batch checks for k bad ones.
 //!
-//! Known limit: ed25519-dalek's batch equation and `verify_strict` can
-//! disagree on adversarially crafted signatures with small-order components,
-//! so such a signature's verdict can depend on its batch mates. The verdict
-//! on a given list is still deterministic (the cut is fixed), and a block
-//! producer re-checks its list after removing bad signatures until a pass
-//! finds none (`ShardChain::produce_block`), so a sealed body passes the same
-//! check every validator runs on it. Transactions admitted to the mempool
-//! are checked in admission batches and carried as [`VerifiedTx`], which a
-//! block producer does not check again (`ShardChain::produce_verified_block`):
-//! such a crafted signature could pass its admission batch and fail a peer's
-//! block-order batch. With one validator no peer re-checks; before blocks
-//! are checked by peers (the network issue) both checks move to one
-//! cofactored rule (ZIP-215), under which batch and single verdicts agree.
+//! Because verdicts do not depend on batches, a transaction checked once
+//! need not be checked again: transactions admitted to the mempool are
+//! carried as [`VerifiedTx`], which a block producer does not check again
+//! (`ShardChain::produce_verified_block`), and a validator executing an
+//! agreed block skips the transactions it checked at admission
+//! (`ShardChain::execute_agreed_block`), so it checks each signature once.
 
 use crate::execution::PreparedTx;
+use atoll_primitives::cofactored::{self, Claim, KeyPoint};
 use atoll_primitives::ethereum::EthTxError;
 use atoll_primitives::SignedTransaction;
-use ed25519_dalek::VerifyingKey;
 use rayon::prelude::*;
 
 /// A transaction whose signature passed the signature stage. Only this
@@ -116,29 +110,23 @@ pub fn find_bad_signatures_one_by_one(txs: &[PreparedTx]) -> Vec<usize> {
 
 fn verify_single(tx: &PreparedTx) -> bool {
     match &tx.signed {
-        SignedTransaction::Native(native) => native
-            .tx
-            .sender
-            .verify(tx.hash.as_bytes(), &native.signature)
-            .is_ok(),
+        SignedTransaction::Native(native) => native.verify().is_ok(),
         // Its sender was recovered when it was prepared: that is its check.
         SignedTransaction::Ethereum(_) => true,
     }
 }
 
-/// Checks `batch` (whose first element is at `offset` in the block) and pushes
-/// the indices of bad signatures, in order.
 /// Decompressed public keys of recent senders. Decompressing a key costs
 /// a field exponentiation, about a tenth of a batch verification per
 /// signature; senders repeat, so their keys are kept. Process-wide, because
 /// a key is the same on every shard; bounded, and emptied when full.
 static KEYS: KeyCache = KeyCache::new();
 
-/// Most keys [`KEYS`] holds (about 14 MiB).
+/// Most keys [`KEYS`] holds (about 10 MiB).
 const KEY_CACHE_CAPACITY: usize = 1 << 16;
 
 struct KeyCache {
-    keys: parking_lot::RwLock<Option<std::collections::HashMap<[u8; 32], VerifyingKey>>>,
+    keys: parking_lot::RwLock<Option<std::collections::HashMap<[u8; 32], KeyPoint>>>,
 }
 
 impl KeyCache {
@@ -148,15 +136,13 @@ impl KeyCache {
         }
     }
 
-    /// The key with these bytes, if they are a valid, non-weak key (weak
-    /// keys are rejected by `verify_strict`, so they never join a batch).
-    fn get(&self, bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    /// The point of the key with these bytes, if they are a valid key
+    /// ([`cofactored::public_point`]: a curve point not of small order).
+    fn get(&self, bytes: &[u8; 32]) -> Option<KeyPoint> {
         if let Some(key) = self.keys.read().as_ref().and_then(|keys| keys.get(bytes)) {
             return Some(*key);
         }
-        let key = VerifyingKey::from_bytes(bytes)
-            .ok()
-            .filter(|k| !k.is_weak())?;
+        let key = cofactored::public_point(bytes)?;
         let mut keys = self.keys.write();
         let keys = keys.get_or_insert_with(std::collections::HashMap::new);
         if keys.len() >= KEY_CACHE_CAPACITY {
@@ -167,63 +153,51 @@ impl KeyCache {
     }
 }
 
+/// Checks `batch` (whose first element is at `offset` in the block) and pushes
+/// the indices of bad signatures, in order.
 fn check_batch(batch: &[PreparedTx], offset: usize, bad: &mut Vec<usize>) {
-    // Keys that are not valid points, or are weak (rejected by verify_strict),
-    // cannot join a batch.
-    let mut keys = Vec::with_capacity(batch.len());
-    let mut members = Vec::with_capacity(batch.len());
+    // A signature whose key is not a valid key, whose R is not a point or
+    // whose s is not canonical is bad before any equation.
+    let mut claims = Vec::with_capacity(batch.len());
     for (i, tx) in batch.iter().enumerate() {
         let SignedTransaction::Native(native) = &tx.signed else {
             continue; // Checked when it was prepared.
         };
-        match KEYS.get(&native.tx.sender.0) {
-            Some(key) => {
-                keys.push(key);
-                members.push(i);
-            }
+        let sender = &native.tx.sender.0;
+        let claim = KEYS
+            .get(sender)
+            .and_then(|point| Claim::new(sender, point, tx.hash.as_bytes(), &native.signature.0));
+        match claim {
+            Some(claim) => claims.push((i, claim)),
             None => bad.push(offset + i),
         }
     }
     let start = bad.len();
-    bisect(batch, &members, &keys, offset, bad);
-    // Bad keys and bisection results interleave: keep the output sorted.
+    bisect(&claims, offset, bad);
+    // Refused decodings and bisection results interleave: keep the output
+    // sorted.
     if start > 0 {
         bad.sort_unstable();
     }
 }
 
-fn bisect(
-    batch: &[PreparedTx],
-    members: &[usize],
-    keys: &[VerifyingKey],
-    offset: usize,
-    bad: &mut Vec<usize>,
-) {
-    match members.len() {
-        0 => {}
-        1 => {
-            if !verify_single(&batch[members[0]]) {
-                bad.push(offset + members[0]);
+/// Pushes the indices (plus `offset`) of the claims that fail, in order.
+fn bisect(claims: &[(usize, Claim)], offset: usize, bad: &mut Vec<usize>) {
+    match claims {
+        [] => {}
+        [(i, claim)] => {
+            if !claim.check() {
+                bad.push(offset + i);
             }
         }
         _ => {
-            let messages: Vec<&[u8]> = members
-                .iter()
-                .map(|&i| batch[i].hash.as_bytes().as_slice())
-                .collect();
-            let signatures: Vec<ed25519_dalek::Signature> = members
-                .iter()
-                .map(|&i| match &batch[i].signed {
-                    SignedTransaction::Native(native) => native.signature.to_dalek(),
-                    SignedTransaction::Ethereum(_) => unreachable!("only native members"),
-                })
-                .collect();
-            if ed25519_dalek::verify_batch(&messages, &signatures, keys).is_ok() {
+            let batch: Vec<Claim> = claims.iter().map(|(_, claim)| *claim).collect();
+            if cofactored::check_batch(&batch) {
                 return;
             }
-            let half = members.len() / 2;
-            bisect(batch, &members[..half], &keys[..half], offset, bad);
-            bisect(batch, &members[half..], &keys[half..], offset, bad);
+            let (left, right) = claims.split_at(claims.len() / 2);
+            bisect(left, offset, bad);
+            bisect(right, offset, bad);
         }
     }
 }

@@ -242,3 +242,34 @@ fn transactions_with_bad_signatures_are_left_out_of_a_block() {
         .collect();
     assert_eq!(included, expected);
 }
+
+#[test]
+fn an_agreed_block_checks_only_the_signatures_this_validator_has_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dev_keys(5, 4);
+    let mut chain = open_chain(dir.path(), &keys);
+    let mut txs: Vec<SignedTransaction> = (0..4)
+        .map(|i| transfer(&keys[i], 0, 1, keys[(i + 1) % 4].address(), 10).signed)
+        .collect();
+    // Transactions 1 and 3 carry signatures that do not match.
+    for i in [1, 3] {
+        let SignedTransaction::Native(native) = &mut txs[i] else {
+            unreachable!("native transfers")
+        };
+        native.signature.0[7] ^= 1;
+    }
+    let hashes: Vec<_> = txs.iter().map(SignedTransaction::hash).collect();
+    // This validator vouches for 1 and 2 (as if it had admitted them), so
+    // 1 is not checked and stays; 3 is checked and left out.
+    let produced = chain
+        .execute_agreed_block(
+            txs,
+            Vec::new(),
+            |_, _| None,
+            |txs| (0..txs.len()).map(|i| i == 1 || i == 2).collect(),
+            1,
+        )
+        .unwrap();
+    assert_eq!(produced.hashes, hashes[..3], "block order is kept");
+    assert_eq!(produced.rejected, 1);
+}

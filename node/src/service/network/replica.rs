@@ -45,6 +45,8 @@ use anyhow::Context;
 use atoll_consensus::simplex::{Block, FinalBlock};
 use atoll_consensus::BeaconBlock;
 use atoll_primitives::{codec, Hash, ShardBlockHeader, ShardId};
+use atoll_shard::execution::PreparedTx;
+use atoll_shard::mempool::Mempool;
 use atoll_shard::relay::{InProcessRelay, ReceiptRelay};
 use atoll_shard::ShardChain;
 use std::collections::{BTreeMap, BTreeSet};
@@ -576,6 +578,7 @@ impl StepContext<'_> {
             txs,
             incoming,
             |source, height| keeper.final_header(source, height),
+            |txs| admitted(&shared.mempool.lock(), txs),
             step.payload.timestamp_ms,
         )?;
         if produced.block.header.height != step.height {
@@ -626,4 +629,16 @@ impl StepContext<'_> {
             .vote_and_publish(&header, recorded, self.runtime);
         Ok(())
     }
+}
+
+/// Which of `txs` this validator admitted to its mempool exactly as they
+/// are (signature included): their signatures were checked at admission,
+/// and are not checked again.
+fn admitted(pool: &Mempool, txs: &[PreparedTx]) -> Vec<bool> {
+    txs.iter()
+        .map(|tx| {
+            pool.get(&tx.hash)
+                .is_some_and(|held| held.signed == tx.signed)
+        })
+        .collect()
 }
