@@ -23,6 +23,8 @@
 # how often committees change), in beacon blocks; ATOLL_STATE_SYNC_GAP=G
 # sets `network.state_sync_gap` (0: a validator behind executes every
 # block it missed instead of syncing its shards from a state snapshot).
+# ATOLL_BLOCK_INTERVAL=D sets `block.interval` (for example 250ms).
+# ATOLL_KEEP_LOGS=DIR keeps the validators' logs there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -36,6 +38,11 @@ base=${ATOLL_LOAD_PORT:-29000}
   --dev-accounts 10000 --base-port "$base" \
   ${ATOLL_COMMITTEE_SIZE:+--committee-size "$ATOLL_COMMITTEE_SIZE"} \
   ${ATOLL_EPOCH_LENGTH:+--epoch-length "$ATOLL_EPOCH_LENGTH"} >/dev/null
+if [ -n "${ATOLL_BLOCK_INTERVAL:-}" ]; then
+  for config in "$dir"/validator-*/config.toml; do
+    sed -i "s/^interval = .*/interval = \"$ATOLL_BLOCK_INTERVAL\"/" "$config"
+  done
+fi
 if [ -n "${ATOLL_STATE_SYNC_GAP:-}" ]; then
   for config in "$dir"/validator-*/config.toml; do
     sed -i "s/^state_sync_gap = .*/state_sync_gap = $ATOLL_STATE_SYNC_GAP/" "$config"
@@ -43,7 +50,11 @@ if [ -n "${ATOLL_STATE_SYNC_GAP:-}" ]; then
 fi
 pids=()
 start() { "$atoll" run --home "$dir/validator-$1" >>"$dir/validator-$1.log" 2>&1 & pids[$1]=$!; }
-cleanup() { pkill -f "$dir/validator-" 2>/dev/null || true; sleep 1; rm -rf "$(dirname "$dir")"; }
+cleanup() {
+  pkill -f "$dir/validator-" 2>/dev/null || true; sleep 1
+  if [ -n "${ATOLL_KEEP_LOGS:-}" ]; then mkdir -p "$ATOLL_KEEP_LOGS" && cp "$dir"/validator-*.log "$ATOLL_KEEP_LOGS"/; fi
+  rm -rf "$(dirname "$dir")"
+}
 trap cleanup EXIT
 rpcs=()
 for i in $(seq 0 $((validators - 1))); do
