@@ -23,6 +23,10 @@
 # how often committees change), in beacon blocks; ATOLL_STATE_SYNC_GAP=G
 # sets `network.state_sync_gap` (0: a validator behind executes every
 # block it missed instead of syncing its shards from a state snapshot).
+# ATOLL_NETNS="[--latency D] [--jitter D] [--loss P%]" puts each validator
+# in its own network namespace, on separate addresses joined by a bridge
+# with those impairments (`scripts/netns.sh`), and the load generator in a
+# clients' namespace; ATOLL_NETNS="" gives namespaces without impairment.
 # ATOLL_BLOCK_INTERVAL=D sets `block.interval` (for example 250ms).
 # ATOLL_KEEP_LOGS=DIR keeps the validators' logs there.
 set -euo pipefail
@@ -34,8 +38,21 @@ cargo build --release --locked -p atoll-node >&2
 atoll="$CARGO_TARGET_DIR/release/atoll"
 dir=$(mktemp -d)/net
 base=${ATOLL_LOAD_PORT:-29000}
+# Where validator i is, and what runs a command in its namespace (ns i)
+# or in the clients' (client); both empty on loopback.
+hosts=() client=()
+ns() { if [ ${#client[@]} -gt 0 ]; then echo scripts/netns.sh exec "$1"; fi; }
+if [ -n "${ATOLL_NETNS+set}" ]; then
+  scripts/netns.sh down
+  # shellcheck disable=SC2086
+  scripts/netns.sh up "$validators" $ATOLL_NETNS >&2
+  IFS=, read -ra hosts <<<"$(scripts/netns.sh hosts "$validators")"
+  client=(scripts/netns.sh exec client)
+else
+  for i in $(seq 0 $((validators - 1))); do hosts+=(127.0.0.1); done
+fi
 "$atoll" localnet init --dir "$dir" --validators "$validators" --shards "$shards" \
-  --dev-accounts 10000 --base-port "$base" \
+  --dev-accounts 10000 --base-port "$base" --hosts "$(IFS=,; echo "${hosts[*]}")" \
   ${ATOLL_COMMITTEE_SIZE:+--committee-size "$ATOLL_COMMITTEE_SIZE"} \
   ${ATOLL_EPOCH_LENGTH:+--epoch-length "$ATOLL_EPOCH_LENGTH"} >/dev/null
 if [ -n "${ATOLL_BLOCK_INTERVAL:-}" ]; then
@@ -49,17 +66,24 @@ if [ -n "${ATOLL_STATE_SYNC_GAP:-}" ]; then
   done
 fi
 pids=()
-start() { "$atoll" run --home "$dir/validator-$1" >>"$dir/validator-$1.log" 2>&1 & pids[$1]=$!; }
+# (The command is started directly, so that pids holds the validator's own
+# process: `netns.sh exec` execs into it.)
+start() {
+  # shellcheck disable=SC2046
+  $(ns "$1") "$atoll" run --home "$dir/validator-$1" >>"$dir/validator-$1.log" 2>&1 &
+  pids[$1]=$!
+}
 cleanup() {
   pkill -f "$dir/validator-" 2>/dev/null || true; sleep 1
   if [ -n "${ATOLL_KEEP_LOGS:-}" ]; then mkdir -p "$ATOLL_KEEP_LOGS" && cp "$dir"/validator-*.log "$ATOLL_KEEP_LOGS"/; fi
   rm -rf "$(dirname "$dir")"
+  if [ -n "${ATOLL_NETNS+set}" ]; then scripts/netns.sh down; fi
 }
 trap cleanup EXIT
 rpcs=()
 for i in $(seq 0 $((validators - 1))); do
   start "$i"
-  rpcs+=(--rpc "http://127.0.0.1:$((base + 10 * i))")
+  rpcs+=(--rpc "http://${hosts[$i]}:$((base + 10 * i))")
 done
 for i in $(seq 0 $((validators - 1))); do
   for _ in $(seq 1 300); do grep -q "RPC listening" "$dir/validator-$i.log" && break; sleep 0.2; done
@@ -68,7 +92,7 @@ done
 # executed consensus block, the same on every validator whatever shards it
 # tracks), or the final height of a shard it tracks if one is behind (a
 # shard waiting for a state snapshot does not hold the beacon back).
-final() { "$atoll" status --rpc "http://127.0.0.1:$((base + 10 * $1))" 2>/dev/null \
+final() { "${client[@]}" "$atoll" status --rpc "http://${hosts[$1]}:$((base + 10 * $1))" 2>/dev/null \
   | python3 -c 'import json,sys; s=json.load(sys.stdin); print(min([s["beacon"]["height"]] + [x["final_height"] for x in s["shards"] if x["tracked"]]))' 2>/dev/null || echo 0; }
 # Wait until the validators finalize together.
 for _ in $(seq 1 300); do [ "$(final 0)" -ge 2 ] && break; sleep 0.2; done
@@ -93,7 +117,7 @@ fi
 cpu() { for i in $(seq 0 $last); do awk '{print $14 + $15}' "/proc/${pids[$i]}/stat" 2>/dev/null || echo 0; done; }
 cpu_before=($(cpu))
 loadcpu=$(mktemp)
-report=$(/usr/bin/time -f '%U %S %e' -o "$loadcpu" "$atoll" load "${rpcs[@]}" --accounts 10000 --tps "$tps" --duration "$seconds" \
+report=$(/usr/bin/time -f '%U %S %e' -o "$loadcpu" "${client[@]}" "$atoll" load "${rpcs[@]}" --accounts 10000 --tps "$tps" --duration "$seconds" \
   --cross-shard-ratio "$ratio" \
   ${ATOLL_WORKLOAD:+--workload "$ATOLL_WORKLOAD" --pools "${ATOLL_POOLS:-100}"} \
   --json 2>/dev/null | tail -1)

@@ -11,9 +11,10 @@
 //!                        operator's RPC methods on: the port is loopback)
 //! ```
 //!
-//! Validator `i` listens on `127.0.0.1`: RPC on `base + 10 i`, metrics on
-//! `base + 10 i + 1`, libp2p on `base + 10 i + 2`; every validator's
-//! bootnodes are all the others (peer ids follow from the keys).
+//! Validator `i` listens on `127.0.0.1` (or the `i`th of `--hosts`): RPC
+//! on `base + 10 i`, metrics on `base + 10 i + 1`, libp2p on
+//! `base + 10 i + 2`; every validator's bootnodes are all the others (peer
+//! ids follow from the keys).
 
 use crate::home::{self, Home, InitOptions, DEV_SEED};
 use crate::keyfile;
@@ -132,6 +133,11 @@ pub struct LocalnetInit {
     /// next epoch.
     #[arg(long)]
     committee_size: Option<u16>,
+    /// The IPv4 address each validator listens on (RPC, metrics, p2p), one
+    /// per validator, comma-separated: for validators on separate hosts or
+    /// network namespaces (`scripts/netns.sh`). Default: 127.0.0.1 for all.
+    #[arg(long, value_delimiter = ',')]
+    hosts: Vec<std::net::Ipv4Addr>,
 }
 
 /// Runs a `localnet` command.
@@ -175,6 +181,13 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             );
         }
     }
+    if !args.hosts.is_empty() && args.hosts.len() != args.validators {
+        bail!(
+            "--hosts lists {} addresses for {} validators; give one per validator",
+            args.hosts.len(),
+            args.validators
+        );
+    }
     if args.dir.exists() {
         bail!(
             "{} exists; choose another --dir or remove it",
@@ -184,7 +197,13 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
     let keys: Vec<_> = (0..args.validators).map(|_| keyfile::generate()).collect();
     let publics: Vec<_> = keys.iter().map(|k| k.public()).collect();
     let port = |i: usize, offset: u16| args.base_port + 10 * i as u16 + offset;
-    let p2p = |i: usize| format!("/ip4/127.0.0.1/tcp/{}", port(i, 2));
+    let host = |i: usize| {
+        args.hosts
+            .get(i)
+            .copied()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST)
+    };
+    let p2p = |i: usize| format!("/ip4/{}/tcp/{}", host(i), port(i, 2));
     for (i, key) in keys.iter().enumerate() {
         let network = atoll_config::NetworkConfig {
             listen: p2p(i),
@@ -202,8 +221,8 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             dev_accounts: args.dev_accounts,
             dev_balance: args.dev_balance,
             eth_dev_accounts: args.eth_dev_accounts,
-            rpc_addr: SocketAddr::from(([127, 0, 0, 1], port(i, 0))),
-            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], port(i, 1)))),
+            rpc_addr: SocketAddr::from((host(i), port(i, 0))),
+            metrics_addr: Some(SocketAddr::from((host(i), port(i, 1)))),
             epoch_length: args.epoch_length,
             admin_rpc: true,
             committee_size: args.committee_size,
@@ -226,8 +245,9 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
     );
     for (i, key) in keys.iter().enumerate() {
         println!(
-            "  validator {i}  {}  RPC http://127.0.0.1:{}  p2p {}  home {}",
+            "  validator {i}  {}  RPC http://{}:{}  p2p {}  home {}",
             key.address(),
+            host(i),
             port(i, 0),
             p2p(i),
             Home::of_validator(&args.dir, i).root().display()
