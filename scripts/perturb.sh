@@ -12,6 +12,10 @@
 #   ATOLL_PERTURB_SECONDS=1800 ATOLL_PERTURB_SEED=7 scripts/perturb.sh
 # With ATOLL_PERTURB_KEEP=1 the directory (homes and logs) is kept and its
 # path printed.
+#
+# ATOLL_NETNS="[--latency D] [--jitter D] [--loss P%]" runs the validators
+# in network namespaces with those impairments (`scripts/netns.sh`; needs
+# root), and the faults then include one-way cuts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -19,8 +23,10 @@ atoll="$CARGO_TARGET_DIR/release/atoll"
 [ -x "$atoll" ] || cargo build --release --locked --workspace --all-targets
 work=$(mktemp -d)
 dir="$work/net"
+client=()
 cleanup() {
-  "$atoll" localnet stop --dir "$dir" --timeout 30 >/dev/null 2>&1 || pkill -9 -f "$dir/validator-" || true
+  "${client[@]}" "$atoll" localnet stop --dir "$dir" --timeout 30 >/dev/null 2>&1 || pkill -9 -f "$dir/validator-" || true
+  if [ -n "${ATOLL_NETNS+set}" ]; then scripts/netns.sh down; fi
   if [ -n "${ATOLL_PERTURB_KEEP:-}" ]; then
     echo "perturb: kept $work" >&2
   else
@@ -28,9 +34,16 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-"$atoll" localnet init --dir "$dir" --validators 4 --shards 2 \
+netns=()
+if [ -n "${ATOLL_NETNS+set}" ]; then
+  scripts/netns.sh down
+  # shellcheck disable=SC2086
+  scripts/netns.sh up 4 $ATOLL_NETNS >&2
+  netns=(--netns) client=(scripts/netns.sh exec client)
+fi
+"$atoll" localnet init --dir "$dir" --validators 4 --shards 2 "${netns[@]}" \
   --base-port "${ATOLL_PERTURB_PORT:-27000}" >/dev/null
 seconds=${ATOLL_PERTURB_SECONDS:-60}
 # The run itself is bounded: load, settle, catch-up and checks.
-timeout $((seconds + 300)) "$atoll" localnet perturb --dir "$dir" \
+timeout $((seconds + 300)) "${client[@]}" "$atoll" localnet perturb --dir "$dir" \
   --duration "$seconds" --seed "${ATOLL_PERTURB_SEED:-1}" --tps "${ATOLL_PERTURB_TPS:-200}"

@@ -35,6 +35,11 @@ pub const MAX_BANNED: usize = 4096;
 pub const MAX_BLOCKED: usize = 1024;
 /// How often bootnodes that are not connected are dialed again.
 pub const REDIAL_INTERVAL: Duration = Duration::from_secs(3);
+/// How often each connection is pinged.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// A ping unanswered for this long closes its connection: a link that
+/// drops everything without an error is noticed within interval + timeout.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the node's network is set up.
 #[derive(Clone, Debug)]
@@ -57,6 +62,12 @@ pub struct P2pConfig {
     /// Peers that always get a connection, whatever strangers hold
     /// (validators). Bootnodes named with `/p2p/<id>` are reserved too, and
     /// the node adds validators it learns of ([`Handle::reserve`]).
+    ///
+    /// They are gossipsub's explicit peers too: every message goes to them
+    /// directly, outside the mesh. A mesh would put a peer that reconnects
+    /// after a cut in a minute's graft backoff (and score it down for
+    /// grafting too early), so a validator back from a broken link would
+    /// hear nothing for that long; between validators that costs liveness.
     pub reserved: Vec<PeerId>,
     /// Most connections to one peer.
     pub max_per_peer: u32,
@@ -367,7 +378,11 @@ pub fn start(config: P2pConfig) -> Result<(Handle, Events), NetworkError> {
                     format!("/atoll/{}/1", config.chain),
                     key.public(),
                 )),
-                ping: ping::Behaviour::new(ping::Config::new()),
+                ping: ping::Behaviour::new(
+                    ping::Config::new()
+                        .with_interval(PING_INTERVAL)
+                        .with_timeout(PING_TIMEOUT),
+                ),
             })
         })
         .map_err(|e| start(e.to_string()))?
@@ -383,6 +398,16 @@ pub fn start(config: P2pConfig) -> Result<(Handle, Events), NetworkError> {
     }
     let (commands, command_rx) = mpsc::channel(config.queue);
     let (event_tx, events) = events::channel(config.queue, config.queue_bytes);
+    let reserved: HashSet<PeerId> = config
+        .reserved
+        .iter()
+        .copied()
+        .chain(config.bootnodes.iter().filter_map(peer_of))
+        .take(MAX_RESERVED)
+        .collect();
+    for peer in &reserved {
+        swarm.behaviour_mut().gossipsub.add_explicit_peer(peer);
+    }
     let task = Task {
         swarm,
         chain: config.chain,
@@ -398,13 +423,7 @@ pub fn start(config: P2pConfig) -> Result<(Handle, Events), NetworkError> {
         operator_blocked: HashSet::new(),
         bootnodes: config.bootnodes.clone(),
         listening: Vec::new(),
-        reserved: config
-            .reserved
-            .iter()
-            .copied()
-            .chain(config.bootnodes.iter().filter_map(peer_of))
-            .take(MAX_RESERVED)
-            .collect(),
+        reserved,
         strangers: HashSet::new(),
         refused: HashSet::new(),
         max_strangers: config.max_connections as usize,
@@ -596,7 +615,12 @@ impl Task {
                     if self.reserved.len() >= MAX_RESERVED {
                         break;
                     }
-                    self.reserved.insert(peer);
+                    if self.reserved.insert(peer) {
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .add_explicit_peer(&peer);
+                    }
                 }
             }
             Command::Info(reply) => {
@@ -718,6 +742,32 @@ impl Task {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Requests(event)) => self.request_event(event),
+            // A peer whose gossip queue overflowed has read nothing for a
+            // long while (a broken link that never errored, or a stuck
+            // stream): its connections are closed, so that both sides dial
+            // a fresh one (bootnodes every REDIAL_INTERVAL) instead of
+            // sending into a stream that never drains.
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            })) => {
+                tracing::warn!(
+                    peer = %peer_id,
+                    dropped = failed_messages.priority + failed_messages.non_priority,
+                    "peer reads no gossip (its queue is full): closing its connections to start afresh"
+                );
+                let _ = self.swarm.disconnect_peer_id(peer_id);
+            }
+            // A connection whose pings time out carries nothing: close it
+            // (libp2p does not), and the peer is dialed again.
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            })) => {
+                tracing::warn!(%peer, %error, "ping failed: closing the connection");
+                self.swarm.close_connection(connection);
+            }
             _ => {}
         }
     }

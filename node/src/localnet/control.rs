@@ -32,6 +32,8 @@ pub struct Member {
     pub home: Home,
     /// Its RPC URL (from its config).
     pub rpc: String,
+    /// The localnet's network namespaces, if it runs in them.
+    pub netns: Option<super::netns::Netns>,
 }
 
 impl Member {
@@ -73,6 +75,7 @@ pub fn members(dir: &Path) -> anyhow::Result<Vec<Member>> {
     // Absolute paths: the pid check compares them, and the processes run
     // from another working directory.
     let dir = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
+    let netns = super::netns::Netns::of(&dir)?;
     let mut out = Vec::new();
     for index in 0.. {
         let home = Home::of_validator(&dir, index);
@@ -84,6 +87,7 @@ pub fn members(dir: &Path) -> anyhow::Result<Vec<Member>> {
             index,
             rpc: format!("http://{}", config.rpc.addr),
             home,
+            netns: netns.clone(),
         });
     }
     if out.is_empty() {
@@ -126,7 +130,14 @@ pub fn start_members(runtime: &tokio::runtime::Runtime, members: &[Member]) -> a
             .append(true)
             .open(member.log())
             .with_context(|| format!("cannot open {}", member.log().display()))?;
-        let child = Command::new(&atoll)
+        let mut command = match &member.netns {
+            Some(netns) => {
+                netns.check(member.index)?;
+                netns.command(member.index, &atoll)
+            }
+            None => Command::new(&atoll),
+        };
+        let child = command
             .arg("run")
             .arg("--home")
             .arg(member.home.root())

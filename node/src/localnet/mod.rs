@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod control;
+pub mod netns;
 pub mod perturb;
 
 /// Most validators a localnet has.
@@ -136,8 +137,15 @@ pub struct LocalnetInit {
     /// The IPv4 address each validator listens on (RPC, metrics, p2p), one
     /// per validator, comma-separated: for validators on separate hosts or
     /// network namespaces (`scripts/netns.sh`). Default: 127.0.0.1 for all.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "netns")]
     hosts: Vec<std::net::Ipv4Addr>,
+    /// Put validator i in network namespace atoll-v<i> at 10.77.0.(10 + i),
+    /// as `scripts/netns.sh up N` makes them (prefix: ATOLL_NETNS_PREFIX):
+    /// `localnet start` and `perturb` then start each validator in its
+    /// namespace, and whatever talks to their RPC runs in the clients'
+    /// (`scripts/netns.sh exec client atoll …`).
+    #[arg(long)]
+    netns: bool,
 }
 
 /// Runs a `localnet` command.
@@ -197,11 +205,11 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
     let keys: Vec<_> = (0..args.validators).map(|_| keyfile::generate()).collect();
     let publics: Vec<_> = keys.iter().map(|k| k.public()).collect();
     let port = |i: usize, offset: u16| args.base_port + 10 * i as u16 + offset;
-    let host = |i: usize| {
-        args.hosts
-            .get(i)
-            .copied()
-            .unwrap_or(std::net::Ipv4Addr::LOCALHOST)
+    let netns = args.netns.then(netns::Netns::from_env).transpose()?;
+    let host = |i: usize| match (&netns, args.hosts.get(i)) {
+        (Some(_), _) => netns::validator_addr(i),
+        (None, Some(host)) => *host,
+        (None, None) => std::net::Ipv4Addr::LOCALHOST,
     };
     let p2p = |i: usize| format!("/ip4/{}/tcp/{}", host(i), port(i, 2));
     for (i, key) in keys.iter().enumerate() {
@@ -235,6 +243,9 @@ fn init(args: &LocalnetInit) -> anyhow::Result<()> {
             &network,
             false,
         )?;
+    }
+    if let Some(netns) = &netns {
+        netns.record(&args.dir)?;
     }
     println!(
         "Initialised a localnet of {} validators and {} shard{} in {}",

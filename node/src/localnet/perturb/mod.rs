@@ -15,14 +15,17 @@
 //!
 //! At most `(n - 1) / 3` validators (of equal stake) are perturbed at once,
 //! so more than two thirds of the stake stays up and finality must go on.
-//! Disconnecting uses the validator's own block list: it cuts both
-//! directions. A one-way cut, latency and loss need `tc netem`, which the
-//! machines this runs on may lack (see docs/operations.md).
+//! On loopback, disconnecting uses the validator's own block list: it cuts
+//! both directions. A localnet in network namespaces (`localnet init
+//! --netns`, `scripts/netns.sh`) is cut on the bridge instead, both ways
+//! or one way, with the loss (and, where the kernel has netem, the delay)
+//! its links were given (see docs/operations.md).
 
 pub mod observe;
 pub mod schedule;
 
 use super::control::{self, signal, Member};
+use super::netns::Way;
 use super::DirArg;
 use crate::client::connect;
 use crate::rpc::api::AtollApiClient;
@@ -103,6 +106,8 @@ struct Done {
 struct Report {
     seed: u64,
     validators: usize,
+    /// `loopback`, or `namespaces` (`localnet init --netns`).
+    network: &'static str,
     duration_s: u64,
     load: Value,
     faults: Vec<Done>,
@@ -134,7 +139,13 @@ pub fn run(args: PerturbArgs) -> anyhow::Result<()> {
     let genesis = Genesis::load(&members[0].home.genesis())
         .with_context(|| format!("{}", members[0].home.genesis().display()))?;
     let peers = runtime.block_on(peer_ids(&members))?;
-    let events = schedule::schedule(args.seed, n, Duration::from_secs(args.duration));
+    let netns = members[0].netns.clone();
+    let events = schedule::schedule(
+        args.seed,
+        n,
+        Duration::from_secs(args.duration),
+        netns.is_some(),
+    );
     if !args.json {
         eprintln!(
             "perturb: {n} validators, {} s of load at {} tx/s, {} faults from seed {}",
@@ -241,6 +252,11 @@ pub fn run(args: PerturbArgs) -> anyhow::Result<()> {
     let report = Report {
         seed: args.seed,
         validators: n,
+        network: if netns.is_some() {
+            "namespaces"
+        } else {
+            "loopback"
+        },
         duration_s: args.duration,
         load: load_report,
         restarts: done.iter().filter(|(e, ..)| e.fault == Fault::Kill).count(),
@@ -309,29 +325,40 @@ fn perturb(
                     event.lasting.as_secs_f64()
                 );
             }
-            match event.fault {
-                Fault::Kill => signal(pid()?, "KILL")?,
-                Fault::Pause => signal(pid()?, "STOP")?,
-                Fault::Disconnect => {
+            match (event.fault, &member.netns) {
+                (Fault::Kill, _) => signal(pid()?, "KILL")?,
+                (Fault::Pause, _) => signal(pid()?, "STOP")?,
+                (Fault::Disconnect, Some(netns)) => netns.cut(event.validator, Way::Both)?,
+                (Fault::CutIn, Some(netns)) => netns.cut(event.validator, Way::In)?,
+                (Fault::CutOut, Some(netns)) => netns.cut(event.validator, Way::Out)?,
+                (Fault::Disconnect, None) => {
                     let others: Vec<String> = (0..members.len())
                         .filter(|v| *v != event.validator)
                         .map(|v| peers[v].clone())
                         .collect();
                     runtime.block_on(block(member, others))?;
                 }
+                (Fault::CutIn | Fault::CutOut, None) => {
+                    bail!("a one-way cut needs network namespaces (localnet init --netns)")
+                }
             }
             continue;
         }
-        match event.fault {
-            Fault::Kill => {
+        match (event.fault, &member.netns) {
+            (Fault::Kill, _) => {
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while member.running().is_some() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 control::start_members(runtime, std::slice::from_ref(member))?;
             }
-            Fault::Pause => signal(pid()?, "CONT")?,
-            Fault::Disconnect => runtime.block_on(block(member, Vec::new()))?,
+            (Fault::Pause, _) => signal(pid()?, "CONT")?,
+            (Fault::Disconnect | Fault::CutIn | Fault::CutOut, Some(netns)) => {
+                netns.heal(event.validator)?
+            }
+            (Fault::Disconnect | Fault::CutIn | Fault::CutOut, None) => {
+                runtime.block_on(block(member, Vec::new()))?
+            }
         }
         let restored = started.elapsed();
         if !quiet {
@@ -503,8 +530,9 @@ fn print_report(report: &Report, args: &PerturbArgs) {
     let f = |key: &str| load[key].as_f64().unwrap_or(f64::NAN);
     println!("==== perturbation report (seed {}) ====", report.seed);
     println!(
-        "validators {}   load {} s at {} tx/s, {:.0}% cross-shard",
+        "validators {} ({})   load {} s at {} tx/s, {:.0}% cross-shard",
         report.validators,
+        report.network,
         report.duration_s,
         args.tps,
         args.cross_shard_ratio * 100.0

@@ -13,10 +13,18 @@ pub enum Fault {
     Kill,
     /// SIGSTOP, then SIGCONT: the process freezes with its connections open.
     Pause,
-    /// It blocks every other validator's peer id (`atoll_setBlockedPeers`),
-    /// then unblocks them: its connections close and no new one is taken,
-    /// in both directions.
+    /// Cut off from the other validators both ways, then reconnected. On
+    /// loopback it blocks every other validator's peer id
+    /// (`atoll_setBlockedPeers`): its connections close and no new one is
+    /// taken. In network namespaces its packets to and from them vanish
+    /// on the bridge (`super::super::netns`), connections left open.
     Disconnect,
+    /// In network namespaces only: what the other validators send it
+    /// vanishes; what it sends arrives.
+    CutIn,
+    /// In network namespaces only: what it sends the other validators
+    /// vanishes; what they send arrives.
+    CutOut,
 }
 
 /// One fault: `fault` done to `validator` from `at` (since the load
@@ -46,7 +54,9 @@ impl Event {
 /// than a third of the stake, so a quorum stays up); faults start from 5 s
 /// in, last 2 to 8 s, follow each other after 2 to 5 s, and all end 10 s
 /// before the load does, so the last catch-up is seen under load.
-pub fn schedule(seed: u64, validators: usize, load: Duration) -> Vec<Event> {
+/// With `one_way`, the faults include one-way cuts ([`Fault::CutIn`],
+/// [`Fault::CutOut`]); without, a seed gives the schedule it always gave.
+pub fn schedule(seed: u64, validators: usize, load: Duration, one_way: bool) -> Vec<Event> {
     let mut rng = StdRng::seed_from_u64(seed);
     let at_once = validators.saturating_sub(1) / 3;
     if at_once == 0 || validators < 2 {
@@ -77,10 +87,12 @@ pub fn schedule(seed: u64, validators: usize, load: Duration) -> Vec<Event> {
             .collect();
         let free: Vec<usize> = (1..validators).filter(|v| !busy.contains(v)).collect();
         let validator = free[rng.gen_range(0..free.len())];
-        let fault = match rng.gen_range(0..3) {
+        let fault = match rng.gen_range(0..if one_way { 5 } else { 3 }) {
             0 => Fault::Kill,
             1 => Fault::Pause,
-            _ => Fault::Disconnect,
+            2 => Fault::Disconnect,
+            3 => Fault::CutIn,
+            _ => Fault::CutOut,
         };
         events.push(Event {
             validator,
@@ -114,11 +126,11 @@ mod tests {
 
     #[test]
     fn a_seed_names_a_schedule_that_never_takes_a_third_of_the_stake() {
-        for validators in [4, 7, 10] {
+        for (validators, one_way) in [(4, false), (7, false), (10, false), (4, true), (7, true)] {
             for seed in 0..50 {
                 let load = Duration::from_secs(120);
-                let events = schedule(seed, validators, load);
-                assert_eq!(events, schedule(seed, validators, load));
+                let events = schedule(seed, validators, load, one_way);
+                assert_eq!(events, schedule(seed, validators, load, one_way));
                 assert!(events.len() >= 5, "{validators}, seed {seed}: {events:?}");
                 assert!(most_at_once(&events) <= (validators - 1) / 3);
                 for event in &events {
@@ -136,15 +148,20 @@ mod tests {
                 }
             }
         }
-        let faults: std::collections::BTreeSet<_> = (0..20)
-            .flat_map(|seed| schedule(seed, 4, Duration::from_secs(120)))
-            .map(|e| format!("{:?}", e.fault))
-            .collect();
-        assert_eq!(faults.len(), 3, "every kind of fault is drawn");
+        let kinds = |one_way| -> std::collections::BTreeSet<String> {
+            (0..20)
+                .flat_map(|seed| schedule(seed, 4, Duration::from_secs(120), one_way))
+                .map(|e| format!("{:?}", e.fault))
+                .collect()
+        };
+        // Without one-way cuts, only the three loopback kinds (and so a
+        // seed's draws are what they were before cuts existed).
+        assert_eq!(kinds(false).len(), 3, "every kind of fault is drawn");
+        assert_eq!(kinds(true).len(), 5, "one-way cuts too");
     }
 
     #[test]
     fn fewer_than_four_validators_cannot_lose_one() {
-        assert!(schedule(1, 3, Duration::from_secs(120)).is_empty());
+        assert!(schedule(1, 3, Duration::from_secs(120), false).is_empty());
     }
 }
