@@ -80,6 +80,10 @@ up() {
   if [ -n "$latency" ] && [ $netem = 0 ]; then
     die "this kernel has no netem (CONFIG_NET_SCH_NETEM is not set), so --latency cannot be emulated; run without it, or on a kernel with netem"
   fi
+  if ! command -v nft >/dev/null && command -v apt-get >/dev/null; then
+    echo "netns.sh: installing nftables (loss without netem, and cuts)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null 2>&1 || true
+  fi
   if [ -n "$loss" ] && [ $netem = 0 ] && ! command -v nft >/dev/null; then
     die "--loss needs netem or nftables (nft), and this machine has neither"
   fi

@@ -43,7 +43,7 @@ base=${ATOLL_LOAD_PORT:-29000}
 hosts=() client=()
 ns() { if [ ${#client[@]} -gt 0 ]; then echo scripts/netns.sh exec "$1"; fi; }
 if [ -n "${ATOLL_NETNS+set}" ]; then
-  scripts/netns.sh down
+  export ATOLL_NETNS_PREFIX=${ATOLL_NETNS_PREFIX:-atoll-l$$}
   # shellcheck disable=SC2086
   scripts/netns.sh up "$validators" $ATOLL_NETNS >&2
   IFS=, read -ra hosts <<<"$(scripts/netns.sh hosts "$validators")"

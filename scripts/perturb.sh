@@ -36,7 +36,8 @@ cleanup() {
 trap cleanup EXIT
 netns=()
 if [ -n "${ATOLL_NETNS+set}" ]; then
-  scripts/netns.sh down
+  # This run's own namespaces, whatever else runs beside it.
+  export ATOLL_NETNS_PREFIX=${ATOLL_NETNS_PREFIX:-atoll-p$$}
   # shellcheck disable=SC2086
   scripts/netns.sh up 4 $ATOLL_NETNS >&2
   netns=(--netns) client=(scripts/netns.sh exec client)
