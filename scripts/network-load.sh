@@ -28,14 +28,20 @@
 # with those impairments (`scripts/netns.sh`), and the load generator in a
 # clients' namespace; ATOLL_NETNS="" gives namespaces without impairment.
 # ATOLL_BLOCK_INTERVAL=D sets `block.interval` (for example 250ms).
-# ATOLL_KEEP_LOGS=DIR keeps the validators' logs there.
+# ATOLL_KEEP_LOGS=DIR keeps the validators' logs there. ATOLL_BIN=PATH runs
+# that atoll binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 [ $# -ge 5 ] || { echo "usage: scripts/network-load.sh VALIDATORS SHARDS RATIO TPS SECONDS [STOP]" >&2; exit 2; }
 validators=$1 shards=$2 ratio=$3 tps=$4 seconds=$5 stop=${6:-}
-cargo build --release --locked -p atoll-node >&2
-atoll="$CARGO_TARGET_DIR/release/atoll"
+# ATOLL_BIN: another atoll binary (to compare builds one after the other).
+if [ -n "${ATOLL_BIN:-}" ]; then
+  atoll=$ATOLL_BIN
+else
+  cargo build --release --locked -p atoll-node >&2
+  atoll="$CARGO_TARGET_DIR/release/atoll"
+fi
 dir=$(mktemp -d)/net
 base=${ATOLL_LOAD_PORT:-29000}
 # Where validator i is, and what runs a command in its namespace (ns i)

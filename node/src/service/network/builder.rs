@@ -3,7 +3,8 @@
 //!
 //! A leader builds its payload once it has executed the parent (so its
 //! mempool no longer holds the parent's transactions) and a block interval
-//! has passed, or a full block is waiting. If the parent is not executed in
+//! has passed since the parent's payload was built, or a full block is
+//! waiting. If the parent is not executed in
 //! time (it may be notarized but not yet final), the payload is empty: an
 //! empty payload extends the chain and lets its finalization finalize the
 //! parent. It carries the account moves this validator's operator asked
@@ -67,9 +68,7 @@ impl Builder {
             let _ = tokio::time::timeout(left, progress.changed()).await;
         }
         let executed = *progress.borrow();
-        // A block interval after the parent, or sooner once a full block
-        // is waiting on some shard.
-        let due = tokio::time::Instant::from_std(executed.at + self.interval);
+        let due = tokio::time::Instant::from_std(due(executed, self.interval, now_ms()));
         while tokio::time::Instant::now() < due && !self.full_block_waiting() {
             tokio::time::sleep(Duration::from_millis(10).min(due - tokio::time::Instant::now()))
                 .await;
@@ -158,5 +157,56 @@ impl Builder {
             certified: self.certified(),
             moves,
         })
+    }
+}
+
+/// When a leader proposes on `parent` (executed): a block interval after
+/// the parent's leader built its payload, so that the parent's consensus
+/// and execution overlap the interval instead of adding to it; never later
+/// than an interval after the parent was executed (a clock ahead of this
+/// one costs no more than that), never before now. The caller proposes
+/// sooner once a full block is waiting on some shard.
+fn due(parent: Executed, interval: Duration, now_ms: u64) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    let since_proposed = Duration::from_millis(now_ms.saturating_sub(parent.proposed_ms));
+    let after_proposal = now + interval.saturating_sub(since_proposed);
+    (parent.at + interval).min(after_proposal).max(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parent(at: std::time::Instant, proposed_ms: u64) -> Executed {
+        Executed {
+            height: 1,
+            hash: Hash::ZERO,
+            at,
+            proposed_ms,
+        }
+    }
+
+    #[test]
+    fn the_interval_runs_from_the_parents_proposal() {
+        let interval = Duration::from_millis(500);
+        let now = std::time::Instant::now();
+        let clock = 1_000_000;
+        // Proposed 300 ms ago and executed just now: 200 ms to go.
+        let wait = due(parent(now, clock - 300), interval, clock).saturating_duration_since(now);
+        assert!(
+            wait > Duration::from_millis(150) && wait < Duration::from_millis(250),
+            "{wait:?}"
+        );
+        // Its consensus and execution took longer than the interval: now.
+        let late = due(parent(now, clock - 2_000), interval, clock);
+        assert!(late.saturating_duration_since(now) < Duration::from_millis(50));
+        // Unknown (at start): now.
+        let start = due(parent(now, 0), interval, clock);
+        assert!(start.saturating_duration_since(now) < Duration::from_millis(50));
+        // A leader's clock far ahead: no later than an interval after the
+        // parent was executed.
+        let executed = now - Duration::from_millis(100);
+        let ahead = due(parent(executed, clock + 10_000), interval, clock);
+        assert!(ahead <= executed + interval);
     }
 }

@@ -97,6 +97,7 @@ pub fn start(
         height: executed.0,
         hash: executed.1,
         at: std::time::Instant::now(),
+        proposed_ms: 0,
     });
     let (blocks_tx, blocks_rx) = std::sync::mpsc::sync_channel(REPLICA_QUEUE);
     let sync = state_sync::StateSync::new(config.network.state_sync_gap, shards.len());

@@ -56,8 +56,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 
-/// The newest executed consensus block: its height and hash, and when it
-/// was executed.
+/// The newest executed consensus block: its height and hash, when it was
+/// executed, and when its leader built its payload.
 #[derive(Clone, Copy, Debug)]
 pub struct Executed {
     /// Its consensus height.
@@ -66,6 +66,9 @@ pub struct Executed {
     pub hash: Hash,
     /// When this validator executed it.
     pub at: Instant,
+    /// Its payload's timestamp (Unix milliseconds, the leader's clock); 0
+    /// when unknown (at start).
+    pub proposed_ms: u64,
 }
 
 /// Most beacon heights whose payloads a catch-up holds at once (each
@@ -218,6 +221,7 @@ impl Replica {
             let beacon = self.keeper.state.read();
             self.committee.recordable(&beacon, &payload.certified)
         };
+        let payload_timestamp = payload.timestamp_ms;
         let moves: Vec<_> = payload.moves.iter().map(|m| (m.address, m.to)).collect();
         let beacon = self
             .keeper
@@ -242,6 +246,7 @@ impl Replica {
             height: block.height,
             hash: block.hash(),
             at: Instant::now(),
+            proposed_ms: payload_timestamp,
         });
         Ok(())
     }
