@@ -58,7 +58,8 @@ else
   for i in $(seq 0 $((validators - 1))); do hosts+=(127.0.0.1); done
 fi
 "$atoll" localnet init --dir "$dir" --validators "$validators" --shards "$shards" \
-  --dev-accounts 10000 --base-port "$base" --hosts "$(IFS=,; echo "${hosts[*]}")" \
+  --dev-accounts 10000 --base-port "$base" \
+  ${ATOLL_NETNS+--hosts "$(IFS=,; echo "${hosts[*]}")"} \
   ${ATOLL_COMMITTEE_SIZE:+--committee-size "$ATOLL_COMMITTEE_SIZE"} \
   ${ATOLL_EPOCH_LENGTH:+--epoch-length "$ATOLL_EPOCH_LENGTH"} >/dev/null
 if [ -n "${ATOLL_BLOCK_INTERVAL:-}" ]; then
