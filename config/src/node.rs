@@ -103,7 +103,9 @@ impl Default for MetricsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct BlockConfig {
     /// Time between blocks, e.g. `"500ms"` or `"2s"`; a full block is
-    /// produced earlier. Default: `500ms`.
+    /// produced earlier. With several validators, a leader proposes this
+    /// long after the parent's leader did (once it has executed the
+    /// parent). Default: `500ms`.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// Most transactions in one block. Default: 20,000.
