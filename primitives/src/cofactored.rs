@@ -41,13 +41,6 @@ pub fn public_point(key: &[u8; 32]) -> Option<KeyPoint> {
         .map(KeyPoint)
 }
 
-/// Checks `signature` by `key` over `message` on its own.
-pub fn verify(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
-    public_point(key)
-        .and_then(|point| Claim::new(key, point, message, signature))
-        .is_some_and(|claim| claim.check())
-}
-
 /// A signature decoded for checking: everything but the curve equation
 /// has been checked.
 #[derive(Clone, Copy, Debug)]
@@ -145,6 +138,10 @@ mod tests {
 
     fn claim(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> Option<Claim> {
         Claim::new(key, public_point(key)?, message, signature)
+    }
+
+    fn verify(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+        claim(key, message, signature).is_some_and(|claim| claim.check())
     }
 
     /// A key with a small-order component (`a·B + T`, `T` of order 8) and

@@ -234,10 +234,11 @@ impl NativeTransaction {
     /// Checks the signature against the sender's key, under the
     /// transaction signature rule ([`crate::cofactored`]).
     pub fn verify(&self) -> Result<(), CryptoError> {
-        if crate::cofactored::public_point(&self.tx.sender.0).is_none() {
-            return Err(CryptoError::BadPublicKey(hex::encode(self.tx.sender.0)));
-        }
-        crate::cofactored::verify(&self.tx.sender.0, self.hash().as_bytes(), &self.signature.0)
+        let key = &self.tx.sender.0;
+        let point = crate::cofactored::public_point(key)
+            .ok_or_else(|| CryptoError::BadPublicKey(hex::encode(key)))?;
+        crate::cofactored::Claim::new(key, point, self.hash().as_bytes(), &self.signature.0)
+            .is_some_and(|claim| claim.check())
             .then_some(())
             .ok_or(CryptoError::BadSignature)
     }

@@ -306,25 +306,41 @@ impl ShardChain {
     ) -> Result<ProducedBlock, ShardError> {
         let offered = txs.len();
         let kept = self.drop_known(txs)?;
-        let kept = self.drop_bad_signatures(kept);
+        let kept = self.drop_bad_signatures(kept, &[]);
         let rejected = offered - kept.len();
         self.execute_and_commit(kept, Vec::new(), rejected, timestamp_ms)
     }
 
-    /// `txs` without those whose signatures fail. A signature's verdict does
-    /// not depend on its batch mates (`signatures`), so one pass suffices
-    /// and the sealed body passes the check every validator runs on it.
-    fn drop_bad_signatures(&self, kept: Vec<PreparedTx>) -> Vec<PreparedTx> {
-        let bad = find_bad_signatures(&kept, self.executor.pool());
-        if bad.is_empty() {
-            return kept;
+    /// `txs` without those whose signatures fail, checking only those
+    /// `vouched` does not mark (it lists, in order, which this validator
+    /// already checked; missing entries are unchecked). A signature's
+    /// verdict does not depend on its batch mates (`signatures`), so one pass
+    /// suffices, skipping some changes no other verdict, and the sealed body
+    /// passes the check every validator runs on it. Block order is kept.
+    fn drop_bad_signatures(&self, txs: Vec<PreparedTx>, vouched: &[bool]) -> Vec<PreparedTx> {
+        let is_vouched = |i: usize| vouched.get(i).copied().unwrap_or(false);
+        // Set the vouched for in place, check the rest, then fill in those
+        // of the rest that pass.
+        let mut slots: Vec<Option<PreparedTx>> = Vec::with_capacity(txs.len());
+        let (mut origin, mut rest) = (Vec::new(), Vec::new());
+        for (i, tx) in txs.into_iter().enumerate() {
+            if is_vouched(i) {
+                slots.push(Some(tx));
+            } else {
+                origin.push(i);
+                rest.push(tx);
+                slots.push(None);
+            }
         }
-        let mut bad = bad.into_iter().peekable();
-        kept.into_iter()
-            .enumerate()
-            .filter(|(i, _)| bad.next_if_eq(i).is_none())
-            .map(|(_, tx)| tx)
-            .collect()
+        let mut bad = find_bad_signatures(&rest, self.executor.pool())
+            .into_iter()
+            .peekable();
+        for (j, tx) in rest.into_iter().enumerate() {
+            if bad.next_if_eq(&j).is_none() {
+                slots[origin[j]] = Some(tx);
+            }
+        }
+        slots.into_iter().flatten().collect()
     }
 
     /// Executes a block whose contents consensus fixed: `incoming` receipts
@@ -357,44 +373,10 @@ impl ShardChain {
             .filter(|tx| wrong_chain(tx.terms.chain_id, chain_id).is_none())
             .collect();
         let kept = self.drop_known(txs)?;
-        let kept = self.drop_unchecked_bad_signatures(kept, checked);
+        let vouched = checked(&kept);
+        let kept = self.drop_bad_signatures(kept, &vouched);
         let rejected = offered - kept.len();
         self.execute_and_commit(kept, incoming, rejected, timestamp_ms)
-    }
-
-    /// [`ShardChain::drop_bad_signatures`] for the transactions `checked`
-    /// does not vouch for; the others are kept as they are.
-    fn drop_unchecked_bad_signatures(
-        &self,
-        txs: Vec<PreparedTx>,
-        checked: impl FnOnce(&[PreparedTx]) -> Vec<bool>,
-    ) -> Vec<PreparedTx> {
-        let vouched = checked(&txs);
-        if !vouched.iter().any(|&v| v) {
-            return self.drop_bad_signatures(txs);
-        }
-        // Set the vouched for in place, check the rest, then fill in those
-        // of the rest that pass: block order is kept.
-        let mut slots: Vec<Option<PreparedTx>> = Vec::with_capacity(txs.len());
-        let (mut origin, mut rest) = (Vec::new(), Vec::new());
-        for (i, tx) in txs.into_iter().enumerate() {
-            if vouched.get(i).copied().unwrap_or(false) {
-                slots.push(Some(tx));
-            } else {
-                origin.push(i);
-                rest.push(tx);
-                slots.push(None);
-            }
-        }
-        let mut bad = find_bad_signatures(&rest, self.executor.pool())
-            .into_iter()
-            .peekable();
-        for (j, tx) in rest.into_iter().enumerate() {
-            if bad.next_if_eq(&j).is_none() {
-                slots[origin[j]] = Some(tx);
-            }
-        }
-        slots.into_iter().flatten().collect()
     }
 
     /// As [`ShardChain::produce_block`] for transactions whose signatures

@@ -120,10 +120,23 @@ pub fn find_bad_signatures_one_by_one(txs: &[PreparedTx]) -> Vec<usize> {
 
 fn verify_single(tx: &PreparedTx) -> bool {
     match &tx.signed {
-        SignedTransaction::Native(native) => native.verify().is_ok(),
+        SignedTransaction::Native(_) => claim(tx).is_some_and(|claim| claim.check()),
         // Its sender was recovered when it was prepared: that is its check.
         SignedTransaction::Ethereum(_) => true,
     }
+}
+
+/// A native transaction's signature decoded for checking (over its hash,
+/// computed when it was prepared, with its sender's cached key); None if it
+/// is bad before any equation (the key is not a valid key, `R` is not a
+/// point or `s` is not canonical), or if `tx` is not native.
+fn claim(tx: &PreparedTx) -> Option<Claim> {
+    let SignedTransaction::Native(native) = &tx.signed else {
+        return None;
+    };
+    let sender = &native.tx.sender.0;
+    let point = KEYS.get(sender)?;
+    Claim::new(sender, point, tx.hash.as_bytes(), &native.signature.0)
 }
 
 /// Decompressed public keys of recent senders. Decompressing a key costs
@@ -166,18 +179,12 @@ impl KeyCache {
 /// Checks `batch` (whose first element is at `offset` in the block) and pushes
 /// the indices of bad signatures, in order.
 fn check_batch(batch: &[PreparedTx], offset: usize, bad: &mut Vec<usize>) {
-    // A signature whose key is not a valid key, whose R is not a point or
-    // whose s is not canonical is bad before any equation.
     let mut claims = Vec::with_capacity(batch.len());
     for (i, tx) in batch.iter().enumerate() {
-        let SignedTransaction::Native(native) = &tx.signed else {
+        if let SignedTransaction::Ethereum(_) = tx.signed {
             continue; // Checked when it was prepared.
-        };
-        let sender = &native.tx.sender.0;
-        let claim = KEYS
-            .get(sender)
-            .and_then(|point| Claim::new(sender, point, tx.hash.as_bytes(), &native.signature.0));
-        match claim {
+        }
+        match claim(tx) {
             Some(claim) => claims.push((i, claim)),
             None => bad.push(offset + i),
         }

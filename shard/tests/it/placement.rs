@@ -158,13 +158,7 @@ fn a_contract_lives_on_its_creators_shard_and_value_sent_to_its_address_follows_
 
     // Reopened, shard 1 still routes the contract's address to shard 0.
     pair.reopen(1);
-    let again = pay(payer, 2, probe, 5);
-    let produced = pair.block(1, vec![again]);
-    let sent = ReceiptAction::Transfer {
-        to: probe,
-        amount: 5,
-    };
-    assert_eq!(actions(&produced.output.receipts), vec![(0, sent)]);
+    routed_to_shard_0(&mut pair, pay(payer, 2, probe, 5), probe, 5);
     pair.block(0, Vec::new());
     assert_eq!(pair.balance(0, &probe), 805);
     assert!(pair.in_flight.iter().all(Vec::is_empty));
@@ -175,13 +169,7 @@ fn a_contract_lives_on_its_creators_shard_and_value_sent_to_its_address_follows_
     // address to shard 0, and shard 0 still runs the contract.
     pair.sync(0);
     pair.sync(1);
-    let synced = pay(payer, 3, probe, 7);
-    let produced = pair.block(1, vec![synced]);
-    let sent = ReceiptAction::Transfer {
-        to: probe,
-        amount: 7,
-    };
-    assert_eq!(actions(&produced.output.receipts), vec![(0, sent)]);
+    routed_to_shard_0(&mut pair, pay(payer, 3, probe, 7), probe, 7);
     let bump = Action::Call {
         to: probe,
         value: 0,
@@ -195,4 +183,17 @@ fn a_contract_lives_on_its_creators_shard_and_value_sent_to_its_address_follows_
     assert_eq!(outcome.status, ContractStatus::Success);
     assert_eq!(pair.balance(0, &probe), 812);
     assert_eq!(pair.total(), supply);
+}
+
+/// Shard 1 runs `transfer` of `amount` to `probe` and sends it on to shard
+/// 0, where the contract lives.
+fn routed_to_shard_0(
+    pair: &mut Pair,
+    transfer: atoll_shard::signatures::VerifiedTx,
+    probe: Address,
+    amount: u128,
+) {
+    let produced = pair.block(1, vec![transfer]);
+    let sent = ReceiptAction::Transfer { to: probe, amount };
+    assert_eq!(actions(&produced.output.receipts), vec![(0, sent)]);
 }
