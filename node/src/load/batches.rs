@@ -117,6 +117,7 @@ pub async fn send_batch(
     for (shard, mut indices) in by_shard {
         let shard = usize::from(shard);
         for _ in 0..=routes.clients.len() {
+            let route = routes.route(shard);
             let client = if routes.everywhere {
                 &routes.clients[spread % routes.clients.len()]
             } else {
@@ -126,7 +127,7 @@ pub async fn send_batch(
             if indices.is_empty() {
                 break;
             }
-            routes.moved(shard);
+            routes.moved(shard, route);
         }
         if !indices.is_empty() {
             *errors.lock().entry("shard_not_tracked".into()).or_default() += indices.len() as u64;

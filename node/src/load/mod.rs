@@ -322,52 +322,62 @@ fn progress_message(
     )
 }
 
-/// The next nonce of every key, asked in batches.
+/// Account queries in flight at once while the load reads nonces: enough
+/// that a round trip of a real network's length (tens of milliseconds)
+/// does not turn 10,000 queries into minutes.
+const NONCE_QUERIES: usize = 64;
+
+/// The next nonce of every key, in key order.
 async fn account_nonces(
     routes: &Routes,
     layout: &ShardLayout,
     keys: &[LoadKey],
 ) -> anyhow::Result<Vec<u64>> {
-    let mut nonces = Vec::with_capacity(keys.len());
-    for (chunk_index, chunk) in keys.chunks(1000).enumerate() {
-        let mut answers = Vec::with_capacity(chunk.len());
-        for key in chunk {
-            let shard = usize::from(layout.shard_of(&key.address()).0);
-            let mut tries = 0;
-            let account = loop {
-                let answer = routes
-                    .client(shard)
-                    .request::<AccountInfo, _>(
-                        "atoll_getAccount",
-                        rpc_params![key.address().to_string(), "latest"],
-                    )
-                    .await;
-                match answer {
-                    Err(jsonrpsee::core::ClientError::Call(e))
-                        if e.code() == crate::rpc::error::SHARD_NOT_TRACKED
-                            && tries < routes.clients.len() =>
-                    {
-                        tries += 1;
-                        routes.moved(shard);
-                    }
-                    other => break other,
-                }
-            };
-            answers.push(account);
-        }
-        for (i, answer) in answers.into_iter().enumerate() {
-            let account = answer.map_err(|e| anyhow::anyhow!("getAccount: {e}"))?;
-            if account.balance == "0" {
-                bail!(
-                    "dev account {} ({}) has no funds; initialise the node with --dev-accounts {} \
-                     (--eth-dev-accounts with --eth) or more",
-                    chunk_index * 1000 + i,
-                    account.address,
-                    keys.len()
-                );
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    stream::iter(keys.iter().enumerate())
+        .map(|(index, key)| account_nonce(routes, layout, index, key, keys.len()))
+        .buffered(NONCE_QUERIES)
+        .try_collect()
+        .await
+}
+
+/// Key `index`'s next nonce, from a validator that tracks its shard; an
+/// error if the account has no funds.
+async fn account_nonce(
+    routes: &Routes,
+    layout: &ShardLayout,
+    index: usize,
+    key: &LoadKey,
+    keys: usize,
+) -> anyhow::Result<u64> {
+    let shard = usize::from(layout.shard_of(&key.address()).0);
+    let mut tries = 0;
+    let account = loop {
+        let route = routes.route(shard);
+        let answer = routes
+            .client(shard)
+            .request::<AccountInfo, _>(
+                "atoll_getAccount",
+                rpc_params![key.address().to_string(), "latest"],
+            )
+            .await;
+        match answer {
+            Err(jsonrpsee::core::ClientError::Call(e))
+                if e.code() == crate::rpc::error::SHARD_NOT_TRACKED
+                    && tries < routes.clients.len() =>
+            {
+                tries += 1;
+                routes.moved(shard, route);
             }
-            nonces.push(account.nonce);
+            other => break other.map_err(|e| anyhow::anyhow!("getAccount: {e}"))?,
         }
+    };
+    if account.balance == "0" {
+        bail!(
+            "dev account {index} ({}) has no funds; initialise the node with --dev-accounts \
+             {keys} (--eth-dev-accounts with --eth) or more",
+            account.address,
+        );
     }
-    Ok(nonces)
+    Ok(account.nonce)
 }

@@ -37,12 +37,28 @@ impl Routes {
         }
     }
 
-    pub fn client(&self, shard: usize) -> &HttpClient {
-        &self.clients[self.by_shard[shard].load(Ordering::Relaxed) % self.clients.len()]
+    /// Which endpoint `shard`'s requests go to now (to pass to [`moved`]).
+    ///
+    /// [`moved`]: Routes::moved
+    pub fn route(&self, shard: usize) -> usize {
+        self.by_shard[shard].load(Ordering::Relaxed)
     }
 
-    /// `shard`'s endpoint answered 1021: try the next one.
-    pub fn moved(&self, shard: usize) {
-        self.by_shard[shard].fetch_add(1, Ordering::Relaxed);
+    pub fn client(&self, shard: usize) -> &HttpClient {
+        &self.clients[self.route(shard) % self.clients.len()]
+    }
+
+    /// `shard`'s endpoint `from` (its [`route`] when asked) answered 1021:
+    /// try the next one. Requests in flight together that all met the same
+    /// refusal move the shard once, not once each.
+    ///
+    /// [`route`]: Routes::route
+    pub fn moved(&self, shard: usize, from: usize) {
+        let _ = self.by_shard[shard].compare_exchange(
+            from,
+            from.wrapping_add(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 }
