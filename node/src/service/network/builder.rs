@@ -63,6 +63,11 @@ impl Builder {
             let left =
                 (started + self.patience).saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
+                tracing::info!(
+                    target: "consensus",
+                    patience = ?self.patience,
+                    "the parent is not executed yet: proposing an empty payload"
+                );
                 return codec::encode(&self.empty());
             }
             let _ = tokio::time::timeout(left, progress.changed()).await;

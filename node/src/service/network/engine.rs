@@ -343,6 +343,18 @@ impl<H: Host> Engine<H> {
             self.metrics
                 .consensus_empty_heights
                 .inc_by(rounds.saturating_sub(1));
+            if rounds > 1 {
+                let leaders: Vec<u16> = (previous + 1..block.height)
+                    .map(|h| self.machine.leader(h))
+                    .collect();
+                tracing::info!(
+                    target: "consensus",
+                    from = previous + 1,
+                    to = block.height - 1,
+                    ?leaders,
+                    "heights ended with the empty block (their leaders were slow, down or unheard)"
+                );
+            }
             previous = block.height;
             proven.push(proof);
         }
