@@ -21,12 +21,16 @@
 #
 # Impairments apply to each validator's outgoing traffic, so a message
 # between two validators is delayed once (one way: --latency, ± --jitter)
-# and a round trip twice; loss is per packet, each way. Delay and jitter
-# need the kernel's netem queueing discipline (CONFIG_NET_SCH_NETEM); loss
-# uses netem too, or, when netem is missing, nftables' random numbers on
-# the bridge. `cut` drops packets on the bridge too, so neither end sees
-# an error. Needs root, iproute2 and, for loss without netem or for `cut`,
-# nftables.
+# and a round trip twice; loss is per packet, each way. With the kernel's
+# netem queueing discipline (CONFIG_NET_SCH_NETEM), netem does both. A
+# kernel without it gets the same from user space: the packets arriving
+# at each validator go to a netfilter queue (iptables-legacy NFQUEUE) that
+# `atoll localnet delay` serves in its namespace (the atoll binary:
+# ATOLL_BIN, or the release build under CARGO_TARGET_DIR), so a message
+# is delayed once on arrival instead of on departure; loss is nftables'
+# random numbers on the bridge. `cut` drops packets on the
+# bridge too, so neither end sees an error. Needs root, iproute2, and
+# without netem nftables and iptables (installed with apt-get if absent).
 set -euo pipefail
 
 prefix=${ATOLL_NETNS_PREFIX:-atoll}
@@ -77,12 +81,18 @@ up() {
   local why; why=$(can_namespace) || die "this machine cannot run namespaced validators: $why"
   ip netns list | grep -q "^$hub" && die "namespaces of a previous run exist; run 'scripts/netns.sh down' first"
   local netem=0; has_netem && netem=1
-  if [ -n "$latency" ] && [ $netem = 0 ]; then
-    die "this kernel has no netem (CONFIG_NET_SCH_NETEM is not set), so --latency cannot be emulated; run without it, or on a kernel with netem"
-  fi
   if ! command -v nft >/dev/null && command -v apt-get >/dev/null; then
     echo "netns.sh: installing nftables (loss without netem, and cuts)" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null 2>&1 || true
+  fi
+  local atoll=""
+  if [ -n "$latency" ] && [ $netem = 0 ]; then
+    atoll=$(atoll_bin) || die "this kernel has no netem, so --latency needs the atoll binary (atoll localnet delay): build it, or set ATOLL_BIN"
+    if ! command -v iptables-legacy >/dev/null && command -v apt-get >/dev/null; then
+      echo "netns.sh: installing iptables (netfilter queues for the delay)" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null 2>&1 || true
+    fi
+    command -v iptables-legacy >/dev/null || die "this kernel has no netem, and --latency without it needs iptables-legacy"
   fi
   if [ -n "$loss" ] && [ $netem = 0 ] && ! command -v nft >/dev/null; then
     die "--loss needs netem or nftables (nft), and this machine has neither"
@@ -105,6 +115,8 @@ up() {
       tc -n "$name" qdisc add dev eth0 root netem \
         $( [ -n "$latency" ] && echo delay "$latency" ${jitter:+"$jitter"} distribution normal ) \
         $( [ -n "$loss" ] && echo loss "$loss%" ) limit 100000
+    elif [ -n "$atoll" ]; then
+      delay "$i" "$atoll" "$latency" "${jitter:-0ms}"
     fi
   done
   if [ -n "$loss" ] && [ $netem = 0 ]; then
@@ -120,13 +132,45 @@ table bridge atoll_loss {
 }
 EOF
   fi
-  local how="no impairment" by=nftables
-  [ $netem = 1 ] && by=netem
-  if [ -n "$latency$loss" ]; then
-    how="${latency:+delay $latency${jitter:+ ± $jitter} }${loss:+loss $loss% }($by)"
+  local how="no impairment"
+  if [ $netem = 1 ] && [ -n "$latency$loss" ]; then
+    how="${latency:+delay $latency${jitter:+ ± $jitter} }${loss:+loss $loss% }(netem)"
+  elif [ -n "$latency$loss" ]; then
+    how="${latency:+delay $latency${jitter:+ ± $jitter} (atoll localnet delay) }${loss:+loss $loss% (nftables)}"
   fi
   echo "$n validators in namespaces $prefix-v0..$prefix-v$((n - 1)) at $subnet.10..$subnet.$((9 + n)), clients in $client at $subnet.2; $how"
 }
+
+# The atoll binary, for `atoll localnet delay`.
+atoll_bin() {
+  local bin
+  for bin in "${ATOLL_BIN:-}" "${CARGO_TARGET_DIR:-$HOME/.cache/atoll/target}/release/atoll" "$(command -v atoll || true)"; do
+    if [ -n "$bin" ] && [ -x "$bin" ]; then echo "$bin"; return 0; fi
+  done
+  return 1
+}
+
+# Delays the packets reaching validator I in user space: `atoll localnet
+# delay` serves netfilter queue 0 in its namespace (log: delay-I.log in
+# the state directory), then everything arriving on eth0 goes through the
+# queue. (On arrival: held on departure, a packet would still count
+# against its sender's socket, and TCP would crawl.)
+delay() {
+  local i=$1 atoll=$2 latency=$3 jitter=$4 name; name=$(ns "$1")
+  local log; log=$(state)/delay-$i.log
+  ip netns exec "$name" "$atoll" localnet delay --queue 0 --latency "$latency" \
+    --jitter "$jitter" --seed "$i" >"$log" 2>&1 &
+  local tries=0
+  until grep -q "^delaying" "$log" 2>/dev/null; do
+    kill -0 $! 2>/dev/null || die "atoll localnet delay failed in $name: $(cat "$log")"
+    tries=$((tries + 1)); [ $tries -lt 100 ] || die "atoll localnet delay did not start in $name"
+    sleep 0.05
+  done
+  ip netns exec "$name" iptables-legacy -t raw -A PREROUTING -i eth0 -j NFQUEUE --queue-num 0
+}
+
+# Where the delays' logs go.
+state() { local d=${TMPDIR:-/tmp}/$prefix-netns; mkdir -p "$d"; echo "$d"; }
 
 # Bridge rules that cut validator I off from the other validators: the
 # packets vanish on the way, as on a broken link; clients still reach it.
@@ -156,8 +200,14 @@ EOF
 heal() { ip netns exec "$hub" nft delete table bridge "atoll_cut_$1" 2>/dev/null || true; }
 
 down() {
-  local i
-  for i in $(validators); do ip netns del "$(ns "$i")" 2>/dev/null || true; done
+  local i name
+  for i in $(validators); do
+    name=$(ns "$i")
+    # What still runs there (the delay, stray validators) goes too.
+    ip netns pids "$name" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "$name" 2>/dev/null || true
+  done
+  rm -rf "${TMPDIR:-/tmp}/$prefix-netns"
   ip netns del "$client" 2>/dev/null || true
   ip netns del "$hub" 2>/dev/null || true
 }
@@ -172,7 +222,7 @@ case ${1:-} in
   down) down ;;
   check)
     if why=$(can_namespace); then
-      if has_netem; then echo "namespaces: yes; netem: yes"; else echo "namespaces: yes; netem: no (delay cannot be emulated; loss uses nftables)"; fi
+      if has_netem; then echo "namespaces: yes; netem: yes"; else echo "namespaces: yes; netem: no (delay: atoll localnet delay on netfilter queues; loss: nftables)"; fi
     else echo "namespaces: no ($why)"; exit 1; fi ;;
-  *) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod control;
+pub mod delay;
 pub mod netns;
 pub mod perturb;
 
@@ -87,6 +88,10 @@ pub enum LocalnetCommand {
         #[arg(long, short)]
         follow: bool,
     },
+    /// Delay the packets a netfilter queue holds, as a link with latency
+    /// and jitter would: what `scripts/netns.sh up --latency` runs in each
+    /// validator's namespace when the kernel has no netem.
+    Delay(delay::DelayArgs),
 }
 
 /// The localnet directory.
@@ -164,6 +169,7 @@ pub fn run(command: LocalnetCommand) -> anyhow::Result<()> {
             lines,
             follow,
         } => control::logs(&dir.dir, validator, lines, follow),
+        LocalnetCommand::Delay(args) => delay::run(args),
     }
 }
 
