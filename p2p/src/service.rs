@@ -33,7 +33,8 @@ pub const BAN_SCORE: i32 = -50;
 pub const MAX_BANNED: usize = 4096;
 /// Most peers the operator may block.
 pub const MAX_BLOCKED: usize = 1024;
-/// How often bootnodes that are not connected are dialed again.
+/// How often bootnodes that are not connected are dialed again, at the
+/// least: each node adds up to a second of its own (see [`redial_interval`]).
 pub const REDIAL_INTERVAL: Duration = Duration::from_secs(3);
 /// How often each connection is pinged.
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
@@ -392,7 +393,7 @@ pub fn start(config: P2pConfig) -> Result<(Handle, Events), NetworkError> {
         .listen_on(config.listen.clone())
         .map_err(|e| start(format!("cannot listen on {}: {e}", config.listen)))?;
     for address in &config.bootnodes {
-        if let Err(e) = swarm.dial(address.clone()) {
+        if let Err(e) = swarm.dial(dial_from_new_port(address)) {
             tracing::warn!(%address, %e, "cannot dial bootnode");
         }
     }
@@ -467,6 +468,39 @@ struct Task {
     accepted: HashMap<PeerId, usize>,
 }
 
+/// A dial of `address` from a port of its own. By default libp2p dials
+/// from the listening port, and two nodes that dial each other within one
+/// round trip (started together, or redialing together after a partition)
+/// then make one TCP connection by simultaneous open, on which both start
+/// the handshake as its initiator and fail (`InvalidData`), every time.
+/// Seen between network namespaces 50 ms apart: the validators never
+/// connected. From new ports, the two dials are two connections.
+fn dial_from_new_port(address: &Multiaddr) -> DialOpts {
+    match peer_of(address) {
+        Some(peer) => DialOpts::peer_id(peer)
+            .addresses(vec![address.clone()])
+            .allocate_new_port()
+            .build(),
+        None => DialOpts::unknown_peer_id()
+            .address(address.clone())
+            .allocate_new_port()
+            .build(),
+    }
+}
+
+/// This node's redial period: [`REDIAL_INTERVAL`] plus up to a second
+/// taken from its peer id, so that nodes started together do not redial
+/// in step.
+fn redial_interval(local: &PeerId) -> Duration {
+    let bytes = local.to_bytes();
+    let spread = bytes
+        .iter()
+        .rev()
+        .take(2)
+        .fold(0u64, |acc, b| acc * 256 + u64::from(*b));
+    REDIAL_INTERVAL + Duration::from_millis(spread % 1000)
+}
+
 /// The peer id a multiaddr ends with (`/p2p/<id>`), if any.
 fn peer_of(address: &Multiaddr) -> Option<PeerId> {
     address.iter().find_map(|protocol| match protocol {
@@ -477,7 +511,7 @@ fn peer_of(address: &Multiaddr) -> Option<PeerId> {
 
 impl Task {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut redial = tokio::time::interval(REDIAL_INTERVAL);
+        let mut redial = tokio::time::interval(redial_interval(self.swarm.local_peer_id()));
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         redial.tick().await;
         loop {
@@ -505,6 +539,7 @@ impl Task {
             let dial = DialOpts::peer_id(peer)
                 .addresses(vec![address])
                 .condition(PeerCondition::DisconnectedAndNotDialing)
+                .allocate_new_port()
                 .build();
             let _ = self.swarm.dial(dial);
         }
@@ -600,7 +635,7 @@ impl Task {
             }
             Command::Penalize(peer) => self.penalize(peer),
             Command::Dial(address) => {
-                if let Err(e) = self.swarm.dial(address.clone()) {
+                if let Err(e) = self.swarm.dial(dial_from_new_port(&address)) {
                     tracing::warn!(%address, %e, "cannot dial");
                 }
             }
