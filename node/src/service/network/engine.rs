@@ -328,6 +328,8 @@ impl<H: Host> Engine<H> {
 
     fn finalized(&mut self, blocks: Vec<Block>) -> anyhow::Result<()> {
         let mut previous = self.status.final_height.load(Ordering::Relaxed);
+        let first = previous + 1;
+        let mut skipped = 0;
         let mut proven = Vec::with_capacity(blocks.len());
         for block in &blocks {
             let Some(proof) = self.machine.final_proof(block) else {
@@ -343,7 +345,9 @@ impl<H: Host> Engine<H> {
             self.metrics
                 .consensus_empty_heights
                 .inc_by(rounds.saturating_sub(1));
-            if rounds > 1 {
+            // One line per gap while following the chain live; a catch-up
+            // of many blocks at once is summed up after the loop.
+            if rounds > 1 && blocks.len() == 1 {
                 let leaders: Vec<u16> = (previous + 1..block.height)
                     .map(|h| self.machine.leader(h))
                     .collect();
@@ -355,8 +359,18 @@ impl<H: Host> Engine<H> {
                     "heights ended with the empty block (their leaders were slow, down or unheard)"
                 );
             }
+            skipped += rounds.saturating_sub(1);
             previous = block.height;
             proven.push(proof);
+        }
+        if skipped > 0 && blocks.len() > 1 {
+            tracing::info!(
+                target: "consensus",
+                from = first,
+                to = previous,
+                skipped,
+                "finalized several blocks at once; some heights between ended with the empty block"
+            );
         }
         let now = Instant::now();
         if let Some(last) = self.last_final.replace(now) {
