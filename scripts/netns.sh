@@ -166,7 +166,8 @@ delay() {
     tries=$((tries + 1)); [ $tries -lt 100 ] || die "atoll localnet delay did not start in $name"
     sleep 0.05
   done
-  ip netns exec "$name" iptables-legacy -t raw -A PREROUTING -i eth0 -j NFQUEUE --queue-num 0
+  ip netns exec "$name" iptables-legacy -t raw -A PREROUTING -i eth0 -j NFQUEUE --queue-num 0 2>/dev/null \
+    || die "this kernel has neither netem nor netfilter queues (NFQUEUE), so --latency cannot be emulated; run without it"
 }
 
 # Where the delays' logs go.
