@@ -132,7 +132,7 @@ pub fn run(args: DelayArgs) -> anyhow::Result<()> {
             verdicts.clear();
             while verdicts.len() < VERDICT_BATCH * 32 {
                 let Some(id) = delays.pop_due(now) else { break };
-                verdicts.extend_from_slice(&verdict(args.queue, id));
+                append_verdict(&mut verdicts, args.queue, id);
             }
             socket.send(&verdicts, 0).context("netlink send failed")?;
         }
@@ -248,33 +248,47 @@ impl Delays {
 
 /// A netlink message to the queue subsystem: header, `nfgenmsg`, attributes.
 fn message(kind: u16, flags: u16, queue: u16, attributes: &[(u16, &[u8])]) -> Vec<u8> {
-    let mut out = vec![0u8; NLMSG_HDRLEN];
+    let mut out = Vec::new();
+    append_message(&mut out, kind, flags, queue, attributes);
+    out
+}
+
+/// [`message`], appended to `out` (verdicts go out many to a write).
+fn append_message(
+    out: &mut Vec<u8>,
+    kind: u16,
+    flags: u16,
+    queue: u16,
+    attributes: &[(u16, &[u8])],
+) {
+    let start = out.len();
+    out.resize(start + NLMSG_HDRLEN, 0);
     out.extend_from_slice(&[libc::AF_UNSPEC as u8, 0]);
     out.extend_from_slice(&queue.to_be_bytes());
     for (kind, value) in attributes {
         out.extend_from_slice(&(4 + value.len() as u16).to_ne_bytes());
         out.extend_from_slice(&kind.to_ne_bytes());
         out.extend_from_slice(value);
-        out.resize(out.len().next_multiple_of(4), 0);
+        out.resize(start + (out.len() - start).next_multiple_of(4), 0);
     }
-    let len = out.len() as u32;
-    out[0..4].copy_from_slice(&len.to_ne_bytes());
-    out[4..6].copy_from_slice(&((NFNL_SUBSYS_QUEUE << 8) | kind).to_ne_bytes());
-    out[6..8].copy_from_slice(&flags.to_ne_bytes());
-    out
+    let len = (out.len() - start) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+    out[start + 4..start + 6].copy_from_slice(&((NFNL_SUBSYS_QUEUE << 8) | kind).to_ne_bytes());
+    out[start + 6..start + 8].copy_from_slice(&flags.to_ne_bytes());
 }
 
-/// The verdict that releases packet `id`.
-fn verdict(queue: u16, id: u32) -> Vec<u8> {
+/// Appends to `out` the verdict that releases packet `id`.
+fn append_verdict(out: &mut Vec<u8>, queue: u16, id: u32) {
     let mut header = [0u8; 8];
     header[..4].copy_from_slice(&NF_ACCEPT.to_be_bytes());
     header[4..].copy_from_slice(&id.to_be_bytes());
-    message(
+    append_message(
+        out,
         NFQNL_MSG_VERDICT,
         libc::NLM_F_REQUEST as u16,
         queue,
         &[(NFQA_VERDICT_HDR, &header)],
-    )
+    );
 }
 
 /// The queued packets in a datagram from the kernel: id and source (an
@@ -466,7 +480,11 @@ mod tests {
             packets(&datagram),
             vec![(5, source(12)), (6, [0xfd; 16]), (7, [0; 16])]
         );
-        let v = verdict(3, 0x01020304);
+        // Appended after another message, each is whole and aligned.
+        let mut v = vec![0xaa; 12];
+        append_verdict(&mut v, 3, 0x01020304);
+        assert!(v[..12].iter().all(|b| *b == 0xaa));
+        let v = &v[12..];
         assert_eq!(v.len(), 16 + 4 + 4 + 8);
         assert_eq!(u32::from_ne_bytes([v[0], v[1], v[2], v[3]]), 32);
         assert_eq!(u16::from_ne_bytes([v[4], v[5]]), (3 << 8) | 1);
