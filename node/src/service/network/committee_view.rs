@@ -15,8 +15,10 @@
 //! ```
 //!
 //! A validator tracks (stores and executes) the shards whose committee it
-//! is in this epoch or the next: it catches up on the next epoch's shards
-//! during this one, so it is ready before it must sign.
+//! is in this epoch, and those of the next epoch for the last
+//! [`NEXT_EPOCH_LEAD`] beacon blocks of this one: it catches up on them
+//! (from a state snapshot, or by executing the stored blocks) before it
+//! must sign, without executing two shards for a whole epoch.
 
 use super::wire::{CertifiedHeader, HeaderVote, MAX_CERTIFIED_PER_SHARD};
 use atoll_consensus::simplex::ValidatorIndex;
@@ -34,6 +36,24 @@ pub const VOTE_WINDOW: u64 = 256;
 const OWED_EPOCHS: u64 = 256;
 /// Largest encoded header vote.
 pub const MAX_VOTE_BYTES: usize = 64 * 1024;
+/// Beacon blocks before an epoch ends from which a validator tracks the
+/// shards of its next epoch's committees (the whole epoch when it is
+/// shorter). Long enough to sync a shard's state and execute the blocks
+/// above it (about 100 s at two blocks a second); short enough that,
+/// with the default epoch of 1,000 blocks, a validator in one committee
+/// executes one shard for four fifths of the time instead of two for
+/// the whole epoch whenever its committee changes.
+pub const NEXT_EPOCH_LEAD: u64 = 200;
+
+/// Whether, with the newest beacon block at `height` and epochs of
+/// `epoch_length` blocks, validators track the shards of their next
+/// epoch's committees already: within [`NEXT_EPOCH_LEAD`] blocks of the
+/// next epoch's first block.
+pub fn next_epoch_tracked(height: u64, epoch_length: u64) -> bool {
+    let epoch_length = epoch_length.max(1);
+    let next_starts = (height.saturating_add(1) / epoch_length + 1).saturating_mul(epoch_length);
+    height.saturating_add(1 + NEXT_EPOCH_LEAD) >= next_starts
+}
 
 /// Why a header vote from the network is not taken.
 #[derive(Debug, PartialEq, Eq)]
@@ -84,7 +104,8 @@ pub struct CommitteeView {
 
 impl CommitteeView {
     /// The shards this validator tracks now: its committees of the
-    /// beacon's epoch and the next, and any shard whose certification
+    /// beacon's epoch, those of the next within [`NEXT_EPOCH_LEAD`] blocks
+    /// of its start, and any shard whose certification
     /// waits on a header of an earlier epoch when it was in the shard's
     /// committee (its vote may be the one missing, and it can sign only
     /// what it executed). A node that is not a validator tracks every
@@ -98,7 +119,9 @@ impl CommitteeView {
                     .shards_of(epoch, *index)
                     .into_iter()
                     .collect();
-                shards.extend(self.committees.shards_of(epoch + 1, *index));
+                if next_epoch_tracked(beacon.height(), beacon.epoch_length()) {
+                    shards.extend(self.committees.shards_of(epoch + 1, *index));
+                }
                 for shard in (0..self.shards).map(ShardId) {
                     let waiting = beacon.shard_head(shard).map_or(0, |h| h.epoch);
                     let from = waiting.max(epoch.saturating_sub(OWED_EPOCHS));
@@ -476,6 +499,50 @@ mod tests {
             }
         }
         assert!(owed > 0, "no validator is kept on a shard by an old epoch");
+    }
+
+    #[test]
+    fn the_next_epochs_shards_are_tracked_only_near_its_start() {
+        let layout = ShardLayout::uniform(2).expect("layout");
+        let length = 3 * NEXT_EPOCH_LEAD;
+        let mut beacon = Beacon::new(ChainId(5), layout, length, vec![genesis(0), genesis(1)]);
+        let changes = |view: &CommitteeView| {
+            let index = view.key.as_ref().map_or(0, |(i, _)| *i);
+            view.committees.shards_of(0, index) != view.committees.shards_of(1, index)
+        };
+        let movers: Vec<_> = (0..6).map(view).filter(|v| changes(v)).collect();
+        assert!(
+            !movers.is_empty(),
+            "no validator changes committee at epoch 1"
+        );
+        let last_alone = length - NEXT_EPOCH_LEAD - 1;
+        // The newest beacon block at `last_alone - 1`: the next is the
+        // last before the lead; at `last_alone`, the next is within it.
+        assert!(!next_epoch_tracked(last_alone - 1, length));
+        assert!(next_epoch_tracked(last_alone, length));
+        assert!(next_epoch_tracked(length - 2, length));
+        assert!(!next_epoch_tracked(length - 1, length), "epoch 1 has begun");
+        assert!((0..NEXT_EPOCH_LEAD).all(|h| next_epoch_tracked(h, NEXT_EPOCH_LEAD)));
+        while beacon.height() + 1 < last_alone {
+            beacon.propose(Vec::new(), 1).expect("empty beacon block");
+        }
+        for stage in ["epoch 0 alone", "epoch 0 and 1"] {
+            for view in &movers {
+                let index = view.key.as_ref().map_or(0, |(i, _)| *i);
+                let mut expected: BTreeSet<ShardId> =
+                    view.committees.shards_of(0, index).into_iter().collect();
+                if stage == "epoch 0 and 1" {
+                    expected.extend(view.committees.shards_of(1, index));
+                }
+                assert_eq!(
+                    view.tracked(&beacon),
+                    expected,
+                    "{stage}, validator {index}"
+                );
+            }
+            // The next beacon block is the first within the lead.
+            beacon.propose(Vec::new(), 1).expect("empty beacon block");
+        }
     }
 
     /// Regression (hostile peers): a vote the certifier already holds or

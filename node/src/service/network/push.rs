@@ -4,8 +4,8 @@
 //! When a committee member executes a block of its shard (final: its
 //! contents were agreed before it ran), it sends the block's receipts for
 //! each destination, with their proofs, to the members of that
-//! destination's committees (this epoch's and the next's) that do not
-//! track the source themselves ([`push`], request `Request::Push`). The
+//! destination's committees (this epoch's, and near its end the next's)
+//! that do not track the source themselves ([`push`], request `Request::Push`). The
 //! receiver keeps them in a bounded buffer ([`super::pushed::Pushed`]) without checking
 //! anything: the source header they are proven against is not recorded
 //! yet. When the destination needs them ([`super::receipts::Gatherer`]), it
@@ -24,15 +24,18 @@ use std::time::Duration;
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Sends the receipts of the block of `header` (`receipts`: all it
-/// emitted) to the trackers of each destination, in the block's epoch,
-/// that do not track its shard, in messages of at most `limit` bytes.
-/// Returns at once: the sends run on `runtime`.
+/// emitted) to the trackers of each destination, in the block's epoch
+/// (and the next's when `next_epoch`: the block is within
+/// [`super::committee_view::NEXT_EPOCH_LEAD`] of it), that do not track
+/// its shard, in messages of at most `limit` bytes. Returns at once: the
+/// sends run on `runtime`.
 pub fn push(
     view: &CommitteeView,
     runtime: &tokio::runtime::Handle,
     header: &ShardBlockHeader,
     receipts: &[Receipt],
     limit: usize,
+    next_epoch: bool,
 ) {
     let (source, height, epoch) = (header.shard, header.height, header.epoch);
     let Some(network) = view.network.get() else {
@@ -47,7 +50,7 @@ pub fn push(
     }
     let tracks = |validator, shard| {
         committees.is_member(epoch, shard, validator)
-            || committees.is_member(epoch + 1, shard, validator)
+            || (next_epoch && committees.is_member(epoch + 1, shard, validator))
     };
     let peers = view.peers.lock().clone();
     let mut destinations: Vec<ShardId> = receipts.iter().map(|r| r.destination).collect();
@@ -55,7 +58,9 @@ pub fn push(
     destinations.dedup();
     for destination in destinations {
         let mut targets: Vec<_> = committees.members(epoch, destination);
-        targets.extend(committees.members(epoch + 1, destination));
+        if next_epoch {
+            targets.extend(committees.members(epoch + 1, destination));
+        }
         targets.sort_unstable();
         targets.dedup();
         let targets: Vec<_> = targets

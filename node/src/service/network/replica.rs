@@ -617,12 +617,14 @@ impl StepContext<'_> {
             }
         }
         if step.live {
+            let epoch_length = keeper.state.read().epoch_length();
             super::push::push(
                 self.committee,
                 self.runtime,
                 &header,
                 &committed.receipts,
                 self.limit,
+                super::committee_view::next_epoch_tracked(header.height, epoch_length),
             );
         }
         let recorded = keeper
