@@ -40,7 +40,7 @@ use common::shared::{ConsensusInfo, Heads, Shared};
 use common::waiters::Waiters;
 use network::committee_view::CommitteeView;
 use parking_lot::{Condvar, Mutex, RwLock};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -141,6 +141,7 @@ impl ShardSetup<'_> {
             gossip: self.gossip.cloned(),
             consensus: self.consensus.cloned(),
             tracked: AtomicBool::new(true),
+            carried_ms: AtomicU64::new(0),
         })
     }
 }

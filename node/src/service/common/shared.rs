@@ -90,8 +90,13 @@ pub struct Shared {
     pub consensus: Option<Arc<ConsensusInfo>>,
     /// Whether this node stores and executes this shard now (always with
     /// one validator; with several, when it is in the shard's committee
-    /// of this epoch or the next).
+    /// of this epoch or, near its end, the next).
     pub tracked: AtomicBool,
+    /// With several validators: the payload timestamp (Unix ms, its
+    /// leader's clock) of the newest executed consensus block that carried
+    /// transactions of this shard; 0 before one. Leaders pace their
+    /// blocks by it (`network::builder`).
+    pub carried_ms: AtomicU64,
 }
 
 /// What the RPC shows of consensus.

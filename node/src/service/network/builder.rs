@@ -3,8 +3,14 @@
 //!
 //! A leader builds its payload once it has executed the parent (so its
 //! mempool no longer holds the parent's transactions) and a block interval
-//! has passed since the parent's payload was built, or a full block is
-//! waiting. If the parent is not executed in
+//! has passed since a block last carried transactions of the shards it
+//! would order now, or a full block is waiting. With every validator in
+//! every committee that is the parent's payload; with smaller committees a
+//! leader orders only its own shards, so when the parent's leader was of
+//! another committee it proposes at once (no sooner than a quarter
+//! interval after the parent): each shard then gets a block every
+//! interval whichever committee leads, instead of waiting a random number
+//! of intervals for one of its members. If the parent is not executed in
 //! time (it may be notarized but not yet final), the payload is empty: an
 //! empty payload extends the chain and lets its finalization finalize the
 //! parent. It carries the account moves this validator's operator asked
@@ -73,7 +79,9 @@ impl Builder {
             let _ = tokio::time::timeout(left, progress.changed()).await;
         }
         let executed = *progress.borrow();
-        let due = tokio::time::Instant::from_std(due(executed, self.interval, now_ms()));
+        let carried_ms = self.oldest_waiting().unwrap_or(executed.proposed_ms);
+        let due =
+            tokio::time::Instant::from_std(due(executed, carried_ms, self.interval, now_ms()));
         while tokio::time::Instant::now() < due && !self.full_block_waiting() {
             tokio::time::sleep(Duration::from_millis(10).min(due - tokio::time::Instant::now()))
                 .await;
@@ -82,6 +90,21 @@ impl Builder {
         tokio::task::spawn_blocking(move || builder.take())
             .await
             .unwrap_or_else(|_| codec::encode(&self.empty()))
+    }
+
+    /// When a block last carried transactions of the tracked shard that
+    /// has waited longest among those with transactions ready to order
+    /// (Unix ms); None when no tracked shard has any.
+    fn oldest_waiting(&self) -> Option<u64> {
+        self.shards
+            .iter()
+            .filter(|s| s.tracked.load(Ordering::Acquire))
+            .filter(|s| {
+                let pool = s.mempool.lock();
+                pool.len() > pool.queued()
+            })
+            .map(|s| s.carried_ms.load(Ordering::Acquire))
+            .min()
     }
 
     fn full_block_waiting(&self) -> bool {
@@ -166,16 +189,23 @@ impl Builder {
 }
 
 /// When a leader proposes on `parent` (executed): a block interval after
-/// the parent's leader built its payload, so that the parent's consensus
-/// and execution overlap the interval instead of adding to it; never later
-/// than an interval after the parent was executed (a clock ahead of this
-/// one costs no more than that), never before now. The caller proposes
-/// sooner once a full block is waiting on some shard.
-fn due(parent: Executed, interval: Duration, now_ms: u64) -> std::time::Instant {
+/// `carried_ms`, the payload timestamp of the block that last carried the
+/// waiting transactions' shard (the parent's, when every leader orders
+/// every shard), so that the parent's consensus and execution overlap the
+/// interval instead of adding to it; never sooner than a quarter interval
+/// after the parent's payload was built; never later than an interval
+/// after the parent was executed (a clock ahead of this one costs no more
+/// than that), never before now. The caller proposes sooner once a full
+/// block is waiting on some shard.
+fn due(parent: Executed, carried_ms: u64, interval: Duration, now_ms: u64) -> std::time::Instant {
     let now = std::time::Instant::now();
-    let since_proposed = Duration::from_millis(now_ms.saturating_sub(parent.proposed_ms));
-    let after_proposal = now + interval.saturating_sub(since_proposed);
-    (parent.at + interval).min(after_proposal).max(now)
+    let since = |ms: u64| Duration::from_millis(now_ms.saturating_sub(ms));
+    let after_carried = now + interval.saturating_sub(since(carried_ms));
+    let floor = now + (interval / 4).saturating_sub(since(parent.proposed_ms));
+    (parent.at + interval)
+        .min(after_carried)
+        .max(floor)
+        .max(now)
 }
 
 #[cfg(test)]
@@ -196,6 +226,8 @@ mod tests {
         let interval = Duration::from_millis(500);
         let now = std::time::Instant::now();
         let clock = 1_000_000;
+        let due =
+            |parent: Executed, interval, clock| due(parent, parent.proposed_ms, interval, clock);
         // Proposed 300 ms ago and executed just now: 200 ms to go.
         let wait = due(parent(now, clock - 300), interval, clock).saturating_duration_since(now);
         assert!(
@@ -213,5 +245,34 @@ mod tests {
         let executed = now - Duration::from_millis(100);
         let ahead = due(parent(executed, clock + 10_000), interval, clock);
         assert!(ahead <= executed + interval);
+    }
+
+    #[test]
+    fn a_shard_last_carried_long_ago_does_not_wait_for_the_interval() {
+        let interval = Duration::from_millis(500);
+        let now = std::time::Instant::now();
+        let clock = 1_000_000;
+        let wait = |parent: Executed, carried| {
+            due(parent, carried, interval, clock).saturating_duration_since(now)
+        };
+        // The parent (of another committee) was proposed 300 ms ago; this
+        // leader's shard was last carried 600 ms ago: at once.
+        let other = parent(now, clock - 300);
+        assert!(wait(other, clock - 600) < Duration::from_millis(50));
+        // Never carried: at once too.
+        assert!(wait(other, 0) < Duration::from_millis(50));
+        // Carried 200 ms ago (by the block before the parent): 300 ms on.
+        let rest = wait(other, clock - 200);
+        assert!(
+            rest > Duration::from_millis(250) && rest < Duration::from_millis(350),
+            "{rest:?}"
+        );
+        // The parent was proposed 50 ms ago: no sooner than a quarter
+        // interval after it, however long the shard has waited.
+        let fresh = wait(parent(now, clock - 50), 0);
+        assert!(
+            fresh > Duration::from_millis(50) && fresh < Duration::from_millis(100),
+            "{fresh:?}"
+        );
     }
 }

@@ -235,6 +235,13 @@ impl Replica {
         let recorded: BTreeMap<ShardId, u64> =
             self.keeper.state.read().recorded().into_iter().collect();
         self.committee.certifier.lock().prune(&recorded);
+        for (shared, txs) in self.shards.iter().zip(&payload.shards) {
+            if !txs.is_empty() {
+                shared
+                    .carried_ms
+                    .store(payload_timestamp, Ordering::Release);
+            }
+        }
         self.shard_steps(Some((&beacon, payload)), inbound)?;
         self.revoter.check(
             &self.chains,
