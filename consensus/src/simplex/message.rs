@@ -21,7 +21,12 @@ pub struct ValidatorSet {
     keys: Vec<PublicKey>,
     stakes: Vec<u64>,
     total: u128,
+    /// The leaders of one turn of [`LEADER_SLOTS`] heights.
+    schedule: Vec<ValidatorIndex>,
 }
+
+/// Heights in one turn of the leader schedule.
+const LEADER_SLOTS: usize = 4096;
 
 /// Why a validator set was refused.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -52,10 +57,12 @@ impl ValidatorSet {
                 return Err(SetError::Repeated(i));
             }
         }
+        let stakes: Vec<u64> = validators.iter().map(|(_, s)| *s).collect();
         Ok(ValidatorSet {
             keys: validators.iter().map(|(k, _)| *k).collect(),
-            stakes: validators.iter().map(|(_, s)| *s).collect(),
-            total: validators.iter().map(|(_, s)| u128::from(*s)).sum(),
+            total: stakes.iter().map(|s| u128::from(*s)).sum(),
+            schedule: leader_schedule(&stakes),
+            stakes,
         })
     }
 
@@ -98,24 +105,53 @@ impl ValidatorSet {
     }
 
     /// The leader of `height`: validators take turns in proportion to their
-    /// stake, in an order fixed by hashing the height.
+    /// stake, in a fixed order that spreads each one's turns evenly (a
+    /// weighted round robin; with equal stakes, 0, 1, 2, … in index order).
+    ///
+    /// Leaders used to be drawn by hashing the height. With shard
+    /// committees a shard's transactions wait for one of its members to
+    /// lead, and the draw made runs of other leaders unbounded: 8 heights
+    /// in a row, 4 s, with 4 validators in committees of 2. In turn, a
+    /// shard waits for at most the validators outside its committee.
     pub fn leader(&self, height: u64) -> ValidatorIndex {
-        let draw = Hash::domain(
-            &domain::CONSENSUS_PROPOSAL,
-            &[b"leader", &height.to_be_bytes()],
-        );
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&draw.0[..16]);
-        let mut point = u128::from_be_bytes(bytes) % self.total;
-        for (i, stake) in self.stakes.iter().enumerate() {
-            let stake = u128::from(*stake);
-            if point < stake {
-                return i as ValidatorIndex;
-            }
-            point -= stake;
-        }
-        unreachable!("the draw is below the total stake")
+        self.schedule[(height % LEADER_SLOTS as u64) as usize]
     }
+}
+
+/// One turn of [`LEADER_SLOTS`] leaders: each validator gets slots in
+/// proportion to its stake (largest remainders first, then the lowest
+/// index), interleaved by smooth weighted round robin, so that its turns
+/// are evenly spaced.
+fn leader_schedule(stakes: &[u64]) -> Vec<ValidatorIndex> {
+    let total: u128 = stakes.iter().map(|s| u128::from(*s)).sum();
+    let slots_total = LEADER_SLOTS as u128;
+    let mut slots: Vec<u128> = stakes
+        .iter()
+        .map(|s| u128::from(*s) * slots_total / total)
+        .collect();
+    let mut by_remainder: Vec<usize> = (0..stakes.len()).collect();
+    by_remainder.sort_by_key(|&i| std::cmp::Reverse(u128::from(stakes[i]) * slots_total % total));
+    let missing = slots_total - slots.iter().sum::<u128>();
+    for &i in by_remainder.iter().take(missing as usize) {
+        slots[i] += 1;
+    }
+    let slots: Vec<i128> = slots.iter().map(|s| *s as i128).collect();
+    let mut current = vec![0i128; stakes.len()];
+    (0..LEADER_SLOTS)
+        .map(|_| {
+            for (c, s) in current.iter_mut().zip(&slots) {
+                *c += s;
+            }
+            let mut pick = 0;
+            for i in 1..current.len() {
+                if current[i] > current[pick] {
+                    pick = i;
+                }
+            }
+            current[pick] -= LEADER_SLOTS as i128;
+            pick as ValidatorIndex
+        })
+        .collect()
 }
 
 /// What a vote is for: a block, or the empty block of a height whose
@@ -366,6 +402,36 @@ mod tests {
         assert!(!weighted.is_quorum(&BTreeSet::from([3])));
         assert!(weighted.is_quorum(&BTreeSet::from([3, 0])));
         assert!(!weighted.is_quorum(&BTreeSet::from([0, 1, 2])));
+    }
+
+    #[test]
+    fn equal_validators_lead_in_turn() {
+        let k = keys(4);
+        let validators = set(&k, &[5, 5, 5, 5]);
+        let leaders: Vec<_> = (0..12).map(|h| validators.leader(h)).collect();
+        assert_eq!(leaders, [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
+        // Across the end of a turn too.
+        let turn = LEADER_SLOTS as u64;
+        let leaders: Vec<_> = (turn - 2..turn + 2).map(|h| validators.leader(h)).collect();
+        assert_eq!(leaders, [2, 3, 0, 1]);
+    }
+
+    #[test]
+    fn a_validators_turns_are_evenly_spaced() {
+        let k = keys(3);
+        let validators = set(&k, &[1, 1, 2]);
+        // Validator 2 holds half the stake: it leads every other height.
+        for h in 0..1_000u64 {
+            let pair = [validators.leader(2 * h), validators.leader(2 * h + 1)];
+            assert_eq!(pair.iter().filter(|v| **v == 2).count(), 1, "{h}: {pair:?}");
+        }
+        // A tiny stake still gets its share (here 1 slot in 4,096, at
+        // least one turn) and never more than one in a row.
+        let tiny = set(&keys(2), &[1, 4_095]);
+        let turns = (0..LEADER_SLOTS as u64)
+            .filter(|h| tiny.leader(*h) == 0)
+            .count();
+        assert_eq!(turns, 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `2n/3` counts:
 //!
 //! - **Iterations.** Height `h` has a leader ([`ValidatorSet::leader`]:
-//!   stake-weighted, fixed by hashing `h`). On entering `h` a validator
+//!   a weighted round robin by stake, evenly spaced). On entering `h` a validator
 //!   starts a timer (the paper's `3Δ`, doubled with each height in a row
 //!   that ended empty from the second on, up to ×16: [`Config::timeout`],
 //!   [`machine::MAX_BACKOFF`]).
