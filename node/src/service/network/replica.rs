@@ -624,14 +624,23 @@ impl StepContext<'_> {
             }
         }
         if step.live {
-            let epoch_length = keeper.state.read().epoch_length();
+            // The next epoch's members track already within the lead, and
+            // from the epoch's last block on (the beacon is then in it).
+            let next_epoch = {
+                let beacon = keeper.state.read();
+                header.epoch < beacon.epoch()
+                    || super::committee_view::next_epoch_tracked(
+                        header.height,
+                        beacon.epoch_length(),
+                    )
+            };
             super::push::push(
                 self.committee,
                 self.runtime,
                 &header,
                 &committed.receipts,
                 self.limit,
-                super::committee_view::next_epoch_tracked(header.height, epoch_length),
+                next_epoch,
             );
         }
         let recorded = keeper
