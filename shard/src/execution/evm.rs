@@ -51,8 +51,10 @@ use revm::primitives::{keccak256, Address as EvmAddress, Bytes, TxKind, B256, KE
 use revm::state::{AccountInfo, EvmState};
 use revm::{Database, ExecuteEvm, MainBuilder, MainContext};
 use smallvec::SmallVec;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The Ethereum hard fork contracts run under.
@@ -80,19 +82,56 @@ pub fn block_hash_key(height: u64) -> StateKey {
 /// (a contract called by every transaction of a block is read and
 /// analysed once, not once per transaction and thread). Bounded: it is
 /// emptied when full.
-#[derive(Clone, Default)]
-pub struct CodeCache(Arc<RwLock<HashMap<Hash, Bytecode>>>);
+///
+/// Each thread also keeps copies of its own ([`THREAD_CODES`]): revm
+/// clones the code it runs, which bumps the code's reference count, and
+/// one count shared by all of a block's threads, like the map's read lock,
+/// moved between the cores on every transaction.
+#[derive(Clone)]
+pub struct CodeCache {
+    shared: Arc<RwLock<HashMap<Hash, Bytecode>>>,
+    /// Tells this cache's codes apart in the threads' copies.
+    id: u64,
+}
+
+thread_local! {
+    /// This thread's own copies of codes, by cache and hash (see
+    /// [`CodeCache`]). Bounded: emptied when full.
+    static THREAD_CODES: RefCell<HashMap<(u64, Hash), Bytecode>> = RefCell::new(HashMap::new());
+}
+
+impl Default for CodeCache {
+    fn default() -> CodeCache {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        CodeCache {
+            shared: Arc::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
 
 impl CodeCache {
     /// The most codes held.
     pub const CAPACITY: usize = 4_096;
 
+    /// The most codes a thread holds copies of (at most 24 KiB each).
+    const THREAD_CAPACITY: usize = 64;
+
     fn get(&self, hash: &Hash) -> Option<Bytecode> {
-        self.0.read().get(hash).cloned()
+        let key = (self.id, *hash);
+        if let Some(code) = THREAD_CODES.with(|codes| codes.borrow().get(&key).cloned()) {
+            return Some(code);
+        }
+        let shared = self.shared.read().get(hash).cloned()?;
+        // Analysed again from the bytes, so that it shares nothing with
+        // the other threads' copies.
+        let own = bytecode(shared.original_byte_slice().to_vec());
+        keep_thread_copy(key, own.clone());
+        Some(own)
     }
 
     fn insert(&self, hash: Hash, code: Bytecode) {
-        let mut codes = self.0.write();
+        let mut codes = self.shared.write();
         if codes.len() >= Self::CAPACITY {
             codes.clear();
         }
@@ -100,9 +139,19 @@ impl CodeCache {
     }
 }
 
+fn keep_thread_copy(key: (u64, Hash), code: Bytecode) {
+    THREAD_CODES.with(|codes| {
+        let mut codes = codes.borrow_mut();
+        if codes.len() >= CodeCache::THREAD_CAPACITY {
+            codes.clear();
+        }
+        codes.insert(key, code);
+    });
+}
+
 impl fmt::Debug for CodeCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CodeCache({} codes)", self.0.read().len())
+        write!(f, "CodeCache({} codes)", self.shared.read().len())
     }
 }
 

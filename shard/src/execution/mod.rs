@@ -20,6 +20,7 @@ mod native;
 pub mod parallel;
 pub mod rules;
 pub mod sequential;
+mod sort;
 
 use crate::error::ShardError;
 use crate::state::StateView;
@@ -28,7 +29,6 @@ use atoll_primitives::{
     Address, CallRecord, ChainId, GasRules, Hash, NativeTransaction, Receipt, ShardId, ShardMap,
     SignedTransaction, StateChange, Terms, TxOutcome,
 };
-use rayon::slice::ParallelSliceMut;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -189,7 +189,7 @@ impl BlockOutput {
             }
             outcomes.push(effect.outcome);
         }
-        sort_changes(&mut state_changes, pool);
+        sort::sort_changes(&mut state_changes, pool);
         BlockOutput {
             outcomes,
             state_changes,
@@ -202,14 +202,6 @@ impl BlockOutput {
     /// The value carried by this block's receipts.
     pub fn receipt_value(&self) -> u128 {
         self.receipts.iter().map(Receipt::value).sum()
-    }
-}
-
-/// Sorts a block's write set by key, on `pool` when one is given.
-pub(crate) fn sort_changes(changes: &mut [StateChange], pool: Option<&rayon::ThreadPool>) {
-    match pool {
-        Some(pool) => pool.install(|| changes.par_sort_unstable_by_key(|(key, _)| *key)),
-        None => changes.sort_unstable_by_key(|(key, _)| *key),
     }
 }
 

@@ -12,28 +12,37 @@
 //! read before a commit can never overwrite the value after it. Entries are
 //! never evicted; past `capacity` new keys are read through without being
 //! kept, which bounds the memory.
+//!
+//! Reads take no lock: the Block-STM threads read the cache for every key
+//! no earlier transaction of the block wrote, and a read lock's counter,
+//! shared by all of them, moved between the cores on every read. Writers
+//! (a miss that inserts, a block's changes, a snapshot's install) take one
+//! mutex, which also orders the generation check with the insert. A reader
+//! sees each key either before or after a block's change, as it did when
+//! the store alone was read during a commit.
 
 use super::StateView;
 use crate::error::ShardError;
+use ahash::RandomState;
 use atoll_primitives::{Account, Address, StateChange, StateKey, StateValue};
 use atoll_storage::ShardStore;
-use parking_lot::RwLock;
-use std::collections::HashMap;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Values kept by default (about 80 bytes each: code is never kept, see
 /// [`kept`]).
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
 
-struct Entries {
-    map: HashMap<StateKey, Option<StateValue>>,
-    generation: u64,
-}
-
 /// The store's committed state, with a bounded read cache.
 pub struct CachedState {
     store: Arc<ShardStore>,
-    entries: RwLock<Entries>,
+    map: papaya::HashMap<StateKey, Option<StateValue>, RandomState>,
+    /// Bumped by every change of the store's state; written only while
+    /// `writer` is held.
+    generation: AtomicU64,
+    /// Held by whoever inserts into `map`.
+    writer: Mutex<()>,
     capacity: usize,
 }
 
@@ -42,27 +51,29 @@ impl CachedState {
     pub fn new(store: Arc<ShardStore>, capacity: usize) -> CachedState {
         CachedState {
             store,
-            entries: RwLock::new(Entries {
-                map: HashMap::new(),
-                generation: 0,
-            }),
+            map: papaya::HashMap::builder()
+                .hasher(RandomState::new())
+                .build(),
+            generation: AtomicU64::new(0),
+            writer: Mutex::new(()),
             capacity,
         }
     }
 
     /// The committed value of `key`.
     pub fn value(&self, key: &StateKey) -> Result<Option<StateValue>, ShardError> {
-        let generation = {
-            let entries = self.entries.read();
-            if let Some(value) = entries.map.get(key) {
-                return Ok(value.clone());
-            }
-            entries.generation
-        };
+        if let Some(value) = self.map.pin().get(key) {
+            return Ok(value.clone());
+        }
+        let generation = self.generation.load(Ordering::Acquire);
         let value = self.store.state(key)?;
-        let mut entries = self.entries.write();
-        if kept(key) && entries.generation == generation && entries.map.len() < self.capacity {
-            entries.map.insert(*key, value.clone());
+        if kept(key) {
+            let _writer = self.writer.lock();
+            if self.generation.load(Ordering::Acquire) == generation
+                && self.map.len() < self.capacity
+            {
+                self.map.pin().insert(*key, value.clone());
+            }
         }
         Ok(value)
     }
@@ -75,16 +86,15 @@ impl CachedState {
 
     /// Records a committed block's final values. Call after the commit.
     pub fn apply(&self, changes: &[StateChange]) {
-        let mut entries = self.entries.write();
-        entries.generation += 1;
+        let _writer = self.writer.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let map = self.map.pin();
         for (key, value) in changes {
             if !kept(key) {
                 continue;
             }
-            if entries.map.len() < self.capacity {
-                entries.map.insert(*key, value.clone());
-            } else if let Some(slot) = entries.map.get_mut(key) {
-                *slot = value.clone();
+            if map.len() < self.capacity || map.contains_key(key) {
+                map.insert(*key, value.clone());
             }
         }
     }
@@ -92,14 +102,14 @@ impl CachedState {
     /// Forgets every account held: the store's state was replaced
     /// wholesale (a snapshot was installed). Call after the write.
     pub fn clear(&self) {
-        let mut entries = self.entries.write();
-        entries.generation += 1;
-        entries.map.clear();
+        let _writer = self.writer.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.map.pin().clear();
     }
 
     /// Accounts held.
     pub fn len(&self) -> usize {
-        self.entries.read().map.len()
+        self.map.len()
     }
 
     /// Whether no account is held.
@@ -176,6 +186,6 @@ mod tests {
         // Code is never kept.
         let code = StateKey::Code(atoll_primitives::Hash([1; 32]));
         cache.apply(&[(code, Some(StateValue::Code(vec![1, 2, 3])))]);
-        assert!(!cache.entries.read().map.contains_key(&code));
+        assert!(!cache.map.pin().contains_key(&code));
     }
 }

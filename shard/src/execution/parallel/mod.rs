@@ -292,7 +292,7 @@ pub(crate) fn execute(
     let (state_changes, mut output) = pool.join(
         || {
             let mut changes = memory.final_writes();
-            super::sort_changes(&mut changes, Some(pool));
+            super::sort::sort_changes(&mut changes, Some(pool));
             changes
         },
         || {

@@ -5,6 +5,7 @@
 //! flight.
 
 use super::mvmemory::{Incarnation, TxnIndex};
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -25,13 +26,16 @@ pub(crate) enum Task {
     Validate(TxnIndex, Incarnation),
 }
 
+/// The counters every thread updates for every transaction each sit on a
+/// cache line of their own: on one line, an update of one by a thread made
+/// the other threads' next read of another wait for the line to move.
 pub(crate) struct Scheduler {
     block_size: usize,
-    execution_idx: AtomicUsize,
-    validation_idx: AtomicUsize,
-    decrease_cnt: AtomicUsize,
-    num_active_tasks: AtomicUsize,
-    done_marker: AtomicBool,
+    execution_idx: CachePadded<AtomicUsize>,
+    validation_idx: CachePadded<AtomicUsize>,
+    decrease_cnt: CachePadded<AtomicUsize>,
+    num_active_tasks: CachePadded<AtomicUsize>,
+    done_marker: CachePadded<AtomicBool>,
     status: Vec<Mutex<(Incarnation, Status)>>,
     dependencies: Vec<Mutex<Vec<TxnIndex>>>,
 }
@@ -40,11 +44,11 @@ impl Scheduler {
     pub(crate) fn new(block_size: usize) -> Scheduler {
         Scheduler {
             block_size,
-            execution_idx: AtomicUsize::new(0),
-            validation_idx: AtomicUsize::new(0),
-            decrease_cnt: AtomicUsize::new(0),
-            num_active_tasks: AtomicUsize::new(0),
-            done_marker: AtomicBool::new(false),
+            execution_idx: CachePadded::new(AtomicUsize::new(0)),
+            validation_idx: CachePadded::new(AtomicUsize::new(0)),
+            decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
+            num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
+            done_marker: CachePadded::new(AtomicBool::new(false)),
             status: (0..block_size)
                 .map(|_| Mutex::new((0, Status::ReadyToExecute)))
                 .collect(),
