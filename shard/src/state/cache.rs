@@ -89,11 +89,17 @@ impl CachedState {
         let _writer = self.writer.lock();
         self.generation.fetch_add(1, Ordering::AcqRel);
         let map = self.map.pin();
+        // Counted here: the map's own count is a sum over its shards.
+        let mut held = map.len();
         for (key, value) in changes {
             if !kept(key) {
                 continue;
             }
-            if map.len() < self.capacity || map.contains_key(key) {
+            if held < self.capacity {
+                if map.insert(*key, value.clone()).is_none() {
+                    held += 1;
+                }
+            } else if map.contains_key(key) {
                 map.insert(*key, value.clone());
             }
         }
