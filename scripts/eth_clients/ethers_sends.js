@@ -215,6 +215,11 @@ async function crossShardCalls(provider, wallet, mine, a, b, pair, pairFactory, 
   check("created on the other shard: it lives there",
     (await provider.send("atoll_getAccount", [where])).shard, mine);
 
+  // The gas the creation did not use comes back to the user in a refund
+  // receipt a few blocks after the code exists: wait for every leg to be
+  // final before taking the balance the next check starts from.
+  await settled(provider, receipt.hash, user.address);
+
   const failedBefore = await provider.getBalance(user.address);
   const tx = await asUser(a).transfer(wallet.address, 10n ** 30n, { gasLimit: 100000n });
   try {
@@ -225,6 +230,25 @@ async function crossShardCalls(provider, wallet, mine, a, b, pair, pairFactory, 
     check("failed cross-shard call: status", e.receipt.status, 0);
     check("failed cross-shard call: only the gas used was paid",
       failedBefore - (await provider.getBalance(user.address)), e.receipt.gasUsed * e.receipt.gasPrice);
+  }
+}
+
+// Waits until the transaction `hash` is final with every receipt it
+// caused final, the last of them back on `account`'s shard.
+async function settled(provider, hash, account) {
+  const home = (await provider.send("atoll_getAccount", [account])).shard;
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    const status = await provider.send("atoll_getTransactionStatus", [hash]);
+    const legs = status.receipts;
+    if (status.status === "final" && legs.length > 0 && legs.every((r) => r.status === "final") &&
+        legs[legs.length - 1].destination === home) {
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${hash} did not settle: ${JSON.stringify(status)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 
