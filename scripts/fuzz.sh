@@ -116,6 +116,11 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 bin_dir="$FUZZ_TARGET_DIR/$host/release"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/atoll-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
+# The targets that serve from a RocksDB store make it in a temporary
+# directory, and libFuzzer ends a run without dropping it: 75 MB left in
+# /tmp per such target and run. Under the scratch directory they go with it.
+mkdir "$scratch/tmp"
+export TMPDIR="$scratch/tmp"
 
 failures=()
 summary=()
