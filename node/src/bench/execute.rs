@@ -104,6 +104,12 @@ struct Report {
     pipeline_1_tps: f64,
     pipeline_n_tps: f64,
     pipeline_speedup: f64,
+    /// How many times slower `threads` threads updating memory of their
+    /// own ran together than one alone, right before and right after the
+    /// execution stages (1.0: the host's shared cache was not contended;
+    /// see `bench::host`).
+    host_memory_slowdown_before: f64,
+    host_memory_slowdown_after: f64,
 }
 
 const CHAIN: ChainId = ChainId(1);
@@ -147,6 +153,8 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         expect_valid,
     )?;
 
+    progress("measuring the host's memory contention…");
+    let host_before = super::host::memory_slowdown(threads.get());
     progress("measuring execution…");
     let expected = sequential::execute(&ctx, &txs, state)?;
     let failed = expected.outcomes.iter().filter(|o| !o.is_success()).count();
@@ -193,6 +201,8 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         ],
         check,
     )?;
+
+    let host_after = super::host::memory_slowdown(threads.get());
 
     progress("measuring the state-root update…");
     let changes = &expected.state_changes;
@@ -250,6 +260,8 @@ pub fn run(args: &ExecuteArgs) -> anyhow::Result<()> {
         pipeline_1_tps: tps(pipeline_1),
         pipeline_n_tps: tps(pipeline_n),
         pipeline_speedup: tps(pipeline_n) / tps(pipeline_1),
+        host_memory_slowdown_before: host_before,
+        host_memory_slowdown_after: host_after,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -385,5 +397,12 @@ fn print_table(r: &Report) {
     println!(
         "  pipeline, {} threads  {:>12.0} tx/s   x{:.2}",
         r.threads, r.pipeline_n_tps, r.pipeline_speedup
+    );
+    println!(
+        "  host check           x{:.2} before, x{:.2} after the execution stages: \
+         {} threads on memory of their own, together vs one alone (1.00: uncontended)",
+        r.host_memory_slowdown_before,
+        r.host_memory_slowdown_after,
+        r.threads.max(2)
     );
 }

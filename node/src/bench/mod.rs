@@ -3,6 +3,7 @@
 
 mod bench_store;
 mod execute;
+mod host;
 mod open;
 mod sharded;
 
