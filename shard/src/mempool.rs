@@ -27,6 +27,7 @@
 
 use crate::execution::PreparedTx;
 use crate::signatures::VerifiedTx;
+use ahash::RandomState;
 use atoll_primitives::{Address, Hash};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -133,14 +134,14 @@ type EvictionKey = (u128, Reverse<u64>, Address);
 #[derive(Debug)]
 pub struct Mempool {
     limits: MempoolLimits,
-    by_sender: HashMap<Address, BTreeMap<u64, Pending>>,
-    by_hash: HashMap<Hash, (Address, u64)>,
+    by_sender: HashMap<Address, BTreeMap<u64, Pending>, RandomState>,
+    by_hash: HashMap<Hash, (Address, u64), RandomState>,
     evictable: BTreeSet<EvictionKey>,
     bytes: usize,
     arrivals: u64,
     /// Per sender: its account nonce as last told, and how many of its
     /// transactions are queued behind a gap.
-    senders: HashMap<Address, SenderState>,
+    senders: HashMap<Address, SenderState, RandomState>,
     /// Queued transactions in total.
     queued: usize,
 }
@@ -156,12 +157,12 @@ impl Mempool {
     pub fn new(limits: MempoolLimits) -> Mempool {
         Mempool {
             limits,
-            by_sender: HashMap::new(),
-            by_hash: HashMap::new(),
+            by_sender: HashMap::default(),
+            by_hash: HashMap::default(),
             evictable: BTreeSet::new(),
             bytes: 0,
             arrivals: 0,
-            senders: HashMap::new(),
+            senders: HashMap::default(),
             queued: 0,
         }
     }
