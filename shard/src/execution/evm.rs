@@ -96,8 +96,11 @@ pub struct CodeCache {
 
 thread_local! {
     /// This thread's own copies of codes, by cache and hash (see
-    /// [`CodeCache`]). Bounded: emptied when full.
-    static THREAD_CODES: RefCell<HashMap<(u64, Hash), Bytecode>> = RefCell::new(HashMap::new());
+    /// [`CodeCache`]). Bounded: emptied when full. Looked up once per
+    /// contract a transaction runs, so it hashes with ahash, as the
+    /// transaction's own map of loaded accounts does.
+    static THREAD_CODES: RefCell<HashMap<(u64, Hash), Bytecode, ahash::RandomState>> =
+        RefCell::new(HashMap::default());
 }
 
 impl Default for CodeCache {
