@@ -10,9 +10,10 @@ use crate::opening;
 use crate::seal::{genesis_block, seal_block, Inbound};
 use crate::signatures::{find_bad_signatures, prepare_all, VerifiedTx};
 use crate::state::{cache, CachedState, StateProof, StateTree, StateView};
+use ahash::RandomState;
 use atoll_primitives::{
-    GasRules, ProvenReceipt, ReceiptAction, ShardBlock, ShardBlockHeader, ShardId, ShardLayout,
-    ShardMap, SignedTransaction, StateChange, StateKey, StateValue,
+    GasRules, Hash, ProvenReceipt, ReceiptAction, ShardBlock, ShardBlockHeader, ShardId,
+    ShardLayout, ShardMap, SignedTransaction, StateChange, StateKey, StateValue,
 };
 use atoll_storage::{BlockCommit, ShardStore, SnapshotInstall, StoreIdentity};
 use std::collections::{BTreeMap, HashSet};
@@ -444,14 +445,16 @@ impl ShardChain {
 
     /// `txs` without repeats and without transactions already in the chain.
     fn drop_known(&self, txs: Vec<PreparedTx>) -> Result<Vec<PreparedTx>, ShardError> {
-        let mut seen = HashSet::with_capacity(txs.len());
-        let mut kept = Vec::with_capacity(txs.len());
-        for tx in txs {
-            if seen.insert(tx.hash) && !self.store.includes_transaction(&tx.hash)? {
-                kept.push(tx);
-            }
-        }
-        Ok(kept)
+        let mut seen = HashSet::with_capacity_and_hasher(txs.len(), RandomState::new());
+        let unique: Vec<PreparedTx> = txs.into_iter().filter(|tx| seen.insert(tx.hash)).collect();
+        let hashes: Vec<Hash> = unique.iter().map(|tx| tx.hash).collect();
+        // One batched read for the block rather than one read per transaction.
+        let known = self.store.known_transactions(&hashes)?;
+        Ok(unique
+            .into_iter()
+            .zip(known)
+            .filter_map(|(tx, known)| (!known).then_some(tx))
+            .collect())
     }
 
     /// Executes `txs` on top of the head and commits the block. A block's

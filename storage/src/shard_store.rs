@@ -381,6 +381,33 @@ impl ShardStore {
         Ok(self.inclusion(hash)?.is_some())
     }
 
+    /// For each of `hashes`, in order, whether [`ShardStore::includes_transaction`]
+    /// says so, read in one batch (a block producer asks about every
+    /// transaction it takes). Only presence is read, not the location.
+    pub fn known_transactions(&self, hashes: &[Hash]) -> Result<Vec<bool>, StorageError> {
+        let index = self.cf(cf::TX_INDEX);
+        let indexed: Vec<[u8; 32]> = hashes.iter().map(keys::transaction).collect();
+        let mut known = self
+            .db
+            .batched_multi_get_cf(index, &indexed, false)
+            .into_iter()
+            .map(|found| Ok(found?.is_some()))
+            .collect::<Result<Vec<bool>, StorageError>>()?;
+        if self.synced.load(Ordering::Acquire) {
+            let (unknown, synced): (Vec<usize>, Vec<[u8; 33]>) = known
+                .iter()
+                .enumerate()
+                .filter(|(_, known)| !**known)
+                .map(|(i, _)| (i, keys::synced_transaction(&hashes[i])))
+                .unzip();
+            let found = self.db.batched_multi_get_cf(index, &synced, false);
+            for (i, found) in unknown.into_iter().zip(found) {
+                known[i] = found?.is_some();
+            }
+        }
+        Ok(known)
+    }
+
     /// Where the transaction `hash` is in the chain, if it is: the one
     /// answer to "already included?" for every path that asks (a block's
     /// transactions, the mempool's admission).

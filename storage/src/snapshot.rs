@@ -326,6 +326,12 @@ mod tests {
         assert_eq!(store.outbox_cursor(ShardId(0)).expect("read"), 7);
         assert!(store.includes_transaction(&known).expect("read"));
         assert!(!store.includes_transaction(&Hash([6; 32])).expect("read"));
+        assert_eq!(
+            store
+                .known_transactions(&[Hash([6; 32]), known, Hash([7; 32])])
+                .expect("read"),
+            vec![false, true, false]
+        );
         // Admission asks the same question and learns where: at or below
         // the snapshot, known by hash only.
         assert_eq!(

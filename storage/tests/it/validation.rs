@@ -306,7 +306,15 @@ fn receipts_must_come_from_this_shard_without_gaps() {
 fn a_transaction_is_included_at_most_once() {
     let (_dir, store, first) = store_with_two_blocks();
     let included = first.body.transactions[0].clone();
-    let again = block(Some(&first.header), vec![transfer(2, 0), included.clone()]);
+    // The producer's batched question gives the same answers.
+    let fresh = transfer(2, 0);
+    assert_eq!(
+        store
+            .known_transactions(&[fresh.hash(), included.hash()])
+            .unwrap(),
+        vec![false, true]
+    );
+    let again = block(Some(&first.header), vec![fresh, included.clone()]);
     let err = assert_rejected(&store, commit(&again, &outcomes(2)));
     match err {
         StorageError::DuplicateTransaction { hash, height } => {
