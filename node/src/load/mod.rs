@@ -172,7 +172,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         cross_shard_ratio: args.cross_shard_ratio,
         targets,
     };
-    let (hexes, (hashes, cross)) = sign_all(&plan, &keys, &nonces, total);
+    let (params, (hashes, cross)) = sign_all(&plan, &keys, &nonces, total);
     // A cross-shard transfer settles with its credit; a call with its call
     // receipt and then its refund.
     let legs = match plan.targets {
@@ -225,7 +225,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut next = 0usize;
     let mut turn = 0usize;
     let mut sends = Vec::new();
-    let hexes = Arc::new(hexes);
+    let params = Arc::new(params);
     while next < total {
         let due = ((started.elapsed().as_secs_f64() * args.tps as f64) as usize).min(total);
         while next < due {
@@ -234,8 +234,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             let (routes, shard_of_tx) = (Arc::clone(&routes), Arc::clone(&shard_of_tx));
             let spread = turn;
             turn += 1;
-            let (batch_hexes, batch_tracker, batch_errors, batch_admitted) = (
-                Arc::clone(&hexes),
+            let (batch_params, batch_tracker, batch_errors, batch_admitted) = (
+                Arc::clone(&params),
                 Arc::clone(&tracker),
                 Arc::clone(&errors),
                 Arc::clone(&admitted),
@@ -246,7 +246,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 send_batch(
                     &routes,
                     (&shard_of_tx, spread),
-                    &batch_hexes,
+                    &batch_params,
                     range,
                     &batch_tracker,
                     &batch_errors,

@@ -5,6 +5,7 @@
 use super::routes::Routes;
 use crate::rpc::api::AtollApiClient;
 use crate::rpc::types::{parse_hash, BlockRef};
+use ahash::RandomState;
 use atoll_primitives::Hash;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -17,7 +18,9 @@ pub const POLL: Duration = Duration::from_millis(20);
 
 /// Send times and finality times of the generated transactions.
 pub struct Tracker {
-    pub index: HashMap<Hash, usize>,
+    /// Where each hash is in the other fields (a million or more entries in
+    /// a long run: hashed with ahash, not SipHash).
+    pub index: HashMap<Hash, usize, RandomState>,
     pub sent: Vec<Option<Instant>>,
     pub finalized: Vec<Option<Instant>>,
     pub cross: Vec<bool>,

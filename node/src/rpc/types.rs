@@ -16,7 +16,7 @@ pub fn hex_hash(hash: &Hash) -> String {
 pub fn parse_hash(text: &str) -> Result<Hash, String> {
     let digits = text.strip_prefix("0x").unwrap_or(text);
     let mut bytes = [0u8; 32];
-    hex::decode_to_slice(digits, &mut bytes)
+    const_hex::decode_to_slice(digits, &mut bytes)
         .map_err(|e| format!("{text:?} is not a 32-byte hex hash: {e}"))?;
     Ok(Hash(bytes))
 }
@@ -92,7 +92,7 @@ impl<'de> Deserialize<'de> for BlockRef {
                             E::custom(format!("{v:?} is not \"latest\", \"final\", a height or a 0x-prefixed hash"))
                         })?;
                         let mut hash = [0u8; 32];
-                        hex::decode_to_slice(digits, &mut hash).map_err(|e| {
+                        const_hex::decode_to_slice(digits, &mut hash).map_err(|e| {
                             E::custom(format!("{v:?} is not a 32-byte hex hash: {e}"))
                         })?;
                         Ok(BlockRef::Hash(hash))
