@@ -3,7 +3,7 @@
 use crate::error::StorageError;
 use crate::keys::{self, cf};
 use crate::shard_store::{
-    sync_write, ShardStore, StoredReceipt, TxLocation, MAX_SMALL_VALUE_BYTES, MAX_TX_LOCATION_BYTES,
+    sync_write, ShardStore, StoredReceipt, TxLocation, MAX_SMALL_VALUE_BYTES,
 };
 use atoll_primitives::{
     codec, merkle, CallRecord, Hash, ProvenReceipt, Receipt, SequenceBreak, ShardBlock,
@@ -11,7 +11,6 @@ use atoll_primitives::{
 };
 use rocksdb::WriteBatch;
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 
 /// A receipt named by its stream and place in it: (source or destination
@@ -239,42 +238,39 @@ impl ShardStore {
                 height,
             });
         }
-        let indexed: Vec<[u8; 32]> = tx_hashes.iter().map(keys::transaction).collect();
-        self.first_known(tx_hashes, &indexed, |key, bytes| {
-            let location: TxLocation =
-                keys::decode("transaction location", key, bytes, MAX_TX_LOCATION_BYTES)?;
-            Ok(location.height)
-        })?;
-        if self.synced.load(Ordering::Acquire) {
-            let synced: Vec<[u8; 33]> = tx_hashes.iter().map(keys::synced_transaction).collect();
-            self.first_known(tx_hashes, &synced, |key, bytes| {
-                keys::decode("synced transaction", key, bytes, MAX_SMALL_VALUE_BYTES)
-            })?;
+        let known = self.known_transactions(tx_hashes)?;
+        if let Some(hash) = tx_hashes
+            .iter()
+            .zip(known)
+            .find_map(|(hash, known)| known.then_some(hash))
+        {
+            return Err(StorageError::DuplicateTransaction {
+                hash: *hash,
+                height: self.included_height(hash)?,
+            });
         }
         Ok(())
     }
 
-    /// Refuses the first of `hashes` whose `tx_index` key (`index_keys`,
-    /// in the same order) is present; `height` reads the block height from
-    /// the value found.
-    fn first_known<K: AsRef<[u8]>>(
-        &self,
-        hashes: &[Hash],
-        index_keys: &[K],
-        height: impl Fn(&[u8], &[u8]) -> Result<u64, StorageError>,
-    ) -> Result<(), StorageError> {
-        let found = self
-            .db
-            .batched_multi_get_cf(self.cf(cf::TX_INDEX), index_keys, false);
-        for ((hash, key), value) in hashes.iter().zip(index_keys).zip(found) {
-            if let Some(bytes) = value? {
-                return Err(StorageError::DuplicateTransaction {
-                    hash: *hash,
-                    height: height(key.as_ref(), &bytes)?,
-                });
-            }
+    /// The height at which `hash`, known to the store, was included: from
+    /// its location, or, below an installed snapshot, the height the
+    /// snapshot recorded for it.
+    fn included_height(&self, hash: &Hash) -> Result<u64, StorageError> {
+        if let Some(location) = self.transaction(hash)? {
+            return Ok(location.height);
         }
-        Ok(())
+        let key = keys::synced_transaction(hash);
+        self.get(
+            cf::TX_INDEX,
+            "synced transaction",
+            &key,
+            MAX_SMALL_VALUE_BYTES,
+        )?
+        .ok_or_else(|| StorageError::Corrupt {
+            what: "synced transaction",
+            key: hex::encode(key),
+            reason: "found by the batched read, then missing".into(),
+        })
     }
 
     /// Puts `block`'s header, its hash index and its body into `batch`.
